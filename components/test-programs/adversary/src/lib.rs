@@ -1,0 +1,141 @@
+//! `adversary`: a step that misbehaves on purpose, for the host's sandbox
+//! tests. Not a standard step.
+//!
+//! The `behaviour` param picks what it does: `noop`, `loop`, `memory`,
+//! `probe`, `panic`, `oversized`, `random`, `fail`, `invalid`, `reject` or
+//! `clock`.
+
+use std::hint::black_box;
+
+use sluice_sdk::{Context, Manifest, Param, Port, Step, StepError, export_step};
+
+/// The behaviours the step knows.
+const BEHAVIOURS: &[&str] = &[
+    "noop",
+    "loop",
+    "memory",
+    "probe",
+    "panic",
+    "oversized",
+    "random",
+    "fail",
+    "invalid",
+    "reject",
+    "clock",
+];
+
+struct Adversary;
+
+impl Step for Adversary {
+    fn describe() -> Manifest {
+        Manifest::new("adversary", "0.1.0")
+            .doc("Misbehaves on purpose, to test the sandbox.")
+            .output(Port::file("out").doc("Whatever the behaviour writes."))
+            .param(
+                Param::text("behaviour")
+                    .required()
+                    .doc(format!("One of: {}.", BEHAVIOURS.join(", "))),
+            )
+            .param(
+                Param::integer("size")
+                    .default(0)
+                    .doc("Bytes written by `oversized`."),
+            )
+    }
+
+    fn run(ctx: &Context) -> Result<(), StepError> {
+        let behaviour: String = ctx.param("behaviour")?;
+        match behaviour.as_str() {
+            "noop" => ctx.output_bytes("out", &[]),
+            "loop" => spin(),
+            "memory" => hog_memory(),
+            "probe" => ctx.output_bytes("out", probe().to_string().as_bytes()),
+            "panic" => panic!("deliberate panic from the adversary"),
+            "oversized" => {
+                let size: usize = ctx.param("size")?;
+                ctx.output_bytes("out", &vec![7u8; size])
+            }
+            "random" => {
+                let mut bytes = [0u8; 32];
+                getrandom::fill(&mut bytes)
+                    .map_err(|e| StepError::failed(format!("getrandom: {e}")))?;
+                ctx.output_bytes("out", &bytes)
+            }
+            "fail" => Err(StepError::failed("deliberate failure")),
+            "invalid" => Err(StepError::invalid_input("deliberate invalid input")),
+            "reject" => Err(StepError::rejected("deliberate rejection")),
+            "clock" => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos().to_string())
+                    .unwrap_or_else(|e| format!("error: {e}"));
+                ctx.output_bytes("out", now.as_bytes())
+            }
+            other => Err(StepError::invalid_input(format!(
+                "unknown behaviour `{other}`; expected one of: {}",
+                BEHAVIOURS.join(", ")
+            ))),
+        }
+    }
+}
+
+/// Spins forever; `black_box` keeps the optimiser from removing the loop.
+fn spin() -> ! {
+    let mut counter = 0u64;
+    loop {
+        counter = black_box(counter.wrapping_add(1));
+    }
+}
+
+/// Allocates 16 MiB chunks forever, touching every page and keeping them.
+fn hog_memory() -> ! {
+    const CHUNK: usize = 16 << 20;
+    let mut kept: Vec<Vec<u8>> = Vec::new();
+    loop {
+        // Non-zero, so the allocation is written (not left to zeroed pages).
+        let mut chunk = vec![1u8; CHUNK];
+        for page in chunk.chunks_mut(4096) {
+            page[0] = black_box(1);
+        }
+        kept.push(black_box(chunk));
+    }
+}
+
+/// `"ok: …"` or `"error: …"`.
+fn outcome<T>(result: std::io::Result<T>, show: impl FnOnce(T) -> String) -> String {
+    match result {
+        Ok(v) => format!("ok: {}", show(v)),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+fn list_dir(path: &str) -> String {
+    outcome(std::fs::read_dir(path), |entries| {
+        let names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.join(", ")
+    })
+}
+
+/// Tries every way out of the sandbox it can think of, and reports.
+fn probe() -> serde_json::Value {
+    use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
+    serde_json::json!({
+        "read_file": outcome(std::fs::read_to_string("/etc/passwd"), |s| s.chars().take(200).collect()),
+        "write_file": outcome(std::fs::write("escape.txt", b"x"), |()| "written".to_owned()),
+        "read_dir_root": list_dir("/"),
+        "read_dir_cwd": list_dir("."),
+        "env_vars": std::env::vars().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+        "env_home": std::env::var("HOME").ok(),
+        "args": std::env::args().collect::<Vec<_>>(),
+        "tcp_connect": outcome(TcpStream::connect("127.0.0.1:80"), |_| "connected".to_owned()),
+        "udp_bind": outcome(UdpSocket::bind("0.0.0.0:0"), |_| "bound".to_owned()),
+        "dns_lookup": outcome(("localhost", 80).to_socket_addrs(), |addrs| {
+            addrs.map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+        }),
+    })
+}
+
+export_step!(Adversary);

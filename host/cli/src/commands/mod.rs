@@ -1,0 +1,4 @@
+//! One module per top-level command.
+
+pub(crate) mod component;
+pub(crate) mod run;

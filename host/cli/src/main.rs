@@ -1,0 +1,131 @@
+//! `sluice`: run machine-learning pipelines whose steps are sandboxed
+//! WebAssembly components.
+
+mod commands;
+mod ui;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const ABOUT: &str = "Run ML pipelines whose steps are sandboxed WebAssembly components.";
+
+const LONG_ABOUT: &str = "\
+Run ML pipelines whose steps are sandboxed WebAssembly components.
+
+A pipeline is a TOML file naming data inputs and steps. Each step is a
+WebAssembly component (std:NAME for the standard steps, or a .wasm file you
+built) that sees only its inputs and params: no files, no network, no
+environment, and bounded memory, time and output. Every artifact is stored
+content-addressed (named by its SHA-256) in a store next to the pipeline.";
+
+const EXAMPLES: &str = "\
+Examples:
+  sluice run examples/quickstart/pipeline.toml      run a pipeline
+  sluice run pipeline.toml --json                   machine-readable run report
+  sluice validate pipeline.toml                     check a spec without running it
+  sluice component list                             the standard steps
+  sluice component inspect std:statistics           ports, params and imports of a step
+  sluice component inspect ./target/my_step.wasm    the same for your own component
+
+Environment:
+  SLUICE_STORE       artifact store folder (default: .sluice next to the pipeline)
+  SLUICE_CACHE_DIR   compiled-component cache (default: ~/.cache/sluice)";
+
+/// Command-line interface of `sluice`.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about = ABOUT, long_about = LONG_ABOUT, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+
+    /// Folder of the compiled-component cache.
+    #[arg(long, global = true, env = "SLUICE_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+
+    /// Compile components in memory only; neither read nor write the cache.
+    #[arg(long, global = true)]
+    no_compile_cache: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a pipeline: validate the spec, import its data, run every step.
+    ///
+    /// Steps run in dependency order. A step that fails stops the steps that
+    /// depend on it; independent steps still run. Exits with 1 if any step
+    /// failed and 2 if the spec is invalid.
+    Run(commands::run::RunArgs),
+
+    /// Check a pipeline spec without running anything.
+    ///
+    /// Parses the spec, loads every component to read its manifest, and
+    /// reports every problem with file, line and column. Exits with 2 on
+    /// errors.
+    Validate(commands::run::ValidateArgs),
+
+    /// Inspect and list step components.
+    #[command(subcommand)]
+    Component(commands::component::ComponentCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Run(args) => commands::run::run(&cli_context(&cli), args),
+        Command::Validate(args) => commands::run::validate(&cli_context(&cli), args),
+        Command::Component(cmd) => commands::component::run(&cli_context(&cli), cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{} {e:#}", ui::error_label());
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Settings shared by every command.
+pub(crate) struct CliContext {
+    pub(crate) cache_dir: Option<PathBuf>,
+}
+
+fn cli_context(cli: &Cli) -> CliContext {
+    let cache_dir = if cli.no_compile_cache {
+        None
+    } else {
+        cli.cache_dir.clone().or_else(default_cache_dir)
+    };
+    CliContext { cache_dir }
+}
+
+/// `$XDG_CACHE_HOME/sluice`, else `~/.cache/sluice`.
+fn default_cache_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|d| d.join("sluice"))
+}
+
+impl CliContext {
+    /// A runtime using the configured compiled cache.
+    pub(crate) fn runtime(&self) -> anyhow::Result<sluice_runtime::Runtime> {
+        use anyhow::Context as _;
+        sluice_runtime::Runtime::new(sluice_runtime::RuntimeConfig {
+            cache_dir: self.cache_dir.as_ref().map(|d| d.join("compiled")),
+        })
+        .context("starting the component runtime")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,18 @@
+//! Pipeline specs for sluice.
+//!
+//! A pipeline is described by a TOML file (see `DESIGN.md`, "Pipeline spec").
+//! This crate turns that file into typed values and checks it before anything
+//! runs:
+//!
+//! - [`spec`] parses the TOML into a [`spec::Spec`] in which every element
+//!   keeps its byte span in the source;
+//! - [`validate`] checks a spec against the manifests of its components and
+//!   produces a [`validate::Plan`]: the steps in a deterministic topological
+//!   order with their resolved parameters;
+//! - [`diagnostic`] carries the errors of both, each with file, line and
+//!   column, rendered like rustc's or serialised as JSON.
+
+pub mod diagnostic;
+pub mod execute;
+pub mod spec;
+pub mod validate;

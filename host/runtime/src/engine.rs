@@ -1,0 +1,752 @@
+//! The engine: loading, checking, compiling (through the compiled cache),
+//! pre-linking and running components.
+
+use crate::bindings::{self, StepPre};
+use crate::cache::{CacheOutcome, CacheStats, CompiledCache, Lookup};
+use crate::error::RuntimeError;
+use crate::host::{OutputLimitExceeded, StepIo, StepState};
+use crate::manifest::{ArtifactKind, Manifest, ParamSpec, Port, Value, ValueType};
+use crate::outcome::{Invocation, LogLevel, StepFailure, StepOutcome};
+use crate::sandbox::{Capture, Limiter, Limits};
+use rand::SeedableRng;
+use sluice_store::Digest;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wasmtime::component::{Linker, ResourceTable, types::ComponentItem};
+use wasmtime::{Config, Engine, Store, Trap};
+use wasmtime_wasi::WasiCtx;
+
+/// The WIT package every step implements.
+pub const WIT_PACKAGE: &str = "sluice:pipeline@0.1.0";
+
+/// How often the engine's epoch advances; the granularity of time limits.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// The preamble of a WebAssembly component (magic, version 0x0d, layer 1).
+const COMPONENT_HEADER: &[u8] = b"\0asm\x0d\0\x01\0";
+/// The preamble of a core WebAssembly module (magic, version 1, layer 0).
+const CORE_MODULE_HEADER: &[u8] = b"\0asm\x01\0\0\0";
+/// Bytes of guest stdout and of stderr kept per execution.
+const CAPTURE_BYTES: usize = 1 << 20;
+
+/// How a [`Runtime`] is set up.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeConfig {
+    /// Folder of the compiled-component cache; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// Where a component's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComponentSource {
+    /// A standard step embedded in this build: `std:NAME`.
+    Std(String),
+    /// A `.wasm` file.
+    Path(PathBuf),
+    /// Bytes already in memory, with a name for messages.
+    Bytes {
+        /// Shown in messages.
+        name: String,
+        /// The component.
+        bytes: Vec<u8>,
+    },
+}
+
+impl ComponentSource {
+    /// `std:NAME` is a standard step; anything else is a path.
+    pub fn parse(s: &str) -> Self {
+        match s.strip_prefix("std:") {
+            Some(name) => ComponentSource::Std(name.to_string()),
+            None => ComponentSource::Path(PathBuf::from(s)),
+        }
+    }
+
+    /// How the component is named in messages.
+    pub fn display_name(&self) -> String {
+        match self {
+            ComponentSource::Std(n) => format!("std:{n}"),
+            ComponentSource::Path(p) => p.display().to_string(),
+            ComponentSource::Bytes { name, .. } => name.clone(),
+        }
+    }
+}
+
+/// A wasmtime engine configured for sluice steps, its linker, and the
+/// compiled-component cache. Cheap to share between threads.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<StepState>,
+    cache: Option<CompiledCache>,
+    loaded: Mutex<HashMap<Digest, Component>>,
+}
+
+impl Runtime {
+    /// An engine with epoch interruption and the component model, a linker
+    /// holding the contract's imports and a WASI with no authority, and an
+    /// epoch ticker thread that lives as long as the engine.
+    pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        let mut cfg = Config::new();
+        cfg.wasm_component_model(true)
+            .epoch_interruption(true)
+            .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let engine = Engine::new(&cfg).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        bindings::Step::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("sluice-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|e| RuntimeError::Engine(format!("starting the epoch thread: {e}")))?;
+
+        let cache = config.cache_dir.map(|dir| CompiledCache::new(dir, &engine));
+        Ok(Runtime {
+            engine,
+            linker,
+            cache,
+            loaded: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// What the compiled cache has done in this process.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.as_ref().map(|c| c.stats()).unwrap_or_default()
+    }
+
+    /// The compiled cache, if one is configured.
+    pub fn cache(&self) -> Option<&CompiledCache> {
+        self.cache.as_ref()
+    }
+
+    /// Resolves, checks, compiles (or loads from the cache) and pre-links a
+    /// component. Loading the same bytes again in this process is free.
+    pub fn load(&self, source: &ComponentSource) -> Result<Component, RuntimeError> {
+        let start = Instant::now();
+        let name = source.display_name();
+        let (bytes, digest): (std::borrow::Cow<'_, [u8]>, Digest) = match source {
+            ComponentSource::Std(n) => {
+                let c = sluice_std_components::get(n).ok_or_else(|| RuntimeError::UnknownStd {
+                    name: n.clone(),
+                    available: sluice_std_components::names().map(str::to_string).collect(),
+                })?;
+                let digest = c.sha256.parse().expect("build script writes valid digests");
+                (c.bytes.into(), digest)
+            }
+            ComponentSource::Path(p) => {
+                let bytes = std::fs::read(p).map_err(|source| RuntimeError::Read {
+                    path: p.clone(),
+                    source,
+                })?;
+                let digest = Digest::of(&bytes);
+                (bytes.into(), digest)
+            }
+            ComponentSource::Bytes { bytes, .. } => (bytes.as_slice().into(), Digest::of(bytes)),
+        };
+        if let Some(c) = self.loaded.lock().unwrap().get(&digest) {
+            return Ok(c.renamed(name, CacheOutcome::Memory, start.elapsed()));
+        }
+
+        let (component, outcome) = self.compile(&name, &bytes, &digest)?;
+        let (imports, exports) = check_world(&self.engine, &name, &component)?;
+        let instance_pre =
+            self.linker
+                .instantiate_pre(&component)
+                .map_err(|e| RuntimeError::NotAStep {
+                    name: name.clone(),
+                    problems: vec![format!("{e:#}")],
+                })?;
+        let pre = StepPre::new(instance_pre).map_err(|e| RuntimeError::NotAStep {
+            name: name.clone(),
+            problems: vec![format!("{e:#}")],
+        })?;
+        let loaded = Component {
+            inner: Arc::new(Inner {
+                engine: self.engine.clone(),
+                pre,
+                digest,
+                size: bytes.len(),
+                imports,
+                exports,
+            }),
+            name,
+            cache: outcome,
+            load_time: start.elapsed(),
+        };
+        self.loaded.lock().unwrap().insert(digest, loaded.clone());
+        Ok(loaded)
+    }
+
+    fn compile(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        digest: &Digest,
+    ) -> Result<(wasmtime::component::Component, CacheOutcome), RuntimeError> {
+        let invalid = |e: wasmtime::Error| RuntimeError::Invalid {
+            name: name.to_string(),
+            detail: format!("{e:#}"),
+        };
+        if !bytes.starts_with(COMPONENT_HEADER) {
+            return Err(RuntimeError::Invalid {
+                name: name.to_string(),
+                detail: if bytes.starts_with(CORE_MODULE_HEADER) {
+                    "it is a core WebAssembly module, not a component; build it for \
+                     wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
+                        .into()
+                } else {
+                    "it does not start with the WebAssembly magic number".into()
+                },
+            });
+        }
+        let Some(cache) = &self.cache else {
+            let c = wasmtime::component::Component::new(&self.engine, bytes).map_err(invalid)?;
+            return Ok((c, CacheOutcome::Uncached));
+        };
+        let outcome = match cache.lookup(digest) {
+            Lookup::Found(payload) => {
+                // SAFETY: the payload was written by `Component::serialize`
+                // of this engine configuration (the entry's name carries the
+                // engine's compatibility hash) and its CRC-32 matched, so it
+                // is the bytes wasmtime produced, unmodified.
+                match unsafe { wasmtime::component::Component::deserialize(&self.engine, &payload) }
+                {
+                    Ok(c) => {
+                        cache.record(&CacheOutcome::Hit);
+                        return Ok((c, CacheOutcome::Hit));
+                    }
+                    Err(e) => CacheOutcome::Recompiled(format!("rejected by wasmtime: {e}")),
+                }
+            }
+            Lookup::Absent => CacheOutcome::Compiled,
+            Lookup::Corrupt(why) => CacheOutcome::Recompiled(why),
+        };
+        let c = wasmtime::component::Component::new(&self.engine, bytes).map_err(invalid)?;
+        if let Ok(serialized) = c.serialize() {
+            // A cache that cannot be written only costs speed next time.
+            let _ = cache.store(digest, &serialized);
+        }
+        cache.record(&outcome);
+        Ok((c, outcome))
+    }
+}
+
+/// Checks the component's exports and imports against the step world and
+/// the sandbox, naming every problem. Returns the import and export names.
+fn check_world(
+    engine: &Engine,
+    name: &str,
+    component: &wasmtime::component::Component,
+) -> Result<(Vec<String>, Vec<String>), RuntimeError> {
+    let ty = component.component_type();
+    let mut problems = Vec::new();
+    let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+    let exports: Vec<(String, ComponentItem)> = ty
+        .exports(engine)
+        .map(|(n, t)| (n.to_string(), t.ty))
+        .collect();
+
+    for required in ["describe", "run"] {
+        match exports.iter().find(|(n, _)| n == required) {
+            None => problems.push(format!("missing export `{required}` (a function)")),
+            Some((_, ComponentItem::ComponentFunc(_))) => {}
+            Some(_) => problems.push(format!("export `{required}` is not a function")),
+        }
+    }
+    for import in &imports {
+        if let Some(why) = refused_import(import) {
+            problems.push(why);
+        }
+    }
+    if problems.is_empty() {
+        Ok((imports, exports.into_iter().map(|(n, _)| n).collect()))
+    } else {
+        Err(RuntimeError::NotAStep {
+            name: name.to_string(),
+            problems,
+        })
+    }
+}
+
+/// Why the sandbox refuses an import, or `None` if it provides it.
+fn refused_import(import: &str) -> Option<String> {
+    let (path, version) = import.split_once('@').unwrap_or((import, ""));
+    if let Some(iface) = path.strip_prefix("sluice:pipeline/") {
+        if !["types", "tables", "context"].contains(&iface) {
+            return Some(format!(
+                "imports `{import}`, which {WIT_PACKAGE} does not define (it has types, tables, context)"
+            ));
+        }
+        if !version.starts_with("0.1.") {
+            return Some(format!(
+                "imports `{import}`: this host implements {WIT_PACKAGE}; rebuild the component against that version"
+            ));
+        }
+        return None;
+    }
+    if path.starts_with("wasi:") {
+        if version.starts_with("0.2.") {
+            return None;
+        }
+        return Some(format!(
+            "imports `{import}`: the sandbox provides WASI 0.2 (wasi:*@0.2.x) only"
+        ));
+    }
+    Some(format!(
+        "imports `{import}`, which the sandbox does not provide; steps may import only \
+         {WIT_PACKAGE} interfaces and WASI 0.2"
+    ))
+}
+
+struct Inner {
+    engine: Engine,
+    pre: StepPre<StepState>,
+    digest: Digest,
+    size: usize,
+    imports: Vec<String>,
+    exports: Vec<String>,
+}
+
+/// A loaded, checked, pre-linked step component. Cheap to clone.
+#[derive(Clone)]
+pub struct Component {
+    inner: Arc<Inner>,
+    name: String,
+    cache: CacheOutcome,
+    load_time: Duration,
+}
+
+impl Component {
+    fn renamed(&self, name: String, cache: CacheOutcome, load_time: Duration) -> Self {
+        Component {
+            inner: self.inner.clone(),
+            name,
+            cache,
+            load_time,
+        }
+    }
+
+    /// The component as the user named it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// SHA-256 of the component's bytes: its identity.
+    pub fn digest(&self) -> Digest {
+        self.inner.digest
+    }
+
+    /// Size of the component in bytes.
+    pub fn size(&self) -> usize {
+        self.inner.size
+    }
+
+    /// Where its native code came from on this load.
+    pub fn cache_outcome(&self) -> &CacheOutcome {
+        &self.cache
+    }
+
+    /// How long loading took (reading, hashing, compiling or deserialising, linking).
+    pub fn load_time(&self) -> Duration {
+        self.load_time
+    }
+
+    /// The interfaces the component imports.
+    pub fn imports(&self) -> &[String] {
+        &self.inner.imports
+    }
+
+    /// The names the component exports.
+    pub fn exports(&self) -> &[String] {
+        &self.inner.exports
+    }
+
+    fn store(
+        &self,
+        io: StepIo,
+        limits: &Limits,
+        seed: [u8; 32],
+        stdout: Capture,
+        stderr: Capture,
+    ) -> Store<StepState> {
+        let mut wasi = WasiCtx::builder();
+        // No preopens, environment, arguments or network: the defaults, made
+        // explicit. Randomness is derived from the caller's seed.
+        wasi.stdout(stdout)
+            .stderr(stderr)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .secure_random(rand::rngs::ChaCha20Rng::from_seed(seed))
+            .insecure_random(rand::rngs::ChaCha20Rng::from_seed(derive(seed, 1)))
+            .insecure_random_seed(u128::from_le_bytes(
+                derive(seed, 2)[..16].try_into().unwrap(),
+            ));
+        let state = StepState {
+            wasi: wasi.build(),
+            resources: ResourceTable::new(),
+            limiter: Limiter::new(limits.memory),
+            io,
+        };
+        let mut store = Store::new(&self.inner.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let ticks = limits
+            .time
+            .as_millis()
+            .div_ceil(EPOCH_TICK.as_millis())
+            .max(1) as u64;
+        store.set_epoch_deadline(ticks + 1);
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// Calls `describe()` in a fresh instance and converts the manifest,
+    /// checking it is well formed (unique port and param names, defaults of
+    /// the declared type).
+    pub fn describe(&self) -> Result<Manifest, RuntimeError> {
+        let fail = |detail: String| RuntimeError::Describe {
+            name: self.name.clone(),
+            detail,
+        };
+        let limits = Limits {
+            time: Duration::from_secs(10),
+            ..Limits::default()
+        };
+        let mut store = self.store(
+            StepIo::default(),
+            &limits,
+            [0; 32],
+            Capture::new(CAPTURE_BYTES),
+            Capture::new(CAPTURE_BYTES),
+        );
+        let step = self
+            .inner
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| fail(format!("instantiation failed: {e:#}")))?;
+        let m = step
+            .call_describe(&mut store)
+            .map_err(|e| fail(format!("{e:#}")))?;
+        let manifest = convert_manifest(m);
+        validate_manifest(&manifest).map_err(fail)?;
+        Ok(manifest)
+    }
+
+    /// Instantiates the component and drops the instance; for benchmarks.
+    #[doc(hidden)]
+    pub fn instantiate_only(&self) -> Result<(), RuntimeError> {
+        let mut store = self.store(
+            StepIo::default(),
+            &Limits::default(),
+            [0; 32],
+            Capture::new(0),
+            Capture::new(0),
+        );
+        self.inner
+            .pre
+            .instantiate(&mut store)
+            .map(|_| ())
+            .map_err(|e| RuntimeError::Describe {
+                name: self.name.clone(),
+                detail: format!("instantiation failed: {e:#}"),
+            })
+    }
+
+    /// Runs the step in a fresh sandboxed instance. Never panics on guest
+    /// misbehaviour: every failure comes back in [`StepOutcome::result`].
+    pub fn run(&self, invocation: Invocation) -> StepOutcome {
+        let started = Instant::now();
+        let Invocation {
+            params,
+            inputs,
+            outputs,
+            limits,
+            seed,
+            events,
+        } = invocation;
+        let io = StepIo {
+            params,
+            inputs,
+            declared_outputs: outputs,
+            output_limit: limits.output,
+            started: Some(started),
+            events,
+            ..StepIo::default()
+        };
+        let stdout = Capture::new(CAPTURE_BYTES);
+        let stderr = Capture::new(CAPTURE_BYTES);
+        let mut store = self.store(io, &limits, seed, stdout.clone(), stderr.clone());
+
+        let call = self
+            .inner
+            .pre
+            .instantiate(&mut store)
+            .and_then(|step| step.call_run(&mut store));
+        let state = store.data();
+        let result = match call {
+            Ok(Ok(())) => {
+                let missing: Vec<String> = state
+                    .io
+                    .declared_outputs
+                    .iter()
+                    .filter(|p| !state.io.outputs.contains_key(&p.name))
+                    .map(|p| p.name.clone())
+                    .collect();
+                if missing.is_empty() {
+                    Ok(())
+                } else {
+                    Err(StepFailure::MissingOutputs(missing))
+                }
+            }
+            Ok(Err(e)) => Err(match e {
+                crate::bindings::sluice::pipeline::types::StepError::InvalidInput(m) => {
+                    StepFailure::InvalidInput(m)
+                }
+                crate::bindings::sluice::pipeline::types::StepError::Rejected(m) => {
+                    StepFailure::Rejected(m)
+                }
+                crate::bindings::sluice::pipeline::types::StepError::Failed(m) => {
+                    StepFailure::Failed(m)
+                }
+            }),
+            Err(e) => Err(classify_trap(e, state, &limits, &stderr.text())),
+        };
+        let state = store.into_data();
+        let mut logs = state.io.logs;
+        if state.io.dropped_logs > 0 {
+            logs.push(crate::outcome::LogLine {
+                level: LogLevel::Warn,
+                message: format!("[{} more log lines dropped]", state.io.dropped_logs),
+                at: started.elapsed(),
+            });
+        }
+        // Outputs of a failed execution are never recorded.
+        let outputs = if result.is_ok() {
+            state.io.outputs
+        } else {
+            Default::default()
+        };
+        StepOutcome {
+            result,
+            outputs,
+            logs,
+            metrics: state.io.metrics,
+            stdout: stdout.text(),
+            stderr: stderr.text(),
+            duration: started.elapsed(),
+            peak_memory: state.limiter.peak,
+        }
+    }
+}
+
+/// Explains a trap in the user's terms: which limit was hit, or the panic
+/// message, or the raw trap.
+fn classify_trap(
+    err: wasmtime::Error,
+    state: &StepState,
+    limits: &Limits,
+    stderr: &str,
+) -> StepFailure {
+    if let Some(o) = err.downcast_ref::<OutputLimitExceeded>() {
+        return StepFailure::OutputLimit {
+            port: o.port.clone(),
+            attempted: o.attempted,
+            limit: limits.output,
+        };
+    }
+    if let Some(Trap::Interrupt) = err.downcast_ref::<Trap>() {
+        return StepFailure::TimeLimit(limits.time);
+    }
+    if let Some(requested) = state.limiter.refused {
+        return StepFailure::MemoryLimit {
+            limit: limits.memory,
+            requested,
+        };
+    }
+    if let Some(line) = state
+        .io
+        .logs
+        .iter()
+        .rev()
+        .find(|l| l.level == LogLevel::Error && l.message.starts_with("panic: "))
+    {
+        return StepFailure::Panicked(line.message["panic: ".len()..].to_string());
+    }
+    if let Some(msg) = rust_panic_message(stderr) {
+        return StepFailure::Panicked(msg);
+    }
+    let trap = err
+        .downcast_ref::<Trap>()
+        .map(|t| t.to_string())
+        .unwrap_or_else(|| format!("{err:#}"));
+    StepFailure::Trap(trap)
+}
+
+/// The message of the last Rust panic printed to stderr by the default hook
+/// (`thread '…' panicked at FILE:LINE:COL:\nMESSAGE`).
+fn rust_panic_message(stderr: &str) -> Option<String> {
+    let at = stderr.rfind("panicked at ")?;
+    let rest = &stderr[at + "panicked at ".len()..];
+    let (location, message) = rest.split_once(":\n")?;
+    let message = message.lines().next().unwrap_or("").trim();
+    Some(format!("{message} at {location}"))
+}
+
+fn derive(seed: [u8; 32], n: u8) -> [u8; 32] {
+    let mut parts = seed.to_vec();
+    parts.push(n);
+    *Digest::of(&parts).as_bytes()
+}
+
+fn convert_manifest(m: bindings::sluice::pipeline::types::Manifest) -> Manifest {
+    use bindings::sluice::pipeline::types as t;
+    let kind = |k: t::ArtifactKind| match k {
+        t::ArtifactKind::Table => ArtifactKind::Table,
+        t::ArtifactKind::Model => ArtifactKind::Model,
+        t::ArtifactKind::Schema => ArtifactKind::Schema,
+        t::ArtifactKind::Statistics => ArtifactKind::Statistics,
+        t::ArtifactKind::Metrics => ArtifactKind::Metrics,
+        t::ArtifactKind::Transform => ArtifactKind::Transform,
+        t::ArtifactKind::File => ArtifactKind::File,
+    };
+    let port = |p: t::Port| Port {
+        name: p.name,
+        kind: kind(p.kind),
+        optional: p.optional,
+        doc: p.doc,
+    };
+    let value = |v: t::Value| match v {
+        t::Value::Boolean(b) => Value::Boolean(b),
+        t::Value::Integer(i) => Value::Integer(i),
+        t::Value::Float(f) => Value::Float(f),
+        t::Value::Text(s) => Value::Text(s),
+        t::Value::Json(s) => Value::Json(s),
+    };
+    Manifest {
+        name: m.name,
+        version: m.version,
+        doc: m.doc,
+        inputs: m.inputs.into_iter().map(port).collect(),
+        outputs: m.outputs.into_iter().map(port).collect(),
+        params: m
+            .params
+            .into_iter()
+            .map(|p| ParamSpec {
+                name: p.name,
+                value_type: match p.value_type {
+                    t::ValueType::Boolean => ValueType::Boolean,
+                    t::ValueType::Integer => ValueType::Integer,
+                    t::ValueType::Float => ValueType::Float,
+                    t::ValueType::Text => ValueType::Text,
+                    t::ValueType::Json => ValueType::Json,
+                },
+                default: p.default.map(value),
+                required: p.required,
+                doc: p.doc,
+            })
+            .collect(),
+    }
+}
+
+/// Checks a manifest is well formed; the message names the offending item.
+pub(crate) fn validate_manifest(m: &Manifest) -> Result<(), String> {
+    let mut problems = Vec::new();
+    if m.name.trim().is_empty() {
+        problems.push("the manifest has an empty name".to_string());
+    }
+    for (what, ports) in [("input", &m.inputs), ("output", &m.outputs)] {
+        let mut seen = std::collections::HashSet::new();
+        for p in ports.iter() {
+            if p.name.trim().is_empty() {
+                problems.push(format!("an {what} port has an empty name"));
+            } else if !seen.insert(&p.name) {
+                problems.push(format!("{what} port `{}` is declared twice", p.name));
+            }
+        }
+    }
+    if let Some(p) = m.outputs.iter().find(|p| p.optional) {
+        problems.push(format!(
+            "output port `{}` is marked optional; outputs are always produced",
+            p.name
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for p in &m.params {
+        if !seen.insert(&p.name) {
+            problems.push(format!("param `{}` is declared twice", p.name));
+        }
+        if let Some(d) = &p.default {
+            if !p.value_type.accepts(d.value_type()) {
+                problems.push(format!(
+                    "param `{}` is declared {} but its default {d} is {}",
+                    p.name,
+                    p.value_type,
+                    d.value_type()
+                ));
+            }
+            if p.required {
+                problems.push(format!("param `{}` is required but has a default", p.name));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("malformed manifest: {}", problems.join("; ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imports_outside_the_sandbox_are_refused_with_a_reason() {
+        assert!(refused_import("wasi:cli/environment@0.2.6").is_none());
+        assert!(refused_import("sluice:pipeline/context@0.1.0").is_none());
+        assert!(
+            refused_import("sluice:pipeline/context@0.2.0")
+                .unwrap()
+                .contains("rebuild")
+        );
+        assert!(
+            refused_import("sluice:pipeline/gpu@0.1.0")
+                .unwrap()
+                .contains("does not define")
+        );
+        assert!(
+            refused_import("wasi:http/types@0.2.0").is_none(),
+            "wasi 0.2 interfaces are linked or fail in instantiate_pre"
+        );
+        assert!(
+            refused_import("acme:evil/net")
+                .unwrap()
+                .contains("does not provide")
+        );
+        assert!(
+            refused_import("wasi:cli/environment@0.3.0")
+                .unwrap()
+                .contains("WASI 0.2")
+        );
+    }
+
+    #[test]
+    fn panic_messages_are_extracted_from_rust_stderr() {
+        let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:10:5:\nboom\nnote: run with RUST_BACKTRACE=1\n";
+        assert_eq!(
+            rust_panic_message(stderr).unwrap(),
+            "boom at src/lib.rs:10:5"
+        );
+        assert!(rust_panic_message("all good").is_none());
+    }
+}

@@ -1,0 +1,374 @@
+//! The host side of the contract: the state a running step's store holds,
+//! and the implementations of the `tables` and `context` imports over it.
+
+use crate::bindings::sluice::pipeline::{context, tables, types};
+use crate::manifest::{ArtifactKind, Port, Value};
+use crate::outcome::{EventSink, InputArtifact, LogLevel, LogLine, OutputArtifact, StepEvent};
+use crate::sandbox::Limiter;
+use crate::table::{self, TableBuilderRes, TableRes};
+use std::collections::BTreeMap;
+use std::time::Instant;
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Most log lines kept per execution; later lines are counted, not kept.
+const MAX_LOG_LINES: usize = 10_000;
+/// Longest log line kept, in bytes.
+const MAX_LOG_LINE: usize = 16 * 1024;
+
+/// The data of a step's store: WASI state with no authority, the resource
+/// table, the memory limiter, and the step's inputs and outputs.
+pub(crate) struct StepState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) resources: ResourceTable,
+    pub(crate) limiter: Limiter,
+    pub(crate) io: StepIo,
+}
+
+/// A step's view of its artifacts, params and reporting channels.
+#[derive(Default)]
+pub(crate) struct StepIo {
+    pub(crate) params: BTreeMap<String, Value>,
+    pub(crate) inputs: BTreeMap<String, InputArtifact>,
+    pub(crate) declared_outputs: Vec<Port>,
+    pub(crate) outputs: BTreeMap<String, OutputArtifact>,
+    pub(crate) output_bytes: u64,
+    pub(crate) output_limit: u64,
+    pub(crate) logs: Vec<LogLine>,
+    pub(crate) dropped_logs: u64,
+    pub(crate) metrics: Vec<(String, f64)>,
+    pub(crate) started: Option<Instant>,
+    pub(crate) events: Option<EventSink>,
+}
+
+/// Raised (as a trap) when a step writes past its output limit.
+#[derive(Debug, thiserror::Error)]
+#[error("output limit exceeded on port `{port}`")]
+pub(crate) struct OutputLimitExceeded {
+    pub(crate) port: String,
+    pub(crate) attempted: u64,
+}
+
+impl WasiView for StepState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.resources,
+        }
+    }
+}
+
+impl StepIo {
+    fn emit(&self, event: StepEvent) {
+        if let Some(sink) = &self.events {
+            sink(event);
+        }
+    }
+
+    fn elapsed(&self) -> std::time::Duration {
+        self.started.map(|s| s.elapsed()).unwrap_or_default()
+    }
+
+    fn input(&self, port: &str) -> Result<&InputArtifact, String> {
+        self.inputs.get(port).ok_or_else(|| {
+            if self.inputs.is_empty() {
+                format!("no input is bound to port `{port}`; this execution has no inputs")
+            } else {
+                let bound: Vec<&str> = self.inputs.keys().map(String::as_str).collect();
+                format!(
+                    "no input is bound to port `{port}`; bound ports: {}",
+                    bound.join(", ")
+                )
+            }
+        })
+    }
+
+    /// Checks that `port` is a declared output that accepts `what`, and has
+    /// not been written yet.
+    fn check_output(
+        &self,
+        port: &str,
+        accepts: impl Fn(ArtifactKind) -> bool,
+        what: &str,
+    ) -> Result<(), String> {
+        let Some(decl) = self.declared_outputs.iter().find(|p| p.name == port) else {
+            let names: Vec<&str> = self
+                .declared_outputs
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect();
+            return Err(format!(
+                "`{port}` is not an output port of this step; its outputs are: {}",
+                if names.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ));
+        };
+        if !accepts(decl.kind) {
+            return Err(format!(
+                "output port `{port}` is declared as {}, so it cannot take {what}",
+                decl.kind
+            ));
+        }
+        if self.outputs.contains_key(port) {
+            return Err(format!("output port `{port}` was already written"));
+        }
+        Ok(())
+    }
+
+    /// Records an output, enforcing the output limit.
+    fn put_output(&mut self, port: String, artifact: OutputArtifact) -> wasmtime::Result<()> {
+        let attempted = self.output_bytes + artifact.stored_bytes().len() as u64;
+        if attempted > self.output_limit {
+            return Err(wasmtime::Error::new(OutputLimitExceeded {
+                port,
+                attempted,
+            }));
+        }
+        self.output_bytes = attempted;
+        self.outputs.insert(port, artifact);
+        Ok(())
+    }
+}
+
+impl types::Host for StepState {}
+impl tables::Host for StepState {}
+
+impl tables::HostTable for StepState {
+    fn fields(&mut self, this: Resource<TableRes>) -> wasmtime::Result<Vec<tables::Field>> {
+        Ok(table::wit_fields(&self.resources.get(&this)?.0))
+    }
+
+    fn num_rows(&mut self, this: Resource<TableRes>) -> wasmtime::Result<u64> {
+        Ok(self.resources.get(&this)?.0.num_rows() as u64)
+    }
+
+    fn column(
+        &mut self,
+        this: Resource<TableRes>,
+        name: String,
+    ) -> wasmtime::Result<Result<tables::Column, String>> {
+        let batch = &self.resources.get(&this)?.0;
+        let Some(array) = batch.column_by_name(&name) else {
+            let names: Vec<String> = batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            return Ok(Err(format!(
+                "the table has no column `{name}`; its columns are: {}",
+                names.join(", ")
+            )));
+        };
+        Ok(table::to_wit_column(&name, array.as_ref()).map_err(|e| e.to_string()))
+    }
+
+    fn slice(
+        &mut self,
+        this: Resource<TableRes>,
+        offset: u64,
+        len: u64,
+    ) -> wasmtime::Result<Resource<TableRes>> {
+        let batch = &self.resources.get(&this)?.0;
+        let rows = batch.num_rows() as u64;
+        let start = offset.min(rows);
+        let len = len.min(rows - start);
+        let sliced = batch.slice(start as usize, len as usize);
+        Ok(self.resources.push(TableRes(sliced))?)
+    }
+
+    fn drop(&mut self, this: Resource<TableRes>) -> wasmtime::Result<()> {
+        self.resources.delete(this)?;
+        Ok(())
+    }
+}
+
+impl tables::HostTableBuilder for StepState {
+    fn new(&mut self) -> wasmtime::Result<Resource<TableBuilderRes>> {
+        Ok(self.resources.push(TableBuilderRes::default())?)
+    }
+
+    fn add_column(
+        &mut self,
+        this: Resource<TableBuilderRes>,
+        name: String,
+        data: tables::Column,
+    ) -> wasmtime::Result<Result<(), String>> {
+        Ok(self.resources.get_mut(&this)?.add(name, data))
+    }
+
+    fn finish(
+        &mut self,
+        this: Resource<TableBuilderRes>,
+    ) -> wasmtime::Result<Result<Resource<TableRes>, String>> {
+        match self.resources.get_mut(&this)?.finish() {
+            Ok(batch) => Ok(Ok(self.resources.push(TableRes(batch))?)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    fn drop(&mut self, this: Resource<TableBuilderRes>) -> wasmtime::Result<()> {
+        self.resources.delete(this)?;
+        Ok(())
+    }
+}
+
+impl context::Host for StepState {
+    fn input_table(
+        &mut self,
+        port: String,
+    ) -> wasmtime::Result<Result<Resource<TableRes>, String>> {
+        let batch = match self.io.input(&port) {
+            Ok(InputArtifact::Table(batch)) => batch.clone(),
+            Ok(other) => {
+                return Ok(Err(format!(
+                    "input port `{port}` holds {}, not a table",
+                    other.describe()
+                )));
+            }
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(Ok(self.resources.push(TableRes(batch))?))
+    }
+
+    fn input_document(&mut self, port: String) -> wasmtime::Result<Result<String, String>> {
+        Ok(match self.io.input(&port) {
+            Ok(InputArtifact::Document(doc)) => Ok(doc.clone()),
+            Ok(other) => Err(format!(
+                "input port `{port}` holds {}, not a JSON document",
+                other.describe()
+            )),
+            Err(e) => Err(e),
+        })
+    }
+
+    fn input_bytes(&mut self, port: String) -> wasmtime::Result<Result<Vec<u8>, String>> {
+        Ok(match self.io.input(&port) {
+            Ok(InputArtifact::Bytes(b)) => Ok(b.to_vec()),
+            Ok(InputArtifact::Document(doc)) => Ok(doc.as_bytes().to_vec()),
+            Ok(InputArtifact::Table(_)) => Err(format!(
+                "input port `{port}` holds a table; read it with input-table"
+            )),
+            Err(e) => Err(e),
+        })
+    }
+
+    fn has_input(&mut self, port: String) -> wasmtime::Result<bool> {
+        Ok(self.io.inputs.contains_key(&port))
+    }
+
+    fn param(&mut self, name: String) -> wasmtime::Result<Option<types::Value>> {
+        Ok(self.io.params.get(&name).map(|v| match v.clone() {
+            Value::Boolean(b) => types::Value::Boolean(b),
+            Value::Integer(i) => types::Value::Integer(i),
+            Value::Float(f) => types::Value::Float(f),
+            Value::Text(s) => types::Value::Text(s),
+            Value::Json(s) => types::Value::Json(s),
+        }))
+    }
+
+    fn output_table(
+        &mut self,
+        port: String,
+        data: Resource<TableRes>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        if let Err(e) = self
+            .io
+            .check_output(&port, |k| k == ArtifactKind::Table, "a table")
+        {
+            return Ok(Err(e));
+        }
+        let batch = self.resources.get(&data)?.0.clone();
+        let parquet = match table::to_parquet(&batch) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(format!("could not encode the table as Parquet: {e}"))),
+        };
+        self.io
+            .put_output(port, OutputArtifact::Table { batch, parquet })?;
+        Ok(Ok(()))
+    }
+
+    fn output_document(
+        &mut self,
+        port: String,
+        json: String,
+    ) -> wasmtime::Result<Result<(), String>> {
+        if let Err(e) = self
+            .io
+            .check_output(&port, ArtifactKind::is_document, "a JSON document")
+        {
+            return Ok(Err(e));
+        }
+        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&json) {
+            return Ok(Err(format!(
+                "the document for port `{port}` is not valid JSON: {e}"
+            )));
+        }
+        self.io.put_output(port, OutputArtifact::Document(json))?;
+        Ok(Ok(()))
+    }
+
+    fn output_bytes(
+        &mut self,
+        port: String,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        if let Err(e) = self.io.check_output(
+            &port,
+            |k| matches!(k, ArtifactKind::File | ArtifactKind::Model),
+            "raw bytes",
+        ) {
+            return Ok(Err(e));
+        }
+        self.io.put_output(port, OutputArtifact::Bytes(data))?;
+        Ok(Ok(()))
+    }
+
+    fn log(&mut self, level: types::LogLevel, message: String) -> wasmtime::Result<()> {
+        if self.io.logs.len() >= MAX_LOG_LINES {
+            self.io.dropped_logs += 1;
+            return Ok(());
+        }
+        let mut message = message;
+        if message.len() > MAX_LOG_LINE {
+            let mut cut = MAX_LOG_LINE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str(" […]");
+        }
+        let line = LogLine {
+            level: match level {
+                types::LogLevel::Debug => LogLevel::Debug,
+                types::LogLevel::Info => LogLevel::Info,
+                types::LogLevel::Warn => LogLevel::Warn,
+                types::LogLevel::Error => LogLevel::Error,
+            },
+            message,
+            at: self.io.elapsed(),
+        };
+        self.io.emit(StepEvent::Log(line.clone()));
+        self.io.logs.push(line);
+        Ok(())
+    }
+
+    fn metric(&mut self, name: String, value: f64) -> wasmtime::Result<()> {
+        if self.io.metrics.len() < MAX_LOG_LINES {
+            self.io.metrics.push((name, value));
+        }
+        Ok(())
+    }
+
+    fn progress(&mut self, done: u64, total: u64, message: String) -> wasmtime::Result<()> {
+        self.io.emit(StepEvent::Progress {
+            done,
+            total,
+            message,
+        });
+        Ok(())
+    }
+}

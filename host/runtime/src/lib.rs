@@ -1,0 +1,49 @@
+//! The sluice component runtime.
+//!
+//! Loads WebAssembly components that implement the `sluice:pipeline/step`
+//! world, compiles them once (keeping native code in an on-disk cache keyed
+//! by component digest and engine configuration), pre-links them for
+//! microsecond instantiation, and runs them in a sandbox: no files, no
+//! network, no environment, bounded memory, time and output, captured
+//! stdout/stderr, and randomness seeded by the caller.
+//!
+//! ```no_run
+//! use sluice_runtime::{ComponentSource, Invocation, Runtime, RuntimeConfig};
+//!
+//! let runtime = Runtime::new(RuntimeConfig::default())?;
+//! let step = runtime.load(&ComponentSource::parse("std:statistics"))?;
+//! println!("{:#?}", step.describe()?);
+//! # Ok::<(), sluice_runtime::RuntimeError>(())
+//! ```
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "step",
+        imports: { default: trappable },
+        with: {
+            "sluice:pipeline/tables.table": crate::table::TableRes,
+            "sluice:pipeline/tables.table-builder": crate::table::TableBuilderRes,
+        },
+    });
+}
+
+pub mod cache;
+mod engine;
+mod error;
+mod host;
+pub mod manifest;
+pub mod outcome;
+pub mod sandbox;
+pub mod table;
+
+pub use cache::{CacheOutcome, CacheStats};
+pub use engine::{Component, ComponentSource, Runtime, RuntimeConfig, WIT_PACKAGE};
+pub use error::RuntimeError;
+pub use manifest::{ArtifactKind, Manifest, ParamSpec, Port, Value, ValueType};
+pub use outcome::{
+    EventSink, InputArtifact, Invocation, LogLevel, LogLine, OutputArtifact, StepEvent,
+    StepFailure, StepOutcome,
+};
+pub use sandbox::Limits;
+pub use sluice_store::Digest;

@@ -1,0 +1,279 @@
+//! What goes into a step execution and what comes out of it.
+
+use arrow_array::RecordBatch;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::manifest::{ArtifactKind, Port, Value};
+use crate::sandbox::Limits;
+
+/// An artifact bound to an input port.
+#[derive(Debug, Clone)]
+pub enum InputArtifact {
+    /// A table, decoded.
+    Table(RecordBatch),
+    /// A JSON document (schema, statistics, metrics, transform).
+    Document(String),
+    /// Raw bytes (a `file` artifact).
+    Bytes(bytes::Bytes),
+}
+
+impl InputArtifact {
+    /// A short noun for messages: "a table", "a document", "a file".
+    pub fn describe(&self) -> &'static str {
+        match self {
+            InputArtifact::Table(_) => "a table",
+            InputArtifact::Document(_) => "a JSON document",
+            InputArtifact::Bytes(_) => "a file",
+        }
+    }
+}
+
+/// An artifact a step wrote to an output port.
+#[derive(Debug, Clone)]
+pub enum OutputArtifact {
+    /// A table, with its Parquet encoding (what is stored and digested).
+    Table {
+        /// The data, for consumers in the same run.
+        batch: RecordBatch,
+        /// The Parquet bytes.
+        parquet: Vec<u8>,
+    },
+    /// A JSON document.
+    Document(String),
+    /// Raw bytes.
+    Bytes(Vec<u8>),
+}
+
+impl OutputArtifact {
+    /// The bytes that are stored for this artifact.
+    pub fn stored_bytes(&self) -> &[u8] {
+        match self {
+            OutputArtifact::Table { parquet, .. } => parquet,
+            OutputArtifact::Document(s) => s.as_bytes(),
+            OutputArtifact::Bytes(b) => b,
+        }
+    }
+
+    /// The same artifact as an input of a later step.
+    pub fn to_input(&self) -> InputArtifact {
+        match self {
+            OutputArtifact::Table { batch, .. } => InputArtifact::Table(batch.clone()),
+            OutputArtifact::Document(s) => InputArtifact::Document(s.clone()),
+            OutputArtifact::Bytes(b) => InputArtifact::Bytes(bytes::Bytes::from(b.clone())),
+        }
+    }
+}
+
+/// Severity of a step's log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Detail for debugging.
+    Debug,
+    /// Normal progress.
+    Info,
+    /// Something worth a look.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+/// One line of a step's log.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LogLine {
+    /// Severity.
+    pub level: LogLevel,
+    /// The text.
+    pub message: String,
+    /// Time since the step started.
+    #[serde(with = "duration_ms")]
+    pub at: Duration,
+}
+
+/// Something a running step reports as it happens.
+#[derive(Debug, Clone)]
+pub enum StepEvent {
+    /// `done` of `total` units of work.
+    Progress {
+        /// Units done.
+        done: u64,
+        /// Units in all (0 when unknown).
+        total: u64,
+        /// What is happening.
+        message: String,
+    },
+    /// A log line.
+    Log(LogLine),
+}
+
+/// Receives [`StepEvent`]s while a step runs (for progress displays).
+pub type EventSink = Arc<dyn Fn(StepEvent) + Send + Sync>;
+
+/// Everything a step execution needs.
+#[derive(Clone, Default)]
+pub struct Invocation {
+    /// Parameter values, defaults already applied.
+    pub params: BTreeMap<String, Value>,
+    /// Artifacts bound to input ports.
+    pub inputs: BTreeMap<String, InputArtifact>,
+    /// The output ports the step declared; the step must fill each one.
+    pub outputs: Vec<Port>,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Seed of the step's random number generators.
+    pub seed: [u8; 32],
+    /// Live progress and log events, if someone is watching.
+    pub events: Option<EventSink>,
+}
+
+/// Why a step did not succeed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "reason", content = "detail")]
+pub enum StepFailure {
+    /// The step said its inputs break its contract.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// A validation gate in the step said no.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// The step reported a failure.
+    #[error("failed: {0}")]
+    Failed(String),
+    /// The step panicked (the message is the panic's).
+    #[error("panicked: {0}")]
+    Panicked(String),
+    /// The step ran past its time limit and was stopped.
+    #[error("stopped at its time limit of {}", humantime(*.0))]
+    TimeLimit(#[serde(with = "duration_ms")] Duration),
+    /// The step tried to use more memory than its limit.
+    #[error("exceeded its memory limit of {} (asked for {})", bytes(*limit), bytes(*requested))]
+    MemoryLimit {
+        /// The limit.
+        limit: u64,
+        /// The total it asked for.
+        requested: u64,
+    },
+    /// The step tried to write more output than its limit.
+    #[error("output refused: writing {} to port `{port}` would exceed the output limit of {}", bytes(*attempted), bytes(*limit))]
+    OutputLimit {
+        /// The port being written.
+        port: String,
+        /// The total the step would have written.
+        attempted: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The step returned success without writing these declared outputs.
+    #[error("succeeded without writing its declared output(s): {}", .0.join(", "))]
+    MissingOutputs(Vec<String>),
+    /// The component trapped (a WebAssembly fault) for another reason.
+    #[error("crashed: {0}")]
+    Trap(String),
+}
+
+impl StepFailure {
+    /// Whether a retry could help: only plain failures and crashes are
+    /// retried; contract violations, rejections and limits are not.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StepFailure::Failed(_) | StepFailure::Trap(_))
+    }
+}
+
+/// The result of one step execution.
+#[derive(Debug, Clone)]
+pub struct StepOutcome {
+    /// Success, or why not.
+    pub result: Result<(), StepFailure>,
+    /// What the step wrote, by port.
+    pub outputs: BTreeMap<String, OutputArtifact>,
+    /// The step's log.
+    pub logs: Vec<LogLine>,
+    /// Metrics the step recorded, in order.
+    pub metrics: Vec<(String, f64)>,
+    /// What the guest printed to stdout (bounded).
+    pub stdout: String,
+    /// What the guest printed to stderr (bounded).
+    pub stderr: String,
+    /// Wall time of the execution, instantiation included.
+    pub duration: Duration,
+    /// Peak linear memory, in bytes.
+    pub peak_memory: u64,
+}
+
+impl StepOutcome {
+    /// The kinds of the outputs written, by port.
+    pub fn output_kinds(&self, declared: &[Port]) -> BTreeMap<String, ArtifactKind> {
+        declared
+            .iter()
+            .filter(|p| self.outputs.contains_key(&p.name))
+            .map(|p| (p.name.clone(), p.kind))
+            .collect()
+    }
+}
+
+/// Formats a byte count for people: `1.5 GiB`, `640 KiB`, `12 B`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else if v.fract() == 0.0 {
+        format!("{v:.0} {}", UNITS[unit])
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// Formats a duration for people: `250ms`, `2s`, `1.5s`, `10m`.
+pub fn humantime(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms % 60_000 == 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+mod duration_ms {
+    use serde::Serializer;
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64() * 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations_read_naturally() {
+        assert_eq!(bytes(12), "12 B");
+        assert_eq!(bytes(1 << 30), "1 GiB");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(humantime(Duration::from_millis(250)), "250ms");
+        assert_eq!(humantime(Duration::from_secs(600)), "10m");
+        assert_eq!(humantime(Duration::from_millis(1500)), "1.5s");
+    }
+
+    #[test]
+    fn only_plain_failures_and_crashes_are_retryable() {
+        assert!(StepFailure::Failed("x".into()).is_retryable());
+        assert!(StepFailure::Trap("x".into()).is_retryable());
+        assert!(!StepFailure::InvalidInput("x".into()).is_retryable());
+        assert!(!StepFailure::Rejected("x".into()).is_retryable());
+        assert!(!StepFailure::TimeLimit(Duration::from_secs(1)).is_retryable());
+    }
+}

@@ -1,0 +1,29 @@
+//! The standard sluice steps, embedded in the binary.
+//!
+//! Each entry is a WebAssembly component built from `components/<name>` for
+//! wasm32-wasip2 by this crate's build script. Pipelines refer to them as
+//! `std:<name>`; their SHA-256 is computed at build time so that resolving a
+//! standard step costs no hashing at run time.
+
+/// A standard step: its name, component bytes and their SHA-256.
+#[derive(Debug, Clone, Copy)]
+pub struct StdComponent {
+    /// The name after `std:`, e.g. `ingest-csv`.
+    pub name: &'static str,
+    /// The component's bytes.
+    pub bytes: &'static [u8],
+    /// Lower-case hex SHA-256 of `bytes`.
+    pub sha256: &'static str,
+}
+
+include!(concat!(env!("OUT_DIR"), "/components.rs"));
+
+/// The standard step called `name` (without the `std:` prefix).
+pub fn get(name: &str) -> Option<&'static StdComponent> {
+    STANDARD.iter().find(|c| c.name == name)
+}
+
+/// The names of all standard steps, sorted.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    STANDARD.iter().map(|c| c.name)
+}

@@ -1,0 +1,15 @@
+//! Content-addressed storage for sluice.
+//!
+//! Every artifact, component and pipeline spec is named by the SHA-256 of its
+//! bytes ([`Digest`]). Objects live at `objects/sha256/<2 hex>/<62 hex>` under
+//! the store's root and are written atomically (temporary file, then rename),
+//! so a crash never leaves a half-written object under a valid name.
+//!
+//! This crate holds the local-folder backend; the metadata database and
+//! remote (S3-compatible) backends build on the same layout.
+
+mod digest;
+mod objects;
+
+pub use digest::{Digest, DigestParseError};
+pub use objects::{ObjectStore, StoreError};

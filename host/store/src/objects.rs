@@ -1,0 +1,200 @@
+use crate::Digest;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// An error reading or writing the object store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The filesystem refused an operation.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done, e.g. "writing object".
+        action: &'static str,
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// An object is missing.
+    #[error("object {digest} is not in the store at {root}")]
+    Missing {
+        /// The object asked for.
+        digest: Digest,
+        /// The store's root folder.
+        root: PathBuf,
+    },
+    /// An object's bytes no longer match its name.
+    #[error("object {digest} is corrupt: its bytes hash to {actual}")]
+    Corrupt {
+        /// The name of the object.
+        digest: Digest,
+        /// What its bytes hash to now.
+        actual: Digest,
+    },
+}
+
+/// A content-addressed object store in a local folder.
+#[derive(Debug, Clone)]
+pub struct ObjectStore {
+    root: PathBuf,
+}
+
+impl ObjectStore {
+    /// Opens (creating if needed) a store rooted at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let root = root.into();
+        let objects = root.join("objects").join("sha256");
+        fs::create_dir_all(&objects).map_err(|source| StoreError::Io {
+            action: "creating store folder",
+            path: objects.clone(),
+            source,
+        })?;
+        Ok(ObjectStore { root })
+    }
+
+    /// The store's root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the object named `digest` lives (whether or not it exists).
+    pub fn path_of(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.to_hex();
+        self.root
+            .join("objects")
+            .join("sha256")
+            .join(&hex[..2])
+            .join(&hex[2..])
+    }
+
+    /// Whether the object is present.
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.path_of(digest).is_file()
+    }
+
+    /// Stores `bytes` and returns their digest. Storing the same bytes twice
+    /// is a no-op the second time.
+    pub fn put(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
+        let digest = Digest::of(bytes);
+        let path = self.path_of(&digest);
+        if path.is_file() {
+            return Ok(digest);
+        }
+        write_atomically(&path, bytes)?;
+        Ok(digest)
+    }
+
+    /// Reads the object named `digest`, checking that its bytes still match.
+    pub fn get(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
+        let path = self.path_of(digest);
+        let bytes = fs::read(&path).map_err(|source| {
+            if source.kind() == io::ErrorKind::NotFound {
+                StoreError::Missing {
+                    digest: *digest,
+                    root: self.root.clone(),
+                }
+            } else {
+                StoreError::Io {
+                    action: "reading object",
+                    path: path.clone(),
+                    source,
+                }
+            }
+        })?;
+        let actual = Digest::of(&bytes);
+        if actual != *digest {
+            return Err(StoreError::Corrupt {
+                digest: *digest,
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+}
+
+/// Writes `bytes` to `path` so that readers see either nothing or all of it:
+/// a uniquely named temporary file in the same folder, synced, then renamed.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().expect("object paths have a parent");
+    let io_err = |action, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StoreError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    fs::create_dir_all(dir).map_err(io_err("creating folder", dir))?;
+    let tmp = dir.join(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(source) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_err("writing object", path)(source));
+    }
+    Ok(())
+}
+
+static TMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_then_get_returns_the_same_bytes_under_their_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::open(dir.path()).unwrap();
+        let d = store.put(b"hello").unwrap();
+        assert_eq!(d, Digest::of(b"hello"));
+        assert_eq!(store.get(&d).unwrap(), b"hello");
+        let hex = d.to_hex();
+        assert!(
+            dir.path()
+                .join("objects/sha256")
+                .join(&hex[..2])
+                .join(&hex[2..])
+                .is_file()
+        );
+    }
+
+    #[test]
+    fn a_tampered_object_is_reported_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::open(dir.path()).unwrap();
+        let d = store.put(b"hello").unwrap();
+        fs::write(store.path_of(&d), b"jello").unwrap();
+        assert!(matches!(store.get(&d), Err(StoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_missing_object_names_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::open(dir.path()).unwrap();
+        let err = store.get(&Digest::of(b"nope")).unwrap_err();
+        assert!(matches!(err, StoreError::Missing { .. }));
+        assert!(err.to_string().contains(&dir.path().display().to_string()));
+    }
+
+    #[test]
+    fn no_temporary_files_are_left_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::open(dir.path()).unwrap();
+        let d = store.put(b"abc").unwrap();
+        let folder = store.path_of(&d).parent().unwrap().to_path_buf();
+        let names: Vec<_> = fs::read_dir(folder)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1);
+    }
+}

@@ -1,0 +1,373 @@
+//! Host-owned tables: read them column by column ([`Table`]), build new
+//! ones column by column ([`TableBuilder`]).
+//!
+//! Data stays in the host as Arrow; a step copies in only the columns it asks
+//! for. Nulls are `None`.
+
+use std::fmt;
+
+use crate::TableError;
+use crate::bindings::sluice::pipeline::tables as raw;
+
+/// The type of a column's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DType {
+    /// `bool`.
+    Boolean,
+    /// `i64`.
+    Int64,
+    /// `f64`.
+    Float64,
+    /// UTF-8 text.
+    Utf8,
+}
+
+impl DType {
+    /// The lowercase name: `boolean`, `int64`, `float64` or `utf8`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Boolean => "boolean",
+            Self::Int64 => "int64",
+            Self::Float64 => "float64",
+            Self::Utf8 => "utf8",
+        }
+    }
+
+    /// Whether values of this type are numbers (`int64` or `float64`).
+    pub fn is_numeric(self) -> bool {
+        matches!(self, Self::Int64 | Self::Float64)
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl From<raw::Dtype> for DType {
+    fn from(d: raw::Dtype) -> Self {
+        match d {
+            raw::Dtype::Boolean => Self::Boolean,
+            raw::Dtype::Int64 => Self::Int64,
+            raw::Dtype::Float64 => Self::Float64,
+            raw::Dtype::Utf8 => Self::Utf8,
+        }
+    }
+}
+
+/// A column's name and type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    /// The column's name.
+    pub name: String,
+    /// The type of its values.
+    pub dtype: DType,
+    /// Whether it may hold nulls.
+    pub nullable: bool,
+}
+
+/// A column's values, one `Option` per row (`None` is null).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Column {
+    /// Booleans.
+    Boolean(Vec<Option<bool>>),
+    /// 64-bit integers.
+    Int64(Vec<Option<i64>>),
+    /// 64-bit floats.
+    Float64(Vec<Option<f64>>),
+    /// UTF-8 strings.
+    Utf8(Vec<Option<String>>),
+}
+
+impl Column {
+    /// The type of the values.
+    pub fn dtype(&self) -> DType {
+        match self {
+            Self::Boolean(_) => DType::Boolean,
+            Self::Int64(_) => DType::Int64,
+            Self::Float64(_) => DType::Float64,
+            Self::Utf8(_) => DType::Utf8,
+        }
+    }
+
+    /// The number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Boolean(v) => v.len(),
+            Self::Int64(v) => v.len(),
+            Self::Float64(v) => v.len(),
+            Self::Utf8(v) => v.len(),
+        }
+    }
+
+    /// Whether the column has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The number of null rows.
+    pub fn null_count(&self) -> usize {
+        fn nulls<T>(v: &[Option<T>]) -> usize {
+            v.iter().filter(|x| x.is_none()).count()
+        }
+        match self {
+            Self::Boolean(v) => nulls(v),
+            Self::Int64(v) => nulls(v),
+            Self::Float64(v) => nulls(v),
+            Self::Utf8(v) => nulls(v),
+        }
+    }
+
+    /// Converts the host's representation (values plus null indices).
+    #[doc(hidden)]
+    pub fn from_raw(column: raw::Column) -> Self {
+        fn with_nulls<T>(values: Vec<T>, nulls: &[u64]) -> Vec<Option<T>> {
+            let mut out: Vec<Option<T>> = values.into_iter().map(Some).collect();
+            for &i in nulls {
+                if let Some(slot) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
+                    *slot = None;
+                }
+            }
+            out
+        }
+        let nulls = &column.nulls;
+        match column.values {
+            raw::Values::Boolean(v) => Self::Boolean(with_nulls(v, nulls)),
+            raw::Values::Int64(v) => Self::Int64(with_nulls(v, nulls)),
+            raw::Values::Float64(v) => Self::Float64(with_nulls(v, nulls)),
+            raw::Values::Utf8(v) => Self::Utf8(with_nulls(v, nulls)),
+        }
+    }
+
+    /// Converts to the host's representation (values plus null indices).
+    #[doc(hidden)]
+    pub fn into_raw(self) -> raw::Column {
+        fn split<T: Default>(values: Vec<Option<T>>, nulls: &mut Vec<u64>) -> Vec<T> {
+            values
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    v.unwrap_or_else(|| {
+                        nulls.push(i as u64);
+                        T::default()
+                    })
+                })
+                .collect()
+        }
+        let mut nulls = Vec::new();
+        let values = match self {
+            Self::Boolean(v) => raw::Values::Boolean(split(v, &mut nulls)),
+            Self::Int64(v) => raw::Values::Int64(split(v, &mut nulls)),
+            Self::Float64(v) => raw::Values::Float64(split(v, &mut nulls)),
+            Self::Utf8(v) => raw::Values::Utf8(split(v, &mut nulls)),
+        };
+        raw::Column { values, nulls }
+    }
+}
+
+/// An immutable table held by the host.
+#[derive(Debug)]
+pub struct Table {
+    inner: raw::Table,
+}
+
+impl Table {
+    pub(crate) fn from_raw(inner: raw::Table) -> Self {
+        Self { inner }
+    }
+
+    pub(crate) fn as_raw(&self) -> &raw::Table {
+        &self.inner
+    }
+
+    /// The columns' names and types, in order.
+    pub fn fields(&self) -> Vec<Field> {
+        self.inner
+            .fields()
+            .into_iter()
+            .map(|f| Field {
+                name: f.name,
+                dtype: f.dtype.into(),
+                nullable: f.nullable,
+            })
+            .collect()
+    }
+
+    /// The columns' names, in order.
+    pub fn column_names(&self) -> Vec<String> {
+        self.inner.fields().into_iter().map(|f| f.name).collect()
+    }
+
+    /// The number of rows.
+    pub fn num_rows(&self) -> u64 {
+        self.inner.num_rows()
+    }
+
+    /// Rows `offset .. offset + len` (clamped to the table), without copying.
+    pub fn slice(&self, offset: u64, len: u64) -> Table {
+        Self::from_raw(self.inner.slice(offset, len))
+    }
+
+    /// A copy of the column `name`, whatever its type.
+    pub fn column(&self, name: &str) -> Result<Column, TableError> {
+        self.inner
+            .column(name)
+            .map(Column::from_raw)
+            .map_err(|message| TableError::Column {
+                name: name.to_owned(),
+                message,
+            })
+    }
+
+    /// A numeric column as floats; `int64` values are converted.
+    pub fn column_f64(&self, name: &str) -> Result<Vec<Option<f64>>, TableError> {
+        match self.column(name)? {
+            Column::Float64(v) => Ok(v),
+            Column::Int64(v) => Ok(v.into_iter().map(|x| x.map(|i| i as f64)).collect()),
+            other => Err(wrong_type(name, "float64 or int64", &other)),
+        }
+    }
+
+    /// An `int64` column.
+    pub fn column_i64(&self, name: &str) -> Result<Vec<Option<i64>>, TableError> {
+        match self.column(name)? {
+            Column::Int64(v) => Ok(v),
+            other => Err(wrong_type(name, "int64", &other)),
+        }
+    }
+
+    /// A `boolean` column.
+    pub fn column_bool(&self, name: &str) -> Result<Vec<Option<bool>>, TableError> {
+        match self.column(name)? {
+            Column::Boolean(v) => Ok(v),
+            other => Err(wrong_type(name, "boolean", &other)),
+        }
+    }
+
+    /// A `utf8` column.
+    pub fn column_str(&self, name: &str) -> Result<Vec<Option<String>>, TableError> {
+        match self.column(name)? {
+            Column::Utf8(v) => Ok(v),
+            other => Err(wrong_type(name, "utf8", &other)),
+        }
+    }
+}
+
+fn wrong_type(name: &str, expected: &'static str, column: &Column) -> TableError {
+    TableError::WrongType {
+        name: name.to_owned(),
+        expected,
+        actual: column.dtype(),
+    }
+}
+
+/// Builds a table column by column, in the host.
+///
+/// ```ignore
+/// let mut builder = TableBuilder::new();
+/// builder
+///     .add_f64("x", vec![Some(1.0), None])?
+///     .add_str("label", vec![Some("a".into()), Some("b".into())])?;
+/// let table = builder.finish()?;
+/// ```
+#[derive(Debug)]
+pub struct TableBuilder {
+    inner: raw::TableBuilder,
+}
+
+impl Default for TableBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TableBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self {
+            inner: raw::TableBuilder::new(),
+        }
+    }
+
+    /// Appends a column. Fails if the name repeats or the length differs
+    /// from earlier columns.
+    pub fn add_column(&mut self, name: &str, column: Column) -> Result<&mut Self, TableError> {
+        self.inner
+            .add_column(name, &column.into_raw())
+            .map_err(|e| TableError::Build(format!("column `{name}`: {e}")))?;
+        Ok(self)
+    }
+
+    /// Appends a `float64` column.
+    pub fn add_f64(
+        &mut self,
+        name: &str,
+        values: Vec<Option<f64>>,
+    ) -> Result<&mut Self, TableError> {
+        self.add_column(name, Column::Float64(values))
+    }
+
+    /// Appends an `int64` column.
+    pub fn add_i64(
+        &mut self,
+        name: &str,
+        values: Vec<Option<i64>>,
+    ) -> Result<&mut Self, TableError> {
+        self.add_column(name, Column::Int64(values))
+    }
+
+    /// Appends a `boolean` column.
+    pub fn add_bool(
+        &mut self,
+        name: &str,
+        values: Vec<Option<bool>>,
+    ) -> Result<&mut Self, TableError> {
+        self.add_column(name, Column::Boolean(values))
+    }
+
+    /// Appends a `utf8` column.
+    pub fn add_str(
+        &mut self,
+        name: &str,
+        values: Vec<Option<String>>,
+    ) -> Result<&mut Self, TableError> {
+        self.add_column(name, Column::Utf8(values))
+    }
+
+    /// The table built so far; the builder is left empty.
+    pub fn finish(&mut self) -> Result<Table, TableError> {
+        self.inner
+            .finish()
+            .map(Table::from_raw)
+            .map_err(TableError::Build)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_round_trip() {
+        let col = Column::Float64(vec![Some(1.5), None, Some(-2.0), None]);
+        let raw = col.clone().into_raw();
+        assert_eq!(raw.nulls, vec![1, 3]);
+        assert!(matches!(&raw.values, raw::Values::Float64(v) if v == &[1.5, 0.0, -2.0, 0.0]));
+        assert_eq!(Column::from_raw(raw), col);
+
+        let col = Column::Utf8(vec![None, Some("a".into())]);
+        assert_eq!(Column::from_raw(col.clone().into_raw()), col);
+        assert_eq!(col.null_count(), 1);
+        assert_eq!(col.dtype(), DType::Utf8);
+    }
+
+    #[test]
+    fn out_of_range_nulls_are_ignored() {
+        let raw = raw::Column {
+            values: raw::Values::Int64(vec![1, 2]),
+            nulls: vec![0, 9],
+        };
+        assert_eq!(Column::from_raw(raw), Column::Int64(vec![None, Some(2)]));
+    }
+}
