@@ -172,20 +172,21 @@ fn parse(
             }
         }
         // The csv crate's own line count misses blank lines; count from the offset.
-        let line = record.position().map_or(0, |p| line_at(bytes, p.byte()));
+        // Computed only for errors: it counts newlines from the start.
+        let line = || record.position().map_or(0, |p| line_at(bytes, p.byte()));
         let fields = record
             .iter()
             .enumerate()
             .map(|(i, f)| {
                 std::str::from_utf8(f)
                     .map(str::trim)
-                    .map_err(|_| invalid(line, format!("invalid UTF-8 in field {}", i + 1)))
+                    .map_err(|_| invalid(line(), format!("invalid UTF-8 in field {}", i + 1)))
             })
             .collect::<Result<Vec<&str>, _>>()?;
 
         let Some(expected) = names.as_ref().map(Vec::len) else {
             names = Some(if options.header {
-                header_names(&fields, line)?
+                header_names(&fields, line())?
             } else {
                 (1..=fields.len()).map(|i| format!("column_{i}")).collect()
             });
@@ -199,7 +200,7 @@ fn parse(
         };
         if fields.len() != expected {
             return Err(invalid(
-                line,
+                line(),
                 format!("expected {expected} fields but found {}", fields.len()),
             ));
         }

@@ -212,4 +212,25 @@ pub mod __private {
                 .collect(),
         }
     }
+
+    #[cfg(test)]
+    mod tests {
+        use std::sync::Mutex;
+
+        static LINE: Mutex<String> = Mutex::new(String::new());
+
+        #[test]
+        fn panic_line_names_message_and_location() {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(|info| {
+                *LINE.lock().unwrap() = super::panic_line(info);
+            }));
+            let line = line!() + 1;
+            let _ = std::panic::catch_unwind(|| panic!("boom {}", 42));
+            std::panic::set_hook(previous);
+            let got = LINE.lock().unwrap().clone();
+            let want = format!("panic: boom 42 at {}:{line}:", file!());
+            assert!(got.starts_with(&want), "{got}");
+        }
+    }
 }
