@@ -1,1 +1,11 @@
-//! e2e
+//! End-to-end tests: they drive the built `sluice` binary the way a user
+//! does, through its command line, and check what it prints and stores.
+//!
+//! One test binary (this file's modules) keeps link time down.
+
+mod support;
+
+mod cache;
+mod quickstart;
+mod sandbox;
+mod spec_errors;

@@ -14,7 +14,11 @@ fn color() -> bool {
 }
 
 fn paint(code: &str, s: &str) -> String {
-    if color() { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() }
+    if color() {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_string()
+    }
 }
 
 /// `error:` in red.
@@ -54,7 +58,12 @@ pub(crate) fn cache_outcome(o: &CacheOutcome) -> String {
 pub(crate) fn print_table(rows: &[Vec<String>]) {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().map(|r| r.get(c).map_or(0, |s| s.chars().count())).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     for (i, row) in rows.iter().enumerate() {
         let mut line = String::new();
@@ -92,7 +101,8 @@ impl Progress {
     pub(crate) fn new(quiet: bool) -> Self {
         let tty = std::io::stderr().is_terminal();
         Progress {
-            multi: (!quiet && tty).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            multi: (!quiet && tty)
+                .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
             bars: Mutex::new(HashMap::new()),
             plain: !quiet && !tty,
         }
@@ -104,8 +114,10 @@ impl Observer for Progress {
         if let Some(multi) = &self.multi {
             let bar = multi.add(ProgressBar::new_spinner());
             bar.set_style(
-                ProgressStyle::with_template("{spinner:.cyan} {prefix:.bold} {wide_msg} {elapsed:>4}")
-                    .unwrap(),
+                ProgressStyle::with_template(
+                    "{spinner:.cyan} {prefix:.bold} {wide_msg} {elapsed:>4}",
+                )
+                .unwrap(),
             );
             bar.set_prefix(step.to_string());
             bar.set_message(format!("running {component}"));
@@ -117,10 +129,18 @@ impl Observer for Progress {
     }
 
     fn step_event(&self, step: &str, event: &StepEvent) {
-        if let StepEvent::Progress { done, total, message } = event
+        if let StepEvent::Progress {
+            done,
+            total,
+            message,
+        } = event
             && let Some(bar) = self.bars.lock().unwrap().get(step)
         {
-            let pct = if *total > 0 { format!(" {:>3}%", done * 100 / total) } else { String::new() };
+            let pct = if *total > 0 {
+                format!(" {:>3}%", done * 100 / total)
+            } else {
+                String::new()
+            };
             bar.set_message(format!("{message}{pct}"));
         }
     }

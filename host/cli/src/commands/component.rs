@@ -61,7 +61,10 @@ fn inspect(ctx: &CliContext, name: &str, json: bool) -> anyhow::Result<ExitCode>
     println!();
     println!("component  {name}");
     println!("digest     {}", component.digest());
-    println!("size       {}", sluice_runtime::outcome::bytes(component.size() as u64));
+    println!(
+        "size       {}",
+        sluice_runtime::outcome::bytes(component.size() as u64)
+    );
     println!(
         "loaded     in {} ({})",
         ui::duration(component.load_time()),
@@ -92,12 +95,22 @@ fn print_manifest(m: &Manifest) {
             "input".into(),
             p.name.clone(),
             p.kind.to_string(),
-            if p.optional { "(optional)".into() } else { "(required)".into() },
+            if p.optional {
+                "(optional)".into()
+            } else {
+                "(required)".into()
+            },
             p.doc.clone(),
         ]);
     }
     for p in &m.outputs {
-        rows.push(vec!["output".into(), p.name.clone(), p.kind.to_string(), String::new(), p.doc.clone()]);
+        rows.push(vec![
+            "output".into(),
+            p.name.clone(),
+            p.kind.to_string(),
+            String::new(),
+            p.doc.clone(),
+        ]);
     }
     for p in &m.params {
         rows.push(vec![
@@ -133,7 +146,12 @@ fn list(ctx: &CliContext, json: bool) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let mut rows = vec![vec!["COMPONENT".to_string(), "VERSION".into(), "DIGEST".into(), "DESCRIPTION".into()]];
+    let mut rows = vec![vec![
+        "COMPONENT".to_string(),
+        "VERSION".into(),
+        "DIGEST".into(),
+        "DESCRIPTION".into(),
+    ]];
     for (name, digest, m) in &entries {
         rows.push(vec![
             name.clone(),

@@ -46,7 +46,10 @@ const EXIT_INVALID: u8 = 2;
 
 pub(crate) fn run(ctx: &CliContext, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let runtime = ctx.runtime()?;
-    let store_dir = args.store.clone().unwrap_or_else(|| default_store(&args.pipeline));
+    let store_dir = args
+        .store
+        .clone()
+        .unwrap_or_else(|| default_store(&args.pipeline));
     let store = ObjectStore::open(&store_dir)
         .with_context(|| format!("opening the artifact store at {}", store_dir.display()))?;
     let prepared = match execute::prepare(&args.pipeline, &runtime, Some(&store)) {
@@ -90,7 +93,9 @@ pub(crate) fn validate(ctx: &CliContext, args: &ValidateArgs) -> anyhow::Result<
                     .collect();
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({"valid": true, "pipeline": p.plan.name, "steps": steps}))?
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"valid": true, "pipeline": p.plan.name, "steps": steps})
+                    )?
                 );
             } else {
                 let order: Vec<&str> = p.plan.steps.iter().map(|s| s.name()).collect();
@@ -116,7 +121,10 @@ fn default_store(pipeline: &Path) -> PathBuf {
 fn report_diagnostics(diags: &Diagnostics, json: bool) -> ExitCode {
     if json {
         let out = serde_json::json!({"valid": false, "errors": diags.0});
-        println!("{}", serde_json::to_string_pretty(&out).expect("diagnostics serialise"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).expect("diagnostics serialise")
+        );
     } else {
         eprint!("{diags}");
         eprintln!(
@@ -153,14 +161,24 @@ fn print_summary(prepared: &Prepared, report: &RunReport) {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        rows.push(vec![step.name.clone(), ui::state(step.state), ui::duration(step.duration), outputs]);
+        rows.push(vec![
+            step.name.clone(),
+            ui::state(step.state),
+            ui::duration(step.duration),
+            outputs,
+        ]);
     }
     println!();
     ui::print_table(&rows);
     println!();
 
     for step in report.steps.iter().filter(|s| s.state == StepState::Failed) {
-        eprintln!("{} step `{}` {}", ui::error_label(), step.name, step.message.as_deref().unwrap_or("failed"));
+        eprintln!(
+            "{} step `{}` {}",
+            ui::error_label(),
+            step.name,
+            step.message.as_deref().unwrap_or("failed")
+        );
         let tail: Vec<&str> = step.stderr.lines().rev().take(10).collect();
         if !tail.is_empty() {
             eprintln!("  last lines of its stderr:");
@@ -168,7 +186,15 @@ fn print_summary(prepared: &Prepared, report: &RunReport) {
                 eprintln!("    {line}");
             }
         }
-        for log in step.logs.iter().rev().take(5).collect::<Vec<_>>().into_iter().rev() {
+        for log in step
+            .logs
+            .iter()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+        {
             eprintln!("  log {:?}: {}", log.level, log.message);
         }
     }

@@ -1,0 +1,142 @@
+//! The compiled-component cache, observed through `component inspect --json`.
+
+use crate::support::*;
+
+fn inspect(cache: &std::path::Path, component: &str) -> serde_json::Value {
+    let out = sluice()
+        .env("SLUICE_CACHE_DIR", cache)
+        .args(["component", "inspect", component, "--json"])
+        .output()
+        .unwrap();
+    let r: Run = out.into();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.json()
+}
+
+#[test]
+fn the_second_load_comes_from_the_compiled_cache_and_corruption_is_recompiled() {
+    let cache = tempfile::tempdir().unwrap();
+    let first = inspect(cache.path(), "std:statistics");
+    assert_eq!(first["compiled_cache"]["outcome"], "compiled");
+    let second = inspect(cache.path(), "std:statistics");
+    assert_eq!(second["compiled_cache"]["outcome"], "hit");
+    assert_eq!(first["digest"], second["digest"]);
+
+    // Truncate the entry: detected and recompiled, never a crash.
+    let entries: Vec<_> = std::fs::read_dir(cache.path().join("compiled"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    assert_eq!(entries.len(), 1);
+    let bytes = std::fs::read(&entries[0]).unwrap();
+    std::fs::write(&entries[0], &bytes[..bytes.len() / 2]).unwrap();
+    let third = inspect(cache.path(), "std:statistics");
+    assert_eq!(third["compiled_cache"]["outcome"], "recompiled");
+    assert!(
+        third["compiled_cache"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("truncated")
+    );
+
+    // Flip a byte in the middle: the checksum catches it.
+    let mut bytes = std::fs::read(&entries[0]).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x5a;
+    std::fs::write(&entries[0], &bytes).unwrap();
+    let fourth = inspect(cache.path(), "std:statistics");
+    assert_eq!(fourth["compiled_cache"]["outcome"], "recompiled");
+    assert!(
+        fourth["compiled_cache"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("checksum")
+    );
+
+    assert_eq!(
+        inspect(cache.path(), "std:statistics")["compiled_cache"]["outcome"],
+        "hit"
+    );
+}
+
+#[test]
+fn inspect_shows_manifest_ports_params_and_imports() {
+    let v = inspect(&shared_cache(), "std:ingest-csv");
+    assert_eq!(v["manifest"]["name"], "ingest-csv");
+    assert_eq!(v["manifest"]["inputs"][0]["name"], "file");
+    assert_eq!(v["manifest"]["inputs"][0]["kind"], "file");
+    assert_eq!(v["manifest"]["outputs"][0]["kind"], "table");
+    let delimiter = v["manifest"]["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "delimiter")
+        .unwrap();
+    assert_eq!(delimiter["default"]["value"], ",");
+    let imports: Vec<&str> = v["imports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap())
+        .collect();
+    assert!(imports.contains(&"sluice:pipeline/context@0.1.0"));
+    assert!(v["digest"].as_str().unwrap().starts_with("sha256:"));
+
+    let text = run(&["component", "inspect", "std:statistics"]);
+    assert_eq!(text.code, 0);
+    assert!(
+        text.stdout.contains("output  statistics  statistics"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn a_component_that_is_not_a_step_is_rejected_with_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    let r = run(&["component", "inspect", core.to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("is a core WebAssembly module, not a component"),
+        "{}",
+        r.stderr
+    );
+
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"hello").unwrap();
+    let r = run(&["component", "inspect", junk.to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("does not start with the WebAssembly magic number"),
+        "{}",
+        r.stderr
+    );
+
+    let r = run(&["component", "inspect", "std:nope"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("no standard component `std:nope`; available: ingest-csv, statistics"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn component_list_names_the_standard_steps() {
+    let r = run(&["component", "list", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let names: Vec<String> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["component"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["std:ingest-csv", "std:statistics"]);
+}

@@ -1,0 +1,1 @@
+//! Spec errors through the binary.

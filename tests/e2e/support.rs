@@ -1,0 +1,118 @@
+//! Helpers shared by the end-to-end tests.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The compiled-component cache shared by all tests (safe: entries are
+/// written atomically), so each component is compiled once per test run.
+pub fn shared_cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-cache")
+}
+
+/// The adversarial test program (a step that misbehaves on request).
+pub fn adversary() -> &'static str {
+    sluice_std_components::TEST_PROGRAM_ADVERSARY
+}
+
+/// `sluice` with the shared compiled cache and no colours.
+pub fn sluice() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.env("SLUICE_CACHE_DIR", shared_cache())
+        .env_remove("SLUICE_STORE")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// What a finished command left behind.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// stdout parsed as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs `sluice ARGS…` to completion.
+pub fn run(args: &[&str]) -> Run {
+    sluice().args(args).output().expect("sluice runs").into()
+}
+
+/// A pipeline spec written into a fresh temporary folder.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new(spec: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pipeline.toml"), spec).unwrap();
+        Project { dir }
+    }
+
+    pub fn spec(&self) -> PathBuf {
+        self.dir.path().join("pipeline.toml")
+    }
+
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, contents).unwrap();
+        p
+    }
+
+    /// `sluice run pipeline.toml --json` with the store in this folder.
+    pub fn run_json(&self) -> Run {
+        let spec = self.spec();
+        run(&["run", spec.to_str().unwrap(), "--json"])
+    }
+}
+
+/// The report of step `name` in a run report.
+pub fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name} in {report:#}"))
+}
+
+/// The bytes of output `port` of step `name`, read from the store.
+pub fn output_bytes(report: &Value, name: &str, port: &str) -> Vec<u8> {
+    let out = step(report, name)["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["port"] == port)
+        .unwrap_or_else(|| panic!("no output {port} of {name}"))
+        .clone();
+    std::fs::read(out["path"].as_str().unwrap()).unwrap()
+}
