@@ -126,7 +126,7 @@ fn report_diagnostics(diags: &Diagnostics, json: bool) -> ExitCode {
             serde_json::to_string_pretty(&out).expect("diagnostics serialise")
         );
     } else {
-        eprint!("{diags}");
+        eprintln!("{diags}");
         eprintln!(
             "{} {} problem(s) found; nothing was run.",
             ui::error_label(),
