@@ -8,4 +8,5 @@ mod support;
 mod cache;
 mod quickstart;
 mod sandbox;
+mod sdk_example;
 mod spec_errors;

@@ -609,7 +609,7 @@ mod tests {
     #[test]
     fn timestamps_are_utc_calendar_dates() {
         // 2026-11-25T14:15:57Z
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_529_757);
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_616_157);
         assert_eq!(rfc3339(t), "2026-11-25T14:15:57.000Z");
         assert_eq!(civil(0), (1970, 1, 1, 0, 0, 0));
         assert_eq!(civil(951_782_400), (2000, 2, 29, 0, 0, 0));

@@ -41,6 +41,9 @@
 //! export_step!(Scale);
 //! ```
 //!
+//! This example is built and run by the end-to-end tests as
+//! `components/test-programs/scale`, so it stays correct.
+//!
 //! A panic inside `run` traps the component; before it does, the SDK writes
 //! it to the step's log as one error line, `panic: <message> at
 //! <file>:<line>:<col>`, which the host reports as the step's failure.
