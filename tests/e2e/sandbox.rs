@@ -57,6 +57,16 @@ fn an_infinite_loop_is_stopped_at_its_time_limit() {
 }
 
 #[test]
+fn a_step_blocked_in_a_host_call_is_stopped_at_its_time_limit() {
+    // Sleeping waits in WASI's poll, where no epoch check runs.
+    let s = failing("sleep", r#"limits = { time = "300ms" }"#);
+    assert_eq!(s["failure"]["reason"], "time-limit");
+    let ms = s["duration"].as_f64().unwrap();
+    assert!((300.0..10_000.0).contains(&ms), "stopped after {ms}ms");
+    next_run_works();
+}
+
+#[test]
 fn a_memory_bomb_hits_its_memory_limit() {
     let s = failing("memory", r#"limits = { memory = "64MiB" }"#);
     assert_eq!(s["failure"]["reason"], "memory-limit");

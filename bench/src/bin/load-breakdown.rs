@@ -69,7 +69,11 @@ fn linker(engine: &Engine, component: &Component) -> Linker<State> {
 fn summary(mut samples: Vec<Duration>) -> (Duration, Duration, Duration) {
     samples.sort();
     let n = samples.len();
-    (samples[n / 2], samples[(n * 9).div_ceil(10) - 1], samples[0])
+    (
+        samples[n / 2],
+        samples[(n * 9).div_ceil(10) - 1],
+        samples[0],
+    )
 }
 
 /// Formats a duration in microseconds.
@@ -85,10 +89,7 @@ fn breakdown(source: &ComponentSource, n: usize) {
     })
     .expect("a runtime");
     let loaded = rt.load(source).expect("loading");
-    let entry = rt
-        .cache()
-        .expect("a cache")
-        .entry_path(&loaded.digest());
+    let entry = rt.cache().expect("a cache").entry_path(&loaded.digest());
     drop(rt);
     let entry_bytes = std::fs::read(&entry).expect("reading the entry");
     let raw = cache.path().join("raw.cwasm");
@@ -154,9 +155,7 @@ fn breakdown(source: &ComponentSource, n: usize) {
 
         let linker = linker(&engine, &component);
         let start = Instant::now();
-        let pre = linker
-            .instantiate_pre(&component)
-            .expect("instantiate_pre");
+        let pre = linker.instantiate_pre(&component).expect("instantiate_pre");
         t[6] = start.elapsed();
         drop(pre);
         t[7] = t[..7].iter().sum();
@@ -195,7 +194,10 @@ fn breakdown(source: &ComponentSource, n: usize) {
         loaded.size(),
         entry_bytes.len()
     );
-    println!("  {:<42} {:>10} {:>10} {:>10}", "piece", "median", "p90", "min");
+    println!(
+        "  {:<42} {:>10} {:>10} {:>10}",
+        "piece", "median", "p90", "min"
+    );
     for (name, samples) in pieces {
         if name.ends_with("(path only)") && wasm_path.is_none() {
             continue;

@@ -93,7 +93,7 @@ impl Runtime {
         let engine = Engine::new(&cfg).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
 
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         bindings::Step::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
@@ -429,14 +429,16 @@ impl Component {
             Capture::new(CAPTURE_BYTES),
             Capture::new(CAPTURE_BYTES),
         );
-        let step = self
-            .inner
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| fail(format!("instantiation failed: {e:#}")))?;
-        let m = step
-            .call_describe(&mut store)
-            .map_err(|e| fail(format!("{e:#}")))?;
+        let pre = &self.inner.pre;
+        let m = block_on(async {
+            let step = pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|e| fail(format!("instantiation failed: {e:#}")))?;
+            step.call_describe(&mut store)
+                .await
+                .map_err(|e| fail(format!("{e:#}")))
+        })?;
         let manifest = convert_manifest(m);
         validate_manifest(&manifest).map_err(fail)?;
         Ok(manifest)
@@ -452,9 +454,7 @@ impl Component {
             Capture::new(0),
             Capture::new(0),
         );
-        self.inner
-            .pre
-            .instantiate(&mut store)
+        block_on(self.inner.pre.instantiate_async(&mut store))
             .map(|_| ())
             .map_err(|e| RuntimeError::Describe {
                 name: self.name.clone(),
@@ -462,9 +462,17 @@ impl Component {
             })
     }
 
-    /// Runs the step in a fresh sandboxed instance. Never panics on guest
-    /// misbehaviour: every failure comes back in [`StepOutcome::result`].
+    /// Runs the step in a fresh sandboxed instance, blocking the calling
+    /// thread. Never panics on guest misbehaviour: every failure comes back
+    /// in [`StepOutcome::result`]. Must not be called from inside an async
+    /// runtime; use [`Component::run_async`] there.
     pub fn run(&self, invocation: Invocation) -> StepOutcome {
+        block_on(self.run_async(invocation))
+    }
+
+    /// [`Component::run`] as a future, for callers on an async runtime
+    /// (tokio, with its timer enabled).
+    pub async fn run_async(&self, invocation: Invocation) -> StepOutcome {
         let started = Instant::now();
         let Invocation {
             params,
@@ -487,12 +495,19 @@ impl Component {
         let stderr = Capture::new(CAPTURE_BYTES);
         let mut store = self.store(io, &limits, seed, stdout.clone(), stderr.clone());
 
-        let call = self
-            .inner
-            .pre
-            .instantiate(&mut store)
-            .and_then(|step| step.call_run(&mut store));
+        // Computation is stopped by the epoch deadline (a trap); a guest
+        // blocked in a host call (e.g. sleeping) by this timeout.
+        let pre = &self.inner.pre;
+        let call = tokio::time::timeout(limits.time, async {
+            let step = pre.instantiate_async(&mut store).await?;
+            step.call_run(&mut store).await
+        })
+        .await;
         let state = store.data();
+        let call = match call {
+            Ok(call) => call,
+            Err(_elapsed) => Err(wasmtime::Error::new(Trap::Interrupt)),
+        };
         let result = match call {
             Ok(Ok(())) => {
                 let missing: Vec<String> = state
@@ -600,6 +615,18 @@ fn rust_panic_message(stderr: &str) -> Option<String> {
     let (location, message) = rest.split_once(":\n")?;
     let message = message.lines().next().unwrap_or("").trim();
     Some(format!("{message} at {location}"))
+}
+
+/// Drives a future to completion on this thread's current-thread tokio
+/// runtime (created on first use), which WASI's timers need.
+fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    thread_local! {
+        static RT: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a current-thread tokio runtime can always be built");
+    }
+    RT.with(|rt| rt.block_on(fut))
 }
 
 fn derive(seed: [u8; 32], n: u8) -> [u8; 32] {

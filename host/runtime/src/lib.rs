@@ -21,6 +21,7 @@ mod bindings {
         path: "../../wit",
         world: "step",
         imports: { default: trappable },
+        exports: { default: async },
         with: {
             "sluice:pipeline/tables.table": crate::table::TableRes,
             "sluice:pipeline/tables.table-builder": crate::table::TableBuilderRes,

@@ -22,6 +22,7 @@ const BEHAVIOURS: &[&str] = &[
     "invalid",
     "reject",
     "clock",
+    "sleep",
 ];
 
 struct Adversary;
@@ -64,6 +65,11 @@ impl Step for Adversary {
             "fail" => Err(StepError::failed("deliberate failure")),
             "invalid" => Err(StepError::invalid_input("deliberate invalid input")),
             "reject" => Err(StepError::rejected("deliberate rejection")),
+            "sleep" => {
+                // Blocks in a host call (wasi:io/poll) rather than computing.
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                ctx.output_bytes("out", b"woke up")
+            }
             "clock" => {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
