@@ -10,7 +10,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 fn color() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    std::io::stdout().is_terminal()
+        && std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none()
 }
 
 fn paint(code: &str, s: &str) -> String {
@@ -60,7 +62,7 @@ pub(crate) fn print_table(rows: &[Vec<String>]) {
     let widths: Vec<usize> = (0..cols)
         .map(|c| {
             rows.iter()
-                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                .map(|r| r.get(c).map_or(0, |s| visible_width(s)))
                 .max()
                 .unwrap_or(0)
         })
@@ -71,12 +73,31 @@ pub(crate) fn print_table(rows: &[Vec<String>]) {
             if c + 1 == row.len() {
                 line.push_str(cell);
             } else {
-                line.push_str(&format!("{cell:<w$}  ", w = widths[c]));
+                line.push_str(cell);
+                line.push_str(&" ".repeat(widths[c] - visible_width(cell) + 2));
             }
         }
         let line = line.trim_end().to_string();
         println!("{}", if i == 0 { bold(&line) } else { line });
     }
+}
+
+/// Width of `s` on screen: characters, not counting ANSI colour sequences.
+fn visible_width(s: &str) -> usize {
+    let mut width = 0;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            width += 1;
+        }
+    }
+    width
 }
 
 /// The state of a step as a coloured word.
@@ -165,5 +186,16 @@ impl Observer for Progress {
         } else if self.plain {
             eprintln!("{line}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_sequences_take_no_width() {
+        assert_eq!(visible_width("\x1b[32msucceeded\x1b[0m"), 9);
+        assert_eq!(visible_width("µs"), 2);
     }
 }

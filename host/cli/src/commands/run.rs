@@ -56,7 +56,7 @@ pub(crate) fn run(ctx: &CliContext, args: &RunArgs) -> anyhow::Result<ExitCode> 
         Ok(p) => p,
         Err(diags) => return Ok(report_diagnostics(&diags, args.json)),
     };
-    let progress = Arc::new(ui::Progress::new(args.quiet || args.json));
+    let progress = Arc::new(ui::Progress::new(args.quiet));
     let report = match execute::execute(&prepared, &store, progress) {
         Ok(r) => r,
         Err(ExecuteError::Data(diags)) => return Ok(report_diagnostics(&diags, args.json)),
