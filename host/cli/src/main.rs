@@ -23,6 +23,10 @@ const EXAMPLES: &str = "\
 Examples:
   sluice run examples/quickstart/pipeline.toml      run a pipeline
   sluice run pipeline.toml --json                   machine-readable run report
+  sluice run pipeline.toml --no-cache --jobs 4      run every step, four at a time
+  sluice run --resume latest                        finish what the last run left undone
+  sluice runs list                                  runs in ./.sluice, newest first
+  sluice runs show latest --explain                 why each step ran or came from the cache
   sluice validate pipeline.toml                     check a spec without running it
   sluice component list                             the standard steps
   sluice component inspect std:statistics           ports, params and imports of a step
@@ -67,6 +71,10 @@ enum Command {
     /// Inspect and list step components.
     #[command(subcommand)]
     Component(commands::component::ComponentCommand),
+
+    /// List runs and show what each step did, and why it ran.
+    #[command(subcommand)]
+    Runs(commands::runs::RunsCommand),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +83,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(&cli_context(&cli), args),
         Command::Validate(args) => commands::run::validate(&cli_context(&cli), args),
         Command::Component(cmd) => commands::component::run(&cli_context(&cli), cmd),
+        Command::Runs(cmd) => commands::runs::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -105,6 +105,7 @@ pub(crate) fn state(s: StepState) -> String {
     let word = s.as_str();
     match s {
         StepState::Succeeded => paint("32", word),
+        StepState::Cached => paint("36", word),
         StepState::Failed => paint("31", word),
         StepState::Skipped => paint("33", word),
     }
@@ -167,12 +168,14 @@ impl Observer for Progress {
     }
 
     fn step_finished(&self, report: &StepReport) {
+        let word = report.state.as_str();
         let line = format!(
-            "{:<9} {} {}{}",
+            "{}{} {} {}{}",
             state(report.state),
+            " ".repeat(9 - word.len()),
             report.name,
             duration(report.duration),
-            if report.state == StepState::Succeeded {
+            if report.state.is_ok() {
                 String::new()
             } else {
                 format!(" — {}", report.message.as_deref().unwrap_or(""))
@@ -180,9 +183,9 @@ impl Observer for Progress {
         );
         if let Some(bar) = self.bars.lock().unwrap().remove(&report.name) {
             bar.finish_and_clear();
-            if let Some(multi) = &self.multi {
-                let _ = multi.println(line);
-            }
+        }
+        if let Some(multi) = &self.multi {
+            let _ = multi.println(line);
         } else if self.plain {
             eprintln!("{line}");
         }

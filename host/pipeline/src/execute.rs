@@ -1,6 +1,8 @@
 //! Running a validated pipeline: loading its components, importing its data
-//! into the store, running each step in the sandbox in dependency order,
-//! storing every output content-addressed, and recording the run.
+//! into the store, running steps in parallel as their inputs become ready
+//! (reusing cached results where the cache key matches), storing every
+//! output content-addressed, and recording everything in the metadata
+//! database as it happens.
 
 use crate::diagnostic::{Code, Diagnostics};
 use crate::spec::{ComponentRef, DataKind, Source, Spec};
@@ -8,9 +10,10 @@ use crate::validate::{Plan, PlannedStep, validate};
 use serde::Serialize;
 use sluice_runtime::{
     ArtifactKind, Component, ComponentSource, Digest, InputArtifact, Invocation, Limits, LogLine,
-    Manifest, Runtime, StepEvent, StepFailure, WIT_PACKAGE,
+    Manifest, Runtime, StepEvent, StepFailure, Value, WIT_PACKAGE,
 };
-use sluice_store::ObjectStore;
+use sluice_store::metadata::{ExecutionRecord, ExecutionState, Finished, NewExecution, RunRecord};
+use sluice_store::{ObjectStore, Store};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -110,7 +113,7 @@ pub trait Observer: Send + Sync {
     fn step_started(&self, _step: &str, _component: &str) {}
     /// A running step reported progress or logged.
     fn step_event(&self, _step: &str, _event: &StepEvent) {}
-    /// A step finished (or was skipped).
+    /// A step finished, was served from the cache, or was skipped.
     fn step_finished(&self, _report: &StepReport) {}
 }
 
@@ -124,6 +127,8 @@ impl Observer for Silent {}
 pub enum StepState {
     /// It ran and produced all its outputs.
     Succeeded,
+    /// It did not run: an earlier identical execution's outputs were reused.
+    Cached,
     /// It ran and failed (the report says why).
     Failed,
     /// It did not run because a step it depends on did not succeed.
@@ -135,8 +140,23 @@ impl StepState {
     pub fn as_str(self) -> &'static str {
         match self {
             StepState::Succeeded => "succeeded",
+            StepState::Cached => "cached",
             StepState::Failed => "failed",
             StepState::Skipped => "skipped",
+        }
+    }
+
+    /// Whether its outputs are available to later steps.
+    pub fn is_ok(self) -> bool {
+        matches!(self, StepState::Succeeded | StepState::Cached)
+    }
+
+    fn recorded(self) -> ExecutionState {
+        match self {
+            StepState::Succeeded => ExecutionState::Succeeded,
+            StepState::Cached => ExecutionState::Cached,
+            StepState::Failed => ExecutionState::Failed,
+            StepState::Skipped => ExecutionState::Skipped,
         }
     }
 }
@@ -145,7 +165,7 @@ impl StepState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunState {
-    /// Every step succeeded.
+    /// Every step succeeded or was cached.
     Succeeded,
     /// At least one step failed or was skipped.
     Failed,
@@ -181,11 +201,22 @@ pub struct OutputReport {
     pub path: PathBuf,
 }
 
+/// The execution whose outputs a cached step reused.
+#[derive(Debug, Clone, Serialize)]
+pub struct CachedFrom {
+    /// Its run.
+    pub run_id: String,
+    /// Its execution id.
+    pub execution_id: i64,
+}
+
 /// What happened to one step.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepReport {
     /// The step's name.
     pub name: String,
+    /// The execution's id in the metadata database.
+    pub execution_id: i64,
     /// The component as named in the spec.
     pub component: String,
     /// SHA-256 of the component.
@@ -197,9 +228,12 @@ pub struct StepReport {
     /// The structured failure, if it ran and failed.
     pub failure: Option<StepFailure>,
     /// Digest of everything that determines the step's result (component,
-    /// contract version, params, input digests); seeds its randomness.
-    pub step_key: Digest,
-    /// Executions (1 + retries used).
+    /// contract version, params, input digests); its cache key, and the
+    /// seed of its randomness.
+    pub cache_key: Digest,
+    /// For cached steps: whose outputs were reused.
+    pub cached_from: Option<CachedFrom>,
+    /// Executions (1 + retries used); 0 when cached or skipped.
     pub attempts: u32,
     /// Wall time, all attempts included.
     #[serde(serialize_with = "as_ms")]
@@ -218,7 +252,7 @@ pub struct StepReport {
     pub stderr: String,
 }
 
-/// The record of a whole run, also written to `runs/RUN.json` in the store.
+/// The record of a whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
     /// Unique id: UTC time plus a random suffix.
@@ -233,6 +267,8 @@ pub struct RunReport {
     pub store: PathBuf,
     /// How it ended.
     pub state: RunState,
+    /// The run this one resumed.
+    pub resumed_from: Option<String>,
     /// When it started (RFC 3339, UTC).
     pub started_at: String,
     /// Wall time.
@@ -240,7 +276,7 @@ pub struct RunReport {
     pub duration: Duration,
     /// The imported data inputs.
     pub data: Vec<DataReport>,
-    /// Every step, in execution order.
+    /// Every step, in the order it finished.
     pub steps: Vec<StepReport>,
 }
 
@@ -262,55 +298,147 @@ pub enum ExecuteError {
     /// A data file could not be read or parsed.
     #[error(transparent)]
     Data(Diagnostics),
-    /// The store refused a write.
+    /// The object store refused a read or write.
     #[error("artifact store: {0}")]
-    Store(#[from] sluice_store::StoreError),
-    /// The run record could not be written.
-    #[error("writing the run record {path}: {source}")]
-    Record {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
+    Objects(#[from] sluice_store::StoreError),
+    /// The metadata database failed.
+    #[error(transparent)]
+    Metadata(#[from] sluice_store::MetadataError),
+    /// The store could not be opened or locked.
+    #[error(transparent)]
+    Open(#[from] sluice_store::OpenError),
+    /// `--resume` cannot be honoured.
+    #[error("{0}")]
+    Resume(String),
 }
 
-/// An artifact available to later steps of the run.
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Most steps running at once.
+    pub jobs: usize,
+    /// Whether cached results may be reused (`--no-cache` turns it off).
+    pub use_cache: bool,
+    /// The run being resumed: its succeeded steps are reused as they are.
+    pub resume: Option<RunRecord>,
+    /// What started the run (`manual`, `resume`, …).
+    pub trigger: String,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            use_cache: true,
+            resume: None,
+            trigger: "manual".into(),
+        }
+    }
+}
+
+/// An artifact available to later steps of the run; decoded on first use
+/// (a fully cached run decodes nothing).
 struct Available {
-    input: InputArtifact,
     digest: Digest,
+    kind: ArtifactKind,
+    loaded: Option<InputArtifact>,
 }
 
-/// Runs every step of a prepared pipeline, storing outputs in `store`.
-pub fn execute(
+/// What a finished step task hands back to the scheduler.
+struct Ran {
+    index: usize,
+    execution_id: i64,
+    outcome: sluice_runtime::StepOutcome,
+    attempts: u32,
+    duration: Duration,
+}
+
+/// Runs a prepared pipeline, storing outputs and metadata in `store`.
+pub async fn execute(
     prepared: &Prepared,
-    store: &ObjectStore,
+    store: Arc<Store>,
+    options: &RunOptions,
     observer: Arc<dyn Observer>,
 ) -> Result<RunReport, ExecuteError> {
     let started = Instant::now();
     let started_at = SystemTime::now();
     let run_id = new_run_id(started_at);
     let spec = &prepared.spec;
+    let spec_digest = Digest::of(spec.source.as_bytes());
+    let now = || rfc3339(SystemTime::now());
+
+    let resume_from: HashMap<String, ExecutionRecord> = match &options.resume {
+        Some(run) => {
+            if run.spec_digest != spec_digest.to_hex() {
+                return Err(ExecuteError::Resume(format!(
+                    "the spec {} changed since run {} (its digest was {}, now {}); resuming would not reproduce that run — start a new one with `sluice run`",
+                    spec.path.display(),
+                    run.id,
+                    &run.spec_digest[..12],
+                    spec_digest.short(12)
+                )));
+            }
+            store
+                .metadata
+                .executions(&run.id)?
+                .into_iter()
+                .filter(|e| matches!(e.state, ExecutionState::Succeeded | ExecutionState::Cached))
+                .map(|e| (e.step.clone(), e))
+                .collect()
+        }
+        None => HashMap::new(),
+    };
+
+    let _lock = store.lock_run(&run_id)?;
+    let spec_path = spec
+        .path
+        .canonicalize()
+        .unwrap_or_else(|_| spec.path.clone());
+    store.metadata.start_run(
+        &run_id,
+        &prepared.plan.name,
+        &spec_path.display().to_string(),
+        &spec_digest,
+        &options.trigger,
+        &rfc3339(started_at),
+        options.resume.as_ref().map(|r| r.id.as_str()),
+    )?;
+    for (r, c) in &prepared.components {
+        store
+            .metadata
+            .record_component(&c.digest(), &r.to_string(), c.size() as u64, &now())?;
+    }
 
     let mut available: HashMap<Source, Available> = HashMap::new();
     let mut data = Vec::new();
     let mut problems = Vec::new();
     for input in &prepared.plan.data {
-        match import_data(input, store) {
+        match import_data(input, &store.objects) {
             Ok((artifact, digest, size)) => {
+                let kind = input.kind.artifact_kind();
+                store.metadata.record_import(
+                    &run_id,
+                    &input.name,
+                    &input.path.display().to_string(),
+                    &digest,
+                    kind.as_str(),
+                    size,
+                    &now(),
+                )?;
                 observer.data_imported(&input.name, &digest, size);
                 data.push(DataReport {
                     name: input.name.clone(),
                     path: input.path.clone(),
-                    kind: input.kind.artifact_kind(),
+                    kind,
                     digest,
                     size,
                 });
                 available.insert(
                     Source::Data(input.name.clone()),
                     Available {
-                        input: artifact,
                         digest,
+                        kind,
+                        loaded: Some(artifact),
                     },
                 );
             }
@@ -318,45 +446,399 @@ pub fn execute(
         }
     }
     if !problems.is_empty() {
+        store
+            .metadata
+            .finish_run(&run_id, sluice_store::metadata::RunState::Failed, &now())?;
         return Err(ExecuteError::Data(Diagnostics(problems)));
     }
 
+    let steps = &prepared.plan.steps;
     let mut states: HashMap<String, StepState> = HashMap::new();
-    let mut steps = Vec::new();
-    for planned in &prepared.plan.steps {
-        let component = &prepared.components[&planned.step.component];
-        let report = run_step(
-            planned,
-            component,
-            store,
-            &mut available,
-            &states,
-            observer.clone(),
-        )?;
-        observer.step_finished(&report);
-        states.insert(report.name.clone(), report.state);
-        steps.push(report);
-    }
+    let mut pending: Vec<usize> = (0..steps.len()).collect();
+    let mut reports: Vec<StepReport> = Vec::new();
+    let mut partial: HashMap<usize, StepReport> = HashMap::new();
+    let mut running: tokio::task::JoinSet<Ran> = tokio::task::JoinSet::new();
+    let jobs = options.jobs.max(1);
 
-    let state = if steps.iter().all(|s| s.state == StepState::Succeeded) {
+    loop {
+        // Start (or settle without running) every step whose inputs are ready.
+        let mut i = 0;
+        while i < pending.len() {
+            let index = pending[i];
+            let planned = &steps[index];
+            let deps: Vec<&str> = step_dependencies(planned);
+            if deps.iter().any(|d| !states.contains_key(*d)) {
+                i += 1;
+                continue;
+            }
+            let component = &prepared.components[&planned.step.component];
+            let inputs: Vec<(String, Digest, String)> = planned
+                .inputs
+                .iter()
+                .filter_map(|b| {
+                    available
+                        .get(&b.source)
+                        .map(|a| (b.port.clone(), a.digest, b.source.to_string()))
+                })
+                .collect();
+            let input_digests: BTreeMap<String, Digest> =
+                inputs.iter().map(|(p, d, _)| (p.clone(), *d)).collect();
+            let key_parts = key_parts(&component.digest(), &planned.params, &input_digests);
+            let key = step_key(&component.digest(), &planned.params, &input_digests);
+            let params_json = params_json(&planned.params);
+            let new = NewExecution {
+                run_id: &run_id,
+                step: planned.name(),
+                component: &planned.step.component.to_string(),
+                component_digest: component.digest(),
+                cache_key: key,
+                key_parts: &key_parts,
+                params: &params_json,
+                inputs: &inputs,
+                started_at: &now(),
+            };
+            let mut report = StepReport {
+                name: planned.name().to_string(),
+                execution_id: 0,
+                component: planned.step.component.to_string(),
+                component_digest: component.digest(),
+                state: StepState::Skipped,
+                message: None,
+                failure: None,
+                cache_key: key,
+                cached_from: None,
+                attempts: 0,
+                duration: Duration::ZERO,
+                peak_memory: 0,
+                outputs: Vec::new(),
+                metrics: BTreeMap::new(),
+                logs: Vec::new(),
+                stdout: String::new(),
+                stderr: String::new(),
+            };
+
+            if let Some(blocked) = deps.iter().find(|d| !states[**d].is_ok()) {
+                pending.remove(i);
+                let reason = format!("skipped: upstream step `{blocked}` did not succeed");
+                report.execution_id = store.metadata.record_skipped(&new, &reason)?;
+                report.message = Some(reason);
+                states.insert(report.name.clone(), StepState::Skipped);
+                observer.step_finished(&report);
+                reports.push(report);
+                continue;
+            }
+
+            if let Some(original) = reusable(&store, planned, &key, options, &resume_from)? {
+                pending.remove(i);
+                let execution_id = store.metadata.start_execution(&new)?;
+                let outputs: Vec<(String, Digest, String, u64)> = planned
+                    .manifest
+                    .outputs
+                    .iter()
+                    .map(|p| {
+                        let d = original.output(&p.name).expect("reusable checked outputs");
+                        let size = store.objects.size_of(&d).unwrap_or(0);
+                        (p.name.clone(), d, p.kind.as_str().to_string(), size)
+                    })
+                    .collect();
+                store.metadata.finish_execution(
+                    execution_id,
+                    &Finished {
+                        state: ExecutionState::Cached,
+                        ended_at: &now(),
+                        duration_ms: 0.0,
+                        attempts: 0,
+                        error: None,
+                        failure: None,
+                        metrics: original.metrics.clone(),
+                        report: None,
+                        outputs: &outputs,
+                        cached_from: Some(original.id),
+                    },
+                )?;
+                report.execution_id = execution_id;
+                report.state = StepState::Cached;
+                report.cached_from = Some(CachedFrom {
+                    run_id: original.run_id.clone(),
+                    execution_id: original.id,
+                });
+                report.metrics = metrics_map(&original.metrics);
+                for (port, digest, _, size) in &outputs {
+                    let kind = planned.manifest.output(port).map(|p| p.kind).unwrap();
+                    report.outputs.push(OutputReport {
+                        port: port.clone(),
+                        kind,
+                        digest: *digest,
+                        size: *size,
+                        path: store.objects.path_of(digest),
+                    });
+                    available.insert(
+                        Source::Step {
+                            step: report.name.clone(),
+                            port: port.clone(),
+                        },
+                        Available {
+                            digest: *digest,
+                            kind,
+                            loaded: None,
+                        },
+                    );
+                }
+                states.insert(report.name.clone(), StepState::Cached);
+                observer.step_finished(&report);
+                reports.push(report);
+                continue;
+            }
+
+            if running.len() >= jobs {
+                break;
+            }
+            pending.remove(i);
+            let mut step_inputs = BTreeMap::new();
+            for b in &planned.inputs {
+                let a = available.get_mut(&b.source).expect("inputs are ready");
+                if a.loaded.is_none() {
+                    a.loaded = Some(load_artifact(&store.objects, &a.digest, a.kind)?);
+                }
+                step_inputs.insert(b.port.clone(), a.loaded.clone().unwrap());
+            }
+            let execution_id = store.metadata.start_execution(&new)?;
+            report.execution_id = execution_id;
+            partial.insert(index, report);
+
+            let limits = Limits {
+                memory: planned.step.limits.memory.unwrap_or(Limits::DEFAULT_MEMORY),
+                time: planned.step.limits.time.unwrap_or(Limits::DEFAULT_TIME),
+                output: planned.step.limits.output.unwrap_or(Limits::DEFAULT_OUTPUT),
+            };
+            let name = planned.name().to_string();
+            let events: sluice_runtime::EventSink = {
+                let observer = observer.clone();
+                let name = name.clone();
+                Arc::new(move |e: StepEvent| observer.step_event(&name, &e))
+            };
+            let invocation = Invocation {
+                params: planned.params.iter().cloned().collect(),
+                inputs: step_inputs,
+                outputs: planned.manifest.outputs.clone(),
+                limits,
+                seed: *key.as_bytes(),
+                events: Some(events),
+            };
+            let component = component.clone();
+            let retries = planned.step.retries;
+            observer.step_started(&name, &planned.step.component.to_string());
+            running.spawn(async move {
+                let started = Instant::now();
+                let mut attempts = 0;
+                let outcome = loop {
+                    attempts += 1;
+                    let outcome = component.run_async(invocation.clone()).await;
+                    match &outcome.result {
+                        Err(f) if f.is_retryable() && attempts <= retries => continue,
+                        _ => break outcome,
+                    }
+                };
+                Ran {
+                    index,
+                    execution_id,
+                    outcome,
+                    attempts,
+                    duration: started.elapsed(),
+                }
+            });
+        }
+
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let ran = joined.expect("step tasks do not panic");
+        let planned = &steps[ran.index];
+        let mut report = partial
+            .remove(&ran.index)
+            .expect("started steps have a report");
+        let state = record_outcome(&store, planned, ran, &mut report, &mut available)?;
+        states.insert(report.name.clone(), state);
+        observer.step_finished(&report);
+        reports.push(report);
+    }
+    debug_assert!(pending.is_empty(), "every step settles");
+
+    let state = if reports.iter().all(|s| s.state.is_ok()) {
         RunState::Succeeded
     } else {
         RunState::Failed
     };
-    let report = RunReport {
+    store.metadata.finish_run(
+        &run_id,
+        match state {
+            RunState::Succeeded => sluice_store::metadata::RunState::Succeeded,
+            RunState::Failed => sluice_store::metadata::RunState::Failed,
+        },
+        &now(),
+    )?;
+    Ok(RunReport {
         run_id,
         pipeline: prepared.plan.name.clone(),
         spec: spec.path.clone(),
-        spec_digest: Digest::of(spec.source.as_bytes()),
+        spec_digest,
         store: store.root().to_path_buf(),
         state,
+        resumed_from: options.resume.as_ref().map(|r| r.id.clone()),
         started_at: rfc3339(started_at),
         duration: started.elapsed(),
         data,
-        steps,
+        steps: reports,
+    })
+}
+
+/// The steps whose outputs `planned` consumes.
+fn step_dependencies(planned: &PlannedStep) -> Vec<&str> {
+    planned
+        .inputs
+        .iter()
+        .filter_map(|i| match &i.source {
+            Source::Step { step, .. } => Some(step.as_str()),
+            Source::Data(_) => None,
+        })
+        .collect()
+}
+
+/// The execution whose outputs this step may reuse: the resumed run's, or
+/// any earlier execution with the same cache key — provided every output is
+/// still in the object store.
+fn reusable(
+    store: &Store,
+    planned: &PlannedStep,
+    key: &Digest,
+    options: &RunOptions,
+    resume_from: &HashMap<String, ExecutionRecord>,
+) -> Result<Option<ExecutionRecord>, ExecuteError> {
+    let candidate = match resume_from.get(planned.name()) {
+        Some(e) if e.cache_key == *key => Some(e.clone()),
+        _ if options.use_cache && planned.step.cache => store.metadata.find_cached(key)?,
+        _ => None,
     };
-    record_run(store, &report)?;
-    Ok(report)
+    Ok(candidate.filter(|e| {
+        planned.manifest.outputs.iter().all(|p| {
+            e.output(&p.name)
+                .is_some_and(|d| store.objects.contains(&d))
+        })
+    }))
+}
+
+/// Stores a finished step's outputs (bytes first), then records the
+/// execution's end and its output events in one transaction.
+fn record_outcome(
+    store: &Store,
+    planned: &PlannedStep,
+    ran: Ran,
+    report: &mut StepReport,
+    available: &mut HashMap<Source, Available>,
+) -> Result<StepState, ExecuteError> {
+    let outcome = ran.outcome;
+    report.attempts = ran.attempts;
+    report.duration = ran.duration;
+    report.peak_memory = outcome.peak_memory;
+    report.metrics = outcome.metrics.iter().cloned().collect();
+    report.logs = outcome.logs;
+    report.stdout = outcome.stdout;
+    report.stderr = outcome.stderr;
+    let mut outputs = Vec::new();
+    match outcome.result {
+        Ok(()) => {
+            for port in &planned.manifest.outputs {
+                let artifact = &outcome.outputs[&port.name];
+                let bytes = artifact.stored_bytes();
+                let digest = store.objects.put(bytes)?;
+                outputs.push((
+                    port.name.clone(),
+                    digest,
+                    port.kind.as_str().to_string(),
+                    bytes.len() as u64,
+                ));
+                report.outputs.push(OutputReport {
+                    port: port.name.clone(),
+                    kind: port.kind,
+                    digest,
+                    size: bytes.len() as u64,
+                    path: store.objects.path_of(&digest),
+                });
+                available.insert(
+                    Source::Step {
+                        step: report.name.clone(),
+                        port: port.name.clone(),
+                    },
+                    Available {
+                        digest,
+                        kind: port.kind,
+                        loaded: Some(artifact.to_input()),
+                    },
+                );
+            }
+            report.state = StepState::Succeeded;
+        }
+        Err(failure) => {
+            report.state = StepState::Failed;
+            report.message = Some(failure.to_string());
+            report.failure = Some(failure);
+        }
+    }
+    let detail = serde_json::json!({
+        "logs": report.logs,
+        "stdout": report.stdout,
+        "stderr": report.stderr,
+        "peak_memory": report.peak_memory,
+    });
+    store.metadata.finish_execution(
+        ran.execution_id,
+        &Finished {
+            state: report.state.recorded(),
+            ended_at: &rfc3339(SystemTime::now()),
+            duration_ms: report.duration.as_secs_f64() * 1000.0,
+            attempts: report.attempts,
+            error: report.message.as_deref(),
+            failure: report
+                .failure
+                .as_ref()
+                .map(|f| serde_json::to_value(f).unwrap()),
+            metrics: serde_json::to_value(&report.metrics).unwrap(),
+            report: Some(detail),
+            outputs: &outputs,
+            cached_from: None,
+        },
+    )?;
+    Ok(report.state)
+}
+
+/// Reads an artifact from the object store and decodes it for a step.
+fn load_artifact(
+    objects: &ObjectStore,
+    digest: &Digest,
+    kind: ArtifactKind,
+) -> Result<InputArtifact, ExecuteError> {
+    let bytes = objects.get(digest)?;
+    Ok(match kind {
+        ArtifactKind::Table => {
+            InputArtifact::Table(sluice_runtime::table::from_parquet(bytes).map_err(|e| {
+                ExecuteError::Resume(format!("stored table {digest} cannot be read: {e}"))
+            })?)
+        }
+        k if k.is_document() => {
+            InputArtifact::Document(String::from_utf8_lossy(&bytes).into_owned())
+        }
+        _ => InputArtifact::Bytes(bytes.into()),
+    })
+}
+
+fn metrics_map(v: &serde_json::Value) -> BTreeMap<String, f64> {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| v.as_f64().map(|f| (k.clone(), f)))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn import_data(
@@ -387,170 +869,127 @@ fn import_data(
     Ok((artifact, digest, size))
 }
 
-/// The digest of everything that determines a step's result.
+/// Params as a JSON object, keys sorted: their canonical form.
+fn params_json(params: &[(String, Value)]) -> serde_json::Value {
+    serde_json::Value::Object(
+        params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_json()))
+            .collect(),
+    )
+}
+
+/// Versions of the native backends steps may call; part of every cache key
+/// so that a change of backend invalidates results. (No backend yet.)
+const BACKENDS: &[(&str, &str)] = &[];
+
+/// The ingredients of a cache key, kept with the execution so that a later
+/// run can say which one changed.
+pub fn key_parts(
+    component: &Digest,
+    params: &[(String, Value)],
+    inputs: &BTreeMap<String, Digest>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "component": component.to_hex(),
+        "wit": WIT_PACKAGE,
+        "params": params_json(params),
+        "inputs": inputs.iter().map(|(p, d)| (p.clone(), serde_json::Value::String(d.to_hex()))).collect::<serde_json::Map<_, _>>(),
+        "backends": BACKENDS.iter().map(|(n, v)| (n.to_string(), serde_json::Value::String(v.to_string()))).collect::<serde_json::Map<_, _>>(),
+    })
+}
+
+/// The cache key of a step: SHA-256 over its key parts in canonical form
+/// (component digest, contract version, params, input digests by port,
+/// backend versions).
 pub fn step_key(
     component: &Digest,
     params: &[(String, Value)],
     inputs: &BTreeMap<String, Digest>,
 ) -> Digest {
-    let params_json = serde_json::to_string(
-        &params
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.to_json()))
-            .collect::<BTreeMap<_, _>>(),
-    )
-    .expect("params serialise");
-    let mut parts: Vec<Vec<u8>> = vec![
-        component.as_bytes().to_vec(),
-        WIT_PACKAGE.as_bytes().to_vec(),
-        params_json.into_bytes(),
-    ];
-    for (port, digest) in inputs {
-        parts.push(port.as_bytes().to_vec());
-        parts.push(digest.as_bytes().to_vec());
-    }
-    Digest::of_parts(parts.iter().map(Vec::as_slice))
+    // serde_json maps are sorted by key (no `preserve_order`), so the text is canonical.
+    Digest::of(key_parts(component, params, inputs).to_string().as_bytes())
 }
 
-use sluice_runtime::Value;
-
-fn run_step(
-    planned: &PlannedStep,
-    component: &Component,
-    store: &ObjectStore,
-    available: &mut HashMap<Source, Available>,
-    states: &HashMap<String, StepState>,
-    observer: Arc<dyn Observer>,
-) -> Result<StepReport, ExecuteError> {
-    let name = planned.name().to_string();
-    let mut report = StepReport {
-        name: name.clone(),
-        component: planned.step.component.to_string(),
-        component_digest: component.digest(),
-        state: StepState::Skipped,
-        message: None,
-        failure: None,
-        step_key: component.digest(),
-        attempts: 0,
-        duration: Duration::ZERO,
-        peak_memory: 0,
-        outputs: Vec::new(),
-        metrics: BTreeMap::new(),
-        logs: Vec::new(),
-        stdout: String::new(),
-        stderr: String::new(),
+/// Why a step ran (or did not), compared with the previous execution of
+/// the same step: one line per difference in its cache key.
+pub fn explain(current: &ExecutionRecord, previous: Option<&ExecutionRecord>) -> Vec<String> {
+    if current.state == ExecutionState::Cached {
+        return vec![format!(
+            "cache hit: reused execution #{} (same component, params and inputs)",
+            current.cached_from.unwrap_or_default()
+        )];
+    }
+    if current.state == ExecutionState::Skipped {
+        return vec![current.error.clone().unwrap_or_else(|| "skipped".into())];
+    }
+    let Some(prev) = previous else {
+        return vec!["ran: first execution of this step in this store".into()];
     };
-
-    let blocked: Vec<&str> = planned
-        .inputs
-        .iter()
-        .filter_map(|i| match &i.source {
-            Source::Step { step, .. } if states.get(step) != Some(&StepState::Succeeded) => {
-                Some(step.as_str())
-            }
-            _ => None,
-        })
-        .collect();
-    if !blocked.is_empty() {
-        report.message = Some(format!(
-            "skipped: upstream step `{}` did not succeed",
-            blocked[0]
+    let (a, b) = (&prev.key_parts, &current.key_parts);
+    let mut why = Vec::new();
+    if a["component"] != b["component"] {
+        why.push(format!(
+            "component changed: {} → {}",
+            short(&a["component"]),
+            short(&b["component"])
         ));
-        return Ok(report);
     }
-
-    let mut inputs = BTreeMap::new();
-    let mut input_digests = BTreeMap::new();
-    for i in &planned.inputs {
-        let a = &available[&i.source];
-        inputs.insert(i.port.clone(), a.input.clone());
-        input_digests.insert(i.port.clone(), a.digest);
+    if a["wit"] != b["wit"] {
+        why.push(format!(
+            "contract version changed: {} → {}",
+            a["wit"], b["wit"]
+        ));
     }
-    let key = step_key(&component.digest(), &planned.params, &input_digests);
-    report.step_key = key;
-
-    let limits = Limits {
-        memory: planned.step.limits.memory.unwrap_or(Limits::DEFAULT_MEMORY),
-        time: planned.step.limits.time.unwrap_or(Limits::DEFAULT_TIME),
-        output: planned.step.limits.output.unwrap_or(Limits::DEFAULT_OUTPUT),
-    };
-    let events: sluice_runtime::EventSink = {
-        let observer = observer.clone();
-        let name = name.clone();
-        Arc::new(move |e: StepEvent| observer.step_event(&name, &e))
-    };
-    let invocation = Invocation {
-        params: planned.params.iter().cloned().collect(),
-        inputs,
-        outputs: planned.manifest.outputs.clone(),
-        limits,
-        seed: *key.as_bytes(),
-        events: Some(events),
-    };
-
-    observer.step_started(&name, &report.component);
-    let started = Instant::now();
-    let outcome = loop {
-        report.attempts += 1;
-        let outcome = component.run(invocation.clone());
-        match &outcome.result {
-            Err(f) if f.is_retryable() && report.attempts <= planned.step.retries => continue,
-            _ => break outcome,
-        }
-    };
-    report.duration = started.elapsed();
-    report.peak_memory = outcome.peak_memory;
-    report.metrics = outcome.metrics.iter().cloned().collect();
-    report.logs = outcome.logs;
-    report.stdout = outcome.stdout;
-    report.stderr = outcome.stderr;
-    match outcome.result {
-        Ok(()) => {
-            // Bytes first: the record that names them is written after.
-            for port in &planned.manifest.outputs {
-                let artifact = &outcome.outputs[&port.name];
-                let bytes = artifact.stored_bytes();
-                let digest = store.put(bytes)?;
-                report.outputs.push(OutputReport {
-                    port: port.name.clone(),
-                    kind: port.kind,
-                    digest,
-                    size: bytes.len() as u64,
-                    path: store.path_of(&digest),
-                });
-                available.insert(
-                    Source::Step {
-                        step: name.clone(),
-                        port: port.name.clone(),
-                    },
-                    Available {
-                        input: artifact.to_input(),
-                        digest,
-                    },
-                );
-            }
-            report.state = StepState::Succeeded;
-        }
-        Err(failure) => {
-            report.state = StepState::Failed;
-            report.message = Some(failure.to_string());
-            report.failure = Some(failure);
+    diff_maps(&a["params"], &b["params"], "param", &mut why, |v| {
+        v.to_string()
+    });
+    diff_maps(&a["inputs"], &b["inputs"], "input", &mut why, short);
+    diff_maps(&a["backends"], &b["backends"], "backend", &mut why, |v| {
+        v.to_string()
+    });
+    if why.is_empty() {
+        why.push(match prev.state {
+            ExecutionState::Failed => "ran: the previous execution with this key failed".into(),
+            _ => "ran: the cache was not used (--no-cache, `cache = false`, or the reused outputs were gone)".into(),
+        });
+    } else {
+        for w in &mut why {
+            w.insert_str(0, "ran: ");
         }
     }
-    Ok(report)
+    why
 }
 
-fn record_run(store: &ObjectStore, report: &RunReport) -> Result<(), ExecuteError> {
-    let dir = store.root().join("runs");
-    let path = dir.join(format!("{}.json", report.run_id));
-    let json = serde_json::to_vec_pretty(report).expect("reports serialise");
-    let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(&dir)?;
-        let tmp = dir.join(format!(".{}.tmp", report.run_id));
-        std::fs::write(&tmp, &json)?;
-        std::fs::rename(&tmp, &path)
-    };
-    write().map_err(|source| ExecuteError::Record { path, source })
+fn short(v: &serde_json::Value) -> String {
+    v.as_str()
+        .map(|s| s[..12.min(s.len())].to_string())
+        .unwrap_or_else(|| "none".into())
+}
+
+fn diff_maps(
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    what: &str,
+    out: &mut Vec<String>,
+    show: impl Fn(&serde_json::Value) -> String,
+) {
+    let empty = serde_json::Map::new();
+    let a = a.as_object().unwrap_or(&empty);
+    let b = b.as_object().unwrap_or(&empty);
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for k in keys {
+        match (a.get(k), b.get(k)) {
+            (Some(x), Some(y)) if x != y => {
+                out.push(format!("{what} `{k}` changed: {} → {}", show(x), show(y)))
+            }
+            (None, Some(y)) => out.push(format!("{what} `{k}` added: {}", show(y))),
+            (Some(_), None) => out.push(format!("{what} `{k}` removed")),
+            _ => {}
+        }
+    }
 }
 
 /// `YYYYMMDD-HHMMSS-xxxxxx`: sortable by time, unique by its suffix.

@@ -9,7 +9,11 @@
 //! remote (S3-compatible) backends build on the same layout.
 
 mod digest;
+pub mod metadata;
 mod objects;
+mod store;
 
 pub use digest::{Digest, DigestParseError};
+pub use metadata::{Metadata, MetadataError};
 pub use objects::{ObjectStore, StoreError};
+pub use store::{OpenError, RunLock, Store};

@@ -73,6 +73,13 @@ impl ObjectStore {
         self.path_of(digest).is_file()
     }
 
+    /// The size in bytes of a stored object, if present.
+    pub fn size_of(&self, digest: &Digest) -> Option<u64> {
+        std::fs::metadata(self.path_of(digest))
+            .ok()
+            .map(|m| m.len())
+    }
+
     /// Stores `bytes` and returns their digest. Storing the same bytes twice
     /// is a no-op the second time.
     pub fn put(&self, bytes: &[u8]) -> Result<Digest, StoreError> {

@@ -2,3 +2,4 @@
 
 pub(crate) mod component;
 pub(crate) mod run;
+pub(crate) mod runs;

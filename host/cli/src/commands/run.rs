@@ -5,20 +5,37 @@ use crate::ui;
 use anyhow::Context as _;
 use clap::Args;
 use sluice_pipeline::diagnostic::Diagnostics;
-use sluice_pipeline::execute::{self, ExecuteError, Prepared, RunReport, RunState, StepState};
-use sluice_store::ObjectStore;
+use sluice_pipeline::execute::{
+    self, ExecuteError, Prepared, RunOptions, RunReport, RunState, StepState,
+};
+use sluice_store::Store;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
-    /// The pipeline spec (TOML).
-    pipeline: PathBuf,
+    /// The pipeline spec (TOML). Optional with --resume: the run's spec is used.
+    #[arg(required_unless_present = "resume")]
+    pipeline: Option<PathBuf>,
 
-    /// Artifact store folder [default: .sluice next to the pipeline].
+    /// Artifact store folder [default: .sluice next to the pipeline, or in
+    /// the current folder with --resume and no PIPELINE].
     #[arg(long, env = "SLUICE_STORE", value_name = "DIR")]
     store: Option<PathBuf>,
+
+    /// Most steps running at once [default: the number of cores].
+    #[arg(short, long, value_name = "N")]
+    jobs: Option<usize>,
+
+    /// Run every step, even those whose results are cached.
+    #[arg(long)]
+    no_cache: bool,
+
+    /// Re-execute only what did not succeed in RUN (an id, a unique prefix
+    /// of one, or `latest`), reusing the rest.
+    #[arg(long, value_name = "RUN")]
+    resume: Option<String>,
 
     /// Print the run report as JSON on stdout (progress still goes to stderr).
     #[arg(long)]
@@ -45,21 +62,47 @@ const EXIT_FAILED: u8 = 1;
 const EXIT_INVALID: u8 = 2;
 
 pub(crate) fn run(ctx: &CliContext, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let store_dir = args.store.clone().unwrap_or_else(|| match &args.pipeline {
+        Some(p) => default_store(p),
+        None => default_store_dir(),
+    });
+    let store = open_store(&store_dir)?;
+    let resume = match &args.resume {
+        Some(id) => Some(store.metadata.run(id)?),
+        None => None,
+    };
+    let pipeline = match (&args.pipeline, &resume) {
+        (Some(p), _) => p.clone(),
+        (None, Some(run)) => PathBuf::from(&run.spec_path),
+        (None, None) => unreachable!("clap requires PIPELINE without --resume"),
+    };
     let runtime = ctx.runtime()?;
-    let store_dir = args
-        .store
-        .clone()
-        .unwrap_or_else(|| default_store(&args.pipeline));
-    let store = ObjectStore::open(&store_dir)
-        .with_context(|| format!("opening the artifact store at {}", store_dir.display()))?;
-    let prepared = match execute::prepare(&args.pipeline, &runtime, Some(&store)) {
+    let prepared = match execute::prepare(&pipeline, &runtime, Some(&store.objects)) {
         Ok(p) => p,
         Err(diags) => return Ok(report_diagnostics(&diags, args.json)),
     };
+    let defaults = RunOptions::default();
+    let options = RunOptions {
+        jobs: args.jobs.unwrap_or(defaults.jobs).max(1),
+        use_cache: !args.no_cache,
+        trigger: if resume.is_some() {
+            "resume".into()
+        } else {
+            "manual".into()
+        },
+        resume,
+    };
     let progress = Arc::new(ui::Progress::new(args.quiet));
-    let report = match execute::execute(&prepared, &store, progress) {
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(options.jobs + 1)
+        .enable_time()
+        .build()
+        .context("starting the async runtime")?;
+    let run = execute::execute(&prepared, Arc::new(store), &options, progress);
+    let report = match tokio.block_on(run) {
         Ok(r) => r,
         Err(ExecuteError::Data(diags)) => return Ok(report_diagnostics(&diags, args.json)),
+        Err(ExecuteError::Resume(why)) => anyhow::bail!(why),
         Err(e) => return Err(e.into()),
     };
     if args.json {
@@ -111,6 +154,24 @@ pub(crate) fn validate(ctx: &CliContext, args: &ValidateArgs) -> anyhow::Result<
         }
         Err(diags) => Ok(report_diagnostics(&diags, args.json)),
     }
+}
+
+/// Opens the store and marks runs whose process died as interrupted.
+pub(crate) fn open_store(dir: &Path) -> anyhow::Result<Store> {
+    let store =
+        Store::open(dir).with_context(|| format!("opening the store at {}", dir.display()))?;
+    let now = execute::rfc3339(std::time::SystemTime::now());
+    for id in store.recover(&now)? {
+        eprintln!(
+            "note: run {id} was interrupted (its process stopped); `sluice run --resume {id}` completes it"
+        );
+    }
+    Ok(store)
+}
+
+/// The store of commands that take no pipeline: `.sluice` here.
+pub(crate) fn default_store_dir() -> PathBuf {
+    PathBuf::from(".sluice")
 }
 
 /// `.sluice` in the pipeline's folder.

@@ -1,0 +1,1048 @@
+//! The metadata database: what ran, when, on what, producing what.
+//!
+//! Modelled on ML Metadata: `runs`, `executions` (one per step per run),
+//! `artifacts` (one per distinct content), `events` (execution ↔ artifact,
+//! by direction and port), `imports` (data files a run read) and
+//! `components`. SQLite in WAL mode, so several `sluice` processes can share
+//! a store; every change is a transaction; the schema is migrated by
+//! `PRAGMA user_version`.
+//!
+//! Artifact bytes are written to the object store *before* the rows that
+//! name them, so a crash leaves at worst unreferenced objects (which `gc`
+//! removes), never a row pointing at nothing.
+
+use crate::Digest;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// An error from the metadata database.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    /// SQLite failed.
+    #[error("metadata database {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer sluice.
+    #[error(
+        "metadata database {path} has schema version {found}, newer than this sluice understands ({supported}); upgrade sluice"
+    )]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+        /// Ours.
+        supported: i64,
+    },
+    /// A run, execution or artifact asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// The schema, one migration per entry; entry `i` takes the database from
+/// version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE components (
+    digest      TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    first_seen  TEXT NOT NULL
+);
+CREATE TABLE artifacts (
+    digest      TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    created_at  TEXT NOT NULL
+);
+CREATE TABLE runs (
+    id           TEXT PRIMARY KEY,
+    pipeline     TEXT NOT NULL,
+    spec_path    TEXT NOT NULL,
+    spec_digest  TEXT NOT NULL,
+    trigger      TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    started_at   TEXT NOT NULL,
+    ended_at     TEXT,
+    host         TEXT NOT NULL,
+    pid          INTEGER NOT NULL,
+    resumed_from TEXT REFERENCES runs(id)
+);
+CREATE INDEX runs_by_pipeline ON runs(pipeline, started_at);
+CREATE TABLE executions (
+    id               INTEGER PRIMARY KEY,
+    run_id           TEXT NOT NULL REFERENCES runs(id),
+    step             TEXT NOT NULL,
+    component        TEXT NOT NULL,
+    component_digest TEXT NOT NULL,
+    cache_key        TEXT NOT NULL,
+    key_parts        TEXT NOT NULL,
+    params           TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    cached_from      INTEGER REFERENCES executions(id),
+    started_at       TEXT NOT NULL,
+    ended_at         TEXT,
+    duration_ms      REAL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    error            TEXT,
+    failure          TEXT,
+    metrics          TEXT,
+    report           TEXT,
+    host             TEXT NOT NULL,
+    UNIQUE (run_id, step)
+);
+CREATE INDEX executions_by_key ON executions(cache_key, state);
+CREATE INDEX executions_by_step ON executions(step, id);
+CREATE TABLE events (
+    execution_id INTEGER NOT NULL REFERENCES executions(id),
+    direction    TEXT NOT NULL CHECK (direction IN ('input', 'output')),
+    port         TEXT NOT NULL,
+    artifact     TEXT NOT NULL REFERENCES artifacts(digest),
+    source       TEXT,
+    PRIMARY KEY (execution_id, direction, port)
+);
+CREATE INDEX events_by_artifact ON events(artifact, direction);
+CREATE TABLE imports (
+    run_id    TEXT NOT NULL REFERENCES runs(id),
+    name      TEXT NOT NULL,
+    path      TEXT NOT NULL,
+    artifact  TEXT NOT NULL REFERENCES artifacts(digest),
+    PRIMARY KEY (run_id, name)
+);
+"#];
+
+/// Lifecycle of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    /// A process is executing it (or died doing so; see [`Metadata::recover`]).
+    Running,
+    /// Every step succeeded or was cached.
+    Succeeded,
+    /// A step failed or was skipped.
+    Failed,
+    /// The process running it died; resume it with `sluice run --resume`.
+    Interrupted,
+}
+
+/// Lifecycle of one step execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionState {
+    /// Executing (or died doing so).
+    Running,
+    /// Ran and produced all its outputs.
+    Succeeded,
+    /// Did not run: an identical execution's outputs were reused.
+    Cached,
+    /// Ran and failed.
+    Failed,
+    /// Did not run because an upstream step did not succeed.
+    Skipped,
+    /// The process died while it ran.
+    Interrupted,
+}
+
+macro_rules! string_enum {
+    ($ty:ident { $($variant:ident => $s:literal),* $(,)? }) => {
+        impl $ty {
+            /// The lower-case name stored in the database.
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $s),* }
+            }
+            fn parse(s: &str) -> Self {
+                match s { $($s => $ty::$variant,)* _ => $ty::Interrupted }
+            }
+        }
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+string_enum!(RunState { Running => "running", Succeeded => "succeeded", Failed => "failed", Interrupted => "interrupted" });
+string_enum!(ExecutionState { Running => "running", Succeeded => "succeeded", Cached => "cached", Failed => "failed", Skipped => "skipped", Interrupted => "interrupted" });
+
+/// A run as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    /// Unique id.
+    pub id: String,
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// The spec file it ran.
+    pub spec_path: String,
+    /// SHA-256 of the spec's text.
+    pub spec_digest: String,
+    /// What started it (`manual`, `resume`, …).
+    pub trigger: String,
+    /// How it stands.
+    pub state: RunState,
+    /// RFC 3339.
+    pub started_at: String,
+    /// RFC 3339, once ended.
+    pub ended_at: Option<String>,
+    /// Host name of the machine that ran it.
+    pub host: String,
+    /// The run this one resumed, if any.
+    pub resumed_from: Option<String>,
+}
+
+/// One artifact consumed or produced by an execution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventRecord {
+    /// `input` or `output`.
+    pub direction: String,
+    /// The port.
+    pub port: String,
+    /// The artifact's digest.
+    pub artifact: Digest,
+    /// For inputs: where it came from (`data.NAME` or `STEP.PORT`).
+    pub source: Option<String>,
+}
+
+/// A step execution as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecutionRecord {
+    /// Row id.
+    pub id: i64,
+    /// The run.
+    pub run_id: String,
+    /// The step's name.
+    pub step: String,
+    /// The component as named in the spec.
+    pub component: String,
+    /// SHA-256 of the component.
+    pub component_digest: Digest,
+    /// The cache key.
+    pub cache_key: Digest,
+    /// The ingredients of the cache key (JSON), for `--explain`.
+    pub key_parts: serde_json::Value,
+    /// Resolved params (JSON object).
+    pub params: serde_json::Value,
+    /// How it stands.
+    pub state: ExecutionState,
+    /// For cached executions: the execution whose outputs were reused.
+    pub cached_from: Option<i64>,
+    /// RFC 3339.
+    pub started_at: String,
+    /// RFC 3339.
+    pub ended_at: Option<String>,
+    /// Wall time in milliseconds.
+    pub duration_ms: Option<f64>,
+    /// Attempts made.
+    pub attempts: i64,
+    /// One-line failure message.
+    pub error: Option<String>,
+    /// Metrics (JSON object).
+    pub metrics: serde_json::Value,
+    /// The full step report (logs, stderr …) as JSON, if kept.
+    pub report: Option<serde_json::Value>,
+    /// Inputs and outputs.
+    pub events: Vec<EventRecord>,
+}
+
+impl ExecutionRecord {
+    /// The output artifact on `port`.
+    pub fn output(&self, port: &str) -> Option<Digest> {
+        self.events
+            .iter()
+            .find(|e| e.direction == "output" && e.port == port)
+            .map(|e| e.artifact)
+    }
+}
+
+/// An artifact as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArtifactRecord {
+    /// SHA-256 of its bytes.
+    pub digest: Digest,
+    /// Its kind (`table`, `statistics`, `file` …).
+    pub kind: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// When first recorded.
+    pub created_at: String,
+}
+
+/// What is needed to start recording an execution.
+#[derive(Debug, Clone)]
+pub struct NewExecution<'a> {
+    /// The run.
+    pub run_id: &'a str,
+    /// The step.
+    pub step: &'a str,
+    /// The component as named in the spec.
+    pub component: &'a str,
+    /// Its digest.
+    pub component_digest: Digest,
+    /// The cache key.
+    pub cache_key: Digest,
+    /// The ingredients of the key.
+    pub key_parts: &'a serde_json::Value,
+    /// Resolved params.
+    pub params: &'a serde_json::Value,
+    /// Inputs: (port, artifact, source).
+    pub inputs: &'a [(String, Digest, String)],
+    /// When it started.
+    pub started_at: &'a str,
+}
+
+/// How an execution ended, to be recorded with its outputs.
+#[derive(Debug, Clone)]
+pub struct Finished<'a> {
+    /// Final state.
+    pub state: ExecutionState,
+    /// When it ended.
+    pub ended_at: &'a str,
+    /// Wall time.
+    pub duration_ms: f64,
+    /// Attempts made.
+    pub attempts: u32,
+    /// One-line failure message.
+    pub error: Option<&'a str>,
+    /// Structured failure (JSON).
+    pub failure: Option<serde_json::Value>,
+    /// Metrics.
+    pub metrics: serde_json::Value,
+    /// Full report.
+    pub report: Option<serde_json::Value>,
+    /// Outputs: (port, artifact digest, kind, size). Their bytes must
+    /// already be in the object store.
+    pub outputs: &'a [(String, Digest, String, u64)],
+    /// For cached executions, the execution reused.
+    pub cached_from: Option<i64>,
+}
+
+/// The metadata database of a store.
+pub struct Metadata {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl Metadata {
+    /// The latest schema version.
+    pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+    /// Opens (creating and migrating if needed) the database at `path`.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, MetadataError> {
+        let path = path.into();
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let err = |source| MetadataError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let mut conn = Connection::open(&path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(err)?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let version: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(err)?;
+        if version > Self::SCHEMA_VERSION {
+            return Err(MetadataError::TooNew {
+                path,
+                found: version,
+                supported: Self::SCHEMA_VERSION,
+            });
+        }
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(migration).map_err(err)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+                .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(Metadata {
+            path,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, MetadataError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn).map_err(|source| MetadataError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Records a component (once per digest).
+    pub fn record_component(
+        &self,
+        digest: &Digest,
+        name: &str,
+        size: u64,
+        now: &str,
+    ) -> Result<(), MetadataError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO components (digest, name, size, first_seen) VALUES (?1, ?2, ?3, ?4)",
+                params![digest.to_hex(), name, size as i64, now],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Starts a run.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_run(
+        &self,
+        id: &str,
+        pipeline: &str,
+        spec_path: &str,
+        spec_digest: &Digest,
+        trigger: &str,
+        started_at: &str,
+        resumed_from: Option<&str>,
+    ) -> Result<(), MetadataError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO runs (id, pipeline, spec_path, spec_digest, trigger, state, started_at, host, pid, resumed_from)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9)",
+                params![id, pipeline, spec_path, spec_digest.to_hex(), trigger, started_at, hostname(), std::process::id(), resumed_from],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Records the data files a run imported (their bytes already stored).
+    pub fn record_import(
+        &self,
+        run_id: &str,
+        name: &str,
+        path: &str,
+        digest: &Digest,
+        kind: &str,
+        size: u64,
+        now: &str,
+    ) -> Result<(), MetadataError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT OR IGNORE INTO artifacts (digest, kind, size, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![digest.to_hex(), kind, size as i64, now],
+            )?;
+            tx.execute(
+                "INSERT OR REPLACE INTO imports (run_id, name, path, artifact) VALUES (?1, ?2, ?3, ?4)",
+                params![run_id, name, path, digest.to_hex()],
+            )?;
+            tx.commit()
+        })
+    }
+
+    /// Ends a run.
+    pub fn finish_run(
+        &self,
+        id: &str,
+        state: RunState,
+        ended_at: &str,
+    ) -> Result<(), MetadataError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE runs SET state = ?2, ended_at = ?3 WHERE id = ?1",
+                params![id, state.as_str(), ended_at],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Records that an execution started (state `running`), with its inputs.
+    /// Returns its id.
+    pub fn start_execution(&self, e: &NewExecution<'_>) -> Result<i64, MetadataError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO executions (run_id, step, component, component_digest, cache_key, key_parts, params, state, started_at, host)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8, ?9)",
+                params![
+                    e.run_id,
+                    e.step,
+                    e.component,
+                    e.component_digest.to_hex(),
+                    e.cache_key.to_hex(),
+                    e.key_parts.to_string(),
+                    e.params.to_string(),
+                    e.started_at,
+                    hostname()
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            for (port, digest, source) in e.inputs {
+                tx.execute(
+                    "INSERT INTO events (execution_id, direction, port, artifact, source) VALUES (?1, 'input', ?2, ?3, ?4)",
+                    params![id, port, digest.to_hex(), source],
+                )?;
+            }
+            tx.commit()?;
+            Ok(id)
+        })
+    }
+
+    /// Records how an execution ended and what it produced, in one transaction.
+    pub fn finish_execution(&self, id: i64, f: &Finished<'_>) -> Result<(), MetadataError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            for (port, digest, kind, size) in f.outputs {
+                tx.execute(
+                    "INSERT OR IGNORE INTO artifacts (digest, kind, size, created_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![digest.to_hex(), kind, *size as i64, f.ended_at],
+                )?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO events (execution_id, direction, port, artifact) VALUES (?1, 'output', ?2, ?3)",
+                    params![id, port, digest.to_hex()],
+                )?;
+            }
+            tx.execute(
+                "UPDATE executions SET state = ?2, ended_at = ?3, duration_ms = ?4, attempts = ?5, error = ?6,
+                        failure = ?7, metrics = ?8, report = ?9, cached_from = ?10 WHERE id = ?1",
+                params![
+                    id,
+                    f.state.as_str(),
+                    f.ended_at,
+                    f.duration_ms,
+                    f.attempts,
+                    f.error,
+                    f.failure.as_ref().map(|v| v.to_string()),
+                    f.metrics.to_string(),
+                    f.report.as_ref().map(|v| v.to_string()),
+                    f.cached_from
+                ],
+            )?;
+            tx.commit()
+        })
+    }
+
+    /// Records a step that did not run (skipped) in one go.
+    pub fn record_skipped(&self, e: &NewExecution<'_>, reason: &str) -> Result<i64, MetadataError> {
+        let id = self.start_execution(e)?;
+        self.finish_execution(
+            id,
+            &Finished {
+                state: ExecutionState::Skipped,
+                ended_at: e.started_at,
+                duration_ms: 0.0,
+                attempts: 0,
+                error: Some(reason),
+                failure: None,
+                metrics: serde_json::json!({}),
+                report: None,
+                outputs: &[],
+                cached_from: None,
+            },
+        )?;
+        Ok(id)
+    }
+
+    /// The most recent successful execution with this cache key, whose
+    /// outputs can be reused.
+    pub fn find_cached(
+        &self,
+        cache_key: &Digest,
+    ) -> Result<Option<ExecutionRecord>, MetadataError> {
+        let id: Option<i64> = self.with(|c| {
+            c.query_row(
+                "SELECT id FROM executions WHERE cache_key = ?1 AND state = 'succeeded' ORDER BY id DESC LIMIT 1",
+                params![cache_key.to_hex()],
+                |r| r.get(0),
+            )
+            .optional()
+        })?;
+        match id {
+            Some(id) => self.execution(id).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The execution of `step` recorded before execution `before` (in any
+    /// run) that actually ran or was cached, for explaining what changed.
+    pub fn previous_execution(
+        &self,
+        step: &str,
+        pipeline: &str,
+        before: i64,
+    ) -> Result<Option<ExecutionRecord>, MetadataError> {
+        let id: Option<i64> = self.with(|c| {
+            c.query_row(
+                "SELECT e.id FROM executions e JOIN runs r ON r.id = e.run_id
+                 WHERE e.step = ?1 AND r.pipeline = ?2 AND e.id < ?3 AND e.state IN ('succeeded', 'cached', 'failed')
+                 ORDER BY e.id DESC LIMIT 1",
+                params![step, pipeline, before],
+                |r| r.get(0),
+            )
+            .optional()
+        })?;
+        match id {
+            Some(id) => self.execution(id).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// One execution with its events.
+    pub fn execution(&self, id: i64) -> Result<ExecutionRecord, MetadataError> {
+        self.with(|c| {
+            let mut rec = c.query_row(
+                &format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?1"),
+                params![id],
+                execution_from_row,
+            )?;
+            rec.events = events_of(c, id)?;
+            Ok(rec)
+        })
+    }
+
+    /// Every execution of a run, in the order they were started.
+    pub fn executions(&self, run_id: &str) -> Result<Vec<ExecutionRecord>, MetadataError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {EXECUTION_COLUMNS} FROM executions WHERE run_id = ?1 ORDER BY id"
+            ))?;
+            let mut recs: Vec<ExecutionRecord> = stmt
+                .query_map(params![run_id], execution_from_row)?
+                .collect::<Result<_, _>>()?;
+            for r in &mut recs {
+                r.events = events_of(c, r.id)?;
+            }
+            Ok(recs)
+        })
+    }
+
+    /// A run by id, or by a unique prefix of its id, or `latest`.
+    pub fn run(&self, id: &str) -> Result<RunRecord, MetadataError> {
+        let runs = self.with(|c| {
+            let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1 OR id LIKE ?2 || '%' ORDER BY started_at DESC");
+            let latest = format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1");
+            let mut stmt = c.prepare(if id == "latest" { &latest } else { &sql })?;
+            let rows = if id == "latest" {
+                stmt.query_map([], run_from_row)?.collect::<Result<Vec<_>, _>>()?
+            } else {
+                stmt.query_map(params![id, id], run_from_row)?.collect::<Result<Vec<_>, _>>()?
+            };
+            Ok(rows)
+        })?;
+        if let Some(exact) = runs.iter().find(|r| r.id == id) {
+            return Ok(exact.clone());
+        }
+        match runs.len() {
+            1 => Ok(runs.into_iter().next().unwrap()),
+            0 => Err(MetadataError::NotFound(format!(
+                "no run `{id}` in {}; `sluice runs list` shows the runs",
+                self.path.display()
+            ))),
+            n => Err(MetadataError::NotFound(format!(
+                "`{id}` matches {n} runs ({}…); give more of the id",
+                runs.iter()
+                    .take(3)
+                    .map(|r| r.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    /// Runs, newest first, optionally of one pipeline.
+    pub fn runs(
+        &self,
+        pipeline: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, MetadataError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR pipeline = ?1) ORDER BY started_at DESC, rowid DESC LIMIT ?2"
+            ))?;
+            stmt.query_map(params![pipeline, limit as i64], run_from_row)?.collect()
+        })
+    }
+
+    /// The imports of a run: (name, path, digest).
+    pub fn imports(&self, run_id: &str) -> Result<Vec<(String, String, Digest)>, MetadataError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT name, path, artifact FROM imports WHERE run_id = ?1 ORDER BY name",
+            )?;
+            stmt.query_map(params![run_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, parse_digest(r.get::<_, String>(2)?)))
+            })?
+            .collect()
+        })
+    }
+
+    /// Artifacts, newest first.
+    pub fn artifacts(&self, limit: usize) -> Result<Vec<ArtifactRecord>, MetadataError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT digest, kind, size, created_at FROM artifacts ORDER BY created_at DESC, rowid DESC LIMIT ?1")?;
+            stmt.query_map(params![limit as i64], artifact_from_row)?.collect()
+        })
+    }
+
+    /// Artifacts whose digest starts with `prefix` (hex, `sha256:` optional).
+    pub fn artifacts_by_prefix(&self, prefix: &str) -> Result<Vec<ArtifactRecord>, MetadataError> {
+        let prefix = prefix
+            .strip_prefix("sha256:")
+            .unwrap_or(prefix)
+            .to_ascii_lowercase();
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT digest, kind, size, created_at FROM artifacts WHERE digest LIKE ?1 || '%' LIMIT 20")?;
+            stmt.query_map(params![prefix], artifact_from_row)?.collect()
+        })
+    }
+
+    /// The executions that produced `artifact` (most recent first).
+    pub fn producers(&self, artifact: &Digest) -> Result<Vec<ExecutionRecord>, MetadataError> {
+        let ids: Vec<i64> = self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT execution_id FROM events WHERE artifact = ?1 AND direction = 'output' ORDER BY execution_id DESC",
+            )?;
+            stmt.query_map(params![artifact.to_hex()], |r| r.get(0))?.collect()
+        })?;
+        ids.into_iter().map(|id| self.execution(id)).collect()
+    }
+
+    /// Imports (run, name, path) that brought `artifact` in.
+    pub fn imported_as(
+        &self,
+        artifact: &Digest,
+    ) -> Result<Vec<(String, String, String)>, MetadataError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT run_id, name, path FROM imports WHERE artifact = ?1 ORDER BY run_id DESC",
+            )?;
+            stmt.query_map(params![artifact.to_hex()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect()
+        })
+    }
+
+    /// Every artifact digest any row refers to (for garbage collection).
+    pub fn referenced_artifacts(&self) -> Result<std::collections::HashSet<Digest>, MetadataError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT digest FROM artifacts UNION SELECT artifact FROM events UNION SELECT artifact FROM imports")?;
+            stmt.query_map([], |r| Ok(parse_digest(r.get::<_, String>(0)?)))?.collect()
+        })
+    }
+
+    /// Every component digest recorded.
+    pub fn referenced_components(
+        &self,
+    ) -> Result<std::collections::HashSet<Digest>, MetadataError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT digest FROM components")?;
+            stmt.query_map([], |r| Ok(parse_digest(r.get::<_, String>(0)?)))?
+                .collect()
+        })
+    }
+
+    /// Marks runs left `running` by a process that no longer holds their
+    /// lock (see `is_alive`) as `interrupted`, with their running executions.
+    /// Returns the ids of the runs marked.
+    pub fn recover(
+        &self,
+        is_alive: impl Fn(&str) -> bool,
+        now: &str,
+    ) -> Result<Vec<String>, MetadataError> {
+        let running: Vec<String> = self.with(|c| {
+            let mut stmt = c.prepare("SELECT id FROM runs WHERE state = 'running'")?;
+            stmt.query_map([], |r| r.get(0))?.collect()
+        })?;
+        let dead: Vec<String> = running.into_iter().filter(|id| !is_alive(id)).collect();
+        for id in &dead {
+            self.with(|c| {
+                let tx = c.transaction()?;
+                tx.execute(
+                    "UPDATE executions SET state = 'interrupted', ended_at = ?2, error = 'the process running it stopped'
+                     WHERE run_id = ?1 AND state = 'running'",
+                    params![id, now],
+                )?;
+                tx.execute(
+                    "UPDATE runs SET state = 'interrupted', ended_at = ?2 WHERE id = ?1 AND state = 'running'",
+                    params![id, now],
+                )?;
+                tx.commit()
+            })?;
+        }
+        Ok(dead)
+    }
+}
+
+const RUN_COLUMNS: &str = "id, pipeline, spec_path, spec_digest, trigger, state, started_at, ended_at, host, resumed_from";
+const EXECUTION_COLUMNS: &str = "id, run_id, step, component, component_digest, cache_key, key_parts, params, state, cached_from, started_at, ended_at, duration_ms, attempts, error, metrics, report";
+
+fn run_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+    Ok(RunRecord {
+        id: r.get(0)?,
+        pipeline: r.get(1)?,
+        spec_path: r.get(2)?,
+        spec_digest: r.get(3)?,
+        trigger: r.get(4)?,
+        state: RunState::parse(&r.get::<_, String>(5)?),
+        started_at: r.get(6)?,
+        ended_at: r.get(7)?,
+        host: r.get(8)?,
+        resumed_from: r.get(9)?,
+    })
+}
+
+fn json_col(s: Option<String>) -> serde_json::Value {
+    s.and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+fn execution_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExecutionRecord> {
+    Ok(ExecutionRecord {
+        id: r.get(0)?,
+        run_id: r.get(1)?,
+        step: r.get(2)?,
+        component: r.get(3)?,
+        component_digest: parse_digest(r.get::<_, String>(4)?),
+        cache_key: parse_digest(r.get::<_, String>(5)?),
+        key_parts: json_col(r.get(6)?),
+        params: json_col(r.get(7)?),
+        state: ExecutionState::parse(&r.get::<_, String>(8)?),
+        cached_from: r.get(9)?,
+        started_at: r.get(10)?,
+        ended_at: r.get(11)?,
+        duration_ms: r.get(12)?,
+        attempts: r.get(13)?,
+        error: r.get(14)?,
+        metrics: json_col(r.get(15)?),
+        report: r
+            .get::<_, Option<String>>(16)?
+            .and_then(|s| serde_json::from_str(&s).ok()),
+        events: Vec::new(),
+    })
+}
+
+fn artifact_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ArtifactRecord> {
+    Ok(ArtifactRecord {
+        digest: parse_digest(r.get::<_, String>(0)?),
+        kind: r.get(1)?,
+        size: r.get(2)?,
+        created_at: r.get(3)?,
+    })
+}
+
+fn events_of(c: &Connection, id: i64) -> rusqlite::Result<Vec<EventRecord>> {
+    let mut stmt = c.prepare(
+        "SELECT direction, port, artifact, source FROM events WHERE execution_id = ?1 ORDER BY direction DESC, port",
+    )?;
+    stmt.query_map(params![id], |r| {
+        Ok(EventRecord {
+            direction: r.get(0)?,
+            port: r.get(1)?,
+            artifact: parse_digest(r.get::<_, String>(2)?),
+            source: r.get(3)?,
+        })
+    })?
+    .collect()
+}
+
+fn parse_digest(hex: String) -> Digest {
+    hex.parse().unwrap_or(Digest::from_bytes([0; 32]))
+}
+
+/// This machine's host name, for the `host` columns.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> (tempfile::TempDir, Metadata) {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Metadata::open(dir.path().join("metadata.sqlite")).unwrap();
+        (dir, m)
+    }
+
+    fn new_exec<'a>(
+        run: &'a str,
+        step: &'a str,
+        key: Digest,
+        inputs: &'a [(String, Digest, String)],
+        parts: &'a serde_json::Value,
+    ) -> NewExecution<'a> {
+        NewExecution {
+            run_id: run,
+            step,
+            component: "std:x",
+            component_digest: Digest::of(b"c"),
+            cache_key: key,
+            key_parts: parts,
+            params: parts,
+            inputs,
+            started_at: "2026-01-01T00:00:00.000Z",
+        }
+    }
+
+    #[test]
+    fn migrations_run_once_and_reopen_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.sqlite");
+        drop(Metadata::open(&path).unwrap());
+        let m = Metadata::open(&path).unwrap();
+        let v: i64 = m
+            .with(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(v, Metadata::SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_with_advice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.sqlite");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 99")
+            .unwrap();
+        let err = Metadata::open(&path).err().unwrap();
+        assert!(err.to_string().contains("upgrade sluice"), "{err}");
+    }
+
+    #[test]
+    fn a_succeeded_execution_is_found_by_its_key_with_its_outputs() {
+        let (_d, m) = db();
+        m.start_run(
+            "r1",
+            "p",
+            "p.toml",
+            &Digest::of(b"spec"),
+            "manual",
+            "t0",
+            None,
+        )
+        .unwrap();
+        let key = Digest::of(b"key");
+        let parts = serde_json::json!({});
+        let inputs = [(
+            "data".to_string(),
+            Digest::of(b"in"),
+            "data.raw".to_string(),
+        )];
+        m.record_import("r1", "raw", "raw.csv", &Digest::of(b"in"), "file", 2, "t0")
+            .unwrap();
+        let id = m
+            .start_execution(&new_exec("r1", "s", key, &inputs, &parts))
+            .unwrap();
+        assert!(
+            m.find_cached(&key).unwrap().is_none(),
+            "running executions are not reusable"
+        );
+        let out = Digest::of(b"out");
+        m.finish_execution(
+            id,
+            &Finished {
+                state: ExecutionState::Succeeded,
+                ended_at: "t1",
+                duration_ms: 1.0,
+                attempts: 1,
+                error: None,
+                failure: None,
+                metrics: serde_json::json!({"rows": 3.0}),
+                report: None,
+                outputs: &[("out".to_string(), out, "table".to_string(), 3)],
+                cached_from: None,
+            },
+        )
+        .unwrap();
+        let hit = m.find_cached(&key).unwrap().unwrap();
+        assert_eq!(hit.id, id);
+        assert_eq!(hit.output("out"), Some(out));
+        assert_eq!(hit.metrics["rows"], 3.0);
+        assert_eq!(m.producers(&out).unwrap()[0].step, "s");
+        assert_eq!(m.imported_as(&Digest::of(b"in")).unwrap()[0].1, "raw");
+        assert!(m.referenced_artifacts().unwrap().contains(&out));
+    }
+
+    #[test]
+    fn dead_runs_are_marked_interrupted_and_live_ones_left_alone() {
+        let (_d, m) = db();
+        for id in ["dead", "alive"] {
+            m.start_run(
+                id,
+                "p",
+                "p.toml",
+                &Digest::of(b"spec"),
+                "manual",
+                "t0",
+                None,
+            )
+            .unwrap();
+            let parts = serde_json::json!({});
+            m.start_execution(&new_exec(id, "s", Digest::of(id.as_bytes()), &[], &parts))
+                .unwrap();
+        }
+        let marked = m.recover(|id| id == "alive", "t9").unwrap();
+        assert_eq!(marked, ["dead"]);
+        assert_eq!(m.run("dead").unwrap().state, RunState::Interrupted);
+        assert_eq!(m.run("alive").unwrap().state, RunState::Running);
+        assert_eq!(
+            m.executions("dead").unwrap()[0].state,
+            ExecutionState::Interrupted
+        );
+    }
+
+    #[test]
+    fn runs_are_found_by_unique_prefix() {
+        let (_d, m) = db();
+        m.start_run(
+            "20260101-000000-aaaaaa",
+            "p",
+            "p.toml",
+            &Digest::of(b"s"),
+            "manual",
+            "2026-01-01",
+            None,
+        )
+        .unwrap();
+        m.start_run(
+            "20260102-000000-bbbbbb",
+            "p",
+            "p.toml",
+            &Digest::of(b"s"),
+            "manual",
+            "2026-01-02",
+            None,
+        )
+        .unwrap();
+        assert_eq!(m.run("20260101").unwrap().id, "20260101-000000-aaaaaa");
+        assert_eq!(m.run("latest").unwrap().id, "20260102-000000-bbbbbb");
+        assert!(
+            m.run("2026")
+                .unwrap_err()
+                .to_string()
+                .contains("matches 2 runs")
+        );
+        assert!(
+            m.run("nope")
+                .unwrap_err()
+                .to_string()
+                .contains("sluice runs list")
+        );
+    }
+}
