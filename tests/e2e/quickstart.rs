@@ -46,17 +46,18 @@ fn quickstart_computes_the_iris_statistics() {
     assert_eq!(species["categorical"]["distinct"], 3);
     assert_eq!(species["categorical"]["top"][0]["count"], 50);
 
-    // The table went to the store as Parquet, the run record beside it.
+    // The table went to the store as Parquet, the run into its metadata.
     let table = output_bytes(&report, "ingest", "data");
     assert_eq!(&table[..4], b"PAR1");
     let run_id = report["run_id"].as_str().unwrap();
-    assert!(
-        store
-            .path()
-            .join("runs")
-            .join(format!("{run_id}.json"))
-            .is_file()
-    );
+    let store_dir = store.path().to_str().unwrap();
+    let shown = run(&["runs", "show", run_id, "--json", "--store", store_dir]);
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    let shown = shown.json();
+    assert_eq!(shown["run"]["state"], "succeeded");
+    assert_eq!(shown["steps"][1]["step"], "stats");
+    assert_eq!(shown["steps"][1]["events"][0]["direction"], "output");
+    assert_eq!(shown["steps"][1]["events"][1]["source"], "ingest.data");
 }
 
 #[test]
