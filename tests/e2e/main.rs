@@ -10,3 +10,4 @@ mod quickstart;
 mod sandbox;
 mod sdk_example;
 mod spec_errors;
+mod store;

@@ -2,8 +2,8 @@
 //! tests. Not a standard step.
 //!
 //! The `behaviour` param picks what it does: `noop`, `loop`, `memory`,
-//! `probe`, `panic`, `oversized`, `random`, `fail`, `invalid`, `reject` or
-//! `clock`.
+//! `probe`, `panic`, `oversized`, `random`, `fail`, `invalid`, `reject`,
+//! `clock`, `sleep` (blocks in a host call) or `busy` (computes for `size` ms).
 
 use std::hint::black_box;
 
@@ -23,6 +23,7 @@ const BEHAVIOURS: &[&str] = &[
     "reject",
     "clock",
     "sleep",
+    "busy",
 ];
 
 struct Adversary;
@@ -65,6 +66,17 @@ impl Step for Adversary {
             "fail" => Err(StepError::failed("deliberate failure")),
             "invalid" => Err(StepError::invalid_input("deliberate invalid input")),
             "reject" => Err(StepError::rejected("deliberate rejection")),
+            "busy" => {
+                // Computes for `size` milliseconds, then succeeds with a
+                // deterministic output: a slow but well-behaved step.
+                let until = std::time::Instant::now()
+                    + std::time::Duration::from_millis(ctx.param::<u64>("size")?);
+                let mut spins = 0u64;
+                while std::time::Instant::now() < until {
+                    spins = std::hint::black_box(spins + 1);
+                }
+                ctx.output_bytes("out", b"done")
+            }
             "sleep" => {
                 // Blocks in a host call (wasi:io/poll) rather than computing.
                 std::thread::sleep(std::time::Duration::from_secs(3600));
