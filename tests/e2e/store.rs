@@ -13,12 +13,20 @@ fn states(report: &Value) -> BTreeMap<String, String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["name"].as_str().unwrap().to_string(), s["state"].as_str().unwrap().to_string()))
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["state"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
 fn expect(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }
 
 const CACHE_SPEC: &str = r#"
@@ -45,7 +53,11 @@ inputs = { data = "scale.scaled" }
 fn cache_project() -> Project {
     let p = Project::new(CACHE_SPEC);
     p.write("data.csv", "x,y\n1,a\n2,b\n3,c\n");
-    std::fs::copy(sluice_std_components::TEST_PROGRAM_SCALE, p.dir.path().join("scale.wasm")).unwrap();
+    std::fs::copy(
+        sluice_std_components::TEST_PROGRAM_SCALE,
+        p.dir.path().join("scale.wasm"),
+    )
+    .unwrap();
     p
 }
 
@@ -60,7 +72,15 @@ fn run_ok(p: &Project, extra: &[&str]) -> Value {
 
 fn explain(p: &Project) -> BTreeMap<String, Vec<String>> {
     let store = p.dir.path().join(".sluice");
-    let r = run(&["runs", "show", "latest", "--explain", "--json", "--store", store.to_str().unwrap()]);
+    let r = run(&[
+        "runs",
+        "show",
+        "latest",
+        "--explain",
+        "--json",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     r.json()["steps"]
         .as_array()
@@ -69,7 +89,12 @@ fn explain(p: &Project) -> BTreeMap<String, Vec<String>> {
         .map(|s| {
             (
                 s["step"].as_str().unwrap().to_string(),
-                s["explain"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_string()).collect(),
+                s["explain"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|l| l.as_str().unwrap().to_string())
+                    .collect(),
             )
         })
         .collect()
@@ -79,15 +104,30 @@ fn explain(p: &Project) -> BTreeMap<String, Vec<String>> {
 fn a_rerun_with_the_same_inputs_is_served_from_the_cache() {
     let p = cache_project();
     let first = run_ok(&p, &[]);
-    assert!(states(&first).values().all(|s| s == "succeeded"), "{first:#}");
+    assert!(
+        states(&first).values().all(|s| s == "succeeded"),
+        "{first:#}"
+    );
     let second = run_ok(&p, &[]);
-    assert!(states(&second).values().all(|s| s == "cached"), "{second:#}");
+    assert!(
+        states(&second).values().all(|s| s == "cached"),
+        "{second:#}"
+    );
     for s in ["ingest", "stats", "scale", "scaled-stats"] {
-        assert_eq!(step(&first, s)["outputs"][0]["digest"], step(&second, s)["outputs"][0]["digest"]);
-        assert_eq!(step(&second, s)["cached_from"]["execution_id"], step(&first, s)["execution_id"]);
+        assert_eq!(
+            step(&first, s)["outputs"][0]["digest"],
+            step(&second, s)["outputs"][0]["digest"]
+        );
+        assert_eq!(
+            step(&second, s)["cached_from"]["execution_id"],
+            step(&first, s)["execution_id"]
+        );
     }
     let why = explain(&p);
-    assert!(why["stats"][0].starts_with("cache hit: reused execution #"), "{why:?}");
+    assert!(
+        why["stats"][0].starts_with("cache hit: reused execution #"),
+        "{why:?}"
+    );
 }
 
 #[test]
@@ -98,7 +138,12 @@ fn changing_a_param_reruns_only_that_step() {
     let r = run_ok(&p, &[]);
     assert_eq!(
         states(&r),
-        expect(&[("ingest", "cached"), ("stats", "succeeded"), ("scale", "cached"), ("scaled-stats", "cached")])
+        expect(&[
+            ("ingest", "cached"),
+            ("stats", "succeeded"),
+            ("scale", "cached"),
+            ("scaled-stats", "cached")
+        ])
     );
     assert_eq!(explain(&p)["stats"], ["ran: param `bins` changed: 5 → 6"]);
 }
@@ -109,11 +154,21 @@ fn changing_one_byte_of_an_input_file_reruns_everything_downstream() {
     run_ok(&p, &[]);
     p.write("data.csv", "x,y\n1,a\n2,b\n4,c\n");
     let r = run_ok(&p, &[]);
-    assert!(states(&r).values().all(|s| s == "succeeded"), "{:?}", states(&r));
+    assert!(
+        states(&r).values().all(|s| s == "succeeded"),
+        "{:?}",
+        states(&r)
+    );
     let why = explain(&p);
     assert_eq!(why["ingest"].len(), 1);
-    assert!(why["ingest"][0].starts_with("ran: input `file` changed: "), "{why:?}");
-    assert!(why["stats"][0].starts_with("ran: input `data` changed: "), "{why:?}");
+    assert!(
+        why["ingest"][0].starts_with("ran: input `file` changed: "),
+        "{why:?}"
+    );
+    assert!(
+        why["stats"][0].starts_with("ran: input `data` changed: "),
+        "{why:?}"
+    );
 }
 
 #[test]
@@ -129,12 +184,23 @@ fn changing_a_component_reruns_it_and_dependents_whose_inputs_change() {
     // keeps its dependent cached: keys are on content, not on identity.
     assert_eq!(
         states(&r),
-        expect(&[("ingest", "cached"), ("stats", "cached"), ("scale", "succeeded"), ("scaled-stats", "cached")])
+        expect(&[
+            ("ingest", "cached"),
+            ("stats", "cached"),
+            ("scale", "succeeded"),
+            ("scaled-stats", "cached")
+        ])
     );
-    assert_ne!(step(&first, "scale")["component_digest"], step(&r, "scale")["component_digest"]);
+    assert_ne!(
+        step(&first, "scale")["component_digest"],
+        step(&r, "scale")["component_digest"]
+    );
     let why = explain(&p);
     assert_eq!(why["scale"].len(), 1);
-    assert!(why["scale"][0].starts_with("ran: component changed: "), "{why:?}");
+    assert!(
+        why["scale"][0].starts_with("ran: component changed: "),
+        "{why:?}"
+    );
 }
 
 #[test]
@@ -143,11 +209,23 @@ fn no_cache_and_cache_false_force_execution() {
     run_ok(&p, &[]);
     let r = run_ok(&p, &["--no-cache"]);
     assert!(states(&r).values().all(|s| s == "succeeded"));
-    std::fs::write(p.spec(), CACHE_SPEC.replace("params = { bins = 5 }", "params = { bins = 5 }\ncache = false")).unwrap();
+    std::fs::write(
+        p.spec(),
+        CACHE_SPEC.replace(
+            "params = { bins = 5 }",
+            "params = { bins = 5 }\ncache = false",
+        ),
+    )
+    .unwrap();
     let r = run_ok(&p, &[]);
     assert_eq!(
         states(&r),
-        expect(&[("ingest", "cached"), ("stats", "succeeded"), ("scale", "cached"), ("scaled-stats", "cached")])
+        expect(&[
+            ("ingest", "cached"),
+            ("stats", "succeeded"),
+            ("scale", "cached"),
+            ("scaled-stats", "cached")
+        ])
     );
 }
 
@@ -170,27 +248,59 @@ params = {{ behaviour = "busy", size = {ms} }}
 /// (started, ended) of each step from the metadata.
 fn intervals(p: &Project) -> Vec<(String, String)> {
     let store = p.dir.path().join(".sluice");
-    let r = run(&["runs", "show", "latest", "--json", "--store", store.to_str().unwrap()]);
+    let r = run(&[
+        "runs",
+        "show",
+        "latest",
+        "--json",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
     r.json()["steps"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["started_at"].as_str().unwrap().to_string(), s["ended_at"].as_str().unwrap().to_string()))
+        .map(|s| {
+            (
+                s["started_at"].as_str().unwrap().to_string(),
+                s["ended_at"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
 #[test]
 fn independent_steps_run_concurrently_up_to_jobs() {
     let p = Project::new(&busy_spec(400));
-    let r = run(&["run", p.spec().to_str().unwrap(), "--json", "--jobs", "2", "--no-cache"]);
+    let r = run(&[
+        "run",
+        p.spec().to_str().unwrap(),
+        "--json",
+        "--jobs",
+        "2",
+        "--no-cache",
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let iv = intervals(&p);
-    assert!(iv[0].0 < iv[1].1 && iv[1].0 < iv[0].1, "with --jobs 2 the steps overlap: {iv:?}");
+    assert!(
+        iv[0].0 < iv[1].1 && iv[1].0 < iv[0].1,
+        "with --jobs 2 the steps overlap: {iv:?}"
+    );
 
-    let r = run(&["run", p.spec().to_str().unwrap(), "--json", "--jobs", "1", "--no-cache"]);
+    let r = run(&[
+        "run",
+        p.spec().to_str().unwrap(),
+        "--json",
+        "--jobs",
+        "1",
+        "--no-cache",
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let iv = intervals(&p);
-    assert!(iv[0].1 <= iv[1].0 || iv[1].1 <= iv[0].0, "with --jobs 1 they do not: {iv:?}");
+    assert!(
+        iv[0].1 <= iv[1].0 || iv[1].1 <= iv[0].0,
+        "with --jobs 1 they do not: {iv:?}"
+    );
 }
 
 #[test]
@@ -222,7 +332,12 @@ inputs = {{ data = "ingest.data" }}
     let report = r.json();
     assert_eq!(
         states(&report),
-        expect(&[("bad", "failed"), ("after-bad", "skipped"), ("ingest", "succeeded"), ("stats", "succeeded")])
+        expect(&[
+            ("bad", "failed"),
+            ("after-bad", "skipped"),
+            ("ingest", "succeeded"),
+            ("stats", "succeeded")
+        ])
     );
     // A failed step is not cached: the next run tries it again.
     let again = p.run_json().json();
@@ -258,7 +373,12 @@ fn outputs(report: &Value) -> BTreeMap<String, Value> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["name"].as_str().unwrap().to_string(), s["outputs"][0]["digest"].clone()))
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["outputs"][0]["digest"].clone(),
+            )
+        })
         .collect()
 }
 
@@ -285,7 +405,11 @@ fn a_run_killed_mid_step_is_marked_interrupted_and_resume_completes_it() {
     let store = p.dir.path().join(".sluice");
     let store = store.to_str().unwrap();
     let listed = run(&["runs", "list", "--json", "--store", store]);
-    assert!(listed.stderr.contains("was interrupted"), "{}", listed.stderr);
+    assert!(
+        listed.stderr.contains("was interrupted"),
+        "{}",
+        listed.stderr
+    );
     let runs = listed.json();
     assert_eq!(runs[0]["state"], "interrupted");
     let killed = runs[0]["id"].as_str().unwrap().to_string();
@@ -301,8 +425,17 @@ fn a_run_killed_mid_step_is_marked_interrupted_and_resume_completes_it() {
     // Every artifact the metadata names is in the object store.
     for s in shown["steps"].as_array().unwrap() {
         for e in s["events"].as_array().unwrap() {
-            let hex = e["artifact"].as_str().unwrap().trim_start_matches("sha256:").to_string();
-            let path = p.dir.path().join(".sluice/objects/sha256").join(&hex[..2]).join(&hex[2..]);
+            let hex = e["artifact"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:")
+                .to_string();
+            let path = p
+                .dir
+                .path()
+                .join(".sluice/objects/sha256")
+                .join(&hex[..2])
+                .join(&hex[2..]);
             assert!(path.is_file(), "dangling reference to {hex}");
         }
     }
@@ -311,7 +444,14 @@ fn a_run_killed_mid_step_is_marked_interrupted_and_resume_completes_it() {
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     let resumed = resumed.json();
     assert_eq!(resumed["resumed_from"], killed);
-    assert_eq!(states(&resumed), expect(&[("ingest", "cached"), ("slow", "succeeded"), ("stats", "succeeded")]));
+    assert_eq!(
+        states(&resumed),
+        expect(&[
+            ("ingest", "cached"),
+            ("slow", "succeeded"),
+            ("stats", "succeeded")
+        ])
+    );
 
     // The same pipeline, uninterrupted, in a fresh store: equal artifacts.
     let fresh = resumable_project();
@@ -322,10 +462,22 @@ fn a_run_killed_mid_step_is_marked_interrupted_and_resume_completes_it() {
 #[test]
 fn resume_refuses_a_changed_spec() {
     let p = resumable_project();
-    std::fs::write(p.spec(), RESUMABLE.replace("ADVERSARY", adversary()).replace("1500", "10")).unwrap();
+    std::fs::write(
+        p.spec(),
+        RESUMABLE
+            .replace("ADVERSARY", adversary())
+            .replace("1500", "10"),
+    )
+    .unwrap();
     let first = run_ok(&p, &[]);
     let id = first["run_id"].as_str().unwrap();
-    std::fs::write(p.spec(), RESUMABLE.replace("ADVERSARY", adversary()).replace("1500", "11")).unwrap();
+    std::fs::write(
+        p.spec(),
+        RESUMABLE
+            .replace("ADVERSARY", adversary())
+            .replace("1500", "11"),
+    )
+    .unwrap();
     let store = p.dir.path().join(".sluice");
     let r = run(&["run", "--resume", id, "--store", store.to_str().unwrap()]);
     assert_eq!(r.code, 2);
@@ -345,7 +497,10 @@ fn two_concurrent_runs_on_one_store_both_finish_consistently() {
             .unwrap()
     };
     let (a, b) = (spawn(), spawn());
-    let (a, b): (Run, Run) = (a.wait_with_output().unwrap().into(), b.wait_with_output().unwrap().into());
+    let (a, b): (Run, Run) = (
+        a.wait_with_output().unwrap().into(),
+        b.wait_with_output().unwrap().into(),
+    );
     assert_eq!(a.code, 0, "{}", a.stderr);
     assert_eq!(b.code, 0, "{}", b.stderr);
     assert_ne!(a.json()["run_id"], b.json()["run_id"]);

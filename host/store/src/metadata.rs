@@ -428,6 +428,7 @@ impl Metadata {
     }
 
     /// Records the data files a run imported (their bytes already stored).
+    #[allow(clippy::too_many_arguments)]
     pub fn record_import(
         &self,
         run_id: &str,
@@ -784,6 +785,95 @@ impl Metadata {
         }
         Ok(dead)
     }
+
+    /// The artifact with exactly this digest, if recorded.
+    pub fn artifact(&self, digest: &Digest) -> Result<Option<ArtifactRecord>, MetadataError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT digest, kind, size, created_at FROM artifacts WHERE digest = ?1",
+                params![digest.to_hex()],
+                artifact_from_row,
+            )
+            .optional()
+        })
+    }
+
+    /// Artifacts, newest first, only those of `kind` when given.
+    pub fn artifacts_of_kind(
+        &self,
+        kind: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ArtifactRecord>, MetadataError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT digest, kind, size, created_at FROM artifacts WHERE (?1 IS NULL OR kind = ?1)
+                 ORDER BY created_at DESC, rowid DESC LIMIT ?2",
+            )?;
+            stmt.query_map(params![kind, limit as i64], artifact_from_row)?
+                .collect()
+        })
+    }
+
+    /// Every event naming `artifact` (as input or output), with the run,
+    /// step and state of its execution; newest execution first. Cheaper
+    /// than [`Metadata::producers`] when only the names are needed.
+    pub fn artifact_uses(&self, artifact: &Digest) -> Result<Vec<ArtifactUse>, MetadataError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT x.id, x.run_id, x.step, x.component, x.state, x.cached_from, e.direction, e.port, e.source
+                 FROM events e JOIN executions x ON x.id = e.execution_id
+                 WHERE e.artifact = ?1 ORDER BY x.id DESC, e.direction DESC, e.port",
+            )?;
+            stmt.query_map(params![artifact.to_hex()], |r| {
+                Ok(ArtifactUse {
+                    execution_id: r.get(0)?,
+                    run_id: r.get(1)?,
+                    step: r.get(2)?,
+                    component: r.get(3)?,
+                    state: ExecutionState::parse(&r.get::<_, String>(4)?),
+                    cached_from: r.get(5)?,
+                    direction: r.get(6)?,
+                    port: r.get(7)?,
+                    source: r.get(8)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    /// Runs still marked `running` (alive, or dead and not yet recovered).
+    pub fn running_runs(&self) -> Result<Vec<RunRecord>, MetadataError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE state = 'running' ORDER BY started_at"
+            ))?;
+            stmt.query_map([], run_from_row)?.collect()
+        })
+    }
+}
+
+/// One event naming an artifact, with its execution's identity: what
+/// `sluice artifacts show` lists as producers and consumers.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArtifactUse {
+    /// The execution.
+    pub execution_id: i64,
+    /// Its run.
+    pub run_id: String,
+    /// Its step.
+    pub step: String,
+    /// The component as named in the spec.
+    pub component: String,
+    /// How the execution stands.
+    pub state: ExecutionState,
+    /// For cached executions: the execution whose outputs were reused.
+    pub cached_from: Option<i64>,
+    /// `input` or `output`.
+    pub direction: String,
+    /// The port.
+    pub port: String,
+    /// For inputs: where it came from (`data.NAME` or `STEP.PORT`).
+    pub source: Option<String>,
 }
 
 const RUN_COLUMNS: &str = "id, pipeline, spec_path, spec_digest, trigger, state, started_at, ended_at, host, resumed_from";
@@ -1044,5 +1134,58 @@ mod tests {
                 .to_string()
                 .contains("sluice runs list")
         );
+    }
+
+    #[test]
+    fn artifact_queries_find_kinds_uses_and_running_runs() {
+        let (_d, m) = db();
+        m.start_run("r1", "p", "p.toml", &Digest::of(b"s"), "manual", "t0", None)
+            .unwrap();
+        let raw = Digest::of(b"raw");
+        m.record_import("r1", "raw", "raw.csv", &raw, "file", 3, "t0")
+            .unwrap();
+        let parts = serde_json::json!({});
+        let inputs = [("file".to_string(), raw, "data.raw".to_string())];
+        let id = m
+            .start_execution(&new_exec("r1", "ingest", Digest::of(b"k"), &inputs, &parts))
+            .unwrap();
+        let table = Digest::of(b"table");
+        m.finish_execution(
+            id,
+            &Finished {
+                state: ExecutionState::Succeeded,
+                ended_at: "t1",
+                duration_ms: 1.0,
+                attempts: 1,
+                error: None,
+                failure: None,
+                metrics: serde_json::json!({}),
+                report: None,
+                outputs: &[("data".to_string(), table, "table".to_string(), 5)],
+                cached_from: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(m.artifact(&table).unwrap().unwrap().kind, "table");
+        assert!(m.artifact(&Digest::of(b"nope")).unwrap().is_none());
+        let tables = m.artifacts_of_kind(Some("table"), 10).unwrap();
+        assert_eq!(tables.len(), 1);
+        assert_eq!(tables[0].digest, table);
+        assert_eq!(m.artifacts_of_kind(None, 10).unwrap().len(), 2);
+        let uses = m.artifact_uses(&raw).unwrap();
+        assert_eq!(uses.len(), 1);
+        assert_eq!(
+            (
+                uses[0].direction.as_str(),
+                uses[0].step.as_str(),
+                uses[0].port.as_str()
+            ),
+            ("input", "ingest", "file")
+        );
+        assert_eq!(uses[0].source.as_deref(), Some("data.raw"));
+        assert_eq!(m.artifact_uses(&table).unwrap()[0].direction, "output");
+        assert_eq!(m.running_runs().unwrap()[0].id, "r1");
+        m.finish_run("r1", RunState::Succeeded, "t2").unwrap();
+        assert!(m.running_runs().unwrap().is_empty());
     }
 }

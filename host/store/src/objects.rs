@@ -118,6 +118,85 @@ impl ObjectStore {
         }
         Ok(bytes)
     }
+
+    /// Every object in the store with its file metadata (size, mtime), in
+    /// no particular order. Leftover temporary files and files whose names
+    /// are not digests are not listed (see [`ObjectStore::list_temporaries`]).
+    pub fn list_objects(&self) -> Result<Vec<(Digest, fs::Metadata)>, StoreError> {
+        let mut out = Vec::new();
+        self.walk(|dir, name, meta| {
+            if let Ok(digest) = format!("{dir}{name}").parse::<Digest>() {
+                out.push((digest, meta));
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Temporary files (`.tmp-*`) under `objects/sha256`, with their file
+    /// metadata: left by writers that crashed between creating and renaming
+    /// them, or still being written by a live one.
+    pub fn list_temporaries(&self) -> Result<Vec<(PathBuf, fs::Metadata)>, StoreError> {
+        let mut out = Vec::new();
+        let root = self.root.join("objects").join("sha256");
+        self.walk(|dir, name, meta| {
+            if name.starts_with(".tmp-") {
+                out.push((root.join(dir).join(name), meta));
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Deletes the object named `digest`; returns whether it was there. The
+    /// fan-out folder is left in place even when empty, so that a concurrent
+    /// writer that has just created it never finds it gone.
+    pub fn remove(&self, digest: &Digest) -> Result<bool, StoreError> {
+        let path = self.path_of(digest);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(StoreError::Io {
+                action: "removing object",
+                path,
+                source,
+            }),
+        }
+    }
+
+    /// Calls `f(fan-out folder name, file name, metadata)` for every plain
+    /// file in the two-character folders under `objects/sha256`.
+    fn walk(&self, mut f: impl FnMut(&str, &str, fs::Metadata)) -> Result<(), StoreError> {
+        let root = self.root.join("objects").join("sha256");
+        let io_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io {
+                action: "listing objects",
+                path,
+                source,
+            }
+        };
+        for dir in fs::read_dir(&root).map_err(io_err(&root))? {
+            let dir = dir.map_err(io_err(&root))?;
+            let dir_name = dir.file_name().to_string_lossy().into_owned();
+            if dir_name.len() != 2 || !dir.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let entries = match fs::read_dir(dir.path()) {
+                Ok(e) => e,
+                // Removed by someone else between the two listings.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err(&dir.path())(e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(io_err(&dir.path()))?;
+                // A file renamed or removed meanwhile is simply not listed.
+                let Ok(meta) = entry.metadata() else { continue };
+                if meta.is_file() {
+                    f(&dir_name, &entry.file_name().to_string_lossy(), meta);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Writes `bytes` to `path` so that readers see either nothing or all of it:
@@ -190,6 +269,34 @@ mod tests {
         let err = store.get(&Digest::of(b"nope")).unwrap_err();
         assert!(matches!(err, StoreError::Missing { .. }));
         assert!(err.to_string().contains(&dir.path().display().to_string()));
+    }
+
+    #[test]
+    fn objects_are_listed_and_removed_and_temporaries_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::open(dir.path()).unwrap();
+        let a = store.put(b"a").unwrap();
+        let b = store.put(b"bb").unwrap();
+        let folder = store.path_of(&a).parent().unwrap().to_path_buf();
+        fs::write(folder.join(".tmp-1-1"), b"partial").unwrap();
+        fs::write(folder.join("README"), b"not an object").unwrap();
+        let mut listed: Vec<(Digest, u64)> = store
+            .list_objects()
+            .unwrap()
+            .into_iter()
+            .map(|(d, m)| (d, m.len()))
+            .collect();
+        listed.sort();
+        let mut expected = vec![(a, 1), (b, 2)];
+        expected.sort();
+        assert_eq!(listed, expected);
+        let temps = store.list_temporaries().unwrap();
+        assert_eq!(temps.len(), 1);
+        assert_eq!(temps[0].0, folder.join(".tmp-1-1"));
+        assert!(store.remove(&a).unwrap());
+        assert!(!store.remove(&a).unwrap());
+        assert!(!store.contains(&a) && store.contains(&b));
+        assert!(folder.is_dir(), "fan-out folders stay");
     }
 
     #[test]
