@@ -6,6 +6,7 @@
 mod support;
 
 mod cache;
+mod lineage;
 mod quickstart;
 mod sandbox;
 mod sdk_example;

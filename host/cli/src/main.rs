@@ -27,6 +27,12 @@ Examples:
   sluice run --resume latest                        finish what the last run left undone
   sluice runs list                                  runs in ./.sluice, newest first
   sluice runs show latest --explain                 why each step ran or came from the cache
+  sluice artifacts list --kind statistics           stored artifacts and what produced them
+  sluice artifacts show latest/stats/statistics     one artifact: producers, consumers, preview
+  sluice artifacts export 6a34a3d3 -o stats.json    copy an artifact's bytes out (digest checked)
+  sluice lineage latest/stats/statistics            the steps and data files it came from
+  sluice lineage 6a34a3d3 --dot > lineage.dot       the same as a Graphviz digraph
+  sluice gc --dry-run                               what unreferenced objects gc would remove
   sluice validate pipeline.toml                     check a spec without running it
   sluice component list                             the standard steps
   sluice component inspect std:statistics           ports, params and imports of a step
@@ -75,6 +81,28 @@ enum Command {
     /// List runs and show what each step did, and why it ran.
     #[command(subcommand)]
     Runs(commands::runs::RunsCommand),
+
+    /// List, inspect and export stored artifacts.
+    #[command(subcommand)]
+    Artifacts(commands::artifacts::ArtifactsCommand),
+
+    /// Show where an artifact came from: the executions and data files
+    /// upstream of it, as a tree, JSON or a Graphviz drawing.
+    ///
+    /// Each artifact is traced to the most recent execution that output it
+    /// (for a cached execution, to the original whose outputs it reused),
+    /// then through that execution's inputs, back to the data files the
+    /// pipeline imported.
+    Lineage(commands::lineage::LineageArgs),
+
+    /// Remove stored objects that no metadata row references.
+    ///
+    /// Keeps every artifact, input, output, import and component the
+    /// metadata names, and any object younger than 10 minutes (a running
+    /// `sluice run` writes bytes before recording them). Does nothing while
+    /// a run is in progress on the store unless --force. Also removes
+    /// temporary files older than an hour left by crashed writers.
+    Gc(commands::gc::GcArgs),
 }
 
 fn main() -> ExitCode {
@@ -84,6 +112,9 @@ fn main() -> ExitCode {
         Command::Validate(args) => commands::run::validate(&cli_context(&cli), args),
         Command::Component(cmd) => commands::component::run(&cli_context(&cli), cmd),
         Command::Runs(cmd) => commands::runs::run(cmd),
+        Command::Artifacts(cmd) => commands::artifacts::run(cmd),
+        Command::Lineage(args) => commands::lineage::run(args),
+        Command::Gc(args) => commands::gc::run(args),
     };
     match result {
         Ok(code) => code,

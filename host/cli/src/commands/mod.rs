@@ -1,5 +1,8 @@
 //! One module per top-level command.
 
+pub(crate) mod artifacts;
 pub(crate) mod component;
+pub(crate) mod gc;
+pub(crate) mod lineage;
 pub(crate) mod run;
 pub(crate) mod runs;
