@@ -208,8 +208,13 @@ fn machine_facts() -> BTreeMap<&'static str, Json> {
     } else {
         "release"
     };
+    // Other work on the machine skews the numbers; say how busy it was.
+    let loadavg = std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into());
     BTreeMap::from([
         ("cpu", json!(cpu)),
+        ("load_average_at_start", json!(loadavg)),
         ("cores_available", json!(available)),
         ("cores_in_cpuinfo", json!(logical)),
         ("os", json!(format!("{} {kernel}", std::env::consts::OS))),

@@ -10,7 +10,8 @@
 # What it runs (the same command works by hand):
 #   componentize-py -d wit -w step componentize sluice_step_entry \
 #       -p ENTRY_DIR -p SRC_DIR -p sdk/python -o OUT.wasm
-# where ENTRY_DIR/sluice_step_entry.py is the three generated lines below.
+# where ENTRY_DIR/sluice_step_entry.py is the three generated lines below
+# (the script passes staged copies of SRC_DIR and sdk/python instead).
 set -euo pipefail
 
 if [ $# -ne 2 ]; then
@@ -32,8 +33,13 @@ if [ ! -f "$src/$module.py" ] && [ ! -f "$src/$module/__init__.py" ]; then
   exit 2
 fi
 
+# Stage copies of the step's folder and the SDK, so that the build (which
+# imports the modules and writes __pycache__) leaves the sources untouched.
 entry=$(mktemp -d)
 trap 'rm -rf "$entry"' EXIT
+mkdir -p "$entry/src" "$entry/sdk"
+(cd "$src" && tar --exclude=__pycache__ --exclude='*.wasm' -cf - .) | (cd "$entry/src" && tar -xf -)
+(cd "$sdk" && tar --exclude=__pycache__ -cf - sluice_sdk) | (cd "$entry/sdk" && tar -xf -)
 cat > "$entry/sluice_step_entry.py" <<PY
 import $module as _app
 from sluice_sdk._export import world_for
@@ -45,5 +51,5 @@ mkdir -p "$(dirname "$out")"
 # picks up nothing else; -p lists exactly what goes into the component.
 out_abs=$(cd "$(dirname "$out")" && pwd)/$(basename "$out")
 (cd "$entry" && componentize-py -q -d "$wit" -w step componentize sluice_step_entry \
-  -p "$entry" -p "$src" -p "$sdk" -o "$out_abs")
+  -p "$entry" -p "$entry/src" -p "$entry/sdk" -o "$out_abs")
 echo "built $out ($(wc -c < "$out_abs") bytes)"

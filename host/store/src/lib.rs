@@ -11,9 +11,10 @@
 mod digest;
 pub mod metadata;
 mod objects;
+mod remote;
 mod store;
 
 pub use digest::{Digest, DigestParseError};
 pub use metadata::{Metadata, MetadataError};
-pub use objects::{ObjectStore, StoreError};
+pub use objects::{ObjectInfo, ObjectStore, StoreError};
 pub use store::{OpenError, RunLock, Store};

@@ -1,4 +1,5 @@
 use crate::Digest;
+use crate::remote::Remote;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -21,8 +22,16 @@ pub enum StoreError {
     Missing {
         /// The object asked for.
         digest: Digest,
-        /// The store's root folder.
-        root: PathBuf,
+        /// The store's location.
+        root: String,
+    },
+    /// The S3-compatible backend failed or is misconfigured.
+    #[error("object store {url}: {detail}")]
+    Remote {
+        /// The store's URL.
+        url: String,
+        /// What went wrong.
+        detail: String,
     },
     /// An object's bytes no longer match its name.
     #[error("object {digest} is corrupt: its bytes hash to {actual}")]
@@ -34,10 +43,28 @@ pub enum StoreError {
     },
 }
 
-/// A content-addressed object store in a local folder.
-#[derive(Debug, Clone)]
+/// One stored object, as listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Its name.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was last written.
+    pub modified: std::time::SystemTime,
+}
+
+/// A content-addressed object store: a local folder, or an S3-compatible
+/// bucket (see [`ObjectStore::open_url`]).
 pub struct ObjectStore {
     root: PathBuf,
+    remote: Option<Remote>,
+}
+
+impl std::fmt::Debug for ObjectStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.location_root())
+    }
 }
 
 impl ObjectStore {
@@ -50,12 +77,46 @@ impl ObjectStore {
             path: objects.clone(),
             source,
         })?;
-        Ok(ObjectStore { root })
+        Ok(ObjectStore { root, remote: None })
     }
 
-    /// The store's root folder.
+    /// Opens `s3://bucket/prefix` (credentials and endpoint from the usual
+    /// `AWS_*` environment variables), or a local folder for anything else.
+    pub fn open_url(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("s3://") {
+            Ok(ObjectStore {
+                root: PathBuf::from(url),
+                remote: Some(Remote::open(url)?),
+            })
+        } else {
+            Self::open(url)
+        }
+    }
+
+    /// The store's root folder (for a remote store, its URL as a path).
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Whether objects live in an S3-compatible bucket.
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// The store's location: its folder, or its URL.
+    pub fn location_root(&self) -> String {
+        match &self.remote {
+            Some(r) => r.url().to_string(),
+            None => self.root.display().to_string(),
+        }
+    }
+
+    /// Where the object named `digest` lives: a file path, or a URL.
+    pub fn location(&self, digest: &Digest) -> String {
+        match &self.remote {
+            Some(r) => r.location(digest),
+            None => self.path_of(digest).display().to_string(),
+        }
     }
 
     /// Where the object named `digest` lives (whether or not it exists).
@@ -70,11 +131,17 @@ impl ObjectStore {
 
     /// Whether the object is present.
     pub fn contains(&self, digest: &Digest) -> bool {
+        if let Some(r) = &self.remote {
+            return r.contains(digest);
+        }
         self.path_of(digest).is_file()
     }
 
     /// The size in bytes of a stored object, if present.
     pub fn size_of(&self, digest: &Digest) -> Option<u64> {
+        if let Some(r) = &self.remote {
+            return r.size_of(digest);
+        }
         std::fs::metadata(self.path_of(digest))
             .ok()
             .map(|m| m.len())
@@ -84,6 +151,10 @@ impl ObjectStore {
     /// is a no-op the second time.
     pub fn put(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
         let digest = Digest::of(bytes);
+        if let Some(r) = &self.remote {
+            r.put(&digest, bytes)?;
+            return Ok(digest);
+        }
         let path = self.path_of(&digest);
         if path.is_file() {
             return Ok(digest);
@@ -94,21 +165,14 @@ impl ObjectStore {
 
     /// Reads the object named `digest`, checking that its bytes still match.
     pub fn get(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
-        let path = self.path_of(digest);
-        let bytes = fs::read(&path).map_err(|source| {
-            if source.kind() == io::ErrorKind::NotFound {
-                StoreError::Missing {
-                    digest: *digest,
-                    root: self.root.clone(),
-                }
-            } else {
-                StoreError::Io {
-                    action: "reading object",
-                    path: path.clone(),
-                    source,
-                }
-            }
-        })?;
+        let missing = || StoreError::Missing {
+            digest: *digest,
+            root: self.location_root(),
+        };
+        let bytes = match &self.remote {
+            Some(r) => r.get(digest)?.ok_or_else(missing)?,
+            None => self.read_local(digest, missing)?,
+        };
         let actual = Digest::of(&bytes);
         if actual != *digest {
             return Err(StoreError::Corrupt {
@@ -119,14 +183,48 @@ impl ObjectStore {
         Ok(bytes)
     }
 
-    /// Every object in the store with its file metadata (size, mtime), in
-    /// no particular order. Leftover temporary files and files whose names
-    /// are not digests are not listed (see [`ObjectStore::list_temporaries`]).
-    pub fn list_objects(&self) -> Result<Vec<(Digest, fs::Metadata)>, StoreError> {
+    fn read_local(
+        &self,
+        digest: &Digest,
+        missing: impl Fn() -> StoreError,
+    ) -> Result<Vec<u8>, StoreError> {
+        let path = self.path_of(digest);
+        fs::read(&path).map_err(|source| {
+            if source.kind() == io::ErrorKind::NotFound {
+                missing()
+            } else {
+                StoreError::Io {
+                    action: "reading object",
+                    path: path.clone(),
+                    source,
+                }
+            }
+        })
+    }
+
+    /// Every object in the store with its size and age, in no particular
+    /// order. Leftover temporary files and files whose names are not
+    /// digests are not listed (see [`ObjectStore::list_temporaries`]).
+    pub fn list_objects(&self) -> Result<Vec<ObjectInfo>, StoreError> {
+        if let Some(r) = &self.remote {
+            return Ok(r
+                .list()?
+                .into_iter()
+                .map(|l| ObjectInfo {
+                    digest: l.digest,
+                    size: l.size,
+                    modified: l.modified,
+                })
+                .collect());
+        }
         let mut out = Vec::new();
         self.walk(|dir, name, meta| {
             if let Ok(digest) = format!("{dir}{name}").parse::<Digest>() {
-                out.push((digest, meta));
+                out.push(ObjectInfo {
+                    digest,
+                    size: meta.len(),
+                    modified: meta.modified().unwrap_or(std::time::SystemTime::UNIX_EPOCH),
+                });
             }
         })?;
         Ok(out)
@@ -137,6 +235,10 @@ impl ObjectStore {
     /// them, or still being written by a live one.
     pub fn list_temporaries(&self) -> Result<Vec<(PathBuf, fs::Metadata)>, StoreError> {
         let mut out = Vec::new();
+        if self.remote.is_some() {
+            // Remote writes are single atomic PUTs: nothing is left behind.
+            return Ok(out);
+        }
         let root = self.root.join("objects").join("sha256");
         self.walk(|dir, name, meta| {
             if name.starts_with(".tmp-") {
@@ -150,6 +252,11 @@ impl ObjectStore {
     /// fan-out folder is left in place even when empty, so that a concurrent
     /// writer that has just created it never finds it gone.
     pub fn remove(&self, digest: &Digest) -> Result<bool, StoreError> {
+        if let Some(r) = &self.remote {
+            let present = r.contains(digest);
+            r.delete(digest)?;
+            return Ok(present);
+        }
         let path = self.path_of(digest);
         match fs::remove_file(&path) {
             Ok(()) => Ok(true),

@@ -136,21 +136,22 @@ pub(crate) fn run(args: &GcArgs) -> anyhow::Result<ExitCode> {
     let mut kept_referenced = 0usize;
     let mut kept_recent = Vec::new();
     let mut candidates = Vec::new();
-    for (digest, meta) in objects {
+    for object in objects {
+        let digest = object.digest;
         if refs.contains(&digest) {
             kept_referenced += 1;
             continue;
         }
-        match age(&meta, now) {
+        match now.duration_since(object.modified).ok() {
             Some(a) if a >= RECENT => candidates.push(Removal {
                 kind: "object",
                 digest: Some(digest),
-                path: store.objects.path_of(&digest),
-                size: meta.len(),
+                path: PathBuf::from(store.objects.location(&digest)),
+                size: object.size,
             }),
             a => kept_recent.push(Kept {
                 digest,
-                size: meta.len(),
+                size: object.size,
                 age_s: a.map_or(0, |a| a.as_secs()),
             }),
         }

@@ -1,0 +1,188 @@
+//! The S3-compatible backend of the object store, through the
+//! `object_store` crate: `s3://bucket/prefix` with the usual AWS
+//! environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+//! `AWS_REGION`, and `AWS_ENDPOINT_URL` plus `AWS_ALLOW_HTTP=true` for a
+//! local S3-compatible server).
+//!
+//! The rest of sluice uses the store synchronously; this backend runs the
+//! requests on a small runtime of its own and waits for them over a channel,
+//! so it can be called from any thread, inside an async runtime or not.
+
+use crate::{Digest, StoreError};
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore as _, ObjectStoreExt as _, PutPayload};
+use std::sync::Arc;
+
+/// An object store bucket (and prefix) reached over the S3 protocol.
+pub(crate) struct Remote {
+    url: String,
+    prefix: ObjectPath,
+    store: Arc<dyn object_store::ObjectStore>,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// A listed object: its digest, size and age.
+pub(crate) struct Listed {
+    pub(crate) digest: Digest,
+    pub(crate) size: u64,
+    pub(crate) modified: std::time::SystemTime,
+}
+
+impl Remote {
+    /// Connects to `s3://bucket[/prefix]` (nothing is sent until first use).
+    pub(crate) fn open(url: &str) -> Result<Self, StoreError> {
+        let invalid = |why: String| StoreError::Remote {
+            url: url.to_string(),
+            detail: why,
+        };
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| invalid("only s3:// URLs are supported".into()))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(invalid(
+                "the URL names no bucket: use s3://BUCKET/PREFIX".into(),
+            ));
+        }
+        let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+        if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
+            builder = builder.with_region("us-east-1");
+        }
+        let store = builder.build().map_err(|e| invalid(e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("sluice-s3")
+            .enable_all()
+            .build()
+            .map_err(|e| invalid(format!("starting the I/O runtime: {e}")))?;
+        Ok(Remote {
+            url: url.trim_end_matches('/').to_string(),
+            prefix: ObjectPath::from(prefix.trim_matches('/')),
+            store: Arc::new(store),
+            runtime,
+        })
+    }
+
+    /// The URL of the store, e.g. `s3://bucket/prefix`.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn key(&self, digest: &Digest) -> ObjectPath {
+        let hex = digest.to_hex();
+        let mut parts: Vec<String> = self
+            .prefix
+            .parts()
+            .map(|p| p.as_ref().to_string())
+            .collect();
+        parts.extend([
+            "objects".into(),
+            "sha256".into(),
+            hex[..2].to_string(),
+            hex[2..].to_string(),
+        ]);
+        ObjectPath::from_iter(parts)
+    }
+
+    /// Where an object lives, as a URL.
+    pub(crate) fn location(&self, digest: &Digest) -> String {
+        let hex = digest.to_hex();
+        format!("{}/objects/sha256/{}/{}", self.url, &hex[..2], &hex[2..])
+    }
+
+    /// Runs `fut` on the backend's runtime and waits for it.
+    fn block<T: Send + 'static>(
+        &self,
+        fut: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.runtime.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv()
+            .expect("the S3 runtime runs every request to completion")
+    }
+
+    fn error(&self, action: &str, e: object_store::Error) -> StoreError {
+        StoreError::Remote {
+            url: self.url.clone(),
+            detail: format!("{action}: {e}"),
+        }
+    }
+
+    pub(crate) fn contains(&self, digest: &Digest) -> bool {
+        self.size_of(digest).is_some()
+    }
+
+    pub(crate) fn size_of(&self, digest: &Digest) -> Option<u64> {
+        let (store, key) = (self.store.clone(), self.key(digest));
+        self.block(async move { store.head(&key).await })
+            .ok()
+            .map(|m| m.size)
+    }
+
+    /// Stores bytes under their digest; a single PUT, atomic on S3.
+    pub(crate) fn put(&self, digest: &Digest, bytes: &[u8]) -> Result<(), StoreError> {
+        if self.contains(digest) {
+            return Ok(());
+        }
+        let (store, key) = (self.store.clone(), self.key(digest));
+        let payload = PutPayload::from(bytes.to_vec());
+        self.block(async move { store.put(&key, payload).await })
+            .map(|_| ())
+            .map_err(|e| self.error("writing object", e))
+    }
+
+    /// Reads an object; `Ok(None)` if it does not exist.
+    pub(crate) fn get(&self, digest: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
+        let (store, key) = (self.store.clone(), self.key(digest));
+        let got = self.block(async move {
+            match store.get(&key).await {
+                Ok(r) => r.bytes().await.map(Some),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        });
+        got.map(|b| b.map(|b| b.to_vec()))
+            .map_err(|e| self.error("reading object", e))
+    }
+
+    /// Every object under `prefix/objects/sha256/`.
+    pub(crate) fn list(&self) -> Result<Vec<Listed>, StoreError> {
+        let store = self.store.clone();
+        let mut parts: Vec<String> = self
+            .prefix
+            .parts()
+            .map(|p| p.as_ref().to_string())
+            .collect();
+        parts.extend(["objects".into(), "sha256".into()]);
+        let prefix = ObjectPath::from_iter(parts);
+        let metas = self
+            .block(async move { store.list(Some(&prefix)).try_collect::<Vec<_>>().await })
+            .map_err(|e| self.error("listing objects", e))?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| {
+                let parts: Vec<String> =
+                    m.location.parts().map(|p| p.as_ref().to_string()).collect();
+                let n = parts.len();
+                if n < 2 {
+                    return None;
+                }
+                let hex = format!("{}{}", parts[n - 2], parts[n - 1]);
+                hex.parse().ok().map(|digest| Listed {
+                    digest,
+                    size: m.size,
+                    modified: m.last_modified.into(),
+                })
+            })
+            .collect())
+    }
+
+    pub(crate) fn delete(&self, digest: &Digest) -> Result<(), StoreError> {
+        let (store, key) = (self.store.clone(), self.key(digest));
+        self.block(async move { store.delete(&key).await })
+            .map_err(|e| self.error("deleting object", e))
+    }
+}
