@@ -8,6 +8,7 @@ mod support;
 mod cache;
 mod lineage;
 mod quickstart;
+mod s3;
 mod sandbox;
 mod sdk_example;
 mod spec_errors;

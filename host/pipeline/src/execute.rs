@@ -197,8 +197,8 @@ pub struct OutputReport {
     pub digest: Digest,
     /// Size of the stored bytes.
     pub size: u64,
-    /// Where the bytes are in the store.
-    pub path: PathBuf,
+    /// Where the bytes are in the store: a file path, or a URL.
+    pub path: String,
 }
 
 /// The execution whose outputs a cached step reused.
@@ -263,8 +263,8 @@ pub struct RunReport {
     pub spec: PathBuf,
     /// SHA-256 of the spec's text.
     pub spec_digest: Digest,
-    /// The store's root folder.
-    pub store: PathBuf,
+    /// Where the store's objects are: a folder, or a URL.
+    pub store: String,
     /// How it ended.
     pub state: RunState,
     /// The run this one resumed.
@@ -570,7 +570,7 @@ pub async fn execute(
                         kind,
                         digest: *digest,
                         size: *size,
-                        path: store.objects.path_of(digest),
+                        path: store.objects.location(digest),
                     });
                     available.insert(
                         Source::Step {
@@ -682,7 +682,7 @@ pub async fn execute(
         pipeline: prepared.plan.name.clone(),
         spec: spec.path.clone(),
         spec_digest,
-        store: store.root().to_path_buf(),
+        store: store.objects.location_root(),
         state,
         resumed_from: options.resume.as_ref().map(|r| r.id.clone()),
         started_at: rfc3339(started_at),
@@ -762,7 +762,7 @@ fn record_outcome(
                     kind: port.kind,
                     digest,
                     size: bytes.len() as u64,
-                    path: store.objects.path_of(&digest),
+                    path: store.objects.location(&digest),
                 });
                 available.insert(
                     Source::Step {

@@ -391,7 +391,7 @@ mod tests {
             .list_objects()
             .unwrap()
             .into_iter()
-            .map(|(d, m)| (d, m.len()))
+            .map(|o| (o.digest, o.size))
             .collect();
         listed.sort();
         let mut expected = vec![(a, 1), (b, 2)];
@@ -417,5 +417,77 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1);
+    }
+}
+
+/// The object-store suite, run against every backend: a local folder always,
+/// and a real S3-compatible server when `SLUICE_TEST_S3_ENDPOINT` names one
+/// (`scripts/test` and `.ci/run` start a moto server and set it).
+#[cfg(test)]
+pub(crate) mod suite {
+    use super::*;
+
+    /// Everything a backend must do the same way.
+    pub(crate) fn exercise(store: &ObjectStore) {
+        let d = store.put(b"hello").unwrap();
+        assert_eq!(d, Digest::of(b"hello"));
+        assert!(store.contains(&d));
+        assert_eq!(store.size_of(&d), Some(5));
+        assert_eq!(store.get(&d).unwrap(), b"hello");
+        assert_eq!(store.put(b"hello").unwrap(), d, "storing twice is a no-op");
+
+        let missing = Digest::of(b"never stored");
+        assert!(!store.contains(&missing));
+        assert_eq!(store.size_of(&missing), None);
+        let err = store.get(&missing).unwrap_err();
+        assert!(matches!(err, StoreError::Missing { .. }), "{err}");
+        assert!(err.to_string().contains(&store.location_root()), "{err}");
+
+        let big = vec![7u8; 3 << 20];
+        let b = store.put(&big).unwrap();
+        assert_eq!(store.get(&b).unwrap().len(), big.len());
+
+        let listed: Vec<Digest> = store
+            .list_objects()
+            .unwrap()
+            .into_iter()
+            .map(|o| o.digest)
+            .collect();
+        assert!(listed.contains(&d) && listed.contains(&b), "{listed:?}");
+        let info = store
+            .list_objects()
+            .unwrap()
+            .into_iter()
+            .find(|o| o.digest == b)
+            .unwrap();
+        assert_eq!(info.size, big.len() as u64);
+
+        assert!(store.remove(&d).unwrap());
+        assert!(!store.contains(&d));
+        assert!(!store.remove(&d).unwrap());
+        assert!(store.location(&b).ends_with(&format!(
+            "objects/sha256/{}/{}",
+            &b.to_hex()[..2],
+            &b.to_hex()[2..]
+        )));
+    }
+
+    #[test]
+    fn the_local_backend_passes_the_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        exercise(&ObjectStore::open(dir.path()).unwrap());
+    }
+
+    #[test]
+    fn the_s3_backend_passes_the_suite() {
+        let Some(url) = crate::remote::tests::test_bucket("suite") else {
+            eprintln!(
+                "SLUICE_TEST_S3_ENDPOINT is not set: S3 suite not run (scripts/test sets it)"
+            );
+            return;
+        };
+        let store = ObjectStore::open_url(&url).unwrap();
+        assert!(store.is_remote());
+        exercise(&store);
     }
 }

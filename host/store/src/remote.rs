@@ -19,7 +19,17 @@ pub(crate) struct Remote {
     url: String,
     prefix: ObjectPath,
     store: Arc<dyn object_store::ObjectStore>,
-    runtime: tokio::runtime::Runtime,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        // The store may be dropped on an async runtime's thread, where a
+        // blocking shutdown is not allowed.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// A listed object: its digest, size and age.
@@ -60,7 +70,7 @@ impl Remote {
             url: url.trim_end_matches('/').to_string(),
             prefix: ObjectPath::from(prefix.trim_matches('/')),
             store: Arc::new(store),
-            runtime,
+            runtime: Some(runtime),
         })
     }
 
@@ -97,7 +107,8 @@ impl Remote {
         fut: impl std::future::Future<Output = T> + Send + 'static,
     ) -> T {
         let (tx, rx) = std::sync::mpsc::channel();
-        self.runtime.spawn(async move {
+        let runtime = self.runtime.as_ref().expect("the runtime lives until drop");
+        runtime.spawn(async move {
             let _ = tx.send(fut.await);
         });
         rx.recv()
@@ -184,5 +195,48 @@ impl Remote {
         let (store, key) = (self.store.clone(), self.key(digest));
         self.block(async move { store.delete(&key).await })
             .map_err(|e| self.error("deleting object", e))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::io::{Read, Write};
+
+    /// A fresh bucket on the S3-compatible test server, as `s3://BUCKET/prefix`,
+    /// with the AWS variables set for it; `None` when no server is configured.
+    pub(crate) fn test_bucket(name: &str) -> Option<String> {
+        let endpoint = std::env::var("SLUICE_TEST_S3_ENDPOINT").ok()?;
+        let bucket = format!(
+            "sluice-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        create_bucket(&endpoint, &bucket);
+        // SAFETY: every S3 test in this crate sets these same four values,
+        // so a concurrent reader sees the same configuration either way.
+        unsafe {
+            std::env::set_var("AWS_ENDPOINT_URL", &endpoint);
+            std::env::set_var("AWS_ALLOW_HTTP", "true");
+            std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+            std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+        }
+        Some(format!("s3://{bucket}/prefix"))
+    }
+
+    /// `PUT /BUCKET` with plain HTTP (the local test server does not check
+    /// signatures for bucket creation).
+    fn create_bucket(endpoint: &str, bucket: &str) {
+        let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+        let mut s = std::net::TcpStream::connect(host).expect("the S3 test server is reachable");
+        write!(s, "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        assert!(
+            reply.starts_with("HTTP/1.1 200"),
+            "creating bucket {bucket}: {reply}"
+        );
     }
 }

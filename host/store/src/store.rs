@@ -52,6 +52,17 @@ impl Store {
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, OpenError> {
         let root = root.into();
         let objects = ObjectStore::open(&root)?;
+        Self::with_objects(objects, root)
+    }
+
+    /// Opens a store whose objects live at `objects` (a folder or an
+    /// `s3://bucket/prefix` URL) and whose metadata and run locks live in
+    /// the local folder `local`.
+    pub fn open_split(objects: &str, local: impl Into<PathBuf>) -> Result<Self, OpenError> {
+        Self::with_objects(ObjectStore::open_url(objects)?, local.into())
+    }
+
+    fn with_objects(objects: ObjectStore, root: PathBuf) -> Result<Self, OpenError> {
         let metadata = Metadata::open(root.join("metadata.sqlite"))?;
         Ok(Store {
             root,
@@ -60,7 +71,7 @@ impl Store {
         })
     }
 
-    /// The store's folder.
+    /// The store's local folder (metadata, locks, and objects unless remote).
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -66,7 +66,11 @@ pub(crate) fn run(ctx: &CliContext, args: &RunArgs) -> anyhow::Result<ExitCode> 
         Some(p) => default_store(p),
         None => default_store_dir(),
     });
-    let store = open_store(&store_dir)?;
+    let local_default = match &args.pipeline {
+        Some(p) => default_store(p),
+        None => default_store_dir(),
+    };
+    let store = open_store_near(&store_dir, &local_default)?;
     let resume = match &args.resume {
         Some(id) => Some(store.metadata.run(id)?),
         None => None,
@@ -156,10 +160,32 @@ pub(crate) fn validate(ctx: &CliContext, args: &ValidateArgs) -> anyhow::Result<
     }
 }
 
-/// Opens the store and marks runs whose process died as interrupted.
+/// Opens the store (metadata in `./.sluice` when the store is remote).
 pub(crate) fn open_store(dir: &Path) -> anyhow::Result<Store> {
-    let store =
-        Store::open(dir).with_context(|| format!("opening the store at {}", dir.display()))?;
+    open_store_near(dir, &default_store_dir())
+}
+
+/// Opens the store and marks runs whose process died as interrupted.
+///
+/// `dir` may be an `s3://bucket/prefix` URL: objects then go to that bucket
+/// (credentials and endpoint from the `AWS_*` environment variables) and the
+/// metadata database stays local, in `SLUICE_METADATA_DIR` or else
+/// `local_default`.
+pub(crate) fn open_store_near(dir: &Path, local_default: &Path) -> anyhow::Result<Store> {
+    let text = dir.to_string_lossy();
+    let store = if text.starts_with("s3://") {
+        let local = std::env::var_os("SLUICE_METADATA_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| local_default.to_path_buf());
+        Store::open_split(&text, &local).with_context(|| {
+            format!(
+                "opening the store at {text} (metadata in {})",
+                local.display()
+            )
+        })?
+    } else {
+        Store::open(dir).with_context(|| format!("opening the store at {}", dir.display()))?
+    };
     let now = execute::rfc3339(std::time::SystemTime::now());
     for id in store.recover(&now)? {
         eprintln!(
@@ -269,6 +295,6 @@ fn print_summary(prepared: &Prepared, report: &RunReport) {
         },
         ui::duration(report.duration),
         report.steps.len(),
-        report.store.display()
+        report.store
     );
 }
