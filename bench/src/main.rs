@@ -551,7 +551,7 @@ fn print_table(facts: &BTreeMap<&'static str, Json>, report: &Report) {
             .as_str()
             .map(str::to_string)
             .unwrap_or_else(|| v.to_string());
-        println!("  {k:<17} {v}");
+        println!("  {k:<22} {v}");
     }
     println!();
     let width = report

@@ -511,3 +511,32 @@ fn two_concurrent_runs_on_one_store_both_finish_consistently() {
     assert!(runs.iter().all(|r| r["state"] == "succeeded"), "{runs:?}");
     assert_eq!(outputs(&a.json()), outputs(&b.json()));
 }
+
+#[test]
+fn the_store_comes_from_the_flag_else_the_spec_else_next_to_the_pipeline() {
+    let p = Project::new(
+        "[pipeline]\nname = \"where\"\nstore = \"custom-store\"\n[data]\nd = \"d.csv\"\n[steps.ingest]\ncomponent = \"std:ingest-csv\"\ninputs = { file = \"data.d\" }\n",
+    );
+    p.write("d.csv", "a\n1\n");
+    let r = p.run_json();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let custom = p.dir.path().join("custom-store");
+    assert_eq!(r.json()["store"], custom.display().to_string());
+    assert!(custom.join("metadata.sqlite").is_file());
+
+    let flag = p.dir.path().join("flag-store");
+    let r = run(&[
+        "run",
+        p.spec().to_str().unwrap(),
+        "--store",
+        flag.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(flag.join("metadata.sqlite").is_file());
+    assert_eq!(
+        step(&r.json(), "ingest")["state"],
+        "succeeded",
+        "a new store has no cache"
+    );
+}

@@ -4,6 +4,7 @@
 //! [pipeline]
 //! name = "quickstart"              # required; [a-z0-9_-]+
 //! description = "..."              # optional
+//! store = ".sluice" | "s3://bucket/prefix"   # optional; --store / SLUICE_STORE win
 //!
 //! [data]
 //! iris = "data/iris.csv"           # or { path = "...", kind = "file" | "table" }
@@ -44,6 +45,10 @@ pub struct Spec {
     pub name_span: Span,
     /// `pipeline.description`, if given.
     pub description: Option<String>,
+    /// `pipeline.store`, if given: a folder (resolved against the spec's
+    /// folder) or an `s3://bucket/prefix` URL. `--store` and `SLUICE_STORE`
+    /// take precedence.
+    pub store: Option<String>,
     /// The `[data]` inputs, in file order.
     pub data: Vec<DataInput>,
     /// The `[steps.*]` tables, in file order.
@@ -300,7 +305,7 @@ pub fn is_valid_name(name: &str) -> bool {
 }
 
 const TOP_KEYS: &[&str] = &["pipeline", "data", "steps"];
-const PIPELINE_KEYS: &[&str] = &["name", "description"];
+const PIPELINE_KEYS: &[&str] = &["name", "description", "store"];
 const DATA_KEYS: &[&str] = &["path", "kind"];
 const STEP_KEYS: &[&str] = &[
     "component",
@@ -505,6 +510,7 @@ impl Parser<'_> {
 
         let mut name = None;
         let mut description = None;
+        let mut store = None;
         let mut pipeline_span = Span::default();
         match get(root, "pipeline") {
             None => self.error(
@@ -536,6 +542,20 @@ impl Parser<'_> {
                         description = self
                             .string(v, "`description` in [pipeline]")
                             .map(str::to_owned);
+                    }
+                    if let Some((_, v)) = get(t, "store") {
+                        store = self.string(v, "`store` in [pipeline]").map(|s| {
+                            if s.starts_with("s3://") {
+                                s.to_owned()
+                            } else {
+                                self.file
+                                    .parent()
+                                    .unwrap_or(Path::new("."))
+                                    .join(s)
+                                    .display()
+                                    .to_string()
+                            }
+                        });
                     }
                 }
             }
@@ -586,6 +606,7 @@ impl Parser<'_> {
             name,
             name_span,
             description,
+            store,
             data,
             steps,
         })

@@ -62,14 +62,23 @@ const EXIT_FAILED: u8 = 1;
 const EXIT_INVALID: u8 = 2;
 
 pub(crate) fn run(ctx: &CliContext, args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let store_dir = args.store.clone().unwrap_or_else(|| match &args.pipeline {
-        Some(p) => default_store(p),
-        None => default_store_dir(),
-    });
     let local_default = match &args.pipeline {
         Some(p) => default_store(p),
         None => default_store_dir(),
     };
+    // --store or SLUICE_STORE, else the spec's `pipeline.store`, else the default.
+    let from_spec = match (&args.store, &args.pipeline) {
+        (None, Some(p)) => sluice_pipeline::spec::Spec::load(p)
+            .ok()
+            .and_then(|s| s.store)
+            .map(PathBuf::from),
+        _ => None,
+    };
+    let store_dir = args
+        .store
+        .clone()
+        .or(from_spec)
+        .unwrap_or_else(|| local_default.clone());
     let store = open_store_near(&store_dir, &local_default)?;
     let resume = match &args.resume {
         Some(id) => Some(store.metadata.run(id)?),
