@@ -1,11 +1,14 @@
 //! The compiled-component cache: native code produced by cranelift, kept on
 //! disk so that a component is compiled once per engine configuration.
 //!
-//! Entries are keyed by (component SHA-256, engine compatibility hash) and
-//! framed with a magic number, the payload length and a CRC-32 of the
-//! payload. A truncated, corrupt or foreign entry fails that check and is
-//! recompiled and rewritten; it is never handed to wasmtime, whose
-//! deserialisation trusts its input.
+//! Entries are keyed by (component SHA-256, engine compatibility hash). An
+//! entry is two files: `KEY.cwasm`, exactly what `Component::serialize`
+//! produced, so that wasmtime can map it instead of copying it; and
+//! `KEY.check`, a magic number, the payload's length and its CRC-32. A
+//! truncated, corrupt or foreign entry fails that check and is recompiled
+//! and rewritten; it is never handed to wasmtime, whose deserialisation
+//! trusts its input. The payload is written before its check file, each
+//! atomically, so a reader never accepts a half-written entry.
 
 use sluice_store::Digest;
 use std::fs;
@@ -56,8 +59,8 @@ pub struct CompiledCache {
 
 /// What a cache lookup found.
 pub(crate) enum Lookup {
-    /// A verified payload, ready for deserialisation.
-    Found(Vec<u8>),
+    /// A verified payload file, ready for `Component::deserialize_file`.
+    Found(PathBuf),
     /// No entry.
     Absent,
     /// An entry that failed verification, and why.
@@ -98,15 +101,26 @@ impl CompiledCache {
         }
     }
 
+    /// Where the check file of an entry lives.
+    pub fn check_path(&self, component: &Digest) -> PathBuf {
+        self.entry_path(component).with_extension("check")
+    }
+
     pub(crate) fn lookup(&self, component: &Digest) -> Lookup {
         let path = self.entry_path(component);
-        let bytes = match fs::read(&path) {
+        let check = match fs::read(self.check_path(component)) {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Lookup::Absent,
-            Err(e) => return Lookup::Corrupt(format!("unreadable: {e}")),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return if path.exists() {
+                    Lookup::Corrupt("its check file is missing".into())
+                } else {
+                    Lookup::Absent
+                };
+            }
+            Err(e) => return Lookup::Corrupt(format!("unreadable check file: {e}")),
         };
-        match unframe(bytes) {
-            Ok(payload) => Lookup::Found(payload),
+        match verify(&path, &check) {
+            Ok(()) => Lookup::Found(path),
             Err(why) => Lookup::Corrupt(why),
         }
     }
@@ -132,42 +146,57 @@ impl CompiledCache {
             std::process::id(),
             TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
-        let result = (|| {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(MAGIC)?;
-            f.write_all(&(payload.len() as u64).to_le_bytes())?;
-            f.write_all(&crc32fast::hash(payload).to_le_bytes())?;
-            f.write_all(payload)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+        let mut check = Vec::with_capacity(HEADER_LEN);
+        check.extend_from_slice(MAGIC);
+        check.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        check.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        write_atomically(&tmp, &path, payload)?;
+        write_atomically(&tmp, &self.check_path(component), &check)
     }
+}
+
+/// Writes `bytes` to `tmp`, syncs, and renames it to `path`.
+fn write_atomically(tmp: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let result = (|| {
+        let mut f = fs::File::create(tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(tmp);
+    }
+    result
 }
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Checks an entry's frame and returns its payload.
-fn unframe(mut bytes: Vec<u8>) -> Result<Vec<u8>, String> {
-    if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
+/// Checks a payload file against its check record (magic, length, CRC-32),
+/// reading it through a memory map so that the bytes are not copied.
+fn verify(path: &Path, check: &[u8]) -> Result<(), String> {
+    if check.len() != HEADER_LEN || &check[..8] != MAGIC {
         return Err("not a sluice cache entry (bad header)".into());
     }
-    let len = u64::from_le_bytes(bytes[8..16].try_into().unwrap());
-    let crc = u32::from_le_bytes(bytes[16..20].try_into().unwrap());
-    let actual_len = (bytes.len() - HEADER_LEN) as u64;
+    let len = u64::from_le_bytes(check[8..16].try_into().unwrap());
+    let crc = u32::from_le_bytes(check[16..20].try_into().unwrap());
+    let file = fs::File::open(path).map_err(|e| format!("unreadable: {e}"))?;
+    let actual_len = file
+        .metadata()
+        .map_err(|e| format!("unreadable: {e}"))?
+        .len();
     if actual_len != len {
         return Err(format!(
             "truncated or padded: header says {len} bytes, found {actual_len}"
         ));
     }
-    bytes.drain(..HEADER_LEN);
-    if crc32fast::hash(&bytes) != crc {
+    // SAFETY: the map is read-only and dropped before this returns; a
+    // concurrent writer replaces the file by rename, never in place, so the
+    // mapped bytes cannot change under us.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("unreadable: {e}"))?;
+    if crc32fast::hash(&map) != crc {
         return Err("checksum mismatch".into());
     }
-    Ok(bytes)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -184,7 +213,7 @@ mod tests {
         let c = cache(dir.path());
         let d = Digest::of(b"component");
         c.store(&d, b"payload").unwrap();
-        assert!(matches!(c.lookup(&d), Lookup::Found(p) if p == b"payload"));
+        assert!(matches!(c.lookup(&d), Lookup::Found(p) if fs::read(&p).unwrap() == b"payload"));
     }
 
     #[test]
@@ -201,8 +230,14 @@ mod tests {
         bytes[last] ^= 0xff;
         fs::write(&path, &bytes).unwrap();
         assert!(matches!(c.lookup(&d), Lookup::Corrupt(why) if why.contains("checksum")));
-        fs::write(&path, b"garbage").unwrap();
+        fs::write(c.check_path(&d), b"garbage").unwrap();
         assert!(matches!(c.lookup(&d), Lookup::Corrupt(why) if why.contains("header")));
+        fs::remove_file(c.check_path(&d)).unwrap();
+        assert!(
+            matches!(c.lookup(&d), Lookup::Corrupt(why) if why.contains("check file is missing"))
+        );
+        fs::remove_file(&path).unwrap();
+        assert!(matches!(c.lookup(&d), Lookup::Absent));
     }
 
     #[test]

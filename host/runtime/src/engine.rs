@@ -214,13 +214,15 @@ impl Runtime {
             return Ok((c, CacheOutcome::Uncached));
         };
         let outcome = match cache.lookup(digest) {
-            Lookup::Found(payload) => {
-                // SAFETY: the payload was written by `Component::serialize`
-                // of this engine configuration (the entry's name carries the
-                // engine's compatibility hash) and its CRC-32 matched, so it
-                // is the bytes wasmtime produced, unmodified.
-                match unsafe { wasmtime::component::Component::deserialize(&self.engine, &payload) }
-                {
+            Lookup::Found(path) => {
+                // SAFETY: the file was written by `Component::serialize` of
+                // this engine configuration (the entry's name carries the
+                // engine's compatibility hash) and its length and CRC-32
+                // matched its check record, so it is the bytes wasmtime
+                // produced, unmodified; entries are replaced by rename only.
+                match unsafe {
+                    wasmtime::component::Component::deserialize_file(&self.engine, &path)
+                } {
                     Ok(c) => {
                         cache.record(&CacheOutcome::Hit);
                         return Ok((c, CacheOutcome::Hit));
