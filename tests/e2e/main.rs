@@ -6,6 +6,7 @@
 mod support;
 
 mod cache;
+mod check;
 mod lineage;
 mod quickstart;
 mod s3;

@@ -187,6 +187,30 @@ fn zip_validity<T>(values: Vec<T>, validity: &Option<Vec<bool>>) -> Vec<Option<T
     }
 }
 
+/// A small table with one column of each type (`x` float64, `n` int64,
+/// `flag` boolean, `label` utf8; one null in `x`), for exercising a step
+/// without real data (`sluice component check`).
+pub fn synthetic() -> RecordBatch {
+    let schema = Schema::new(vec![
+        Field::new("x", DataType::Float64, true),
+        Field::new("n", DataType::Int64, false),
+        Field::new("flag", DataType::Boolean, false),
+        Field::new("label", DataType::Utf8, false),
+    ]);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Float64Array::from(vec![
+            Some(1.5),
+            Some(2.5),
+            None,
+            Some(4.0),
+        ])),
+        Arc::new(Int64Array::from(vec![1, 2, 3, 4])),
+        Arc::new(BooleanArray::from(vec![true, false, true, false])),
+        Arc::new(StringArray::from(vec!["a", "b", "a", "c"])),
+    ];
+    RecordBatch::try_new(Arc::new(schema), columns).expect("the synthetic table is well formed")
+}
+
 /// Encodes a table as Parquet. The bytes depend only on the data (and this
 /// build's Parquet writer), so equal tables get equal digests.
 pub fn to_parquet(batch: &RecordBatch) -> Result<Vec<u8>, TableError> {

@@ -3,7 +3,8 @@
 //!
 //! The `behaviour` param picks what it does: `noop`, `loop`, `memory`,
 //! `probe`, `panic`, `oversized`, `random`, `fail`, `invalid`, `reject`,
-//! `clock`, `sleep` (blocks in a host call) or `busy` (computes for `size` ms).
+//! `clock`, `sleep` (blocks in a host call), `busy` (computes for `size` ms)
+//! or `lie` (succeeds without writing its declared output).
 
 use std::hint::black_box;
 
@@ -24,6 +25,7 @@ const BEHAVIOURS: &[&str] = &[
     "clock",
     "sleep",
     "busy",
+    "lie",
 ];
 
 struct Adversary;
@@ -66,6 +68,8 @@ impl Step for Adversary {
             "fail" => Err(StepError::failed("deliberate failure")),
             "invalid" => Err(StepError::invalid_input("deliberate invalid input")),
             "reject" => Err(StepError::rejected("deliberate rejection")),
+            // Claims success without writing the output its manifest declares.
+            "lie" => Ok(()),
             "busy" => {
                 // Computes for `size` milliseconds, then succeeds with a
                 // deterministic output: a slow but well-behaved step.

@@ -21,6 +21,11 @@ pub(crate) enum ComponentCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Conformance test of a component, for CI: world and imports, a
+    /// well-formed manifest, a run on sample or synthetic inputs producing
+    /// every declared output, determinism (two runs, identical bytes), and
+    /// time and peak memory within limits. Exits 1 if a check fails.
+    Check(crate::commands::check::CheckArgs),
     /// List the standard steps built into this binary.
     List {
         /// Print JSON instead of text.
@@ -33,6 +38,7 @@ pub(crate) fn run(ctx: &CliContext, cmd: &ComponentCommand) -> anyhow::Result<Ex
     match cmd {
         ComponentCommand::Inspect { component, json } => inspect(ctx, component, *json),
         ComponentCommand::List { json } => list(ctx, *json),
+        ComponentCommand::Check(args) => crate::commands::check::run(ctx, args),
     }
 }
 

@@ -1,6 +1,7 @@
 //! One module per top-level command.
 
 pub(crate) mod artifacts;
+pub(crate) mod check;
 pub(crate) mod component;
 pub(crate) mod gc;
 pub(crate) mod lineage;

@@ -1,0 +1,559 @@
+//! `sluice component check`: the conformance test a CI runs on a component,
+//! whatever language built it.
+//!
+//! It loads the component (valid component, step world, only imports the
+//! sandbox grants), reads its manifest, runs it on sample inputs from
+//! `--inputs DIR` or on synthetic inputs made from the manifest, checks that
+//! every declared output is written with its declared kind, runs it a second
+//! time to prove the outputs are byte-identical, and reports time and peak
+//! memory against the limits. Text, `--json`, or JUnit XML for CI systems.
+
+use crate::CliContext;
+use crate::ui;
+use clap::Args;
+use serde::Serialize;
+use sluice_runtime::outcome::bytes;
+use sluice_runtime::{
+    ArtifactKind, ComponentSource, Digest, InputArtifact, Invocation, Limits, Manifest,
+    StepFailure, Value, ValueType,
+};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// `std:NAME` or a path to a .wasm component.
+    component: String,
+
+    /// Sample inputs: a folder with one file per input port, named after the
+    /// port (`data.parquet` for a table, `schema.json` for a document, any
+    /// extension for a file). Ports without a file get synthetic inputs.
+    #[arg(long, value_name = "DIR")]
+    inputs: Option<PathBuf>,
+
+    /// A parameter value, `NAME=VALUE` (repeatable); VALUE is read as a
+    /// boolean, integer, float, JSON array/object, or else text.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+
+    /// Memory limit for each run.
+    #[arg(long, default_value = "1GiB", value_parser = parse_size)]
+    memory: u64,
+
+    /// Time limit for each run.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    time: std::time::Duration,
+
+    /// Print the results as JSON.
+    #[arg(long)]
+    json: bool,
+
+    /// Also write the results as a JUnit XML report to FILE.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    sluice_pipeline::spec::parse_size(s).map_err(|e| e.to_string())
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    sluice_pipeline::spec::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// How one check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Passed,
+    Failed,
+    /// Could not be decided (e.g. the step refused synthetic inputs).
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct CheckResult {
+    name: &'static str,
+    status: Status,
+    detail: String,
+}
+
+#[derive(Default)]
+struct Report {
+    checks: Vec<CheckResult>,
+}
+
+impl Report {
+    fn push(&mut self, name: &'static str, status: Status, detail: impl Into<String>) {
+        self.checks.push(CheckResult {
+            name,
+            status,
+            detail: detail.into(),
+        });
+    }
+
+    fn failed(&self) -> usize {
+        self.checks
+            .iter()
+            .filter(|c| c.status == Status::Failed)
+            .count()
+    }
+}
+
+pub(crate) fn run(ctx: &CliContext, args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let mut report = Report::default();
+    let mut peak = serde_json::Value::Null;
+    check(ctx, args, &mut report, &mut peak)?;
+
+    if let Some(path) = &args.junit {
+        std::fs::write(path, junit(&args.component, &report.checks))
+            .map_err(|e| anyhow::anyhow!("writing the JUnit report {}: {e}", path.display()))?;
+    }
+    let failed = report.failed();
+    if args.json {
+        let out = serde_json::json!({
+            "component": args.component,
+            "passed": failed == 0,
+            "checks": report.checks,
+            "measurements": peak,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("check {}", args.component);
+        let width = report
+            .checks
+            .iter()
+            .map(|c| c.name.len())
+            .max()
+            .unwrap_or(0);
+        for c in &report.checks {
+            let mark = match c.status {
+                Status::Passed => "ok  ",
+                Status::Failed => "FAIL",
+                Status::Skipped => "skip",
+            };
+            println!("  {mark} {:<width$}  {}", c.name, c.detail);
+        }
+        if failed == 0 {
+            println!("passed: {} checks", report.checks.len());
+        } else {
+            eprintln!(
+                "{} {failed} of {} checks failed",
+                ui::error_label(),
+                report.checks.len()
+            );
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn check(
+    ctx: &CliContext,
+    args: &CheckArgs,
+    report: &mut Report,
+    measurements: &mut serde_json::Value,
+) -> anyhow::Result<()> {
+    let runtime = ctx.runtime()?;
+    let component = match runtime.load(&ComponentSource::parse(&args.component)) {
+        Ok(c) => {
+            report.push(
+                "world",
+                Status::Passed,
+                format!(
+                    "implements {}; {} imports, all granted by the sandbox",
+                    sluice_runtime::WIT_PACKAGE,
+                    c.imports().len()
+                ),
+            );
+            c
+        }
+        Err(e) => {
+            report.push("world", Status::Failed, e.to_string());
+            return Ok(());
+        }
+    };
+    let manifest = match component.describe() {
+        Ok(m) => {
+            report.push(
+                "manifest",
+                Status::Passed,
+                format!(
+                    "{} {}: {} input(s), {} output(s), {} param(s); ports unique, defaults typed",
+                    m.name,
+                    m.version,
+                    m.inputs.len(),
+                    m.outputs.len(),
+                    m.params.len()
+                ),
+            );
+            m
+        }
+        Err(e) => {
+            report.push("manifest", Status::Failed, e.to_string());
+            return Ok(());
+        }
+    };
+
+    let params = match params(&manifest, &args.params) {
+        Ok(p) => p,
+        Err(e) => {
+            report.push("runs", Status::Failed, e);
+            return Ok(());
+        }
+    };
+    let (inputs, described) = match inputs(&manifest, args.inputs.as_deref()) {
+        Ok(i) => i,
+        Err(e) => {
+            report.push("runs", Status::Failed, e);
+            return Ok(());
+        }
+    };
+    let synthetic = described.iter().any(|d| d.contains("synthetic"));
+    let invocation = Invocation {
+        params,
+        inputs,
+        outputs: manifest.outputs.clone(),
+        limits: Limits {
+            memory: args.memory,
+            time: args.time,
+            output: Limits::DEFAULT_OUTPUT,
+        },
+        seed: *Digest::of(args.component.as_bytes()).as_bytes(),
+        events: None,
+    };
+
+    let first = component.run(invocation.clone());
+    *measurements = serde_json::json!({
+        "duration_ms": first.duration.as_secs_f64() * 1000.0,
+        "peak_memory": first.peak_memory,
+        "memory_limit": args.memory,
+        "time_limit_ms": args.time.as_secs_f64() * 1000.0,
+    });
+    let on = if described.is_empty() {
+        "with no inputs".to_string()
+    } else {
+        format!("on {}", described.join(", "))
+    };
+    match &first.result {
+        Ok(()) => report.push(
+            "runs",
+            Status::Passed,
+            format!("{on} in {}", ui::duration(first.duration)),
+        ),
+        Err(StepFailure::InvalidInput(why)) if synthetic => {
+            report.push(
+                "runs",
+                Status::Skipped,
+                format!(
+                    "the step refused synthetic inputs ({why}); ship sample inputs and pass --inputs DIR"
+                ),
+            );
+            return Ok(());
+        }
+        Err(f @ (StepFailure::MemoryLimit { .. } | StepFailure::TimeLimit(_))) => {
+            report.push("runs", Status::Failed, format!("{on}: {f}"));
+            report.push("limits", Status::Failed, f.to_string());
+            return Ok(());
+        }
+        Err(f @ StepFailure::MissingOutputs(_)) => {
+            report.push("runs", Status::Passed, format!("{on}: returned success"));
+            report.push(
+                "outputs",
+                Status::Failed,
+                format!("the manifest declares outputs the step did not write: it {f}"),
+            );
+            return Ok(());
+        }
+        Err(f) => {
+            let tail: String = first
+                .stderr
+                .lines()
+                .rev()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" | ");
+            report.push(
+                "runs",
+                Status::Failed,
+                if tail.is_empty() {
+                    format!("{on}: {f}")
+                } else {
+                    format!("{on}: {f} (stderr: {tail})")
+                },
+            );
+            return Ok(());
+        }
+    }
+    let outputs: Vec<String> = manifest
+        .outputs
+        .iter()
+        .map(|p| {
+            format!(
+                "{}: {} {}",
+                p.name,
+                p.kind,
+                bytes(first.outputs[&p.name].stored_bytes().len() as u64)
+            )
+        })
+        .collect();
+    report.push(
+        "outputs",
+        Status::Passed,
+        if outputs.is_empty() {
+            "declares no outputs".to_string()
+        } else {
+            format!(
+                "every declared output written with its kind: {}",
+                outputs.join(", ")
+            )
+        },
+    );
+
+    let second = component.run(invocation);
+    let digests = |o: &sluice_runtime::StepOutcome| -> BTreeMap<String, Digest> {
+        o.outputs
+            .iter()
+            .map(|(k, v)| (k.clone(), Digest::of(v.stored_bytes())))
+            .collect()
+    };
+    match &second.result {
+        Ok(()) if digests(&first) == digests(&second) => report.push(
+            "deterministic",
+            Status::Passed,
+            "two runs with the same inputs gave byte-identical outputs",
+        ),
+        Ok(()) => {
+            let (a, b) = (digests(&first), digests(&second));
+            let differ: Vec<&str> = a
+                .iter()
+                .filter(|(k, d)| b.get(*k) != Some(*d))
+                .map(|(k, _)| k.as_str())
+                .collect();
+            report.push(
+                "deterministic",
+                Status::Failed,
+                format!(
+                    "two runs with the same inputs and seed gave different bytes on: {} (clocks, addresses or unseeded state leak into the output)",
+                    differ.join(", ")
+                ),
+            );
+        }
+        Err(f) => report.push(
+            "deterministic",
+            Status::Failed,
+            format!("the second run with the same inputs failed: {f}"),
+        ),
+    }
+    report.push(
+        "limits",
+        Status::Passed,
+        format!(
+            "peak memory {} of {}; {} of {}",
+            bytes(first.peak_memory.max(second.peak_memory)),
+            bytes(args.memory),
+            ui::duration(first.duration.max(second.duration)),
+            ui::duration(args.time)
+        ),
+    );
+    Ok(())
+}
+
+/// Manifest defaults, then synthetic values for required params, then
+/// `--param` overrides (type-checked against the manifest).
+fn params(manifest: &Manifest, given: &[String]) -> Result<BTreeMap<String, Value>, String> {
+    let mut out = BTreeMap::new();
+    for p in &manifest.params {
+        let value = match (&p.default, p.required) {
+            (Some(d), _) => d.clone(),
+            (None, true) => match p.value_type {
+                ValueType::Boolean => Value::Boolean(false),
+                ValueType::Integer => Value::Integer(1),
+                ValueType::Float => Value::Float(1.0),
+                ValueType::Text => Value::Text("x".into()),
+                ValueType::Json => Value::Json("{}".into()),
+            },
+            (None, false) => continue,
+        };
+        out.insert(p.name.clone(), value);
+    }
+    for g in given {
+        let (name, text) = g
+            .split_once('=')
+            .ok_or_else(|| format!("--param `{g}`: expected NAME=VALUE"))?;
+        let spec = manifest.param(name).ok_or_else(|| {
+            let names: Vec<&str> = manifest.params.iter().map(|p| p.name.as_str()).collect();
+            format!(
+                "--param `{name}`: the step has no such param; it has: {}",
+                names.join(", ")
+            )
+        })?;
+        let value = parse_value(text);
+        if !spec.value_type.accepts(value.value_type()) {
+            return Err(format!(
+                "--param `{name}`: declared {} but `{text}` is {}",
+                spec.value_type,
+                value.value_type()
+            ));
+        }
+        out.insert(name.to_string(), value);
+    }
+    Ok(out)
+}
+
+fn parse_value(text: &str) -> Value {
+    if let Ok(b) = text.parse::<bool>() {
+        Value::Boolean(b)
+    } else if let Ok(i) = text.parse::<i64>() {
+        Value::Integer(i)
+    } else if let Ok(f) = text.parse::<f64>() {
+        Value::Float(f)
+    } else if (text.starts_with('[') || text.starts_with('{'))
+        && serde_json::from_str::<serde_json::Value>(text).is_ok()
+    {
+        Value::Json(text.to_string())
+    } else {
+        Value::Text(text.to_string())
+    }
+}
+
+/// A small CSV for `file` ports without a sample.
+const SYNTHETIC_CSV: &str =
+    "x,n,flag,label\n1.5,1,true,a\n2.5,2,false,b\n,3,true,a\n4.0,4,false,c\n";
+
+/// Inputs by port: from `DIR/PORT.*` when present, else synthetic. Returns
+/// them with one phrase per port saying where it came from.
+fn inputs(
+    manifest: &Manifest,
+    dir: Option<&Path>,
+) -> Result<(BTreeMap<String, InputArtifact>, Vec<String>), String> {
+    let mut out = BTreeMap::new();
+    let mut described = Vec::new();
+    for port in &manifest.inputs {
+        let sample = dir.and_then(|d| find_sample(d, &port.name));
+        let artifact = match (&sample, port.kind) {
+            (Some(path), kind) => {
+                let data = std::fs::read(path)
+                    .map_err(|e| format!("reading sample input {}: {e}", path.display()))?;
+                described.push(format!("{}: {}", port.name, path.display()));
+                match kind {
+                    ArtifactKind::Table => InputArtifact::Table(
+                        sluice_runtime::table::from_parquet(data).map_err(|e| {
+                            format!(
+                                "sample input {} is not a Parquet table: {e}",
+                                path.display()
+                            )
+                        })?,
+                    ),
+                    k if k.is_document() => {
+                        InputArtifact::Document(String::from_utf8_lossy(&data).into_owned())
+                    }
+                    _ => InputArtifact::Bytes(data.into()),
+                }
+            }
+            (None, _) if port.optional => continue,
+            (None, ArtifactKind::Table) => {
+                described.push(format!(
+                    "{}: synthetic table (4 rows, 4 columns)",
+                    port.name
+                ));
+                InputArtifact::Table(sluice_runtime::table::synthetic())
+            }
+            (None, k) if k.is_document() => {
+                described.push(format!("{}: synthetic document {{}}", port.name));
+                InputArtifact::Document("{}".into())
+            }
+            (None, _) => {
+                described.push(format!("{}: synthetic CSV bytes", port.name));
+                InputArtifact::Bytes(SYNTHETIC_CSV.as_bytes().to_vec().into())
+            }
+        };
+        out.insert(port.name.clone(), artifact);
+    }
+    Ok((out, described))
+}
+
+fn find_sample(dir: &Path, port: &str) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.file_stem().is_some_and(|s| s == port) && p.is_file())
+}
+
+/// The results as a JUnit XML test suite.
+fn junit(component: &str, checks: &[CheckResult]) -> String {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let failures = checks.iter().filter(|c| c.status == Status::Failed).count();
+    let skipped = checks
+        .iter()
+        .filter(|c| c.status == Status::Skipped)
+        .count();
+    let mut xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"sluice component check {}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">\n",
+        esc(component),
+        checks.len()
+    );
+    for c in checks {
+        let open = format!(
+            "  <testcase classname=\"sluice.component.check\" name=\"{}\"",
+            c.name
+        );
+        match c.status {
+            Status::Passed => xml.push_str(&format!("{open}/>\n")),
+            Status::Failed => xml.push_str(&format!(
+                "{open}>\n    <failure message=\"{}\">{}</failure>\n  </testcase>\n",
+                esc(&c.detail),
+                esc(&c.detail)
+            )),
+            Status::Skipped => xml.push_str(&format!(
+                "{open}>\n    <skipped message=\"{}\"/>\n  </testcase>\n",
+                esc(&c.detail)
+            )),
+        }
+    }
+    xml.push_str("</testsuite>\n");
+    xml
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn param_values_are_typed_from_their_text() {
+        assert_eq!(parse_value("true"), Value::Boolean(true));
+        assert_eq!(parse_value("12"), Value::Integer(12));
+        assert_eq!(parse_value("1.5"), Value::Float(1.5));
+        assert_eq!(parse_value("[1,2]"), Value::Json("[1,2]".into()));
+        assert_eq!(parse_value("clock"), Value::Text("clock".into()));
+    }
+
+    #[test]
+    fn junit_escapes_and_counts() {
+        let checks = vec![
+            CheckResult {
+                name: "world",
+                status: Status::Passed,
+                detail: String::new(),
+            },
+            CheckResult {
+                name: "runs",
+                status: Status::Failed,
+                detail: "a <b> & \"c\"".into(),
+            },
+        ];
+        let xml = junit("x.wasm", &checks);
+        assert!(xml.contains("tests=\"2\" failures=\"1\" skipped=\"0\""));
+        assert!(xml.contains("a &lt;b&gt; &amp; &quot;c&quot;"));
+        assert!(xml.contains("<testcase classname=\"sluice.component.check\" name=\"world\"/>"));
+    }
+}
