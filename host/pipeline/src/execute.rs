@@ -310,6 +310,9 @@ pub enum ExecuteError {
     /// `--resume` cannot be honoured.
     #[error("{0}")]
     Resume(String),
+    /// A stored artifact a step needs cannot be decoded.
+    #[error("{0}")]
+    Artifact(String),
 }
 
 /// How to run.
@@ -821,7 +824,7 @@ fn load_artifact(
     Ok(match kind {
         ArtifactKind::Table => {
             InputArtifact::Table(sluice_runtime::table::from_parquet(bytes).map_err(|e| {
-                ExecuteError::Resume(format!("stored table {digest} cannot be read: {e}"))
+                ExecuteError::Artifact(format!("stored table {digest} cannot be read: {e}"))
             })?)
         }
         k if k.is_document() => {
