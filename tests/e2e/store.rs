@@ -272,30 +272,14 @@ fn intervals(p: &Project) -> Vec<(String, String)> {
 #[test]
 fn independent_steps_run_concurrently_up_to_jobs() {
     let p = Project::new(&busy_spec(400));
-    let r = run(&[
-        "run",
-        p.spec().to_str().unwrap(),
-        "--json",
-        "--jobs",
-        "2",
-        "--no-cache",
-    ]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    run_ok(&p, &["--jobs", "2", "--no-cache"]);
     let iv = intervals(&p);
     assert!(
         iv[0].0 < iv[1].1 && iv[1].0 < iv[0].1,
         "with --jobs 2 the steps overlap: {iv:?}"
     );
 
-    let r = run(&[
-        "run",
-        p.spec().to_str().unwrap(),
-        "--json",
-        "--jobs",
-        "1",
-        "--no-cache",
-    ]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    run_ok(&p, &["--jobs", "1", "--no-cache"]);
     let iv = intervals(&p);
     assert!(
         iv[0].1 <= iv[1].0 || iv[1].1 <= iv[0].0,

@@ -487,7 +487,7 @@ pub async fn execute(
             let input_digests: BTreeMap<String, Digest> =
                 inputs.iter().map(|(p, d, _)| (p.clone(), *d)).collect();
             let key_parts = key_parts(&component.digest(), &planned.params, &input_digests);
-            let key = step_key(&component.digest(), &planned.params, &input_digests);
+            let key = key_of(&key_parts);
             let params_json = params_json(&planned.params);
             let new = NewExecution {
                 run_id: &run_id,
@@ -910,8 +910,13 @@ pub fn step_key(
     params: &[(String, Value)],
     inputs: &BTreeMap<String, Digest>,
 ) -> Digest {
+    key_of(&key_parts(component, params, inputs))
+}
+
+/// The cache key of already computed key parts.
+fn key_of(parts: &serde_json::Value) -> Digest {
     // serde_json maps are sorted by key (no `preserve_order`), so the text is canonical.
-    Digest::of(key_parts(component, params, inputs).to_string().as_bytes())
+    Digest::of(parts.to_string().as_bytes())
 }
 
 /// Why a step ran (or did not), compared with the previous execution of
