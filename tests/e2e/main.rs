@@ -8,6 +8,8 @@ mod support;
 mod cache;
 mod check;
 mod lineage;
+mod new_build;
+mod polyglot;
 mod quickstart;
 mod s3;
 mod sandbox;

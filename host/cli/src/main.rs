@@ -37,10 +37,14 @@ Examples:
   sluice component list                             the standard steps
   sluice component inspect std:statistics           ports, params and imports of a step
   sluice component inspect ./target/my_step.wasm    the same for your own component
+  sluice component new --lang python my-step        a step project (rust, python or js)
+  sluice component build my-step                    build it: prints my-step/build/my-step.wasm
+  sluice component check my-step/build/my-step.wasm --inputs my-step/samples
 
 Environment:
   SLUICE_STORE       artifact store folder (default: .sluice next to the pipeline)
-  SLUICE_CACHE_DIR   compiled-component cache (default: ~/.cache/sluice)";
+  SLUICE_CACHE_DIR   compiled-component cache (default: ~/.cache/sluice)
+  SLUICE_SDK_DIR     sdk/ folder for component new/build (default: this build's checkout)";
 
 /// Command-line interface of `sluice`.
 #[derive(Debug, Parser)]
@@ -74,7 +78,7 @@ enum Command {
     /// errors.
     Validate(commands::run::ValidateArgs),
 
-    /// Inspect and list step components.
+    /// Create, build, check, inspect and list step components.
     #[command(subcommand)]
     Component(commands::component::ComponentCommand),
 

@@ -26,6 +26,14 @@ pub(crate) enum ComponentCommand {
     /// every declared output, determinism (two runs, identical bytes), and
     /// time and peak memory within limits. Exits 1 if a check fails.
     Check(crate::commands::check::CheckArgs),
+    /// Create a step project (Rust, Python or JavaScript) that builds and
+    /// passes `check` as generated: the SDK's template step, a step.toml
+    /// naming the language, and sample inputs for `check --inputs`.
+    New(crate::commands::scaffold::NewArgs),
+    /// Build a step project with its language's toolchain (cargo for
+    /// wasm32-wasip2, componentize-py, componentize-js) and print the path
+    /// of the component. Says what to install when a tool is missing.
+    Build(crate::commands::build::BuildArgs),
     /// List the standard steps built into this binary.
     List {
         /// Print JSON instead of text.
@@ -39,6 +47,8 @@ pub(crate) fn run(ctx: &CliContext, cmd: &ComponentCommand) -> anyhow::Result<Ex
         ComponentCommand::Inspect { component, json } => inspect(ctx, component, *json),
         ComponentCommand::List { json } => list(ctx, *json),
         ComponentCommand::Check(args) => crate::commands::check::run(ctx, args),
+        ComponentCommand::New(args) => crate::commands::scaffold::run(args),
+        ComponentCommand::Build(args) => crate::commands::build::run(args),
     }
 }
 

@@ -1,9 +1,11 @@
 //! One module per top-level command.
 
 pub(crate) mod artifacts;
+pub(crate) mod build;
 pub(crate) mod check;
 pub(crate) mod component;
 pub(crate) mod gc;
 pub(crate) mod lineage;
 pub(crate) mod run;
 pub(crate) mod runs;
+pub(crate) mod scaffold;
