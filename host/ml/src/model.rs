@@ -1,0 +1,187 @@
+//! Training entry point, native models and what training returns.
+
+use crate::data::{Dataset, Matrix, Target};
+use crate::error::{MlError, Result};
+use crate::export::{ExportInfo, to_onnx};
+use crate::linear::{LinearModel, fit_logistic, fit_ridge};
+use crate::mlp::{Mlp, MlpTarget, fit_mlp};
+use crate::params::{Algorithm, TrainParams};
+
+/// A model's predictions, computed natively in `f64`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prediction {
+    /// Classifier output.
+    Classes {
+        /// The most probable class of each row (the first one on ties, like
+        /// ONNX `ArgMax`).
+        labels: Vec<usize>,
+        /// Rows × classes.
+        probabilities: Matrix,
+    },
+    /// Regressor output: one value per row.
+    Values(Vec<f64>),
+}
+
+impl Prediction {
+    pub(crate) fn from_probabilities(probabilities: Matrix) -> Prediction {
+        let labels = probabilities
+            .as_slice()
+            .chunks_exact(probabilities.cols().max(1))
+            .map(argmax)
+            .collect();
+        Prediction::Classes {
+            labels,
+            probabilities,
+        }
+    }
+}
+
+/// Index of the largest value, the first one on ties.
+pub(crate) fn argmax(v: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate() {
+        if *x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// A trained model in native form: its parameters, in `f64`, and a native
+/// `predict`. What the ONNX file holds, before rounding to `f32`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NativeModel {
+    /// Linear or logistic regression.
+    Linear(LinearModel),
+    /// A perceptron.
+    Mlp(Mlp),
+}
+
+impl NativeModel {
+    /// Predicts the rows of `x` natively.
+    pub fn predict(&self, x: &Matrix) -> Result<Prediction> {
+        match self {
+            NativeModel::Linear(m) => m.predict(x),
+            NativeModel::Mlp(m) => m.predict(x),
+        }
+    }
+
+    /// Number of input features.
+    pub fn n_features(&self) -> usize {
+        match self {
+            NativeModel::Linear(m) => m.coefficients.cols(),
+            NativeModel::Mlp(m) => m.layers[0].weights.rows(),
+        }
+    }
+}
+
+/// What training returns: the exported ONNX model and what a model card
+/// records about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainedModel {
+    /// The model as ONNX (see the crate docs for its conventions).
+    pub onnx: Vec<u8>,
+    /// The algorithm that trained it.
+    pub algorithm: Algorithm,
+    /// Class names; the ONNX `label` output indexes into them. Empty for
+    /// regressors.
+    pub classes: Vec<String>,
+    /// The input features, in the order of the ONNX input's columns.
+    pub feature_names: Vec<String>,
+    /// The training loss after each epoch or solver iteration (see each
+    /// algorithm for what exactly); one entry for closed-form solutions.
+    pub loss_history: Vec<f64>,
+    /// The parameters, defaults filled in.
+    pub params: TrainParams,
+    /// The same model in native form, in `f64`.
+    pub native: NativeModel,
+}
+
+/// Trains `params.algorithm()` on `data` and exports the result to ONNX.
+///
+/// Deterministic: the same data, parameters and seed give the same model and
+/// the same ONNX bytes, on any machine.
+pub fn train(data: &Dataset, params: &TrainParams) -> Result<TrainedModel> {
+    params.validate()?;
+    let algorithm = params.algorithm();
+    let x = &data.features;
+    let wrong_target = |want: &str| {
+        MlError::InvalidData(format!(
+            "{algorithm} needs {want}; build the dataset's target accordingly"
+        ))
+    };
+    let (native, loss_history) = match (params, &data.target) {
+        (TrainParams::LinearRegression(p), Target::Values(y)) => {
+            let (m, h) = fit_ridge(x, y, p, &data.feature_names)?;
+            (NativeModel::Linear(m), h)
+        }
+        (TrainParams::LogisticRegression(p), Target::Classes { classes, indices }) => {
+            need_two_classes(classes, indices)?;
+            let (m, h) = fit_logistic(x, indices, classes.len(), p)?;
+            (NativeModel::Linear(m), h)
+        }
+        (TrainParams::MlpClassifier(p), Target::Classes { classes, indices }) => {
+            need_two_classes(classes, indices)?;
+            let (m, h) = fit_mlp(x, MlpTarget::Classes(indices, classes.len()), p)?;
+            (NativeModel::Mlp(m), h)
+        }
+        (TrainParams::MlpRegressor(p), Target::Values(y)) => {
+            let (m, h) = fit_mlp(x, MlpTarget::Values(y), p)?;
+            (NativeModel::Mlp(m), h)
+        }
+        (_, Target::Values(_)) => return Err(wrong_target("class labels")),
+        (_, Target::Classes { .. }) => return Err(wrong_target("real-valued targets")),
+    };
+    let params_json = match params {
+        TrainParams::LinearRegression(p) => serde_json::to_string(p),
+        TrainParams::LogisticRegression(p) => serde_json::to_string(p),
+        TrainParams::MlpClassifier(p) | TrainParams::MlpRegressor(p) => serde_json::to_string(p),
+    }
+    .expect("params serialise");
+    let onnx = to_onnx(
+        &native,
+        &ExportInfo {
+            algorithm: algorithm.name(),
+            feature_names: &data.feature_names,
+            classes: data.target.classes(),
+            params_json: &params_json,
+        },
+    );
+    Ok(TrainedModel {
+        onnx,
+        algorithm,
+        classes: data.target.classes().to_vec(),
+        feature_names: data.feature_names.clone(),
+        loss_history,
+        params: params.clone(),
+        native,
+    })
+}
+
+fn need_two_classes(classes: &[String], indices: &[usize]) -> Result<()> {
+    let mut seen = vec![false; classes.len()];
+    for &i in indices {
+        match seen.get_mut(i) {
+            Some(s) => *s = true,
+            None => {
+                return Err(MlError::InvalidData(format!(
+                    "class index {i} but only {} classes",
+                    classes.len()
+                )));
+            }
+        }
+    }
+    if let Some(c) = seen.iter().position(|s| !s) {
+        return Err(MlError::InvalidData(format!(
+            "class `{}` has no sample (a classifier needs every class it names, and at least two)",
+            classes[c]
+        )));
+    }
+    if classes.len() < 2 {
+        return Err(MlError::InvalidData(format!(
+            "a classifier needs at least two classes, got {}",
+            classes.len()
+        )));
+    }
+    Ok(())
+}
