@@ -5,5 +5,6 @@ pub(crate) mod check;
 pub(crate) mod component;
 pub(crate) mod gc;
 pub(crate) mod lineage;
+pub(crate) mod models;
 pub(crate) mod run;
 pub(crate) mod runs;
