@@ -238,20 +238,28 @@ pub(crate) fn feature_matrix(
 
 /// The values of column `name` as text (for class labels and slices).
 fn text_column(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>, ModelError> {
-    let array = batch.column_by_name(name).ok_or_else(|| {
-        ModelError::Data(format!("the table has no column `{name}`"))
-    })?;
+    let array = batch
+        .column_by_name(name)
+        .ok_or_else(|| ModelError::Data(format!("the table has no column `{name}`")))?;
     let any = array.as_any();
     let n = array.len();
     let text = |i: usize, f: &dyn Fn(usize) -> String| (!array.is_null(i)).then(|| f(i));
     Ok(if let Some(a) = any.downcast_ref::<StringArray>() {
-        (0..n).map(|i| text(i, &|i| a.value(i).to_string())).collect()
+        (0..n)
+            .map(|i| text(i, &|i| a.value(i).to_string()))
+            .collect()
     } else if let Some(a) = any.downcast_ref::<Int64Array>() {
-        (0..n).map(|i| text(i, &|i| a.value(i).to_string())).collect()
+        (0..n)
+            .map(|i| text(i, &|i| a.value(i).to_string()))
+            .collect()
     } else if let Some(a) = any.downcast_ref::<BooleanArray>() {
-        (0..n).map(|i| text(i, &|i| a.value(i).to_string())).collect()
+        (0..n)
+            .map(|i| text(i, &|i| a.value(i).to_string()))
+            .collect()
     } else if let Some(a) = any.downcast_ref::<Float64Array>() {
-        (0..n).map(|i| text(i, &|i| a.value(i).to_string())).collect()
+        (0..n)
+            .map(|i| text(i, &|i| a.value(i).to_string()))
+            .collect()
     } else {
         return Err(ModelError::Data(format!(
             "column `{name}` has type {}, which cannot be read as labels",
@@ -324,13 +332,18 @@ impl ModelArtifact {
         let classes = target.classes().to_vec();
         let dataset = sluice_ml::Dataset::new(x, features.to_vec(), target)
             .map_err(|e| ModelError::Data(e.to_string()))?;
-        let trained = sluice_ml::train(&dataset, &params)
-            .map_err(|e| ModelError::Training(e.to_string()))?;
+        let trained =
+            sluice_ml::train(&dataset, &params).map_err(|e| ModelError::Training(e.to_string()))?;
         let mut card = Map::new();
         card.insert("algorithm".into(), algorithm.name().into());
         card.insert(
             "task".into(),
-            if algorithm.is_classifier() { "classification" } else { "regression" }.into(),
+            if algorithm.is_classifier() {
+                "classification"
+            } else {
+                "regression"
+            }
+            .into(),
         );
         card.insert("features".into(), features.into());
         card.insert("label".into(), label.into());
@@ -374,7 +387,10 @@ impl ModelArtifact {
                 Some("int64") if classes.iter().all(|c| c.parse::<i64>().is_ok()) => {
                     fields.push(Field::new("prediction", DataType::Int64, false));
                     columns.push(Arc::new(Int64Array::from(
-                        indices.iter().map(|&i| name(i).parse::<i64>().unwrap_or(i as i64)).collect::<Vec<_>>(),
+                        indices
+                            .iter()
+                            .map(|&i| name(i).parse::<i64>().unwrap_or(i as i64))
+                            .collect::<Vec<_>>(),
                     )));
                 }
                 _ => {
@@ -384,9 +400,17 @@ impl ModelArtifact {
                     )));
                 }
             }
-            let k = if rows == 0 { classes.len() } else { probs.len() / rows };
+            let k = if rows == 0 {
+                classes.len()
+            } else {
+                probs.len() / rows
+            };
             for c in 0..k {
-                fields.push(Field::new(format!("probability_{}", name(c)), DataType::Float64, false));
+                fields.push(Field::new(
+                    format!("probability_{}", name(c)),
+                    DataType::Float64,
+                    false,
+                ));
                 columns.push(Arc::new(Float64Array::from(
                     (0..rows).map(|r| probs[r * k + c]).collect::<Vec<_>>(),
                 )));
@@ -406,10 +430,17 @@ impl ModelArtifact {
     /// Measures the model on `batch` (which holds the label column):
     /// metrics overall and, if `slice_by` names a column, per value of it
     /// (per quartile for float columns).
-    pub fn evaluate(&self, batch: &RecordBatch, slice_by: Option<&str>) -> Result<Value, ModelError> {
-        let label = self.label().ok_or_else(|| {
-            ModelError::Card("no `label`: the column with the true values is unknown".into())
-        })?.to_string();
+    pub fn evaluate(
+        &self,
+        batch: &RecordBatch,
+        slice_by: Option<&str>,
+    ) -> Result<Value, ModelError> {
+        let label = self
+            .label()
+            .ok_or_else(|| {
+                ModelError::Card("no `label`: the column with the true values is unknown".into())
+            })?
+            .to_string();
         let p = self.predictions(batch)?;
         let rows = batch.num_rows();
         let slices: Option<(String, Vec<String>)> = match slice_by {
@@ -424,7 +455,9 @@ impl ModelArtifact {
                 .into_iter()
                 .enumerate()
                 .map(|(i, l)| {
-                    let l = l.ok_or_else(|| ModelError::Data(format!("the label `{label}` is missing at row {i}")))?;
+                    let l = l.ok_or_else(|| {
+                        ModelError::Data(format!("the label `{label}` is missing at row {i}"))
+                    })?;
                     classes.iter().position(|c| *c == l).ok_or_else(|| {
                         ModelError::Data(format!(
                             "row {i} has label `{l}`, which is not a class the model knows ({})",
@@ -488,20 +521,49 @@ impl ModelArtifact {
     }
 }
 
-/// The slice each row falls in: the value's text, or for float columns its
-/// quartile (`q1 [a, b)` … `q4 [c, d]`).
+/// A float column with at most this many distinct values is sliced by value.
+const MAX_VALUE_SLICES: usize = 10;
+
+/// The slice each row falls in: the value's text, or for float columns with
+/// many values its quartile (`q1 [a, b)` … `q4 [c, d]`).
 fn slice_keys(batch: &RecordBatch, column: &str) -> Result<Vec<String>, ModelError> {
     let array = batch.column_by_name(column).ok_or_else(|| {
-        ModelError::Data(format!("cannot slice by `{column}`: the table has no such column"))
+        ModelError::Data(format!(
+            "cannot slice by `{column}`: the table has no such column"
+        ))
     })?;
     if let Some(a) = array.as_any().downcast_ref::<Float64Array>() {
-        let mut sorted: Vec<f64> = (0..a.len()).filter(|&i| a.is_valid(i)).map(|i| a.value(i)).filter(|v| !v.is_nan()).collect();
+        let mut sorted: Vec<f64> = (0..a.len())
+            .filter(|&i| a.is_valid(i))
+            .map(|i| a.value(i))
+            .filter(|v| !v.is_nan())
+            .collect();
         sorted.sort_by(f64::total_cmp);
         if sorted.is_empty() {
             return Ok(vec!["missing".into(); a.len()]);
         }
+        let mut distinct = sorted.clone();
+        distinct.dedup();
+        if distinct.len() <= MAX_VALUE_SLICES {
+            // Few values (a coded category): one slice per value.
+            return Ok((0..a.len())
+                .map(|i| {
+                    if a.is_null(i) || a.value(i).is_nan() {
+                        "missing".to_string()
+                    } else {
+                        a.value(i).to_string()
+                    }
+                })
+                .collect());
+        }
         let q = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
-        let edges = [sorted[0], q(0.25), q(0.5), q(0.75), sorted[sorted.len() - 1]];
+        let edges = [
+            sorted[0],
+            q(0.25),
+            q(0.5),
+            q(0.75),
+            sorted[sorted.len() - 1],
+        ];
         return Ok((0..a.len())
             .map(|i| {
                 if a.is_null(i) || a.value(i).is_nan() {
@@ -538,7 +600,13 @@ fn interpret(
                 sluice_ml::TensorData::F64(v) => v.iter().map(|&x| x as f32).collect(),
                 _ => return None,
             };
-            Some((Out { name, shape: &t.shape }, data))
+            Some((
+                Out {
+                    name,
+                    shape: &t.shape,
+                },
+                data,
+            ))
         })
     };
     if model.is_classifier() {
@@ -550,7 +618,10 @@ fn interpret(
             let k = o.shape[1];
             let probabilities: Vec<f64> = data.iter().map(|&v| f64::from(v)).collect();
             if probabilities.iter().any(|v| !v.is_finite()) {
-                return Err(ModelError::Onnx(format!("output `{}` holds a non-finite probability", o.name)));
+                return Err(ModelError::Onnx(format!(
+                    "output `{}` holds a non-finite probability",
+                    o.name
+                )));
             }
             let classes = (0..rows)
                 .map(|r| {
@@ -558,7 +629,11 @@ fn interpret(
                     (0..k).fold(0, |best, c| if row[c] > row[best] { c } else { best })
                 })
                 .collect();
-            return Ok(Predictions { classes: Some(classes), probabilities: Some(probabilities), values: None });
+            return Ok(Predictions {
+                classes: Some(classes),
+                probabilities: Some(probabilities),
+                values: None,
+            });
         }
         return Err(ModelError::Onnx(format!(
             "a classifier must output class probabilities as a float [N, {}] tensor; this model outputs {}",
@@ -566,7 +641,9 @@ fn interpret(
             describe_outputs(outputs)
         )));
     }
-    let Some((o, data)) = float_outputs().find(|(o, _)| o.shape.first() == Some(&rows) && o.shape.iter().skip(1).all(|&d| d == 1)) else {
+    let Some((o, data)) = float_outputs()
+        .find(|(o, _)| o.shape.first() == Some(&rows) && o.shape.iter().skip(1).all(|&d| d == 1))
+    else {
         return Err(ModelError::Onnx(format!(
             "a regressor must output a float [N] or [N, 1] tensor; this model outputs {}",
             describe_outputs(outputs)
@@ -574,9 +651,16 @@ fn interpret(
     };
     let values: Vec<f64> = data.iter().map(|&v| f64::from(v)).collect();
     if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-        return Err(ModelError::Onnx(format!("output `{}` is not finite at row {i}", o.name)));
+        return Err(ModelError::Onnx(format!(
+            "output `{}` is not finite at row {i}",
+            o.name
+        )));
     }
-    Ok(Predictions { classes: None, probabilities: None, values: Some(values) })
+    Ok(Predictions {
+        classes: None,
+        probabilities: None,
+        values: Some(values),
+    })
 }
 
 fn describe_outputs(outputs: &sluice_ml::Outputs) -> String {
@@ -636,7 +720,9 @@ mod tests {
             )
             .unwrap(),
         );
-        let a = m.annotated(card(serde_json::json!({"transform": {"state": 1}, "label": "z"})));
+        let a = m.annotated(card(
+            serde_json::json!({"transform": {"state": 1}, "label": "z"}),
+        ));
         assert_eq!(a.card()["transform"]["state"], 1);
         assert_eq!(a.label(), Some("z"));
     }
