@@ -932,10 +932,7 @@ fn load_model(
     card: &[u8],
 ) -> Result<ModelArtifact, ExecuteError> {
     ModelArtifact::from_stored(card, |onnx| {
-        objects
-            .get(onnx)
-            .map(Into::into)
-            .map_err(|e| e.to_string())
+        objects.get(onnx).map(Into::into).map_err(|e| e.to_string())
     })
     .map_err(|e| ExecuteError::Artifact(format!("stored model {digest} cannot be read: {e}")))
 }
@@ -946,10 +943,13 @@ fn import_model(
     input: &crate::spec::DataInput,
     store: &Store,
 ) -> Result<Option<(InputArtifact, Digest, u64)>, ExecuteError> {
-    let reference: sluice_store::ModelRef = input
-        .raw_path
-        .parse()
-        .map_err(|e: sluice_store::registry::ModelRefError| ExecuteError::Artifact(e.to_string()))?;
+    let reference: sluice_store::ModelRef =
+        input
+            .raw_path
+            .parse()
+            .map_err(|e: sluice_store::registry::ModelRefError| {
+                ExecuteError::Artifact(e.to_string())
+            })?;
     let Some(version) = store.metadata.resolve_model(&reference)? else {
         return Ok(None);
     };

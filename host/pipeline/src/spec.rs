@@ -635,7 +635,9 @@ impl Parser<'_> {
                         self.error(
                             Code::InvalidValue,
                             span_of(value),
-                            format!("{what} names a registry `model`, so it takes no `path` or `kind`"),
+                            format!(
+                                "{what} names a registry `model`, so it takes no `path` or `kind`"
+                            ),
                             None,
                         );
                         return None;

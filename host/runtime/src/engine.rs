@@ -256,9 +256,7 @@ fn check_world(
     // types carry no authority, so only instances and functions are checked.
     let imports: Vec<String> = ty
         .imports(engine)
-        .filter(|(_, item)| {
-            !matches!(item.ty, ComponentItem::Resource(_) | ComponentItem::Type(_))
-        })
+        .filter(|(_, item)| !matches!(item.ty, ComponentItem::Resource(_) | ComponentItem::Type(_)))
         .map(|(n, _)| n.to_string())
         .collect();
     let exports: Vec<(String, ComponentItem)> = ty

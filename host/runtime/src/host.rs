@@ -311,7 +311,10 @@ impl context::Host for StepState {
         })
     }
 
-    fn input_model(&mut self, port: String) -> wasmtime::Result<Result<Resource<ModelRes>, String>> {
+    fn input_model(
+        &mut self,
+        port: String,
+    ) -> wasmtime::Result<Result<Resource<ModelRes>, String>> {
         let model = match self.io.input(&port) {
             Ok(InputArtifact::Model(m)) => m.clone(),
             Ok(other) => {
@@ -452,11 +455,10 @@ impl context::Host for StepState {
         port: String,
         data: Vec<u8>,
     ) -> wasmtime::Result<Result<(), String>> {
-        if let Err(e) = self.io.check_output(
-            &port,
-            |k| k == ArtifactKind::File,
-            "raw bytes",
-        ) {
+        if let Err(e) = self
+            .io
+            .check_output(&port, |k| k == ArtifactKind::File, "raw bytes")
+        {
             return Ok(Err(e));
         }
         self.io.put_output(port, OutputArtifact::Bytes(data))?;

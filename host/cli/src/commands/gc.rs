@@ -107,7 +107,10 @@ fn referenced(store: &Store) -> anyhow::Result<HashSet<Digest>> {
     let mut set = store.metadata.referenced_artifacts()?;
     set.extend(store.metadata.referenced_components()?);
     // A model artifact is its card; the card names its ONNX bytes.
-    for model in store.metadata.artifacts_of_kind(Some("model"), usize::MAX)? {
+    for model in store
+        .metadata
+        .artifacts_of_kind(Some("model"), usize::MAX)?
+    {
         let onnx = store
             .objects
             .get(&model.digest)

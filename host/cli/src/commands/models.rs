@@ -22,7 +22,9 @@ pub(crate) enum ModelsCommand {
     },
     /// Show a model: every version with its metrics, run and aliases, and
     /// the history of alias moves; or one version with its card.
-    #[command(after_help = "Examples:\n  sluice models show breast-cancer\n  sluice models show breast-cancer@production\n  sluice models show breast-cancer:2 --json")]
+    #[command(
+        after_help = "Examples:\n  sluice models show breast-cancer\n  sluice models show breast-cancer@production\n  sluice models show breast-cancer:2 --json"
+    )]
     Show {
         /// NAME (all versions), NAME:VERSION or NAME@ALIAS (one version).
         model: String,
@@ -35,7 +37,9 @@ pub(crate) enum ModelsCommand {
     },
     /// Point an alias (e.g. `production`) at a version, atomically; the move
     /// is kept in the model's history.
-    #[command(after_help = "Example:\n  sluice models promote breast-cancer 3 --alias production --reason \"beats v2 by 1.2 points\"")]
+    #[command(
+        after_help = "Example:\n  sluice models promote breast-cancer 3 --alias production --reason \"beats v2 by 1.2 points\""
+    )]
     Promote {
         /// The model's name.
         name: String,
@@ -105,7 +109,9 @@ pub(crate) fn run(cmd: &ModelsCommand) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             if models.is_empty() {
-                println!("no models registered yet; a pipeline registers one with a `std:push` step");
+                println!(
+                    "no models registered yet; a pipeline registers one with a `std:push` step"
+                );
                 return Ok(ExitCode::SUCCESS);
             }
             let mut rows = vec![vec![
@@ -139,11 +145,14 @@ pub(crate) fn run(cmd: &ModelsCommand) -> anyhow::Result<ExitCode> {
             if let ModelRef::Latest(name) = &reference {
                 let versions = store.metadata.model_versions(name)?;
                 if versions.is_empty() {
-                    bail!("no model named `{name}` is registered; `sluice models list` shows those that are");
+                    bail!(
+                        "no model named `{name}` is registered; `sluice models list` shows those that are"
+                    );
                 }
                 let history = store.metadata.alias_history(name)?;
                 if *json {
-                    let out = serde_json::json!({"name": name, "versions": versions, "history": history});
+                    let out =
+                        serde_json::json!({"name": name, "versions": versions, "history": history});
                     println!("{}", serde_json::to_string_pretty(&out)?);
                     return Ok(ExitCode::SUCCESS);
                 }
@@ -175,7 +184,11 @@ pub(crate) fn run(cmd: &ModelsCommand) -> anyhow::Result<ExitCode> {
                             h.alias,
                             h.version,
                             h.who,
-                            if h.reason.is_empty() { String::new() } else { format!("  ({})", h.reason) }
+                            if h.reason.is_empty() {
+                                String::new()
+                            } else {
+                                format!("  ({})", h.reason)
+                            }
                         );
                     }
                 }
@@ -199,7 +212,12 @@ pub(crate) fn run(cmd: &ModelsCommand) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&out)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("model {}:{}  {}", version.name, version.version, version.aliases.join(", "));
+            println!(
+                "model {}:{}  {}",
+                version.name,
+                version.version,
+                version.aliases.join(", ")
+            );
             println!("artifact  {}", version.artifact);
             println!("run       {}", version.run_id.clone().unwrap_or_default());
             println!("metrics   {}", metrics_summary(&version.metrics));
@@ -267,7 +285,10 @@ fn report_move(moved: &sluice_store::registry::AliasMove, json: bool) -> anyhow:
                 "{}@{}: version {p} → {}",
                 moved.name, moved.alias, moved.version
             ),
-            None => println!("{}@{}: → version {}", moved.name, moved.alias, moved.version),
+            None => println!(
+                "{}@{}: → version {}",
+                moved.name, moved.alias, moved.version
+            ),
         }
     }
     Ok(ExitCode::SUCCESS)
