@@ -121,6 +121,38 @@ fn breast_cancer_with_logistic_regression_ends_with_a_blessed_registered_model()
         "training lowered the loss"
     );
 
+    // Exported, a model is its ONNX bytes (the object the card names), with
+    // the card beside them.
+    let onnx = store.path().join("exported.onnx");
+    let exported = run(&[
+        "artifacts",
+        "export",
+        "latest/train/model",
+        "-o",
+        onnx.to_str().unwrap(),
+        "--store",
+        store.path().to_str().unwrap(),
+    ]);
+    assert_eq!(exported.code, 0, "{}", exported.stderr);
+    let exported_card: Value =
+        serde_json::from_slice(&std::fs::read(store.path().join("exported.card.json")).unwrap())
+            .unwrap();
+    assert_eq!(exported_card["features"], card["features"]);
+    let hex = exported_card["onnx"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap();
+    let object = store
+        .path()
+        .join("objects/sha256")
+        .join(&hex[..2])
+        .join(&hex[2..]);
+    assert_eq!(
+        std::fs::read(&onnx).unwrap(),
+        std::fs::read(object).unwrap()
+    );
+
     // A second run reuses every step and registers nothing new.
     let (code, again, stderr) = run_pipeline(&spec, store.path());
     assert_eq!(code, 0, "{stderr}");
