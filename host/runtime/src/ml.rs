@@ -5,10 +5,19 @@
 
 use crate::bindings::sluice::pipeline::ml;
 use crate::host::{StepState, parse_object};
-use crate::model::{ModelArtifact, ModelRes};
+use crate::model::{ModelArtifact, ModelError, ModelRes};
 use crate::table::TableRes;
 use std::sync::Arc;
 use wasmtime::component::Resource;
+
+/// The contract's error for a host-side failure.
+fn ml_error(e: ModelError) -> ml::MlError {
+    if e.blames_request() {
+        ml::MlError::InvalidInput(e.to_string())
+    } else {
+        ml::MlError::Failed(e.to_string())
+    }
+}
 
 impl ml::Host for StepState {
     async fn train(
@@ -18,7 +27,7 @@ impl ml::Host for StepState {
         features: Vec<String>,
         label: String,
         params: String,
-    ) -> wasmtime::Result<Result<Resource<ModelRes>, String>> {
+    ) -> wasmtime::Result<Result<Resource<ModelRes>, ml::MlError>> {
         let batch = self.resources.get(&data)?.0.clone();
         let trained = tokio::task::spawn_blocking(move || {
             ModelArtifact::train(&algorithm, &batch, &features, &label, &params)
@@ -27,7 +36,7 @@ impl ml::Host for StepState {
         .map_err(|e| wasmtime::Error::msg(format!("the training thread failed: {e}")))?;
         match trained {
             Ok(model) => Ok(Ok(self.resources.push(ModelRes(Arc::new(model)))?)),
-            Err(e) => Ok(Err(e.to_string())),
+            Err(e) => Ok(Err(ml_error(e))),
         }
     }
 
@@ -36,13 +45,13 @@ impl ml::Host for StepState {
         model: Resource<ModelRes>,
         data: Resource<TableRes>,
         slice_by: Option<String>,
-    ) -> wasmtime::Result<Result<String, String>> {
+    ) -> wasmtime::Result<Result<String, ml::MlError>> {
         let model = self.resources.get(&model)?.0.clone();
         let batch = &self.resources.get(&data)?.0;
         Ok(model
             .evaluate(batch, slice_by.as_deref())
             .map(|v| v.to_string())
-            .map_err(|e| e.to_string()))
+            .map_err(ml_error))
     }
 }
 
@@ -51,17 +60,17 @@ impl ml::HostModel for StepState {
         &mut self,
         onnx: Vec<u8>,
         card: String,
-    ) -> wasmtime::Result<Result<Resource<ModelRes>, String>> {
+    ) -> wasmtime::Result<Result<Resource<ModelRes>, ml::MlError>> {
         let card = match parse_object(&card, "the model card") {
             Ok(c) => c,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Ok(Err(ml::MlError::InvalidInput(e))),
         };
         let model = match ModelArtifact::new(bytes::Bytes::from(onnx), card) {
             Ok(m) => m,
-            Err(e) => return Ok(Err(e.to_string())),
+            Err(e) => return Ok(Err(ml_error(e))),
         };
         if let Err(e) = model.runnable() {
-            return Ok(Err(e.to_string()));
+            return Ok(Err(ml_error(e)));
         }
         Ok(Ok(self.resources.push(ModelRes(Arc::new(model)))?))
     }
@@ -83,12 +92,12 @@ impl ml::HostModel for StepState {
         &mut self,
         this: Resource<ModelRes>,
         data: Resource<TableRes>,
-    ) -> wasmtime::Result<Result<Resource<TableRes>, String>> {
+    ) -> wasmtime::Result<Result<Resource<TableRes>, ml::MlError>> {
         let model = self.resources.get(&this)?.0.clone();
         let batch = &self.resources.get(&data)?.0;
         match model.predict(batch) {
             Ok(out) => Ok(Ok(self.resources.push(TableRes(out))?)),
-            Err(e) => Ok(Err(e.to_string())),
+            Err(e) => Ok(Err(ml_error(e))),
         }
     }
 

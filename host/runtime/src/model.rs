@@ -29,9 +29,30 @@ pub enum ModelError {
     /// The training request is invalid (unknown algorithm or param).
     #[error("{0}")]
     Invalid(String),
-    /// Training failed.
+    /// Training failed although the request was sound (diverged, singular).
     #[error("training failed: {0}")]
     Training(String),
+}
+
+impl ModelError {
+    /// Whether the request (data, card, params, ONNX) is at fault, rather
+    /// than the work failing.
+    pub fn blames_request(&self) -> bool {
+        !matches!(self, ModelError::Training(_))
+    }
+}
+
+/// Training errors that blame the request: bad params or data.
+fn training_error(e: sluice_ml::MlError) -> ModelError {
+    use sluice_ml::MlError as E;
+    match e {
+        E::UnknownParam { .. }
+        | E::InvalidParam { .. }
+        | E::ParamsJson(_)
+        | E::UnknownAlgorithm { .. }
+        | E::InvalidData(_) => ModelError::Invalid(e.to_string()),
+        other => ModelError::Training(other.to_string()),
+    }
 }
 
 /// A model: its ONNX bytes, its card, and — once asked for — the optimised

@@ -18,10 +18,10 @@
 //! Errors: before calling the host, [`train`], [`evaluate`] and
 //! [`Model::predict`] check that the columns they need exist, and report a
 //! missing one as [`StepError::InvalidInput`] naming the columns that do.
-//! The host's own errors are plain text; one that says the request was wrong
-//! (an unknown algorithm or parameter, a missing or mistyped column, an
-//! invalid value …) becomes [`StepError::InvalidInput`], anything else
-//! [`StepError::Failed`]; both carry the host's message.
+//! The host says whether its error blames the request (an unknown
+//! algorithm or parameter, a missing or mistyped column, ONNX that does not
+//! load …: [`StepError::InvalidInput`]) or the work failed (training
+//! diverged: [`StepError::Failed`]); both carry the host's message.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -324,7 +324,7 @@ impl Model {
         }
         raw::Model::from_onnx(onnx, &card.to_string())
             .map(Self::from_raw)
-            .map_err(|e| StepError::invalid_input(format!("the ONNX model was not accepted: {e}")))
+            .map_err(|e| host_error("the ONNX model was not accepted", e))
     }
 
     /// The model card as the host holds it (JSON text).
@@ -629,65 +629,14 @@ fn check_columns(
     Ok(())
 }
 
-/// Maps a host error of the `ml` interface: one that blames the request
-/// becomes [`StepError::InvalidInput`], anything else [`StepError::Failed`].
-fn host_error(doing: &str, message: String) -> StepError {
-    let text = format!("{doing}: {message}");
-    if blames_request(&message) {
-        StepError::InvalidInput(text)
-    } else {
-        StepError::Failed(text)
+/// Maps a host error of the `ml` interface: the host says whether the
+/// request was at fault ([`StepError::InvalidInput`]) or the work failed
+/// ([`StepError::Failed`]).
+fn host_error(doing: &str, e: raw::MlError) -> StepError {
+    match e {
+        raw::MlError::InvalidInput(m) => StepError::InvalidInput(format!("{doing}: {m}")),
+        raw::MlError::Failed(m) => StepError::Failed(format!("{doing}: {m}")),
     }
-}
-
-/// Whether a host error message says the request was wrong rather than the
-/// host failing: it names something unknown, missing, invalid or of the
-/// wrong type, unless it says the failure is internal.
-fn blames_request(message: &str) -> bool {
-    const HOST: &[&str] = &[
-        "internal",
-        "out of memory",
-        "panicked",
-        "bug",
-        "i/o",
-        "io error",
-    ];
-    const REQUEST: &[&str] = &[
-        "unknown",
-        "unsupported",
-        "not supported",
-        "no column",
-        "no such",
-        "not found",
-        "missing",
-        "invalid",
-        "must ",
-        "expected",
-        "expects",
-        "has type",
-        "wrong type",
-        "not numeric",
-        "non-numeric",
-        "null",
-        "empty",
-        "duplicate",
-        "mismatch",
-        "does not match",
-        "at least",
-        "at most",
-        "out of range",
-        "cannot parse",
-        "not a ",
-        "only one class",
-        "single class",
-        "lacks",
-        "has no ",
-        "models take",
-        "cannot be read",
-        "model card",
-    ];
-    let m = message.to_ascii_lowercase();
-    !HOST.iter().any(|k| m.contains(k)) && REQUEST.iter().any(|k| m.contains(k))
 }
 
 fn truncate(text: &str, max: usize) -> String {
@@ -852,44 +801,15 @@ mod tests {
     }
 
     #[test]
-    fn host_errors_are_classified() {
-        for m in [
-            "unknown parameter `cc` for logistic-regression; expected one of c, max_iter, tol, seed",
-            "unknown algorithm `forest`",
-            "column `x` has type utf8, expected a number",
-            "the label column has only one class",
-            "parameter `hidden` must be a list of positive integers",
-            // The host's own messages (host/runtime/src/model.rs, sluice-ml).
-            "invalid value for parameter `c`: must be > 0",
-            "parameters must be a JSON object: expected value at line 1",
-            "invalid data: the label has a single class",
-            "the model takes column `x`, which the table lacks; its columns are: a, b",
-            "column `x` has 2 missing value(s) (the first at row 3); impute them first",
-            "column `x` holds Utf8, but models take numbers; encode it first",
-            "column `x` holds inf at row 4; models take finite numbers",
-            "cannot slice by `s`: the table has no such column",
-            "model card: `features` holds 3, not a column name",
-        ] {
-            assert!(
-                matches!(host_error("training", m.into()), StepError::InvalidInput(_)),
-                "{m}"
-            );
-        }
-        for m in [
-            "internal error: unexpected null in buffer",
-            "out of memory",
-            "tract failed to optimize the graph",
-            "training failed: training diverged: loss is NaN at epoch 3",
-            "the problem is singular: collinear features",
-        ] {
-            assert!(
-                matches!(host_error("training", m.into()), StepError::Failed(_)),
-                "{m}"
-            );
-        }
-        assert_eq!(
-            host_error("training `x`", "boom".into()).message(),
-            "training `x`: boom"
+    fn host_errors_keep_the_hosts_classification() {
+        let e = host_error(
+            "training `x`",
+            raw::MlError::InvalidInput("unknown parameter `cc`".into()),
         );
+        assert!(
+            matches!(&e, StepError::InvalidInput(m) if m == "training `x`: unknown parameter `cc`")
+        );
+        let e = host_error("training `x`", raw::MlError::Failed("diverged".into()));
+        assert!(matches!(&e, StepError::Failed(m) if m == "training `x`: diverged"));
     }
 }
