@@ -109,6 +109,8 @@ fn breast_cancer_with_logistic_regression_ends_with_a_blessed_registered_model()
     .json();
     let card = &shown["card"];
     assert_eq!(card["algorithm"], "logistic_regression");
+    assert_eq!(card["made_by"]["run"], report["run_id"]);
+    assert_eq!(card["made_by"]["step"], "train");
     assert_eq!(card["classes"], serde_json::json!(["benign", "malignant"]));
     assert_eq!(card["features"].as_array().unwrap().len(), 30);
     let transform_digest =

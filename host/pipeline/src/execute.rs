@@ -720,7 +720,7 @@ pub async fn execute(
         let mut report = partial
             .remove(&ran.index)
             .expect("started steps have a report");
-        let state = record_outcome(&store, planned, ran, &mut report, &mut available)?;
+        let state = record_outcome(&store, &run_id, planned, ran, &mut report, &mut available)?;
         states.insert(report.name.clone(), state);
         observer.step_finished(&report);
         reports.push(report);
@@ -794,6 +794,7 @@ fn reusable(
 /// execution's end and its output events in one transaction.
 fn record_outcome(
     store: &Store,
+    run_id: &str,
     planned: &PlannedStep,
     ran: Ran,
     report: &mut StepReport,
@@ -829,6 +830,18 @@ fn record_outcome(
                 let (digest, size) = match artifact {
                     // The ONNX bytes first, then the card that names them.
                     OutputArtifact::Model(m) => {
+                        // The card records the execution that made the model.
+                        let mut made_by = serde_json::Map::new();
+                        made_by.insert(
+                            "made_by".into(),
+                            serde_json::json!({
+                                "run": run_id,
+                                "step": report.name,
+                                "execution": ran.execution_id,
+                                "component": report.component,
+                            }),
+                        );
+                        let m = m.annotated(made_by);
                         let onnx = store.objects.put(m.onnx())?;
                         let card = m.stored_card(&onnx);
                         (store.objects.put(card.as_bytes())?, card.len() as u64)

@@ -353,8 +353,7 @@ impl ModelArtifact {
         let classes = target.classes().to_vec();
         let dataset = sluice_ml::Dataset::new(x, features.to_vec(), target)
             .map_err(|e| ModelError::Data(e.to_string()))?;
-        let trained =
-            sluice_ml::train(&dataset, &params).map_err(|e| ModelError::Training(e.to_string()))?;
+        let trained = sluice_ml::train(&dataset, &params).map_err(training_error)?;
         let mut card = Map::new();
         card.insert("algorithm".into(), algorithm.name().into());
         card.insert(
