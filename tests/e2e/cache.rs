@@ -121,7 +121,7 @@ fn a_component_that_is_not_a_step_is_rejected_with_what_is_missing() {
     assert_eq!(r.code, 2);
     assert!(
         r.stderr
-            .contains("no standard component `std:nope`; available: ingest-csv, statistics"),
+            .contains("no standard component `std:nope`; available: evaluate, import-model, ingest-csv,"),
         "{}",
         r.stderr
     );
@@ -138,5 +138,20 @@ fn component_list_names_the_standard_steps() {
         .iter()
         .map(|c| c["component"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(names, ["std:ingest-csv", "std:statistics"]);
+    assert_eq!(
+        names,
+        [
+            "std:evaluate",
+            "std:import-model",
+            "std:ingest-csv",
+            "std:model-validate",
+            "std:push",
+            "std:schema",
+            "std:split",
+            "std:statistics",
+            "std:train",
+            "std:transform",
+            "std:validate",
+        ]
+    );
 }

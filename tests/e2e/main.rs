@@ -8,6 +8,7 @@ mod support;
 mod cache;
 mod check;
 mod lineage;
+mod ml;
 mod new_build;
 mod polyglot;
 mod quickstart;

@@ -90,6 +90,11 @@ enum Command {
     #[command(subcommand)]
     Artifacts(commands::artifacts::ArtifactsCommand),
 
+    /// The model registry: list models, show versions and alias history,
+    /// promote a version to an alias, roll an alias back.
+    #[command(subcommand)]
+    Models(commands::models::ModelsCommand),
+
     /// Show where an artifact came from: the executions and data files
     /// upstream of it, as a tree, JSON or a Graphviz drawing.
     ///
@@ -117,6 +122,7 @@ fn main() -> ExitCode {
         Command::Component(cmd) => commands::component::run(&cli_context(&cli), cmd),
         Command::Runs(cmd) => commands::runs::run(cmd),
         Command::Artifacts(cmd) => commands::artifacts::run(cmd),
+        Command::Models(cmd) => commands::models::run(cmd),
         Command::Lineage(args) => commands::lineage::run(args),
         Command::Gc(args) => commands::gc::run(args),
     };

@@ -10,10 +10,10 @@ use crate::validate::{Plan, PlannedStep, validate};
 use serde::Serialize;
 use sluice_runtime::{
     ArtifactKind, Component, ComponentSource, Digest, InputArtifact, Invocation, Limits, LogLine,
-    Manifest, Runtime, StepEvent, StepFailure, Value, WIT_PACKAGE,
+    Manifest, ModelArtifact, OutputArtifact, Runtime, StepEvent, StepFailure, Value, WIT_PACKAGE,
 };
 use sluice_store::metadata::{ExecutionRecord, ExecutionState, Finished, NewExecution, RunRecord};
-use sluice_store::{ObjectStore, Store};
+use sluice_store::{NewModel, ObjectStore, Store};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -244,6 +244,9 @@ pub struct StepReport {
     pub outputs: Vec<OutputReport>,
     /// Metrics it recorded.
     pub metrics: BTreeMap<String, f64>,
+    /// Names of the models it registered in the store's registry.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub registered: Vec<String>,
     /// Its log.
     pub logs: Vec<LogLine>,
     /// What it printed to stdout.
@@ -413,9 +416,34 @@ pub async fn execute(
     }
 
     let mut available: HashMap<Source, Available> = HashMap::new();
+    let mut absent_models: Vec<String> = Vec::new();
     let mut data = Vec::new();
     let mut problems = Vec::new();
     for input in &prepared.plan.data {
+        if input.kind == DataKind::Model {
+            match import_model(input, &store)? {
+                Some((artifact, digest, size)) => {
+                    observer.data_imported(&input.name, &digest, size);
+                    data.push(DataReport {
+                        name: input.name.clone(),
+                        path: input.path.clone(),
+                        kind: ArtifactKind::Model,
+                        digest,
+                        size,
+                    });
+                    available.insert(
+                        Source::Data(input.name.clone()),
+                        Available {
+                            digest,
+                            kind: ArtifactKind::Model,
+                            loaded: Some(artifact),
+                        },
+                    );
+                }
+                None => absent_models.push(input.name.clone()),
+            }
+            continue;
+        }
         match import_data(input, &store.objects) {
             Ok((artifact, digest, size)) => {
                 let kind = input.kind.artifact_kind();
@@ -515,10 +543,37 @@ pub async fn execute(
                 peak_memory: 0,
                 outputs: Vec::new(),
                 metrics: BTreeMap::new(),
+                registered: Vec::new(),
                 logs: Vec::new(),
                 stdout: String::new(),
                 stderr: String::new(),
             };
+
+            let missing_model = planned.inputs.iter().find(|b| {
+                matches!(&b.source, Source::Data(name) if absent_models.contains(name))
+                    && planned.manifest.input(&b.port).is_some_and(|p| !p.optional)
+            });
+            if let Some(b) = missing_model {
+                pending.remove(i);
+                let reference = prepared
+                    .spec
+                    .data_input(match &b.source {
+                        Source::Data(name) => name,
+                        Source::Step { .. } => unreachable!("matched a data source"),
+                    })
+                    .map_or(String::new(), |d| d.raw_path.clone());
+                let reason = format!(
+                    "failed: input `{}` is {}, which names model `{reference}`, but the registry has no such model yet; bind it to an optional port, or register a model first",
+                    b.port, b.source
+                );
+                report.execution_id = store.metadata.record_skipped(&new, &reason)?;
+                report.state = StepState::Failed;
+                report.message = Some(reason);
+                states.insert(report.name.clone(), StepState::Failed);
+                observer.step_finished(&report);
+                reports.push(report);
+                continue;
+            }
 
             if let Some(blocked) = deps.iter().find(|d| !states[**d].is_ok()) {
                 pending.remove(i);
@@ -557,6 +612,7 @@ pub async fn execute(
                         report: None,
                         outputs: &outputs,
                         cached_from: Some(original.id),
+                        models: &[],
                     },
                 )?;
                 report.execution_id = execution_id;
@@ -599,7 +655,11 @@ pub async fn execute(
             pending.remove(i);
             let mut step_inputs = BTreeMap::new();
             for b in &planned.inputs {
-                let a = available.get_mut(&b.source).expect("inputs are ready");
+                let Some(a) = available.get_mut(&b.source) else {
+                    // An optional port bound to a registry model that does
+                    // not exist yet stays unbound.
+                    continue;
+                };
                 if a.loaded.is_none() {
                     a.loaded = Some(load_artifact(&store.objects, &a.digest, a.kind)?);
                 }
@@ -660,7 +720,7 @@ pub async fn execute(
         let mut report = partial
             .remove(&ran.index)
             .expect("started steps have a report");
-        let state = record_outcome(&store, planned, ran, &mut report, &mut available)?;
+        let state = record_outcome(&store, &run_id, planned, ran, &mut report, &mut available)?;
         states.insert(report.name.clone(), state);
         observer.step_finished(&report);
         reports.push(report);
@@ -734,12 +794,27 @@ fn reusable(
 /// execution's end and its output events in one transaction.
 fn record_outcome(
     store: &Store,
+    run_id: &str,
     planned: &PlannedStep,
     ran: Ran,
     report: &mut StepReport,
     available: &mut HashMap<Source, Available>,
 ) -> Result<StepState, ExecuteError> {
     let outcome = ran.outcome;
+    let models: Vec<NewModel> = outcome
+        .registrations
+        .iter()
+        .filter_map(|r| {
+            let binding = planned.inputs.iter().find(|b| b.port == r.model_port)?;
+            let artifact = available.get(&binding.source)?.digest;
+            Some(NewModel {
+                name: r.name.clone(),
+                artifact,
+                metrics: r.metrics.clone(),
+            })
+        })
+        .collect();
+    report.registered = models.iter().map(|m| m.name.clone()).collect();
     report.attempts = ran.attempts;
     report.duration = ran.duration;
     report.peak_memory = outcome.peak_memory;
@@ -752,19 +827,41 @@ fn record_outcome(
         Ok(()) => {
             for port in &planned.manifest.outputs {
                 let artifact = &outcome.outputs[&port.name];
-                let bytes = artifact.stored_bytes();
-                let digest = store.objects.put(bytes)?;
+                let (digest, size) = match artifact {
+                    // The ONNX bytes first, then the card that names them.
+                    OutputArtifact::Model(m) => {
+                        // The card records the execution that made the model.
+                        let mut made_by = serde_json::Map::new();
+                        made_by.insert(
+                            "made_by".into(),
+                            serde_json::json!({
+                                "run": run_id,
+                                "step": report.name,
+                                "execution": ran.execution_id,
+                                "component": report.component,
+                            }),
+                        );
+                        let m = m.annotated(made_by);
+                        let onnx = store.objects.put(m.onnx())?;
+                        let card = m.stored_card(&onnx);
+                        (store.objects.put(card.as_bytes())?, card.len() as u64)
+                    }
+                    other => {
+                        let bytes = other.stored_bytes();
+                        (store.objects.put(bytes)?, bytes.len() as u64)
+                    }
+                };
                 outputs.push((
                     port.name.clone(),
                     digest,
                     port.kind.as_str().to_string(),
-                    bytes.len() as u64,
+                    size,
                 ));
                 report.outputs.push(OutputReport {
                     port: port.name.clone(),
                     kind: port.kind,
                     digest,
-                    size: bytes.len() as u64,
+                    size,
                     path: store.objects.location(&digest),
                 });
                 available.insert(
@@ -809,6 +906,11 @@ fn record_outcome(
             report: Some(detail),
             outputs: &outputs,
             cached_from: None,
+            models: if report.state == StepState::Succeeded {
+                &models
+            } else {
+                &[]
+            },
         },
     )?;
     Ok(report.state)
@@ -830,8 +932,47 @@ fn load_artifact(
         k if k.is_document() => {
             InputArtifact::Document(String::from_utf8_lossy(&bytes).into_owned())
         }
+        ArtifactKind::Model => InputArtifact::Model(Arc::new(load_model(objects, digest, &bytes)?)),
         _ => InputArtifact::Bytes(bytes.into()),
     })
+}
+
+/// A stored model: its card (`card`, the artifact `digest`) and the ONNX
+/// bytes the card names.
+fn load_model(
+    objects: &ObjectStore,
+    digest: &Digest,
+    card: &[u8],
+) -> Result<ModelArtifact, ExecuteError> {
+    ModelArtifact::from_stored(card, |onnx| {
+        objects.get(onnx).map(Into::into).map_err(|e| e.to_string())
+    })
+    .map_err(|e| ExecuteError::Artifact(format!("stored model {digest} cannot be read: {e}")))
+}
+
+/// Resolves a `[data]` input that names a registry model; `None` when the
+/// registry has no such model (yet).
+fn import_model(
+    input: &crate::spec::DataInput,
+    store: &Store,
+) -> Result<Option<(InputArtifact, Digest, u64)>, ExecuteError> {
+    let reference: sluice_store::ModelRef =
+        input
+            .raw_path
+            .parse()
+            .map_err(|e: sluice_store::registry::ModelRefError| {
+                ExecuteError::Artifact(e.to_string())
+            })?;
+    let Some(version) = store.metadata.resolve_model(&reference)? else {
+        return Ok(None);
+    };
+    let card = store.objects.get(&version.artifact)?;
+    let model = load_model(&store.objects, &version.artifact, &card)?;
+    Ok(Some((
+        InputArtifact::Model(Arc::new(model)),
+        version.artifact,
+        card.len() as u64,
+    )))
 }
 
 fn metrics_map(v: &serde_json::Value) -> BTreeMap<String, f64> {
@@ -859,6 +1000,7 @@ fn import_data(
     let size = bytes.len() as u64;
     let artifact = match input.kind {
         DataKind::File => InputArtifact::Bytes(bytes.into()),
+        DataKind::Model => unreachable!("registry models are resolved by import_model"),
         DataKind::Table => {
             InputArtifact::Table(sluice_runtime::table::from_parquet(bytes).map_err(|e| {
                 format!(

@@ -62,6 +62,10 @@ pub enum DataKind {
     File,
     /// A Parquet file, imported as a table.
     Table,
+    /// A model from the store's registry (`NAME`, `NAME:VERSION` or
+    /// `NAME@ALIAS`), resolved when the run starts; absent if the registry
+    /// has none yet, so it binds optional ports (e.g. a baseline).
+    Model,
 }
 
 impl DataKind {
@@ -70,6 +74,7 @@ impl DataKind {
         match self {
             DataKind::File => ArtifactKind::File,
             DataKind::Table => ArtifactKind::Table,
+            DataKind::Model => ArtifactKind::Model,
         }
     }
 }
@@ -306,7 +311,7 @@ pub fn is_valid_name(name: &str) -> bool {
 
 const TOP_KEYS: &[&str] = &["pipeline", "data", "steps"];
 const PIPELINE_KEYS: &[&str] = &["name", "description", "store"];
-const DATA_KEYS: &[&str] = &["path", "kind"];
+const DATA_KEYS: &[&str] = &["path", "kind", "model"];
 const STEP_KEYS: &[&str] = &[
     "component",
     "inputs",
@@ -620,6 +625,32 @@ impl Parser<'_> {
             DeValue::String(s) => (s.to_string(), DataKind::File),
             DeValue::Table(t) => {
                 self.check_keys(t, DATA_KEYS, &format!("[data.{name}]"));
+                if let Some((_, v)) = get(t, "model") {
+                    let reference = self.string(v, &format!("`model` of {what}"))?;
+                    if let Err(e) = reference.parse::<sluice_store::ModelRef>() {
+                        self.error(Code::InvalidValue, span_of(v), e.to_string(), None);
+                        return None;
+                    }
+                    if get(t, "path").is_some() || get(t, "kind").is_some() {
+                        self.error(
+                            Code::InvalidValue,
+                            span_of(value),
+                            format!(
+                                "{what} names a registry `model`, so it takes no `path` or `kind`"
+                            ),
+                            None,
+                        );
+                        return None;
+                    }
+                    return name_ok.then(|| DataInput {
+                        name: name.to_owned(),
+                        name_span: span_of(key),
+                        path: PathBuf::from(reference),
+                        raw_path: reference.to_owned(),
+                        kind: DataKind::Model,
+                        span: span_of(value),
+                    });
+                }
                 let path = match get(t, "path") {
                     Some((_, v)) => self.string(v, &format!("`path` of {what}")),
                     None => {
@@ -627,7 +658,7 @@ impl Parser<'_> {
                             Code::MissingKey,
                             span_of(value),
                             format!("missing `path` for {what}"),
-                            None,
+                            Some("give a file `path`, or `model = \"NAME@ALIAS\"` for a model from the registry".into()),
                         );
                         None
                     }

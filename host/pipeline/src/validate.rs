@@ -229,7 +229,7 @@ impl<'s> Validator<'s> {
 
     fn data_files(&mut self) {
         for d in &self.spec.data {
-            if !d.path.exists() {
+            if d.kind != crate::spec::DataKind::Model && !d.path.exists() {
                 self.error(
                     Code::MissingDataFile,
                     d.span,

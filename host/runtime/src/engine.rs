@@ -252,7 +252,13 @@ fn check_world(
 ) -> Result<(Vec<String>, Vec<String>), RuntimeError> {
     let ty = component.component_type();
     let mut problems = Vec::new();
-    let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+    // A world-level `use` (as in `transform`) imports a type at the root;
+    // types carry no authority, so only instances and functions are checked.
+    let imports: Vec<String> = ty
+        .imports(engine)
+        .filter(|(_, item)| !matches!(item.ty, ComponentItem::Resource(_) | ComponentItem::Type(_)))
+        .map(|(n, _)| n.to_string())
+        .collect();
     let exports: Vec<(String, ComponentItem)> = ty
         .exports(engine)
         .map(|(n, t)| (n.to_string(), t.ty))
@@ -284,9 +290,9 @@ fn check_world(
 fn refused_import(import: &str) -> Option<String> {
     let (path, version) = import.split_once('@').unwrap_or((import, ""));
     if let Some(iface) = path.strip_prefix("sluice:pipeline/") {
-        if !["types", "tables", "context"].contains(&iface) {
+        if !["types", "tables", "ml", "context"].contains(&iface) {
             return Some(format!(
-                "imports `{import}`, which {WIT_PACKAGE} does not define (it has types, tables, context)"
+                "imports `{import}`, which {WIT_PACKAGE} does not define (it has types, tables, ml, context)"
             ));
         }
         if !version.starts_with("0.1.") {
@@ -491,6 +497,7 @@ impl Component {
             output_limit: limits.output,
             started: Some(started),
             events,
+            component: Some(self.digest()),
             ..StepIo::default()
         };
         let stdout = Capture::new(CAPTURE_BYTES);
@@ -547,9 +554,9 @@ impl Component {
                 at: started.elapsed(),
             });
         }
-        // Outputs of a failed execution are never recorded.
-        let outputs = if result.is_ok() {
-            state.io.outputs
+        // Outputs and registrations of a failed execution are never recorded.
+        let (outputs, registrations) = if result.is_ok() {
+            (state.io.outputs, state.io.registrations)
         } else {
             Default::default()
         };
@@ -562,6 +569,7 @@ impl Component {
             stderr: stderr.text(),
             duration: started.elapsed(),
             peak_memory: state.limiter.peak,
+            registrations,
         }
     }
 }

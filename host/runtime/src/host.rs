@@ -3,7 +3,10 @@
 
 use crate::bindings::sluice::pipeline::{context, tables, types};
 use crate::manifest::{ArtifactKind, Port, Value};
-use crate::outcome::{EventSink, InputArtifact, LogLevel, LogLine, OutputArtifact, StepEvent};
+use crate::model::ModelRes;
+use crate::outcome::{
+    EventSink, InputArtifact, LogLevel, LogLine, OutputArtifact, Registration, StepEvent,
+};
 use crate::sandbox::Limiter;
 use crate::table::{self, TableBuilderRes, TableRes};
 use std::collections::BTreeMap;
@@ -39,6 +42,9 @@ pub(crate) struct StepIo {
     pub(crate) metrics: Vec<(String, f64)>,
     pub(crate) started: Option<Instant>,
     pub(crate) events: Option<EventSink>,
+    /// The running component's digest (recorded in transform artifacts).
+    pub(crate) component: Option<sluice_store::Digest>,
+    pub(crate) registrations: Vec<Registration>,
 }
 
 /// Raised (as a trap) when a step writes past its output limit.
@@ -118,6 +124,42 @@ impl StepIo {
         Ok(())
     }
 
+    /// For a `transform` port: the document with the running component's
+    /// digest recorded under `component` (what a server needs to replay the
+    /// transform), or `None` for other ports.
+    fn transform_document(
+        &self,
+        port: &str,
+        doc: serde_json::Value,
+    ) -> Result<Option<String>, String> {
+        let is_transform = self
+            .declared_outputs
+            .iter()
+            .any(|p| p.name == port && p.kind == ArtifactKind::Transform);
+        if !is_transform {
+            return Ok(None);
+        }
+        let serde_json::Value::Object(mut doc) = doc else {
+            return Err(format!(
+                "the transform document for port `{port}` must be a JSON object with its fitted `state`"
+            ));
+        };
+        if !doc.contains_key("state") {
+            return Err(format!(
+                "the transform document for port `{port}` has no `state` (what `apply` takes back)"
+            ));
+        }
+        if let Some(digest) = self.component {
+            doc.insert(
+                "component".into(),
+                serde_json::Value::String(digest.to_string()),
+            );
+        }
+        Ok(Some(
+            serde_json::to_string(&doc).expect("a JSON map serialises"),
+        ))
+    }
+
     /// Records an output, enforcing the output limit.
     fn put_output(&mut self, port: String, artifact: OutputArtifact) -> wasmtime::Result<()> {
         let attempted = self.output_bytes + artifact.stored_bytes().len() as u64;
@@ -130,6 +172,18 @@ impl StepIo {
         self.output_bytes = attempted;
         self.outputs.insert(port, artifact);
         Ok(())
+    }
+}
+
+/// Parses `json` as a JSON object; `what` names it in the error.
+pub(crate) fn parse_object(
+    json: &str,
+    what: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(other) => Err(format!("{what} must be a JSON object, not `{other}`")),
+        Err(e) => Err(format!("{what} is not valid JSON: {e}")),
     }
 }
 
@@ -252,8 +306,85 @@ impl context::Host for StepState {
             Ok(InputArtifact::Table(_)) => Err(format!(
                 "input port `{port}` holds a table; read it with input-table"
             )),
+            Ok(InputArtifact::Model(m)) => Ok(m.onnx().to_vec()),
             Err(e) => Err(e),
         })
+    }
+
+    fn input_model(
+        &mut self,
+        port: String,
+    ) -> wasmtime::Result<Result<Resource<ModelRes>, String>> {
+        let model = match self.io.input(&port) {
+            Ok(InputArtifact::Model(m)) => m.clone(),
+            Ok(other) => {
+                return Ok(Err(format!(
+                    "input port `{port}` holds {}, not a model",
+                    other.describe()
+                )));
+            }
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(Ok(self.resources.push(ModelRes(model))?))
+    }
+
+    fn output_model(
+        &mut self,
+        port: String,
+        data: Resource<ModelRes>,
+        annotations: String,
+    ) -> wasmtime::Result<Result<(), String>> {
+        if let Err(e) = self
+            .io
+            .check_output(&port, |k| k == ArtifactKind::Model, "a model")
+        {
+            return Ok(Err(e));
+        }
+        let annotations = match parse_object(&annotations, "the model's annotations") {
+            Ok(a) => a,
+            Err(e) => return Ok(Err(e)),
+        };
+        let model = self.resources.get(&data)?.0.clone();
+        let model = std::sync::Arc::new(model.annotated(annotations));
+        self.io.put_output(port, OutputArtifact::Model(model))?;
+        Ok(Ok(()))
+    }
+
+    fn register_model(
+        &mut self,
+        name: String,
+        model_port: String,
+        metrics: String,
+    ) -> wasmtime::Result<Result<(), String>> {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Ok(Err(format!(
+                "`{name}` is not a model name: use letters, digits, `-`, `_` and `.`"
+            )));
+        }
+        match self.io.input(&model_port) {
+            Ok(InputArtifact::Model(_)) => {}
+            Ok(other) => {
+                return Ok(Err(format!(
+                    "input port `{model_port}` holds {}, not a model",
+                    other.describe()
+                )));
+            }
+            Err(e) => return Ok(Err(e)),
+        }
+        let metrics = match parse_object(&metrics, "the model's metrics") {
+            Ok(m) => serde_json::Value::Object(m),
+            Err(e) => return Ok(Err(e)),
+        };
+        self.io.registrations.push(Registration {
+            name,
+            model_port,
+            metrics,
+        });
+        Ok(Ok(()))
     }
 
     fn has_input(&mut self, port: String) -> wasmtime::Result<bool> {
@@ -302,11 +433,19 @@ impl context::Host for StepState {
         {
             return Ok(Err(e));
         }
-        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&json) {
-            return Ok(Err(format!(
-                "the document for port `{port}` is not valid JSON: {e}"
-            )));
-        }
+        let doc = match serde_json::from_str::<serde_json::Value>(&json) {
+            Ok(doc) => doc,
+            Err(e) => {
+                return Ok(Err(format!(
+                    "the document for port `{port}` is not valid JSON: {e}"
+                )));
+            }
+        };
+        let json = match self.io.transform_document(&port, doc) {
+            Ok(Some(wrapped)) => wrapped,
+            Ok(None) => json,
+            Err(e) => return Ok(Err(e)),
+        };
         self.io.put_output(port, OutputArtifact::Document(json))?;
         Ok(Ok(()))
     }
@@ -316,11 +455,10 @@ impl context::Host for StepState {
         port: String,
         data: Vec<u8>,
     ) -> wasmtime::Result<Result<(), String>> {
-        if let Err(e) = self.io.check_output(
-            &port,
-            |k| matches!(k, ArtifactKind::File | ArtifactKind::Model),
-            "raw bytes",
-        ) {
+        if let Err(e) = self
+            .io
+            .check_output(&port, |k| k == ArtifactKind::File, "raw bytes")
+        {
             return Ok(Err(e));
         }
         self.io.put_output(port, OutputArtifact::Bytes(data))?;

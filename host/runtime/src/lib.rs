@@ -20,11 +20,17 @@ mod bindings {
     wasmtime::component::bindgen!({
         path: "../../wit",
         world: "step",
-        imports: { default: trappable },
+        // Training can take a while: it runs on a blocking thread, so that
+        // the step's time limit still applies while it does.
+        imports: {
+            "sluice:pipeline/ml.train": async | trappable,
+            default: trappable,
+        },
         exports: { default: async },
         with: {
             "sluice:pipeline/tables.table": crate::table::TableRes,
             "sluice:pipeline/tables.table-builder": crate::table::TableBuilderRes,
+            "sluice:pipeline/ml.model": crate::model::ModelRes,
         },
     });
 }
@@ -34,6 +40,8 @@ mod engine;
 mod error;
 mod host;
 pub mod manifest;
+mod ml;
+pub mod model;
 pub mod outcome;
 pub mod sandbox;
 pub mod table;
@@ -42,9 +50,10 @@ pub use cache::{CacheOutcome, CacheStats};
 pub use engine::{Component, ComponentSource, Runtime, RuntimeConfig, WIT_PACKAGE};
 pub use error::RuntimeError;
 pub use manifest::{ArtifactKind, Manifest, ParamSpec, Port, Value, ValueType};
+pub use model::{ModelArtifact, ModelError};
 pub use outcome::{
-    EventSink, InputArtifact, Invocation, LogLevel, LogLine, OutputArtifact, StepEvent,
-    StepFailure, StepOutcome,
+    EventSink, InputArtifact, Invocation, LogLevel, LogLine, OutputArtifact, Registration,
+    StepEvent, StepFailure, StepOutcome,
 };
 pub use sandbox::Limits;
 pub use sluice_store::Digest;

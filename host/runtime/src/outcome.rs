@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::manifest::{ArtifactKind, Port, Value};
+use crate::model::ModelArtifact;
 use crate::sandbox::Limits;
 
 /// An artifact bound to an input port.
@@ -17,6 +18,8 @@ pub enum InputArtifact {
     Document(String),
     /// Raw bytes (a `file` artifact).
     Bytes(bytes::Bytes),
+    /// A model: ONNX bytes and its card.
+    Model(Arc<ModelArtifact>),
 }
 
 impl InputArtifact {
@@ -26,6 +29,7 @@ impl InputArtifact {
             InputArtifact::Table(_) => "a table",
             InputArtifact::Document(_) => "a JSON document",
             InputArtifact::Bytes(_) => "a file",
+            InputArtifact::Model(_) => "a model",
         }
     }
 }
@@ -44,15 +48,20 @@ pub enum OutputArtifact {
     Document(String),
     /// Raw bytes.
     Bytes(Vec<u8>),
+    /// A model. It is stored as two objects: the ONNX bytes, and the card
+    /// (the artifact itself), which names the ONNX bytes by digest.
+    Model(Arc<ModelArtifact>),
 }
 
 impl OutputArtifact {
-    /// The bytes that are stored for this artifact.
+    /// The bytes that are stored for this artifact (for a model, its ONNX
+    /// bytes; its card is stored beside them, see [`ModelArtifact::stored_card`]).
     pub fn stored_bytes(&self) -> &[u8] {
         match self {
             OutputArtifact::Table { parquet, .. } => parquet,
             OutputArtifact::Document(s) => s.as_bytes(),
             OutputArtifact::Bytes(b) => b,
+            OutputArtifact::Model(m) => m.onnx(),
         }
     }
 
@@ -62,6 +71,7 @@ impl OutputArtifact {
             OutputArtifact::Table { batch, .. } => InputArtifact::Table(batch.clone()),
             OutputArtifact::Document(s) => InputArtifact::Document(s.clone()),
             OutputArtifact::Bytes(b) => InputArtifact::Bytes(bytes::Bytes::from(b.clone())),
+            OutputArtifact::Model(m) => InputArtifact::Model(m.clone()),
         }
     }
 }
@@ -200,6 +210,20 @@ pub struct StepOutcome {
     pub duration: Duration,
     /// Peak linear memory, in bytes.
     pub peak_memory: u64,
+    /// Models the step asked to register (only if it succeeded).
+    pub registrations: Vec<Registration>,
+}
+
+/// A step's request to register a model in the store's registry
+/// (`register-model`); the pipeline records it with the step's end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registration {
+    /// The model's name in the registry.
+    pub name: String,
+    /// The input port the model is bound to.
+    pub model_port: String,
+    /// The metrics to register it with, a JSON object.
+    pub metrics: serde_json::Value,
 }
 
 impl StepOutcome {

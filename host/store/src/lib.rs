@@ -11,10 +11,12 @@
 mod digest;
 pub mod metadata;
 mod objects;
+pub mod registry;
 mod remote;
 mod store;
 
 pub use digest::{Digest, DigestParseError};
 pub use metadata::{Metadata, MetadataError};
 pub use objects::{ObjectInfo, ObjectStore, StoreError};
+pub use registry::{ModelRef, ModelVersion, NewModel};
 pub use store::{OpenError, RunLock, Store};

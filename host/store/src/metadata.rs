@@ -47,7 +47,8 @@ pub enum MetadataError {
 
 /// The schema, one migration per entry; entry `i` takes the database from
 /// version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE components (
     digest      TEXT PRIMARY KEY,
     name        TEXT NOT NULL,
@@ -114,7 +115,39 @@ CREATE TABLE imports (
     artifact  TEXT NOT NULL REFERENCES artifacts(digest),
     PRIMARY KEY (run_id, name)
 );
-"#];
+"#,
+    r#"
+CREATE TABLE models (
+    name         TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    artifact     TEXT NOT NULL REFERENCES artifacts(digest),
+    metrics      TEXT NOT NULL,
+    run_id       TEXT REFERENCES runs(id),
+    execution_id INTEGER REFERENCES executions(id),
+    created_at   TEXT NOT NULL,
+    PRIMARY KEY (name, version),
+    UNIQUE (name, artifact)
+);
+CREATE TABLE model_aliases (
+    name     TEXT NOT NULL,
+    alias    TEXT NOT NULL,
+    version  INTEGER NOT NULL,
+    PRIMARY KEY (name, alias),
+    FOREIGN KEY (name, version) REFERENCES models(name, version)
+);
+CREATE TABLE alias_history (
+    id        INTEGER PRIMARY KEY,
+    name      TEXT NOT NULL,
+    alias     TEXT NOT NULL,
+    version   INTEGER NOT NULL,
+    previous  INTEGER,
+    at        TEXT NOT NULL,
+    who       TEXT NOT NULL,
+    reason    TEXT NOT NULL
+);
+CREATE INDEX alias_history_by_alias ON alias_history(name, alias, id);
+"#,
+];
 
 /// Lifecycle of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -318,6 +351,9 @@ pub struct Finished<'a> {
     pub outputs: &'a [(String, Digest, String, u64)],
     /// For cached executions, the execution reused.
     pub cached_from: Option<i64>,
+    /// Models the execution registered (`register-model`), recorded in the
+    /// same transaction as its end.
+    pub models: &'a [crate::registry::NewModel],
 }
 
 /// The metadata database of a store.
@@ -377,7 +413,7 @@ impl Metadata {
         &self.path
     }
 
-    fn with<T>(
+    pub(crate) fn with<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T, MetadataError> {
@@ -531,6 +567,9 @@ impl Metadata {
                     f.cached_from
                 ],
             )?;
+            for m in f.models {
+                crate::registry::register(&tx, m, id, f.ended_at)?;
+            }
             tx.commit()
         })
     }
@@ -551,6 +590,7 @@ impl Metadata {
                 report: None,
                 outputs: &[],
                 cached_from: None,
+                models: &[],
             },
         )?;
         Ok(id)
@@ -1003,6 +1043,107 @@ mod tests {
     }
 
     #[test]
+    fn registered_models_get_versions_and_aliases_keep_their_history() {
+        let (_d, m) = db();
+        m.start_run(
+            "r1",
+            "p",
+            "p.toml",
+            &Digest::of(b"spec"),
+            "manual",
+            "t0",
+            None,
+        )
+        .unwrap();
+        let parts = serde_json::json!({});
+        let mut register = |artifact: Digest, step: &str| {
+            let id = m
+                .start_execution(&new_exec(
+                    "r1",
+                    step,
+                    Digest::of(step.as_bytes()),
+                    &[],
+                    &parts,
+                ))
+                .unwrap();
+            m.finish_execution(
+                id,
+                &Finished {
+                    state: ExecutionState::Succeeded,
+                    ended_at: "t1",
+                    duration_ms: 1.0,
+                    attempts: 1,
+                    error: None,
+                    failure: None,
+                    metrics: serde_json::json!({}),
+                    report: None,
+                    outputs: &[("model".to_string(), artifact, "model".to_string(), 9)],
+                    cached_from: None,
+                    models: &[crate::NewModel {
+                        name: "cancer".into(),
+                        artifact,
+                        metrics: serde_json::json!({"accuracy": 0.97}),
+                    }],
+                },
+            )
+            .unwrap();
+        };
+        let (a, b) = (Digest::of(b"model a"), Digest::of(b"model b"));
+        register(a, "push1");
+        register(b, "push2");
+        register(a, "push3");
+        let versions = m.model_versions("cancer").unwrap();
+        assert_eq!(
+            versions
+                .iter()
+                .map(|v| (v.version, v.artifact))
+                .collect::<Vec<_>>(),
+            [(2, b), (1, a)],
+            "the same artifact registered twice keeps its version"
+        );
+        assert_eq!(versions[1].metrics["accuracy"], 0.97);
+        assert_eq!(versions[1].run_id.as_deref(), Some("r1"));
+
+        let latest = m
+            .resolve_model(&"cancer".parse().unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(latest.version, 2);
+        assert!(
+            m.resolve_model(&"cancer@production".parse().unwrap())
+                .unwrap()
+                .is_none()
+        );
+        m.set_alias("cancer", "production", 1, "ann", "first", "t2")
+            .unwrap();
+        let moved = m
+            .set_alias("cancer", "production", 2, "bob", "better", "t3")
+            .unwrap();
+        assert_eq!(moved.previous, Some(1));
+        let prod = m
+            .resolve_model(&"cancer@production".parse().unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (prod.version, prod.aliases.clone()),
+            (2, vec!["production".to_string()])
+        );
+        let err = m
+            .set_alias("cancer", "production", 7, "x", "y", "t4")
+            .unwrap_err();
+        assert!(err.to_string().contains("has no version 7"), "{err}");
+        let history = m.alias_history("cancer").unwrap();
+        assert_eq!(
+            history
+                .iter()
+                .map(|h| (h.version, h.previous, h.who.as_str(), h.reason.as_str()))
+                .collect::<Vec<_>>(),
+            [(1, None, "ann", "first"), (2, Some(1), "bob", "better")]
+        );
+        assert_eq!(m.models().unwrap().len(), 1);
+    }
+
+    #[test]
     fn a_newer_schema_is_refused_with_advice() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.sqlite");
@@ -1057,6 +1198,7 @@ mod tests {
                 report: None,
                 outputs: &[("out".to_string(), out, "table".to_string(), 3)],
                 cached_from: None,
+                models: &[],
             },
         )
         .unwrap();
@@ -1163,6 +1305,7 @@ mod tests {
                 report: None,
                 outputs: &[("data".to_string(), table, "table".to_string(), 5)],
                 cached_from: None,
+                models: &[],
             },
         )
         .unwrap();

@@ -6,6 +6,7 @@ use serde::de::DeserializeOwned;
 
 use crate::bindings::sluice::pipeline::context as host;
 use crate::bindings::sluice::pipeline::types::{self as raw, LogLevel};
+use crate::ml::Model;
 use crate::{FromParam, StepError, Table, Value};
 
 /// The running step's handle on the host. Handed to [`Step::run`](crate::Step::run).
@@ -76,6 +77,13 @@ impl Context {
         host::input_bytes(port).map_err(StepError::Failed)
     }
 
+    /// The model bound to the `model` input `port`.
+    pub fn input_model(&self, port: &str) -> Result<Model, StepError> {
+        host::input_model(port)
+            .map(Model::from_raw)
+            .map_err(StepError::Failed)
+    }
+
     // ---- outputs ---------------------------------------------------------
 
     /// Records `table` as the output on the `table` port `port`.
@@ -104,6 +112,34 @@ impl Context {
     /// Records raw bytes as the output on the `file` port `port`.
     pub fn output_bytes(&self, port: &str, data: &[u8]) -> Result<(), StepError> {
         host::output_bytes(port, data).map_err(StepError::Failed)
+    }
+
+    /// Records `model` as the output on the `model` port `port`, merging
+    /// `annotations` (a JSON object, or `null` for none) into its card, e.g.
+    /// `json!({"transform": transform_doc, "eval": metrics})`.
+    pub fn output_model(
+        &self,
+        port: &str,
+        model: &Model,
+        annotations: &serde_json::Value,
+    ) -> Result<(), StepError> {
+        let annotations = json_object(port, "annotations", annotations)?;
+        host::output_model(port, model.as_raw(), &annotations).map_err(StepError::Failed)
+    }
+
+    /// Registers the model bound to the `model` input `model_port` as a new
+    /// version of `name` in the store's model registry, with `metrics` (a
+    /// JSON object, or `null` for none). It takes effect only if the step
+    /// succeeds; registering the same model under the same name again is a
+    /// no-op.
+    pub fn register_model(
+        &self,
+        name: &str,
+        model_port: &str,
+        metrics: &serde_json::Value,
+    ) -> Result<(), StepError> {
+        let metrics = json_object(model_port, "metrics", metrics)?;
+        host::register_model(name, model_port, &metrics).map_err(StepError::Failed)
     }
 
     // ---- observability ---------------------------------------------------
@@ -136,5 +172,17 @@ impl Context {
     /// Reports progress: `done` of `total` units of work, and what is happening.
     pub fn progress(&self, done: u64, total: u64, message: &str) {
         host::progress(done, total, message);
+    }
+}
+
+/// `value` as JSON object text (`null` as `{}`); anything else is the
+/// step's own mistake.
+fn json_object(port: &str, what: &str, value: &serde_json::Value) -> Result<String, StepError> {
+    match value {
+        serde_json::Value::Null => Ok("{}".to_owned()),
+        serde_json::Value::Object(_) => Ok(value.to_string()),
+        other => Err(StepError::failed(format!(
+            "port `{port}`: {what} must be a JSON object, found {other}"
+        ))),
     }
 }

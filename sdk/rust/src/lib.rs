@@ -44,6 +44,11 @@
 //! This example is built and run by the end-to-end tests as
 //! `components/test-programs/scale`, so it stays correct.
 //!
+//! Models: the host trains, runs and measures them natively; the [`ml`]
+//! module asks it to ([`ml::train`], [`ml::evaluate`], [`Model::predict`]),
+//! and [`Context::input_model`], [`Context::output_model`] and
+//! [`Context::register_model`] move them in and out of a step.
+//!
 //! A panic inside `run` traps the component; before it does, the SDK writes
 //! it to the step's log as one error line, `panic: <message> at
 //! <file>:<line>:<col>`, which the host reports as the step's failure.
@@ -53,12 +58,14 @@
 mod context;
 mod error;
 mod manifest;
+pub mod ml;
 mod table;
 mod value;
 
 pub use context::Context;
 pub use error::{StepError, TableError};
 pub use manifest::{ArtifactKind, Manifest, Param, Port};
+pub use ml::{Evaluation, Model, ModelCard, Task};
 pub use table::{Column, DType, Field, Table, TableBuilder};
 pub use value::{FromParam, Value, ValueType};
 

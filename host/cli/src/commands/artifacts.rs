@@ -68,7 +68,8 @@ pub(crate) enum ArtifactsCommand {
 }
 
 /// Kinds whose bytes are JSON documents, previewed by `show`.
-const DOCUMENT_KINDS: &[&str] = &["schema", "statistics", "metrics", "transform"];
+/// (A model artifact is its card, a JSON document naming the ONNX bytes.)
+const DOCUMENT_KINDS: &[&str] = &["schema", "statistics", "metrics", "transform", "model"];
 /// Lines of a document `show` prints.
 const PREVIEW_LINES: usize = 40;
 
@@ -431,7 +432,24 @@ fn show(store: &Store, reference: &str, json: bool) -> anyhow::Result<ExitCode> 
 fn export(store: &Store, reference: &str, output: &std::path::Path) -> anyhow::Result<ExitCode> {
     let a = resolve(store, reference)?;
     // `get` re-hashes the bytes: a corrupt object is refused, never exported.
-    let bytes = store.objects.get(&a.digest)?;
+    let mut bytes = store.objects.get(&a.digest)?;
+    if a.kind == "model" {
+        // A model exports as its ONNX bytes, loadable by any ONNX runtime;
+        // its card goes beside a file as `NAME.card.json`.
+        let card: serde_json::Value = serde_json::from_slice(&bytes)
+            .with_context(|| format!("the card of model {} is not JSON", a.digest))?;
+        let onnx: sluice_store::Digest = card["onnx"]
+            .as_str()
+            .and_then(|d| d.parse().ok())
+            .with_context(|| format!("the card of model {} names no ONNX bytes", a.digest))?;
+        if output.as_os_str() != "-" {
+            let card_path = output.with_extension("card.json");
+            std::fs::write(&card_path, serde_json::to_string_pretty(&card)?)
+                .with_context(|| format!("writing {}", card_path.display()))?;
+            eprintln!("wrote the model card to {}", card_path.display());
+        }
+        bytes = store.objects.get(&onnx)?;
+    }
     if output.as_os_str() == "-" {
         let mut out = std::io::stdout().lock();
         out.write_all(&bytes).context("writing to stdout")?;

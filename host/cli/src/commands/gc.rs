@@ -106,6 +106,27 @@ fn live_runs(store: &Store) -> anyhow::Result<Vec<String>> {
 fn referenced(store: &Store) -> anyhow::Result<HashSet<Digest>> {
     let mut set = store.metadata.referenced_artifacts()?;
     set.extend(store.metadata.referenced_components()?);
+    // A model artifact is its card; the card names its ONNX bytes.
+    for model in store
+        .metadata
+        .artifacts_of_kind(Some("model"), usize::MAX)?
+    {
+        let onnx = store
+            .objects
+            .get(&model.digest)
+            .ok()
+            .and_then(|card| serde_json::from_slice::<serde_json::Value>(&card).ok())
+            .and_then(|card| card.get("onnx")?.as_str()?.parse::<Digest>().ok());
+        match onnx {
+            Some(d) => {
+                set.insert(d);
+            }
+            None => anyhow::bail!(
+                "the card of model artifact {} cannot be read, so the ONNX bytes it names are unknown; nothing was collected",
+                model.digest
+            ),
+        }
+    }
     Ok(set)
 }
 

@@ -6,6 +6,7 @@ pub(crate) mod check;
 pub(crate) mod component;
 pub(crate) mod gc;
 pub(crate) mod lineage;
+pub(crate) mod models;
 pub(crate) mod run;
 pub(crate) mod runs;
 pub(crate) mod scaffold;

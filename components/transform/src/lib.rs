@@ -1,0 +1,110 @@
+//! `std:transform`: per-column feature transforms — standard scaling,
+//! min-max scaling, one-hot encoding, imputation, bucketizing — fitted on
+//! the training split and applied to any table.
+//!
+//! It is a *transform component*: it exports the `transform-step` world of
+//! `wit/pipeline.wit`, so it is both a step (`describe` / `run`, which fits
+//! on `train` and writes the transform artifact and the three transformed
+//! splits) and a transform (`fit` / `apply`, which the model server calls
+//! with the same bytes and the fitted state, so serving preprocesses exactly
+//! as training did).
+//!
+//! The spec (the step's `spec` param, `fit`'s `params`):
+//!
+//! ```json
+//! {"label": "diagnosis",
+//!  "default-numeric": ["impute:mean", "standard"],
+//!  "default-categorical": ["impute:most-frequent", "one-hot"],
+//!  "columns": {"age": ["bucketize:5"], "income": ["impute:median", "min-max"]},
+//!  "passthrough": ["id"],
+//!  "drop": ["comment"]}
+//! ```
+//!
+//! Transforms: `standard`, `min-max`, `one-hot`, `impute:mean`,
+//! `impute:median`, `impute:most-frequent`, `impute:constant:<value>`,
+//! `bucketize:<n>` (n quantile buckets of the fit data) and
+//! `bucketize:[b1, b2, …]`. The fitted state format is described in
+//! [`transform::State`] and in `docs/steps/transform.md`.
+
+mod step;
+pub mod transform;
+
+use sluice_sdk::Column;
+use sluice_sdk::bindings::sluice::pipeline::tables as raw;
+use step::TransformStep;
+use transform::{Spec, State};
+
+/// Bindings of the `transform-step` world. The imported interfaces are the
+/// SDK's (so tables, context and manifests are the SDK's types); only the
+/// exports are generated here.
+#[allow(missing_docs, clippy::all)]
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "transform-step",
+        with: {
+            "sluice:pipeline/types@0.1.0": sluice_sdk::bindings::sluice::pipeline::types,
+            "sluice:pipeline/tables@0.1.0": sluice_sdk::bindings::sluice::pipeline::tables,
+            "sluice:pipeline/ml@0.1.0": sluice_sdk::bindings::sluice::pipeline::ml,
+            "sluice:pipeline/context@0.1.0": sluice_sdk::bindings::sluice::pipeline::context,
+        },
+    });
+}
+
+/// The columns of a host table that `state` reads (those it has), or all
+/// of them when `state` is `None`.
+fn read_raw(table: &raw::Table, state: Option<&State>) -> Result<Vec<(String, Column)>, String> {
+    let names: Vec<String> = table.fields().into_iter().map(|f| f.name).collect();
+    let wanted: Vec<String> = match state {
+        Some(s) => s
+            .columns
+            .iter()
+            .filter(|c| names.contains(&c.name))
+            .map(|c| c.name.clone())
+            .collect(),
+        None => names,
+    };
+    wanted
+        .into_iter()
+        .map(|name| {
+            let c = table
+                .column(&name)
+                .map_err(|e| format!("column `{name}`: {e}"))?;
+            Ok((name, Column::from_raw(c)))
+        })
+        .collect()
+}
+
+struct Component;
+
+impl bindings::Guest for Component {
+    fn describe() -> sluice_sdk::bindings::sluice::pipeline::types::Manifest {
+        sluice_sdk::__private::describe::<TransformStep>()
+    }
+
+    fn run() -> Result<(), sluice_sdk::bindings::sluice::pipeline::types::StepError> {
+        sluice_sdk::__private::run::<TransformStep>()
+    }
+
+    fn fit(data: &raw::Table, params: String) -> Result<String, String> {
+        let spec = Spec::parse(&params)?;
+        let columns = read_raw(data, None)?;
+        let state = transform::fit(&columns, &spec)?;
+        serde_json::to_string(&state).map_err(|e| format!("serializing the state: {e}"))
+    }
+
+    fn apply(data: &raw::Table, state: String) -> Result<raw::Table, String> {
+        let state = State::parse(&state)?;
+        let columns = read_raw(data, Some(&state))?;
+        let out = transform::apply(&columns, &state)?;
+        let builder = raw::TableBuilder::new();
+        for (name, column) in out {
+            builder
+                .add_column(&name, &column.into_raw())
+                .map_err(|e| format!("building the output column `{name}`: {e}"))?;
+        }
+        builder.finish()
+    }
+}
+
+bindings::export!(Component with_types_in bindings);

@@ -1,0 +1,108 @@
+//! The host side of the `ml` interface: models as resources, native
+//! training (on a blocking thread, so the step's time limit still holds),
+//! inference and evaluation. The numeric work is `sluice-ml`'s; this module
+//! only moves handles and tables across the boundary.
+
+use crate::bindings::sluice::pipeline::ml;
+use crate::host::{StepState, parse_object};
+use crate::model::{ModelArtifact, ModelError, ModelRes};
+use crate::table::TableRes;
+use std::sync::Arc;
+use wasmtime::component::Resource;
+
+/// The contract's error for a host-side failure.
+fn ml_error(e: ModelError) -> ml::MlError {
+    if e.blames_request() {
+        ml::MlError::InvalidInput(e.to_string())
+    } else {
+        ml::MlError::Failed(e.to_string())
+    }
+}
+
+impl ml::Host for StepState {
+    async fn train(
+        &mut self,
+        algorithm: String,
+        data: Resource<TableRes>,
+        features: Vec<String>,
+        label: String,
+        params: String,
+    ) -> wasmtime::Result<Result<Resource<ModelRes>, ml::MlError>> {
+        let batch = self.resources.get(&data)?.0.clone();
+        let trained = tokio::task::spawn_blocking(move || {
+            ModelArtifact::train(&algorithm, &batch, &features, &label, &params)
+        })
+        .await
+        .map_err(|e| wasmtime::Error::msg(format!("the training thread failed: {e}")))?;
+        match trained {
+            Ok(model) => Ok(Ok(self.resources.push(ModelRes(Arc::new(model)))?)),
+            Err(e) => Ok(Err(ml_error(e))),
+        }
+    }
+
+    fn evaluate(
+        &mut self,
+        model: Resource<ModelRes>,
+        data: Resource<TableRes>,
+        slice_by: Option<String>,
+    ) -> wasmtime::Result<Result<String, ml::MlError>> {
+        let model = self.resources.get(&model)?.0.clone();
+        let batch = &self.resources.get(&data)?.0;
+        Ok(model
+            .evaluate(batch, slice_by.as_deref())
+            .map(|v| v.to_string())
+            .map_err(ml_error))
+    }
+}
+
+impl ml::HostModel for StepState {
+    fn from_onnx(
+        &mut self,
+        onnx: Vec<u8>,
+        card: String,
+    ) -> wasmtime::Result<Result<Resource<ModelRes>, ml::MlError>> {
+        let card = match parse_object(&card, "the model card") {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(ml::MlError::InvalidInput(e))),
+        };
+        let model = match ModelArtifact::new(bytes::Bytes::from(onnx), card) {
+            Ok(m) => m,
+            Err(e) => return Ok(Err(ml_error(e))),
+        };
+        if let Err(e) = model.runnable() {
+            return Ok(Err(ml_error(e)));
+        }
+        Ok(Ok(self.resources.push(ModelRes(Arc::new(model)))?))
+    }
+
+    fn card(&mut self, this: Resource<ModelRes>) -> wasmtime::Result<String> {
+        let model = &self.resources.get(&this)?.0;
+        Ok(serde_json::to_string(model.card()).expect("a JSON map serialises"))
+    }
+
+    fn signature(&mut self, this: Resource<ModelRes>) -> wasmtime::Result<String> {
+        let model = &self.resources.get(&this)?.0;
+        Ok(match model.runnable() {
+            Ok(r) => serde_json::to_string(&r.signature()).expect("a signature serialises"),
+            Err(e) => serde_json::json!({ "error": e.to_string() }).to_string(),
+        })
+    }
+
+    fn predict(
+        &mut self,
+        this: Resource<ModelRes>,
+        data: Resource<TableRes>,
+    ) -> wasmtime::Result<Result<Resource<TableRes>, ml::MlError>> {
+        let model = self.resources.get(&this)?.0.clone();
+        let batch = &self.resources.get(&data)?.0;
+        match model.predict(batch) {
+            Ok(out) => Ok(Ok(self.resources.push(TableRes(out))?)),
+            Err(e) => Ok(Err(ml_error(e))),
+        }
+    }
+
+    fn drop(&mut self, this: Resource<ModelRes>) -> wasmtime::Result<()> {
+        self.resources.delete(this)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,749 @@
+//! Models on the host side: ONNX bytes and a JSON card, shared by the steps
+//! that read them and compiled for inference at most once.
+//!
+//! A model artifact is stored as two objects: the ONNX bytes (so any ONNX
+//! runtime can read them straight from the store), and the card, which is
+//! the artifact itself and names the ONNX bytes by digest under `"onnx"`.
+
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+};
+use arrow_schema::{DataType, Field, Schema};
+use serde_json::{Map, Value};
+use sluice_store::Digest;
+use std::sync::{Arc, OnceLock};
+
+/// Why a model cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModelError {
+    /// The card is not a JSON object, or lacks a field the host needs.
+    #[error("model card: {0}")]
+    Card(String),
+    /// The ONNX bytes do not load in the inference engine, or its outputs
+    /// are not what the card says.
+    #[error("the model's ONNX graph cannot be run: {0}")]
+    Onnx(String),
+    /// The data does not fit the model (missing column, text, nulls).
+    #[error("{0}")]
+    Data(String),
+    /// The training request is invalid (unknown algorithm or param).
+    #[error("{0}")]
+    Invalid(String),
+    /// Training failed although the request was sound (diverged, singular).
+    #[error("training failed: {0}")]
+    Training(String),
+}
+
+impl ModelError {
+    /// Whether the request (data, card, params, ONNX) is at fault, rather
+    /// than the work failing.
+    pub fn blames_request(&self) -> bool {
+        !matches!(self, ModelError::Training(_))
+    }
+}
+
+/// Training errors that blame the request: bad params or data.
+fn training_error(e: sluice_ml::MlError) -> ModelError {
+    use sluice_ml::MlError as E;
+    match e {
+        E::UnknownParam { .. }
+        | E::InvalidParam { .. }
+        | E::ParamsJson(_)
+        | E::UnknownAlgorithm { .. }
+        | E::InvalidData(_) => ModelError::Invalid(e.to_string()),
+        other => ModelError::Training(other.to_string()),
+    }
+}
+
+/// A model: its ONNX bytes, its card, and — once asked for — the optimised
+/// inference plan.
+pub struct ModelArtifact {
+    onnx: bytes::Bytes,
+    card: Map<String, Value>,
+    runnable: OnceLock<Result<Arc<sluice_ml::Model>, ModelError>>,
+}
+
+impl std::fmt::Debug for ModelArtifact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelArtifact")
+            .field("onnx_bytes", &self.onnx.len())
+            .field("card", &self.card)
+            .finish()
+    }
+}
+
+impl ModelArtifact {
+    /// A model from its ONNX bytes and card. The card must be a JSON object
+    /// naming the input `features` (a list of column names).
+    pub fn new(onnx: bytes::Bytes, card: Map<String, Value>) -> Result<Self, ModelError> {
+        let model = ModelArtifact {
+            onnx,
+            card,
+            runnable: OnceLock::new(),
+        };
+        model.features()?;
+        Ok(model)
+    }
+
+    /// A model from stored objects: the card document and a way to fetch
+    /// the ONNX bytes it names.
+    pub fn from_stored(
+        card: &[u8],
+        fetch: impl FnOnce(&Digest) -> Result<bytes::Bytes, String>,
+    ) -> Result<Self, ModelError> {
+        let mut card: Map<String, Value> = serde_json::from_slice(card)
+            .map_err(|e| ModelError::Card(format!("not a JSON object: {e}")))?;
+        let digest = card
+            .remove("onnx")
+            .and_then(|v| v.as_str().and_then(|s| s.parse::<Digest>().ok()))
+            .ok_or_else(|| ModelError::Card("no `onnx` digest".into()))?;
+        let onnx = fetch(&digest).map_err(ModelError::Card)?;
+        ModelArtifact::new(onnx, card)
+    }
+
+    /// The card as stored: the card with the ONNX bytes' digest under `"onnx"`.
+    pub fn stored_card(&self, onnx: &Digest) -> String {
+        let mut card = self.card.clone();
+        card.insert("onnx".into(), Value::String(onnx.to_string()));
+        serde_json::to_string_pretty(&card).expect("a JSON map serialises")
+    }
+
+    /// The ONNX bytes.
+    pub fn onnx(&self) -> &bytes::Bytes {
+        &self.onnx
+    }
+
+    /// The card.
+    pub fn card(&self) -> &Map<String, Value> {
+        &self.card
+    }
+
+    /// The same model with `annotations` merged into its card (annotations
+    /// win); the inference plan, if compiled, is shared.
+    pub fn annotated(self: &Arc<Self>, annotations: Map<String, Value>) -> ModelArtifact {
+        let mut card = self.card.clone();
+        card.extend(annotations);
+        let runnable = OnceLock::new();
+        if let Some(r) = self.runnable.get() {
+            let _ = runnable.set(r.clone());
+        }
+        ModelArtifact {
+            onnx: self.onnx.clone(),
+            card,
+            runnable,
+        }
+    }
+
+    /// The input columns, in the order the model takes them.
+    pub fn features(&self) -> Result<Vec<String>, ModelError> {
+        let list = self
+            .card
+            .get("features")
+            .and_then(Value::as_array)
+            .ok_or_else(|| {
+                ModelError::Card("no `features` list (the input columns, in order)".into())
+            })?;
+        list.iter()
+            .map(|v| {
+                v.as_str().map(str::to_string).ok_or_else(|| {
+                    ModelError::Card(format!("`features` holds {v}, not a column name"))
+                })
+            })
+            .collect()
+    }
+
+    /// The class names of a classifier (from the card), if any.
+    pub fn classes(&self) -> Option<Vec<String>> {
+        let list = self.card.get("classes")?.as_array()?;
+        Some(
+            list.iter()
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether the card says the model is a classifier (`task`), else
+    /// whether it names classes.
+    pub fn is_classifier(&self) -> bool {
+        match self.card.get("task").and_then(Value::as_str) {
+            Some(task) => task == "classification",
+            None => self.classes().is_some(),
+        }
+    }
+
+    /// The label column, if the card names one.
+    pub fn label(&self) -> Option<&str> {
+        self.card.get("label").and_then(Value::as_str)
+    }
+
+    /// The inference plan, compiled on first use.
+    pub fn runnable(&self) -> Result<Arc<sluice_ml::Model>, ModelError> {
+        self.runnable
+            .get_or_init(|| {
+                sluice_ml::Model::from_onnx(&self.onnx)
+                    .map(Arc::new)
+                    .map_err(|e| ModelError::Onnx(e.to_string()))
+            })
+            .clone()
+    }
+}
+
+/// Labels of a classifier's prediction column are written back in the
+/// label column's own type, recorded in the card as `label_type`.
+fn label_type_of(batch: &RecordBatch, label: &str) -> &'static str {
+    match batch.column_by_name(label).map(|a| a.data_type().clone()) {
+        Some(DataType::Int64) => "int64",
+        Some(DataType::Boolean) => "boolean",
+        Some(DataType::Float64) => "float64",
+        _ => "utf8",
+    }
+}
+
+/// The `features` columns of `batch` as a row-major matrix, refusing text
+/// and missing values with advice.
+pub(crate) fn feature_matrix(
+    batch: &RecordBatch,
+    features: &[String],
+) -> Result<Vec<f64>, ModelError> {
+    let rows = batch.num_rows();
+    let cols = features.len();
+    let mut data = vec![0.0; rows * cols];
+    for (j, name) in features.iter().enumerate() {
+        let Some(array) = batch.column_by_name(name) else {
+            let have: Vec<String> = batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            return Err(ModelError::Data(format!(
+                "the model takes column `{name}`, which the table lacks; its columns are: {}",
+                have.join(", ")
+            )));
+        };
+        if array.null_count() > 0 {
+            let first = (0..rows).find(|&i| array.is_null(i)).unwrap_or(0);
+            return Err(ModelError::Data(format!(
+                "column `{name}` has {} missing value(s) (the first at row {first}); models take complete numbers — impute them first (std:transform with `impute:mean`)",
+                array.null_count()
+            )));
+        }
+        let any = array.as_any();
+        let value: Box<dyn Fn(usize) -> f64> = if let Some(a) = any.downcast_ref::<Float64Array>() {
+            Box::new(move |i| a.value(i))
+        } else if let Some(a) = any.downcast_ref::<Int64Array>() {
+            Box::new(move |i| a.value(i) as f64)
+        } else if let Some(a) = any.downcast_ref::<BooleanArray>() {
+            Box::new(move |i| if a.value(i) { 1.0 } else { 0.0 })
+        } else {
+            return Err(ModelError::Data(format!(
+                "column `{name}` holds {}, but models take numbers; encode it first (std:transform with `one-hot`)",
+                array.data_type()
+            )));
+        };
+        for i in 0..rows {
+            let v = value(i);
+            if !v.is_finite() {
+                return Err(ModelError::Data(format!(
+                    "column `{name}` holds {v} at row {i}; models take finite numbers"
+                )));
+            }
+            data[i * cols + j] = v;
+        }
+    }
+    Ok(data)
+}
+
+/// The values of column `name` as text (for class labels and slices).
+fn text_column(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>, ModelError> {
+    let array = batch
+        .column_by_name(name)
+        .ok_or_else(|| ModelError::Data(format!("the table has no column `{name}`")))?;
+    let any = array.as_any();
+    let n = array.len();
+    let text = |i: usize, f: &dyn Fn(usize) -> String| (!array.is_null(i)).then(|| f(i));
+    Ok(if let Some(a) = any.downcast_ref::<StringArray>() {
+        (0..n)
+            .map(|i| text(i, &|i| a.value(i).to_string()))
+            .collect()
+    } else if let Some(a) = any.downcast_ref::<Int64Array>() {
+        (0..n)
+            .map(|i| text(i, &|i| a.value(i).to_string()))
+            .collect()
+    } else if let Some(a) = any.downcast_ref::<BooleanArray>() {
+        (0..n)
+            .map(|i| text(i, &|i| a.value(i).to_string()))
+            .collect()
+    } else if let Some(a) = any.downcast_ref::<Float64Array>() {
+        (0..n)
+            .map(|i| text(i, &|i| a.value(i).to_string()))
+            .collect()
+    } else {
+        return Err(ModelError::Data(format!(
+            "column `{name}` has type {}, which cannot be read as labels",
+            array.data_type()
+        )));
+    })
+}
+
+/// The values of column `name` as numbers (regression labels).
+fn number_column(batch: &RecordBatch, name: &str) -> Result<Vec<f64>, ModelError> {
+    let v = feature_matrix(batch, &[name.to_string()]).map_err(|e| match e {
+        ModelError::Data(m) => ModelError::Data(format!("label: {m}")),
+        other => other,
+    })?;
+    Ok(v)
+}
+
+/// What a model predicted for a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Predictions {
+    /// For classifiers: the predicted class index of each row.
+    pub classes: Option<Vec<usize>>,
+    /// For classifiers: row-major probabilities, one per class.
+    pub probabilities: Option<Vec<f64>>,
+    /// For regressors: the predicted value of each row.
+    pub values: Option<Vec<f64>>,
+}
+
+impl ModelArtifact {
+    /// Trains a model natively on the `features` columns of `batch` to
+    /// predict `label`, with trainer `params` (a JSON object).
+    pub fn train(
+        algorithm: &str,
+        batch: &RecordBatch,
+        features: &[String],
+        label: &str,
+        params: &str,
+    ) -> Result<ModelArtifact, ModelError> {
+        let algorithm: sluice_ml::Algorithm = algorithm
+            .parse()
+            .map_err(|e: sluice_ml::MlError| ModelError::Invalid(e.to_string()))?;
+        let params = sluice_ml::TrainParams::from_json(algorithm, params)
+            .map_err(|e| ModelError::Invalid(e.to_string()))?;
+        if features.is_empty() {
+            return Err(ModelError::Invalid("no feature columns to train on".into()));
+        }
+        if features.iter().any(|f| f == label) {
+            return Err(ModelError::Invalid(format!(
+                "the label `{label}` is also listed as a feature"
+            )));
+        }
+        let rows = batch.num_rows();
+        let x = sluice_ml::Matrix::new(rows, features.len(), feature_matrix(batch, features)?)
+            .map_err(|e| ModelError::Data(e.to_string()))?;
+        let target = if algorithm.is_classifier() {
+            let labels = text_column(batch, label)?;
+            let labels: Vec<String> = labels
+                .into_iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    l.ok_or_else(|| {
+                        ModelError::Data(format!("the label `{label}` is missing at row {i}"))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            sluice_ml::Target::classes_from_labels(&labels)
+        } else {
+            sluice_ml::Target::Values(number_column(batch, label)?)
+        };
+        let classes = target.classes().to_vec();
+        let dataset = sluice_ml::Dataset::new(x, features.to_vec(), target)
+            .map_err(|e| ModelError::Data(e.to_string()))?;
+        let trained = sluice_ml::train(&dataset, &params).map_err(training_error)?;
+        let mut card = Map::new();
+        card.insert("algorithm".into(), algorithm.name().into());
+        card.insert(
+            "task".into(),
+            if algorithm.is_classifier() {
+                "classification"
+            } else {
+                "regression"
+            }
+            .into(),
+        );
+        card.insert("features".into(), features.into());
+        card.insert("label".into(), label.into());
+        card.insert("label_type".into(), label_type_of(batch, label).into());
+        if algorithm.is_classifier() {
+            card.insert("classes".into(), classes.into());
+        }
+        card.insert(
+            "params".into(),
+            serde_json::to_value(&params).unwrap_or(Value::Null),
+        );
+        card.insert("loss_history".into(), trained.loss_history.clone().into());
+        card.insert("training_rows".into(), rows.into());
+        ModelArtifact::new(bytes::Bytes::from(trained.onnx), card)
+    }
+
+    /// Runs the model on the card's feature columns of `batch`.
+    pub fn predictions(&self, batch: &RecordBatch) -> Result<Predictions, ModelError> {
+        let features = self.features()?;
+        let rows = batch.num_rows();
+        let x = feature_matrix(batch, &features)?;
+        let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+        let runnable = self.runnable()?;
+        let outputs = runnable
+            .predict(&x32, rows, features.len())
+            .map_err(|e| ModelError::Onnx(e.to_string()))?;
+        interpret(self, &outputs, rows)
+    }
+
+    /// Runs the model on `batch` and returns the predictions as a table:
+    /// `prediction`, and for classifiers `probability_<class>` per class.
+    pub fn predict(&self, batch: &RecordBatch) -> Result<RecordBatch, ModelError> {
+        let p = self.predictions(batch)?;
+        let rows = batch.num_rows();
+        let mut fields = Vec::new();
+        let mut columns: Vec<ArrayRef> = Vec::new();
+        if let (Some(indices), Some(probs)) = (&p.classes, &p.probabilities) {
+            let classes = self.classes().unwrap_or_default();
+            let name = |i: usize| classes.get(i).cloned().unwrap_or_else(|| i.to_string());
+            match self.card.get("label_type").and_then(Value::as_str) {
+                Some("int64") if classes.iter().all(|c| c.parse::<i64>().is_ok()) => {
+                    fields.push(Field::new("prediction", DataType::Int64, false));
+                    columns.push(Arc::new(Int64Array::from(
+                        indices
+                            .iter()
+                            .map(|&i| name(i).parse::<i64>().unwrap_or(i as i64))
+                            .collect::<Vec<_>>(),
+                    )));
+                }
+                _ => {
+                    fields.push(Field::new("prediction", DataType::Utf8, false));
+                    columns.push(Arc::new(StringArray::from(
+                        indices.iter().map(|&i| name(i)).collect::<Vec<_>>(),
+                    )));
+                }
+            }
+            let k = if rows == 0 {
+                classes.len()
+            } else {
+                probs.len() / rows
+            };
+            for c in 0..k {
+                fields.push(Field::new(
+                    format!("probability_{}", name(c)),
+                    DataType::Float64,
+                    false,
+                ));
+                columns.push(Arc::new(Float64Array::from(
+                    (0..rows).map(|r| probs[r * k + c]).collect::<Vec<_>>(),
+                )));
+            }
+        } else if let Some(values) = &p.values {
+            fields.push(Field::new("prediction", DataType::Float64, false));
+            columns.push(Arc::new(Float64Array::from(values.clone())));
+        }
+        RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            columns,
+            &arrow_array::RecordBatchOptions::new().with_row_count(Some(rows)),
+        )
+        .map_err(|e| ModelError::Data(e.to_string()))
+    }
+
+    /// Measures the model on `batch` (which holds the label column):
+    /// metrics overall and, if `slice_by` names a column, per value of it
+    /// (per quartile for float columns).
+    pub fn evaluate(
+        &self,
+        batch: &RecordBatch,
+        slice_by: Option<&str>,
+    ) -> Result<Value, ModelError> {
+        let label = self
+            .label()
+            .ok_or_else(|| {
+                ModelError::Card("no `label`: the column with the true values is unknown".into())
+            })?
+            .to_string();
+        let p = self.predictions(batch)?;
+        let rows = batch.num_rows();
+        let slices: Option<(String, Vec<String>)> = match slice_by {
+            Some(column) => Some((column.to_string(), slice_keys(batch, column)?)),
+            None => None,
+        };
+        let measure: Box<dyn Fn(&[usize]) -> Result<Value, ModelError>> = if self.is_classifier() {
+            let classes = self.classes().ok_or_else(|| {
+                ModelError::Card("a classifier's card must list its `classes`".into())
+            })?;
+            let truth: Vec<usize> = text_column(batch, &label)?
+                .into_iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    let l = l.ok_or_else(|| {
+                        ModelError::Data(format!("the label `{label}` is missing at row {i}"))
+                    })?;
+                    classes.iter().position(|c| *c == l).ok_or_else(|| {
+                        ModelError::Data(format!(
+                            "row {i} has label `{l}`, which is not a class the model knows ({})",
+                            classes.join(", ")
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            let probs = p.probabilities.clone().unwrap_or_default();
+            let k = classes.len();
+            Box::new(move |rows: &[usize]| {
+                let t: Vec<usize> = rows.iter().map(|&r| truth[r]).collect();
+                let pr: Vec<f64> = rows
+                    .iter()
+                    .flat_map(|&r| probs[r * k..(r + 1) * k].iter().copied())
+                    .collect();
+                let pr = sluice_ml::Matrix::new(rows.len(), k, pr)
+                    .map_err(|e| ModelError::Data(e.to_string()))?;
+                let m = sluice_ml::metrics::classification_metrics(&t, &pr)
+                    .map_err(|e| ModelError::Data(e.to_string()))?;
+                Ok(serde_json::to_value(m).unwrap_or(Value::Null))
+            })
+        } else {
+            let truth = number_column(batch, &label)?;
+            let predicted = p.values.clone().unwrap_or_default();
+            Box::new(move |rows: &[usize]| {
+                let t: Vec<f64> = rows.iter().map(|&r| truth[r]).collect();
+                let y: Vec<f64> = rows.iter().map(|&r| predicted[r]).collect();
+                let m = sluice_ml::metrics::regression_metrics(&t, &y)
+                    .map_err(|e| ModelError::Data(e.to_string()))?;
+                Ok(serde_json::to_value(m).unwrap_or(Value::Null))
+            })
+        };
+        let all: Vec<usize> = (0..rows).collect();
+        let overall = measure(&all)?;
+        let slices = match slices {
+            None => Value::Null,
+            Some((column, keys)) => {
+                let mut groups: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+                for (i, k) in keys.iter().enumerate() {
+                    groups.entry(k.as_str()).or_default().push(i);
+                }
+                let mut values = Map::new();
+                for (k, rows) in groups {
+                    let mut m = match measure(&rows)? {
+                        Value::Object(m) => m,
+                        _ => Map::new(),
+                    };
+                    m.insert("rows".into(), rows.len().into());
+                    values.insert(k.to_string(), Value::Object(m));
+                }
+                serde_json::json!({"column": column, "values": values})
+            }
+        };
+        Ok(serde_json::json!({
+            "task": if self.is_classifier() { "classification" } else { "regression" },
+            "rows": rows,
+            "overall": overall,
+            "slices": slices,
+        }))
+    }
+}
+
+/// A float column with at most this many distinct values is sliced by value.
+const MAX_VALUE_SLICES: usize = 10;
+
+/// The slice each row falls in: the value's text, or for float columns with
+/// many values its quartile (`q1 [a, b)` … `q4 [c, d]`).
+fn slice_keys(batch: &RecordBatch, column: &str) -> Result<Vec<String>, ModelError> {
+    let array = batch.column_by_name(column).ok_or_else(|| {
+        ModelError::Data(format!(
+            "cannot slice by `{column}`: the table has no such column"
+        ))
+    })?;
+    if let Some(a) = array.as_any().downcast_ref::<Float64Array>() {
+        let mut sorted: Vec<f64> = (0..a.len())
+            .filter(|&i| a.is_valid(i))
+            .map(|i| a.value(i))
+            .filter(|v| !v.is_nan())
+            .collect();
+        sorted.sort_by(f64::total_cmp);
+        if sorted.is_empty() {
+            return Ok(vec!["missing".into(); a.len()]);
+        }
+        let mut distinct = sorted.clone();
+        distinct.dedup();
+        if distinct.len() <= MAX_VALUE_SLICES {
+            // Few values (a coded category): one slice per value.
+            return Ok((0..a.len())
+                .map(|i| {
+                    if a.is_null(i) || a.value(i).is_nan() {
+                        "missing".to_string()
+                    } else {
+                        a.value(i).to_string()
+                    }
+                })
+                .collect());
+        }
+        let q = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
+        let edges = [
+            sorted[0],
+            q(0.25),
+            q(0.5),
+            q(0.75),
+            sorted[sorted.len() - 1],
+        ];
+        return Ok((0..a.len())
+            .map(|i| {
+                if a.is_null(i) || a.value(i).is_nan() {
+                    return "missing".to_string();
+                }
+                let v = a.value(i);
+                let b = (1..4).take_while(|&b| v >= edges[b]).count();
+                let close = if b == 3 { "]" } else { ")" };
+                format!("q{} [{}, {}{close}", b + 1, edges[b], edges[b + 1])
+            })
+            .collect());
+    }
+    Ok(text_column(batch, column)?
+        .into_iter()
+        .map(|v| v.unwrap_or_else(|| "missing".into()))
+        .collect())
+}
+
+/// Reads a model's outputs: class probabilities (a float `[N, C]` output)
+/// or class indices for classifiers, the first float output for regressors.
+fn interpret(
+    model: &ModelArtifact,
+    outputs: &sluice_ml::Outputs,
+    rows: usize,
+) -> Result<Predictions, ModelError> {
+    struct Out<'a> {
+        name: &'a str,
+        shape: &'a [usize],
+    }
+    let float_outputs = || {
+        outputs.0.iter().filter_map(|(name, t)| {
+            let data: Vec<f32> = match &t.data {
+                sluice_ml::TensorData::F32(v) => v.clone(),
+                sluice_ml::TensorData::F64(v) => v.iter().map(|&x| x as f32).collect(),
+                _ => return None,
+            };
+            Some((
+                Out {
+                    name,
+                    shape: &t.shape,
+                },
+                data,
+            ))
+        })
+    };
+    if model.is_classifier() {
+        let k = model.classes().map(|c| c.len());
+        let probs = float_outputs().find(|(o, _)| {
+            o.shape.len() == 2 && o.shape[0] == rows && k.is_none_or(|k| o.shape[1] == k)
+        });
+        if let Some((o, data)) = probs {
+            let k = o.shape[1];
+            let probabilities: Vec<f64> = data.iter().map(|&v| f64::from(v)).collect();
+            if probabilities.iter().any(|v| !v.is_finite()) {
+                return Err(ModelError::Onnx(format!(
+                    "output `{}` holds a non-finite probability",
+                    o.name
+                )));
+            }
+            let classes = (0..rows)
+                .map(|r| {
+                    let row = &probabilities[r * k..(r + 1) * k];
+                    (0..k).fold(0, |best, c| if row[c] > row[best] { c } else { best })
+                })
+                .collect();
+            return Ok(Predictions {
+                classes: Some(classes),
+                probabilities: Some(probabilities),
+                values: None,
+            });
+        }
+        return Err(ModelError::Onnx(format!(
+            "a classifier must output class probabilities as a float [N, {}] tensor; this model outputs {}",
+            k.map_or("C".to_string(), |k| k.to_string()),
+            describe_outputs(outputs)
+        )));
+    }
+    let Some((o, data)) = float_outputs()
+        .find(|(o, _)| o.shape.first() == Some(&rows) && o.shape.iter().skip(1).all(|&d| d == 1))
+    else {
+        return Err(ModelError::Onnx(format!(
+            "a regressor must output a float [N] or [N, 1] tensor; this model outputs {}",
+            describe_outputs(outputs)
+        )));
+    };
+    let values: Vec<f64> = data.iter().map(|&v| f64::from(v)).collect();
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(ModelError::Onnx(format!(
+            "output `{}` is not finite at row {i}",
+            o.name
+        )));
+    }
+    Ok(Predictions {
+        classes: None,
+        probabilities: None,
+        values: Some(values),
+    })
+}
+
+fn describe_outputs(outputs: &sluice_ml::Outputs) -> String {
+    outputs
+        .0
+        .iter()
+        .map(|(name, t)| format!("`{name}` {:?}", t.shape))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The host-side value behind an `ml.model` resource handle.
+#[derive(Debug, Clone)]
+pub struct ModelRes(pub Arc<ModelArtifact>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_card_without_features_is_refused_with_the_reason() {
+        let err = ModelArtifact::new(bytes::Bytes::new(), card(serde_json::json!({"task": "x"})))
+            .unwrap_err();
+        assert!(err.to_string().contains("no `features` list"), "{err}");
+    }
+
+    #[test]
+    fn the_stored_card_names_the_onnx_bytes_and_reads_back() {
+        let onnx = bytes::Bytes::from_static(b"not really onnx");
+        let m = ModelArtifact::new(
+            onnx.clone(),
+            card(serde_json::json!({"features": ["a", "b"], "classes": ["x", "y"]})),
+        )
+        .unwrap();
+        let digest = Digest::of(&onnx);
+        let stored = m.stored_card(&digest);
+        let back = ModelArtifact::from_stored(stored.as_bytes(), |d| {
+            assert_eq!(*d, digest);
+            Ok(onnx.clone())
+        })
+        .unwrap();
+        assert_eq!(back.features().unwrap(), ["a", "b"]);
+        assert_eq!(back.card(), m.card());
+        assert!(back.is_classifier());
+    }
+
+    #[test]
+    fn annotations_are_merged_into_the_card() {
+        let m = Arc::new(
+            ModelArtifact::new(
+                bytes::Bytes::new(),
+                card(serde_json::json!({"features": ["a"], "label": "y"})),
+            )
+            .unwrap(),
+        );
+        let a = m.annotated(card(
+            serde_json::json!({"transform": {"state": 1}, "label": "z"}),
+        ));
+        assert_eq!(a.card()["transform"]["state"], 1);
+        assert_eq!(a.label(), Some("z"));
+    }
+}

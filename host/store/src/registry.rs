@@ -1,0 +1,380 @@
+//! The model registry: named models with numbered versions, aliases
+//! (`production`, `staging`, …) that point at a version, and the full
+//! history of every alias move — who, when, why — so that rollback and
+//! audit are queries.
+//!
+//! A version is registered by a pipeline step (`register-model`) in the same
+//! transaction that records the step's end; registering the same model
+//! artifact under the same name again returns the existing version.
+
+use crate::Digest;
+use crate::metadata::{Metadata, MetadataError};
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::Serialize;
+use std::fmt;
+use std::str::FromStr;
+
+/// A model version to register, as a step asked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewModel {
+    /// The model's name.
+    pub name: String,
+    /// The model artifact.
+    pub artifact: Digest,
+    /// Its metrics, a JSON object.
+    pub metrics: serde_json::Value,
+}
+
+/// One registered version of a model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelVersion {
+    /// The model's name.
+    pub name: String,
+    /// Its version number (1, 2, …), in registration order.
+    pub version: i64,
+    /// The model artifact.
+    pub artifact: Digest,
+    /// The metrics it was registered with.
+    pub metrics: serde_json::Value,
+    /// The run that registered it.
+    pub run_id: Option<String>,
+    /// The execution that registered it.
+    pub execution_id: Option<i64>,
+    /// When.
+    pub created_at: String,
+    /// The aliases that point at this version now.
+    pub aliases: Vec<String>,
+}
+
+/// One move of an alias.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AliasMove {
+    /// The model's name.
+    pub name: String,
+    /// The alias.
+    pub alias: String,
+    /// The version it points at after the move.
+    pub version: i64,
+    /// The version it pointed at before, if any.
+    pub previous: Option<i64>,
+    /// When.
+    pub at: String,
+    /// Who moved it (user@host, or the daemon).
+    pub who: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A reference to a model version: `NAME` (the latest version),
+/// `NAME:VERSION` or `NAME@ALIAS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelRef {
+    /// The latest version of the model.
+    Latest(String),
+    /// A version number.
+    Version(String, i64),
+    /// The version an alias points at.
+    Alias(String, String),
+}
+
+impl ModelRef {
+    /// The model's name.
+    pub fn name(&self) -> &str {
+        match self {
+            ModelRef::Latest(n) | ModelRef::Version(n, _) | ModelRef::Alias(n, _) => n,
+        }
+    }
+}
+
+/// Why a model reference does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{0}` is not a model reference; write NAME, NAME:VERSION (e.g. churn:3) or NAME@ALIAS (e.g. churn@production)"
+)]
+pub struct ModelRefError(String);
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+impl FromStr for ModelRef {
+    type Err = ModelRefError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || ModelRefError(s.to_string());
+        if let Some((name, alias)) = s.split_once('@') {
+            if valid_name(name) && valid_name(alias) {
+                return Ok(ModelRef::Alias(name.into(), alias.into()));
+            }
+        } else if let Some((name, version)) = s.split_once(':') {
+            if let Ok(v) = version.parse::<i64>()
+                && valid_name(name)
+                && v > 0
+            {
+                return Ok(ModelRef::Version(name.into(), v));
+            }
+        } else if valid_name(s) {
+            return Ok(ModelRef::Latest(s.into()));
+        }
+        Err(bad())
+    }
+}
+
+impl fmt::Display for ModelRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModelRef::Latest(n) => write!(f, "{n}"),
+            ModelRef::Version(n, v) => write!(f, "{n}:{v}"),
+            ModelRef::Alias(n, a) => write!(f, "{n}@{a}"),
+        }
+    }
+}
+
+/// Registers `m` inside the transaction that ends execution `execution_id`;
+/// returns its version (the existing one if this artifact is already
+/// registered under this name).
+pub(crate) fn register(
+    tx: &Transaction<'_>,
+    m: &NewModel,
+    execution_id: i64,
+    now: &str,
+) -> rusqlite::Result<i64> {
+    if let Some(v) = tx
+        .query_row(
+            "SELECT version FROM models WHERE name = ?1 AND artifact = ?2",
+            params![m.name, m.artifact.to_hex()],
+            |r| r.get(0),
+        )
+        .optional()?
+    {
+        return Ok(v);
+    }
+    let version: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE name = ?1",
+        params![m.name],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        "INSERT INTO models (name, version, artifact, metrics, run_id, execution_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, (SELECT run_id FROM executions WHERE id = ?5), ?5, ?6)",
+        params![
+            m.name,
+            version,
+            m.artifact.to_hex(),
+            m.metrics.to_string(),
+            execution_id,
+            now
+        ],
+    )?;
+    Ok(version)
+}
+
+const MODEL_COLUMNS: &str = "name, version, artifact, metrics, run_id, execution_id, created_at";
+
+fn version_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ModelVersion> {
+    Ok(ModelVersion {
+        name: r.get(0)?,
+        version: r.get(1)?,
+        artifact: r
+            .get::<_, String>(2)?
+            .parse()
+            .unwrap_or(Digest::from_bytes([0; 32])),
+        metrics: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
+        run_id: r.get(4)?,
+        execution_id: r.get(5)?,
+        created_at: r.get(6)?,
+        aliases: Vec::new(),
+    })
+}
+
+fn aliases_of(c: &rusqlite::Connection, v: &mut ModelVersion) -> rusqlite::Result<()> {
+    let mut stmt = c.prepare(
+        "SELECT alias FROM model_aliases WHERE name = ?1 AND version = ?2 ORDER BY alias",
+    )?;
+    v.aliases = stmt
+        .query_map(params![v.name, v.version], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(())
+}
+
+impl Metadata {
+    /// Every model name with its latest version, sorted by name.
+    pub fn models(&self) -> Result<Vec<ModelVersion>, MetadataError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {MODEL_COLUMNS} FROM models m WHERE version = (SELECT MAX(version) FROM models WHERE name = m.name) ORDER BY name"
+            ))?;
+            let mut all: Vec<ModelVersion> = stmt
+                .query_map([], version_from_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            for v in &mut all {
+                aliases_of(c, v)?;
+            }
+            Ok(all)
+        })
+    }
+
+    /// Every version of model `name`, newest first.
+    pub fn model_versions(&self, name: &str) -> Result<Vec<ModelVersion>, MetadataError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {MODEL_COLUMNS} FROM models WHERE name = ?1 ORDER BY version DESC"
+            ))?;
+            let mut all: Vec<ModelVersion> = stmt
+                .query_map(params![name], version_from_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            for v in &mut all {
+                aliases_of(c, v)?;
+            }
+            Ok(all)
+        })
+    }
+
+    /// The version `reference` names, or `None` if there is none (no such
+    /// model, version or alias).
+    pub fn resolve_model(
+        &self,
+        reference: &ModelRef,
+    ) -> Result<Option<ModelVersion>, MetadataError> {
+        self.with(|c| {
+            let found = match reference {
+                ModelRef::Latest(name) => c
+                    .query_row(
+                        &format!("SELECT {MODEL_COLUMNS} FROM models WHERE name = ?1 ORDER BY version DESC LIMIT 1"),
+                        params![name],
+                        version_from_row,
+                    )
+                    .optional()?,
+                ModelRef::Version(name, v) => c
+                    .query_row(
+                        &format!("SELECT {MODEL_COLUMNS} FROM models WHERE name = ?1 AND version = ?2"),
+                        params![name, v],
+                        version_from_row,
+                    )
+                    .optional()?,
+                ModelRef::Alias(name, alias) => c
+                    .query_row(
+                        &format!(
+                            "SELECT {MODEL_COLUMNS} FROM models WHERE name = ?1 AND version =
+                             (SELECT version FROM model_aliases WHERE name = ?1 AND alias = ?2)"
+                        ),
+                        params![name, alias],
+                        version_from_row,
+                    )
+                    .optional()?,
+            };
+            match found {
+                Some(mut v) => {
+                    aliases_of(c, &mut v)?;
+                    Ok(Some(v))
+                }
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Points `alias` of model `name` at `version`, atomically, recording
+    /// the move in the alias history. Returns the move.
+    pub fn set_alias(
+        &self,
+        name: &str,
+        alias: &str,
+        version: i64,
+        who: &str,
+        reason: &str,
+        now: &str,
+    ) -> Result<AliasMove, MetadataError> {
+        let result = self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let exists: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM models WHERE name = ?1 AND version = ?2)",
+                params![name, version],
+                |r| r.get(0),
+            )?;
+            if !exists {
+                return Ok(None);
+            }
+            let previous: Option<i64> = tx
+                .query_row(
+                    "SELECT version FROM model_aliases WHERE name = ?1 AND alias = ?2",
+                    params![name, alias],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            tx.execute(
+                "INSERT OR REPLACE INTO model_aliases (name, alias, version) VALUES (?1, ?2, ?3)",
+                params![name, alias, version],
+            )?;
+            tx.execute(
+                "INSERT INTO alias_history (name, alias, version, previous, at, who, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![name, alias, version, previous, now, who, reason],
+            )?;
+            tx.commit()?;
+            Ok(Some(AliasMove {
+                name: name.into(),
+                alias: alias.into(),
+                version,
+                previous,
+                at: now.into(),
+                who: who.into(),
+                reason: reason.into(),
+            }))
+        })?;
+        result.ok_or_else(|| {
+            MetadataError::NotFound(format!(
+                "model `{name}` has no version {version}; `sluice models show {name}` lists its versions"
+            ))
+        })
+    }
+
+    /// Every move of the aliases of model `name`, oldest first.
+    pub fn alias_history(&self, name: &str) -> Result<Vec<AliasMove>, MetadataError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT name, alias, version, previous, at, who, reason FROM alias_history
+                 WHERE name = ?1 ORDER BY id",
+            )?;
+            stmt.query_map(params![name], |r| {
+                Ok(AliasMove {
+                    name: r.get(0)?,
+                    alias: r.get(1)?,
+                    version: r.get(2)?,
+                    previous: r.get(3)?,
+                    at: r.get(4)?,
+                    who: r.get(5)?,
+                    reason: r.get(6)?,
+                })
+            })?
+            .collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_references_parse_and_print() {
+        let cases = [
+            ("churn", ModelRef::Latest("churn".into())),
+            ("churn:3", ModelRef::Version("churn".into(), 3)),
+            (
+                "churn@production",
+                ModelRef::Alias("churn".into(), "production".into()),
+            ),
+        ];
+        for (text, expected) in cases {
+            let parsed: ModelRef = text.parse().unwrap();
+            assert_eq!(parsed, expected);
+            assert_eq!(parsed.to_string(), text);
+        }
+        for bad in ["", "churn:", "churn:0", "churn:x", "@prod", "a b", "churn@"] {
+            let err = bad.parse::<ModelRef>().unwrap_err();
+            assert!(err.to_string().contains("NAME@ALIAS"), "{bad}: {err}");
+        }
+    }
+}
