@@ -120,8 +120,9 @@ fn a_component_that_is_not_a_step_is_rejected_with_what_is_missing() {
     let r = run(&["component", "inspect", "std:nope"]);
     assert_eq!(r.code, 2);
     assert!(
-        r.stderr
-            .contains("no standard component `std:nope`; available: evaluate, import-model, ingest-csv,"),
+        r.stderr.contains(
+            "no standard component `std:nope`; available: evaluate, import-model, ingest-csv,"
+        ),
         "{}",
         r.stderr
     );

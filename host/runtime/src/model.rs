@@ -298,6 +298,9 @@ fn number_column(batch: &RecordBatch, name: &str) -> Result<Vec<f64>, ModelError
     Ok(v)
 }
 
+/// Metrics of the rows at the given indices.
+type Measure = dyn Fn(&[usize]) -> Result<Value, ModelError>;
+
 /// What a model predicted for a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Predictions {
@@ -420,11 +423,7 @@ impl ModelArtifact {
                     )));
                 }
             }
-            let k = if rows == 0 {
-                classes.len()
-            } else {
-                probs.len() / rows
-            };
+            let k = probs.len().checked_div(rows).unwrap_or(classes.len());
             for c in 0..k {
                 fields.push(Field::new(
                     format!("probability_{}", name(c)),
@@ -467,7 +466,7 @@ impl ModelArtifact {
             Some(column) => Some((column.to_string(), slice_keys(batch, column)?)),
             None => None,
         };
-        let measure: Box<dyn Fn(&[usize]) -> Result<Value, ModelError>> = if self.is_classifier() {
+        let measure: Box<Measure> = if self.is_classifier() {
             let classes = self.classes().ok_or_else(|| {
                 ModelError::Card("a classifier's card must list its `classes`".into())
             })?;

@@ -1056,7 +1056,7 @@ mod tests {
         )
         .unwrap();
         let parts = serde_json::json!({});
-        let mut register = |artifact: Digest, step: &str| {
+        let register = |artifact: Digest, step: &str| {
             let id = m
                 .start_execution(&new_exec(
                     "r1",
