@@ -108,7 +108,7 @@ fn is_blessed(doc: &Json) -> Result<bool, String> {
         _ => Err(format!(
             "input `blessing` is not a blessing: expected an object with a boolean `blessed` \
              (std:model-validate's output), found {}",
-            truncate(&doc.to_string(), 200)
+            sluice_sdk::ml::truncate(&doc.to_string(), 200)
         )),
     }
 }
@@ -150,17 +150,6 @@ fn check_same_model(recorded: &Json, summary: &Json, port: &str) -> Result<(), S
         }
     }
     Ok(())
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut cut = max;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}…", &text[..cut])
 }
 
 #[cfg(test)]

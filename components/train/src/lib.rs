@@ -324,20 +324,9 @@ fn check_transform(doc: &Json) -> Result<(), String> {
             "input `transform` is not a transform artifact: expected an object with \
              `component` (the transform component's digest) and `state` (e.g. the output of \
              std:transform), found {}",
-            truncate(&doc.to_string(), 200)
+            sluice_sdk::ml::truncate(&doc.to_string(), 200)
         ))
     }
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut cut = max;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}…", &text[..cut])
 }
 
 #[cfg(test)]

@@ -639,7 +639,9 @@ fn host_error(doing: &str, e: raw::MlError) -> StepError {
     }
 }
 
-fn truncate(text: &str, max: usize) -> String {
+/// `text` cut to at most `max` bytes (on a character boundary) with `…`
+/// appended when cut: for quoting documents in error messages.
+pub fn truncate(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_owned();
     }
