@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 use serde_json::{Map, Number, Value as Json};
 use sluice_sdk::ml::Direction;
+use sluice_sdk::rng::SplitMix64;
 
 /// At most this many candidates per search (grid combinations or random trials).
 pub const MAX_CANDIDATES: usize = 1000;
@@ -249,7 +250,7 @@ fn grid(dims: &[(String, Dimension)]) -> Result<Vec<Map<String, Json>>, String> 
 }
 
 fn random(dims: &[(String, Dimension)], trials: usize, seed: u64) -> Vec<Map<String, Json>> {
-    let mut rng = SplitMix64(seed);
+    let mut rng = SplitMix64::new(seed);
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     // Draws that repeat an earlier candidate are skipped; give up after
@@ -270,7 +271,9 @@ fn random(dims: &[(String, Dimension)], trials: usize, seed: u64) -> Vec<Map<Str
 
 fn draw(dim: &Dimension, rng: &mut SplitMix64) -> Json {
     match dim {
-        Dimension::Values(values) => values[rng.below(values.len())].clone(),
+        Dimension::Values(values) => {
+            values[(rng.next_u64() % values.len() as u64) as usize].clone()
+        }
         &Dimension::Range {
             min,
             max,
@@ -298,31 +301,6 @@ fn draw(dim: &Dimension, rng: &mut SplitMix64) -> Json {
                 Number::from_f64(x.clamp(min, max)).map_or(Json::Null, Json::Number)
             }
         }
-    }
-}
-
-/// A small, seedable, portable generator (SplitMix64).
-#[derive(Debug, Clone)]
-pub struct SplitMix64(pub u64);
-
-impl SplitMix64 {
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in `0 .. n` (n > 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
     }
 }
 

@@ -59,6 +59,7 @@ mod context;
 mod error;
 mod manifest;
 pub mod ml;
+pub mod rng;
 mod table;
 mod value;
 
