@@ -88,7 +88,16 @@ fn fit_document(
         .map_err(|e| StepError::invalid_input(format!("fitting on `train`: {e}")))?;
     let state_json = serde_json::to_value(&state)
         .map_err(|e| StepError::failed(format!("serializing the state: {e}")))?;
-    let document = serde_json::json!({"params": spec, "state": state_json});
+    // `inputs`: the columns a server must be given to apply the transform
+    // (all but the label), with their types; it describes the model's
+    // request signature without knowing this state's format.
+    let inputs: Vec<serde_json::Value> = state
+        .columns
+        .iter()
+        .filter(|c| c.role != transform::Role::Label)
+        .map(|c| serde_json::json!({"name": c.name, "type": c.dtype}))
+        .collect();
+    let document = serde_json::json!({"params": spec, "state": state_json, "inputs": inputs});
     let state = State::parse(&document.to_string()).map_err(StepError::failed)?;
     Ok((document, state))
 }

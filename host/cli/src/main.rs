@@ -30,6 +30,9 @@ Examples:
   sluice artifacts list --kind statistics           stored artifacts and what produced them
   sluice artifacts show latest/stats/statistics     one artifact: producers, consumers, preview
   sluice artifacts export 6a34a3d3 -o stats.json    copy an artifact's bytes out (digest checked)
+  sluice models promote breast-cancer 1 --alias production --reason \"first release\"
+  sluice serve --model breast-cancer@production     OIP v2 + /invocations on 127.0.0.1:8080
+  sluice predict --model breast-cancer@production --input rows.csv --output scored.parquet
   sluice lineage latest/stats/statistics            the steps and data files it came from
   sluice lineage 6a34a3d3 --dot > lineage.dot       the same as a Graphviz digraph
   sluice gc --dry-run                               what unreferenced objects gc would remove
@@ -95,6 +98,15 @@ enum Command {
     #[command(subcommand)]
     Models(commands::models::ModelsCommand),
 
+    /// Serve models over HTTP: Open Inference Protocol v2 and MLflow's
+    /// /invocations, with canary splits, batching, request logging,
+    /// Prometheus metrics and hot reload when an alias moves.
+    Serve(commands::serve::ServeArgs),
+
+    /// Predict for every row of a CSV or Parquet file with a registered
+    /// model, writing Parquet; streamed in chunks with bounded memory.
+    Predict(commands::predict::PredictArgs),
+
     /// Show where an artifact came from: the executions and data files
     /// upstream of it, as a tree, JSON or a Graphviz drawing.
     ///
@@ -123,6 +135,8 @@ fn main() -> ExitCode {
         Command::Runs(cmd) => commands::runs::run(cmd),
         Command::Artifacts(cmd) => commands::artifacts::run(cmd),
         Command::Models(cmd) => commands::models::run(cmd),
+        Command::Serve(args) => commands::serve::run(&cli_context(&cli), args),
+        Command::Predict(args) => commands::predict::run(&cli_context(&cli), args),
         Command::Lineage(args) => commands::lineage::run(args),
         Command::Gc(args) => commands::gc::run(args),
     };

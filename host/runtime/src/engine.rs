@@ -379,7 +379,12 @@ impl Component {
         &self.inner.exports
     }
 
-    fn store(
+    /// The pre-linked component, for other worlds' export bindings.
+    pub(crate) fn instance_pre(&self) -> &wasmtime::component::InstancePre<StepState> {
+        self.inner.pre.instance_pre()
+    }
+
+    pub(crate) fn store(
         &self,
         io: StepIo,
         limits: &Limits,
@@ -408,12 +413,7 @@ impl Component {
         };
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let ticks = limits
-            .time
-            .as_millis()
-            .div_ceil(EPOCH_TICK.as_millis())
-            .max(1) as u64;
-        store.set_epoch_deadline(ticks + 1);
+        set_deadline(&mut store, limits.time);
         store.epoch_deadline_trap();
         store
     }
@@ -627,9 +627,15 @@ fn rust_panic_message(stderr: &str) -> Option<String> {
     Some(format!("{message} at {location}"))
 }
 
+/// Makes the store trap once `time` has passed from now.
+pub(crate) fn set_deadline<T>(store: &mut Store<T>, time: Duration) {
+    let ticks = time.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1) as u64;
+    store.set_epoch_deadline(ticks + 1);
+}
+
 /// Drives a future to completion on this thread's current-thread tokio
 /// runtime (created on first use), which WASI's timers need.
-fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+pub(crate) fn block_on<F: std::future::Future>(fut: F) -> F::Output {
     thread_local! {
         static RT: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()

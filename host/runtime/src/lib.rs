@@ -45,6 +45,7 @@ pub mod model;
 pub mod outcome;
 pub mod sandbox;
 pub mod table;
+pub mod transform;
 
 pub use cache::{CacheOutcome, CacheStats};
 pub use engine::{Component, ComponentSource, Runtime, RuntimeConfig, WIT_PACKAGE};
@@ -57,3 +58,4 @@ pub use outcome::{
 };
 pub use sandbox::Limits;
 pub use sluice_store::Digest;
+pub use transform::{TransformError, TransformRunner};

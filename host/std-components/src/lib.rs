@@ -27,3 +27,10 @@ pub fn get(name: &str) -> Option<&'static StdComponent> {
 pub fn names() -> impl Iterator<Item = &'static str> {
     STANDARD.iter().map(|c| c.name)
 }
+
+/// The standard step whose bytes have SHA-256 `sha256` (lower-case hex),
+/// if this build embeds it: how a recorded component digest (a model's
+/// transform, say) finds its bytes without a store.
+pub fn by_sha256(sha256: &str) -> Option<&'static StdComponent> {
+    STANDARD.iter().find(|c| c.sha256 == sha256)
+}

@@ -13,10 +13,12 @@ pub mod metadata;
 mod objects;
 pub mod registry;
 mod remote;
+pub mod request_log;
 mod store;
 
 pub use digest::{Digest, DigestParseError};
 pub use metadata::{Metadata, MetadataError};
 pub use objects::{ObjectInfo, ObjectStore, StoreError};
 pub use registry::{ModelRef, ModelVersion, NewModel};
+pub use request_log::RequestLogChunk;
 pub use store::{OpenError, RunLock, Store};

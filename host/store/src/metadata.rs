@@ -147,6 +147,19 @@ CREATE TABLE alias_history (
 );
 CREATE INDEX alias_history_by_alias ON alias_history(name, alias, id);
 "#,
+    r#"
+CREATE TABLE request_logs (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    object      TEXT NOT NULL,
+    rows        INTEGER NOT NULL,
+    first_at    TEXT NOT NULL,
+    last_at     TEXT NOT NULL,
+    server      TEXT NOT NULL
+);
+CREATE INDEX request_logs_by_model ON request_logs(name, last_at);
+"#,
 ];
 
 /// Lifecycle of a run.
@@ -779,7 +792,7 @@ impl Metadata {
     /// Every artifact digest any row refers to (for garbage collection).
     pub fn referenced_artifacts(&self) -> Result<std::collections::HashSet<Digest>, MetadataError> {
         self.with(|c| {
-            let mut stmt = c.prepare("SELECT digest FROM artifacts UNION SELECT artifact FROM events UNION SELECT artifact FROM imports")?;
+            let mut stmt = c.prepare("SELECT digest FROM artifacts UNION SELECT artifact FROM events UNION SELECT artifact FROM imports UNION SELECT object FROM request_logs")?;
             stmt.query_map([], |r| Ok(parse_digest(r.get::<_, String>(0)?)))?.collect()
         })
     }
@@ -988,7 +1001,7 @@ fn events_of(c: &Connection, id: i64) -> rusqlite::Result<Vec<EventRecord>> {
     .collect()
 }
 
-fn parse_digest(hex: String) -> Digest {
+pub(crate) fn parse_digest(hex: String) -> Digest {
     hex.parse().unwrap_or(Digest::from_bytes([0; 32]))
 }
 

@@ -54,11 +54,11 @@ pub(crate) struct CheckArgs {
     junit: Option<PathBuf>,
 }
 
-fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     sluice_pipeline::spec::parse_size(s).map_err(|e| e.to_string())
 }
 
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     sluice_pipeline::spec::parse_duration(s).map_err(|e| e.to_string())
 }
 

@@ -1,0 +1,179 @@
+//! `sluice serve`: registered models behind the Open Inference Protocol v2
+//! and MLflow's scoring endpoint.
+
+use super::check::{parse_duration, parse_size};
+use super::run::{default_store_dir, open_store};
+use crate::CliContext;
+use anyhow::Context as _;
+use clap::Args;
+use sluice_serve::{BatchConfig, LogConfig, ServeConfig, Server};
+use sluice_store::ModelRef;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+const AFTER_HELP: &str = "\
+Endpoints (Open Inference Protocol v2, as KServe and Triton clients expect):
+  GET  /v2/health/live, /v2/health/ready, /v2
+  GET  /v2/models/NAME[/versions/V]          inputs and outputs (name, datatype, shape)
+  GET  /v2/models/NAME[/versions/V]/ready
+  POST /v2/models/NAME[/versions/V]/infer    one tensor per input column, or one [rows, columns] tensor
+  POST /invocations                          MLflow's scoring API (dataframe_split, dataframe_records,
+                                             instances, inputs) for the first --model
+  GET  /metrics                              Prometheus: requests, errors, latency, batch sizes
+
+Each request runs the model's recorded transform component (the same Wasm
+bytes and fitted state as in training), then its ONNX graph. When an alias
+moves (`sluice models promote`, `rollback`), the server switches to the new
+version within --reload-every; requests in flight finish on the old one.
+Sampled requests are logged to the store for `sluice monitor`.
+
+Examples:
+  sluice serve --model breast-cancer@production
+  sluice serve --model breast-cancer@production --canary breast-cancer@staging=10 --addr 0.0.0.0:8080
+  curl -s localhost:8080/v2/models/breast-cancer
+  curl -s localhost:8080/invocations -H 'content-type: application/json' \\
+       -d '{\"dataframe_records\": [{\"radius_mean\": 17.99, ...}]}'";
+
+/// Arguments of `sluice serve`.
+#[derive(Debug, Args)]
+#[command(after_help = AFTER_HELP)]
+pub(crate) struct ServeArgs {
+    /// A model to serve, under its name: NAME@ALIAS (follows the alias),
+    /// NAME:VERSION (pinned) or NAME (the latest version). Repeatable.
+    #[arg(long = "model", value_name = "NAME@ALIAS", required = true)]
+    models: Vec<ModelRef>,
+
+    /// Send PERCENT of NAME's requests to another version: NAME@ALIAS=PERCENT
+    /// (e.g. breast-cancer@staging=10). Responses name the version that
+    /// answered.
+    #[arg(long = "canary", value_name = "NAME@ALIAS=PERCENT", value_parser = parse_canary)]
+    canaries: Vec<(ModelRef, f64)>,
+
+    /// Address to listen on (port 0 picks a free port; the chosen address
+    /// is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+
+    /// Store folder [default: .sluice in the current folder].
+    #[arg(long, env = "SLUICE_STORE", value_name = "DIR")]
+    store: Option<PathBuf>,
+
+    /// Most rows one batch of concurrent requests may hold.
+    #[arg(long, default_value_t = 64, value_name = "ROWS")]
+    max_batch: usize,
+
+    /// Longest a request waits for others to fill its batch (0: it runs as
+    /// soon as a worker is free; requests that queue meanwhile are batched).
+    #[arg(long, default_value = "0", value_parser = parse_delay, value_name = "DURATION")]
+    batch_delay: Duration,
+
+    /// Threads running predictions [default: one per core].
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+
+    /// Fraction of requests logged to the store, 0 to 1.
+    #[arg(long, default_value_t = 1.0, value_name = "FRACTION")]
+    log_sample: f64,
+
+    /// Write logged requests to the store every this often (and at exit).
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    log_every: Duration,
+
+    /// Largest request body accepted (413 above it).
+    #[arg(long, default_value = "16MiB", value_parser = parse_size, value_name = "SIZE")]
+    max_body: u64,
+
+    /// Longest a request may take (504 after it).
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    timeout: Duration,
+
+    /// How often aliases are looked up again, to follow promotions.
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    reload_every: Duration,
+}
+
+fn parse_delay(s: &str) -> Result<Duration, String> {
+    if s.trim_start_matches('0')
+        .trim_end_matches(['m', 's'])
+        .is_empty()
+    {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(s)
+}
+
+fn parse_canary(s: &str) -> Result<(ModelRef, f64), String> {
+    let (reference, percent) = s.rsplit_once('=').ok_or_else(|| {
+        format!("`{s}` is not NAME@ALIAS=PERCENT (e.g. breast-cancer@staging=10)")
+    })?;
+    let reference: ModelRef = reference.parse().map_err(|e| format!("{e}"))?;
+    let percent: f64 = percent
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("`{percent}` is not a percentage (0 to 100)"))?;
+    if !(0.0..=100.0).contains(&percent) {
+        return Err(format!("{percent} is not a percentage (0 to 100)"));
+    }
+    Ok((reference, percent))
+}
+
+/// Runs `sluice serve` until Ctrl-C or SIGTERM.
+pub(crate) fn run(ctx: &CliContext, args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    if !(0.0..=1.0).contains(&args.log_sample) {
+        anyhow::bail!(
+            "--log-sample {} is not a fraction between 0 and 1",
+            args.log_sample
+        );
+    }
+    sluice_serve::tune_allocator();
+    let store = Arc::new(open_store(
+        &args.store.clone().unwrap_or_else(default_store_dir),
+    )?);
+    let runtime = Arc::new(ctx.runtime()?);
+    let config = ServeConfig {
+        models: args.models.clone(),
+        canaries: args.canaries.clone(),
+        addr: args.addr,
+        batch: BatchConfig {
+            max_rows: args.max_batch.max(1),
+            max_delay: args.batch_delay,
+            workers: args
+                .workers
+                .unwrap_or_else(|| BatchConfig::default().workers),
+        },
+        log: LogConfig {
+            sample: args.log_sample,
+            flush_every: args.log_every,
+            ..LogConfig::default()
+        },
+        max_body: usize::try_from(args.max_body).unwrap_or(usize::MAX),
+        timeout: args.timeout,
+        reload_every: args.reload_every,
+    };
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sluice-http")
+        .build()
+        .context("starting the async runtime")?;
+    tokio.block_on(async move {
+        let server = Server::bind(config, store, runtime).await?;
+        for (name, version, canary) in server.serving() {
+            match canary {
+                Some((c, p)) => eprintln!(
+                    "serving {name}: version {version} ({}%), canary version {c} ({p}%)",
+                    100.0 - p
+                ),
+                None => eprintln!("serving {name}: version {version}"),
+            }
+        }
+        // One line on stdout, for scripts that started us on port 0.
+        println!("listening on http://{}", server.local_addr());
+        server.run(sluice_serve::shutdown_signal()).await?;
+        eprintln!("stopped; logged requests are written to the store");
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

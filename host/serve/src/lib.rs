@@ -1,0 +1,43 @@
+//! The sluice model server and batch predictor.
+//!
+//! A registered model version ([`ServedModel`]) predicts from *raw* rows:
+//! the server runs the transform component recorded with the model (the
+//! same Wasm bytes and fitted state as in training, from pooled instances),
+//! then the ONNX graph through tract. [`Server`] puts served models behind
+//! the Open Inference Protocol v2 (KServe, Triton clients) and MLflow's
+//! `/invocations`, with canary splits, dynamic batching, sampled request
+//! logging to the store, Prometheus metrics, and hot reload when an alias
+//! moves.
+
+mod batcher;
+mod metrics;
+pub mod protocol;
+mod reqlog;
+mod served;
+mod server;
+pub mod signature;
+
+pub use batcher::BatchConfig;
+pub use reqlog::LogConfig;
+pub use served::{LoadError, PredictError, ServedModel};
+pub use server::{ServeConfig, ServeError, Server, shutdown_signal};
+
+/// Keeps freed memory in the process (glibc's allocator otherwise returns
+/// blocks over 128 KiB to the kernel at once), so that inference does not
+/// take page faults on every call. Call once, before serving.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn mallopt(param: i32, value: i32) -> i32;
+        }
+        const M_TRIM_THRESHOLD: i32 = -1;
+        const M_MMAP_THRESHOLD: i32 = -3;
+        // SAFETY: mallopt only changes allocator tuning parameters; it is
+        // called before any thread of ours allocates concurrently.
+        unsafe {
+            mallopt(M_MMAP_THRESHOLD, 32 << 20);
+            mallopt(M_TRIM_THRESHOLD, 64 << 20);
+        }
+    }
+}

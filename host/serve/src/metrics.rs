@@ -1,0 +1,225 @@
+//! Prometheus metrics of the server, in the text exposition format:
+//! requests and errors, latency and batch-size histograms per model and
+//! version, and which versions are loaded.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of the latency histogram, in seconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Upper bounds of the batch-size histogram, in rows.
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0];
+
+#[derive(Debug, Clone)]
+struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            counts: vec![0; bounds.len()],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    fn observe(&mut self, v: f64) {
+        if let Some(i) = self.bounds.iter().position(|&b| v <= b) {
+            self.counts[i] += 1;
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (b, c) in self.bounds.iter().zip(&self.counts) {
+            cumulative += c;
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
+#[derive(Default)]
+struct State {
+    requests: BTreeMap<(String, String, String, u16), u64>,
+    latency: BTreeMap<(String, String), Histogram>,
+    batches: BTreeMap<(String, String), Histogram>,
+    loaded: BTreeMap<(String, String), String>,
+    reloads: u64,
+    logged: u64,
+}
+
+/// The server's metrics. Cheap to update from many threads.
+#[derive(Default)]
+pub struct Metrics {
+    state: Mutex<State>,
+}
+
+impl Metrics {
+    /// Counts a request to `endpoint` answered with `status`, and its
+    /// latency when it reached a model version.
+    pub fn request(
+        &self,
+        model: &str,
+        version: Option<i64>,
+        endpoint: &str,
+        status: u16,
+        took: Duration,
+    ) {
+        let version = version.map(|v| v.to_string()).unwrap_or_default();
+        let mut s = self.state.lock().unwrap();
+        *s.requests
+            .entry((model.into(), version.clone(), endpoint.into(), status))
+            .or_default() += 1;
+        if !version.is_empty() {
+            s.latency
+                .entry((model.into(), version))
+                .or_insert_with(|| Histogram::new(LATENCY_BUCKETS))
+                .observe(took.as_secs_f64());
+        }
+    }
+
+    /// Records a batch of `rows` run by a model version.
+    pub fn batch(&self, model: &str, version: i64, rows: usize) {
+        self.state
+            .lock()
+            .unwrap()
+            .batches
+            .entry((model.into(), version.to_string()))
+            .or_insert_with(|| Histogram::new(BATCH_BUCKETS))
+            .observe(rows as f64);
+    }
+
+    /// Records which version a route (`name` or `name (canary)`) serves.
+    pub fn loaded(&self, route: &str, name: &str, version: i64) {
+        let mut s = self.state.lock().unwrap();
+        if s.loaded
+            .insert((route.into(), name.into()), version.to_string())
+            .is_some_and(|old| old != version.to_string())
+        {
+            s.reloads += 1;
+        }
+    }
+
+    /// Counts rows written to the request log.
+    pub fn logged(&self, rows: u64) {
+        self.state.lock().unwrap().logged += rows;
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let s = self.state.lock().unwrap();
+        let mut out = String::new();
+        out.push_str("# HELP sluice_requests_total Requests answered, by model, version, endpoint and status code.\n# TYPE sluice_requests_total counter\n");
+        for ((m, v, e, c), n) in &s.requests {
+            let _ = writeln!(
+                out,
+                "sluice_requests_total{{model=\"{}\",version=\"{v}\",endpoint=\"{e}\",code=\"{c}\"}} {n}",
+                escape(m)
+            );
+        }
+        out.push_str("# HELP sluice_request_errors_total Requests answered with an error status.\n# TYPE sluice_request_errors_total counter\n");
+        let mut errors: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        for ((m, v, _, c), n) in &s.requests {
+            if *c >= 400 {
+                *errors.entry((m, v)).or_default() += n;
+            }
+        }
+        for ((m, v), n) in errors {
+            let _ = writeln!(
+                out,
+                "sluice_request_errors_total{{model=\"{}\",version=\"{v}\"}} {n}",
+                escape(m)
+            );
+        }
+        out.push_str("# HELP sluice_request_duration_seconds Time from request to response, by model version.\n# TYPE sluice_request_duration_seconds histogram\n");
+        for ((m, v), h) in &s.latency {
+            h.render(
+                &mut out,
+                "sluice_request_duration_seconds",
+                &format!("model=\"{}\",version=\"{v}\"", escape(m)),
+            );
+        }
+        out.push_str("# HELP sluice_batch_rows Rows per batch run by a model version (dynamic batching).\n# TYPE sluice_batch_rows histogram\n");
+        for ((m, v), h) in &s.batches {
+            h.render(
+                &mut out,
+                "sluice_batch_rows",
+                &format!("model=\"{}\",version=\"{v}\"", escape(m)),
+            );
+        }
+        out.push_str("# HELP sluice_model_loaded The version each route serves (1 per route).\n# TYPE sluice_model_loaded gauge\n");
+        for ((route, m), v) in &s.loaded {
+            let _ = writeln!(
+                out,
+                "sluice_model_loaded{{route=\"{}\",model=\"{}\",version=\"{v}\"}} 1",
+                escape(route),
+                escape(m)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP sluice_model_reloads_total Version switches after an alias moved.\n# TYPE sluice_model_reloads_total counter\nsluice_model_reloads_total {}",
+            s.reloads
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sluice_logged_requests_total Requests written to the request log.\n# TYPE sluice_logged_requests_total counter\nsluice_logged_requests_total {}",
+            s.logged
+        );
+        out
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_histograms_render_in_exposition_format() {
+        let m = Metrics::default();
+        m.request("cancer", Some(2), "infer", 200, Duration::from_millis(3));
+        m.request("cancer", Some(2), "infer", 200, Duration::from_millis(30));
+        m.request("cancer", None, "infer", 400, Duration::from_millis(1));
+        m.batch("cancer", 2, 5);
+        m.loaded("cancer", "cancer", 1);
+        m.loaded("cancer", "cancer", 2);
+        let text = m.render();
+        assert!(text.contains(
+            "sluice_requests_total{model=\"cancer\",version=\"2\",endpoint=\"infer\",code=\"200\"} 2"
+        ));
+        assert!(text.contains("sluice_request_errors_total{model=\"cancer\",version=\"\"} 1"));
+        assert!(text.contains(
+            "sluice_request_duration_seconds_bucket{model=\"cancer\",version=\"2\",le=\"0.005\"} 1"
+        ));
+        assert!(text.contains(
+            "sluice_request_duration_seconds_bucket{model=\"cancer\",version=\"2\",le=\"+Inf\"} 2"
+        ));
+        assert!(
+            text.contains("sluice_batch_rows_bucket{model=\"cancer\",version=\"2\",le=\"8\"} 1")
+        );
+        assert!(text.contains("sluice_model_reloads_total 1"));
+        assert!(
+            text.contains("sluice_model_loaded{route=\"cancer\",model=\"cancer\",version=\"2\"} 1")
+        );
+    }
+}

@@ -1,0 +1,314 @@
+//! A registered model version made ready to predict: its card and ONNX
+//! graph compiled for inference, its recorded transform component loaded
+//! with the fitted state, and its request and response signatures.
+
+use crate::signature::{ColumnSpec, ColumnType, DataError, Signature};
+use arrow_array::{ArrayRef, Float64Array, RecordBatch};
+use serde_json::Value;
+use sluice_runtime::{
+    ComponentSource, Limits, ModelArtifact, ModelError, Runtime, TransformError, TransformRunner,
+};
+use sluice_store::{Digest, ModelRef, Store};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a model version could not be made ready to serve.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// No version answers to the reference.
+    #[error("no model version answers to `{reference}`{hint}")]
+    NotFound {
+        /// What was asked for.
+        reference: String,
+        /// What exists instead, as advice.
+        hint: String,
+    },
+    /// The store could not be read.
+    #[error("reading the store: {0}")]
+    Store(String),
+    /// The card or ONNX graph is unusable.
+    #[error("model {reference}: {source}")]
+    Model {
+        /// The version.
+        reference: String,
+        /// Why.
+        source: ModelError,
+    },
+    /// The recorded transform cannot be replayed.
+    #[error("model {reference}: its transform: {detail}")]
+    Transform {
+        /// The version.
+        reference: String,
+        /// Why.
+        detail: String,
+    },
+}
+
+/// Why a prediction failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PredictError {
+    /// The request's data does not fit the model.
+    #[error("{0}")]
+    Data(#[from] DataError),
+    /// The transform refused or failed.
+    #[error(transparent)]
+    Transform(#[from] TransformError),
+    /// The model refused or failed.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+impl PredictError {
+    /// Whether the request is at fault (a 4xx), rather than the server.
+    pub fn blames_request(&self) -> bool {
+        match self {
+            PredictError::Data(_) => true,
+            PredictError::Transform(e) => e.blames_request(),
+            PredictError::Model(e) => matches!(e, ModelError::Data(_)),
+        }
+    }
+}
+
+/// A model version ready to predict. Share it behind an `Arc`.
+#[derive(Debug)]
+pub struct ServedModel {
+    /// The registered name.
+    pub name: String,
+    /// The registered version.
+    pub version: i64,
+    model: ModelArtifact,
+    transform: Option<TransformRunner>,
+    inputs: Option<Signature>,
+    outputs: Signature,
+}
+
+/// Limits of a transform call in the server: a request is small.
+const TRANSFORM_LIMITS: Limits = Limits {
+    memory: 512 << 20,
+    time: Duration::from_secs(30),
+    output: u64::MAX,
+};
+
+impl ServedModel {
+    /// Loads the version `reference` names from `store`: fetches the card
+    /// and ONNX bytes, compiles the graph, loads the transform component
+    /// (embedded standard step, else from the store) and warms one instance.
+    pub fn load(store: &Store, runtime: &Runtime, reference: &ModelRef) -> Result<Self, LoadError> {
+        let store_err = |e: &dyn std::fmt::Display| LoadError::Store(e.to_string());
+        let version = store
+            .metadata
+            .resolve_model(reference)
+            .map_err(|e| store_err(&e))?
+            .ok_or_else(|| LoadError::NotFound {
+                reference: reference.to_string(),
+                hint: not_found_hint(store, reference),
+            })?;
+        let id = format!("{}:{}", version.name, version.version);
+        let card = store
+            .objects
+            .get(&version.artifact)
+            .map_err(|e| store_err(&e))?;
+        let model = ModelArtifact::from_stored(&card, |d| {
+            store
+                .objects
+                .get(d)
+                .map(bytes::Bytes::from)
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|source| LoadError::Model {
+            reference: id.clone(),
+            source,
+        })?;
+        let transform = match model.card().get("transform") {
+            None | Some(Value::Null) => None,
+            Some(doc) => Some(load_transform(store, runtime, doc).map_err(|detail| {
+                LoadError::Transform {
+                    reference: id.clone(),
+                    detail,
+                }
+            })?),
+        };
+        let inputs = match (&transform, model.card().get("transform")) {
+            (Some(_), Some(doc)) => transform_inputs(doc),
+            _ => Some(Signature {
+                columns: model
+                    .features()
+                    .map_err(|source| LoadError::Model {
+                        reference: id.clone(),
+                        source,
+                    })?
+                    .into_iter()
+                    .map(|name| ColumnSpec {
+                        name,
+                        column_type: ColumnType::Float64,
+                    })
+                    .collect(),
+            }),
+        };
+        let outputs = output_signature(&model).map_err(|source| LoadError::Model {
+            reference: id.clone(),
+            source,
+        })?;
+        Ok(ServedModel {
+            name: version.name,
+            version: version.version,
+            model,
+            transform,
+            inputs,
+            outputs,
+        })
+    }
+
+    /// `name:version`.
+    pub fn id(&self) -> String {
+        format!("{}:{}", self.name, self.version)
+    }
+
+    /// The raw input columns a request must carry, if known (a transform
+    /// that does not record its `inputs` takes whatever columns it is given).
+    pub fn inputs(&self) -> Option<&Signature> {
+        self.inputs.as_ref()
+    }
+
+    /// The prediction columns.
+    pub fn outputs(&self) -> &Signature {
+        &self.outputs
+    }
+
+    /// The model card.
+    pub fn card(&self) -> &serde_json::Map<String, Value> {
+        self.model.card()
+    }
+
+    /// The transform component's digest, if the model has one.
+    pub fn transform_component(&self) -> Option<Digest> {
+        self.transform.as_ref().map(|t| t.component().digest())
+    }
+
+    /// Predicts for the rows of `batch` (raw inputs): conforms it to the
+    /// input signature, applies the transform, runs the model. Blocks the
+    /// calling thread; call it from a worker thread, not an async task.
+    pub fn predict(&self, batch: &RecordBatch) -> Result<RecordBatch, PredictError> {
+        let raw = match &self.inputs {
+            Some(s) => s.conform(batch)?,
+            None => batch.clone(),
+        };
+        let features = match &self.transform {
+            Some(t) => t.apply_blocking(raw)?,
+            None => raw,
+        };
+        Ok(self.model.predict(&features)?)
+    }
+}
+
+/// What exists when a reference finds nothing, as advice.
+fn not_found_hint(store: &Store, reference: &ModelRef) -> String {
+    match store.metadata.model_versions(reference.name()) {
+        Ok(versions) if !versions.is_empty() => {
+            let aliases: Vec<String> = versions
+                .iter()
+                .flat_map(|v| {
+                    v.aliases
+                        .iter()
+                        .map(move |a| format!("@{a} → {}", v.version))
+                })
+                .collect();
+            format!(
+                "; `{}` has version{} {}{}; `sluice models promote {} VERSION --alias ALIAS` sets an alias",
+                reference.name(),
+                if versions.len() == 1 { "" } else { "s" },
+                versions
+                    .iter()
+                    .map(|v| v.version.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if aliases.is_empty() {
+                    " and no aliases".to_string()
+                } else {
+                    format!(" ({})", aliases.join(", "))
+                },
+                reference.name()
+            )
+        }
+        _ => format!(
+            "; no model called `{}` is registered in this store (`sluice models list` shows those that are)",
+            reference.name()
+        ),
+    }
+}
+
+/// Loads the transform a card records: `{"component": "sha256:…", "state": …}`.
+fn load_transform(
+    store: &Store,
+    runtime: &Runtime,
+    doc: &Value,
+) -> Result<TransformRunner, String> {
+    let digest: Digest = doc
+        .get("component")
+        .and_then(Value::as_str)
+        .ok_or("the card's `transform` names no `component` digest")?
+        .parse()
+        .map_err(|e| format!("the card's `transform.component`: {e}"))?;
+    let state = doc
+        .get("state")
+        .ok_or("the card's `transform` has no fitted `state`")?;
+    let source = match sluice_std_components::by_sha256(&digest.to_hex()) {
+        Some(std) => ComponentSource::Std(std.name.to_string()),
+        None => ComponentSource::Bytes {
+            name: digest.to_string(),
+            bytes: store.objects.get(&digest).map_err(|e| {
+                format!(
+                    "component {digest} is neither a standard step of this build nor in the store: {e}"
+                )
+            })?,
+        },
+    };
+    let component = runtime.load(&source).map_err(|e| e.to_string())?;
+    let runner = TransformRunner::new(&component, state.to_string(), TRANSFORM_LIMITS)
+        .map_err(|e| e.to_string())?;
+    runner.warm().map_err(|e| e.to_string())?;
+    Ok(runner)
+}
+
+/// The raw inputs a transform document records (`inputs`: name and type).
+fn transform_inputs(doc: &Value) -> Option<Signature> {
+    let list = doc.get("inputs")?.as_array()?;
+    let columns = list
+        .iter()
+        .map(|c| {
+            Some(ColumnSpec {
+                name: c.get("name")?.as_str()?.to_string(),
+                column_type: ColumnType::parse(c.get("type")?.as_str()?)?,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Signature { columns })
+}
+
+/// The prediction columns, found by predicting one row of zeros (which
+/// also compiles the graph before the first request).
+fn output_signature(model: &ModelArtifact) -> Result<Signature, ModelError> {
+    let features = model.features()?;
+    let columns: Vec<(String, ArrayRef)> = features
+        .iter()
+        .map(|f| {
+            (
+                f.clone(),
+                Arc::new(Float64Array::from(vec![0.0])) as ArrayRef,
+            )
+        })
+        .collect();
+    let probe = RecordBatch::try_from_iter(columns).map_err(|e| ModelError::Data(e.to_string()))?;
+    let out = model.predict(&probe)?;
+    Ok(Signature {
+        columns: out
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| ColumnSpec {
+                name: f.name().clone(),
+                column_type: ColumnType::of_arrow(f.data_type()).unwrap_or(ColumnType::Float64),
+            })
+            .collect(),
+    })
+}

@@ -1,0 +1,697 @@
+//! The HTTP server: routes, canary splits, hot reload, limits, shutdown.
+
+use crate::batcher::{BatchConfig, Batcher};
+use crate::metrics::Metrics;
+use crate::protocol;
+use crate::reqlog::{LogConfig, RequestLog};
+use crate::served::{LoadError, PredictError, ServedModel};
+use arrow_array::RecordBatch;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use sluice_runtime::Runtime;
+use sluice_store::{ModelRef, Store};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// What to serve and how.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The models, each served under its registered name.
+    pub models: Vec<ModelRef>,
+    /// Canary versions: a share of a served name's requests, in percent.
+    pub canaries: Vec<(ModelRef, f64)>,
+    /// Where to listen (`127.0.0.1:0` picks a free port).
+    pub addr: SocketAddr,
+    /// Dynamic batching.
+    pub batch: BatchConfig,
+    /// Request logging.
+    pub log: LogConfig,
+    /// Largest request body, in bytes.
+    pub max_body: usize,
+    /// Longest a request may take before it is answered 504.
+    pub timeout: Duration,
+    /// How often aliases are looked up again (hot reload).
+    pub reload_every: Duration,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A model could not be loaded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The configuration is inconsistent.
+    #[error("{0}")]
+    Config(String),
+    /// The address could not be bound, or serving failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A model reference and the version it currently resolves to.
+struct Slot {
+    reference: ModelRef,
+    model: RwLock<Arc<ServedModel>>,
+    /// A version that failed to load, not to be tried again.
+    failed: RwLock<Option<i64>>,
+}
+
+impl Slot {
+    fn current(&self) -> Arc<ServedModel> {
+        self.model.read().unwrap().clone()
+    }
+}
+
+/// A served name: its main slot and maybe a canary with its share.
+struct Route {
+    name: String,
+    primary: Slot,
+    canary: Option<(Slot, f64)>,
+}
+
+impl Route {
+    fn slots(&self) -> impl Iterator<Item = &Slot> {
+        std::iter::once(&self.primary).chain(self.canary.as_ref().map(|(s, _)| s))
+    }
+
+    /// The slot a request goes to: by version if one is named, else a draw
+    /// against the canary's share.
+    fn pick(&self, version: Option<&str>) -> Result<Arc<ServedModel>, ApiError> {
+        match version {
+            Some(v) => self
+                .slots()
+                .map(Slot::current)
+                .find(|m| m.version.to_string() == v)
+                .ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "version {v} of `{}` is not served here; loaded: {}",
+                        self.name,
+                        self.versions()
+                            .iter()
+                            .map(|v| v.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                }),
+            None => Ok(match &self.canary {
+                Some((slot, percent)) if rand::random::<f64>() * 100.0 < *percent => slot.current(),
+                _ => self.primary.current(),
+            }),
+        }
+    }
+
+    fn versions(&self) -> Vec<i64> {
+        let mut v: Vec<i64> = self.slots().map(|s| s.current().version).collect();
+        v.dedup();
+        v
+    }
+}
+
+struct App {
+    routes: Vec<Route>,
+    batcher: Batcher,
+    metrics: Arc<Metrics>,
+    log: RequestLog,
+    timeout: Duration,
+    next_id: AtomicU64,
+    id_prefix: String,
+}
+
+impl App {
+    fn route(&self, name: &str) -> Result<&Route, ApiError> {
+        self.routes.iter().find(|r| r.name == name).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "unknown model `{name}`; this server serves: {}",
+                self.routes
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+    }
+
+    fn request_id(&self) -> String {
+        format!(
+            "{}-{}",
+            self.id_prefix,
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+}
+
+/// An error answer: a status and `{"error": message}`.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn bad_request(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+
+    fn not_found(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+        }
+    }
+
+    fn predict(e: PredictError) -> Self {
+        ApiError {
+            status: if e.blames_request() {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            },
+            message: e.to_string(),
+        }
+    }
+
+    fn body(rejection: BytesRejection) -> Self {
+        let status = rejection.status();
+        ApiError {
+            status,
+            message: if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "the request body is larger than this server accepts (`sluice serve --max-body`)"
+                    .into()
+            } else {
+                rejection.body_text()
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = json_response(json!({ "error": self.message }));
+        *r.status_mut() = self.status;
+        r
+    }
+}
+
+fn json_response(value: Value) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_vec(&value).expect("a JSON value serialises"),
+    )
+        .into_response()
+}
+
+/// What a served name serves: `(name, version, canary)` where `canary`
+/// is `(version, percent)`.
+pub type Serving = (String, i64, Option<(i64, f64)>);
+
+/// A running server.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    app: Arc<App>,
+    store: Arc<Store>,
+    runtime: Arc<Runtime>,
+    reload_every: Duration,
+    max_body: usize,
+}
+
+impl Server {
+    /// Loads every model (and canary), binds the address and starts the
+    /// batching workers and the request logger. Call from a tokio runtime.
+    pub async fn bind(
+        config: ServeConfig,
+        store: Arc<Store>,
+        runtime: Arc<Runtime>,
+    ) -> Result<Server, ServeError> {
+        if config.models.is_empty() {
+            return Err(ServeError::Config(
+                "nothing to serve: name a model with `--model NAME@ALIAS`".into(),
+            ));
+        }
+        let metrics = Arc::new(Metrics::default());
+        let mut routes: Vec<Route> = Vec::new();
+        for reference in &config.models {
+            if routes.iter().any(|r| r.name == reference.name()) {
+                return Err(ServeError::Config(format!(
+                    "model `{}` is named twice; serve a second version of it with `--canary {}@ALIAS=PERCENT`",
+                    reference.name(),
+                    reference.name()
+                )));
+            }
+            let primary = load_slot(&store, &runtime, reference).await?;
+            metrics.loaded(
+                reference.name(),
+                reference.name(),
+                primary.current().version,
+            );
+            routes.push(Route {
+                name: reference.name().to_string(),
+                primary,
+                canary: None,
+            });
+        }
+        for (reference, percent) in &config.canaries {
+            let Some(route) = routes.iter_mut().find(|r| r.name == reference.name()) else {
+                return Err(ServeError::Config(format!(
+                    "canary `{reference}` splits traffic of model `{}`, which is not served; add `--model {}@ALIAS`",
+                    reference.name(),
+                    reference.name()
+                )));
+            };
+            if !(0.0..=100.0).contains(percent) {
+                return Err(ServeError::Config(format!(
+                    "canary `{reference}`: {percent}% is not a share between 0 and 100"
+                )));
+            }
+            if route.canary.is_some() {
+                return Err(ServeError::Config(format!(
+                    "model `{}` has two canaries; give it one",
+                    route.name
+                )));
+            }
+            let slot = load_slot(&store, &runtime, reference).await?;
+            metrics.loaded(
+                &format!("{} (canary)", route.name),
+                reference.name(),
+                slot.current().version,
+            );
+            route.canary = Some((slot, *percent));
+        }
+        let listener = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .map_err(|e| {
+                ServeError::Io(format!(
+                    "cannot listen on {}: {e}{}",
+                    config.addr,
+                    if e.kind() == std::io::ErrorKind::AddrInUse {
+                        "; another process uses that port: pick another with `--addr`"
+                    } else {
+                        ""
+                    }
+                ))
+            })?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| ServeError::Io(e.to_string()))?;
+        let log = RequestLog::start(
+            store.clone(),
+            config.log,
+            local.to_string(),
+            metrics.clone(),
+        );
+        let app = Arc::new(App {
+            routes,
+            batcher: Batcher::start(config.batch, metrics.clone()),
+            metrics,
+            log,
+            timeout: config.timeout,
+            next_id: AtomicU64::new(1),
+            id_prefix: format!("{:08x}", rand::random::<u32>()),
+        });
+        Ok(Server {
+            listener,
+            app,
+            store,
+            runtime,
+            reload_every: config.reload_every,
+            max_body: config.max_body,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// What each served name serves now: `(name, version, canary)` where
+    /// `canary` is `(version, percent)`.
+    pub fn serving(&self) -> Vec<Serving> {
+        self.app
+            .routes
+            .iter()
+            .map(|r| {
+                (
+                    r.name.clone(),
+                    r.primary.current().version,
+                    r.canary.as_ref().map(|(s, p)| (s.current().version, *p)),
+                )
+            })
+            .collect()
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests
+    /// and writes the buffered request log.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let reload = tokio::spawn(reload_loop(
+            self.app.clone(),
+            self.store.clone(),
+            self.runtime.clone(),
+            self.reload_every,
+        ));
+        let router = router(self.app.clone(), self.max_body);
+        // Small responses go out at once, not after a delayed ACK.
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|e| ServeError::Io(e.to_string()));
+        reload.abort();
+        let app = self.app.clone();
+        tokio::task::spawn_blocking(move || app.log.close())
+            .await
+            .map_err(|e| ServeError::Io(e.to_string()))?;
+        served
+    }
+}
+
+async fn load_slot(
+    store: &Arc<Store>,
+    runtime: &Arc<Runtime>,
+    reference: &ModelRef,
+) -> Result<Slot, LoadError> {
+    let (store, runtime, r) = (store.clone(), runtime.clone(), reference.clone());
+    let model = tokio::task::spawn_blocking(move || ServedModel::load(&store, &runtime, &r))
+        .await
+        .expect("loading a model does not panic")?;
+    Ok(Slot {
+        reference: reference.clone(),
+        model: RwLock::new(Arc::new(model)),
+        failed: RwLock::new(None),
+    })
+}
+
+/// Looks the served references up again every `every`; when one resolves
+/// to another version (an alias moved), loads it and switches to it.
+/// Requests in flight finish on the version they started with.
+async fn reload_loop(app: Arc<App>, store: Arc<Store>, runtime: Arc<Runtime>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        for route in &app.routes {
+            for (slot, canary) in route.slots().zip([false, true]) {
+                let reference = slot.reference.clone();
+                let s = store.clone();
+                let resolved =
+                    tokio::task::spawn_blocking(move || s.metadata.resolve_model(&reference)).await;
+                let Ok(Ok(Some(version))) = resolved else {
+                    continue;
+                };
+                let current = slot.current().version;
+                if version.version == current
+                    || *slot.failed.read().unwrap() == Some(version.version)
+                {
+                    continue;
+                }
+                let r = ModelRef::Version(version.name.clone(), version.version);
+                let (s, rt) = (store.clone(), runtime.clone());
+                let loaded =
+                    tokio::task::spawn_blocking(move || ServedModel::load(&s, &rt, &r)).await;
+                let which = if canary { " (canary)" } else { "" };
+                match loaded {
+                    Ok(Ok(model)) => {
+                        *slot.model.write().unwrap() = Arc::new(model);
+                        *slot.failed.write().unwrap() = None;
+                        let route_name = format!("{}{which}", route.name);
+                        app.metrics
+                            .loaded(&route_name, &version.name, version.version);
+                        eprintln!(
+                            "sluice serve: {}{which} now serves version {} (was {current})",
+                            slot.reference, version.version
+                        );
+                    }
+                    Ok(Err(e)) => {
+                        *slot.failed.write().unwrap() = Some(version.version);
+                        eprintln!(
+                            "sluice serve: {}{which} moved to version {}, which cannot be loaded; still serving version {current}: {e}",
+                            slot.reference, version.version
+                        );
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+    }
+}
+
+fn router(app: Arc<App>, max_body: usize) -> Router {
+    Router::new()
+        .route("/v2", get(server_metadata))
+        .route("/v2/health/live", get(live))
+        .route("/v2/health/ready", get(ready))
+        .route("/v2/models/{name}", get(model_metadata))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(model_version_metadata),
+        )
+        .route("/v2/models/{name}/ready", get(model_ready))
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(model_version_ready),
+        )
+        .route("/v2/models/{name}/infer", post(infer))
+        .route(
+            "/v2/models/{name}/versions/{version}/infer",
+            post(infer_version),
+        )
+        .route("/invocations", post(invocations))
+        .route("/ping", get(live))
+        .route("/health", get(live))
+        .route("/metrics", get(metrics))
+        .fallback(unknown_endpoint)
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(app)
+}
+
+async fn server_metadata() -> Response {
+    json_response(json!({
+        "name": "sluice",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": [],
+    }))
+}
+
+async fn live() -> Response {
+    json_response(json!({ "live": true }))
+}
+
+async fn ready() -> Response {
+    // Models load before the server listens: listening means ready.
+    json_response(json!({ "ready": true }))
+}
+
+async fn model_metadata(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
+    metadata_of(&app, &name, None).unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn model_version_metadata(
+    State(app): State<Arc<App>>,
+    Path((name, version)): Path<(String, String)>,
+) -> Response {
+    metadata_of(&app, &name, Some(&version)).unwrap_or_else(IntoResponse::into_response)
+}
+
+fn metadata_of(app: &App, name: &str, version: Option<&str>) -> Result<Response, ApiError> {
+    let route = app.route(name)?;
+    let model = match version {
+        Some(_) => route.pick(version)?,
+        None => route.primary.current(),
+    };
+    let versions = match version {
+        Some(_) => vec![model.version],
+        None => route.versions(),
+    };
+    Ok(json_response(protocol::model_metadata(
+        name,
+        &versions,
+        model.inputs(),
+        model.outputs(),
+    )))
+}
+
+async fn model_ready(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
+    match app.route(&name) {
+        Ok(_) => json_response(json!({ "name": name, "ready": true })),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn model_version_ready(
+    State(app): State<Arc<App>>,
+    Path((name, version)): Path<(String, String)>,
+) -> Response {
+    match app.route(&name).and_then(|r| r.pick(Some(&version))) {
+        Ok(_) => json_response(json!({ "name": name, "ready": true })),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn infer(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    infer_on(app, name, None, body).await
+}
+
+async fn infer_version(
+    State(app): State<Arc<App>>,
+    Path((name, version)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    infer_on(app, name, Some(version), body).await
+}
+
+async fn infer_on(
+    app: Arc<App>,
+    name: String,
+    version: Option<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let mut served: Option<i64> = None;
+    let result = async {
+        let route = app.route(&name)?;
+        let body = body.map_err(ApiError::body)?;
+        let request = protocol::parse_infer(&body).map_err(|e| ApiError::bad_request(e.0))?;
+        let model = route.pick(version.as_deref())?;
+        served = Some(model.version);
+        let table = protocol::infer_table(&request, model.inputs())
+            .map_err(|e| ApiError::bad_request(e.0))?;
+        let predictions = predict(&app, &model, &table).await?;
+        let id = request.id.clone().unwrap_or_else(|| app.request_id());
+        let response = protocol::infer_response(
+            &model.name,
+            model.version,
+            &id,
+            &predictions,
+            request.outputs.as_deref(),
+        )
+        .map_err(|e| ApiError::bad_request(e.0))?;
+        if app.log.sampled() {
+            app.log
+                .record(&model.name, model.version, &id, &table, &predictions);
+        }
+        Ok::<_, ApiError>(json_response(response))
+    }
+    .await;
+    finish(&app, &name, served, "infer", started, result)
+}
+
+async fn invocations(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let started = Instant::now();
+    let name = app.routes[0].name.clone();
+    let mut served: Option<i64> = None;
+    let result = async {
+        let body = body.map_err(ApiError::body)?;
+        let model = app.routes[0].pick(None)?;
+        served = Some(model.version);
+        let table = protocol::invocations_table(&body, model.inputs())
+            .map_err(|e| ApiError::bad_request(e.0))?;
+        let predictions = predict(&app, &model, &table).await?;
+        if app.log.sampled() {
+            let id = app.request_id();
+            app.log
+                .record(&model.name, model.version, &id, &table, &predictions);
+        }
+        Ok::<_, ApiError>(json_response(protocol::invocations_response(&predictions)))
+    }
+    .await;
+    finish(&app, &name, served, "invocations", started, result)
+}
+
+async fn predict(
+    app: &App,
+    model: &Arc<ServedModel>,
+    table: &RecordBatch,
+) -> Result<RecordBatch, ApiError> {
+    match tokio::time::timeout(
+        app.timeout,
+        app.batcher.predict(model.clone(), table.clone()),
+    )
+    .await
+    {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(e)) => Err(ApiError::predict(e)),
+        Err(_) => Err(ApiError {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            message: format!(
+                "the prediction took longer than {:?} (`sluice serve --timeout`)",
+                app.timeout
+            ),
+        }),
+    }
+}
+
+fn finish(
+    app: &App,
+    name: &str,
+    version: Option<i64>,
+    endpoint: &str,
+    started: Instant,
+    result: Result<Response, ApiError>,
+) -> Response {
+    let response = result.unwrap_or_else(IntoResponse::into_response);
+    app.metrics.request(
+        name,
+        version,
+        endpoint,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn unknown_endpoint(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    ApiError::not_found(format!(
+        "no endpoint {method} {}; this server answers GET /v2, /v2/health/live, /v2/health/ready, \
+         /v2/models/NAME[/versions/V][/ready], /metrics and POST /v2/models/NAME[/versions/V]/infer, /invocations",
+        uri.path()
+    ))
+    .into_response()
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,464 @@
+//! What a served model takes and gives: named, typed columns.
+//!
+//! A request is a table of the model's *raw* inputs (what its transform
+//! was fitted on, before preprocessing); the response is the prediction
+//! table. Both the Open Inference Protocol's tensors and MLflow's data
+//! frames are converted to and from these columns here, so the two APIs
+//! accept and refuse exactly the same data.
+
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, RecordBatchOptions,
+    StringArray,
+};
+use arrow_schema::{DataType, Field, Schema};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// The type of a column, as sluice tables carry them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    /// `true` / `false`.
+    Boolean,
+    /// 64-bit integers.
+    Int64,
+    /// 64-bit floats.
+    Float64,
+    /// UTF-8 text.
+    Utf8,
+}
+
+impl ColumnType {
+    /// Parses a table type name (`boolean`, `int64`, `float64`, `utf8`).
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "boolean" | "bool" => ColumnType::Boolean,
+            "int64" => ColumnType::Int64,
+            "float64" => ColumnType::Float64,
+            "utf8" | "string" => ColumnType::Utf8,
+            _ => return None,
+        })
+    }
+
+    /// The table type name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnType::Boolean => "boolean",
+            ColumnType::Int64 => "int64",
+            ColumnType::Float64 => "float64",
+            ColumnType::Utf8 => "utf8",
+        }
+    }
+
+    /// The Arrow type of such a column.
+    pub fn arrow(self) -> DataType {
+        match self {
+            ColumnType::Boolean => DataType::Boolean,
+            ColumnType::Int64 => DataType::Int64,
+            ColumnType::Float64 => DataType::Float64,
+            ColumnType::Utf8 => DataType::Utf8,
+        }
+    }
+
+    /// The type of an Arrow column, if sluice tables carry it.
+    pub fn of_arrow(t: &DataType) -> Option<Self> {
+        Some(match t {
+            DataType::Boolean => ColumnType::Boolean,
+            DataType::Int64 => ColumnType::Int64,
+            DataType::Float64 => ColumnType::Float64,
+            DataType::Utf8 => ColumnType::Utf8,
+            _ => return None,
+        })
+    }
+
+    /// The Open Inference Protocol datatype of such a column's tensor.
+    pub fn oip(self) -> &'static str {
+        match self {
+            ColumnType::Boolean => "BOOL",
+            ColumnType::Int64 => "INT64",
+            ColumnType::Float64 => "FP64",
+            ColumnType::Utf8 => "BYTES",
+        }
+    }
+
+    fn is_numeric(self) -> bool {
+        matches!(self, ColumnType::Int64 | ColumnType::Float64)
+    }
+}
+
+/// A named, typed column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnSpec {
+    /// The column's name.
+    pub name: String,
+    /// Its type.
+    pub column_type: ColumnType,
+}
+
+/// Why request data does not fit a model's inputs. Each message names the
+/// column and says what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DataError(pub String);
+
+/// The columns a model takes, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    /// The input columns.
+    pub columns: Vec<ColumnSpec>,
+}
+
+impl Signature {
+    /// The column called `name`.
+    pub fn column(&self, name: &str) -> Option<&ColumnSpec> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// The column names, for messages.
+    pub fn names(&self) -> String {
+        self.columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The Arrow schema of a request table.
+    pub fn schema(&self) -> Arc<Schema> {
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| Field::new(&c.name, c.column_type.arrow(), true))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    /// A request table from JSON values, one list per column (in any order;
+    /// every column of the signature must be present, no other). `what`
+    /// says how columns are called in messages ("input", "column").
+    pub fn table_from_json(
+        &self,
+        columns: Vec<(String, Vec<Value>)>,
+        what: &str,
+    ) -> Result<RecordBatch, DataError> {
+        let unknown: Vec<&str> = columns
+            .iter()
+            .filter(|(n, _)| self.column(n).is_none())
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if !unknown.is_empty() {
+            return Err(DataError(format!(
+                "unknown {what}{} `{}`; the model takes: {}",
+                plural(unknown.len()),
+                unknown.join("`, `"),
+                self.names()
+            )));
+        }
+        let missing: Vec<&str> = self
+            .columns
+            .iter()
+            .filter(|c| !columns.iter().any(|(n, _)| *n == c.name))
+            .map(|c| c.name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return Err(DataError(format!(
+                "missing {what}{} `{}`; the model takes: {}",
+                plural(missing.len()),
+                missing.join("`, `"),
+                self.names()
+            )));
+        }
+        let rows = columns[0].1.len();
+        if let Some((n, v)) = columns.iter().find(|(_, v)| v.len() != rows) {
+            return Err(DataError(format!(
+                "{what} `{n}` has {} values but `{}` has {rows}; every {what} needs one value per row",
+                v.len(),
+                columns[0].0
+            )));
+        }
+        let arrays = self
+            .columns
+            .iter()
+            .map(|spec| {
+                let values = &columns.iter().find(|(n, _)| *n == spec.name).unwrap().1;
+                json_column(&spec.name, spec.column_type, values, what)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        batch(self.schema(), arrays, rows)
+    }
+
+    /// `table` with exactly the signature's columns, in order, cast to their
+    /// types (integers widen to floats; numbers do not become text).
+    pub fn conform(&self, table: &RecordBatch) -> Result<RecordBatch, DataError> {
+        let missing: Vec<&str> = self
+            .columns
+            .iter()
+            .filter(|c| table.column_by_name(&c.name).is_none())
+            .map(|c| c.name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return Err(DataError(format!(
+                "missing column{} `{}`; the model takes: {}",
+                plural(missing.len()),
+                missing.join("`, `"),
+                self.names()
+            )));
+        }
+        let arrays = self
+            .columns
+            .iter()
+            .map(|spec| {
+                let array = table.column_by_name(&spec.name).unwrap();
+                cast_column(&spec.name, array, spec.column_type)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        batch(self.schema(), arrays, table.num_rows())
+    }
+}
+
+fn batch(
+    schema: Arc<Schema>,
+    arrays: Vec<ArrayRef>,
+    rows: usize,
+) -> Result<RecordBatch, DataError> {
+    RecordBatch::try_new_with_options(
+        schema,
+        arrays,
+        &RecordBatchOptions::new().with_row_count(Some(rows)),
+    )
+    .map_err(|e| DataError(e.to_string()))
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// A column of `column_type` from JSON values (`null` is a missing value).
+fn json_column(
+    name: &str,
+    column_type: ColumnType,
+    values: &[Value],
+    what: &str,
+) -> Result<ArrayRef, DataError> {
+    let bad = |i: usize, v: &Value| {
+        DataError(format!(
+            "{what} `{name}` holds {} at position {i}, but the model takes {} there",
+            shown(v),
+            match column_type {
+                ColumnType::Boolean => "true/false",
+                ColumnType::Int64 => "whole numbers",
+                ColumnType::Float64 => "numbers",
+                ColumnType::Utf8 => "text",
+            }
+        ))
+    };
+    Ok(match column_type {
+        ColumnType::Float64 => Arc::new(
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::Null => Ok(None),
+                    Value::Number(n) => n.as_f64().map(Some).ok_or_else(|| bad(i, v)),
+                    _ => Err(bad(i, v)),
+                })
+                .collect::<Result<Float64Array, _>>()?,
+        ),
+        ColumnType::Int64 => Arc::new(
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::Null => Ok(None),
+                    Value::Number(n) => n
+                        .as_i64()
+                        .or_else(|| {
+                            n.as_f64()
+                                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                                .map(|f| f as i64)
+                        })
+                        .map(Some)
+                        .ok_or_else(|| bad(i, v)),
+                    _ => Err(bad(i, v)),
+                })
+                .collect::<Result<Int64Array, _>>()?,
+        ),
+        ColumnType::Boolean => Arc::new(
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::Null => Ok(None),
+                    Value::Bool(b) => Ok(Some(*b)),
+                    _ => Err(bad(i, v)),
+                })
+                .collect::<Result<BooleanArray, _>>()?,
+        ),
+        ColumnType::Utf8 => Arc::new(
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::Null => Ok(None),
+                    Value::String(s) => Ok(Some(s.as_str())),
+                    _ => Err(bad(i, v)),
+                })
+                .collect::<Result<StringArray, _>>()?,
+        ),
+    })
+}
+
+/// A JSON value as shown in a message, shortened.
+fn shown(v: &Value) -> String {
+    let text = match v {
+        Value::String(s) => format!("the text {s:?}"),
+        Value::Array(_) => "a list".to_string(),
+        Value::Object(_) => "an object".to_string(),
+        other => other.to_string(),
+    };
+    if text.len() > 60 {
+        format!("{}…", &text[..text.floor_char_boundary(60)])
+    } else {
+        text
+    }
+}
+
+/// `array` as a column of `to`.
+fn cast_column(name: &str, array: &ArrayRef, to: ColumnType) -> Result<ArrayRef, DataError> {
+    let from = array.data_type();
+    if *from == to.arrow() {
+        return Ok(array.clone());
+    }
+    let from_type = ColumnType::of_arrow(from);
+    let allowed = match (from_type, to) {
+        (Some(f), ColumnType::Float64) => f.is_numeric(),
+        (Some(ColumnType::Float64), ColumnType::Int64) => {
+            let a = array.as_any().downcast_ref::<Float64Array>().unwrap();
+            a.iter().flatten().all(|v| v.fract() == 0.0)
+        }
+        // Narrow integers and floats (Parquet files from other tools).
+        (None, ColumnType::Float64 | ColumnType::Int64) => from.is_numeric(),
+        _ => false,
+    };
+    if !allowed {
+        return Err(DataError(format!(
+            "column `{name}` is {from}, but the model takes {} there",
+            to.name()
+        )));
+    }
+    arrow_cast::cast(array, &to.arrow()).map_err(|e| DataError(format!("column `{name}`: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn signature() -> Signature {
+        Signature {
+            columns: vec![
+                ColumnSpec {
+                    name: "radius".into(),
+                    column_type: ColumnType::Float64,
+                },
+                ColumnSpec {
+                    name: "count".into(),
+                    column_type: ColumnType::Int64,
+                },
+                ColumnSpec {
+                    name: "site".into(),
+                    column_type: ColumnType::Utf8,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn json_columns_become_a_typed_table_in_signature_order() {
+        let t = signature()
+            .table_from_json(
+                vec![
+                    ("site".into(), vec![json!("a"), Value::Null]),
+                    ("count".into(), vec![json!(3), json!(4.0)]),
+                    ("radius".into(), vec![json!(1.5), json!(2)]),
+                ],
+                "input",
+            )
+            .unwrap();
+        assert_eq!(t.num_rows(), 2);
+        assert_eq!(t.schema().field(0).name(), "radius");
+        let r = t.column(0).as_any().downcast_ref::<Float64Array>().unwrap();
+        assert_eq!(r.values().to_vec(), vec![1.5, 2.0]);
+        let c = t.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(c.values().to_vec(), vec![3, 4]);
+        assert!(t.column(2).is_null(1));
+    }
+
+    #[test]
+    fn bad_json_columns_are_refused_naming_the_column() {
+        let s = signature();
+        let e = s
+            .table_from_json(vec![("radius".into(), vec![json!(1)])], "input")
+            .unwrap_err();
+        assert!(e.0.contains("missing inputs `count`, `site`"), "{e}");
+        let e = s
+            .table_from_json(
+                vec![
+                    ("radius".into(), vec![json!("big")]),
+                    ("count".into(), vec![json!(1)]),
+                    ("site".into(), vec![json!("a")]),
+                ],
+                "input",
+            )
+            .unwrap_err();
+        assert!(
+            e.0.contains("`radius` holds the text \"big\" at position 0"),
+            "{e}"
+        );
+        let e = s
+            .table_from_json(
+                vec![
+                    ("radius".into(), vec![json!(1)]),
+                    ("count".into(), vec![json!(1.5)]),
+                    ("site".into(), vec![json!("a")]),
+                ],
+                "input",
+            )
+            .unwrap_err();
+        assert!(e.0.contains("whole numbers"), "{e}");
+        let e = s
+            .table_from_json(
+                vec![
+                    ("radius".into(), vec![json!(1), json!(2)]),
+                    ("count".into(), vec![json!(1)]),
+                    ("site".into(), vec![json!("a")]),
+                    ("age".into(), vec![json!(1)]),
+                ],
+                "input",
+            )
+            .unwrap_err();
+        assert!(e.0.contains("unknown input `age`"), "{e}");
+    }
+
+    #[test]
+    fn conform_widens_integers_and_refuses_text_for_numbers() {
+        let s = Signature {
+            columns: vec![ColumnSpec {
+                name: "x".into(),
+                column_type: ColumnType::Float64,
+            }],
+        };
+        let ints = RecordBatch::try_from_iter([
+            ("y", Arc::new(StringArray::from(vec!["a"])) as ArrayRef),
+            ("x", Arc::new(Int64Array::from(vec![7])) as ArrayRef),
+        ])
+        .unwrap();
+        let t = s.conform(&ints).unwrap();
+        assert_eq!(t.num_columns(), 1);
+        let x = t.column(0).as_any().downcast_ref::<Float64Array>().unwrap();
+        assert_eq!(x.value(0), 7.0);
+        let text =
+            RecordBatch::try_from_iter([("x", Arc::new(StringArray::from(vec!["7"])) as ArrayRef)])
+                .unwrap();
+        assert!(s.conform(&text).unwrap_err().0.contains("takes float64"));
+    }
+}

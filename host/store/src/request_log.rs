@@ -1,0 +1,116 @@
+//! Request logs: the chunks of served requests a model server writes for
+//! monitoring. Each chunk is a Parquet object in the object store (inputs,
+//! outputs, request ids, times); its row here says which model version it
+//! holds and when, so a monitor finds a model's traffic without listing
+//! objects.
+
+use crate::{Digest, Metadata, MetadataError};
+use rusqlite::params;
+use serde::Serialize;
+
+/// One chunk of logged requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RequestLogChunk {
+    /// The model's registered name.
+    pub name: String,
+    /// The version that served the requests.
+    pub version: i64,
+    /// The Parquet object holding the rows.
+    pub object: Digest,
+    /// How many requests' rows it holds.
+    pub rows: u64,
+    /// When the first of them was served (RFC 3339).
+    pub first_at: String,
+    /// When the last of them was served (RFC 3339).
+    pub last_at: String,
+    /// Which server wrote it (`host:port`).
+    pub server: String,
+}
+
+impl Metadata {
+    /// Records a chunk whose object is already in the object store.
+    pub fn record_request_log(&self, chunk: &RequestLogChunk) -> Result<(), MetadataError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO request_logs (name, version, object, rows, first_at, last_at, server)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    chunk.name,
+                    chunk.version,
+                    chunk.object.to_string(),
+                    chunk.rows as i64,
+                    chunk.first_at,
+                    chunk.last_at,
+                    chunk.server
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The chunks logged for model `name` whose last request is at or after
+    /// `since` (RFC 3339; `None` for all), oldest first.
+    pub fn request_logs(
+        &self,
+        name: &str,
+        since: Option<&str>,
+    ) -> Result<Vec<RequestLogChunk>, MetadataError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT name, version, object, rows, first_at, last_at, server FROM request_logs
+                 WHERE name = ?1 AND last_at >= ?2 ORDER BY first_at, id",
+            )?;
+            stmt.query_map(params![name, since.unwrap_or("")], |r| {
+                Ok(RequestLogChunk {
+                    name: r.get(0)?,
+                    version: r.get(1)?,
+                    object: crate::metadata::parse_digest(r.get::<_, String>(2)?),
+                    rows: r.get::<_, i64>(3)? as u64,
+                    first_at: r.get(4)?,
+                    last_at: r.get(5)?,
+                    server: r.get(6)?,
+                })
+            })?
+            .collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_found_by_model_and_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Metadata::open(dir.path().join("m.sqlite")).unwrap();
+        let chunk = |name: &str, version, at: &str| RequestLogChunk {
+            name: name.into(),
+            version,
+            object: Digest::of(format!("{name}{version}{at}").as_bytes()),
+            rows: 3,
+            first_at: at.into(),
+            last_at: at.into(),
+            server: "127.0.0.1:8080".into(),
+        };
+        m.record_request_log(&chunk("cancer", 1, "2026-01-01T00:00:00Z"))
+            .unwrap();
+        m.record_request_log(&chunk("cancer", 2, "2026-01-02T00:00:00Z"))
+            .unwrap();
+        m.record_request_log(&chunk("other", 1, "2026-01-02T00:00:00Z"))
+            .unwrap();
+        let all = m.request_logs("cancer", None).unwrap();
+        assert_eq!(
+            all.iter().map(|c| c.version).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        let recent = m
+            .request_logs("cancer", Some("2026-01-01T12:00:00Z"))
+            .unwrap();
+        assert_eq!(recent, vec![chunk("cancer", 2, "2026-01-02T00:00:00Z")]);
+        assert!(
+            m.referenced_artifacts().unwrap().contains(&all[0].object),
+            "gc keeps logged chunks"
+        );
+    }
+}
