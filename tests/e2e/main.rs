@@ -15,5 +15,6 @@ mod quickstart;
 mod s3;
 mod sandbox;
 mod sdk_example;
+mod serve;
 mod spec_errors;
 mod store;

@@ -150,9 +150,14 @@ pub(crate) fn run(cmd: &ModelsCommand) -> anyhow::Result<ExitCode> {
                     );
                 }
                 let history = store.metadata.alias_history(name)?;
+                let logs = store.metadata.request_logs(name, None)?;
                 if *json {
-                    let out =
-                        serde_json::json!({"name": name, "versions": versions, "history": history});
+                    let out = serde_json::json!({
+                        "name": name,
+                        "versions": versions,
+                        "history": history,
+                        "request_logs": logs,
+                    });
                     println!("{}", serde_json::to_string_pretty(&out)?);
                     return Ok(ExitCode::SUCCESS);
                 }
@@ -191,6 +196,15 @@ pub(crate) fn run(cmd: &ModelsCommand) -> anyhow::Result<ExitCode> {
                             }
                         );
                     }
+                }
+                if let (Some(first), Some(last)) = (logs.first(), logs.last()) {
+                    let rows: u64 = logs.iter().map(|c| c.rows).sum();
+                    println!(
+                        "\nserved requests logged: {rows} row(s) in {} chunk(s), {} to {}",
+                        logs.len(),
+                        first.first_at,
+                        last.last_at
+                    );
                 }
                 return Ok(ExitCode::SUCCESS);
             }

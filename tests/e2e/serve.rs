@@ -1,0 +1,861 @@
+//! Serving, end to end: the flagship model is trained, promoted and served
+//! by the built binary; requests go over real HTTP. Predictions must equal
+//! `sluice predict` on the same rows; bad requests get 4xx answers naming
+//! the problem while the server stays up; a canary gets its share; an alias
+//! move switches versions with no failed request; requests are logged to
+//! the store; rollback restores the previous version.
+
+use crate::support::*;
+use arrow_array::{Array, Float64Array, RecordBatch, StringArray};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+const MODEL: &str = "breast-cancer";
+
+/// The breast-cancer data: feature names, rows of features, labels.
+struct Data {
+    features: Vec<String>,
+    rows: Vec<Vec<f64>>,
+}
+
+fn csv_path() -> PathBuf {
+    repo().join("examples/breast-cancer/data/breast_cancer.csv")
+}
+
+fn data() -> Data {
+    let text = std::fs::read_to_string(csv_path()).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let label = header.iter().position(|h| *h == "diagnosis").unwrap();
+    let features = header
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != label)
+        .map(|(_, h)| h.to_string())
+        .collect();
+    let rows = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            l.split(',')
+                .enumerate()
+                .filter(|(i, _)| *i != label)
+                .map(|(_, v)| v.parse().unwrap())
+                .collect()
+        })
+        .collect();
+    Data { features, rows }
+}
+
+impl Data {
+    /// An OIP request with one FP64 tensor per column for `rows`.
+    fn infer_body(&self, rows: std::ops::Range<usize>, id: Option<&str>) -> Value {
+        let n = rows.len();
+        let inputs: Vec<Value> = self
+            .features
+            .iter()
+            .enumerate()
+            .map(|(j, name)| {
+                let column: Vec<f64> = rows.clone().map(|i| self.rows[i][j]).collect();
+                json!({"name": name, "shape": [n], "datatype": "FP64", "data": column})
+            })
+            .collect();
+        match id {
+            Some(id) => json!({"id": id, "inputs": inputs}),
+            None => json!({"inputs": inputs}),
+        }
+    }
+}
+
+/// Runs the flagship pipeline into `store` (`edit` changes the spec).
+fn train(store: &Path, edit: impl Fn(String) -> String) {
+    let spec = std::fs::read_to_string(repo().join("examples/breast-cancer/pipeline.toml"))
+        .unwrap()
+        .replace("\"data/breast_cancer.csv\"", &format!("{:?}", csv_path()));
+    let path = store.with_extension("toml");
+    std::fs::write(&path, edit(spec)).unwrap();
+    let r = run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+fn promote(store: &Path, version: &str, alias: &str) {
+    let r = run(&[
+        "models",
+        "promote",
+        MODEL,
+        version,
+        "--alias",
+        alias,
+        "--reason",
+        "e2e",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+/// A store with version 1 (C = 1) on `production`, and, if `two`,
+/// version 2 (C = 0.05) on `staging`.
+fn trained_store(two: bool) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    train(&store, |s| s);
+    promote(&store, "1", "production");
+    if two {
+        train(&store, |s| s.replace("c = 1.0", "c = 0.05"));
+        promote(&store, "2", "staging");
+    }
+    (dir, store)
+}
+
+/// A running `sluice serve`.
+struct Server {
+    child: Child,
+    addr: String,
+    stderr: PathBuf,
+}
+
+impl Server {
+    fn start(store: &Path, args: &[&str]) -> Server {
+        let stderr = store.with_extension(format!("serve-{}.log", rand_suffix()));
+        let mut child = sluice()
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--store",
+                store.to_str().unwrap(),
+            ])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("sluice serve starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_default();
+        let Some(addr) = line.trim().strip_prefix("listening on http://") else {
+            let _ = child.kill();
+            panic!(
+                "the server did not start: {line:?}\n{}",
+                std::fs::read_to_string(&stderr).unwrap_or_default()
+            );
+        };
+        Server {
+            child,
+            addr: addr.to_string(),
+            stderr,
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        http(&self.addr, "GET", path, b"", false)
+    }
+
+    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let (status, text) = http(&self.addr, "POST", path, body.to_string().as_bytes(), false);
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    fn post_raw(&self, path: &str, body: &[u8]) -> (u16, Value) {
+        let (status, text) = http(&self.addr, "POST", path, body, true);
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// SIGTERM, then the exit code and what it printed on stderr.
+    fn stop(mut self) -> (i32, String) {
+        let pid = self.child.id().to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let code = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "the server ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        (
+            code,
+            std::fs::read_to_string(&self.stderr).unwrap_or_default(),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// One HTTP/1.1 exchange on a fresh connection: the status and the body.
+/// With `expect`, the body waits for the server's `100 Continue`, the way
+/// curl sends large bodies (a server refusing by `Content-Length` answers
+/// without reading it).
+fn http(addr: &str, method: &str, path: &str, body: &[u8], expect: bool) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{}\r\n",
+        body.len(),
+        if expect {
+            "Expect: 100-continue\r\n"
+        } else {
+            ""
+        }
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut reader = BufReader::new(s.try_clone().unwrap());
+    if expect {
+        let mut status = String::new();
+        reader.read_line(&mut status).unwrap();
+        if status.contains(" 100 ") {
+            let mut blank = String::new();
+            reader.read_line(&mut blank).unwrap();
+            s.write_all(body).unwrap();
+        } else {
+            return finish_response(status, reader);
+        }
+    } else {
+        s.write_all(body).unwrap();
+    }
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    finish_response(status, reader)
+}
+
+fn finish_response(status: String, mut reader: BufReader<TcpStream>) -> (u16, String) {
+    let code: u16 = status
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("not an HTTP status line: {status:?}"))
+        .parse()
+        .unwrap();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+    }
+    let mut body = String::new();
+    reader.read_to_string(&mut body).unwrap();
+    (code, body)
+}
+
+/// The `prediction` labels and `probability_malignant` of a response.
+fn response_predictions(r: &Value) -> (Vec<String>, Vec<f64>) {
+    let outputs = r["outputs"].as_array().unwrap_or_else(|| panic!("{r}"));
+    let find = |name: &str| {
+        outputs
+            .iter()
+            .find(|o| o["name"] == name)
+            .unwrap_or_else(|| panic!("no output {name} in {r}"))
+    };
+    let labels = find("prediction")["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let p = find("probability_malignant")["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    (labels, p)
+}
+
+fn read_parquet(path: &Path) -> RecordBatch {
+    let file = std::fs::File::open(path).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+    arrow_select::concat::concat_batches(&batches[0].schema(), &batches).unwrap()
+}
+
+fn strings(b: &RecordBatch, name: &str) -> Vec<String> {
+    let a = b
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name}"));
+    let a = a.as_any().downcast_ref::<StringArray>().unwrap();
+    (0..a.len()).map(|i| a.value(i).to_string()).collect()
+}
+
+fn floats(b: &RecordBatch, name: &str) -> Vec<f64> {
+    let a = b
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name}"));
+    a.as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap()
+        .values()
+        .to_vec()
+}
+
+fn assert_close(a: &[f64], b: &[f64], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() < 1e-6, "{what}: row {i}: {x} vs {y}");
+    }
+}
+
+#[test]
+fn served_predictions_equal_batch_predictions_and_bad_requests_get_clear_errors() {
+    let (dir, store) = trained_store(false);
+    let data = data();
+    let n = data.rows.len();
+
+    // Batch prediction through the binary.
+    let out = dir.path().join("scored.parquet");
+    let r = run(&[
+        "predict",
+        "--model",
+        "breast-cancer@production",
+        "--input",
+        csv_path().to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["rows"], n);
+    let scored = read_parquet(&out);
+    assert_eq!(scored.num_rows(), n);
+    let labels = strings(&scored, "prediction");
+    let p_malignant = floats(&scored, "probability_malignant");
+    // The input's columns are kept beside the predictions; the model is good.
+    let truth = strings(&scored, "diagnosis");
+    let right = labels.iter().zip(&truth).filter(|(a, b)| a == b).count();
+    assert!(right as f64 / n as f64 > 0.95, "{right}/{n} right");
+
+    let server = Server::start(
+        &store,
+        &[
+            "--model",
+            "breast-cancer@production",
+            "--max-body",
+            "1MiB",
+            "--log-every",
+            "100ms",
+        ],
+    );
+
+    // Metadata: the raw columns in, the predictions out.
+    let (status, text) = server.get("/v2/models/breast-cancer");
+    assert_eq!(status, 200, "{text}");
+    let meta: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(meta["inputs"].as_array().unwrap().len(), 30);
+    assert_eq!(
+        meta["inputs"][0],
+        json!({"name": "mean_radius", "datatype": "FP64", "shape": [-1]})
+    );
+    assert_eq!(meta["outputs"][0]["name"], "prediction");
+    assert_eq!(meta["outputs"][0]["datatype"], "BYTES");
+    assert_eq!(meta["versions"], json!(["1"]));
+    for path in [
+        "/v2/health/live",
+        "/v2/health/ready",
+        "/v2",
+        "/v2/models/breast-cancer/ready",
+    ] {
+        assert_eq!(server.get(path).0, 200, "{path}");
+    }
+
+    // Every row in one request: the same predictions as `sluice predict`.
+    let (status, body) = server.post(
+        "/v2/models/breast-cancer/infer",
+        &data.infer_body(0..n, None),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["model_version"], "1");
+    let (served_labels, served_p) = response_predictions(&body);
+    assert_eq!(served_labels, labels);
+    assert_close(&served_p, &p_malignant, "one request of all rows");
+
+    // Row by row, through the versioned path too.
+    for i in 0..5 {
+        let path = if i % 2 == 0 {
+            "/v2/models/breast-cancer/infer".to_string()
+        } else {
+            "/v2/models/breast-cancer/versions/1/infer".to_string()
+        };
+        let (status, body) =
+            server.post(&path, &data.infer_body(i..i + 1, Some(&format!("row-{i}"))));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["id"], format!("row-{i}"));
+        let (l, p) = response_predictions(&body);
+        assert_eq!(l, vec![labels[i].clone()]);
+        assert_close(&p, &[p_malignant[i]], "single row");
+    }
+
+    // MLflow's scoring format gives the same labels.
+    let split = json!({"dataframe_split": {"columns": data.features, "data": data.rows[..5]}});
+    let (status, body) = server.post("/invocations", &split);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["predictions"], json!(labels[..5]));
+
+    // Malformed requests: a 4xx that says what is wrong.
+    let mut wrong_shape = data.infer_body(0..1, None);
+    wrong_shape["inputs"][0]["shape"] = json!([2]);
+    let mut missing = data.infer_body(0..1, None);
+    missing["inputs"].as_array_mut().unwrap().remove(3);
+    let mut wrong_type = data.infer_body(0..1, None);
+    wrong_type["inputs"][0]["datatype"] = json!("BYTES");
+    wrong_type["inputs"][0]["data"] = json!(["17.99"]);
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "wrong shape",
+            wrong_shape.to_string().into_bytes(),
+            400,
+            "has shape [2] (2 values) but 1 values",
+        ),
+        (
+            "missing input",
+            missing.to_string().into_bytes(),
+            400,
+            "missing input `mean_area`",
+        ),
+        (
+            "wrong datatype",
+            wrong_type.to_string().into_bytes(),
+            400,
+            "datatype BYTES, but the model takes float64",
+        ),
+        (
+            "invalid JSON",
+            b"{\"inputs\": [".to_vec(),
+            400,
+            "invalid inference request",
+        ),
+        (
+            "no inputs",
+            b"{\"inputs\": []}".to_vec(),
+            400,
+            "the request has no inputs",
+        ),
+        (
+            "huge body",
+            vec![b' '; 2 << 20],
+            413,
+            "larger than this server accepts",
+        ),
+    ];
+    for (what, body, status, message) in cases {
+        let (got, answer) = server.post_raw("/v2/models/breast-cancer/infer", &body);
+        assert_eq!(got, status, "{what}: {answer}");
+        let error = answer["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{what}: {answer}"));
+        assert!(error.contains(message), "{what}: {error}");
+    }
+    let (status, answer) =
+        server.post("/v2/models/lung-cancer/infer", &data.infer_body(0..1, None));
+    assert_eq!(status, 404);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("serves: breast-cancer"),
+        "{answer}"
+    );
+    let (status, answer) = server.post(
+        "/invocations",
+        &json!({"dataframe_split": {"columns": ["mean_radius"], "data": [[1.0]]}}),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("missing columns"),
+        "{answer}"
+    );
+
+    // Still up, and counted.
+    let (status, _) = server.post(
+        "/v2/models/breast-cancer/infer",
+        &data.infer_body(7..8, None),
+    );
+    assert_eq!(status, 200);
+    let (status, metrics) = server.get("/metrics");
+    assert_eq!(status, 200);
+    assert!(metrics.contains("sluice_requests_total{model=\"breast-cancer\",version=\"1\",endpoint=\"infer\",code=\"200\"} 7"), "{metrics}");
+    assert!(metrics.contains("code=\"413\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains(
+            "sluice_request_duration_seconds_count{model=\"breast-cancer\",version=\"1\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("sluice_batch_rows_bucket"), "{metrics}");
+
+    let (code, stderr) = server.stop();
+    assert_eq!(code, 0, "{stderr}");
+
+    // Every answered request was logged: 569 + 5 + 5 + 1 rows.
+    let r = run(&[
+        "models",
+        "show",
+        MODEL,
+        "--json",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let logs = r.json()["request_logs"].as_array().unwrap().clone();
+    let rows: u64 = logs.iter().map(|c| c["rows"].as_u64().unwrap()).sum();
+    assert_eq!(rows, n as u64 + 11);
+    let mut logged = Vec::new();
+    for chunk in &logs {
+        assert_eq!(chunk["version"], 1);
+        let hex = chunk["object"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+            .to_string();
+        let path = store.join("objects/sha256").join(&hex[..2]).join(&hex[2..]);
+        logged.push(read_parquet(&path));
+    }
+    let logged = arrow_select::concat::concat_batches(&logged[0].schema(), &logged).unwrap();
+    let ids = strings(&logged, "request_id");
+    let row = ids
+        .iter()
+        .position(|id| id == "row-3")
+        .expect("request row-3 was logged");
+    assert_eq!(strings(&logged, "prediction")[row], labels[3]);
+    assert_eq!(floats(&logged, "mean_radius")[row], data.rows[3][0]);
+    let text = run(&["models", "show", MODEL, "--store", store.to_str().unwrap()]);
+    assert!(
+        text.stdout
+            .contains(&format!("served requests logged: {} row(s)", n + 11)),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn a_canary_gets_its_share_and_versions_can_be_addressed() {
+    let (_dir, store) = trained_store(true);
+    let data = data();
+    let server = Server::start(
+        &store,
+        &[
+            "--model",
+            "breast-cancer@production",
+            "--canary",
+            "breast-cancer@staging=30",
+        ],
+    );
+    let (_, meta) = server.get("/v2/models/breast-cancer");
+    let meta: Value = serde_json::from_str(&meta).unwrap();
+    assert_eq!(meta["versions"], json!(["1", "2"]));
+    let total = 600;
+    let mut canary = 0;
+    for i in 0..total {
+        let (status, body) = server.post(
+            "/v2/models/breast-cancer/infer",
+            &data.infer_body(i % 50..i % 50 + 1, None),
+        );
+        assert_eq!(status, 200, "{body}");
+        match body["model_version"].as_str().unwrap() {
+            "2" => canary += 1,
+            "1" => {}
+            other => panic!("version {other} answered"),
+        }
+    }
+    let share = canary as f64 / total as f64;
+    // 30% ± 6 points: over three standard deviations of 600 draws.
+    assert!((0.24..=0.36).contains(&share), "canary share {share}");
+    for v in ["1", "2"] {
+        let (status, body) = server.post(
+            &format!("/v2/models/breast-cancer/versions/{v}/infer"),
+            &data.infer_body(0..1, None),
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["model_version"], v);
+    }
+    let (status, body) = server.post(
+        "/v2/models/breast-cancer/versions/3/infer",
+        &data.infer_body(0..1, None),
+    );
+    assert_eq!(status, 404);
+    assert!(
+        body["error"].as_str().unwrap().contains("loaded: 1, 2"),
+        "{body}"
+    );
+    assert_eq!(server.stop().0, 0);
+}
+
+#[test]
+fn an_alias_move_switches_versions_without_a_failed_request_and_rollback_restores() {
+    let (_dir, store) = trained_store(true);
+    let data = std::sync::Arc::new(data());
+    let server = Server::start(
+        &store,
+        &[
+            "--model",
+            "breast-cancer@production",
+            "--reload-every",
+            "100ms",
+            "--log-sample",
+            "0",
+        ],
+    );
+    let addr = server.addr.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Two clients keep requests in flight while the alias moves.
+    let clients: Vec<_> = (0..2)
+        .map(|c| {
+            let (addr, data, stop) = (addr.clone(), data.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                let mut i = c;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let body = data.infer_body(i % 100..i % 100 + 10, None).to_string();
+                    let (status, text) = http(
+                        &addr,
+                        "POST",
+                        "/v2/models/breast-cancer/infer",
+                        body.as_bytes(),
+                        false,
+                    );
+                    assert_eq!(status, 200, "a request failed during the switch: {text}");
+                    let v: Value = serde_json::from_str(&text).unwrap();
+                    seen.push(v["model_version"].as_str().unwrap().to_string());
+                    i += 2;
+                }
+                seen
+            })
+        })
+        .collect();
+    let wait_for = |version: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, body) = server.post(
+                "/v2/models/breast-cancer/infer",
+                &data.infer_body(0..1, None),
+            );
+            if body["model_version"] == version {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still serving {} after 30 s",
+                body["model_version"]
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    promote(&store, "2", "production");
+    wait_for("2");
+    std::thread::sleep(Duration::from_millis(300));
+    let r = run(&[
+        "models",
+        "rollback",
+        MODEL,
+        "--alias",
+        "production",
+        "--reason",
+        "e2e rollback",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    wait_for("1");
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen: Vec<String> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    assert!(
+        seen.iter().any(|v| v == "1") && seen.iter().any(|v| v == "2"),
+        "{seen:?}"
+    );
+
+    let (code, stderr) = server.stop();
+    assert_eq!(code, 0);
+    assert!(stderr.contains("now serves version 2 (was 1)"), "{stderr}");
+    assert!(stderr.contains("now serves version 1 (was 2)"), "{stderr}");
+
+    // The history shows each move: who, why, from what.
+    let r = run(&[
+        "models",
+        "show",
+        MODEL,
+        "--json",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    let history: Vec<(String, i64, Option<i64>, String)> = r.json()["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["alias"] == "production")
+        .map(|h| {
+            (
+                h["alias"].as_str().unwrap().to_string(),
+                h["version"].as_i64().unwrap(),
+                h["previous"].as_i64(),
+                h["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        history,
+        vec![
+            ("production".into(), 1, None, "e2e".into()),
+            ("production".into(), 2, Some(1), "e2e".into()),
+            ("production".into(), 1, Some(2), "e2e rollback".into()),
+        ]
+    );
+    let text = run(&["models", "show", MODEL, "--store", store.to_str().unwrap()]);
+    assert!(text.stdout.contains("production: 2 → 1"), "{}", text.stdout);
+}
+
+#[test]
+fn concurrent_requests_are_batched_and_batch_prediction_refuses_bad_files() {
+    let (dir, store) = trained_store(false);
+    let data = std::sync::Arc::new(data());
+    let server = Server::start(
+        &store,
+        &[
+            "--model",
+            "breast-cancer@production",
+            "--workers",
+            "1",
+            "--batch-delay",
+            "200ms",
+            "--max-batch",
+            "64",
+        ],
+    );
+    // Sixteen single-row requests at once: the worker waits up to 200 ms
+    // to fill a batch, so they run in far fewer than sixteen predictions.
+    let clients: Vec<_> = (0..16)
+        .map(|i| {
+            let (addr, data) = (server.addr.clone(), data.clone());
+            std::thread::spawn(move || {
+                let body = data.infer_body(i..i + 1, None).to_string();
+                let (status, text) = http(
+                    &addr,
+                    "POST",
+                    "/v2/models/breast-cancer/infer",
+                    body.as_bytes(),
+                    false,
+                );
+                assert_eq!(status, 200, "{text}");
+                let v: Value = serde_json::from_str(&text).unwrap();
+                response_predictions(&v).0
+            })
+        })
+        .collect();
+    for c in clients {
+        assert_eq!(
+            c.join().unwrap().len(),
+            1,
+            "each request gets its own row back"
+        );
+    }
+    let (_, metrics) = server.get("/metrics");
+    let value = |key: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {metrics}"))
+    };
+    let batches = value("sluice_batch_rows_count{model=\"breast-cancer\",version=\"1\"}");
+    let rows = value("sluice_batch_rows_sum{model=\"breast-cancer\",version=\"1\"}");
+    assert_eq!(rows, 16.0, "{metrics}");
+    assert!(batches < 8.0, "16 concurrent rows ran in {batches} batches");
+    assert_eq!(server.stop().0, 0);
+
+    // A file that lacks a column the model takes: nothing written, and why.
+    let csv = dir.path().join("partial.csv");
+    let text = std::fs::read_to_string(csv_path()).unwrap();
+    let partial: String = text
+        .lines()
+        .map(|l| l.split(',').skip(1).collect::<Vec<_>>().join(",") + "\n")
+        .collect();
+    std::fs::write(&csv, partial).unwrap();
+    let out = dir.path().join("out.parquet");
+    let r = run(&[
+        "predict",
+        "--model",
+        "breast-cancer@production",
+        "--input",
+        csv.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("missing column `mean_radius`"),
+        "{}",
+        r.stderr
+    );
+    assert!(!out.exists());
+    let r = run(&[
+        "predict",
+        "--model",
+        "breast-cancer@staging",
+        "--input",
+        csv_path().to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr
+            .contains("no model version answers to `breast-cancer@staging`"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("production → 1"), "{}", r.stderr);
+}
