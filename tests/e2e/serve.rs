@@ -117,6 +117,23 @@ fn trained_store(two: bool) -> (tempfile::TempDir, PathBuf) {
     (dir, store)
 }
 
+/// `sluice predict --model MODEL --input INPUT --output OUTPUT` on `store`.
+fn predict(store: &Path, model: &str, input: &Path, output: &Path, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "predict",
+        "--model",
+        model,
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 /// A running `sluice serve`.
 struct Server {
     child: Child,
@@ -344,18 +361,13 @@ fn served_predictions_equal_batch_predictions_and_bad_requests_get_clear_errors(
 
     // Batch prediction through the binary.
     let out = dir.path().join("scored.parquet");
-    let r = run(&[
-        "predict",
-        "--model",
+    let r = predict(
+        &store,
         "breast-cancer@production",
-        "--input",
-        csv_path().to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-        "--json",
-    ]);
+        &csv_path(),
+        &out,
+        &["--json"],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.json()["rows"], n);
     let scored = read_parquet(&out);
@@ -821,17 +833,7 @@ fn concurrent_requests_are_batched_and_batch_prediction_refuses_bad_files() {
         .collect();
     std::fs::write(&csv, partial).unwrap();
     let out = dir.path().join("out.parquet");
-    let r = run(&[
-        "predict",
-        "--model",
-        "breast-cancer@production",
-        "--input",
-        csv.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-    ]);
+    let r = predict(&store, "breast-cancer@production", &csv, &out, &[]);
     assert_ne!(r.code, 0);
     assert!(
         r.stderr.contains("missing column `mean_radius`"),
@@ -839,17 +841,7 @@ fn concurrent_requests_are_batched_and_batch_prediction_refuses_bad_files() {
         r.stderr
     );
     assert!(!out.exists());
-    let r = run(&[
-        "predict",
-        "--model",
-        "breast-cancer@staging",
-        "--input",
-        csv_path().to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-    ]);
+    let r = predict(&store, "breast-cancer@staging", &csv_path(), &out, &[]);
     assert_ne!(r.code, 0);
     assert!(
         r.stderr
