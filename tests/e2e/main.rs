@@ -9,6 +9,7 @@ mod cache;
 mod check;
 mod lineage;
 mod ml;
+mod monitor;
 mod new_build;
 mod polyglot;
 mod quickstart;

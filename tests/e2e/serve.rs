@@ -17,16 +17,16 @@ use std::time::{Duration, Instant};
 const MODEL: &str = "breast-cancer";
 
 /// The breast-cancer data: feature names, rows of features, labels.
-struct Data {
-    features: Vec<String>,
-    rows: Vec<Vec<f64>>,
+pub(crate) struct Data {
+    pub(crate) features: Vec<String>,
+    pub(crate) rows: Vec<Vec<f64>>,
 }
 
-fn csv_path() -> PathBuf {
+pub(crate) fn csv_path() -> PathBuf {
     repo().join("examples/breast-cancer/data/breast_cancer.csv")
 }
 
-fn data() -> Data {
+pub(crate) fn data() -> Data {
     let text = std::fs::read_to_string(csv_path()).unwrap();
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
@@ -52,7 +52,7 @@ fn data() -> Data {
 
 impl Data {
     /// An OIP request with one FP64 tensor per column for `rows`.
-    fn infer_body(&self, rows: std::ops::Range<usize>, id: Option<&str>) -> Value {
+    pub(crate) fn infer_body(&self, rows: std::ops::Range<usize>, id: Option<&str>) -> Value {
         let n = rows.len();
         let inputs: Vec<Value> = self
             .features
@@ -71,7 +71,7 @@ impl Data {
 }
 
 /// Runs the flagship pipeline into `store` (`edit` changes the spec).
-fn train(store: &Path, edit: impl Fn(String) -> String) {
+pub(crate) fn train(store: &Path, edit: impl Fn(String) -> String) {
     let spec = std::fs::read_to_string(repo().join("examples/breast-cancer/pipeline.toml"))
         .unwrap()
         .replace("\"data/breast_cancer.csv\"", &format!("{:?}", csv_path()));
@@ -87,7 +87,7 @@ fn train(store: &Path, edit: impl Fn(String) -> String) {
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
-fn promote(store: &Path, version: &str, alias: &str) {
+pub(crate) fn promote(store: &Path, version: &str, alias: &str) {
     let r = run(&[
         "models",
         "promote",
@@ -105,7 +105,7 @@ fn promote(store: &Path, version: &str, alias: &str) {
 
 /// A store with version 1 (C = 1) on `production`, and, if `two`,
 /// version 2 (C = 0.05) on `staging`.
-fn trained_store(two: bool) -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn trained_store(two: bool) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     train(&store, |s| s);
@@ -118,7 +118,13 @@ fn trained_store(two: bool) -> (tempfile::TempDir, PathBuf) {
 }
 
 /// `sluice predict --model MODEL --input INPUT --output OUTPUT` on `store`.
-fn predict(store: &Path, model: &str, input: &Path, output: &Path, extra: &[&str]) -> Run {
+pub(crate) fn predict(
+    store: &Path,
+    model: &str,
+    input: &Path,
+    output: &Path,
+    extra: &[&str],
+) -> Run {
     let mut args = vec![
         "predict",
         "--model",
@@ -135,14 +141,14 @@ fn predict(store: &Path, model: &str, input: &Path, output: &Path, extra: &[&str
 }
 
 /// A running `sluice serve`.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
     stderr: PathBuf,
 }
 
 impl Server {
-    fn start(store: &Path, args: &[&str]) -> Server {
+    pub(crate) fn start(store: &Path, args: &[&str]) -> Server {
         let stderr = store.with_extension(format!("serve-{}.log", rand_suffix()));
         let mut child = sluice()
             .args([
@@ -181,11 +187,11 @@ impl Server {
         }
     }
 
-    fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) fn get(&self, path: &str) -> (u16, String) {
         http(&self.addr, "GET", path, b"", false)
     }
 
-    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+    pub(crate) fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         let (status, text) = http(&self.addr, "POST", path, body.to_string().as_bytes(), false);
         (
             status,
@@ -193,7 +199,7 @@ impl Server {
         )
     }
 
-    fn post_raw(&self, path: &str, body: &[u8]) -> (u16, Value) {
+    pub(crate) fn post_raw(&self, path: &str, body: &[u8]) -> (u16, Value) {
         let (status, text) = http(&self.addr, "POST", path, body, true);
         (
             status,
@@ -202,7 +208,7 @@ impl Server {
     }
 
     /// SIGTERM, then the exit code and what it printed on stderr.
-    fn stop(mut self) -> (i32, String) {
+    pub(crate) fn stop(mut self) -> (i32, String) {
         let pid = self.child.id().to_string();
         let killed = std::process::Command::new("kill")
             .args(["-TERM", &pid])
@@ -242,7 +248,13 @@ fn rand_suffix() -> u64 {
 /// With `expect`, the body waits for the server's `100 Continue`, the way
 /// curl sends large bodies (a server refusing by `Content-Length` answers
 /// without reading it).
-fn http(addr: &str, method: &str, path: &str, body: &[u8], expect: bool) -> (u16, String) {
+pub(crate) fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    expect: bool,
+) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let head = format!(
@@ -294,7 +306,7 @@ fn finish_response(status: String, mut reader: BufReader<TcpStream>) -> (u16, St
 }
 
 /// The `prediction` labels and `probability_malignant` of a response.
-fn response_predictions(r: &Value) -> (Vec<String>, Vec<f64>) {
+pub(crate) fn response_predictions(r: &Value) -> (Vec<String>, Vec<f64>) {
     let outputs = r["outputs"].as_array().unwrap_or_else(|| panic!("{r}"));
     let find = |name: &str| {
         outputs
@@ -317,7 +329,7 @@ fn response_predictions(r: &Value) -> (Vec<String>, Vec<f64>) {
     (labels, p)
 }
 
-fn read_parquet(path: &Path) -> RecordBatch {
+pub(crate) fn read_parquet(path: &Path) -> RecordBatch {
     let file = std::fs::File::open(path).unwrap();
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .unwrap()
@@ -327,7 +339,7 @@ fn read_parquet(path: &Path) -> RecordBatch {
     arrow_select::concat::concat_batches(&batches[0].schema(), &batches).unwrap()
 }
 
-fn strings(b: &RecordBatch, name: &str) -> Vec<String> {
+pub(crate) fn strings(b: &RecordBatch, name: &str) -> Vec<String> {
     let a = b
         .column_by_name(name)
         .unwrap_or_else(|| panic!("no column {name}"));
@@ -335,7 +347,7 @@ fn strings(b: &RecordBatch, name: &str) -> Vec<String> {
     (0..a.len()).map(|i| a.value(i).to_string()).collect()
 }
 
-fn floats(b: &RecordBatch, name: &str) -> Vec<f64> {
+pub(crate) fn floats(b: &RecordBatch, name: &str) -> Vec<f64> {
     let a = b
         .column_by_name(name)
         .unwrap_or_else(|| panic!("no column {name}"));

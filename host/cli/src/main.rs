@@ -33,6 +33,7 @@ Examples:
   sluice models promote breast-cancer 1 --alias production --reason \"first release\"
   sluice serve --model breast-cancer@production     OIP v2 + /invocations on 127.0.0.1:8080
   sluice predict --model breast-cancer@production --input rows.csv --output scored.parquet
+  sluice monitor --model breast-cancer@production --html report.html
   sluice lineage latest/stats/statistics            the steps and data files it came from
   sluice lineage 6a34a3d3 --dot > lineage.dot       the same as a Graphviz digraph
   sluice gc --dry-run                               what unreferenced objects gc would remove
@@ -107,6 +108,11 @@ enum Command {
     /// model, writing Parquet; streamed in chunks with bounded memory.
     Predict(commands::predict::PredictArgs),
 
+    /// Monitor a served model: drift of its served inputs and predictions
+    /// from its training data, and live quality from feedback labels; a
+    /// JSON report and a self-contained HTML page with charts.
+    Monitor(commands::monitor::MonitorArgs),
+
     /// Show where an artifact came from: the executions and data files
     /// upstream of it, as a tree, JSON or a Graphviz drawing.
     ///
@@ -137,6 +143,7 @@ fn main() -> ExitCode {
         Command::Models(cmd) => commands::models::run(cmd),
         Command::Serve(args) => commands::serve::run(&cli_context(&cli), args),
         Command::Predict(args) => commands::predict::run(&cli_context(&cli), args),
+        Command::Monitor(args) => commands::monitor::run(&cli_context(&cli), args),
         Command::Lineage(args) => commands::lineage::run(args),
         Command::Gc(args) => commands::gc::run(args),
     };

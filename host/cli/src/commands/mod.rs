@@ -7,6 +7,7 @@ pub(crate) mod component;
 pub(crate) mod gc;
 pub(crate) mod lineage;
 pub(crate) mod models;
+pub(crate) mod monitor;
 pub(crate) mod predict;
 pub(crate) mod run;
 pub(crate) mod runs;

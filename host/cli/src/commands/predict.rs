@@ -294,3 +294,39 @@ fn beside(input: &RecordBatch, predictions: &RecordBatch) -> anyhow::Result<Reco
         columns,
     )?)
 }
+
+/// A whole CSV (with a header; types inferred) or Parquet file as a table,
+/// for small files such as feedback labels.
+pub(crate) fn read_table_file(path: &Path) -> anyhow::Result<RecordBatch> {
+    let open = || File::open(path).with_context(|| format!("opening {}", path.display()));
+    let batches: Vec<RecordBatch> = match extension(path).as_deref() {
+        Some("parquet") => {
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(open()?)
+                .with_context(|| format!("reading {} as Parquet", path.display()))?
+                .build()?
+                .collect::<Result<_, _>>()?
+        }
+        Some("csv") => {
+            let (schema, _) = arrow_csv::reader::Format::default()
+                .with_header(true)
+                .infer_schema(std::io::BufReader::new(open()?), None)
+                .with_context(|| format!("reading the header of {}", path.display()))?;
+            arrow_csv::ReaderBuilder::new(Arc::new(schema))
+                .with_header(true)
+                .build(std::io::BufReader::new(open()?))?
+                .collect::<Result<_, _>>()
+                .with_context(|| format!("reading {}", path.display()))?
+        }
+        _ => bail!(
+            "{}: give a .csv file (with a header row) or a .parquet file",
+            path.display()
+        ),
+    };
+    let Some(first) = batches.first() else {
+        bail!("{} holds no rows", path.display());
+    };
+    Ok(arrow_select::concat::concat_batches(
+        &first.schema(),
+        &batches,
+    )?)
+}
