@@ -19,3 +19,4 @@ mod sdk_example;
 mod serve;
 mod spec_errors;
 mod store;
+mod watch;

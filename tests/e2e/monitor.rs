@@ -13,7 +13,7 @@ use std::process::Command;
 
 /// Sends every row of the data set in requests of ten rows (ids
 /// `PREFIX-K`), the columns in `shifted` multiplied by `factor`.
-fn send(server: &Server, data: &Data, prefix: &str, shifted: &[&str], factor: f64) {
+pub(crate) fn send(server: &Server, data: &Data, prefix: &str, shifted: &[&str], factor: f64) {
     let mut d = Data {
         features: data.features.clone(),
         rows: data.rows.clone(),

@@ -34,6 +34,7 @@ Examples:
   sluice serve --model breast-cancer@production     OIP v2 + /invocations on 127.0.0.1:8080
   sluice predict --model breast-cancer@production --input rows.csv --output scored.parquet
   sluice monitor --model breast-cancer@production --html report.html
+  sluice watch examples/continuous-training/pipeline.toml   retrain on new data, drift, schedule
   sluice lineage latest/stats/statistics            the steps and data files it came from
   sluice lineage 6a34a3d3 --dot > lineage.dot       the same as a Graphviz digraph
   sluice gc --dry-run                               what unreferenced objects gc would remove
@@ -113,6 +114,10 @@ enum Command {
     /// JSON report and a self-contained HTML page with charts.
     Monitor(commands::monitor::MonitorArgs),
 
+    /// Continuous training: evaluate a pipeline's [triggers] (schedule, new
+    /// data, drift, degradation), run it, promote what it blesses.
+    Watch(commands::watch::WatchArgs),
+
     /// Show where an artifact came from: the executions and data files
     /// upstream of it, as a tree, JSON or a Graphviz drawing.
     ///
@@ -144,6 +149,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => commands::serve::run(&cli_context(&cli), args),
         Command::Predict(args) => commands::predict::run(&cli_context(&cli), args),
         Command::Monitor(args) => commands::monitor::run(&cli_context(&cli), args),
+        Command::Watch(args) => commands::watch::run(&cli_context(&cli), args),
         Command::Lineage(args) => commands::lineage::run(args),
         Command::Gc(args) => commands::gc::run(args),
     };

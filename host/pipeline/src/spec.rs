@@ -309,7 +309,7 @@ pub fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
-const TOP_KEYS: &[&str] = &["pipeline", "data", "steps"];
+const TOP_KEYS: &[&str] = &["pipeline", "data", "steps", "triggers", "promotion"];
 const PIPELINE_KEYS: &[&str] = &["name", "description", "store"];
 const DATA_KEYS: &[&str] = &["path", "kind", "model"];
 const STEP_KEYS: &[&str] = &[

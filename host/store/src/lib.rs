@@ -15,6 +15,7 @@ pub mod registry;
 mod remote;
 pub mod request_log;
 mod store;
+mod watch_state;
 
 pub use digest::{Digest, DigestParseError};
 pub use metadata::{Metadata, MetadataError};

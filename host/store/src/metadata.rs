@@ -160,6 +160,16 @@ CREATE TABLE request_logs (
 );
 CREATE INDEX request_logs_by_model ON request_logs(name, last_at);
 "#,
+    r#"
+CREATE TABLE watch_state (
+    pipeline    TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    PRIMARY KEY (pipeline, key)
+);
+CREATE INDEX runs_by_trigger ON runs(pipeline, trigger);
+"#,
 ];
 
 /// Lifecycle of a run.

@@ -13,3 +13,4 @@ pub(crate) mod run;
 pub(crate) mod runs;
 pub(crate) mod scaffold;
 pub(crate) mod serve;
+pub(crate) mod watch;

@@ -62,23 +62,7 @@ const EXIT_FAILED: u8 = 1;
 const EXIT_INVALID: u8 = 2;
 
 pub(crate) fn run(ctx: &CliContext, args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let local_default = match &args.pipeline {
-        Some(p) => default_store(p),
-        None => default_store_dir(),
-    };
-    // --store or SLUICE_STORE, else the spec's `pipeline.store`, else the default.
-    let from_spec = match (&args.store, &args.pipeline) {
-        (None, Some(p)) => sluice_pipeline::spec::Spec::load(p)
-            .ok()
-            .and_then(|s| s.store)
-            .map(PathBuf::from),
-        _ => None,
-    };
-    let store_dir = args
-        .store
-        .clone()
-        .or(from_spec)
-        .unwrap_or_else(|| local_default.clone());
+    let (store_dir, local_default) = store_of(args.pipeline.as_deref(), &args.store);
     let store = open_store_near(&store_dir, &local_default)?;
     let resume = match &args.resume {
         Some(id) => Some(store.metadata.run(id)?),
@@ -210,6 +194,28 @@ pub(crate) fn default_store_dir() -> PathBuf {
 }
 
 /// `.sluice` in the pipeline's folder.
+/// The store of a pipeline and the local folder for its metadata: `--store`
+/// or `SLUICE_STORE`, else the spec's `pipeline.store`, else `.sluice` next
+/// to the spec.
+pub(crate) fn store_of(pipeline: Option<&Path>, store: &Option<PathBuf>) -> (PathBuf, PathBuf) {
+    let local_default = match pipeline {
+        Some(p) => default_store(p),
+        None => default_store_dir(),
+    };
+    let from_spec = match (store, pipeline) {
+        (None, Some(p)) => sluice_pipeline::spec::Spec::load(p)
+            .ok()
+            .and_then(|s| s.store)
+            .map(PathBuf::from),
+        _ => None,
+    };
+    let dir = store
+        .clone()
+        .or(from_spec)
+        .unwrap_or_else(|| local_default.clone());
+    (dir, local_default)
+}
+
 fn default_store(pipeline: &Path) -> PathBuf {
     pipeline.parent().unwrap_or(Path::new(".")).join(".sluice")
 }

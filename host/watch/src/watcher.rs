@@ -1,0 +1,724 @@
+//! The watch loop: evaluate triggers, run the pipeline (one run at a time),
+//! apply the promotion policy — with every decision recorded in the store
+//! before it is acted on.
+//!
+//! A trigger that fires is written as the pipeline's `pending` trigger in
+//! the same transaction as what it consumed (the new data digest, the
+//! schedule slot, the drift window). The run carries the trigger's tag, so
+//! after a crash a restarted watcher finds the pending trigger and either
+//! starts its run (none yet), resumes it (interrupted), or only finishes the
+//! promotion (it completed): a trigger is neither lost nor acted on twice.
+
+use crate::config::{Promotion, WatchConfig};
+use serde::{Deserialize, Serialize};
+use sluice_monitor::{MonitorError, MonitorOptions, Thresholds};
+use sluice_pipeline::execute::{self, Observer, RunOptions};
+use sluice_runtime::Runtime;
+use sluice_store::metadata::RunState;
+use sluice_store::{Digest, ModelRef, Store};
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Why watching stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// The spec or its triggers are invalid.
+    #[error("{0}")]
+    Config(String),
+    /// Another watcher holds the pipeline.
+    #[error(
+        "another `sluice watch` is watching pipeline `{0}` on this store; one watcher per pipeline runs at a time"
+    )]
+    Busy(String),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(String),
+}
+
+fn store_err(e: impl std::fmt::Display) -> WatchError {
+    WatchError::Store(e.to_string())
+}
+
+/// A trigger that fired and is being acted on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Pending {
+    /// `KIND:ID`, recorded as the run's trigger.
+    pub tag: String,
+    /// `schedule`, `new-data`, `drift` or `degradation`.
+    pub kind: String,
+    /// Why it fired.
+    pub detail: String,
+    /// When.
+    pub at: String,
+}
+
+const PENDING: &str = "pending";
+
+struct Quiet;
+impl Observer for Quiet {}
+
+/// Watches one pipeline.
+pub struct Watcher {
+    spec: PathBuf,
+    pipeline: String,
+    data: Vec<(String, PathBuf)>,
+    config: WatchConfig,
+    store: Arc<Store>,
+    runtime: Arc<Runtime>,
+    /// New data digests seen but not yet stable: (digest, first seen).
+    settling: HashMap<String, (Digest, Instant)>,
+    last_check: Option<Instant>,
+    _lock: File,
+}
+
+impl Watcher {
+    /// Reads the spec and its `[triggers]`, and takes the pipeline's watch
+    /// lock in the store.
+    pub fn new(spec: &Path, store: Arc<Store>, runtime: Arc<Runtime>) -> Result<Self, WatchError> {
+        let parsed = sluice_pipeline::spec::Spec::load(spec)
+            .map_err(|d| WatchError::Config(format!("the spec is invalid:\n{d}")))?;
+        let names: Vec<String> = parsed.data.iter().map(|d| d.name.clone()).collect();
+        let config =
+            WatchConfig::load(spec, &names).map_err(|e| WatchError::Config(e.to_string()))?;
+        let data = parsed
+            .data
+            .iter()
+            .filter(|d| {
+                config
+                    .triggers
+                    .new_data
+                    .as_ref()
+                    .is_some_and(|n| n.contains(&d.name))
+            })
+            .map(|d| (d.name.clone(), d.path.clone()))
+            .collect();
+        let lock_path = store
+            .root()
+            .join("locks")
+            .join(format!("watch-{}.lock", parsed.name));
+        std::fs::create_dir_all(lock_path.parent().unwrap()).map_err(store_err)?;
+        let lock = File::create(&lock_path).map_err(store_err)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(WatchError::Busy(parsed.name)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(store_err(e)),
+        }
+        Ok(Watcher {
+            spec: spec.to_path_buf(),
+            pipeline: parsed.name,
+            data,
+            config,
+            store,
+            runtime,
+            settling: HashMap::new(),
+            last_check: None,
+            _lock: lock,
+        })
+    }
+
+    /// The pipeline's name.
+    pub fn pipeline(&self) -> &str {
+        &self.pipeline
+    }
+
+    /// A one-line description of what is watched.
+    pub fn describe(&self) -> String {
+        let t = &self.config.triggers;
+        let mut parts = Vec::new();
+        if let Some(s) = &t.schedule {
+            parts.push(format!("schedule `{s}` (UTC)"));
+        }
+        if !self.data.is_empty() {
+            parts.push(format!(
+                "new data in {}",
+                self.data
+                    .iter()
+                    .map(|(n, _)| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if let Some(d) = &t.drift {
+            parts.push(format!(
+                "drift of {} over {} (≥ {} new requests)",
+                d.model, d.threshold, d.min_rows
+            ));
+        }
+        if let Some(d) = &t.degradation {
+            parts.push(format!(
+                "live {} of {} below {}",
+                d.metric, d.model, d.below
+            ));
+        }
+        let p = &self.config.promotion;
+        format!(
+            "{}; blessed versions go to {}",
+            parts.join(", "),
+            match (p.staging, p.production) {
+                (_, true) => "staging and production",
+                (true, false) => "staging (production waits for `sluice models promote`)",
+                (false, false) => "no alias",
+            }
+        )
+    }
+
+    /// Watches until `stop` is set (or, with `once`, after one evaluation
+    /// and the run it starts, if any).
+    pub fn run(&mut self, stop: &AtomicBool, once: bool) -> Result<(), WatchError> {
+        self.initialise()?;
+        loop {
+            if let Some(p) = self.pending()? {
+                self.act(&p)?;
+            }
+            if let Some(p) = self.evaluate()? {
+                log(&format!("{}: {}; starting a run", p.kind, p.detail));
+                crash_point("after-trigger");
+                self.act(&p)?;
+            }
+            if once {
+                return Ok(());
+            }
+            let until = Instant::now() + self.config.triggers.poll;
+            while Instant::now() < until {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(50).min(self.config.triggers.poll));
+            }
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+        }
+    }
+
+    fn state(&self) -> Result<HashMap<String, String>, WatchError> {
+        Ok(self
+            .store
+            .metadata
+            .watch_state(&self.pipeline)
+            .map_err(store_err)?
+            .into_iter()
+            .collect())
+    }
+
+    fn update(&self, changes: &[(&str, Option<&str>)]) -> Result<(), WatchError> {
+        self.store
+            .metadata
+            .update_watch_state(&self.pipeline, changes, &now())
+            .map_err(store_err)
+    }
+
+    /// First sight of the pipeline: records the current data digests and
+    /// the time, so that only what changes from now on triggers.
+    fn initialise(&mut self) -> Result<(), WatchError> {
+        let state = self.state()?;
+        let mut changes: Vec<(String, String)> = Vec::new();
+        for (name, path) in &self.data {
+            let key = format!("data:{name}");
+            if !state.contains_key(&key) {
+                let digest = digest_of(path)
+                    .map_err(|e| WatchError::Config(format!("data `{name}`: {e}")))?;
+                changes.push((key, digest.to_string()));
+            }
+        }
+        for key in ["schedule:last", "drift:since", "degradation:since"] {
+            if !state.contains_key(key) {
+                changes.push((key.to_string(), now()));
+            }
+        }
+        let refs: Vec<(&str, Option<&str>)> = changes
+            .iter()
+            .map(|(k, v)| (k.as_str(), Some(v.as_str())))
+            .collect();
+        self.update(&refs)
+    }
+
+    fn pending(&self) -> Result<Option<Pending>, WatchError> {
+        Ok(self
+            .state()?
+            .get(PENDING)
+            .and_then(|p| serde_json::from_str(p).ok()))
+    }
+
+    /// Evaluates the triggers in order; the first that fires is recorded as
+    /// pending (with what it consumed) and returned.
+    fn evaluate(&mut self) -> Result<Option<Pending>, WatchError> {
+        let state = self.state()?;
+        // New data, once its digest has been stable for `debounce`.
+        for (name, path) in &self.data {
+            let key = format!("data:{name}");
+            let digest = match digest_of(path) {
+                Ok(d) => d,
+                Err(e) => {
+                    log(&format!(
+                        "new-data: cannot read `{name}` ({}): {e}; trying again",
+                        path.display()
+                    ));
+                    continue;
+                }
+            };
+            if state.get(&key).map(String::as_str) == Some(digest.to_string().as_str()) {
+                self.settling.remove(name);
+                continue;
+            }
+            let seen = self
+                .settling
+                .entry(name.clone())
+                .or_insert((digest, Instant::now()));
+            if seen.0 != digest {
+                *seen = (digest, Instant::now());
+            }
+            if seen.1.elapsed() < self.config.triggers.debounce {
+                continue;
+            }
+            self.settling.remove(name);
+            let p = pending(
+                "new-data",
+                format!(
+                    "data `{name}` changed ({} → {})",
+                    state.get(&key).map(|d| short(d)).unwrap_or_default(),
+                    short(&digest.to_string())
+                ),
+            );
+            let json = serde_json::to_string(&p).unwrap();
+            let value = digest.to_string();
+            self.update(&[
+                (key.as_str(), Some(value.as_str())),
+                (PENDING, Some(json.as_str())),
+            ])?;
+            return Ok(Some(p));
+        }
+        // The schedule: a slot passed since the last one acted on.
+        if let Some(cron) = &self.config.triggers.schedule {
+            let last = state
+                .get("schedule:last")
+                .and_then(|t| parse_time(t))
+                .unwrap_or_else(unix_now);
+            if let Some(next) = cron.next_after(last)
+                && next <= unix_now()
+            {
+                let p = pending(
+                    "schedule",
+                    format!("schedule `{cron}` reached {}", rfc3339(next)),
+                );
+                let json = serde_json::to_string(&p).unwrap();
+                let at = now();
+                self.update(&[
+                    ("schedule:last", Some(at.as_str())),
+                    (PENDING, Some(json.as_str())),
+                ])?;
+                return Ok(Some(p));
+            }
+        }
+        // Drift and degradation, measured every `check-every`.
+        if self.config.triggers.drift.is_none() && self.config.triggers.degradation.is_none() {
+            return Ok(None);
+        }
+        if self
+            .last_check
+            .is_some_and(|t| t.elapsed() < self.config.triggers.check_every)
+        {
+            return Ok(None);
+        }
+        self.last_check = Some(Instant::now());
+        if let Some(d) = self.config.triggers.drift.clone() {
+            let since = state.get("drift:since").cloned();
+            let checked_at = now();
+            let options = MonitorOptions {
+                since: since.clone(),
+                thresholds: Thresholds {
+                    numeric: d.threshold,
+                    categorical: d.threshold,
+                },
+                ..MonitorOptions::default()
+            };
+            match sluice_monitor::monitor(&self.store, &self.runtime, &d.model, &options) {
+                Ok(report) if report.serving.rows >= d.min_rows && !report.drifted.is_empty() => {
+                    let p = pending(
+                        "drift",
+                        format!(
+                            "{} ({}): {} drifted over {} requests since {}",
+                            d.model,
+                            report.version,
+                            report.drifted.join(", "),
+                            report.serving.rows,
+                            since.as_deref().unwrap_or("the start")
+                        ),
+                    );
+                    let json = serde_json::to_string(&p).unwrap();
+                    self.update(&[
+                        ("drift:since", Some(checked_at.as_str())),
+                        (PENDING, Some(json.as_str())),
+                    ])?;
+                    return Ok(Some(p));
+                }
+                Ok(report) if report.serving.rows >= d.min_rows => {
+                    log(&format!(
+                        "drift: {} ({}): no drift over {} requests",
+                        d.model, report.version, report.serving.rows
+                    ));
+                    self.update(&[("drift:since", Some(checked_at.as_str()))])?;
+                }
+                Ok(_) | Err(MonitorError::NoData(_)) => {}
+                Err(e) => log(&format!("drift: cannot measure {}: {e}", d.model)),
+            }
+        }
+        if let Some(d) = self.config.triggers.degradation.clone() {
+            let since = state.get("degradation:since").cloned();
+            let checked_at = now();
+            let feedback = match read_feedback(&d.feedback) {
+                Ok(f) => f,
+                Err(e) => {
+                    log(&format!("degradation: {e}"));
+                    return Ok(None);
+                }
+            };
+            let options = MonitorOptions {
+                since: since.clone(),
+                feedback: Some(feedback),
+                ..MonitorOptions::default()
+            };
+            match sluice_monitor::monitor(&self.store, &self.runtime, &d.model, &options) {
+                Ok(report) => {
+                    let live = report
+                        .live
+                        .as_ref()
+                        .and_then(|l| l.metrics.get(&d.metric))
+                        .and_then(|v| v.as_f64());
+                    if let Some(v) = live
+                        && v < d.below
+                    {
+                        let p = pending(
+                            "degradation",
+                            format!(
+                                "{} ({}): live {} {v:.4} < {}",
+                                d.model, report.version, d.metric, d.below
+                            ),
+                        );
+                        let json = serde_json::to_string(&p).unwrap();
+                        self.update(&[
+                            ("degradation:since", Some(checked_at.as_str())),
+                            (PENDING, Some(json.as_str())),
+                        ])?;
+                        return Ok(Some(p));
+                    }
+                }
+                Err(MonitorError::NoData(_)) | Err(MonitorError::Feedback(_)) => {}
+                Err(e) => log(&format!("degradation: cannot measure {}: {e}", d.model)),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Runs (or resumes, or only finishes) what `p` started, applies the
+    /// promotion policy, and clears it.
+    fn act(&self, p: &Pending) -> Result<(), WatchError> {
+        let previous = self
+            .store
+            .metadata
+            .run_with_trigger(&self.pipeline, &p.tag)
+            .map_err(store_err)?;
+        let run_id = match previous {
+            Some(r) if r.state == RunState::Running && self.store.run_is_alive(&r.id) => {
+                log(&format!(
+                    "{}: run {} is still running in another process; waiting",
+                    p.tag, r.id
+                ));
+                return Ok(());
+            }
+            Some(r) if matches!(r.state, RunState::Running | RunState::Interrupted) => {
+                log(&format!("{}: resuming interrupted run {}", p.tag, r.id));
+                self.execute(p, Some(r))?
+            }
+            Some(r) => {
+                log(&format!(
+                    "{}: run {} already finished ({:?})",
+                    p.tag, r.id, r.state
+                ));
+                r.id
+            }
+            None => self.execute(p, None)?,
+        };
+        crash_point("after-run");
+        let run = self.store.metadata.run(&run_id).map_err(store_err)?;
+        if run.state == RunState::Succeeded {
+            self.promote(&run_id, p)?;
+        } else {
+            log(&format!(
+                "run {run_id} {:?}; nothing to promote (`sluice runs show {run_id}` says why)",
+                run.state
+            ));
+        }
+        self.update(&[(PENDING, None)])
+    }
+
+    fn execute(
+        &self,
+        p: &Pending,
+        resume: Option<sluice_store::metadata::RunRecord>,
+    ) -> Result<String, WatchError> {
+        let prepared = execute::prepare(&self.spec, &self.runtime, Some(&self.store.objects))
+            .map_err(|d| WatchError::Config(format!("the spec is invalid:\n{d}")))?;
+        let options = RunOptions {
+            trigger: p.tag.clone(),
+            resume,
+            ..RunOptions::default()
+        };
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(options.jobs + 1)
+            .enable_time()
+            .build()
+            .map_err(store_err)?;
+        let report = tokio
+            .block_on(execute::execute(
+                &prepared,
+                self.store.clone(),
+                &options,
+                Arc::new(Quiet),
+            ))
+            .map_err(|e| WatchError::Store(format!("the run could not start: {e}")))?;
+        log(&format!(
+            "run {} {} in {:.1} s (trigger {})",
+            report.run_id,
+            match report.state {
+                execute::RunState::Succeeded => "succeeded",
+                execute::RunState::Failed => "failed",
+            },
+            report.duration.as_secs_f64(),
+            p.tag
+        ));
+        Ok(report.run_id)
+    }
+
+    /// Points the policy's aliases at the versions `run_id` registered.
+    fn promote(&self, run_id: &str, p: &Pending) -> Result<(), WatchError> {
+        let Promotion {
+            model,
+            staging,
+            production,
+        } = &self.config.promotion;
+        let names: Vec<String> = match model {
+            Some(m) => vec![m.clone()],
+            None => self
+                .store
+                .metadata
+                .models()
+                .map_err(store_err)?
+                .into_iter()
+                .map(|m| m.name)
+                .collect(),
+        };
+        let mut promoted = false;
+        for name in names {
+            let versions = self
+                .store
+                .metadata
+                .model_versions(&name)
+                .map_err(store_err)?;
+            let Some(v) = versions
+                .iter()
+                .find(|v| v.run_id.as_deref() == Some(run_id))
+            else {
+                continue;
+            };
+            promoted = true;
+            let aliases: Vec<(&str, bool)> =
+                vec![("staging", *staging), ("production", *production)];
+            for (alias, allowed) in aliases {
+                if !allowed {
+                    if alias == "production" {
+                        log(&format!(
+                            "{name}:{} waits for `sluice models promote {name} {} --alias production` (the policy does not promote to production)",
+                            v.version, v.version
+                        ));
+                    }
+                    continue;
+                }
+                let current = self
+                    .store
+                    .metadata
+                    .resolve_model(&ModelRef::Alias(name.clone(), alias.into()))
+                    .map_err(store_err)?;
+                if current.is_some_and(|c| c.version == v.version) {
+                    continue;
+                }
+                self.store
+                    .metadata
+                    .set_alias(
+                        &name,
+                        alias,
+                        v.version,
+                        &format!("sluice watch@{}", sluice_store::metadata::hostname()),
+                        &format!("blessed by run {run_id} (trigger {}: {})", p.kind, p.detail),
+                        &now(),
+                    )
+                    .map_err(store_err)?;
+                log(&format!("{name}:{} → {alias}", v.version));
+            }
+        }
+        if !promoted {
+            log(&format!(
+                "run {run_id} registered no new model version (not blessed, or the same model as before)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn pending(kind: &str, detail: String) -> Pending {
+    Pending {
+        tag: format!("{kind}:{:08x}", rand::random::<u32>()),
+        kind: kind.into(),
+        detail,
+        at: now(),
+    }
+}
+
+/// A data input's content digest: a file's bytes, or a folder's files
+/// (names and contents, sorted).
+pub fn digest_of(path: &Path) -> std::io::Result<Digest> {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = Vec::new();
+        let mut stack = vec![path.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir)? {
+                let p = e?.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    entries.push(p);
+                }
+            }
+        }
+        entries.sort();
+        let mut parts = Vec::new();
+        for e in &entries {
+            let rel = e
+                .strip_prefix(path)
+                .unwrap_or(e)
+                .to_string_lossy()
+                .into_owned();
+            parts.push(rel.into_bytes());
+            parts.push(Digest::of(&std::fs::read(e)?).as_bytes().to_vec());
+        }
+        Ok(Digest::of_parts(parts.iter().map(Vec::as_slice)))
+    } else {
+        Ok(Digest::of(&std::fs::read(path)?))
+    }
+}
+
+fn read_feedback(path: &Path) -> Result<arrow_array::RecordBatch, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("feedback {}: {e}", path.display()))?;
+    if path.extension().is_some_and(|e| e == "parquet") {
+        return sluice_runtime::table::from_parquet(bytes).map_err(|e| e.to_string());
+    }
+    let text = String::from_utf8(bytes).map_err(|e| e.to_string())?;
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<&str> = lines
+        .next()
+        .ok_or("the feedback file is empty")?
+        .split(',')
+        .collect();
+    let mut columns: Vec<Vec<String>> = vec![Vec::new(); header.len()];
+    for line in lines {
+        for (c, v) in columns.iter_mut().zip(line.split(',')) {
+            c.push(v.trim().to_string());
+        }
+    }
+    let arrays: Vec<(String, arrow_array::ArrayRef)> = header
+        .iter()
+        .zip(columns)
+        .map(|(h, values)| {
+            (
+                h.trim().to_string(),
+                Arc::new(arrow_array::StringArray::from(values)) as arrow_array::ArrayRef,
+            )
+        })
+        .collect();
+    arrow_array::RecordBatch::try_from_iter(arrays).map_err(|e| e.to_string())
+}
+
+fn short(digest: &str) -> String {
+    let hex = digest.trim_start_matches("sha256:");
+    hex.chars().take(12).collect()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+fn rfc3339(secs: u64) -> String {
+    execute::rfc3339(UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+fn now() -> String {
+    execute::rfc3339(SystemTime::now())
+}
+
+/// Unix seconds of an RFC 3339 UTC time this crate wrote.
+fn parse_time(t: &str) -> Option<u64> {
+    let (date, time) = t.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let mut hms = time.trim_end_matches('Z').split(':');
+    let (h, mi) = (
+        hms.next()?.parse::<i64>().ok()?,
+        hms.next()?.parse::<i64>().ok()?,
+    );
+    let s = hms.next()?.split('.').next()?.parse::<i64>().ok()?;
+    // Days from civil (Howard Hinnant).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + h * 3600 + mi * 60 + s).ok()
+}
+
+/// Lines of the watch log: UTC time, then the message.
+pub fn log(message: &str) {
+    eprintln!("{} {message}", now());
+}
+
+/// Test hook: `SLUICE_WATCH_CRASH=POINT` aborts the process there, the way
+/// a kill would, so that tests can prove a restart loses and repeats
+/// nothing.
+fn crash_point(point: &str) {
+    if std::env::var("SLUICE_WATCH_CRASH").as_deref() == Ok(point) {
+        log(&format!("crashing at `{point}` (SLUICE_WATCH_CRASH)"));
+        std::process::abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip() {
+        for secs in [0u64, 1_764_080_157, 951_782_400] {
+            assert_eq!(parse_time(&rfc3339(secs)), Some(secs));
+        }
+    }
+
+    #[test]
+    fn a_folder_digest_changes_with_any_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.csv"), "1").unwrap();
+        let before = digest_of(dir.path()).unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/b.csv"), "2").unwrap();
+        let after = digest_of(dir.path()).unwrap();
+        assert_ne!(before, after);
+        assert_eq!(after, digest_of(dir.path()).unwrap());
+    }
+}

@@ -1,0 +1,288 @@
+//! Continuous training through the binary: `sluice watch` starts exactly
+//! one run per trigger (new data, drift), promotes what the run blessed to
+//! `staging` only, and after a crash at either side of a run neither loses
+//! nor repeats the trigger.
+
+use crate::monitor::send;
+use crate::serve::{Server, csv_path, data, promote};
+use crate::support::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// A copy of the flagship pipeline in `dir` with its data in
+/// `dir/data/breast_cancer.csv` and `triggers` appended.
+fn project(dir: &Path, triggers: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::copy(csv_path(), dir.join("data/breast_cancer.csv")).unwrap();
+    let spec =
+        std::fs::read_to_string(repo().join("examples/breast-cancer/pipeline.toml")).unwrap();
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, format!("{spec}\n{triggers}")).unwrap();
+    path
+}
+
+/// Rewrites the project's data: the first `rows` rows, with `shifted`
+/// columns multiplied by `factor`.
+fn write_data(dir: &Path, rows: usize, shifted: &[&str], factor: f64) {
+    let text = std::fs::read_to_string(csv_path()).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let mut out = header.join(",") + "\n";
+    for line in lines.filter(|l| !l.is_empty()).take(rows) {
+        let cells: Vec<String> = line
+            .split(',')
+            .zip(&header)
+            .map(|(v, h)| {
+                if shifted.contains(h) {
+                    format!("{}", v.parse::<f64>().unwrap() * factor)
+                } else {
+                    v.to_string()
+                }
+            })
+            .collect();
+        out.push_str(&(cells.join(",") + "\n"));
+    }
+    std::fs::write(dir.join("data/breast_cancer.csv"), out).unwrap();
+}
+
+/// A running `sluice watch`.
+struct Watch {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Watch {
+    fn start(spec: &Path, crash: Option<&str>) -> Watch {
+        let log = spec.with_extension(format!(
+            "watch-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let mut cmd = sluice();
+        cmd.args(["watch", spec.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        if let Some(point) = crash {
+            cmd.env("SLUICE_WATCH_CRASH", point);
+        }
+        let watch = Watch {
+            child: cmd.spawn().unwrap(),
+            log,
+        };
+        watch.wait_for("watching pipeline");
+        watch
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_for(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !self.log().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "no `{text}` in the watch log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for the process to end by itself (a crash point); its code.
+    fn wait_exit(mut self) -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "watch did not exit:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(self) -> (i32, String) {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        let log = self.log();
+        (self.wait_exit(), log)
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn runs(store: &Path) -> Vec<Value> {
+    let r = run(&["runs", "list", "--json", "--store", store.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.json().as_array().unwrap().clone()
+}
+
+fn alias(store: &Path, alias: &str) -> Option<i64> {
+    let r = run(&[
+        "models",
+        "show",
+        "breast-cancer",
+        "--json",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    if r.code != 0 {
+        return None;
+    }
+    r.json()["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["aliases"].as_array().unwrap().iter().any(|a| a == alias))
+        .and_then(|v| v["version"].as_i64())
+}
+
+const NEW_DATA: &str = "[triggers]\nnew-data = [\"raw\"]\npoll = \"100ms\"\ndebounce = \"300ms\"\n";
+
+#[test]
+fn new_data_starts_exactly_one_run_and_its_blessed_version_goes_to_staging() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = project(dir.path(), NEW_DATA);
+    let store = dir.path().join(".sluice");
+    let watch = Watch::start(&spec, None);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        runs(&store).is_empty(),
+        "the first sight of the data starts nothing"
+    );
+
+    write_data(dir.path(), 450, &[], 1.0);
+    watch.wait_for("→ staging");
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, log) = watch.stop();
+    assert_eq!(code, 0, "{log}");
+
+    let runs = runs(&store);
+    assert_eq!(runs.len(), 1, "{log}");
+    assert!(
+        runs[0]["trigger"]
+            .as_str()
+            .unwrap()
+            .starts_with("new-data:"),
+        "{}",
+        runs[0]
+    );
+    assert_eq!(runs[0]["state"], "succeeded");
+    assert_eq!(alias(&store, "staging"), Some(1));
+    assert_eq!(
+        alias(&store, "production"),
+        None,
+        "production waits for a person"
+    );
+    assert!(log.contains("data `raw` changed"), "{log}");
+    assert!(
+        log.contains("waits for `sluice models promote breast-cancer 1 --alias production`"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_restart_after_a_crash_neither_loses_nor_repeats_a_trigger() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = project(dir.path(), NEW_DATA);
+    let store = dir.path().join(".sluice");
+
+    // Crash after the trigger is recorded, before its run starts.
+    let watch = Watch::start(&spec, Some("after-trigger"));
+    write_data(dir.path(), 450, &[], 1.0);
+    assert_ne!(watch.wait_exit(), 0);
+    assert!(runs(&store).is_empty());
+    // The restarted watcher runs the recorded trigger, once.
+    let r = run(&["watch", spec.to_str().unwrap(), "--once"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let after_first = runs(&store);
+    assert_eq!(after_first.len(), 1, "{}", r.stderr);
+    assert_eq!(alias(&store, "staging"), Some(1));
+
+    // Crash after the run, before the promotion.
+    let watch = Watch::start(&spec, Some("after-run"));
+    write_data(dir.path(), 500, &[], 1.0);
+    assert_ne!(watch.wait_exit(), 0);
+    assert_eq!(runs(&store).len(), 2);
+    assert_eq!(
+        alias(&store, "staging"),
+        Some(1),
+        "the crash came before the promotion"
+    );
+    let r = run(&["watch", spec.to_str().unwrap(), "--once"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("already finished"), "{}", r.stderr);
+    let all = runs(&store);
+    assert_eq!(all.len(), 2, "no run repeated: {}", r.stderr);
+    assert_eq!(alias(&store, "staging"), Some(2));
+
+    // Nothing left to act on.
+    let r = run(&["watch", spec.to_str().unwrap(), "--once"]);
+    assert_eq!(r.code, 0);
+    assert_eq!(runs(&store).len(), 2);
+}
+
+#[test]
+fn drift_over_the_threshold_retrains_and_the_new_version_goes_to_staging() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = project(
+        dir.path(),
+        "[triggers]\ndrift = { model = \"breast-cancer@production\", min-rows = 100 }\npoll = \"100ms\"\ncheck-every = \"200ms\"\n",
+    );
+    let store = dir.path().join(".sluice");
+    let r = run(&["run", spec.to_str().unwrap(), "--quiet"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    promote(&store, "1", "production");
+    let server = Server::start(
+        &store,
+        &[
+            "--model",
+            "breast-cancer@production",
+            "--log-every",
+            "100ms",
+        ],
+    );
+    let watch = Watch::start(&spec, None);
+
+    // Unshifted traffic: measured, no run.
+    let d = data();
+    send(&server, &d, "plain", &[], 1.0);
+    watch.wait_for("no drift over");
+    assert_eq!(runs(&store).len(), 1);
+
+    // The world shifts: new labelled data arrives and the traffic follows.
+    let shifted = ["mean_radius", "mean_texture"];
+    write_data(dir.path(), 569, &shifted, 1.6);
+    send(&server, &d, "shifted", &shifted, 1.6);
+    watch.wait_for("→ staging");
+    let (code, log) = watch.stop();
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(server.stop().0, 0);
+
+    let all = runs(&store);
+    assert_eq!(all.len(), 2, "{log}");
+    let retrain = all
+        .iter()
+        .find(|r| r["trigger"].as_str().unwrap().starts_with("drift:"))
+        .unwrap();
+    assert_eq!(retrain["state"], "succeeded");
+    assert!(log.contains("mean_radius"), "{log}");
+    assert_eq!(alias(&store, "staging"), Some(2));
+    assert_eq!(alias(&store, "production"), Some(1));
+}
