@@ -286,3 +286,29 @@ fn drift_over_the_threshold_retrains_and_the_new_version_goes_to_staging() {
     assert_eq!(alias(&store, "staging"), Some(2));
     assert_eq!(alias(&store, "production"), Some(1));
 }
+
+#[test]
+fn the_continuous_training_example_runs_end_to_end() {
+    let demo = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("bash")
+        .arg(repo().join("examples/continuous-training/run.sh"))
+        .env("SLUICE", env!("CARGO_BIN_EXE_sluice"))
+        .env("SLUICE_CACHE_DIR", crate::support::shared_cache())
+        .env("DEMO_DIR", demo.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("no drift over 569 requests"), "{stdout}");
+    assert!(
+        stdout.contains("mean_radius, mean_texture drifted"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("breast-cancer:2 → staging"), "{stdout}");
+    let store = demo.path().join(".sluice");
+    assert_eq!(alias(&store, "staging"), Some(2));
+    assert_eq!(alias(&store, "production"), Some(1));
+    let report = std::fs::read_to_string(demo.path().join("report.html")).unwrap();
+    assert_eq!(report.matches("<figure class=\"feature-chart").count(), 30);
+}
