@@ -82,15 +82,7 @@ fn shifted_traffic_is_flagged_unshifted_is_not_and_feedback_gives_live_quality()
         r.stderr
     );
 
-    let server = Server::start(
-        &store,
-        &[
-            "--model",
-            "breast-cancer@production",
-            "--log-every",
-            "100ms",
-        ],
-    );
+    let server = Server::production(&store);
     send(&server, &data, "plain", &[], 1.0);
     assert_eq!(server.stop().0, 0);
 
@@ -119,15 +111,7 @@ fn shifted_traffic_is_flagged_unshifted_is_not_and_feedback_gives_live_quality()
 
     // Shifted traffic, monitored on its own with --since.
     let since = now();
-    let server = Server::start(
-        &store,
-        &[
-            "--model",
-            "breast-cancer@production",
-            "--log-every",
-            "100ms",
-        ],
-    );
+    let server = Server::production(&store);
     send(
         &server,
         &data,

@@ -187,6 +187,19 @@ impl Server {
         }
     }
 
+    /// `breast-cancer@production`, request logs written every 100 ms.
+    pub(crate) fn production(store: &Path) -> Server {
+        Server::start(
+            store,
+            &[
+                "--model",
+                "breast-cancer@production",
+                "--log-every",
+                "100ms",
+            ],
+        )
+    }
+
     pub(crate) fn get(&self, path: &str) -> (u16, String) {
         http(&self.addr, "GET", path, b"", false)
     }

@@ -249,15 +249,7 @@ fn drift_over_the_threshold_retrains_and_the_new_version_goes_to_staging() {
     let r = run(&["run", spec.to_str().unwrap(), "--quiet"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     promote(&store, "1", "production");
-    let server = Server::start(
-        &store,
-        &[
-            "--model",
-            "breast-cancer@production",
-            "--log-every",
-            "100ms",
-        ],
-    );
+    let server = Server::production(&store);
     let watch = Watch::start(&spec, None);
 
     // Unshifted traffic: measured, no run.

@@ -1169,7 +1169,7 @@ pub fn rfc3339(at: SystemTime) -> String {
 
 /// Seconds since the Unix epoch to (year, month, day, hour, minute, second)
 /// in UTC (Howard Hinnant's days-to-civil algorithm).
-fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
+pub fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let z = days + 719_468;

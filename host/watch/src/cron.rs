@@ -146,22 +146,12 @@ struct Civil {
 
 impl Civil {
     fn of(secs: u64) -> Civil {
-        let days = (secs / 86_400) as i64;
-        let rem = secs % 86_400;
+        let (_, month, day, hour, minute, _) = sluice_pipeline::execute::civil(secs);
         // 1970-01-01 was a Thursday (4).
-        let weekday = ((days + 4).rem_euclid(7)) as u32;
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        let _ = era;
+        let weekday = ((secs / 86_400 + 4) % 7) as u32;
         Civil {
-            minute: (rem % 3600 / 60) as u32,
-            hour: (rem / 3600) as u32,
+            minute,
+            hour,
             day,
             month,
             weekday,
