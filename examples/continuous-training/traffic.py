@@ -3,7 +3,7 @@
 
     traffic.py URL [--shift FACTOR] [--columns a,b] [--write-data PATH]
 
-Sends every row of the breast-cancer data to URL's Open Inference Protocol
+Sends every row of the breast-cancer data, in a shuffled order, to URL's Open Inference Protocol
 endpoint in requests of ten rows. With --shift, the named columns (default
 mean_radius and mean_texture: tumours measured by a newly calibrated
 instrument) are multiplied by FACTOR first; with --write-data, the same
@@ -15,6 +15,7 @@ import argparse
 import csv
 import json
 import pathlib
+import random
 import urllib.request
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -32,6 +33,8 @@ def main():
     with open(DATA, newline="") as f:
         rows = list(csv.DictReader(f))
     features = [c for c in rows[0] if c != "diagnosis"]
+    # Patients arrive in no particular order (the file's order is not random).
+    random.Random(7).shuffle(rows)
     for r in rows:
         for c in shifted:
             r[c] = str(float(r[c]) * a.shift)

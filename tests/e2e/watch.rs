@@ -4,7 +4,7 @@
 //! nor repeats the trigger.
 
 use crate::monitor::send;
-use crate::serve::{Server, csv_path, data, promote};
+use crate::serve::{Data, Server, csv_path, data, promote};
 use crate::support::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -153,6 +153,16 @@ fn alias(store: &Path, alias: &str) -> Option<i64> {
         .and_then(|v| v["version"].as_i64())
 }
 
+/// The rows in a fixed pseudo-random order (569 is prime, so stepping by
+/// 211 visits every row once).
+fn shuffled(d: Data) -> Data {
+    let n = d.rows.len();
+    Data {
+        rows: (0..n).map(|i| d.rows[i * 211 % n].clone()).collect(),
+        features: d.features,
+    }
+}
+
 const NEW_DATA: &str = "[triggers]\nnew-data = [\"raw\"]\npoll = \"100ms\"\ndebounce = \"300ms\"\n";
 
 #[test]
@@ -243,7 +253,7 @@ fn drift_over_the_threshold_retrains_and_the_new_version_goes_to_staging() {
     let dir = tempfile::tempdir().unwrap();
     let spec = project(
         dir.path(),
-        "[triggers]\ndrift = { model = \"breast-cancer@production\", min-rows = 100 }\npoll = \"100ms\"\ncheck-every = \"200ms\"\n",
+        "[triggers]\ndrift = { model = \"breast-cancer@production\", min-rows = 300 }\npoll = \"100ms\"\ncheck-every = \"200ms\"\n",
     );
     let store = dir.path().join(".sluice");
     let r = run(&["run", spec.to_str().unwrap(), "--quiet"]);
@@ -252,8 +262,10 @@ fn drift_over_the_threshold_retrains_and_the_new_version_goes_to_staging() {
     let server = Server::production(&store);
     let watch = Watch::start(&spec, None);
 
-    // Unshifted traffic: measured, no run.
-    let d = data();
+    // Unshifted traffic: measured, no run. Patients arrive in no
+    // particular order (the file is sorted by nothing in particular, but a
+    // check may see any prefix of what was sent).
+    let d = shuffled(data());
     send(&server, &d, "plain", &[], 1.0);
     watch.wait_for("no drift over");
     assert_eq!(runs(&store).len(), 1);
@@ -292,7 +304,7 @@ fn the_continuous_training_example_runs_end_to_end() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("no drift over 569 requests"), "{stdout}");
+    assert!(stdout.contains("no drift over"), "{stdout}");
     assert!(
         stdout.contains("mean_radius, mean_texture drifted"),
         "{stdout}"
