@@ -160,3 +160,76 @@ params = { bins = 10 }
     let again = s3_run(meta.path(), &["run", spec, "--store", &url, "--json"]).json();
     assert_eq!(step(&again, "stats")["state"], "cached");
 }
+
+/// PUTs `body` at `s3://BUCKET/KEY` on the test server.
+fn put_object(url: &str, key: &str, body: &str) {
+    let endpoint = std::env::var("SLUICE_TEST_S3_ENDPOINT").unwrap();
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let bucket = url.trim_start_matches("s3://").split('/').next().unwrap();
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "PUT /{bucket}/{key} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+}
+
+#[test]
+fn new_objects_under_an_s3_prefix_start_exactly_one_run() {
+    let Some(url) = bucket("watch") else {
+        return;
+    };
+    let incoming = url.replace("/pipelines", "/incoming");
+    put_object(&url, "incoming/2026-11-01.csv", "a,b\n1,2\n");
+    let meta = tempfile::tempdir().unwrap();
+    let p = Project::new(&format!(
+        r#"
+[pipeline]
+name = "s3-watch"
+[data]
+iris = "iris.csv"
+[steps.ingest]
+component = "std:ingest-csv"
+inputs = {{ file = "data.iris" }}
+[triggers]
+new-data = ["{incoming}"]
+"#
+    ));
+    std::fs::copy(
+        repo().join("examples/quickstart/data/iris.csv"),
+        p.dir.path().join("iris.csv"),
+    )
+    .unwrap();
+    let spec = p.spec();
+    let spec = spec.to_str().unwrap();
+    let store = p.dir.path().join(".sluice");
+    let runs = || {
+        let r = run(&["runs", "list", "--json", "--store", store.to_str().unwrap()]);
+        r.json().as_array().unwrap().clone()
+    };
+
+    // First sight: the listing is recorded, nothing runs.
+    let r = s3_run(meta.path(), &["watch", spec, "--once"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(runs().is_empty(), "{}", r.stderr);
+    // A new object under the prefix: one run, whose trigger says so.
+    put_object(&url, "incoming/2026-11-02.csv", "a,b\n3,4\n");
+    let r = s3_run(meta.path(), &["watch", spec, "--once"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("`{incoming}` changed")),
+        "{}",
+        r.stderr
+    );
+    let all = runs();
+    assert_eq!(all.len(), 1);
+    assert!(all[0]["trigger"].as_str().unwrap().starts_with("new-data:"));
+    // Nothing new: nothing runs.
+    let r = s3_run(meta.path(), &["watch", spec, "--once"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(runs().len(), 1);
+}

@@ -200,7 +200,7 @@ fn new_data_starts_exactly_one_run_and_its_blessed_version_goes_to_staging() {
         None,
         "production waits for a person"
     );
-    assert!(log.contains("data `raw` changed"), "{log}");
+    assert!(log.contains("`raw` changed"), "{log}");
     assert!(
         log.contains("waits for `sluice models promote breast-cancer 1 --alias production`"),
         "{log}"

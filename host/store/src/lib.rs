@@ -23,3 +23,10 @@ pub use objects::{ObjectInfo, ObjectStore, StoreError};
 pub use registry::{ModelRef, ModelVersion, NewModel};
 pub use request_log::RequestLogChunk;
 pub use store::{OpenError, RunLock, Store};
+
+/// A digest of the objects under an `s3://bucket/prefix` URL (their keys,
+/// sizes and ETags): it changes when any object there is added, removed or
+/// rewritten. Credentials and endpoint come from the `AWS_*` environment.
+pub fn prefix_digest(url: &str) -> Result<Digest, StoreError> {
+    remote::Remote::open(url)?.fingerprint()
+}

@@ -191,6 +191,31 @@ impl Remote {
             .collect())
     }
 
+    /// A digest of every object under the prefix (key, size, ETag or
+    /// modification time): it changes when any object is added, removed or
+    /// rewritten.
+    pub(crate) fn fingerprint(&self) -> Result<Digest, StoreError> {
+        let (store, prefix) = (self.store.clone(), self.prefix.clone());
+        let mut metas = self
+            .block(async move { store.list(Some(&prefix)).try_collect::<Vec<_>>().await })
+            .map_err(|e| self.error("listing objects", e))?;
+        metas.sort_by(|a, b| a.location.as_ref().cmp(b.location.as_ref()));
+        let lines: Vec<String> = metas
+            .iter()
+            .map(|m| {
+                format!(
+                    "{}\t{}\t{}\n",
+                    m.location,
+                    m.size,
+                    m.e_tag
+                        .clone()
+                        .unwrap_or_else(|| m.last_modified.to_rfc3339())
+                )
+            })
+            .collect();
+        Ok(Digest::of_parts(lines.iter().map(|l| l.as_bytes())))
+    }
+
     pub(crate) fn delete(&self, digest: &Digest) -> Result<(), StoreError> {
         let (store, key) = (self.store.clone(), self.key(digest));
         self.block(async move { store.delete(&key).await })

@@ -3,7 +3,7 @@
 //! ```toml
 //! [triggers]
 //! schedule = "0 3 * * *"          # cron, UTC
-//! new-data = ["raw"]              # data inputs whose content starts a run (true: all)
+//! new-data = ["raw"]              # data inputs (or s3://bucket/prefix URLs) whose content starts a run (true: all inputs)
 //! drift = { model = "breast-cancer@production", min-rows = 200 }
 //! degradation = { model = "breast-cancer@production", feedback = "labels.csv", metric = "accuracy", below = 0.9 }
 //! poll = "5s"                     # how often triggers are evaluated
@@ -35,7 +35,8 @@ pub struct ConfigError {
 pub struct Triggers {
     /// A cron schedule.
     pub schedule: Option<Cron>,
-    /// Data inputs watched for new content (`None`: not watched).
+    /// Data inputs (by name) and object-store prefixes (`s3://…`) watched
+    /// for new content (`None`: not watched).
     pub new_data: Option<Vec<String>>,
     /// Drift of a served model's inputs or predictions.
     pub drift: Option<DriftTrigger>,
@@ -178,9 +179,12 @@ impl WatchConfig {
             None | Some(NewData::All(false)) => None,
             Some(NewData::All(true)) => Some(data.to_vec()),
             Some(NewData::Some(names)) => {
-                if let Some(bad) = names.iter().find(|n| !data.contains(n)) {
+                if let Some(bad) = names
+                    .iter()
+                    .find(|n| !data.contains(n) && !n.starts_with("s3://"))
+                {
                     return Err(err(format!(
-                        "[triggers] new-data names `{bad}`, which is not a data input; the spec's [data] has: {}",
+                        "[triggers] new-data names `{bad}`, which is neither a data input nor an s3://bucket/prefix URL; the spec's [data] has: {}",
                         data.join(", ")
                     )));
                 }
@@ -277,7 +281,9 @@ mod tests {
         let e = load("").unwrap_err();
         assert!(e.contains("no [triggers] table"), "{e}");
         let e = load("[triggers]\nnew-data = [\"raww\"]\n").unwrap_err();
-        assert!(e.contains("`raww`, which is not a data input"), "{e}");
+        assert!(e.contains("`raww`, which is neither a data input"), "{e}");
+        let c = load("[triggers]\nnew-data = [\"raw\", \"s3://bucket/incoming\"]\n").unwrap();
+        assert_eq!(c.triggers.new_data.unwrap().len(), 2);
         let e = load("[triggers]\nschedul = \"* * * * *\"\n").unwrap_err();
         assert!(e.contains("unknown field `schedul`"), "{e}");
         let e = load("[triggers]\nschedule = \"* * *\"\n").unwrap_err();

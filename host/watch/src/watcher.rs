@@ -65,7 +65,9 @@ impl Observer for Quiet {}
 pub struct Watcher {
     spec: PathBuf,
     pipeline: String,
-    data: Vec<(String, PathBuf)>,
+    /// Watched for new content: (name, location — a path or an s3:// URL).
+    data: Vec<(String, String)>,
+    once: bool,
     config: WatchConfig,
     store: Arc<Store>,
     runtime: Arc<Runtime>,
@@ -84,17 +86,15 @@ impl Watcher {
         let names: Vec<String> = parsed.data.iter().map(|d| d.name.clone()).collect();
         let config =
             WatchConfig::load(spec, &names).map_err(|e| WatchError::Config(e.to_string()))?;
-        let data = parsed
-            .data
+        let data = config
+            .triggers
+            .new_data
             .iter()
-            .filter(|d| {
-                config
-                    .triggers
-                    .new_data
-                    .as_ref()
-                    .is_some_and(|n| n.contains(&d.name))
+            .flatten()
+            .map(|n| match parsed.data.iter().find(|d| d.name == *n) {
+                Some(d) => (n.clone(), d.path.display().to_string()),
+                None => (n.clone(), n.clone()),
             })
-            .map(|d| (d.name.clone(), d.path.clone()))
             .collect();
         let lock_path = store
             .root()
@@ -111,6 +111,7 @@ impl Watcher {
             spec: spec.to_path_buf(),
             pipeline: parsed.name,
             data,
+            once: false,
             config,
             store,
             runtime,
@@ -134,7 +135,7 @@ impl Watcher {
         }
         if !self.data.is_empty() {
             parts.push(format!(
-                "new data in {}",
+                "new content in {}",
                 self.data
                     .iter()
                     .map(|(n, _)| format!("`{n}`"))
@@ -169,6 +170,8 @@ impl Watcher {
     /// Watches until `stop` is set (or, with `once`, after one evaluation
     /// and the run it starts, if any).
     pub fn run(&mut self, stop: &AtomicBool, once: bool) -> Result<(), WatchError> {
+        // A single evaluation has no earlier sight of the data to wait on.
+        self.once = once;
         self.initialise()?;
         loop {
             if let Some(p) = self.pending()? {
@@ -220,8 +223,8 @@ impl Watcher {
         for (name, path) in &self.data {
             let key = format!("data:{name}");
             if !state.contains_key(&key) {
-                let digest = digest_of(path)
-                    .map_err(|e| WatchError::Config(format!("data `{name}`: {e}")))?;
+                let digest =
+                    fingerprint(path).map_err(|e| WatchError::Config(format!("`{name}`: {e}")))?;
                 changes.push((key, digest.to_string()));
             }
         }
@@ -251,12 +254,11 @@ impl Watcher {
         // New data, once its digest has been stable for `debounce`.
         for (name, path) in &self.data {
             let key = format!("data:{name}");
-            let digest = match digest_of(path) {
+            let digest = match fingerprint(path) {
                 Ok(d) => d,
                 Err(e) => {
                     log(&format!(
-                        "new-data: cannot read `{name}` ({}): {e}; trying again",
-                        path.display()
+                        "new-data: cannot read `{name}` ({path}): {e}; trying again"
                     ));
                     continue;
                 }
@@ -272,14 +274,14 @@ impl Watcher {
             if seen.0 != digest {
                 *seen = (digest, Instant::now());
             }
-            if seen.1.elapsed() < self.config.triggers.debounce {
+            if !self.once && seen.1.elapsed() < self.config.triggers.debounce {
                 continue;
             }
             self.settling.remove(name);
             let p = pending(
                 "new-data",
                 format!(
-                    "data `{name}` changed ({} → {})",
+                    "`{name}` changed ({} → {})",
                     state.get(&key).map(|d| short(d)).unwrap_or_default(),
                     short(&digest.to_string())
                 ),
@@ -575,6 +577,16 @@ fn pending(kind: &str, detail: String) -> Pending {
         kind: kind.into(),
         detail,
         at: now(),
+    }
+}
+
+/// What a watched location holds, as a digest: an `s3://` prefix's object
+/// listing, else a file's or folder's content.
+fn fingerprint(location: &str) -> Result<Digest, String> {
+    if location.starts_with("s3://") {
+        sluice_store::prefix_digest(location).map_err(|e| e.to_string())
+    } else {
+        digest_of(Path::new(location)).map_err(|e| e.to_string())
     }
 }
 
