@@ -316,3 +316,36 @@ fn the_continuous_training_example_runs_end_to_end() {
     let report = std::fs::read_to_string(demo.path().join("report.html")).unwrap();
     assert_eq!(report.matches("<figure class=\"feature-chart").count(), 30);
 }
+
+#[test]
+fn a_schedule_starts_one_run_per_slot() {
+    let p = Project::new(
+        r#"
+[pipeline]
+name = "every-minute"
+[data]
+iris = "iris.csv"
+[steps.ingest]
+component = "std:ingest-csv"
+inputs = { file = "data.iris" }
+[triggers]
+schedule = "* * * * *"
+poll = "100ms"
+"#,
+    );
+    std::fs::copy(
+        repo().join("examples/quickstart/data/iris.csv"),
+        p.dir.path().join("iris.csv"),
+    )
+    .unwrap();
+    let store = p.dir.path().join(".sluice");
+    let watch = Watch::start(&p.spec(), None);
+    // The next minute boundary is at most 60 s away.
+    watch.wait_for("schedule: schedule `* * * * *` reached");
+    watch.wait_for("succeeded");
+    let (code, log) = watch.stop();
+    assert_eq!(code, 0, "{log}");
+    let all = runs(&store);
+    assert_eq!(all.len(), 1, "{log}");
+    assert!(all[0]["trigger"].as_str().unwrap().starts_with("schedule:"));
+}
