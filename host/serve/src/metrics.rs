@@ -60,6 +60,7 @@ struct State {
     loaded: BTreeMap<(String, String), String>,
     reloads: u64,
     logged: u64,
+    log_dropped: u64,
 }
 
 /// The server's metrics. Cheap to update from many threads.
@@ -117,6 +118,11 @@ impl Metrics {
     /// Counts rows written to the request log.
     pub fn logged(&self, rows: u64) {
         self.state.lock().unwrap().logged += rows;
+    }
+
+    /// Counts a request not logged because the writer fell behind.
+    pub fn log_dropped(&self) {
+        self.state.lock().unwrap().log_dropped += 1;
     }
 
     /// The exposition text.
@@ -179,6 +185,11 @@ impl Metrics {
             out,
             "# HELP sluice_logged_requests_total Requests written to the request log.\n# TYPE sluice_logged_requests_total counter\nsluice_logged_requests_total {}",
             s.logged
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sluice_log_dropped_total Sampled requests not logged because the log writer fell behind.\n# TYPE sluice_log_dropped_total counter\nsluice_log_dropped_total {}",
+            s.log_dropped
         );
         out
     }

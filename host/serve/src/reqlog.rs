@@ -3,9 +3,13 @@
 //! and time — written in Parquet chunks to the store's object store, each
 //! chunk recorded in the metadata database (`request_logs`).
 //!
-//! Logging never slows a request: rows go over a channel to a writer
-//! thread, which flushes a model version's rows when `flush_rows` have
-//! gathered or `flush_every` has passed, and everything on shutdown.
+//! Logging never slows a request: the request's tables (shared, not copied)
+//! go over a bounded channel to a writer thread — when it is full, the entry
+//! is dropped and counted rather than waited for — which builds the rows,
+//! compacts them every few hundred requests (a one-row batch per request
+//! would cost kilobytes of overhead each), and writes a model version's rows
+//! when `flush_rows` have gathered or `flush_every` has passed, and
+//! everything on shutdown.
 
 use crate::metrics::Metrics;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
@@ -38,17 +42,25 @@ impl Default for LogConfig {
     }
 }
 
+/// Requests waiting for the writer before new ones are dropped.
+const QUEUE: usize = 2048;
+/// Requests' rows gathered before they are compacted into one batch.
+const COMPACT_EVERY: usize = 64;
+
 struct Entry {
     name: String,
     version: i64,
-    rows: RecordBatch,
+    request_id: String,
+    inputs: RecordBatch,
+    outputs: RecordBatch,
     at: String,
 }
 
 /// The request logger. [`RequestLog::close`] writes what is buffered.
 pub struct RequestLog {
     config: LogConfig,
-    sender: Mutex<Option<mpsc::Sender<Entry>>>,
+    sender: Mutex<Option<mpsc::SyncSender<Entry>>>,
+    metrics: Arc<Metrics>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -60,14 +72,16 @@ impl RequestLog {
         server: String,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let (sender, entries) = mpsc::channel();
+        let (sender, entries) = mpsc::sync_channel(QUEUE);
+        let m = metrics.clone();
         let writer = std::thread::Builder::new()
             .name("sluice-request-log".into())
-            .spawn(move || write(&store, &entries, config, &server, &metrics))
+            .spawn(move || write(&store, &entries, config, &server, &m))
             .expect("the request-log thread can be started");
         RequestLog {
             config,
             sender: Mutex::new(Some(sender)),
+            metrics,
             writer: Mutex::new(Some(writer)),
         }
     }
@@ -87,17 +101,18 @@ impl RequestLog {
         inputs: &RecordBatch,
         outputs: &RecordBatch,
     ) {
-        let at = sluice_pipeline::execute::rfc3339(SystemTime::now());
-        let Some(rows) = log_rows(request_id, &at, inputs, outputs) else {
-            return;
+        let entry = Entry {
+            name: name.to_string(),
+            version,
+            request_id: request_id.to_string(),
+            inputs: inputs.clone(),
+            outputs: outputs.clone(),
+            at: sluice_pipeline::execute::rfc3339(SystemTime::now()),
         };
-        if let Some(s) = self.sender.lock().unwrap().as_ref() {
-            let _ = s.send(Entry {
-                name: name.to_string(),
-                version,
-                rows,
-                at,
-            });
+        if let Some(s) = self.sender.lock().unwrap().as_ref()
+            && let Err(mpsc::TrySendError::Full(_)) = s.try_send(entry)
+        {
+            self.metrics.log_dropped();
         }
     }
 
@@ -140,7 +155,10 @@ fn log_rows(
 
 #[derive(Default)]
 struct Buffer {
+    /// Compacted batches.
     batches: Vec<RecordBatch>,
+    /// One-request batches not yet compacted.
+    fresh: Vec<RecordBatch>,
     rows: usize,
     first_at: String,
     last_at: String,
@@ -162,23 +180,31 @@ fn write(
     loop {
         let closed = match entries.recv_timeout(tick) {
             Ok(e) => {
+                let Some(rows) = log_rows(&e.request_id, &e.at, &e.inputs, &e.outputs) else {
+                    continue;
+                };
                 let key = (e.name, e.version);
                 let b = buffers.entry(key.clone()).or_default();
                 // A request whose columns differ (a model without a
                 // recorded signature) starts a new chunk.
                 if b.batches
-                    .first()
-                    .is_some_and(|f| f.schema() != e.rows.schema())
+                    .iter()
+                    .chain(&b.fresh)
+                    .next()
+                    .is_some_and(|f| f.schema() != rows.schema())
                 {
                     flush(store, &key, b, server, metrics);
                 }
-                if b.batches.is_empty() {
+                if b.rows == 0 {
                     b.first_at = e.at.clone();
                     b.since = Some(Instant::now());
                 }
-                b.rows += e.rows.num_rows();
+                b.rows += rows.num_rows();
                 b.last_at = e.at;
-                b.batches.push(e.rows);
+                b.fresh.push(rows);
+                if b.fresh.len() >= COMPACT_EVERY {
+                    compact(b);
+                }
                 if b.rows >= config.flush_rows {
                     flush(store, &key, b, server, metrics);
                 }
@@ -198,9 +224,22 @@ fn write(
     }
 }
 
+/// Concatenates the one-request batches into one.
+fn compact(b: &mut Buffer) {
+    if b.fresh.is_empty() {
+        return;
+    }
+    let fresh = std::mem::take(&mut b.fresh);
+    match arrow_select::concat::concat_batches(&fresh[0].schema(), &fresh) {
+        Ok(one) => b.batches.push(one),
+        Err(_) => b.batches.extend(fresh),
+    }
+}
+
 /// Writes a buffer as one Parquet object and records it; a failure is
 /// reported on stderr and the rows are dropped (serving goes on).
 fn flush(store: &Store, key: &(String, i64), b: &mut Buffer, server: &str, metrics: &Metrics) {
+    compact(b);
     if b.batches.is_empty() {
         return;
     }
