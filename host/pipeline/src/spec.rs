@@ -1168,7 +1168,7 @@ component = "sha256:ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef012345
         );
         assert_eq!(
             diags.0[4].message,
-            "unknown key `stpes` in the top-level table; expected one of pipeline, data, steps"
+            "unknown key `stpes` in the top-level table; expected one of pipeline, data, steps, triggers, promotion"
         );
     }
 
