@@ -7,6 +7,8 @@ mod support;
 
 mod cache;
 mod check;
+mod contract;
+mod drift;
 mod lineage;
 mod ml;
 mod monitor;

@@ -88,6 +88,11 @@ fn new_build_check(lang: &str) {
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("sluice component build"), "{}", r.stdout);
+    let dir = if lang == "rust" {
+        moved_rust_project(&dir, &tmp.path().join("elsewhere").join(&name))
+    } else {
+        dir
+    };
     let toml = std::fs::read_to_string(dir.join("step.toml")).unwrap();
     assert!(toml.contains(&format!("lang = \"{lang}\"")), "{toml}");
     assert!(dir.join("samples/data.parquet").is_file());
@@ -143,6 +148,57 @@ fn new_build_check(lang: &str) {
         "{}",
         r.stderr
     );
+}
+
+/// A new Rust project names no path of the checkout `sluice` was built
+/// from: it carries its copy of the SDK, by a relative path. Moves it from
+/// `dir` to `to` (the original is deleted) and returns `to`, so the test
+/// builds it where `component new` did not create it.
+fn moved_rust_project(dir: &Path, to: &Path) -> PathBuf {
+    let cargo = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    assert!(
+        cargo.contains("sluice-sdk = { path = \"vendor/sluice/sdk/rust\" }"),
+        "{cargo}"
+    );
+    let checkout = repo().canonicalize().unwrap();
+    let checkout = checkout.to_str().unwrap();
+    copy_tree(dir, to, &mut |path, bytes| {
+        let text = String::from_utf8_lossy(bytes);
+        assert!(
+            !text.contains(checkout),
+            "{} names the checkout {checkout}",
+            path.display()
+        );
+        if path.file_name().is_some_and(|n| n == "Cargo.toml") {
+            for line in text.lines().filter(|l| l.contains("path")) {
+                assert!(
+                    !line.contains("\"/"),
+                    "absolute path in {}: {line}",
+                    path.display()
+                );
+            }
+        }
+    });
+    assert!(to.join("vendor/sluice/sdk/rust/src/lib.rs").is_file());
+    assert!(to.join("vendor/sluice/wit/pipeline.wit").is_file());
+    std::fs::remove_dir_all(dir).unwrap();
+    to.to_path_buf()
+}
+
+/// Copies the folder `from` to `to`, showing each file to `inspect`.
+fn copy_tree(from: &Path, to: &Path, inspect: &mut dyn FnMut(&Path, &[u8])) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&src, &dst, inspect);
+        } else {
+            let bytes = std::fs::read(&src).unwrap();
+            inspect(&src, &bytes);
+            std::fs::write(&dst, bytes).unwrap();
+        }
+    }
 }
 
 #[test]

@@ -93,6 +93,126 @@ fn run_refuses_an_invalid_spec_without_running_anything() {
     );
 }
 
+/// A valid pipeline whose `[triggers]` and `[promotion]` tables are wrong.
+const BAD_TRIGGERS: &str = r#"[pipeline]
+name = "watched"
+
+[data]
+iris = "iris.csv"
+
+[steps.ingest]
+component = "std:ingest-csv"
+inputs = { file = "data.iris" }
+
+[triggers]
+schedul = "0 3 * * *"
+schedule = "0 0 */2 * 8"
+poll = "5 seconds"
+new-data = ["iris", "irsi"]
+
+[promotion]
+production = "yes"
+"#;
+
+/// (message, line, column, help) of each problem in `BAD_TRIGGERS`.
+const TRIGGER_PROBLEMS: [(&str, u32, u32, &str); 5] = [
+    (
+        "unknown key `schedul` in [triggers]; expected one of schedule, new-data, drift, degradation, poll, debounce, check-every",
+        12,
+        1,
+        "did you mean `schedule`?",
+    ),
+    (
+        "schedule `0 0 */2 * 8`: day of week `8`: ",
+        13,
+        12,
+        "write five fields, minute hour day-of-month month day-of-week, in UTC",
+    ),
+    (
+        "invalid `poll` in [triggers]: `5 seconds` is not a duration",
+        14,
+        8,
+        "write a duration such as \"30s\"",
+    ),
+    (
+        "`new-data` names `irsi`, which is neither a data input nor an s3://bucket/prefix URL",
+        15,
+        21,
+        "did you mean `iris`? declared data inputs: iris",
+    ),
+    (
+        "expected a boolean for `production` in [promotion], found string",
+        18,
+        14,
+        "",
+    ),
+];
+
+/// Asserts that `stderr` reports every problem of `BAD_TRIGGERS` at its
+/// place in `spec`, with its hint.
+fn assert_trigger_problems(stderr: &str, spec: &std::path::Path) {
+    for (message, line, col, help) in TRIGGER_PROBLEMS {
+        let at = stderr
+            .find(message)
+            .unwrap_or_else(|| panic!("missing `{message}` in:\n{stderr}"));
+        let after = &stderr[at..];
+        let next = after.lines().nth(1).unwrap();
+        assert_eq!(
+            next.trim(),
+            format!("--> {}:{line}:{col}", spec.display()),
+            "location of `{message}`"
+        );
+        if !help.is_empty() {
+            let help_line = after.lines().nth(5).unwrap_or_default();
+            assert!(
+                help_line.contains(&format!("= help: {help}")),
+                "help of `{message}`: {help_line}\n{stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn triggers_and_promotion_are_checked_with_the_spec() {
+    let p = Project::new(BAD_TRIGGERS);
+    p.write("iris.csv", "a\n1\n");
+    let spec = p.spec();
+    let r = run(&["validate", spec.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_trigger_problems(&r.stderr, &spec);
+    assert!(
+        r.stderr.contains("5 problem(s) found; nothing was run."),
+        "{}",
+        r.stderr
+    );
+
+    // `sluice run` ignores the triggers but refuses a spec with bad ones.
+    let r = run(&["run", spec.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_trigger_problems(&r.stderr, &spec);
+
+    // `sluice watch` reports them the same way, before watching anything.
+    let r = run(&["watch", spec.to_str().unwrap(), "--once"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_trigger_problems(&r.stderr, &spec);
+    assert!(!r.stderr.contains("watching pipeline"), "{}", r.stderr);
+}
+
+#[test]
+fn watch_needs_a_triggers_table() {
+    let p = Project::new(
+        "[pipeline]\nname = \"unwatched\"\n[steps.ingest]\ncomponent = \"std:ingest-csv\"\n",
+    );
+    let r = run(&["watch", p.spec().to_str().unwrap(), "--once"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("no [triggers] table: add one naming what starts a run"),
+        "{}",
+        r.stderr
+    );
+}
+
 const CYCLE: &str = "[pipeline]\nname = \"cyc\"\n[steps.a]\ncomponent = \"std:statistics\"\ninputs = { data = \"b.data\" }\n[steps.b]\ncomponent = \"std:ingest-csv\"\ninputs = { file = \"a.statistics\" }\n";
 
 #[test]

@@ -24,7 +24,7 @@
 //!     "categories": ["setosa", "versicolor", "virginica"]}]}
 //! ```
 
-pub mod doc;
+pub use sluice_std_common::doc;
 
 use doc::{
     ColumnStatistics, DomainTolerance, DriftThresholds, NumericDomain, Schema, SchemaColumn,
@@ -61,12 +61,12 @@ impl Step for SchemaStep {
             )
             .param(
                 Param::float("drift-numeric")
-                    .default(doc::DEFAULT_DRIFT)
+                    .default(doc::DEFAULT_NUMERIC_DRIFT)
                     .doc("Jensen-Shannon divergence (base 2, in [0, 1]) above which a numeric column drifts."),
             )
             .param(
                 Param::float("drift-categorical")
-                    .default(doc::DEFAULT_DRIFT)
+                    .default(doc::DEFAULT_CATEGORICAL_DRIFT)
                     .doc("L-infinity distance between category frequencies above which a categorical column drifts."),
             )
             .param(
@@ -137,8 +137,8 @@ impl Default for Options {
             max_categories: 20,
             range_slack: 0.0,
             numeric_ranges: true,
-            drift_numeric: doc::DEFAULT_DRIFT,
-            drift_categorical: doc::DEFAULT_DRIFT,
+            drift_numeric: doc::DEFAULT_NUMERIC_DRIFT,
+            drift_categorical: doc::DEFAULT_CATEGORICAL_DRIFT,
             domain_tolerance: 0.0,
         }
     }

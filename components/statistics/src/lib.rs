@@ -5,7 +5,8 @@
 //!   {"name": "sepal_length", "dtype": "float64", "count": 150, "missing": 0,
 //!    "numeric": {"min": 4.3, "max": 7.9, "mean": 5.84, "std": 0.83,
 //!                "quantiles": [{"q": 0.25, "value": 5.1}],
-//!                "histogram": {"edges": [4.3, 4.66], "counts": [9]}}},
+//!                "histogram": {"edges": [4.3, 4.66], "counts": [9]},
+//!                "quantile_histogram": {"edges": [4.3, 4.8], "counts": [16]}}},
 //!   {"name": "species", "dtype": "utf8", "count": 150, "missing": 0,
 //!    "categorical": {"distinct": 3, "top": [{"value": "setosa", "count": 50}]}}]}
 //! ```
@@ -18,11 +19,19 @@
 //! closest ranks (numpy's default). The histogram has `bins` equal-width bins
 //! from min to max, the last one closed on the right (one bin when min ==
 //! max); it is null when there are no values or min or max is infinite.
+//! The quantile histogram has 40 equal-mass bins, its edges at the
+//! 40-quantiles of the finite values (repeated where values repeat; a
+//! repeated value is a point mass in a zero-width bin), the first bin closed
+//! and the others open on the left: `std:validate` measures drift on it
+//! (on the baseline's deciles, every fourth edge), with the same code
+//! (`sluice-drift`) as `sluice monitor`; it is null when there is no finite
+//! value.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use sluice_sdk::{Column, Context, Manifest, Param, Port, Step, StepError, Value, export_step};
+use sluice_std_common::{drift, quantile};
 
 struct Statistics;
 
@@ -133,6 +142,8 @@ struct NumericStats {
     std: Option<f64>,
     quantiles: Vec<Quantile>,
     histogram: Option<Histogram>,
+    /// Equal-mass bins: what drift is measured on (`sluice-drift`).
+    quantile_histogram: Option<Histogram>,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -212,6 +223,12 @@ fn numeric(mut values: Vec<f64>, options: &Options) -> NumericStats {
             })
             .collect(),
         histogram: histogram(&values, options.bins),
+        quantile_histogram: drift::quantile_histogram(&values, drift::SUMMARY_BINS).map(|h| {
+            Histogram {
+                edges: h.edges,
+                counts: h.counts,
+            }
+        }),
     }
 }
 
@@ -229,21 +246,6 @@ fn mean_std(values: &[f64]) -> (Option<f64>, Option<f64>) {
         1 => (Some(mean), None),
         _ => (Some(mean), Some((m2 / (n - 1.0)).sqrt())),
     }
-}
-
-/// The `q` quantile of sorted values, interpolating linearly between the
-/// closest ranks (numpy's default, "linear").
-fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
-    let last = sorted.len().checked_sub(1)?;
-    let h = last as f64 * q;
-    let lo = (h.floor() as usize).min(last);
-    let hi = (h.ceil() as usize).min(last);
-    let (a, b) = (sorted[lo], sorted[hi]);
-    Some(if lo == hi {
-        a
-    } else {
-        a + (h - lo as f64) * (b - a)
-    })
 }
 
 /// `bins` equal-width bins from min to max of sorted values, the last one
@@ -312,21 +314,6 @@ mod tests {
     }
 
     #[test]
-    fn quantiles_match_numpy_linear() {
-        let v = [1.0, 2.0, 3.0, 4.0];
-        // numpy.quantile([1, 2, 3, 4], [0, .25, .5, .75, 1]) = [1, 1.75, 2.5, 3.25, 4]
-        let got: Vec<f64> = [0.0, 0.25, 0.5, 0.75, 1.0]
-            .iter()
-            .map(|&q| quantile(&v, q).unwrap())
-            .collect();
-        assert_eq!(got, [1.0, 1.75, 2.5, 3.25, 4.0]);
-        assert_eq!(quantile(&[5.0], 0.3), Some(5.0));
-        assert_eq!(quantile(&[], 0.3), None);
-        // numpy.quantile([0, 10, 20], 0.1) = 2.0
-        assert!(close(quantile(&[0.0, 10.0, 20.0], 0.1).unwrap(), 2.0));
-    }
-
-    #[test]
     fn mean_and_sample_std() {
         // [2, 4, 4, 4, 5, 5, 7, 9]: mean 5, sample variance 32 / 7.
         let (mean, std) = mean_std(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]);
@@ -372,6 +359,10 @@ mod tests {
             }
         );
         assert_eq!(n.histogram.unwrap().counts.iter().sum::<u64>(), 3);
+        // The summary of [1, 2, 3] that sluice-drift (and so sluice monitor) makes.
+        let q = n.quantile_histogram.unwrap();
+        let expected = drift::quantile_histogram(&[3.0, 1.0, 2.0], drift::SUMMARY_BINS).unwrap();
+        assert_eq!((q.edges, q.counts), (expected.edges, expected.counts));
         assert!(s.categorical.is_none());
 
         let s = column_stats("i", Column::Int64(vec![Some(4), Some(6)]), &options());
@@ -389,6 +380,7 @@ mod tests {
             n["min"].is_null() && n["max"].is_null() && n["mean"].is_null() && n["std"].is_null()
         );
         assert!(n["quantiles"][0]["value"].is_null() && n["histogram"].is_null());
+        assert!(n["quantile_histogram"].is_null());
     }
 
     #[test]

@@ -589,21 +589,10 @@ fn mean(v: &[f64]) -> f64 {
     m
 }
 
-/// The `q` quantile of sorted values, interpolating linearly between the
-/// closest ranks (numpy's default, as `std:statistics` does).
+/// The `q` quantile of sorted, non-empty values: the shared one
+/// (`sluice_std_common::quantile`, numpy's "linear", as `std:statistics`).
 fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let last = sorted.len() - 1;
-    let h = last as f64 * q;
-    let (lo, hi) = (
-        (h.floor() as usize).min(last),
-        (h.ceil() as usize).min(last),
-    );
-    let (a, b) = (sorted[lo], sorted[hi]);
-    if lo == hi {
-        a
-    } else {
-        a + (h - lo as f64) * (b - a)
-    }
+    sluice_std_common::quantile(sorted, q).unwrap_or(f64::NAN)
 }
 
 /// The result of one transform.

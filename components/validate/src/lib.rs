@@ -5,9 +5,9 @@
 //! missing values, or values outside the column's range or categories beyond
 //! the schema's tolerance — is an `invalid-input` error that names every
 //! problem, so the pipeline stops. Drift — Jensen–Shannon divergence between
-//! numeric histograms, L-infinity distance between category frequencies —
-//! above the schema's threshold is a `warning` anomaly, or an error when
-//! `fail-on-drift` is set. The result is an anomalies document:
+//! binned numeric distributions, L-infinity distance between category
+//! frequencies — above the schema's threshold is a `warning` anomaly, or an
+//! error when `fail-on-drift` is set. The result is an anomalies document:
 //!
 //! ```json
 //! {"num_rows": 100, "baseline": true, "errors": 0, "warnings": 1,
@@ -18,17 +18,23 @@
 //!                  "threshold": 0.1, "drifted": true}}}
 //! ```
 //!
-//! The schema and statistics formats are in [`doc`] (shared with
-//! `std:schema`); all formats are in `docs/steps/validate.md`.
+//! Drift is `sluice-drift`'s — the crate `sluice monitor` uses on the host
+//! — measured on the statistics' quantile histograms (the baseline's deciles
+//! plus a cell below and one above its range), so a validation step
+//! and the monitor give the same score for the same data. The default
+//! thresholds are `sluice-drift`'s too.
+//!
+//! The schema and statistics formats are in [`doc`] (`sluice-std-common`,
+//! shared with `std:schema`); all formats are in `docs/steps/validate.md`.
 
-#[path = "../../schema/src/doc.rs"]
-pub mod doc;
+pub use sluice_std_common::doc;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use doc::{CategoricalStatistics, ColumnStatistics, Histogram, NumericDomain, Schema, Statistics};
+use doc::{CategoricalStatistics, ColumnStatistics, NumericDomain, Schema, Statistics};
 use serde::Serialize;
 use sluice_sdk::{Context, Manifest, Param, Port, Step, StepError, Value, export_step};
+use sluice_std_common::drift;
 
 struct Validate;
 
@@ -533,93 +539,32 @@ pub fn out_of_domain(c: &ColumnStatistics, categories: &[String]) -> Option<OutO
 }
 
 /// The drift of a column against its baseline, or `None` when either has no
-/// values or they are not of the same kind.
+/// values, they are not of the same kind, or a numeric one has no quantile
+/// histogram (statistics written before `std:statistics` recorded it).
+///
+/// Numeric: `sluice_drift::numeric_drift` of the baseline's and the
+/// column's quantile histograms, the score `sluice monitor` gives for the
+/// same rows. Categorical: [`l_infinity`] of the top lists.
 pub fn column_drift(c: &ColumnStatistics, b: &ColumnStatistics) -> Option<(Measure, f64)> {
     if c.count == 0 || b.count == 0 {
         return None;
     }
     match (&c.numeric, &b.numeric, &c.categorical, &b.categorical) {
-        (Some(x), Some(y), _, _) => Some((
-            Measure::JensenShannon,
-            js_divergence(x.histogram.as_ref()?, y.histogram.as_ref()?)?,
-        )),
+        (Some(x), Some(y), _, _) => {
+            let served = x.quantile_histogram.as_ref()?.to_drift();
+            let reference = y.quantile_histogram.as_ref()?.to_drift();
+            let d = drift::numeric_drift(&reference, &served)?;
+            Some((Measure::JensenShannon, d.jensen_shannon))
+        }
         (_, _, Some(x), Some(y)) => Some((Measure::LInfinity, l_infinity(x, c.count, y, b.count))),
         _ => None,
     }
 }
 
-/// Jensen–Shannon divergence, base 2 (so in [0, 1]), between two
-/// histograms with different bin edges.
-///
-/// Both are re-binned onto a common grid — the union of their edges — by
-/// spreading each bin's count uniformly over its width. A bin of zero width
-/// (a constant column) is a point mass, kept as an atom of its own at that
-/// value. `None` when a histogram is malformed or empty.
-pub fn js_divergence(p: &Histogram, q: &Histogram) -> Option<f64> {
-    let mut grid: Vec<f64> = p.edges.iter().chain(&q.edges).copied().collect();
-    if grid.iter().any(|e| !e.is_finite()) {
-        return None;
-    }
-    grid.sort_by(f64::total_cmp);
-    grid.dedup();
-    let p = rebin(p, &grid)?;
-    let q = rebin(q, &grid)?;
-    Some(js(&p, &q))
-}
-
-/// The probability mass of `h` on the cells of `grid` (intervals between
-/// consecutive edges) followed by its atoms (one per grid edge).
-fn rebin(h: &Histogram, grid: &[f64]) -> Option<Vec<f64>> {
-    if h.edges.len() != h.counts.len() + 1 || h.edges.windows(2).any(|w| w[1] < w[0]) {
-        return None;
-    }
-    let cells = grid.len().saturating_sub(1);
-    let mut mass = vec![0.0; cells + grid.len()];
-    let total: u64 = h.counts.iter().sum();
-    if total == 0 {
-        return None;
-    }
-    for (i, &count) in h.counts.iter().enumerate() {
-        let (a, b) = (h.edges[i], h.edges[i + 1]);
-        if count == 0 {
-            continue;
-        }
-        if b > a {
-            // The grid holds a and b, so the cells from a to b tile [a, b].
-            let start = grid.partition_point(|&g| g < a);
-            for j in start..cells {
-                let (ga, gb) = (grid[j], grid[j + 1]);
-                if ga >= b {
-                    break;
-                }
-                mass[j] += count as f64 * (gb.min(b) - ga.max(a)) / (b - a);
-            }
-        } else {
-            let k = grid.partition_point(|&g| g < a);
-            mass[cells + k] += count as f64;
-        }
-    }
-    for m in &mut mass {
-        *m /= total as f64;
-    }
-    Some(mass)
-}
-
-/// Jensen–Shannon divergence (base 2) of two probability vectors.
-fn js(p: &[f64], q: &[f64]) -> f64 {
-    let kl_to_mid = |x: &[f64], y: &[f64]| -> f64 {
-        x.iter()
-            .zip(y)
-            .filter(|(a, _)| **a > 0.0)
-            .map(|(a, b)| a * (2.0 * a / (a + b)).log2())
-            .sum()
-    };
-    let d = 0.5 * kl_to_mid(p, q) + 0.5 * kl_to_mid(q, p);
-    d.clamp(0.0, 1.0)
-}
-
-/// L-infinity distance between the category frequencies of two columns:
-/// the largest |p(v) − q(v)| over the values either top list names.
+/// L-infinity distance between the category frequencies of two columns
+/// (`p_count` and `q_count` non-missing values): the largest |p(v) − q(v)|
+/// over the values either top list names, by
+/// `sluice_drift::categorical_l_infinity`.
 ///
 /// Exact when both top lists are complete. A value missing from a truncated
 /// list has an unknown frequency between 0 and that list's smallest listed
@@ -631,32 +576,14 @@ pub fn l_infinity(
     q: &CategoricalStatistics,
     q_count: u64,
 ) -> f64 {
-    /// The frequency of `v` in `c`, as an interval.
-    fn freq(c: &CategoricalStatistics, n: u64, v: &str) -> (f64, f64) {
-        if let Some(t) = c.top.iter().find(|t| t.value == v) {
-            let f = t.count as f64 / n as f64;
-            (f, f)
-        } else if c.is_complete() {
-            (0.0, 0.0)
-        } else {
-            let smallest = c.top.iter().map(|t| t.count).min().unwrap_or(n);
-            (0.0, smallest as f64 / n as f64)
+    fn counts(c: &CategoricalStatistics, total: u64) -> drift::CategoryCounts<'_> {
+        drift::CategoryCounts {
+            counts: c.top.iter().map(|t| (t.value.as_str(), t.count)).collect(),
+            total,
+            complete: c.is_complete(),
         }
     }
-    let values: BTreeSet<&str> = p
-        .top
-        .iter()
-        .chain(&q.top)
-        .map(|t| t.value.as_str())
-        .collect();
-    values
-        .into_iter()
-        .map(|v| {
-            let (a1, b1) = freq(p, p_count, v);
-            let (a2, b2) = freq(q, q_count, v);
-            (a1 - b2).max(a2 - b1).max(0.0)
-        })
-        .fold(0.0, f64::max)
+    drift::categorical_l_infinity(&counts(p, p_count), &counts(q, q_count))
 }
 
 #[cfg(test)]
@@ -666,13 +593,6 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-9
-    }
-
-    fn hist(edges: &[f64], counts: &[u64]) -> Histogram {
-        Histogram {
-            edges: edges.to_vec(),
-            counts: counts.to_vec(),
-        }
     }
 
     fn cats(values: &[(&str, u64)], distinct: u64) -> CategoricalStatistics {
@@ -700,9 +620,11 @@ mod tests {
             let i = (((x - min) / (max - min)) * bins as f64) as usize;
             counts[i.min(bins - 1)] += 1;
         }
+        let q = drift::quantile_histogram(values, drift::SUMMARY_BINS).unwrap();
         serde_json::from_value(serde_json::json!({
             "name": name, "dtype": "float64", "count": values.len(), "missing": 0,
-            "numeric": {"min": min, "max": max, "histogram": {"edges": edges, "counts": counts}}
+            "numeric": {"min": min, "max": max, "histogram": {"edges": edges, "counts": counts},
+                        "quantile_histogram": {"edges": q.edges, "counts": q.counts}}
         }))
         .unwrap()
     }
@@ -721,50 +643,29 @@ mod tests {
     }
 
     #[test]
-    fn js_divergence_hand_computed() {
-        // P = [.5, .5], Q = [1, 0], M = [.75, .25]:
-        // KL(P||M) = .5 log2(.5/.75) + .5 log2(.5/.25) = 0.2075187496
-        // KL(Q||M) = log2(1/.75) = 0.4150374993; JS = 0.3112781245.
-        let p = hist(&[0.0, 1.0, 2.0], &[1, 1]);
-        let q = hist(&[0.0, 1.0, 2.0], &[2, 0]);
-        let d = js_divergence(&p, &q).unwrap();
-        assert!(close(d, 0.311_278_124_459_133), "{d}");
-        assert!(close(js_divergence(&q, &p).unwrap(), d));
-        // Identical: 0. Disjoint supports: 1.
-        assert!(close(js_divergence(&p, &p).unwrap(), 0.0));
-        let far = hist(&[5.0, 6.0], &[3]);
-        assert!(close(js_divergence(&p, &far).unwrap(), 1.0));
-    }
-
-    #[test]
-    fn js_divergence_rebins_different_edges() {
-        // [0, 2] with 4 values spreads 2 + 2 onto [0, 1) and [1, 2]: the same
-        // distribution as two bins of 2.
-        let coarse = hist(&[0.0, 2.0], &[4]);
-        let fine = hist(&[0.0, 1.0, 2.0], &[2, 2]);
-        assert!(close(js_divergence(&coarse, &fine).unwrap(), 0.0));
-        // P = 4 values on [0, 2]; Q = 4 values on [1, 3]. Grid [0,1,2,3]:
-        // P = [.5, .5, 0], Q = [0, .5, .5], M = [.25, .5, .25].
-        // KL(P||M) = .5 log2(2) + .5 log2(1) = .5 = KL(Q||M); JS = 0.5.
-        let shifted = hist(&[1.0, 3.0], &[4]);
-        assert!(close(js_divergence(&coarse, &shifted).unwrap(), 0.5));
-    }
-
-    #[test]
-    fn js_divergence_point_masses() {
-        let a = hist(&[2.0, 2.0], &[5]);
-        let b = hist(&[2.0, 2.0], &[9]);
-        let c = hist(&[3.0, 3.0], &[5]);
-        assert!(close(js_divergence(&a, &b).unwrap(), 0.0));
-        assert!(close(js_divergence(&a, &c).unwrap(), 1.0));
-        // A constant column against a spread one: no shared mass.
-        assert!(close(
-            js_divergence(&a, &hist(&[0.0, 4.0], &[3])).unwrap(),
-            1.0
-        ));
-        assert_eq!(js_divergence(&a, &hist(&[0.0, 1.0], &[1, 1])), None);
-        assert_eq!(js_divergence(&a, &hist(&[0.0, 1.0], &[0])), None);
-        assert_eq!(js_divergence(&a, &hist(&[1.0, 0.0], &[2])), None);
+    fn numeric_drift_is_sluice_drifts_on_the_quantile_histograms() {
+        // The score sluice monitor gives for the same rows: both summarise
+        // with sluice_drift::quantile_histogram and compare with
+        // sluice_drift::numeric_drift.
+        let reference: Vec<f64> = (0..500).map(|i| ((i * 37) % 101) as f64 / 7.0).collect();
+        let served: Vec<f64> = (0..300).map(|i| ((i * 53) % 89) as f64 / 5.0).collect();
+        let (c, b) = (
+            numeric_stats("x", &served, 10),
+            numeric_stats("x", &reference, 10),
+        );
+        let (measure, score) = column_drift(&c, &b).unwrap();
+        assert_eq!(measure, Measure::JensenShannon);
+        let expected = drift::numeric_drift(
+            &drift::quantile_histogram(&reference, drift::SUMMARY_BINS).unwrap(),
+            &drift::quantile_histogram(&served, drift::SUMMARY_BINS).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(score, expected.jensen_shannon);
+        assert!(score > 0.0);
+        // Statistics without a quantile histogram: not measured.
+        let mut old = b.clone();
+        old.numeric.as_mut().unwrap().quantile_histogram = None;
+        assert_eq!(column_drift(&c, &old), None);
     }
 
     #[test]

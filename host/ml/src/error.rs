@@ -1,6 +1,6 @@
 //! The one error type of the crate.
 
-use crate::params::Algorithm;
+use crate::algorithm::Algorithm;
 
 /// Everything that can go wrong in `sluice-ml`: bad parameters or data, a
 /// training problem that has no solution, an ONNX model tract cannot load or

@@ -13,7 +13,7 @@ use tract_onnx::pb::tensor_proto::DataType;
 
 use crate::linear::{LinearKind, LinearModel};
 use crate::mlp::{Mlp, MlpOutput};
-use crate::model::NativeModel;
+use crate::native::NativeModel;
 
 /// The ONNX IR version written (ONNX 1.10+; onnxruntime ≥ 1.10 and tract
 /// read it).

@@ -30,6 +30,12 @@
 //! # Ok::<(), sluice_ml::MlError>(())
 //! ```
 //!
+//! ## Neighbours
+//!
+//! A leaf: no other sluice crate. `sluice-runtime` serves a step's `ml`
+//! imports with it; `sluice-serve` and `sluice-monitor` predict with
+//! [`Model`]; `sluice-monitor` computes live quality with [`metrics`].
+//!
 //! ## Determinism
 //!
 //! Training is a pure function of the data, the parameters and the seed:
@@ -72,6 +78,7 @@
 //!
 //! The names are constants in [`onnx`].
 
+mod algorithm;
 mod data;
 mod error;
 mod export;
@@ -81,16 +88,21 @@ mod linear;
 pub mod metrics;
 mod mlp;
 mod model;
+mod native;
 mod params;
+mod prediction;
 mod rng;
 
+pub use algorithm::Algorithm;
 pub use data::{Dataset, Matrix, Target, Task};
 pub use error::{MlError, Result};
 pub use inference::{Dim, ElemType, Model, Outputs, Signature, Tensor, TensorData, TensorSpec};
 pub use linear::{LinearKind, LinearModel};
 pub use mlp::{Dense, Mlp, MlpOutput};
-pub use model::{NativeModel, Prediction, TrainedModel, train};
-pub use params::{Algorithm, LinearParams, LogisticParams, MlpParams, TrainParams};
+pub use model::{TrainedModel, train};
+pub use native::NativeModel;
+pub use params::{LinearParams, LogisticParams, MlpParams, TrainParams};
+pub use prediction::Prediction;
 
 /// Names and versions of the exported ONNX graphs (see the crate docs).
 pub mod onnx {

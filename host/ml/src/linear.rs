@@ -6,8 +6,8 @@ use serde::Serialize;
 use crate::data::Matrix;
 use crate::error::{MlError, Result};
 use crate::kernels::{MatRef, backend};
-use crate::model::Prediction;
 use crate::params::{LinearParams, LogisticParams};
+use crate::prediction::{Prediction, sigmoid, softmax_in_place};
 
 /// How a linear model turns its scores into a prediction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -82,30 +82,6 @@ impl LinearModel {
             }
         })
     }
-}
-
-/// The logistic function, without overflow.
-pub(crate) fn sigmoid(z: f64) -> f64 {
-    if z >= 0.0 {
-        1.0 / (1.0 + libm::exp(-z))
-    } else {
-        let e = libm::exp(z);
-        e / (1.0 + e)
-    }
-}
-
-/// Replaces scores by their softmax; returns `ln Σ exp(scores)`.
-pub(crate) fn softmax_in_place(row: &mut [f64]) -> f64 {
-    let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let mut sum = 0.0;
-    for v in row.iter_mut() {
-        *v = libm::exp(*v - max);
-        sum += *v;
-    }
-    for v in row.iter_mut() {
-        *v /= sum;
-    }
-    max + libm::log(sum)
 }
 
 /// Ridge regression: minimises `‖y − Xw − b‖² + l2·‖w‖²` exactly, by

@@ -296,7 +296,7 @@ pub fn classification_metrics(
     let y_pred: Vec<usize> = probabilities
         .as_slice()
         .chunks_exact(k.max(1))
-        .map(crate::model::argmax)
+        .map(crate::prediction::argmax)
         .collect();
     let cm = confusion_matrix(y_true, &y_pred, k)?;
     Ok(ClassificationMetrics {

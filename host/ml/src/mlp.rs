@@ -9,9 +9,8 @@ use serde::Serialize;
 use crate::data::Matrix;
 use crate::error::{MlError, Result};
 use crate::kernels::{MatRef, backend};
-use crate::linear::softmax_in_place;
-use crate::model::Prediction;
 use crate::params::MlpParams;
+use crate::prediction::{Prediction, argmax, softmax_in_place};
 use crate::rng::SplitMix64;
 
 /// One dense layer: `out = in · weights + bias`.
@@ -401,7 +400,7 @@ fn validation_score(
                 .as_slice()
                 .chunks_exact(*k)
                 .zip(rows)
-                .filter(|(p, i)| crate::model::argmax(p) == y[**i])
+                .filter(|(p, i)| argmax(p) == y[**i])
                 .count();
             hits as f64 / rows.len() as f64
         }

@@ -1,79 +1,14 @@
-//! Training entry point, native models and what training returns.
+//! Training: the entry point that dispatches to each model family's
+//! trainer, and what training returns (the exported ONNX and its card).
 
-use crate::data::{Dataset, Matrix, Target};
+use crate::algorithm::Algorithm;
+use crate::data::{Dataset, Target};
 use crate::error::{MlError, Result};
 use crate::export::{ExportInfo, to_onnx};
-use crate::linear::{LinearModel, fit_logistic, fit_ridge};
-use crate::mlp::{Mlp, MlpTarget, fit_mlp};
-use crate::params::{Algorithm, TrainParams};
-
-/// A model's predictions, computed natively in `f64`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Prediction {
-    /// Classifier output.
-    Classes {
-        /// The most probable class of each row (the first one on ties, like
-        /// ONNX `ArgMax`).
-        labels: Vec<usize>,
-        /// Rows × classes.
-        probabilities: Matrix,
-    },
-    /// Regressor output: one value per row.
-    Values(Vec<f64>),
-}
-
-impl Prediction {
-    pub(crate) fn from_probabilities(probabilities: Matrix) -> Prediction {
-        let labels = probabilities
-            .as_slice()
-            .chunks_exact(probabilities.cols().max(1))
-            .map(argmax)
-            .collect();
-        Prediction::Classes {
-            labels,
-            probabilities,
-        }
-    }
-}
-
-/// Index of the largest value, the first one on ties.
-pub(crate) fn argmax(v: &[f64]) -> usize {
-    let mut best = 0;
-    for (i, x) in v.iter().enumerate() {
-        if *x > v[best] {
-            best = i;
-        }
-    }
-    best
-}
-
-/// A trained model in native form: its parameters, in `f64`, and a native
-/// `predict`. What the ONNX file holds, before rounding to `f32`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum NativeModel {
-    /// Linear or logistic regression.
-    Linear(LinearModel),
-    /// A perceptron.
-    Mlp(Mlp),
-}
-
-impl NativeModel {
-    /// Predicts the rows of `x` natively.
-    pub fn predict(&self, x: &Matrix) -> Result<Prediction> {
-        match self {
-            NativeModel::Linear(m) => m.predict(x),
-            NativeModel::Mlp(m) => m.predict(x),
-        }
-    }
-
-    /// Number of input features.
-    pub fn n_features(&self) -> usize {
-        match self {
-            NativeModel::Linear(m) => m.coefficients.cols(),
-            NativeModel::Mlp(m) => m.layers[0].weights.rows(),
-        }
-    }
-}
+use crate::linear::{fit_logistic, fit_ridge};
+use crate::mlp::{MlpTarget, fit_mlp};
+use crate::native::NativeModel;
+use crate::params::TrainParams;
 
 /// What training returns: the exported ONNX model and what a model card
 /// records about it.

@@ -1,58 +1,15 @@
 //! Algorithms and their training parameters, as a step passes them: a JSON
 //! object of algorithm-specific fields.
 
-use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::algorithm::Algorithm;
 use crate::error::{MlError, Result};
 
-/// The training algorithms of the native backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Algorithm {
-    /// Least squares with an optional L2 penalty (ridge), solved in closed form.
-    LinearRegression,
-    /// Logistic regression, binary or multinomial, L2-penalised the way
-    /// scikit-learn does it (`C`), solved by Newton's method or L-BFGS.
-    LogisticRegression,
-    /// A multi-layer perceptron with ReLU hidden layers and a softmax output,
-    /// trained by Adam on cross-entropy.
-    MlpClassifier,
-    /// A multi-layer perceptron with ReLU hidden layers and a linear output,
-    /// trained by Adam on squared error.
-    MlpRegressor,
-}
-
 impl Algorithm {
-    /// Every algorithm, in documentation order.
-    pub const ALL: [Algorithm; 4] = [
-        Algorithm::LinearRegression,
-        Algorithm::LogisticRegression,
-        Algorithm::MlpClassifier,
-        Algorithm::MlpRegressor,
-    ];
-
-    /// The name used in params, specs and model cards (`logistic_regression`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Algorithm::LinearRegression => "linear_regression",
-            Algorithm::LogisticRegression => "logistic_regression",
-            Algorithm::MlpClassifier => "mlp_classifier",
-            Algorithm::MlpRegressor => "mlp_regressor",
-        }
-    }
-
-    /// Whether the algorithm predicts classes (otherwise real values).
-    pub fn is_classifier(self) -> bool {
-        matches!(
-            self,
-            Algorithm::LogisticRegression | Algorithm::MlpClassifier
-        )
-    }
-
     /// The parameter names the algorithm accepts, aliases included.
     pub fn valid_params(self) -> &'static [&'static str] {
         match self {
@@ -60,12 +17,6 @@ impl Algorithm {
             Algorithm::LogisticRegression => LogisticParams::NAMES,
             Algorithm::MlpClassifier | Algorithm::MlpRegressor => MlpParams::NAMES,
         }
-    }
-}
-
-impl fmt::Display for Algorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }
 

@@ -1,9 +1,12 @@
-//! Distances between a reference (training) distribution and a served one.
+//! Distances between a reference (training) distribution and a served one,
+//! per column, for the monitor's report. The maths and the binning are
+//! `sluice-drift`'s — the same crate `std:validate` uses — so `sluice
+//! monitor` and a validation step give the same score for the same data.
 //!
-//! Numeric columns are binned on the reference's deciles (so each bin holds
-//! about a tenth of the training rows, and PSI reads the way it is usually
-//! quoted), plus one bin below and one above the training range; categorical
-//! columns compare category frequencies. The scores:
+//! Numeric columns are summarised the way `std:statistics` summarises them
+//! ([`sluice_drift::quantile_histogram`]) and compared on the reference's
+//! deciles plus one cell below and one above the training range (see
+//! `sluice-drift` for why); categorical columns compare category shares. The scores:
 //!
 //! - **Jensen–Shannon divergence** (base 2, 0 = same, 1 = disjoint): the
 //!   drift score of numeric columns, as in TFDV.
@@ -11,47 +14,19 @@
 //!   drift score of categorical columns, as in TFDV.
 //! - **Population stability index** (Σ (s − r) ln(s / r), shares floored at
 //!   1e-4): reported for both; < 0.1 stable, 0.1–0.25 moderate, > 0.25 large.
+//!
+//! The default thresholds are [`sluice_drift::DEFAULT_NUMERIC_THRESHOLD`]
+//! and [`sluice_drift::DEFAULT_CATEGORICAL_THRESHOLD`].
 
 use arrow_array::{Array, BooleanArray, Float64Array, Int64Array, StringArray};
 use serde::Serialize;
+use sluice_drift::CategoryCounts;
 use std::collections::BTreeMap;
 
-/// Smallest share PSI uses, so an empty bin does not make it infinite.
-const PSI_FLOOR: f64 = 1e-4;
-
-/// Jensen–Shannon divergence of two distributions (shares summing to 1),
-/// base 2: between 0 and 1.
-pub fn jensen_shannon(p: &[f64], q: &[f64]) -> f64 {
-    let kl = |a: &[f64], m: &[f64]| -> f64 {
-        a.iter()
-            .zip(m)
-            .filter(|(x, _)| **x > 0.0)
-            .map(|(x, y)| x * (x / y).log2())
-            .sum()
-    };
-    let m: Vec<f64> = p.iter().zip(q).map(|(a, b)| (a + b) / 2.0).collect();
-    (0.5 * kl(p, &m) + 0.5 * kl(q, &m)).clamp(0.0, 1.0)
-}
-
-/// The largest difference between the shares of one bin or category.
-pub fn l_infinity(p: &[f64], q: &[f64]) -> f64 {
-    p.iter()
-        .zip(q)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max)
-}
-
-/// Population stability index of `served` against `reference`.
-pub fn psi(reference: &[f64], served: &[f64]) -> f64 {
-    reference
-        .iter()
-        .zip(served)
-        .map(|(r, s)| {
-            let (r, s) = (r.max(PSI_FLOOR), s.max(PSI_FLOOR));
-            (s - r) * (s / r).ln()
-        })
-        .sum()
-}
+pub use sluice_drift::{
+    DEFAULT_CATEGORICAL_THRESHOLD, DEFAULT_NUMERIC_THRESHOLD, SUMMARY_BINS, jensen_shannon,
+    l_infinity, psi,
+};
 
 /// A column's values: numbers (missing as `None`) or text.
 #[derive(Debug, Clone)]
@@ -142,7 +117,8 @@ pub struct ColumnDrift {
     pub served: Vec<f64>,
 }
 
-/// The drift thresholds.
+/// The drift thresholds; the default is `sluice-drift`'s, the same as
+/// `std:schema`'s.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Thresholds {
     /// Jensen–Shannon divergence above which a numeric column drifted.
@@ -154,8 +130,8 @@ pub struct Thresholds {
 impl Default for Thresholds {
     fn default() -> Self {
         Thresholds {
-            numeric: 0.1,
-            categorical: 0.1,
+            numeric: DEFAULT_NUMERIC_THRESHOLD,
+            categorical: DEFAULT_CATEGORICAL_THRESHOLD,
         }
     }
 }
@@ -170,32 +146,40 @@ pub fn compare(
     let share = |n: usize, of: usize| if of == 0 { 0.0 } else { n as f64 / of as f64 };
     let missing_reference = share(reference.missing(), reference.len());
     let missing_served = share(served.missing(), served.len());
-    let (kind, bins, r, s, out) = match (reference, served) {
-        (Values::Numeric(a), Values::Numeric(b)) => {
-            let edges = decile_edges(a);
-            let (r, _) = numeric_shares(a, &edges);
-            let (s, out) = numeric_shares(b, &edges);
-            ("numeric", numeric_labels(&edges), r, s, out)
-        }
+    let (kind, bins, r, s, out, score, threshold) = match (reference, served) {
+        (Values::Numeric(a), Values::Numeric(b)) => match numeric(a, b) {
+            Some((edges, d, out)) => (
+                "numeric",
+                numeric_labels(&edges),
+                d.reference,
+                d.served,
+                out,
+                d.jensen_shannon,
+                thresholds.numeric,
+            ),
+            // A side without values: nothing to compare.
+            None => (
+                "numeric",
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                0.0,
+                0.0,
+                thresholds.numeric,
+            ),
+        },
         _ => {
             let a = as_text(reference);
             let b = as_text(served);
-            let (bins, r, s, out) = categorical_shares(&a, &b);
-            ("categorical", bins, r, s, out)
+            let (bins, r, s, out, linf) = categorical(&a, &b);
+            ("categorical", bins, r, s, out, linf, thresholds.categorical)
         }
-    };
-    let js = jensen_shannon(&r, &s);
-    let linf = l_infinity(&r, &s);
-    let (score, threshold) = if kind == "numeric" {
-        (js, thresholds.numeric)
-    } else {
-        (linf, thresholds.categorical)
     };
     ColumnDrift {
         name: name.to_string(),
         kind,
-        jensen_shannon: js,
-        l_infinity: linf,
+        jensen_shannon: jensen_shannon(&r, &s),
+        l_infinity: l_infinity(&r, &s),
         psi: psi(&r, &s),
         score,
         drifted: score > threshold,
@@ -215,44 +199,30 @@ fn as_text(v: &Values) -> Vec<Option<String>> {
     }
 }
 
-/// The distinct deciles of the reference's present values.
-fn decile_edges(values: &[Option<f64>]) -> Vec<f64> {
-    let mut v: Vec<f64> = values.iter().flatten().copied().collect();
-    if v.is_empty() {
-        return Vec::new();
-    }
-    v.sort_by(f64::total_cmp);
-    let mut edges: Vec<f64> = (0..=10).map(|k| v[((v.len() - 1) * k) / 10]).collect();
-    edges.dedup();
-    edges
+/// Both sides summarised as `std:statistics` does and compared on the
+/// reference's deciles (`sluice_drift::numeric_drift`): the cells' edges,
+/// the drift, and the exact share of served values outside the reference's
+/// range. `None` when either side has no value.
+fn numeric(
+    reference: &[Option<f64>],
+    served: &[Option<f64>],
+) -> Option<(Vec<f64>, sluice_drift::NumericDrift, f64)> {
+    let present = |v: &[Option<f64>]| -> Vec<f64> { v.iter().flatten().copied().collect() };
+    let (a, b) = (present(reference), present(served));
+    let r = sluice_drift::quantile_histogram(&a, SUMMARY_BINS)?;
+    let s = sluice_drift::quantile_histogram(&b, SUMMARY_BINS)?;
+    let d = sluice_drift::numeric_drift(&r, &s)?;
+    let (lo, hi) = (r.edges[0], r.edges[r.edges.len() - 1]);
+    let edges = d.cells.clone();
+    let finite = b.iter().filter(|x| x.is_finite()).count().max(1);
+    let outside = b
+        .iter()
+        .filter(|x| x.is_finite() && (**x < lo || **x > hi))
+        .count();
+    Some((edges, d, outside as f64 / finite as f64))
 }
 
-/// Shares of present values per bin: below the first edge, between
-/// consecutive edges (upper edge included), above the last; and the share
-/// outside the reference's range.
-fn numeric_shares(values: &[Option<f64>], edges: &[f64]) -> (Vec<f64>, f64) {
-    let bins = edges.len() + 1;
-    let mut counts = vec![0usize; bins];
-    let present: Vec<f64> = values.iter().flatten().copied().collect();
-    for &x in &present {
-        let i = if edges.is_empty() || x < edges[0] {
-            0
-        } else {
-            // The first edge is the minimum: values equal to it join the
-            // first interior bin.
-            edges
-                .iter()
-                .skip(1)
-                .position(|&e| x <= e)
-                .map_or(bins - 1, |p| p + 1)
-        };
-        counts[i] += 1;
-    }
-    let n = present.len().max(1) as f64;
-    let out = (counts[0] + counts[bins - 1]) as f64 / n;
-    (counts.iter().map(|&c| c as f64 / n).collect(), out)
-}
-
+/// Labels of the cells of `edges`: below, each bin, above.
 fn numeric_labels(edges: &[f64]) -> Vec<String> {
     let mut labels = Vec::with_capacity(edges.len() + 1);
     labels.push(match edges.first() {
@@ -278,11 +248,12 @@ fn short(x: f64) -> String {
 }
 
 /// Category shares over the union of categories (reference's first, by
-/// frequency), and the share of served values the reference never had.
-fn categorical_shares(
+/// frequency), the share of served values the reference never had, and the
+/// L-infinity distance (`sluice-drift`'s, as `std:validate` computes it).
+fn categorical(
     reference: &[Option<String>],
     served: &[Option<String>],
-) -> (Vec<String>, Vec<f64>, Vec<f64>, f64) {
+) -> (Vec<String>, Vec<f64>, Vec<f64>, f64, f64) {
     let count = |v: &[Option<String>]| {
         let mut m: BTreeMap<String, usize> = BTreeMap::new();
         for x in v.iter().flatten() {
@@ -291,6 +262,14 @@ fn categorical_shares(
         m
     };
     let (a, b) = (count(reference), count(served));
+    fn counts(m: &BTreeMap<String, usize>) -> CategoryCounts<'_> {
+        CategoryCounts {
+            counts: m.iter().map(|(k, &n)| (k.as_str(), n as u64)).collect(),
+            total: m.values().sum::<usize>() as u64,
+            complete: true,
+        }
+    }
+    let linf = sluice_drift::categorical_l_infinity(&counts(&a), &counts(&b));
     let mut bins: Vec<String> = a.keys().cloned().collect();
     bins.sort_by_key(|k| std::cmp::Reverse(a[k]));
     let mut unseen: Vec<String> = b.keys().filter(|k| !a.contains_key(*k)).cloned().collect();
@@ -307,7 +286,7 @@ fn categorical_shares(
         .iter()
         .map(|k| *b.get(k).unwrap_or(&0) as f64 / nb)
         .collect();
-    (bins, r, s, out_count as f64 / nb)
+    (bins, r, s, out_count as f64 / nb, linf)
 }
 
 #[cfg(test)]
@@ -316,25 +295,6 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-9
-    }
-
-    #[test]
-    fn scores_match_hand_computed_values() {
-        // M = (0.75, 0.25); KL(p‖M) = 0.5·log2(2/3) + 0.5·log2(2) = 0.2075187…;
-        // KL(q‖M) = log2(4/3) = 0.4150375…; JS = their mean.
-        let (p, q) = ([0.5, 0.5], [1.0, 0.0]);
-        assert!(close(jensen_shannon(&p, &q), 0.311_278_124_459_132_8));
-        assert!(close(jensen_shannon(&p, &p), 0.0));
-        assert!(close(jensen_shannon(&[1.0, 0.0], &[0.0, 1.0]), 1.0));
-        assert!(close(l_infinity(&p, &q), 0.5));
-        // (0.5 − 1e-4)·ln(0.5/1e-4) + (1 − 0.5)·ln(1/0.5)
-        let expected = (0.5 - 1e-4) * (0.5f64 / 1e-4).ln() + 0.5 * 2f64.ln();
-        assert!(close(psi(&q, &p), expected));
-        // 0.4·ln(0.4/0.2) − 0.2·ln(0.6/0.8) … over three bins:
-        let r = [0.2, 0.3, 0.5];
-        let s = [0.4, 0.3, 0.3];
-        let expected = 0.2 * 2f64.ln() + 0.0 + (-0.2) * (0.3f64 / 0.5).ln();
-        assert!(close(psi(&r, &s), expected));
     }
 
     /// A deterministic, roughly normal sample (sum of uniforms).
@@ -349,6 +309,36 @@ mod tests {
         (0..n)
             .map(|_| Some(mean + (0..12).map(|_| next()).sum::<f64>() - 6.0))
             .collect()
+    }
+
+    #[test]
+    fn numeric_scores_are_sluice_drifts_on_the_summaries() {
+        // The monitor summarises rows exactly as std:statistics does and
+        // compares the summaries with sluice-drift, as std:validate does.
+        let (a, b) = (sample(500, 0.0, 1), sample(300, 1.5, 2));
+        let t = Thresholds::default();
+        let d = compare(
+            "x",
+            &Values::Numeric(a.clone()),
+            &Values::Numeric(b.clone()),
+            &t,
+        );
+        let flat = |v: &[Option<f64>]| v.iter().flatten().copied().collect::<Vec<f64>>();
+        let r = sluice_drift::quantile_histogram(&flat(&a), SUMMARY_BINS).unwrap();
+        let s = sluice_drift::quantile_histogram(&flat(&b), SUMMARY_BINS).unwrap();
+        let expected = sluice_drift::numeric_drift(&r, &s).unwrap();
+        assert_eq!(d.score, expected.jensen_shannon);
+        assert_eq!(d.jensen_shannon, expected.jensen_shannon);
+        assert_eq!(d.psi, expected.psi);
+        assert_eq!(
+            (d.reference, d.served),
+            (expected.reference, expected.served)
+        );
+        assert_eq!(d.bins.len(), sluice_drift::DRIFT_CELLS + 2);
+        assert!(d.drifted, "{}", d.score);
+        // A side without values: nothing measured, nothing flagged.
+        let none = compare("x", &Values::Numeric(a), &Values::Numeric(vec![None]), &t);
+        assert!(!none.drifted && none.score == 0.0 && none.bins.is_empty());
     }
 
     #[test]

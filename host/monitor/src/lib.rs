@@ -5,10 +5,18 @@
 //!
 //! [`monitor`] makes a [`Report`]; [`html::render`] turns it into a page
 //! that opens offline.
+//!
+//! Neighbours: drift statistics come from `sluice-drift` (the same code
+//! `std:validate` runs, so both give the same score for the same data);
+//! predictions from `sluice-serve`'s [`sluice_serve::ServedModel`];
+//! request logs and lineage from `sluice-store`. `sluice-watch` calls it
+//! for its drift and degradation triggers.
 
 pub mod drift;
 pub mod html;
 mod report;
 
-pub use drift::{ColumnDrift, Thresholds};
+pub use drift::{
+    ColumnDrift, DEFAULT_CATEGORICAL_THRESHOLD, DEFAULT_NUMERIC_THRESHOLD, Thresholds,
+};
 pub use report::{LiveQuality, MonitorError, MonitorOptions, Report, Source, Window, monitor};

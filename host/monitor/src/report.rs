@@ -320,7 +320,7 @@ pub fn monitor(
         model: model.name.clone(),
         version: model.version,
         reference: reference.to_string(),
-        generated_at: sluice_pipeline::execute::rfc3339(std::time::SystemTime::now()),
+        generated_at: sluice_store::time::now(),
         thresholds: options.thresholds,
         training: Source {
             description: training_source,

@@ -1,4 +1,4 @@
-//! Pipeline specs for sluice.
+//! Pipelines for sluice: specs, their validation, and their execution.
 //!
 //! A pipeline is described by a TOML file (see `DESIGN.md`, "Pipeline spec").
 //! This crate turns that file into typed values and checks it before anything
@@ -10,7 +10,14 @@
 //!   produces a [`validate::Plan`]: the steps in a deterministic topological
 //!   order with their resolved parameters;
 //! - [`diagnostic`] carries the errors of both, each with file, line and
-//!   column, rendered like rustc's or serialised as JSON.
+//!   column, rendered like rustc's or serialised as JSON;
+//! - [`execute`] runs a validated plan: the local scheduler, the executor
+//!   of one step against a store (the unit a cluster task or a device
+//!   calls), and the cache key.
+//!
+//! Neighbours: components are loaded and run by `sluice-runtime`; outputs
+//! and records go to `sluice-store`. `sluice-watch` and the CLI drive runs
+//! through this crate.
 
 pub mod diagnostic;
 pub mod execute;

@@ -16,13 +16,25 @@
 //! limits = { memory = "512MiB", time = "30s", output = "256MiB" }
 //! retries = 0
 //! cache = true
+//!
+//! [triggers]                       # optional: what starts a run under `sluice watch`
+//! schedule = "0 3 * * 1"           # cron, UTC ([`cron`]); also new-data, drift, degradation
+//! [promotion]                      # optional: where blessed versions go
+//! production = false
 //! ```
+//!
+//! (See [`Triggers`] and [`Promotion`] for every key of the last two.)
 //!
 //! [`Spec::parse`] checks the shape of the file (known keys, value types,
 //! names, component references, limits) and reports every problem it finds;
 //! [`crate::validate`] then checks the spec against the components' manifests.
 //! Every element keeps the byte [`Span`] it came from, and the lists keep the
 //! order of the file.
+
+pub mod cron;
+mod triggers;
+
+pub use triggers::{DegradationTrigger, DriftTrigger, Promotion, Triggers};
 
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, Span, did_you_mean};
 use sluice_runtime::manifest::{ArtifactKind, Value};
@@ -53,6 +65,13 @@ pub struct Spec {
     pub data: Vec<DataInput>,
     /// The `[steps.*]` tables, in file order.
     pub steps: Vec<StepSpec>,
+    /// The `[triggers]` table, if given: what starts a run under `sluice
+    /// watch` (ignored by `sluice run`, but checked all the same).
+    pub triggers: Option<Triggers>,
+    /// The `[promotion]` table, if given: where `sluice watch` moves the
+    /// aliases of the versions a run blesses ([`Promotion::default`] if
+    /// absent).
+    pub promotion: Option<Promotion>,
 }
 
 /// How a data input is imported.
@@ -604,7 +623,22 @@ impl Parser<'_> {
             }
         }
 
+        let mut triggers = None;
+        let mut promotion = None;
+        let mut tables_ok = true;
+        if let Some((_, value)) = get(root, "triggers") {
+            triggers = self.triggers(value, &data);
+            tables_ok &= triggers.is_some();
+        }
+        if let Some((_, value)) = get(root, "promotion") {
+            promotion = self.promotion(value);
+            tables_ok &= promotion.is_some();
+        }
+
         let (name, name_span) = name?;
+        if !tables_ok {
+            return None;
+        }
         Some(Spec {
             path: self.file.to_owned(),
             source: self.source.to_owned(),
@@ -614,6 +648,8 @@ impl Parser<'_> {
             store,
             data,
             steps,
+            triggers,
+            promotion,
         })
     }
 

@@ -110,7 +110,7 @@ pub fn validate(spec: &Spec, manifests: &Resolver<'_>) -> Result<Plan, Diagnosti
                 .iter()
                 .map(|b| PlannedInput {
                     port: b.port.clone(),
-                    kind: manifest.input(&b.port).expect("checked").kind,
+                    kind: manifest.find_input(&b.port).expect("checked").kind,
                     source: b.source.clone(),
                 })
                 .collect();
@@ -137,7 +137,7 @@ fn resolve_params(step: &StepSpec, manifest: &Manifest) -> Vec<(String, Value)> 
         .params
         .iter()
         .map(|p| {
-            let value = match (&p.value, manifest.param(&p.name).map(|d| d.value_type)) {
+            let value = match (&p.value, manifest.find_param(&p.name).map(|d| d.value_type)) {
                 (Value::Integer(i), Some(ValueType::Float)) => Value::Float(*i as f64),
                 (v, _) => v.clone(),
             };
@@ -273,7 +273,7 @@ impl<'s> Validator<'s> {
         for b in &step.inputs {
             let port = match &manifest {
                 None => None,
-                Some(m) => match m.input(&b.port) {
+                Some(m) => match m.find_input(&b.port) {
                     Some(port) => Some(port.kind),
                     None => {
                         let names: Vec<&str> = m.inputs.iter().map(|p| p.name.as_str()).collect();
@@ -362,7 +362,7 @@ impl<'s> Validator<'s> {
                     return None;
                 };
                 let m = self.manifests[j].as_ref()?;
-                match m.output(port) {
+                match m.find_output(port) {
                     Some(p) => Some((p.kind, format!("`{}`", b.source))),
                     None => {
                         let names: Vec<&str> = m.outputs.iter().map(|p| p.name.as_str()).collect();
@@ -414,7 +414,7 @@ impl<'s> Validator<'s> {
             return;
         };
         for p in &step.params {
-            match m.param(&p.name) {
+            match m.find_param(&p.name) {
                 None => {
                     let names: Vec<&str> = m.params.iter().map(|d| d.name.as_str()).collect();
                     let list = if names.is_empty() {

@@ -15,6 +15,12 @@
 //! println!("{:#?}", step.describe()?);
 //! # Ok::<(), sluice_runtime::RuntimeError>(())
 //! ```
+//!
+//! Neighbours: the contract's plain types come from `sluice-contract` (and
+//! are re-exported here); stored artifacts and digests from `sluice-store`;
+//! the `ml` imports are served by `sluice-ml`; the standard steps' bytes by
+//! `sluice-std-components`. Above it, `sluice-pipeline` schedules steps and
+//! `sluice-serve` replays transforms; neither reaches into wasmtime.
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -50,7 +56,7 @@ pub mod transform;
 pub use cache::{CacheOutcome, CacheStats};
 pub use engine::{Component, ComponentSource, Runtime, RuntimeConfig, WIT_PACKAGE};
 pub use error::RuntimeError;
-pub use manifest::{ArtifactKind, Manifest, ParamSpec, Port, Value, ValueType};
+pub use manifest::{ArtifactKind, DType, Manifest, ParamSpec, Port, Value, ValueType};
 pub use model::{ModelArtifact, ModelError};
 pub use outcome::{
     EventSink, InputArtifact, Invocation, LogLevel, LogLine, OutputArtifact, Registration,

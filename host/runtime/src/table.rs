@@ -12,6 +12,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use sluice_contract::DType;
 use std::sync::Arc;
 
 /// Why table data could not be converted, read or written.
@@ -61,13 +62,42 @@ pub(crate) fn wit_fields(batch: &RecordBatch) -> Vec<WitField> {
 }
 
 fn dtype_of(t: &DataType) -> Option<Dtype> {
-    Some(match t {
-        DataType::Boolean => Dtype::Boolean,
-        DataType::Int64 => Dtype::Int64,
-        DataType::Float64 => Dtype::Float64,
-        DataType::Utf8 => Dtype::Utf8,
-        _ => return None,
+    Some(match DType::of_arrow(t)? {
+        DType::Boolean => Dtype::Boolean,
+        DType::Int64 => Dtype::Int64,
+        DType::Float64 => Dtype::Float64,
+        DType::Utf8 => Dtype::Utf8,
     })
+}
+
+/// Arrow's side of the contract's column types: the one mapping between a
+/// [`DType`] and the Arrow type a host-held column has.
+pub trait ArrowDType: Sized {
+    /// The Arrow type of a column of this dtype.
+    fn arrow(self) -> DataType;
+    /// The dtype of an Arrow column, if sluice tables carry its type.
+    fn of_arrow(t: &DataType) -> Option<Self>;
+}
+
+impl ArrowDType for DType {
+    fn arrow(self) -> DataType {
+        match self {
+            DType::Boolean => DataType::Boolean,
+            DType::Int64 => DataType::Int64,
+            DType::Float64 => DataType::Float64,
+            DType::Utf8 => DataType::Utf8,
+        }
+    }
+
+    fn of_arrow(t: &DataType) -> Option<Self> {
+        Some(match t {
+            DataType::Boolean => DType::Boolean,
+            DataType::Int64 => DType::Int64,
+            DataType::Float64 => DType::Float64,
+            DataType::Utf8 => DType::Utf8,
+            _ => return None,
+        })
+    }
 }
 
 /// Copies one Arrow column out as the contract's `column`.

@@ -8,6 +8,11 @@
 //! `/invocations`, with canary splits, dynamic batching, sampled request
 //! logging to the store, Prometheus metrics, and hot reload when an alias
 //! moves.
+//!
+//! Neighbours: models and request-log chunks come from and go to
+//! `sluice-store`; transforms run in `sluice-runtime`; inference is
+//! `sluice-ml`'s; column types are `sluice-contract`'s. `sluice-monitor`
+//! reads what this crate logs.
 
 mod batcher;
 mod metrics;

@@ -2,7 +2,7 @@
 //! MLflow's scoring API, parsed into request tables and written back from
 //! prediction tables. Every refusal says what was wrong and where.
 
-use crate::signature::{ColumnType, DataError, Signature};
+use crate::signature::{ArrowDType, DType, DataError, Signature, oip_datatype};
 use arrow_array::{Array, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -56,27 +56,27 @@ pub fn parse_infer(body: &[u8]) -> Result<InferRequest, DataError> {
 
 /// The datatypes of the protocol this server reads, and which column type
 /// each may fill.
-fn datatype_fits(datatype: &str, column: ColumnType) -> Option<bool> {
-    let numeric = matches!(column, ColumnType::Int64 | ColumnType::Float64);
+fn datatype_fits(datatype: &str, column: DType) -> Option<bool> {
+    let numeric = matches!(column, DType::Int64 | DType::Float64);
     Some(match datatype {
-        "FP16" | "FP32" | "FP64" => column == ColumnType::Float64,
+        "FP16" | "FP32" | "FP64" => column == DType::Float64,
         "INT8" | "INT16" | "INT32" | "INT64" | "UINT8" | "UINT16" | "UINT32" | "UINT64" => numeric,
-        "BOOL" => column == ColumnType::Boolean,
-        "BYTES" => column == ColumnType::Utf8,
+        "BOOL" => column == DType::Boolean,
+        "BYTES" => column == DType::Utf8,
         _ => return None,
     })
 }
 
 /// The column type a tensor of `datatype` makes when the model does not
 /// say what it takes.
-fn column_type_of(datatype: &str) -> Option<ColumnType> {
+fn column_type_of(datatype: &str) -> Option<DType> {
     Some(match datatype {
-        "FP16" | "FP32" | "FP64" => ColumnType::Float64,
+        "FP16" | "FP32" | "FP64" => DType::Float64,
         "INT8" | "INT16" | "INT32" | "INT64" | "UINT8" | "UINT16" | "UINT32" | "UINT64" => {
-            ColumnType::Int64
+            DType::Int64
         }
-        "BOOL" => ColumnType::Boolean,
-        "BYTES" => ColumnType::Utf8,
+        "BOOL" => DType::Boolean,
+        "BYTES" => DType::Utf8,
         _ => return None,
     })
 }
@@ -178,9 +178,9 @@ pub fn infer_table(
     }
 }
 
-fn check_datatype(name: &str, datatype: &str, column: Option<ColumnType>) -> Result<(), DataError> {
+fn check_datatype(name: &str, datatype: &str, column: Option<DType>) -> Result<(), DataError> {
     match (
-        datatype_fits(datatype, column.unwrap_or(ColumnType::Float64)),
+        datatype_fits(datatype, column.unwrap_or(DType::Float64)),
         column,
     ) {
         (None, _) => Err(DataError(format!(
@@ -190,10 +190,10 @@ fn check_datatype(name: &str, datatype: &str, column: Option<ColumnType>) -> Res
             "input `{name}` has datatype {datatype}, but the model takes {} ({}) there",
             c.name(),
             match c {
-                ColumnType::Float64 => "FP32 or FP64; integers too",
-                ColumnType::Int64 => "an INT type",
-                ColumnType::Boolean => "BOOL",
-                ColumnType::Utf8 => "BYTES",
+                DType::Float64 => "FP32 or FP64; integers too",
+                DType::Int64 => "an INT type",
+                DType::Boolean => "BOOL",
+                DType::Utf8 => "BYTES",
             }
         ))),
         _ => Ok(()),
@@ -256,10 +256,10 @@ pub fn infer_response(
         .enumerate()
         .filter(|(_, f)| requested.is_none_or(|r| r.iter().any(|o| o.name == *f.name())))
         .map(|(i, f)| {
-            let column_type = ColumnType::of_arrow(f.data_type()).unwrap_or(ColumnType::Float64);
+            let column_type = DType::of_arrow(f.data_type()).unwrap_or(DType::Float64);
             json!({
                 "name": f.name(),
-                "datatype": column_type.oip(),
+                "datatype": oip_datatype(column_type),
                 "shape": [rows],
                 "data": column_json(predictions.column(i).as_ref()),
             })
@@ -474,7 +474,9 @@ pub fn model_metadata(
     let tensors = |s: &Signature| -> Vec<Value> {
         s.columns
             .iter()
-            .map(|c| json!({"name": c.name, "datatype": c.column_type.oip(), "shape": [-1]}))
+            .map(
+                |c| json!({"name": c.name, "datatype": oip_datatype(c.column_type), "shape": [-1]}),
+            )
             .collect()
     };
     let mut m = Map::new();
@@ -502,11 +504,11 @@ mod tests {
             columns: vec![
                 ColumnSpec {
                     name: "a".into(),
-                    column_type: ColumnType::Float64,
+                    column_type: DType::Float64,
                 },
                 ColumnSpec {
                     name: "b".into(),
-                    column_type: ColumnType::Float64,
+                    column_type: DType::Float64,
                 },
             ],
         }

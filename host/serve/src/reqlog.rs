@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// How requests are logged.
 #[derive(Debug, Clone, Copy)]
@@ -107,7 +107,7 @@ impl RequestLog {
             request_id: request_id.to_string(),
             inputs: inputs.clone(),
             outputs: outputs.clone(),
-            at: sluice_pipeline::execute::rfc3339(SystemTime::now()),
+            at: sluice_store::time::now(),
         };
         if let Some(s) = self.sender.lock().unwrap().as_ref()
             && let Err(mpsc::TrySendError::Full(_)) = s.try_send(entry)

@@ -2,7 +2,7 @@
 //! graph compiled for inference, its recorded transform component loaded
 //! with the fitted state, and its request and response signatures.
 
-use crate::signature::{ColumnSpec, ColumnType, DataError, Signature};
+use crate::signature::{ArrowDType, ColumnSpec, DType, DataError, Signature};
 use arrow_array::{ArrayRef, Float64Array, RecordBatch};
 use serde_json::Value;
 use sluice_runtime::{
@@ -140,7 +140,7 @@ impl ServedModel {
                     .into_iter()
                     .map(|name| ColumnSpec {
                         name,
-                        column_type: ColumnType::Float64,
+                        column_type: DType::Float64,
                     })
                     .collect(),
             }),
@@ -278,7 +278,7 @@ fn transform_inputs(doc: &Value) -> Option<Signature> {
         .map(|c| {
             Some(ColumnSpec {
                 name: c.get("name")?.as_str()?.to_string(),
-                column_type: ColumnType::parse(c.get("type")?.as_str()?)?,
+                column_type: DType::parse(c.get("type")?.as_str()?)?,
             })
         })
         .collect::<Option<Vec<_>>>()?;
@@ -307,7 +307,7 @@ fn output_signature(model: &ModelArtifact) -> Result<Signature, ModelError> {
             .iter()
             .map(|f| ColumnSpec {
                 name: f.name().clone(),
-                column_type: ColumnType::of_arrow(f.data_type()).unwrap_or(ColumnType::Float64),
+                column_type: DType::of_arrow(f.data_type()).unwrap_or(DType::Float64),
             })
             .collect(),
     })

@@ -10,78 +10,20 @@ use arrow_array::{
     Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, RecordBatchOptions,
     StringArray,
 };
-use arrow_schema::{DataType, Field, Schema};
+use arrow_schema::{Field, Schema};
 use serde_json::Value;
 use std::sync::Arc;
 
-/// The type of a column, as sluice tables carry them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ColumnType {
-    /// `true` / `false`.
-    Boolean,
-    /// 64-bit integers.
-    Int64,
-    /// 64-bit floats.
-    Float64,
-    /// UTF-8 text.
-    Utf8,
-}
+pub use sluice_contract::DType;
+pub use sluice_runtime::table::ArrowDType;
 
-impl ColumnType {
-    /// Parses a table type name (`boolean`, `int64`, `float64`, `utf8`).
-    pub fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "boolean" | "bool" => ColumnType::Boolean,
-            "int64" => ColumnType::Int64,
-            "float64" => ColumnType::Float64,
-            "utf8" | "string" => ColumnType::Utf8,
-            _ => return None,
-        })
-    }
-
-    /// The table type name.
-    pub fn name(self) -> &'static str {
-        match self {
-            ColumnType::Boolean => "boolean",
-            ColumnType::Int64 => "int64",
-            ColumnType::Float64 => "float64",
-            ColumnType::Utf8 => "utf8",
-        }
-    }
-
-    /// The Arrow type of such a column.
-    pub fn arrow(self) -> DataType {
-        match self {
-            ColumnType::Boolean => DataType::Boolean,
-            ColumnType::Int64 => DataType::Int64,
-            ColumnType::Float64 => DataType::Float64,
-            ColumnType::Utf8 => DataType::Utf8,
-        }
-    }
-
-    /// The type of an Arrow column, if sluice tables carry it.
-    pub fn of_arrow(t: &DataType) -> Option<Self> {
-        Some(match t {
-            DataType::Boolean => ColumnType::Boolean,
-            DataType::Int64 => ColumnType::Int64,
-            DataType::Float64 => ColumnType::Float64,
-            DataType::Utf8 => ColumnType::Utf8,
-            _ => return None,
-        })
-    }
-
-    /// The Open Inference Protocol datatype of such a column's tensor.
-    pub fn oip(self) -> &'static str {
-        match self {
-            ColumnType::Boolean => "BOOL",
-            ColumnType::Int64 => "INT64",
-            ColumnType::Float64 => "FP64",
-            ColumnType::Utf8 => "BYTES",
-        }
-    }
-
-    fn is_numeric(self) -> bool {
-        matches!(self, ColumnType::Int64 | ColumnType::Float64)
+/// The Open Inference Protocol datatype of a column's tensor.
+pub fn oip_datatype(column: DType) -> &'static str {
+    match column {
+        DType::Boolean => "BOOL",
+        DType::Int64 => "INT64",
+        DType::Float64 => "FP64",
+        DType::Utf8 => "BYTES",
     }
 }
 
@@ -91,7 +33,7 @@ pub struct ColumnSpec {
     /// The column's name.
     pub name: String,
     /// Its type.
-    pub column_type: ColumnType,
+    pub column_type: DType,
 }
 
 /// Why request data does not fit a model's inputs. Each message names the
@@ -235,7 +177,7 @@ fn plural(n: usize) -> &'static str {
 /// A column of `column_type` from JSON values (`null` is a missing value).
 fn json_column(
     name: &str,
-    column_type: ColumnType,
+    column_type: DType,
     values: &[Value],
     what: &str,
 ) -> Result<ArrayRef, DataError> {
@@ -244,15 +186,15 @@ fn json_column(
             "{what} `{name}` holds {} at position {i}, but the model takes {} there",
             shown(v),
             match column_type {
-                ColumnType::Boolean => "true/false",
-                ColumnType::Int64 => "whole numbers",
-                ColumnType::Float64 => "numbers",
-                ColumnType::Utf8 => "text",
+                DType::Boolean => "true/false",
+                DType::Int64 => "whole numbers",
+                DType::Float64 => "numbers",
+                DType::Utf8 => "text",
             }
         ))
     };
     Ok(match column_type {
-        ColumnType::Float64 => Arc::new(
+        DType::Float64 => Arc::new(
             values
                 .iter()
                 .enumerate()
@@ -263,7 +205,7 @@ fn json_column(
                 })
                 .collect::<Result<Float64Array, _>>()?,
         ),
-        ColumnType::Int64 => Arc::new(
+        DType::Int64 => Arc::new(
             values
                 .iter()
                 .enumerate()
@@ -282,7 +224,7 @@ fn json_column(
                 })
                 .collect::<Result<Int64Array, _>>()?,
         ),
-        ColumnType::Boolean => Arc::new(
+        DType::Boolean => Arc::new(
             values
                 .iter()
                 .enumerate()
@@ -293,7 +235,7 @@ fn json_column(
                 })
                 .collect::<Result<BooleanArray, _>>()?,
         ),
-        ColumnType::Utf8 => Arc::new(
+        DType::Utf8 => Arc::new(
             values
                 .iter()
                 .enumerate()
@@ -323,20 +265,20 @@ fn shown(v: &Value) -> String {
 }
 
 /// `array` as a column of `to`.
-fn cast_column(name: &str, array: &ArrayRef, to: ColumnType) -> Result<ArrayRef, DataError> {
+fn cast_column(name: &str, array: &ArrayRef, to: DType) -> Result<ArrayRef, DataError> {
     let from = array.data_type();
     if *from == to.arrow() {
         return Ok(array.clone());
     }
-    let from_type = ColumnType::of_arrow(from);
+    let from_type = DType::of_arrow(from);
     let allowed = match (from_type, to) {
-        (Some(f), ColumnType::Float64) => f.is_numeric(),
-        (Some(ColumnType::Float64), ColumnType::Int64) => {
+        (Some(f), DType::Float64) => f.is_numeric(),
+        (Some(DType::Float64), DType::Int64) => {
             let a = array.as_any().downcast_ref::<Float64Array>().unwrap();
             a.iter().flatten().all(|v| v.fract() == 0.0)
         }
         // Narrow integers and floats (Parquet files from other tools).
-        (None, ColumnType::Float64 | ColumnType::Int64) => from.is_numeric(),
+        (None, DType::Float64 | DType::Int64) => from.is_numeric(),
         _ => false,
     };
     if !allowed {
@@ -358,15 +300,15 @@ mod tests {
             columns: vec![
                 ColumnSpec {
                     name: "radius".into(),
-                    column_type: ColumnType::Float64,
+                    column_type: DType::Float64,
                 },
                 ColumnSpec {
                     name: "count".into(),
-                    column_type: ColumnType::Int64,
+                    column_type: DType::Int64,
                 },
                 ColumnSpec {
                     name: "site".into(),
-                    column_type: ColumnType::Utf8,
+                    column_type: DType::Utf8,
                 },
             ],
         }
@@ -444,7 +386,7 @@ mod tests {
         let s = Signature {
             columns: vec![ColumnSpec {
                 name: "x".into(),
-                column_type: ColumnType::Float64,
+                column_type: DType::Float64,
             }],
         };
         let ints = RecordBatch::try_from_iter([

@@ -4,6 +4,10 @@
 //! wasm32-wasip2 by this crate's build script. Pipelines refer to them as
 //! `std:<name>`; their SHA-256 is computed at build time so that resolving a
 //! standard step costs no hashing at run time.
+//!
+//! Neighbours: the guest workspace `components/` (the steps' sources, and
+//! the shared guest crates they use) and `sdk/rust`; `sluice-runtime`
+//! resolves `std:NAME` through [`STANDARD`].
 
 /// A standard step: its name, component bytes and their SHA-256.
 #[derive(Debug, Clone, Copy)]

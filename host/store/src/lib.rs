@@ -7,14 +7,29 @@
 //!
 //! This crate holds the local-folder backend; the metadata database and
 //! remote (S3-compatible) backends build on the same layout.
+//!
+//! Modules: [`metadata`] (runs, executions, lineage rows), [`registry`]
+//! (models, aliases and their history), [`request_log`] (served requests'
+//! log chunks), the watcher's state, [`time`] (the one timestamp format);
+//! each owns its tables in a numbered migration under `migrations/`,
+//! applied by the private `db` module.
+//!
+//! Neighbours: this crate depends on no other sluice crate. Everything
+//! above it — the runtime, the pipeline executor, the server, the monitor,
+//! the watcher and the CLI — records and reads through it.
 
+mod db;
 mod digest;
+pub mod gc;
+pub mod lineage;
 pub mod metadata;
 mod objects;
+pub mod refs;
 pub mod registry;
 mod remote;
 pub mod request_log;
 mod store;
+pub mod time;
 mod watch_state;
 
 pub use digest::{Digest, DigestParseError};

@@ -12,165 +12,10 @@
 //! removes), never a row pointing at nothing.
 
 use crate::Digest;
+pub(crate) use crate::db::parse_digest;
+pub use crate::db::{Metadata, MetadataError};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-
-/// An error from the metadata database.
-#[derive(Debug, thiserror::Error)]
-pub enum MetadataError {
-    /// SQLite failed.
-    #[error("metadata database {path}: {source}")]
-    Sqlite {
-        /// The database file.
-        path: PathBuf,
-        /// What SQLite said.
-        source: rusqlite::Error,
-    },
-    /// The database was written by a newer sluice.
-    #[error(
-        "metadata database {path} has schema version {found}, newer than this sluice understands ({supported}); upgrade sluice"
-    )]
-    TooNew {
-        /// The database file.
-        path: PathBuf,
-        /// Its version.
-        found: i64,
-        /// Ours.
-        supported: i64,
-    },
-    /// A run, execution or artifact asked for does not exist.
-    #[error("{0}")]
-    NotFound(String),
-}
-
-/// The schema, one migration per entry; entry `i` takes the database from
-/// version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE components (
-    digest      TEXT PRIMARY KEY,
-    name        TEXT NOT NULL,
-    size        INTEGER NOT NULL,
-    first_seen  TEXT NOT NULL
-);
-CREATE TABLE artifacts (
-    digest      TEXT PRIMARY KEY,
-    kind        TEXT NOT NULL,
-    size        INTEGER NOT NULL,
-    created_at  TEXT NOT NULL
-);
-CREATE TABLE runs (
-    id           TEXT PRIMARY KEY,
-    pipeline     TEXT NOT NULL,
-    spec_path    TEXT NOT NULL,
-    spec_digest  TEXT NOT NULL,
-    trigger      TEXT NOT NULL,
-    state        TEXT NOT NULL,
-    started_at   TEXT NOT NULL,
-    ended_at     TEXT,
-    host         TEXT NOT NULL,
-    pid          INTEGER NOT NULL,
-    resumed_from TEXT REFERENCES runs(id)
-);
-CREATE INDEX runs_by_pipeline ON runs(pipeline, started_at);
-CREATE TABLE executions (
-    id               INTEGER PRIMARY KEY,
-    run_id           TEXT NOT NULL REFERENCES runs(id),
-    step             TEXT NOT NULL,
-    component        TEXT NOT NULL,
-    component_digest TEXT NOT NULL,
-    cache_key        TEXT NOT NULL,
-    key_parts        TEXT NOT NULL,
-    params           TEXT NOT NULL,
-    state            TEXT NOT NULL,
-    cached_from      INTEGER REFERENCES executions(id),
-    started_at       TEXT NOT NULL,
-    ended_at         TEXT,
-    duration_ms      REAL,
-    attempts         INTEGER NOT NULL DEFAULT 0,
-    error            TEXT,
-    failure          TEXT,
-    metrics          TEXT,
-    report           TEXT,
-    host             TEXT NOT NULL,
-    UNIQUE (run_id, step)
-);
-CREATE INDEX executions_by_key ON executions(cache_key, state);
-CREATE INDEX executions_by_step ON executions(step, id);
-CREATE TABLE events (
-    execution_id INTEGER NOT NULL REFERENCES executions(id),
-    direction    TEXT NOT NULL CHECK (direction IN ('input', 'output')),
-    port         TEXT NOT NULL,
-    artifact     TEXT NOT NULL REFERENCES artifacts(digest),
-    source       TEXT,
-    PRIMARY KEY (execution_id, direction, port)
-);
-CREATE INDEX events_by_artifact ON events(artifact, direction);
-CREATE TABLE imports (
-    run_id    TEXT NOT NULL REFERENCES runs(id),
-    name      TEXT NOT NULL,
-    path      TEXT NOT NULL,
-    artifact  TEXT NOT NULL REFERENCES artifacts(digest),
-    PRIMARY KEY (run_id, name)
-);
-"#,
-    r#"
-CREATE TABLE models (
-    name         TEXT NOT NULL,
-    version      INTEGER NOT NULL,
-    artifact     TEXT NOT NULL REFERENCES artifacts(digest),
-    metrics      TEXT NOT NULL,
-    run_id       TEXT REFERENCES runs(id),
-    execution_id INTEGER REFERENCES executions(id),
-    created_at   TEXT NOT NULL,
-    PRIMARY KEY (name, version),
-    UNIQUE (name, artifact)
-);
-CREATE TABLE model_aliases (
-    name     TEXT NOT NULL,
-    alias    TEXT NOT NULL,
-    version  INTEGER NOT NULL,
-    PRIMARY KEY (name, alias),
-    FOREIGN KEY (name, version) REFERENCES models(name, version)
-);
-CREATE TABLE alias_history (
-    id        INTEGER PRIMARY KEY,
-    name      TEXT NOT NULL,
-    alias     TEXT NOT NULL,
-    version   INTEGER NOT NULL,
-    previous  INTEGER,
-    at        TEXT NOT NULL,
-    who       TEXT NOT NULL,
-    reason    TEXT NOT NULL
-);
-CREATE INDEX alias_history_by_alias ON alias_history(name, alias, id);
-"#,
-    r#"
-CREATE TABLE request_logs (
-    id          INTEGER PRIMARY KEY,
-    name        TEXT NOT NULL,
-    version     INTEGER NOT NULL,
-    object      TEXT NOT NULL,
-    rows        INTEGER NOT NULL,
-    first_at    TEXT NOT NULL,
-    last_at     TEXT NOT NULL,
-    server      TEXT NOT NULL
-);
-CREATE INDEX request_logs_by_model ON request_logs(name, last_at);
-"#,
-    r#"
-CREATE TABLE watch_state (
-    pipeline    TEXT NOT NULL,
-    key         TEXT NOT NULL,
-    value       TEXT NOT NULL,
-    updated_at  TEXT NOT NULL,
-    PRIMARY KEY (pipeline, key)
-);
-CREATE INDEX runs_by_trigger ON runs(pipeline, trigger);
-"#,
-];
 
 /// Lifecycle of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -379,74 +224,7 @@ pub struct Finished<'a> {
     pub models: &'a [crate::registry::NewModel],
 }
 
-/// The metadata database of a store.
-pub struct Metadata {
-    path: PathBuf,
-    conn: Mutex<Connection>,
-}
-
 impl Metadata {
-    /// The latest schema version.
-    pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
-
-    /// Opens (creating and migrating if needed) the database at `path`.
-    pub fn open(path: impl Into<PathBuf>) -> Result<Self, MetadataError> {
-        let path = path.into();
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let err = |source| MetadataError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let mut conn = Connection::open(&path).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(err)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-        )
-        .map_err(err)?;
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let version: i64 = tx
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(err)?;
-        if version > Self::SCHEMA_VERSION {
-            return Err(MetadataError::TooNew {
-                path,
-                found: version,
-                supported: Self::SCHEMA_VERSION,
-            });
-        }
-        for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            tx.execute_batch(migration).map_err(err)?;
-            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
-                .map_err(err)?;
-        }
-        tx.commit().map_err(err)?;
-        Ok(Metadata {
-            path,
-            conn: Mutex::new(conn),
-        })
-    }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub(crate) fn with<T>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, MetadataError> {
-        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn).map_err(|source| MetadataError::Sqlite {
-            path: self.path.clone(),
-            source,
-        })
-    }
-
     /// Records a component (once per digest).
     pub fn record_component(
         &self,
@@ -712,7 +490,7 @@ impl Metadata {
             1 => Ok(runs.into_iter().next().unwrap()),
             0 => Err(MetadataError::NotFound(format!(
                 "no run `{id}` in {}; `sluice runs list` shows the runs",
-                self.path.display()
+                self.path().display()
             ))),
             n => Err(MetadataError::NotFound(format!(
                 "`{id}` matches {n} runs ({}…); give more of the id",
@@ -1009,10 +787,6 @@ fn events_of(c: &Connection, id: i64) -> rusqlite::Result<Vec<EventRecord>> {
         })
     })?
     .collect()
-}
-
-pub(crate) fn parse_digest(hex: String) -> Digest {
-    hex.parse().unwrap_or(Digest::from_bytes([0; 32]))
 }
 
 /// This machine's host name, for the `host` columns.

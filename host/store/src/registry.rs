@@ -8,7 +8,7 @@
 //! artifact under the same name again returns the existing version.
 
 use crate::Digest;
-use crate::metadata::{Metadata, MetadataError};
+use crate::db::{Metadata, MetadataError};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 use std::fmt;

@@ -4,7 +4,8 @@
 //! holds and when, so a monitor finds a model's traffic without listing
 //! objects.
 
-use crate::{Digest, Metadata, MetadataError};
+use crate::Digest;
+use crate::db::{Metadata, MetadataError};
 use rusqlite::params;
 use serde::Serialize;
 
@@ -64,7 +65,7 @@ impl Metadata {
                 Ok(RequestLogChunk {
                     name: r.get(0)?,
                     version: r.get(1)?,
-                    object: crate::metadata::parse_digest(r.get::<_, String>(2)?),
+                    object: crate::db::parse_digest(r.get::<_, String>(2)?),
                     rows: r.get::<_, i64>(3)? as u64,
                     first_at: r.get(4)?,
                     last_at: r.get(5)?,

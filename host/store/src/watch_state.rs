@@ -3,8 +3,8 @@
 //! trigger it is acting on. Kept in the metadata database so that a
 //! restarted watcher neither loses a trigger nor acts on one twice.
 
+use crate::db::{Metadata, MetadataError};
 use crate::metadata::RunRecord;
-use crate::{Metadata, MetadataError};
 use rusqlite::{OptionalExtension, params};
 use std::collections::BTreeMap;
 

@@ -5,6 +5,11 @@
 //! trigger that started it) and applies the `[promotion]` policy to the
 //! versions it registers. Its state lives in the store, so a restarted
 //! watcher neither loses nor repeats a trigger.
+//!
+//! Neighbours: the triggers are parsed and validated with the rest of the
+//! spec by `sluice-pipeline`, which also runs the pipeline; drift and
+//! degradation are judged by `sluice-monitor`; state and promotions are
+//! recorded in `sluice-store`.
 
 pub mod config;
 pub mod cron;

@@ -83,9 +83,8 @@ impl Watcher {
     pub fn new(spec: &Path, store: Arc<Store>, runtime: Arc<Runtime>) -> Result<Self, WatchError> {
         let parsed = sluice_pipeline::spec::Spec::load(spec)
             .map_err(|d| WatchError::Config(format!("the spec is invalid:\n{d}")))?;
-        let names: Vec<String> = parsed.data.iter().map(|d| d.name.clone()).collect();
         let config =
-            WatchConfig::load(spec, &names).map_err(|e| WatchError::Config(e.to_string()))?;
+            WatchConfig::from_spec(&parsed).map_err(|e| WatchError::Config(e.to_string()))?;
         let data = config
             .triggers
             .new_data
@@ -623,35 +622,19 @@ pub fn digest_of(path: &Path) -> std::io::Result<Digest> {
     }
 }
 
+/// The feedback labels file (CSV with a header, or Parquet) as one table,
+/// read by `sluice-tables` as `sluice monitor --feedback` reads it (quoted
+/// fields, inferred column types). The error says why, with its causes.
 fn read_feedback(path: &Path) -> Result<arrow_array::RecordBatch, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("feedback {}: {e}", path.display()))?;
-    if path.extension().is_some_and(|e| e == "parquet") {
-        return sluice_runtime::table::from_parquet(bytes).map_err(|e| e.to_string());
-    }
-    let text = String::from_utf8(bytes).map_err(|e| e.to_string())?;
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines
-        .next()
-        .ok_or("the feedback file is empty")?
-        .split(',')
-        .collect();
-    let mut columns: Vec<Vec<String>> = vec![Vec::new(); header.len()];
-    for line in lines {
-        for (c, v) in columns.iter_mut().zip(line.split(',')) {
-            c.push(v.trim().to_string());
+    sluice_tables::read_table(path).map_err(|e| {
+        let mut message = format!("feedback: {e}");
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            message.push_str(&format!(": {s}"));
+            source = s.source();
         }
-    }
-    let arrays: Vec<(String, arrow_array::ArrayRef)> = header
-        .iter()
-        .zip(columns)
-        .map(|(h, values)| {
-            (
-                h.trim().to_string(),
-                Arc::new(arrow_array::StringArray::from(values)) as arrow_array::ArrayRef,
-            )
-        })
-        .collect();
-    arrow_array::RecordBatch::try_from_iter(arrays).map_err(|e| e.to_string())
+        message
+    })
 }
 
 fn short(digest: &str) -> String {
@@ -667,33 +650,19 @@ fn unix_now() -> u64 {
 }
 
 fn rfc3339(secs: u64) -> String {
-    execute::rfc3339(UNIX_EPOCH + Duration::from_secs(secs))
+    sluice_store::time::rfc3339(UNIX_EPOCH + Duration::from_secs(secs))
 }
 
 fn now() -> String {
-    execute::rfc3339(SystemTime::now())
+    sluice_store::time::now()
 }
 
-/// Unix seconds of an RFC 3339 UTC time this crate wrote.
+/// Unix seconds of an RFC 3339 time.
 fn parse_time(t: &str) -> Option<u64> {
-    let (date, time) = t.split_once('T')?;
-    let mut d = date.split('-').map(|x| x.parse::<i64>());
-    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let mut hms = time.trim_end_matches('Z').split(':');
-    let (h, mi) = (
-        hms.next()?.parse::<i64>().ok()?,
-        hms.next()?.parse::<i64>().ok()?,
-    );
-    let s = hms.next()?.split('.').next()?.parse::<i64>().ok()?;
-    // Days from civil (Howard Hinnant).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + h * 3600 + mi * 60 + s).ok()
+    sluice_store::time::parse_rfc3339(t)?
+        .duration_since(UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
 }
 
 /// Lines of the watch log: UTC time, then the message.
@@ -732,5 +701,42 @@ mod tests {
         let after = digest_of(dir.path()).unwrap();
         assert_ne!(before, after);
         assert_eq!(after, digest_of(dir.path()).unwrap());
+    }
+
+    #[test]
+    fn feedback_fields_may_hold_quoted_commas() {
+        use arrow_array::Array as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("labels.csv");
+        std::fs::write(
+            &path,
+            "request_id,label,row\n\"req-1,a\",\"benign, mostly\",0\nreq-2,malignant,1\n",
+        )
+        .unwrap();
+        let feedback = read_feedback(&path).unwrap();
+        assert_eq!((feedback.num_rows(), feedback.num_columns()), (2, 3));
+        let text = |name: &str, i: usize| {
+            feedback
+                .column_by_name(name)
+                .unwrap()
+                .as_any()
+                .downcast_ref::<arrow_array::StringArray>()
+                .unwrap()
+                .value(i)
+                .to_string()
+        };
+        assert_eq!(text("request_id", 0), "req-1,a");
+        assert_eq!(text("label", 0), "benign, mostly");
+        assert_eq!(text("label", 1), "malignant");
+        assert!(
+            feedback
+                .column_by_name("row")
+                .unwrap()
+                .data_type()
+                .is_integer()
+        );
+
+        let missing = read_feedback(&dir.path().join("none.csv")).unwrap_err();
+        assert!(missing.starts_with("feedback: opening "), "{missing}");
     }
 }

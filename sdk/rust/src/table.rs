@@ -4,46 +4,10 @@
 //! Data stays in the host as Arrow; a step copies in only the columns it asks
 //! for. Nulls are `None`.
 
-use std::fmt;
-
 use crate::TableError;
 use crate::bindings::sluice::pipeline::tables as raw;
 
-/// The type of a column's values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DType {
-    /// `bool`.
-    Boolean,
-    /// `i64`.
-    Int64,
-    /// `f64`.
-    Float64,
-    /// UTF-8 text.
-    Utf8,
-}
-
-impl DType {
-    /// The lowercase name: `boolean`, `int64`, `float64` or `utf8`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Boolean => "boolean",
-            Self::Int64 => "int64",
-            Self::Float64 => "float64",
-            Self::Utf8 => "utf8",
-        }
-    }
-
-    /// Whether values of this type are numbers (`int64` or `float64`).
-    pub fn is_numeric(self) -> bool {
-        matches!(self, Self::Int64 | Self::Float64)
-    }
-}
-
-impl fmt::Display for DType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use sluice_contract::DType;
 
 impl From<raw::Dtype> for DType {
     fn from(d: raw::Dtype) -> Self {

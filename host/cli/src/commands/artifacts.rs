@@ -2,11 +2,11 @@
 
 use crate::commands::run::{default_store_dir, open_store};
 use crate::ui;
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::Subcommand;
 use sluice_runtime::outcome::bytes as human_bytes;
 use sluice_store::metadata::{ArtifactRecord, ArtifactUse};
-use sluice_store::{Digest, Store};
+use sluice_store::{Store, refs};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -103,100 +103,11 @@ pub(crate) fn run(cmd: &ArtifactsCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Resolves REF (a digest prefix, or RUN/STEP/PORT) to a recorded artifact.
-pub(crate) fn resolve(store: &Store, reference: &str) -> anyhow::Result<ArtifactRecord> {
-    let parts: Vec<&str> = reference.split('/').collect();
-    if parts.len() == 3 {
-        return resolve_output(store, parts[0], parts[1], parts[2]);
-    }
-    let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
-    if parts.len() != 1 || hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        bail!(
-            "`{reference}` is neither a digest (or a prefix of one) nor RUN/STEP/PORT; \
-             e.g. `6a34a3d3` or `latest/stats/statistics`"
-        );
-    }
-    let found = store.metadata.artifacts_by_prefix(hex)?;
-    match found.len() {
-        0 => bail!(
-            "no artifact in {} has a digest starting with `{hex}`; `sluice artifacts list` shows them",
-            store.root().display()
-        ),
-        1 => Ok(found.into_iter().next().unwrap()),
-        n => {
-            let candidates: Vec<String> = found
-                .iter()
-                .map(|a| format!("  {} {}", a.digest.to_hex(), a.kind))
-                .collect();
-            bail!(
-                "`{hex}` is ambiguous: it starts {}{n} artifacts' digests; give more of it:\n{}",
-                if n >= 20 { "at least " } else { "" },
-                candidates.join("\n")
-            )
-        }
-    }
-}
-
-fn resolve_output(
-    store: &Store,
-    run: &str,
-    step: &str,
-    port: &str,
-) -> anyhow::Result<ArtifactRecord> {
-    let record = store.metadata.run(run)?;
-    let executions = store.metadata.executions(&record.id)?;
-    let Some(execution) = executions.iter().find(|e| e.step == step) else {
-        let steps: Vec<&str> = executions.iter().map(|e| e.step.as_str()).collect();
-        bail!(
-            "run {} has no step `{step}`; its steps: {}",
-            record.id,
-            steps.join(", ")
-        );
-    };
-    let Some(digest) = execution.output(port) else {
-        let ports: Vec<&str> = execution
-            .events
-            .iter()
-            .filter(|e| e.direction == "output")
-            .map(|e| e.port.as_str())
-            .collect();
-        if ports.is_empty() {
-            bail!(
-                "step `{step}` of run {} produced no outputs (it {})",
-                record.id,
-                execution.state
-            );
-        }
-        bail!(
-            "step `{step}` of run {} has no output `{port}`; its outputs: {}",
-            record.id,
-            ports.join(", ")
-        );
-    };
-    store
-        .metadata
-        .artifact(&digest)?
-        .with_context(|| format!("artifact {digest} is named by an event but has no artifacts row"))
-}
-
-/// How an artifact came to be, in a few words: RUN/STEP/PORT of its most
-/// recent producer, else `data.NAME`, else `-`.
-fn producer_label(store: &Store, digest: &Digest) -> anyhow::Result<String> {
-    let uses = store.metadata.artifact_uses(digest)?;
-    if let Some(u) = uses.iter().find(|u| u.direction == "output") {
-        return Ok(format!("{}/{}/{}", u.run_id, u.step, u.port));
-    }
-    Ok(match store.metadata.imported_as(digest)?.first() {
-        Some((_, name, _)) => format!("data.{name}"),
-        None => "-".to_string(),
-    })
-}
-
 fn list(store: &Store, kind: Option<&str>, limit: usize, json: bool) -> anyhow::Result<ExitCode> {
     let artifacts = store.metadata.artifacts_of_kind(kind, limit)?;
     let mut labelled = Vec::with_capacity(artifacts.len());
     for a in artifacts {
-        let producer = producer_label(store, &a.digest)?;
+        let producer = refs::producer(store, &a.digest)?.to_string();
         labelled.push((a, producer));
     }
     if json {
@@ -320,7 +231,7 @@ fn pretty(v: &serde_json::Value, indent: usize, out: &mut String) {
 }
 
 fn show(store: &Store, reference: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let a = resolve(store, reference)?;
+    let a = refs::resolve(store, reference)?;
     let path = store.objects.path_of(&a.digest);
     let present = store.objects.contains(&a.digest);
     let uses = store.metadata.artifact_uses(&a.digest)?;
@@ -430,7 +341,7 @@ fn show(store: &Store, reference: &str, json: bool) -> anyhow::Result<ExitCode> 
 }
 
 fn export(store: &Store, reference: &str, output: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let a = resolve(store, reference)?;
+    let a = refs::resolve(store, reference)?;
     // `get` re-hashes the bytes: a corrupt object is refused, never exported.
     let mut bytes = store.objects.get(&a.digest)?;
     if a.kind == "model" {
@@ -438,9 +349,7 @@ fn export(store: &Store, reference: &str, output: &std::path::Path) -> anyhow::R
         // its card goes beside a file as `NAME.card.json`.
         let card: serde_json::Value = serde_json::from_slice(&bytes)
             .with_context(|| format!("the card of model {} is not JSON", a.digest))?;
-        let onnx: sluice_store::Digest = card["onnx"]
-            .as_str()
-            .and_then(|d| d.parse().ok())
+        let onnx = refs::model_onnx(&bytes)
             .with_context(|| format!("the card of model {} names no ONNX bytes", a.digest))?;
         if output.as_os_str() != "-" {
             let card_path = output.with_extension("card.json");

@@ -1,14 +1,14 @@
 //! `sluice lineage REF`: where an artifact came from, back to the data
 //! files it was computed from.
+//!
+//! The walk itself is `sluice_store::lineage`; this module draws its tree as
+//! text or as a Graphviz digraph.
 
-use crate::commands::artifacts::resolve;
 use crate::commands::run::{default_store_dir, open_store};
-use anyhow::Context as _;
 use clap::Args;
-use serde::Serialize;
 use sluice_runtime::outcome::bytes as human_bytes;
-use sluice_store::metadata::{ExecutionRecord, ExecutionState};
-use sluice_store::{Digest, Store};
+use sluice_store::lineage::ArtifactNode;
+use sluice_store::refs;
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -38,276 +38,18 @@ pub(crate) struct LineageArgs {
     dot: bool,
 }
 
-/// An artifact and how it came to be.
-#[derive(Debug, Serialize)]
-struct ArtifactNode {
-    digest: Digest,
-    kind: String,
-    size: i64,
-    /// The execution that computed it (for a cached one, the original).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    produced_by: Option<Box<ExecutionNode>>,
-    /// The data file it was imported from, when no step produced it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    imported_as: Option<ImportNode>,
-    /// Already expanded elsewhere in this tree; not repeated.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    repeated: bool,
-    /// Reached again from its own upstream; not expanded.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    cycle: bool,
-}
-
-/// An execution that produced an artifact, with its inputs.
-#[derive(Debug, Serialize)]
-struct ExecutionNode {
-    execution_id: i64,
-    run_id: String,
-    step: String,
-    component: String,
-    component_digest: Digest,
-    state: ExecutionState,
-    /// The output port the artifact came out of.
-    port: String,
-    params: serde_json::Value,
-    /// How many executions recorded this artifact as an output (cached
-    /// ones included); the most recent is followed.
-    producers: usize,
-    /// The most recent producer was a cached execution reusing this one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reused_by: Option<Reuse>,
-    inputs: Vec<InputNode>,
-}
-
-#[derive(Debug, Serialize)]
-struct Reuse {
-    execution_id: i64,
-    run_id: String,
-}
-
-#[derive(Debug, Serialize)]
-struct InputNode {
-    port: String,
-    source: Option<String>,
-    artifact: ArtifactNode,
-}
-
-#[derive(Debug, Clone, Serialize)]
-struct ImportNode {
-    name: String,
-    path: String,
-    run_id: String,
-    /// How many imports (across runs) brought these bytes in.
-    imports: usize,
-}
-
-/// One upstream step, for the flat summary.
-#[derive(Debug, Serialize)]
-struct StepSummary {
-    step: String,
-    run_id: String,
-    execution_id: i64,
-    component: String,
-    component_digest: Digest,
-}
-
-/// One data file, for the flat summary.
-#[derive(Debug, Serialize)]
-struct DataSummary {
-    name: String,
-    path: String,
-    digest: Digest,
-    run_id: String,
-}
-
-/// Walks the metadata upstream from an artifact.
-struct Builder<'a> {
-    store: &'a Store,
-    expanded: HashSet<Digest>,
-    on_path: Vec<Digest>,
-    steps: Vec<StepSummary>,
-    data: Vec<DataSummary>,
-}
-
-/// Most `cached_from` links followed before giving up (they cannot loop in
-/// a store sluice wrote, but the walk must end whatever the rows say).
-const MAX_CACHE_HOPS: usize = 64;
-
-impl Builder<'_> {
-    /// The node of `digest`; `via` is (run, source) of the input event that
-    /// led here, to pick the matching import among several.
-    fn artifact(
-        &mut self,
-        digest: Digest,
-        via: Option<(&str, &str)>,
-    ) -> anyhow::Result<ArtifactNode> {
-        let record = self.store.metadata.artifact(&digest)?;
-        let mut node = ArtifactNode {
-            digest,
-            kind: record
-                .as_ref()
-                .map_or_else(|| "unknown".to_string(), |r| r.kind.clone()),
-            size: record.as_ref().map_or_else(
-                || self.store.objects.size_of(&digest).unwrap_or(0) as i64,
-                |r| r.size,
-            ),
-            produced_by: None,
-            imported_as: None,
-            repeated: false,
-            cycle: false,
-        };
-        if self.on_path.contains(&digest) {
-            node.cycle = true;
-            return Ok(node);
-        }
-        if !self.expanded.insert(digest) {
-            node.repeated = true;
-            return Ok(node);
-        }
-        self.on_path.push(digest);
-        let producers = self.store.metadata.producers(&digest)?;
-        let usable = |e: &&ExecutionRecord| {
-            matches!(e.state, ExecutionState::Succeeded | ExecutionState::Cached)
-                && !e
-                    .events
-                    .iter()
-                    .any(|ev| ev.direction == "input" && ev.artifact == digest)
-        };
-        if let Some(latest) = producers.iter().find(usable).or(producers.first()) {
-            node.produced_by = Some(Box::new(self.execution(latest, digest, producers.len())?));
-        } else {
-            node.imported_as = self.import(&digest, via)?;
-        }
-        self.on_path.pop();
-        Ok(node)
-    }
-
-    /// The node of the execution that computed `digest`: `latest` itself,
-    /// or for a cached execution the original whose outputs it reused.
-    fn execution(
-        &mut self,
-        latest: &ExecutionRecord,
-        digest: Digest,
-        producers: usize,
-    ) -> anyhow::Result<ExecutionNode> {
-        let mut original = latest.clone();
-        let mut seen = HashSet::from([original.id]);
-        while original.state == ExecutionState::Cached && seen.len() <= MAX_CACHE_HOPS {
-            let Some(from) = original.cached_from else {
-                break;
-            };
-            if !seen.insert(from) {
-                break;
-            }
-            original =
-                self.store.metadata.execution(from).with_context(|| {
-                    format!("execution {from}, reused by execution {}", latest.id)
-                })?;
-        }
-        let reused_by = (original.id != latest.id).then(|| Reuse {
-            execution_id: latest.id,
-            run_id: latest.run_id.clone(),
-        });
-        let port = latest
-            .events
-            .iter()
-            .find(|e| e.direction == "output" && e.artifact == digest)
-            .map(|e| e.port.clone())
-            .unwrap_or_default();
-        if !self.steps.iter().any(|s| s.execution_id == original.id) {
-            self.steps.push(StepSummary {
-                step: original.step.clone(),
-                run_id: original.run_id.clone(),
-                execution_id: original.id,
-                component: original.component.clone(),
-                component_digest: original.component_digest,
-            });
-        }
-        let mut inputs = Vec::new();
-        for ev in original.events.iter().filter(|e| e.direction == "input") {
-            let source = ev.source.clone().unwrap_or_default();
-            let artifact = self.artifact(ev.artifact, Some((&original.run_id, &source)))?;
-            inputs.push(InputNode {
-                port: ev.port.clone(),
-                source: ev.source.clone(),
-                artifact,
-            });
-        }
-        Ok(ExecutionNode {
-            execution_id: original.id,
-            run_id: original.run_id,
-            step: original.step,
-            component: original.component,
-            component_digest: original.component_digest,
-            state: original.state,
-            port,
-            params: original.params,
-            producers,
-            reused_by,
-            inputs,
-        })
-    }
-
-    /// The import that brought `digest` in: the one of the run and name the
-    /// input event names if there is one, else the most recent.
-    fn import(
-        &mut self,
-        digest: &Digest,
-        via: Option<(&str, &str)>,
-    ) -> anyhow::Result<Option<ImportNode>> {
-        let imports = self.store.metadata.imported_as(digest)?;
-        let matching = via.and_then(|(run, source)| {
-            imports
-                .iter()
-                .find(|(r, name, _)| r == run && source == format!("data.{name}"))
-        });
-        let Some((run_id, name, path)) = matching.or(imports.first()) else {
-            return Ok(None);
-        };
-        if !self
-            .data
-            .iter()
-            .any(|d| d.digest == *digest && d.path == *path)
-        {
-            self.data.push(DataSummary {
-                name: name.clone(),
-                path: path.clone(),
-                digest: *digest,
-                run_id: run_id.clone(),
-            });
-        }
-        Ok(Some(ImportNode {
-            name: name.clone(),
-            path: path.clone(),
-            run_id: run_id.clone(),
-            imports: imports.len(),
-        }))
-    }
-}
-
 pub(crate) fn run(args: &LineageArgs) -> anyhow::Result<ExitCode> {
     let store = open_store(&args.store.clone().unwrap_or_else(default_store_dir))?;
-    let root = resolve(&store, &args.reference)?;
-    let mut builder = Builder {
-        store: &store,
-        expanded: HashSet::new(),
-        on_path: Vec::new(),
-        steps: Vec::new(),
-        data: Vec::new(),
-    };
-    let tree = builder.artifact(root.digest, None)?;
+    let root = refs::resolve(&store, &args.reference)?;
+    let lineage = sluice_store::lineage::trace(&store, root.digest)?;
+    let tree = &lineage.artifact;
     if args.json {
-        let out = serde_json::json!({
-            "artifact": tree,
-            "steps": builder.steps,
-            "data": builder.data,
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string_pretty(&lineage)?);
     } else if args.dot {
-        print!("{}", dot(&tree));
+        print!("{}", dot(tree));
     } else {
         let mut out = String::new();
-        render(&text_tree(&tree, String::new()), "", true, true, &mut out);
+        render(&text_tree(tree, String::new()), "", true, true, &mut out);
         print!("{out}");
     }
     Ok(ExitCode::SUCCESS)

@@ -257,7 +257,7 @@ pub(crate) fn run(cmd: &ModelsCommand) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let store = store_at(store)?;
-            let now = sluice_pipeline::execute::rfc3339(std::time::SystemTime::now());
+            let now = sluice_store::time::now();
             let moved = store
                 .metadata
                 .set_alias(name, alias, *version, &who(), reason, &now)?;
@@ -281,7 +281,7 @@ pub(crate) fn run(cmd: &ModelsCommand) -> anyhow::Result<ExitCode> {
                     last.version
                 );
             };
-            let now = sluice_pipeline::execute::rfc3339(std::time::SystemTime::now());
+            let now = sluice_store::time::now();
             let moved = store
                 .metadata
                 .set_alias(name, alias, previous, &who(), reason, &now)?;

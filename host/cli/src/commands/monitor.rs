@@ -46,11 +46,11 @@ pub(crate) struct MonitorArgs {
     feedback: Option<PathBuf>,
 
     /// Jensen–Shannon divergence above which a numeric column drifted.
-    #[arg(long, default_value_t = 0.1, value_name = "SCORE")]
+    #[arg(long, default_value_t = sluice_monitor::DEFAULT_NUMERIC_THRESHOLD, value_name = "SCORE")]
     drift_threshold: f64,
 
     /// L-infinity distance above which a categorical column drifted.
-    #[arg(long, default_value_t = 0.1, value_name = "SCORE")]
+    #[arg(long, default_value_t = sluice_monitor::DEFAULT_CATEGORICAL_THRESHOLD, value_name = "SCORE")]
     categorical_threshold: f64,
 
     /// Largest drop of a live metric below its evaluation value.
@@ -79,7 +79,7 @@ pub(crate) fn run(ctx: &CliContext, args: &MonitorArgs) -> anyhow::Result<ExitCo
     let store = open_store(&args.store.clone().unwrap_or_else(default_store_dir))?;
     let runtime = ctx.runtime()?;
     let feedback = match &args.feedback {
-        Some(path) => Some(super::predict::read_table_file(path)?),
+        Some(path) => Some(sluice_tables::read_table(path)?),
         None => None,
     };
     let options = MonitorOptions {

@@ -1,19 +1,21 @@
 //! `sluice predict`: batch prediction over a CSV or Parquet file, in
 //! chunks (bounded memory), through the same transform-then-model path as
-//! the server.
+//! the server. The input is read and the output written through
+//! `sluice_tables`.
 
 use super::run::{default_store_dir, open_store};
 use crate::CliContext;
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{Field, Schema};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use sluice_runtime::table::ArrowDType;
 use sluice_serve::ServedModel;
 use sluice_store::ModelRef;
-use std::fs::File;
-use std::io::{IsTerminal, Read};
-use std::path::{Path, PathBuf};
+use sluice_tables::{ChunkOptions, ChunkReader, ParquetOutput, Total};
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
@@ -74,18 +76,9 @@ pub(crate) fn run(ctx: &CliContext, args: &PredictArgs) -> anyhow::Result<ExitCo
     let started = Instant::now();
 
     let (chunks, bar) = open_input(args, &model)?;
-    let tmp = args.output.with_extension("parquet.partial");
-    let result = predict_all(args, &model, chunks, &bar, &tmp);
+    let result = predict_all(args, &model, chunks, &bar);
     bar.finish_and_clear();
-    let rows = match result {
-        Ok(rows) => rows,
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-    };
-    std::fs::rename(&tmp, &args.output)
-        .with_context(|| format!("writing {}", args.output.display()))?;
+    let rows = result?;
     let seconds = started.elapsed().as_secs_f64();
     if args.json {
         println!(
@@ -108,122 +101,60 @@ pub(crate) fn run(ctx: &CliContext, args: &PredictArgs) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-type Chunks = Box<dyn Iterator<Item = anyhow::Result<RecordBatch>>>;
-
 /// The input's chunks, and a progress bar over its rows (Parquet) or bytes
 /// (CSV).
-fn open_input(args: &PredictArgs, model: &ServedModel) -> anyhow::Result<(Chunks, ProgressBar)> {
-    let path = &args.input;
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+fn open_input(
+    args: &PredictArgs,
+    model: &ServedModel,
+) -> anyhow::Result<(ChunkReader, ProgressBar)> {
     let show = !args.quiet && std::io::stderr().is_terminal();
-    let bar = |len: u64, unit: &str| {
-        if !show {
-            return ProgressBar::hidden();
-        }
-        let b = ProgressBar::new(len);
-        b.set_style(
+    let bar = if show {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::hidden()
+    };
+    let counted = bar.clone();
+    // The model's inputs are read with the types it takes; other CSV
+    // columns keep the types inferred over the whole file.
+    let types = |name: &str| {
+        model
+            .inputs()
+            .and_then(|s| s.column(name))
+            .map(|c| c.column_type.arrow())
+    };
+    let reader = ChunkReader::open(
+        &args.input,
+        ChunkOptions {
+            chunk_rows: args.chunk_rows.max(1),
+            column_types: Some(&types),
+            progress: Some(Box::new(move |n| counted.inc(n))),
+        },
+    )?;
+    let (len, unit) = match reader.total() {
+        Total::Rows(n) => (n, "rows"),
+        Total::Bytes(n) => (n, "bytes"),
+    };
+    if show {
+        bar.set_length(len);
+        bar.set_style(
             ProgressStyle::with_template(&format!(
                 "{{spinner:.cyan}} predicting [{{bar:30}}] {{pos}}/{{len}} {unit} {{elapsed}} (eta {{eta}})"
             ))
             .unwrap(),
         );
-        b
-    };
-    match extension(path).as_deref() {
-        Some("parquet") => {
-            let builder =
-                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                    .with_context(|| format!("reading {} as Parquet", path.display()))?;
-            let rows = builder.metadata().file_metadata().num_rows() as u64;
-            let reader = builder
-                .with_batch_size(args.chunk_rows.max(1))
-                .build()
-                .with_context(|| format!("reading {}", path.display()))?;
-            let bar = bar(rows, "rows");
-            let b = bar.clone();
-            let name = path.display().to_string();
-            Ok((
-                Box::new(reader.map(move |r| {
-                    let batch = r.with_context(|| format!("reading {name}"))?;
-                    b.inc(batch.num_rows() as u64);
-                    Ok(batch)
-                })),
-                bar,
-            ))
-        }
-        Some("csv") => {
-            let schema = csv_schema(path, model)?;
-            let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-            let bar = bar(len, "bytes");
-            let counted = Counted {
-                inner: file,
-                bar: bar.clone(),
-            };
-            let reader = arrow_csv::ReaderBuilder::new(Arc::new(schema))
-                .with_header(true)
-                .with_batch_size(args.chunk_rows.max(1))
-                .build(std::io::BufReader::new(counted))
-                .with_context(|| format!("reading {}", path.display()))?;
-            let name = path.display().to_string();
-            Ok((
-                Box::new(reader.map(move |r| r.with_context(|| format!("reading {name}")))),
-                bar,
-            ))
-        }
-        _ => bail!(
-            "{}: give a .csv file (with a header row) or a .parquet file",
-            path.display()
-        ),
     }
+    Ok((reader, bar))
 }
 
-fn extension(path: &Path) -> Option<String> {
-    path.extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-}
-
-/// The CSV's columns: the model's inputs with the types it takes, the
-/// others as inferred over the whole file (a streaming pass).
-fn csv_schema(path: &Path, model: &ServedModel) -> anyhow::Result<Schema> {
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let (inferred, _) = arrow_csv::reader::Format::default()
-        .with_header(true)
-        .infer_schema(std::io::BufReader::new(file), None)
-        .with_context(|| format!("reading the header of {}", path.display()))?;
-    let fields: Vec<Field> = inferred
-        .fields()
-        .iter()
-        .map(|f| match model.inputs().and_then(|s| s.column(f.name())) {
-            Some(c) => Field::new(f.name(), c.column_type.arrow(), true),
-            None => f.as_ref().clone().with_nullable(true),
-        })
-        .collect();
-    Ok(Schema::new(fields))
-}
-
-/// Counts bytes read into the progress bar.
-struct Counted {
-    inner: File,
-    bar: ProgressBar,
-}
-
-impl Read for Counted {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.bar.inc(n as u64);
-        Ok(n)
-    }
-}
-
-/// Predicts every chunk and writes it to `tmp`; returns the rows written.
+/// Predicts every chunk and writes it to `args.output` (which appears only
+/// when every row is written); returns the rows written.
 fn predict_all(
     args: &PredictArgs,
     model: &ServedModel,
-    chunks: Chunks,
+    chunks: ChunkReader,
     bar: &ProgressBar,
-    tmp: &Path,
 ) -> anyhow::Result<u64> {
-    let mut writer: Option<parquet::arrow::ArrowWriter<File>> = None;
+    let mut output = ParquetOutput::new(&args.output);
     let mut rows = 0u64;
     for chunk in chunks {
         let chunk = chunk?;
@@ -240,28 +171,14 @@ fn predict_all(
         } else {
             beside(&chunk, &predictions)?
         };
-        if writer.is_none() {
-            let file = File::create(tmp).with_context(|| format!("creating {}", tmp.display()))?;
-            let props = parquet::file::properties::WriterProperties::builder()
-                .set_compression(parquet::basic::Compression::SNAPPY)
-                .build();
-            writer = Some(parquet::arrow::ArrowWriter::try_new(
-                file,
-                out.schema(),
-                Some(props),
-            )?);
-        }
-        writer.as_mut().unwrap().write(&out)?;
+        output.write(&out)?;
         rows += out.num_rows() as u64;
         bar.tick();
     }
-    match writer {
-        Some(w) => {
-            w.close()?;
-        }
-        None => bail!("{} holds no rows", args.input.display()),
+    if !output.is_started() {
+        bail!("{} holds no rows", args.input.display());
     }
-    Ok(rows)
+    Ok(output.finish()?)
 }
 
 /// The input's columns followed by the prediction columns.
@@ -292,41 +209,5 @@ fn beside(input: &RecordBatch, predictions: &RecordBatch) -> anyhow::Result<Reco
     Ok(RecordBatch::try_new(
         Arc::new(Schema::new(fields)),
         columns,
-    )?)
-}
-
-/// A whole CSV (with a header; types inferred) or Parquet file as a table,
-/// for small files such as feedback labels.
-pub(crate) fn read_table_file(path: &Path) -> anyhow::Result<RecordBatch> {
-    let open = || File::open(path).with_context(|| format!("opening {}", path.display()));
-    let batches: Vec<RecordBatch> = match extension(path).as_deref() {
-        Some("parquet") => {
-            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(open()?)
-                .with_context(|| format!("reading {} as Parquet", path.display()))?
-                .build()?
-                .collect::<Result<_, _>>()?
-        }
-        Some("csv") => {
-            let (schema, _) = arrow_csv::reader::Format::default()
-                .with_header(true)
-                .infer_schema(std::io::BufReader::new(open()?), None)
-                .with_context(|| format!("reading the header of {}", path.display()))?;
-            arrow_csv::ReaderBuilder::new(Arc::new(schema))
-                .with_header(true)
-                .build(std::io::BufReader::new(open()?))?
-                .collect::<Result<_, _>>()
-                .with_context(|| format!("reading {}", path.display()))?
-        }
-        _ => bail!(
-            "{}: give a .csv file (with a header row) or a .parquet file",
-            path.display()
-        ),
-    };
-    let Some(first) = batches.first() else {
-        bail!("{} holds no rows", path.display());
-    };
-    Ok(arrow_select::concat::concat_batches(
-        &first.schema(),
-        &batches,
     )?)
 }

@@ -179,7 +179,7 @@ pub(crate) fn open_store_near(dir: &Path, local_default: &Path) -> anyhow::Resul
     } else {
         Store::open(dir).with_context(|| format!("opening the store at {}", dir.display()))?
     };
-    let now = execute::rfc3339(std::time::SystemTime::now());
+    let now = sluice_store::time::now();
     for id in store.recover(&now)? {
         eprintln!(
             "note: run {id} was interrupted (its process stopped); `sluice run --resume {id}` completes it"

@@ -8,14 +8,22 @@
 //! and tested by the test suite. The project also gets `step.toml` (its name
 //! and language, read by `component build`), a sample input in `samples/`
 //! for `component check --inputs`, a README and a `.gitignore`. A Rust
-//! project depends on the SDK by path, on the checkout this `sluice` comes
-//! from, and starts from that checkout's lock file, so it builds offline.
+//! project gets a copy of the Rust SDK (embedded in this binary by build.rs)
+//! in `vendor/sluice/` and depends on it by a relative path, and it starts
+//! from the lock file and toolchain file this `sluice` was built with: it
+//! builds offline, wherever it is moved, with or without a sluice checkout.
 
-use crate::commands::build::{self, Lang};
+use crate::commands::build::Lang;
 use anyhow::{Context as _, bail};
 use clap::Args;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+include!(concat!(env!("OUT_DIR"), "/rust_sdk.rs"));
+
+/// Where a Rust project keeps its copy of the SDK (and the files of the
+/// sluice checkout it builds from, at their paths in the checkout).
+const VENDOR_DIR: &str = "vendor/sluice";
 
 #[derive(Debug, Args)]
 pub(crate) struct NewArgs {
@@ -36,6 +44,11 @@ pub(crate) struct NewArgs {
 const PYTHON_TEMPLATE: &str = include_str!("../../../../sdk/python/template/app.py");
 const JS_TEMPLATE: &str = include_str!("../../../../sdk/js/template/app.js");
 const RUST_TEMPLATE: &str = include_str!("../../../../components/test-programs/scale/src/lib.rs");
+/// The guest workspace's lock file: the versions the SDK is built and tested
+/// with, resolved without a registry lookup.
+const RUST_LOCK: &str = include_str!("../../../../components/Cargo.lock");
+/// The pinned toolchain, which lists the wasm32-wasip2 target.
+const RUST_TOOLCHAIN: &str = include_str!("../../../../rust-toolchain.toml");
 
 pub(crate) fn run(args: &NewArgs) -> anyhow::Result<ExitCode> {
     check_name(&args.name)?;
@@ -66,8 +79,15 @@ pub(crate) fn run(args: &NewArgs) -> anyhow::Result<ExitCode> {
 
     let shown = dir.display();
     println!("created {} step `{}` in {shown}", args.lang, args.name);
-    for (path, _) in &files {
+    let vendored = files
+        .iter()
+        .filter(|(p, _)| p.starts_with(VENDOR_DIR))
+        .count();
+    for (path, _) in files.iter().filter(|(p, _)| !p.starts_with(VENDOR_DIR)) {
         println!("  {path}");
+    }
+    if vendored > 0 {
+        println!("  {VENDOR_DIR}/  (the Rust SDK, {vendored} files)");
     }
     println!();
     println!("next:");
@@ -112,9 +132,7 @@ fn files(lang: Lang, name: &str) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
             text(".gitignore", "build/\nnode_modules/\n.sluice/\n".into());
         }
         Lang::Rust => {
-            let sdk = build::sdk_dir()?;
-            let root = sdk.parent().unwrap_or(&sdk).to_path_buf();
-            text("Cargo.toml", cargo_toml(name, &sdk.join("rust")));
+            text("Cargo.toml", cargo_toml(name));
             text("src/lib.rs", rust_source(name)?);
             text("step.toml", step_toml(name, lang, "src/lib.rs"));
             text(
@@ -123,20 +141,21 @@ fn files(lang: Lang, name: &str) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
                  [build]\ntarget = \"wasm32-wasip2\"\n"
                     .into(),
             );
-            // The checkout's pinned toolchain (which lists the wasm32-wasip2
-            // target, so rustup installs it) and its lock file, so the
-            // project resolves to the versions the SDK is built and tested
-            // with, without a registry lookup.
-            if let Ok(toolchain) = std::fs::read_to_string(root.join("rust-toolchain.toml")) {
-                text("rust-toolchain.toml", toolchain);
-            }
-            if let Ok(lock) = std::fs::read_to_string(root.join("components/Cargo.lock")) {
-                text("Cargo.lock", lock);
-            }
+            // The pinned toolchain (which lists the wasm32-wasip2 target, so
+            // rustup installs it) and the lock file, so the project resolves
+            // to the versions the SDK is built and tested with, without a
+            // registry lookup.
+            text("rust-toolchain.toml", RUST_TOOLCHAIN.into());
+            text("Cargo.lock", RUST_LOCK.into());
             text(".gitignore", "build/\ntarget/\n.sluice/\n".into());
         }
     }
     text("README.md", readme(name, lang));
+    if matches!(lang, Lang::Rust) {
+        for (path, contents) in RUST_SDK_FILES {
+            out.push((format!("{VENDOR_DIR}/{path}"), contents.to_vec()));
+        }
+    }
     let sample = sluice_runtime::table::to_parquet(&sluice_runtime::table::synthetic())
         .context("writing the sample table")?;
     out.push(("samples/data.parquet".into(), sample));
@@ -225,9 +244,8 @@ fn rust_source(name: &str) -> anyhow::Result<String> {
     Ok(s)
 }
 
-fn cargo_toml(name: &str, sdk_rust: &Path) -> String {
-    // TOML basic strings need backslashes escaped (Windows paths).
-    let sdk_path = sdk_rust.display().to_string().replace('\\', "\\\\");
+fn cargo_toml(name: &str) -> String {
+    let sdk_path = format!("{VENDOR_DIR}/{RUST_SDK_DIR}");
     format!(
         r#"[package]
 name = "{name}"
@@ -239,8 +257,9 @@ publish = false
 crate-type = ["cdylib"]
 
 [dependencies]
-# The Rust SDK of the sluice checkout this project was created from. Outside
-# it, point this at your copy: a path, or `git = "<sluice repository URL>"`.
+# The Rust SDK, copied into this project by `sluice component new` (the
+# version of the `sluice` that created it). To follow another version, point
+# this at a sluice checkout's sdk/rust, or replace vendor/sluice.
 sluice-sdk = {{ path = "{sdk_path}" }}
 
 [profile.release]
@@ -266,6 +285,15 @@ fn readme(name: &str, lang: Lang) -> String {
             "Node.js >= 20 and the JS SDK's packages (`npm ci` in the checkout's `sdk/js`)",
         ),
     };
+    let vendored = match lang {
+        Lang::Rust => String::from(
+            "`vendor/sluice/` is a copy of the Rust SDK (and the WIT contract it is\n\
+             generated from) made by `sluice component new`, so the project builds\n\
+             without a sluice checkout; `Cargo.toml` points at it.\n\
+             \n",
+        ),
+        Lang::Python | Lang::Js => String::new(),
+    };
     let doc = match lang {
         Lang::Rust => "rust",
         Lang::Python => "python",
@@ -285,6 +313,7 @@ fn readme(name: &str, lang: Lang) -> String {
          \n\
          Building needs {toolchain}; `sluice component build` says what is missing.\n\
          \n\
+         {vendored}\
          `samples/` holds one file per input port (`data.parquet` for the `data` table),\n\
          used by `component check --inputs samples`; replace it with data like yours.\n\
          In a pipeline:\n\
@@ -314,6 +343,37 @@ mod tests {
         let rs = rust_source("my-step").unwrap();
         assert!(rs.contains("Manifest::new(\"my-step\", \"0.1.0\")"));
         assert!(rs.starts_with("//! A sluice step in Rust"));
+    }
+
+    #[test]
+    fn a_rust_project_carries_the_sdk_by_a_relative_path() {
+        let files = files(Lang::Rust, "my-step").unwrap();
+        let get = |p: &str| {
+            files
+                .iter()
+                .find(|(path, _)| path == p)
+                .map(|(_, c)| String::from_utf8_lossy(c).into_owned())
+                .unwrap_or_else(|| panic!("no {p}"))
+        };
+        let cargo = get("Cargo.toml");
+        assert!(
+            cargo.contains("sluice-sdk = { path = \"vendor/sluice/sdk/rust\" }"),
+            "{cargo}"
+        );
+        let sdk = get("vendor/sluice/sdk/rust/Cargo.toml");
+        // Nothing inherited from, or pointing at, the checkout's workspaces.
+        assert!(
+            !sdk.lines()
+                .any(|l| !l.starts_with('#') && l.contains("workspace")),
+            "{sdk}"
+        );
+        assert!(get("vendor/sluice/sdk/rust/src/lib.rs").contains("wit_bindgen"));
+        assert!(get("vendor/sluice/wit/pipeline.wit").contains("world step"));
+        let root = env!("CARGO_MANIFEST_DIR").trim_end_matches("/host/cli");
+        for (path, contents) in &files {
+            let text = String::from_utf8_lossy(contents);
+            assert!(!text.contains(root), "{path} names the checkout {root}");
+        }
     }
 
     #[test]

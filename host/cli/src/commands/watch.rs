@@ -26,6 +26,12 @@ blessed version goes:
   staging = true        # default: a blessed version goes to `staging`
   production = false    # default: production waits for `sluice models promote`
 
+A schedule is a 5-field crontab line (minute hour day-of-month month
+day-of-week, names and @daily-style nicknames allowed), in UTC. Days follow
+Vixie cron: when either day field starts with `*`, a day must match both;
+otherwise it may match either (`0 0 1,15 * 1`: the 1st, the 15th and every
+Monday).
+
 One run at a time; each records its trigger (`sluice runs list` shows it).
 The watcher's state (data digests seen, schedule slots and monitoring windows
 used, the trigger being acted on) is kept in the store, so a restart neither

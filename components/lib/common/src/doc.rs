@@ -1,13 +1,17 @@
 //! The JSON documents `std:schema` and `std:validate` share: the statistics
 //! document that `std:statistics` writes (read only), and the schema.
 //!
-//! `std:validate` includes this file with `#[path]`, so both steps read and
-//! write exactly the same format. The format is documented for people who
-//! edit schemas by hand in `docs/steps/schema.md`.
+//! Both steps use this module, so they read and write exactly the same
+//! format. The format is documented for people who edit schemas by hand in
+//! `docs/steps/schema.md`.
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
+
+/// A column's type, as the statistics and the schema name it
+/// (`sluice-contract`'s, the one dtype of host and guests).
+pub use sluice_contract::DType;
 
 // ---- statistics (written by std:statistics) -------------------------------
 
@@ -71,17 +75,35 @@ pub struct NumericStatistics {
     /// Equal-width histogram from min to max; null when there are no values.
     #[serde(default)]
     pub histogram: Option<Histogram>,
+    /// Equal-mass histogram (`sluice_drift::quantile_histogram`, 40 bins);
+    /// drift is measured on it. Absent in documents written before it
+    /// existed.
+    #[serde(default)]
+    pub quantile_histogram: Option<Histogram>,
 }
 
-/// A histogram: `counts[i]` values fall in `[edges[i], edges[i + 1])` (the
-/// last bin closed on the right). A single bin with equal edges holds a
-/// constant column.
+/// A histogram. In `histogram` (equal width), `counts[i]` values fall in
+/// `[edges[i], edges[i + 1])`, the last bin closed on the right; in
+/// `quantile_histogram`, in `(edges[i], edges[i + 1]]`, the first bin closed
+/// on the left, a repeated value in the last zero-width bin at its value
+/// (`sluice-drift`'s rule). In `histogram`, a single bin with equal edges
+/// holds a constant column.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Histogram {
     /// Bin edges, ascending; one more than `counts`.
     pub edges: Vec<f64>,
     /// Values per bin.
     pub counts: Vec<u64>,
+}
+
+impl Histogram {
+    /// The histogram as `sluice-drift` takes it.
+    pub fn to_drift(&self) -> sluice_drift::Histogram {
+        sluice_drift::Histogram {
+            edges: self.edges.clone(),
+            counts: self.counts.clone(),
+        }
+    }
 }
 
 /// Summary of a categorical column.
@@ -110,50 +132,6 @@ pub struct Category {
     pub count: u64,
 }
 
-/// A column's type, as the statistics and the schema name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DType {
-    /// `true` / `false`; categorical.
-    Boolean,
-    /// 64-bit integers; numeric.
-    Int64,
-    /// 64-bit floats; numeric.
-    Float64,
-    /// Text; categorical.
-    Utf8,
-}
-
-impl DType {
-    /// The name used in documents: `boolean`, `int64`, `float64` or `utf8`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Boolean => "boolean",
-            Self::Int64 => "int64",
-            Self::Float64 => "float64",
-            Self::Utf8 => "utf8",
-        }
-    }
-
-    /// Whether values of this type are numbers (`int64`, `float64`).
-    pub fn is_numeric(self) -> bool {
-        matches!(self, Self::Int64 | Self::Float64)
-    }
-
-    /// Whether data of type `actual` satisfies a schema that declares
-    /// `self`: the same type, or `int64` data where `float64` is declared
-    /// (a float column whose values happen to be whole numbers).
-    pub fn accepts(self, actual: DType) -> bool {
-        self == actual || (self == Self::Float64 && actual == Self::Int64)
-    }
-}
-
-impl std::fmt::Display for DType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 // ---- schema ---------------------------------------------------------------
 
 /// A data schema: what each column must look like, and the thresholds
@@ -180,26 +158,36 @@ pub struct Schema {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DriftThresholds {
-    /// Jensen–Shannon divergence (base 2, in [0, 1]) between histograms.
-    #[serde(default = "default_drift")]
+    /// Jensen–Shannon divergence (base 2, in [0, 1]) between the binned
+    /// distributions (see `sluice-drift`).
+    #[serde(default = "default_numeric_drift")]
     pub numeric: f64,
     /// L-infinity distance between category frequencies.
-    #[serde(default = "default_drift")]
+    #[serde(default = "default_categorical_drift")]
     pub categorical: f64,
 }
 
-/// The default drift threshold of both kinds.
-pub const DEFAULT_DRIFT: f64 = 0.1;
+/// The default drift threshold of numeric columns (Jensen–Shannon):
+/// `sluice-drift`'s, the same as `sluice monitor`'s.
+pub const DEFAULT_NUMERIC_DRIFT: f64 = sluice_drift::DEFAULT_NUMERIC_THRESHOLD;
 
-fn default_drift() -> f64 {
-    DEFAULT_DRIFT
+/// The default drift threshold of categorical columns (L-infinity):
+/// `sluice-drift`'s, the same as `sluice monitor`'s.
+pub const DEFAULT_CATEGORICAL_DRIFT: f64 = sluice_drift::DEFAULT_CATEGORICAL_THRESHOLD;
+
+fn default_numeric_drift() -> f64 {
+    DEFAULT_NUMERIC_DRIFT
+}
+
+fn default_categorical_drift() -> f64 {
+    DEFAULT_CATEGORICAL_DRIFT
 }
 
 impl Default for DriftThresholds {
     fn default() -> Self {
         Self {
-            numeric: DEFAULT_DRIFT,
-            categorical: DEFAULT_DRIFT,
+            numeric: DEFAULT_NUMERIC_DRIFT,
+            categorical: DEFAULT_CATEGORICAL_DRIFT,
         }
     }
 }

@@ -1,0 +1,96 @@
+//! Preparing a run: parse the spec, load each distinct component (reading
+//! its manifest), and validate the spec against those manifests.
+
+use crate::diagnostic::Diagnostics;
+use crate::spec::{ComponentRef, Spec};
+use crate::validate::{Plan, validate};
+use sluice_runtime::{Component, ComponentSource, Digest, Manifest, Runtime};
+use sluice_store::ObjectStore;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// A spec that parsed and validated, with its components loaded.
+pub struct Prepared {
+    /// The spec as written.
+    pub spec: Spec,
+    /// The validated plan.
+    pub plan: Plan,
+    /// Each distinct component the plan runs.
+    pub components: HashMap<ComponentRef, Component>,
+}
+
+/// Parses, loads every component (reading its manifest) and validates the
+/// spec at `path`. Components given by path are also put in `store`, so that
+/// later specs can name them by digest.
+pub fn prepare(
+    path: &Path,
+    runtime: &Runtime,
+    store: Option<&ObjectStore>,
+) -> Result<Prepared, Diagnostics> {
+    let spec = Spec::load(path)?;
+    let mut loaded: HashMap<ComponentRef, Result<(Component, Manifest), String>> = HashMap::new();
+    for step in &spec.steps {
+        if loaded.contains_key(&step.component) {
+            continue;
+        }
+        let result = load_component(&step.component, runtime, store)
+            .and_then(|c| c.describe().map(|m| (c, m)).map_err(|e| e.to_string()));
+        loaded.insert(step.component.clone(), result);
+    }
+    let resolver = |r: &ComponentRef| match loaded.get(r) {
+        Some(Ok((_, m))) => Ok(m.clone()),
+        Some(Err(e)) => Err(e.clone()),
+        None => Err(format!("component {r} was not loaded")),
+    };
+    let plan = validate(&spec, &resolver)?;
+    let components = loaded
+        .into_iter()
+        .filter_map(|(r, c)| c.ok().map(|(c, _)| (r, c)))
+        .collect();
+    Ok(Prepared {
+        spec,
+        plan,
+        components,
+    })
+}
+
+fn load_component(
+    r: &ComponentRef,
+    runtime: &Runtime,
+    store: Option<&ObjectStore>,
+) -> Result<Component, String> {
+    let source = match r {
+        ComponentRef::Std(name) => ComponentSource::Std(name.clone()),
+        ComponentRef::Path(path) => {
+            let bytes = std::fs::read(path)
+                .map_err(|e| format!("could not read {}: {e}", path.display()))?;
+            if let Some(store) = store {
+                store.put(&bytes).map_err(|e| e.to_string())?;
+            }
+            ComponentSource::Bytes {
+                name: path.display().to_string(),
+                bytes,
+            }
+        }
+        ComponentRef::Digest(hex) => {
+            let digest: Digest = hex
+                .parse()
+                .map_err(|e: sluice_store::DigestParseError| e.to_string())?;
+            let Some(store) = store else {
+                return Err(format!(
+                    "component {digest} can only be found in a store, and none is open"
+                ));
+            };
+            let bytes = store.get(&digest).map_err(|e| {
+                format!(
+                    "{e}; a component enters the store when a pipeline runs it from its .wasm path"
+                )
+            })?;
+            ComponentSource::Bytes {
+                name: digest.to_string(),
+                bytes,
+            }
+        }
+    };
+    runtime.load(&source).map_err(|e| e.to_string())
+}

@@ -1,0 +1,528 @@
+//! The executor of one planned step against a store: given the step's
+//! resolved inputs it computes the cache key, reuses an earlier execution
+//! when one matches, otherwise runs the component (with the step's retries)
+//! and stores its outputs and the execution's record.
+//!
+//! It knows nothing of the rest of the run — no DAG, no other steps, no
+//! concurrency — so the same unit serves the local scheduler
+//! ([`super::scheduler`]), a task of a cluster engine, or a device.
+
+use super::ExecuteError;
+use super::artifacts::load_artifact;
+use super::cache_key::{key_of, key_parts, params_json};
+use super::report::{CachedFrom, Observer, OutputReport, StepReport, StepState};
+use crate::validate::PlannedStep;
+use sluice_runtime::{
+    ArtifactKind, Component, Digest, InputArtifact, Invocation, Limits, OutputArtifact, StepEvent,
+    StepOutcome,
+};
+use sluice_store::metadata::{ExecutionRecord, ExecutionState, Finished, NewExecution};
+use sluice_store::{NewModel, Store};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One input of a step, resolved to an artifact of the run.
+#[derive(Debug, Clone)]
+pub struct ResolvedInput {
+    /// The step's input port.
+    pub port: String,
+    /// Where it comes from, as the spec names it (`data.raw`, `split.train`).
+    pub source: String,
+    /// The artifact's digest.
+    pub digest: Digest,
+    /// What it holds.
+    pub kind: ArtifactKind,
+}
+
+/// A step made ready to settle: its inputs, cache key and canonical params.
+pub struct StepJob<'p> {
+    /// The planned step (spec, manifest, resolved params).
+    pub planned: &'p PlannedStep,
+    /// The component it runs.
+    pub component: Component,
+    /// Its bound inputs (an optional port left unbound is absent).
+    pub inputs: Vec<ResolvedInput>,
+    /// The cache key; also the seed of the step's randomness.
+    pub key: Digest,
+    key_parts: serde_json::Value,
+    params: serde_json::Value,
+    edges: Vec<(String, Digest, String)>,
+    component_label: String,
+}
+
+impl<'p> StepJob<'p> {
+    /// Resolves the key of `planned` running `component` on `inputs`.
+    pub fn new(
+        planned: &'p PlannedStep,
+        component: &Component,
+        inputs: Vec<ResolvedInput>,
+    ) -> Self {
+        let digests: BTreeMap<String, Digest> =
+            inputs.iter().map(|i| (i.port.clone(), i.digest)).collect();
+        let key_parts = key_parts(&component.digest(), &planned.params, &digests);
+        let edges = inputs
+            .iter()
+            .map(|i| (i.port.clone(), i.digest, i.source.clone()))
+            .collect();
+        StepJob {
+            planned,
+            component: component.clone(),
+            key: key_of(&key_parts),
+            params: params_json(&planned.params),
+            key_parts,
+            inputs,
+            edges,
+            component_label: planned.step.component.to_string(),
+        }
+    }
+
+    /// The step's name.
+    pub fn name(&self) -> &str {
+        self.planned.name()
+    }
+
+    /// The component as the spec names it.
+    fn component_name(&self) -> &str {
+        &self.component_label
+    }
+}
+
+/// One output of a settled step, for the steps that consume it.
+pub struct SettledOutput {
+    /// The output port.
+    pub port: String,
+    /// The stored artifact.
+    pub digest: Digest,
+    /// What it holds.
+    pub kind: ArtifactKind,
+    /// The artifact already decoded, when the step just made it.
+    pub loaded: Option<InputArtifact>,
+}
+
+/// A step that ended — ran, reused or skipped — and is recorded.
+pub struct Settled {
+    /// What happened.
+    pub report: StepReport,
+    /// Its outputs (none unless it succeeded or was cached).
+    pub outputs: Vec<SettledOutput>,
+}
+
+/// A step whose execution is recorded as started, ready to run.
+pub struct Started {
+    /// The report so far.
+    pub report: StepReport,
+    /// The work, free of borrows so a scheduler can spawn it.
+    pub run: StepRun,
+}
+
+/// The component invocation of a started step, with its retries.
+pub struct StepRun {
+    component: Component,
+    invocation: Invocation,
+    retries: u32,
+    execution_id: i64,
+}
+
+/// What a [`StepRun`] hands back.
+pub struct Ran {
+    execution_id: i64,
+    outcome: StepOutcome,
+    attempts: u32,
+    duration: Duration,
+}
+
+impl StepRun {
+    /// Runs the component; a plain failure is retried up to the step's
+    /// `retries`, a contract violation or a rejection never is.
+    pub async fn run(self) -> Ran {
+        let started = Instant::now();
+        let mut attempts = 0;
+        let outcome = loop {
+            attempts += 1;
+            let outcome = self.component.run_async(self.invocation.clone()).await;
+            match &outcome.result {
+                Err(f) if f.is_retryable() && attempts <= self.retries => continue,
+                _ => break outcome,
+            }
+        };
+        Ran {
+            execution_id: self.execution_id,
+            outcome,
+            attempts,
+            duration: started.elapsed(),
+        }
+    }
+}
+
+/// Settles steps of one run in one store.
+pub struct StepExecutor {
+    store: Arc<Store>,
+    run_id: String,
+    observer: Arc<dyn Observer>,
+}
+
+impl StepExecutor {
+    /// An executor recording into `store` under run `run_id`.
+    pub fn new(store: Arc<Store>, run_id: impl Into<String>, observer: Arc<dyn Observer>) -> Self {
+        StepExecutor {
+            store,
+            run_id: run_id.into(),
+            observer,
+        }
+    }
+
+    /// Reuses an execution when one fits, else loads the inputs, runs the
+    /// step and records it: the whole life of one step, as a cluster task
+    /// or a device calls it. `resumed` is the execution of this step in a
+    /// run being resumed; `use_cache` allows reuse of any earlier execution
+    /// with the same key.
+    pub async fn execute(
+        &self,
+        job: &StepJob<'_>,
+        use_cache: bool,
+        resumed: Option<&ExecutionRecord>,
+    ) -> Result<Settled, ExecuteError> {
+        if let Some(settled) = self.reuse(job, use_cache, resumed)? {
+            return Ok(settled);
+        }
+        let mut loaded = BTreeMap::new();
+        for input in &job.inputs {
+            let artifact = load_artifact(&self.store.objects, &input.digest, input.kind)?;
+            loaded.insert(input.port.clone(), artifact);
+        }
+        let started = self.start(job, loaded)?;
+        let ran = started.run.run().await;
+        self.finish(job, started.report, ran)
+    }
+
+    /// Records that the step will not run, with `state` (failed or skipped)
+    /// and `reason`.
+    pub fn settle_without_running(
+        &self,
+        job: &StepJob<'_>,
+        state: StepState,
+        reason: String,
+    ) -> Result<Settled, ExecuteError> {
+        let mut report = self.report(job);
+        report.execution_id = self.store.metadata.record_skipped(
+            &self.new_execution(job, &sluice_store::time::now()),
+            &reason,
+        )?;
+        report.state = state;
+        report.message = Some(reason);
+        self.observer.step_finished(&report);
+        Ok(Settled {
+            report,
+            outputs: Vec::new(),
+        })
+    }
+
+    /// Reuses the execution this step may reuse — the resumed run's, or
+    /// any earlier one with the same key when `use_cache` and the step
+    /// allows it — provided every output is still in the object store;
+    /// records a cached execution. `None` when there is none.
+    pub fn reuse(
+        &self,
+        job: &StepJob<'_>,
+        use_cache: bool,
+        resumed: Option<&ExecutionRecord>,
+    ) -> Result<Option<Settled>, ExecuteError> {
+        let store = &self.store;
+        let planned = job.planned;
+        let candidate = match resumed {
+            Some(e) if e.cache_key == job.key => Some(e.clone()),
+            _ if use_cache && planned.step.cache => store.metadata.find_cached(&job.key)?,
+            _ => None,
+        };
+        let Some(original) = candidate.filter(|e| {
+            planned.manifest.outputs.iter().all(|p| {
+                e.output(&p.name)
+                    .is_some_and(|d| store.objects.contains(&d))
+            })
+        }) else {
+            return Ok(None);
+        };
+        let now = sluice_store::time::now();
+        let execution_id = store
+            .metadata
+            .start_execution(&self.new_execution(job, &now))?;
+        let outputs: Vec<(String, Digest, String, u64)> = planned
+            .manifest
+            .outputs
+            .iter()
+            .map(|p| {
+                let d = original.output(&p.name).expect("reusable checked outputs");
+                let size = store.objects.size_of(&d).unwrap_or(0);
+                (p.name.clone(), d, p.kind.as_str().to_string(), size)
+            })
+            .collect();
+        store.metadata.finish_execution(
+            execution_id,
+            &Finished {
+                state: ExecutionState::Cached,
+                ended_at: &sluice_store::time::now(),
+                duration_ms: 0.0,
+                attempts: 0,
+                error: None,
+                failure: None,
+                metrics: original.metrics.clone(),
+                report: None,
+                outputs: &outputs,
+                cached_from: Some(original.id),
+                models: &[],
+            },
+        )?;
+        let mut report = self.report(job);
+        report.execution_id = execution_id;
+        report.state = StepState::Cached;
+        report.cached_from = Some(CachedFrom {
+            run_id: original.run_id.clone(),
+            execution_id: original.id,
+        });
+        report.metrics = metrics_map(&original.metrics);
+        let mut settled_outputs = Vec::new();
+        for (port, digest, _, size) in &outputs {
+            let kind = planned.manifest.find_output(port).map(|p| p.kind).unwrap();
+            report.outputs.push(OutputReport {
+                port: port.clone(),
+                kind,
+                digest: *digest,
+                size: *size,
+                path: store.objects.location(digest),
+            });
+            settled_outputs.push(SettledOutput {
+                port: port.clone(),
+                digest: *digest,
+                kind,
+                loaded: None,
+            });
+        }
+        self.observer.step_finished(&report);
+        Ok(Some(Settled {
+            report,
+            outputs: settled_outputs,
+        }))
+    }
+
+    /// Records the start of the step's execution and prepares its run on
+    /// the decoded `inputs` (by port).
+    pub fn start(
+        &self,
+        job: &StepJob<'_>,
+        inputs: BTreeMap<String, InputArtifact>,
+    ) -> Result<Started, ExecuteError> {
+        let planned = job.planned;
+        let execution_id = self
+            .store
+            .metadata
+            .start_execution(&self.new_execution(job, &sluice_store::time::now()))?;
+        let mut report = self.report(job);
+        report.execution_id = execution_id;
+        let limits = Limits {
+            memory: planned.step.limits.memory.unwrap_or(Limits::DEFAULT_MEMORY),
+            time: planned.step.limits.time.unwrap_or(Limits::DEFAULT_TIME),
+            output: planned.step.limits.output.unwrap_or(Limits::DEFAULT_OUTPUT),
+        };
+        let events: sluice_runtime::EventSink = {
+            let observer = self.observer.clone();
+            let name = job.name().to_string();
+            Arc::new(move |e: StepEvent| observer.step_event(&name, &e))
+        };
+        let invocation = Invocation {
+            params: planned.params.iter().cloned().collect(),
+            inputs,
+            outputs: planned.manifest.outputs.clone(),
+            limits,
+            seed: *job.key.as_bytes(),
+            events: Some(events),
+        };
+        self.observer
+            .step_started(job.name(), &planned.step.component.to_string());
+        Ok(Started {
+            report,
+            run: StepRun {
+                component: job.component.clone(),
+                invocation,
+                retries: planned.step.retries,
+                execution_id,
+            },
+        })
+    }
+
+    /// Stores a finished step's outputs (bytes first), then records the
+    /// execution's end, its output events and the models it registered in
+    /// one transaction.
+    pub fn finish(
+        &self,
+        job: &StepJob<'_>,
+        mut report: StepReport,
+        ran: Ran,
+    ) -> Result<Settled, ExecuteError> {
+        let store = &self.store;
+        let planned = job.planned;
+        let outcome = ran.outcome;
+        let models: Vec<NewModel> = outcome
+            .registrations
+            .iter()
+            .filter_map(|r| {
+                let input = job.inputs.iter().find(|i| i.port == r.model_port)?;
+                Some(NewModel {
+                    name: r.name.clone(),
+                    artifact: input.digest,
+                    metrics: r.metrics.clone(),
+                })
+            })
+            .collect();
+        report.registered = models.iter().map(|m| m.name.clone()).collect();
+        report.attempts = ran.attempts;
+        report.duration = ran.duration;
+        report.peak_memory = outcome.peak_memory;
+        report.metrics = outcome.metrics.iter().cloned().collect();
+        report.logs = outcome.logs;
+        report.stdout = outcome.stdout;
+        report.stderr = outcome.stderr;
+        let mut recorded = Vec::new();
+        let mut settled_outputs = Vec::new();
+        match outcome.result {
+            Ok(()) => {
+                for port in &planned.manifest.outputs {
+                    let artifact = &outcome.outputs[&port.name];
+                    let (digest, size) = match artifact {
+                        // The ONNX bytes first, then the card that names them.
+                        OutputArtifact::Model(m) => {
+                            // The card records the execution that made the model.
+                            let mut made_by = serde_json::Map::new();
+                            made_by.insert(
+                                "made_by".into(),
+                                serde_json::json!({
+                                    "run": self.run_id,
+                                    "step": report.name,
+                                    "execution": ran.execution_id,
+                                    "component": report.component,
+                                }),
+                            );
+                            let m = m.annotated(made_by);
+                            let onnx = store.objects.put(m.onnx())?;
+                            let card = m.stored_card(&onnx);
+                            (store.objects.put(card.as_bytes())?, card.len() as u64)
+                        }
+                        other => {
+                            let bytes = other.stored_bytes();
+                            (store.objects.put(bytes)?, bytes.len() as u64)
+                        }
+                    };
+                    recorded.push((
+                        port.name.clone(),
+                        digest,
+                        port.kind.as_str().to_string(),
+                        size,
+                    ));
+                    report.outputs.push(OutputReport {
+                        port: port.name.clone(),
+                        kind: port.kind,
+                        digest,
+                        size,
+                        path: store.objects.location(&digest),
+                    });
+                    settled_outputs.push(SettledOutput {
+                        port: port.name.clone(),
+                        digest,
+                        kind: port.kind,
+                        loaded: Some(artifact.to_input()),
+                    });
+                }
+                report.state = StepState::Succeeded;
+            }
+            Err(failure) => {
+                report.state = StepState::Failed;
+                report.message = Some(failure.to_string());
+                report.failure = Some(failure);
+            }
+        }
+        let detail = serde_json::json!({
+            "logs": report.logs,
+            "stdout": report.stdout,
+            "stderr": report.stderr,
+            "peak_memory": report.peak_memory,
+        });
+        store.metadata.finish_execution(
+            ran.execution_id,
+            &Finished {
+                state: report.state.recorded(),
+                ended_at: &sluice_store::time::now(),
+                duration_ms: report.duration.as_secs_f64() * 1000.0,
+                attempts: report.attempts,
+                error: report.message.as_deref(),
+                failure: report
+                    .failure
+                    .as_ref()
+                    .map(|f| serde_json::to_value(f).unwrap()),
+                metrics: serde_json::to_value(&report.metrics).unwrap(),
+                report: Some(detail),
+                outputs: &recorded,
+                cached_from: None,
+                models: if report.state == StepState::Succeeded {
+                    &models
+                } else {
+                    &[]
+                },
+            },
+        )?;
+        self.observer.step_finished(&report);
+        Ok(Settled {
+            report,
+            outputs: settled_outputs,
+        })
+    }
+
+    /// The execution row this step starts with.
+    fn new_execution<'a>(&'a self, job: &'a StepJob<'_>, now: &'a str) -> NewExecution<'a> {
+        NewExecution {
+            run_id: &self.run_id,
+            step: job.name(),
+            component: job.component_name(),
+            component_digest: job.component.digest(),
+            cache_key: job.key,
+            key_parts: &job.key_parts,
+            params: &job.params,
+            inputs: &job.edges,
+            started_at: now,
+        }
+    }
+
+    /// The report of a step that has not settled yet.
+    fn report(&self, job: &StepJob<'_>) -> StepReport {
+        StepReport {
+            name: job.name().to_string(),
+            execution_id: 0,
+            component: job.component_label.clone(),
+            component_digest: job.component.digest(),
+            state: StepState::Skipped,
+            message: None,
+            failure: None,
+            cache_key: job.key,
+            cached_from: None,
+            attempts: 0,
+            duration: Duration::ZERO,
+            peak_memory: 0,
+            outputs: Vec::new(),
+            metrics: BTreeMap::new(),
+            registered: Vec::new(),
+            logs: Vec::new(),
+            stdout: String::new(),
+            stderr: String::new(),
+        }
+    }
+}
+
+/// The numeric metrics of a recorded execution.
+fn metrics_map(v: &serde_json::Value) -> BTreeMap<String, f64> {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| v.as_f64().map(|f| (k.clone(), f)))
+                .collect()
+        })
+        .unwrap_or_default()
+}

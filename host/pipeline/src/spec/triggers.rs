@@ -1,0 +1,843 @@
+//! The `[triggers]` and `[promotion]` tables: what starts a run under
+//! `sluice watch`, and where the versions it blesses go. They are parsed
+//! with the rest of the spec, so a mistake in them is reported like any
+//! other — file, line, column, a did-you-mean — by `sluice validate`,
+//! `sluice run` and `sluice watch` alike.
+//!
+//! ```toml
+//! [triggers]
+//! schedule = "0 3 * * *"          # cron, UTC (see `spec::cron`)
+//! new-data = ["raw"]              # data inputs (or s3://bucket/prefix URLs) whose content starts a run (true: all file inputs)
+//! drift = { model = "breast-cancer@production", threshold = 0.1, min-rows = 200 }
+//! degradation = { model = "breast-cancer@production", feedback = "labels.csv", metric = "accuracy", below = 0.9 }
+//! poll = "5s"                     # how often triggers are evaluated
+//! debounce = "2s"                 # new data must be unchanged this long
+//! check-every = "1m"              # how often drift and degradation are measured
+//!
+//! [promotion]
+//! model = "breast-cancer"         # default: every model the run registered
+//! staging = true                  # a blessed version goes to `staging` (default)
+//! production = false              # …and to `production` only if this is true
+//! ```
+
+use super::cron::Cron;
+use super::{
+    DURATION_HELP, DataInput, DataKind, LimitError, Parser, Val, get, parse_duration, span_of,
+};
+use crate::diagnostic::{Code, Span, suggest};
+use sluice_store::ModelRef;
+use std::path::PathBuf;
+use std::time::Duration;
+use toml::de::{DeTable, DeValue};
+
+/// The `[triggers]` table: what starts a run, and how often it is checked.
+/// At least one of `schedule`, `new_data`, `drift` and `degradation` is set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Triggers {
+    /// Where the table is (its header, or the inline table).
+    pub span: Span,
+    /// A cron schedule (UTC).
+    pub schedule: Option<Cron>,
+    /// Data inputs (by name) and object-store prefixes (`s3://…`) watched
+    /// for new content; `None`: not watched. `new-data = true` names every
+    /// file or table input (registry models have no content to watch).
+    pub new_data: Option<Vec<String>>,
+    /// Drift of a served model's inputs or predictions.
+    pub drift: Option<DriftTrigger>,
+    /// Live quality below a threshold.
+    pub degradation: Option<DegradationTrigger>,
+    /// How often triggers are evaluated (`poll`, default 5 s).
+    pub poll: Duration,
+    /// How long new data must stay unchanged before it triggers
+    /// (`debounce`, default 2 s).
+    pub debounce: Duration,
+    /// How often drift and degradation are measured (`check-every`,
+    /// default 1 min).
+    pub check_every: Duration,
+}
+
+/// `drift = { model, threshold, min-rows }`: retrain when what a served
+/// model sees drifts from what it was trained on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriftTrigger {
+    /// The served model.
+    pub model: ModelRef,
+    /// Jensen–Shannon (numeric) and L-infinity (categorical) threshold
+    /// (default 0.1).
+    pub threshold: f64,
+    /// Fewest new served rows before drift is judged (default 100).
+    pub min_rows: usize,
+}
+
+/// `degradation = { model, feedback, metric, below }`: retrain when a served
+/// model's live quality, measured against labels, falls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DegradationTrigger {
+    /// The served model.
+    pub model: ModelRef,
+    /// The labels file (CSV or Parquet: `request_id`, label, `row`),
+    /// resolved against the spec's folder.
+    pub feedback: PathBuf,
+    /// The live metric watched (default `accuracy`).
+    pub metric: String,
+    /// The value it must stay at or above.
+    pub below: f64,
+}
+
+/// The `[promotion]` table: which aliases a version blessed by a watched
+/// run moves. [`Default`] is the policy when the table is absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Promotion {
+    /// Only this model (default: every model the run registered).
+    pub model: Option<String>,
+    /// Move `staging` to a new version (default `true`).
+    pub staging: bool,
+    /// Move `production` too (default `false`: a person promotes).
+    pub production: bool,
+}
+
+impl Default for Promotion {
+    fn default() -> Self {
+        Promotion {
+            model: None,
+            staging: true,
+            production: false,
+        }
+    }
+}
+
+const TRIGGER_KEYS: &[&str] = &[
+    "schedule",
+    "new-data",
+    "drift",
+    "degradation",
+    "poll",
+    "debounce",
+    "check-every",
+];
+const DRIFT_KEYS: &[&str] = &["model", "threshold", "min-rows"];
+const DEGRADATION_KEYS: &[&str] = &["model", "feedback", "metric", "below"];
+const PROMOTION_KEYS: &[&str] = &["model", "staging", "production"];
+
+impl Parser<'_> {
+    /// The `[triggers]` table; `data` are the spec's data inputs, which
+    /// `new-data` may name.
+    pub(super) fn triggers(&mut self, value: &Val<'_>, data: &[DataInput]) -> Option<Triggers> {
+        let t = self.table(value, "`triggers`")?;
+        self.check_keys(t, TRIGGER_KEYS, "[triggers]");
+        let mut ok = true;
+
+        let mut schedule = None;
+        if let Some((_, v)) = get(t, "schedule") {
+            match self
+                .string(v, "`schedule` in [triggers]")
+                .map(str::parse::<Cron>)
+            {
+                Some(Ok(c)) => schedule = Some(c),
+                Some(Err(e)) => {
+                    self.error(
+                        Code::InvalidValue,
+                        span_of(v),
+                        e.to_string(),
+                        Some(e.help()),
+                    );
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+
+        let new_data = match get(t, "new-data") {
+            None => None,
+            Some((_, v)) => {
+                let names = self.new_data(v, data);
+                ok &= names.is_some();
+                names.flatten()
+            }
+        };
+
+        let drift = match get(t, "drift") {
+            None => None,
+            Some((_, v)) => {
+                let d = self.drift(v);
+                ok &= d.is_some();
+                d
+            }
+        };
+
+        let degradation = match get(t, "degradation") {
+            None => None,
+            Some((_, v)) => {
+                let d = self.degradation(v);
+                ok &= d.is_some();
+                d
+            }
+        };
+
+        let mut duration = |key: &str, default: Duration| match get(t, key) {
+            None => Some(default),
+            Some((_, v)) => self.trigger_duration(v, key),
+        };
+        let poll = duration("poll", Duration::from_secs(5));
+        let debounce = duration("debounce", Duration::from_secs(2));
+        let check_every = duration("check-every", Duration::from_secs(60));
+
+        if ok
+            && schedule.is_none()
+            && new_data.is_none()
+            && drift.is_none()
+            && degradation.is_none()
+        {
+            self.error(
+                Code::MissingKey,
+                span_of(value),
+                "[triggers] names no trigger".into(),
+                Some("add `schedule`, `new-data`, `drift` or `degradation`, e.g. `new-data = true` or `schedule = \"0 3 * * *\"`".into()),
+            );
+            return None;
+        }
+        let triggers = Triggers {
+            span: span_of(value),
+            schedule,
+            new_data,
+            drift,
+            degradation,
+            poll: poll?,
+            debounce: debounce?,
+            check_every: check_every?,
+        };
+        ok.then_some(triggers)
+    }
+
+    /// `new-data`: `true`, `false` or a list of data input names and
+    /// `s3://` prefixes. `Some(None)`: valid but nothing watched.
+    fn new_data(&mut self, v: &Val<'_>, data: &[DataInput]) -> Option<Option<Vec<String>>> {
+        let items = match v.get_ref() {
+            DeValue::Boolean(false) => return Some(None),
+            DeValue::Boolean(true) => {
+                let files: Vec<String> = data
+                    .iter()
+                    .filter(|d| d.kind != DataKind::Model)
+                    .map(|d| d.name.clone())
+                    .collect();
+                if files.is_empty() {
+                    self.error(
+                        Code::InvalidValue,
+                        span_of(v),
+                        "`new-data = true` watches every file input, and the spec has none".into(),
+                        Some("declare the data under [data], or list s3://bucket/prefix URLs: `new-data = [\"s3://bucket/incoming\"]`".into()),
+                    );
+                    return None;
+                }
+                return Some(Some(files));
+            }
+            DeValue::Array(items) => items,
+            _ => {
+                self.type_error(
+                    v,
+                    "a boolean or a list of data input names",
+                    "`new-data` in [triggers]",
+                );
+                return None;
+            }
+        };
+        let mut names = Vec::new();
+        let mut ok = true;
+        for item in items.iter() {
+            let Some(name) = self.string(item, "an entry of `new-data` in [triggers]") else {
+                ok = false;
+                continue;
+            };
+            if name.starts_with("s3://") {
+                names.push(name.to_owned());
+                continue;
+            }
+            match data.iter().find(|d| d.name == name) {
+                Some(d) if d.kind == DataKind::Model => {
+                    self.error(
+                        Code::InvalidValue,
+                        span_of(item),
+                        format!(
+                            "`new-data` names data input `{name}`, a model from the registry, which has no content to watch"
+                        ),
+                        Some("name file or table inputs, or an s3://bucket/prefix URL".into()),
+                    );
+                    ok = false;
+                }
+                Some(_) => names.push(name.to_owned()),
+                None => {
+                    let list = if data.is_empty() {
+                        "the spec has no [data] inputs".to_owned()
+                    } else {
+                        let all: Vec<&str> = data.iter().map(|d| d.name.as_str()).collect();
+                        format!("declared data inputs: {}", all.join(", "))
+                    };
+                    let help = suggest(name, data.iter().map(|d| d.name.as_str()), list);
+                    self.error(
+                        Code::UnknownData,
+                        span_of(item),
+                        format!(
+                            "`new-data` names `{name}`, which is neither a data input nor an s3://bucket/prefix URL"
+                        ),
+                        Some(help),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then(|| (!names.is_empty()).then_some(names))
+    }
+
+    fn drift(&mut self, v: &Val<'_>) -> Option<DriftTrigger> {
+        let location = "[triggers.drift]";
+        let t = self.table(v, "`drift` in [triggers]")?;
+        self.check_keys(t, DRIFT_KEYS, location);
+        let model = self.model_ref(t, v, location);
+        let threshold = match get(t, "threshold") {
+            None => Some(sluice_drift::DEFAULT_NUMERIC_THRESHOLD),
+            Some((_, x)) => self.number(x, "threshold", location),
+        };
+        let min_rows = match get(t, "min-rows") {
+            None => Some(100),
+            Some((_, x)) => match x.get_ref() {
+                DeValue::Integer(i) => match usize::from_str_radix(i.as_str(), i.radix()) {
+                    Ok(n) => Some(n),
+                    Err(_) => {
+                        self.error(
+                            Code::InvalidValue,
+                            span_of(x),
+                            format!("invalid `min-rows` in {location}: `{i}` is not a row count"),
+                            Some("write a whole number of served rows, such as 100".into()),
+                        );
+                        None
+                    }
+                },
+                _ => {
+                    self.type_error(x, "an integer", &format!("`min-rows` in {location}"));
+                    None
+                }
+            },
+        };
+        Some(DriftTrigger {
+            model: model?,
+            threshold: threshold?,
+            min_rows: min_rows?,
+        })
+    }
+
+    fn degradation(&mut self, v: &Val<'_>) -> Option<DegradationTrigger> {
+        let location = "[triggers.degradation]";
+        let t = self.table(v, "`degradation` in [triggers]")?;
+        self.check_keys(t, DEGRADATION_KEYS, location);
+        let model = self.model_ref(t, v, location);
+        let feedback = match get(t, "feedback") {
+            None => {
+                self.missing(
+                    v,
+                    "feedback",
+                    location,
+                    "give the labels file, e.g. `feedback = \"labels.csv\"`",
+                );
+                None
+            }
+            Some((_, x)) => self
+                .string(x, &format!("`feedback` in {location}"))
+                .map(|s| self.base.join(s)),
+        };
+        let metric = match get(t, "metric") {
+            None => Some("accuracy".to_owned()),
+            Some((_, x)) => self
+                .string(x, &format!("`metric` in {location}"))
+                .map(str::to_owned),
+        };
+        let below = match get(t, "below") {
+            None => {
+                self.missing(
+                    v,
+                    "below",
+                    location,
+                    "give the lowest acceptable value, e.g. `below = 0.9`",
+                );
+                None
+            }
+            Some((_, x)) => self.number(x, "below", location),
+        };
+        Some(DegradationTrigger {
+            model: model?,
+            feedback: feedback?,
+            metric: metric?,
+            below: below?,
+        })
+    }
+
+    /// The `[promotion]` table.
+    pub(super) fn promotion(&mut self, value: &Val<'_>) -> Option<Promotion> {
+        let location = "[promotion]";
+        let t = self.table(value, "`promotion`")?;
+        self.check_keys(t, PROMOTION_KEYS, location);
+        let mut p = Promotion::default();
+        let mut ok = true;
+        if let Some((_, v)) = get(t, "model") {
+            match self.string(v, &format!("`model` in {location}")) {
+                Some(s) => match s.parse::<ModelRef>() {
+                    Ok(ModelRef::Latest(name)) => p.model = Some(name),
+                    _ => {
+                        self.error(
+                            Code::InvalidValue,
+                            span_of(v),
+                            format!("invalid `model` in {location}: `{s}` is not a model name"),
+                            Some("name the model alone, e.g. `model = \"churn\"`: promotion moves its aliases, so no version or alias goes here".into()),
+                        );
+                        ok = false;
+                    }
+                },
+                None => ok = false,
+            }
+        }
+        for (key, slot) in [
+            ("staging", &mut p.staging),
+            ("production", &mut p.production),
+        ] {
+            if let Some((_, v)) = get(t, key) {
+                match v.get_ref() {
+                    DeValue::Boolean(b) => *slot = *b,
+                    _ => {
+                        self.type_error(v, "a boolean", &format!("`{key}` in {location}"));
+                        ok = false;
+                    }
+                }
+            }
+        }
+        ok.then_some(p)
+    }
+
+    /// The required `model` reference of a drift or degradation trigger.
+    fn model_ref(&mut self, t: &DeTable<'_>, table: &Val<'_>, location: &str) -> Option<ModelRef> {
+        let Some((_, v)) = get(t, "model") else {
+            self.missing(
+                table,
+                "model",
+                location,
+                "name the served model, e.g. `model = \"churn@production\"`",
+            );
+            return None;
+        };
+        let s = self.string(v, &format!("`model` in {location}"))?;
+        match s.parse::<ModelRef>() {
+            Ok(m) => Some(m),
+            Err(e) => {
+                self.error(
+                    Code::InvalidValue,
+                    span_of(v),
+                    format!("invalid `model` in {location}: {e}"),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn missing(&mut self, table: &Val<'_>, key: &str, location: &str, help: &str) {
+        self.error(
+            Code::MissingKey,
+            span_of(table),
+            format!("missing `{key}` in {location}"),
+            Some(help.to_owned()),
+        );
+    }
+
+    /// A finite, non-negative number (a float or an integer).
+    fn number(&mut self, v: &Val<'_>, key: &str, location: &str) -> Option<f64> {
+        let x = match v.get_ref() {
+            DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+                .ok()
+                .map(|n| n as f64),
+            _ => {
+                self.type_error(v, "a number", &format!("`{key}` in {location}"));
+                return None;
+            }
+        };
+        match x {
+            Some(x) if x.is_finite() && x >= 0.0 => Some(x),
+            _ => {
+                self.error(
+                    Code::InvalidValue,
+                    span_of(v),
+                    format!(
+                        "invalid `{key}` in {location}: `{}` is not a finite, non-negative number",
+                        source_text(self.source, span_of(v))
+                    ),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn trigger_duration(&mut self, v: &Val<'_>, key: &str) -> Option<Duration> {
+        let result = match v.get_ref() {
+            DeValue::String(s) => parse_duration(s),
+            DeValue::Integer(i) => Err(LimitError::BadDuration(i.to_string())),
+            _ => {
+                self.type_error(v, "a duration string", &format!("`{key}` in [triggers]"));
+                return None;
+            }
+        };
+        match result {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.error(
+                    Code::InvalidValue,
+                    span_of(v),
+                    match e {
+                        LimitError::Zero => {
+                            format!("invalid `{key}` in [triggers]: a duration must be greater than zero")
+                        }
+                        e => format!("invalid `{key}` in [triggers]: {e}"),
+                    },
+                    Some(DURATION_HELP.to_owned()),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// The text at `span`, for messages about a value as written.
+fn source_text(source: &str, span: Span) -> &str {
+    source.get(span.range()).unwrap_or("").trim()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostic::{Diagnostic, Diagnostics};
+    use crate::spec::Spec;
+    use std::path::Path;
+
+    const HEAD: &str = "[pipeline]\nname = \"p\"\n[data]\nraw = \"a.csv\"\nbase = { model = \"m@production\" }\n[steps.s]\ncomponent = \"std:statistics\"\n";
+
+    /// Parses HEAD (7 lines) followed by `tables`.
+    fn parse(tables: &str) -> Result<Spec, Diagnostics> {
+        Spec::parse(Path::new("dir/p.toml"), &format!("{HEAD}{tables}"))
+    }
+
+    /// The diagnostics of a failed parse: (code, line, column, message, help).
+    fn errors(tables: &str) -> Vec<(Code, usize, usize, String, Option<String>)> {
+        parse(tables)
+            .expect_err("should fail")
+            .into_iter()
+            .map(|d: Diagnostic| (d.code, d.line, d.column, d.message, d.help))
+            .collect()
+    }
+
+    #[test]
+    fn parses_every_key_with_defaults() {
+        let spec = parse(
+            "[triggers]\nschedule = \"0 3 * * 1\"\nnew-data = [\"raw\", \"s3://b/in\"]\ndrift = { model = \"m@production\", threshold = 0.2, min-rows = 300 }\ndegradation = { model = \"m:3\", feedback = \"labels.csv\", below = 1 }\ncheck-every = \"5m\"\n[promotion]\nmodel = \"m\"\nproduction = true\n",
+        )
+        .unwrap();
+        let t = spec.triggers.unwrap();
+        assert_eq!(t.schedule.unwrap().to_string(), "0 3 * * 1");
+        assert_eq!(t.new_data, Some(vec!["raw".into(), "s3://b/in".into()]));
+        assert_eq!(
+            t.drift,
+            Some(DriftTrigger {
+                model: ModelRef::Alias("m".into(), "production".into()),
+                threshold: 0.2,
+                min_rows: 300,
+            })
+        );
+        assert_eq!(
+            t.degradation,
+            Some(DegradationTrigger {
+                model: ModelRef::Version("m".into(), 3),
+                feedback: PathBuf::from("dir/labels.csv"),
+                metric: "accuracy".into(),
+                below: 1.0,
+            })
+        );
+        assert_eq!(
+            (t.poll, t.debounce, t.check_every),
+            (
+                Duration::from_secs(5),
+                Duration::from_secs(2),
+                Duration::from_secs(300)
+            )
+        );
+        assert_eq!(
+            spec.promotion,
+            Some(Promotion {
+                model: Some("m".into()),
+                staging: true,
+                production: true,
+            })
+        );
+    }
+
+    #[test]
+    fn the_continuous_training_example_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples/continuous-training/pipeline.toml");
+        let spec = Spec::load(&path).unwrap_or_else(|d| panic!("{d}"));
+        let t = spec.triggers.unwrap();
+        assert_eq!(t.schedule.unwrap().to_string(), "0 3 * * 1");
+        assert_eq!(t.drift.unwrap().min_rows, 300);
+        assert_eq!(
+            (t.poll, t.check_every),
+            (Duration::from_secs(1), Duration::from_secs(5))
+        );
+        assert_eq!(spec.promotion, Some(Promotion::default()));
+    }
+
+    #[test]
+    fn optional_tables_and_new_data_true() {
+        let spec = parse("").unwrap();
+        assert_eq!((spec.triggers, spec.promotion), (None, None));
+        // `true`: every file input; the registry model `base` has no content.
+        let spec = parse("[triggers]\nnew-data = true\n").unwrap();
+        assert_eq!(spec.triggers.unwrap().new_data, Some(vec!["raw".into()]));
+        let spec = parse("[promotion]\nstaging = false\n").unwrap();
+        assert_eq!(
+            spec.promotion,
+            Some(Promotion {
+                staging: false,
+                ..Promotion::default()
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_keys_suggest_the_closest() {
+        let got = errors(
+            "[triggers]\nschedul = \"0 3 * * *\"\ndrift = { model = \"m\", min-row = 3 }\n[promotion]\nprodution = true\n[trigers]\n",
+        );
+        let help = |s: &str| Some(format!("did you mean `{s}`?"));
+        assert_eq!(
+            got,
+            [
+                (
+                    Code::UnknownKey,
+                    9,
+                    1,
+                    "unknown key `schedul` in [triggers]; expected one of schedule, new-data, drift, degradation, poll, debounce, check-every".into(),
+                    help("schedule")
+                ),
+                (
+                    Code::UnknownKey,
+                    10,
+                    24,
+                    "unknown key `min-row` in [triggers.drift]; expected one of model, threshold, min-rows".into(),
+                    help("min-rows")
+                ),
+                (
+                    Code::UnknownKey,
+                    12,
+                    1,
+                    "unknown key `prodution` in [promotion]; expected one of model, staging, production".into(),
+                    help("production")
+                ),
+                (
+                    Code::UnknownKey,
+                    13,
+                    2,
+                    "unknown key `trigers` in the top-level table; expected one of pipeline, data, steps, triggers, promotion".into(),
+                    help("triggers")
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_schedule_is_located_with_a_hint() {
+        let got = errors("[triggers]\nschedule = \"61 3 * * *\"\n");
+        assert_eq!(got.len(), 1, "{got:?}");
+        let (code, line, col, message, help) = &got[0];
+        assert_eq!((*code, *line, *col), (Code::InvalidValue, 9, 12));
+        assert_eq!(
+            message,
+            "schedule `61 3 * * *`: minute `61`: number out of bounds (minute takes 0-59)"
+        );
+        assert!(help.as_deref().unwrap().contains("five fields"), "{help:?}");
+        let got = errors("[triggers]\nschedule = \"0 0 3 * * *\"\n");
+        assert_eq!(
+            got[0].4.as_deref(),
+            Some(
+                "seconds and years are not supported (the watcher works to the minute); write five fields such as \"0 3 * * *\" (daily at 03:00 UTC)"
+            )
+        );
+        let got = errors("[triggers]\nschedule = 3\n");
+        assert_eq!(
+            got[0].3,
+            "expected a string for `schedule` in [triggers], found integer"
+        );
+    }
+
+    #[test]
+    fn bad_durations_and_numbers() {
+        let got = errors(
+            "[triggers]\nnew-data = true\npoll = \"5\"\ndebounce = \"0s\"\ncheck-every = 60\ndrift = { model = \"m\", threshold = -1.0, min-rows = -3 }\n",
+        );
+        let got: Vec<_> = got
+            .iter()
+            .map(|(c, l, col, m, _)| (*c, *l, *col, m.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    Code::InvalidValue,
+                    10,
+                    8,
+                    "invalid `poll` in [triggers]: `5` is not a duration"
+                ),
+                (
+                    Code::InvalidValue,
+                    11,
+                    12,
+                    "invalid `debounce` in [triggers]: a duration must be greater than zero"
+                ),
+                (
+                    Code::InvalidValue,
+                    12,
+                    15,
+                    "invalid `check-every` in [triggers]: `60` is not a duration"
+                ),
+                (
+                    Code::InvalidValue,
+                    13,
+                    36,
+                    "invalid `threshold` in [triggers.drift]: `-1.0` is not a finite, non-negative number"
+                ),
+                (
+                    Code::InvalidValue,
+                    13,
+                    53,
+                    "invalid `min-rows` in [triggers.drift]: `-3` is not a row count"
+                ),
+            ]
+        );
+        let d = parse("[triggers]\nnew-data = true\npoll = \"5\"\n").unwrap_err();
+        assert_eq!(d.0[0].help.as_deref(), Some(crate::spec::DURATION_HELP));
+    }
+
+    #[test]
+    fn new_data_must_name_file_inputs_or_urls() {
+        let got = errors("[triggers]\nnew-data = [\"rwa\", \"base\", 3]\n");
+        let got: Vec<_> = got
+            .iter()
+            .map(|(c, l, col, m, h)| (*c, *l, *col, m.as_str(), h.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    Code::UnknownData,
+                    9,
+                    13,
+                    "`new-data` names `rwa`, which is neither a data input nor an s3://bucket/prefix URL",
+                    Some("did you mean `raw`? declared data inputs: raw, base")
+                ),
+                (
+                    Code::InvalidValue,
+                    9,
+                    20,
+                    "`new-data` names data input `base`, a model from the registry, which has no content to watch",
+                    Some("name file or table inputs, or an s3://bucket/prefix URL")
+                ),
+                (
+                    Code::InvalidValue,
+                    9,
+                    28,
+                    "expected a string for an entry of `new-data` in [triggers], found integer",
+                    None
+                ),
+            ]
+        );
+        let got = errors("[triggers]\nnew-data = \"raw\"\n");
+        assert_eq!(
+            got[0].3,
+            "expected a boolean or a list of data input names for `new-data` in [triggers], found string"
+        );
+    }
+
+    #[test]
+    fn missing_and_mistyped_values() {
+        let got = errors(
+            "[triggers]\ndegradation = { metric = 1 }\n[promotion]\nmodel = \"m@production\"\nstaging = \"yes\"\n",
+        );
+        let got: Vec<_> = got
+            .iter()
+            .map(|(c, l, col, m, _)| (*c, *l, *col, m.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    Code::MissingKey,
+                    9,
+                    15,
+                    "missing `model` in [triggers.degradation]"
+                ),
+                (
+                    Code::MissingKey,
+                    9,
+                    15,
+                    "missing `feedback` in [triggers.degradation]"
+                ),
+                (
+                    Code::MissingKey,
+                    9,
+                    15,
+                    "missing `below` in [triggers.degradation]"
+                ),
+                (
+                    Code::InvalidValue,
+                    9,
+                    26,
+                    "expected a string for `metric` in [triggers.degradation], found integer"
+                ),
+                (
+                    Code::InvalidValue,
+                    11,
+                    9,
+                    "invalid `model` in [promotion]: `m@production` is not a model name"
+                ),
+                (
+                    Code::InvalidValue,
+                    12,
+                    11,
+                    "expected a boolean for `staging` in [promotion], found string"
+                ),
+            ]
+        );
+        let got = errors("[triggers]\ndrift = { model = \"not a model\" }\n");
+        assert!(
+            got[0].3.starts_with(
+                "invalid `model` in [triggers.drift]: `not a model` is not a model reference"
+            ),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn a_triggers_table_must_name_a_trigger() {
+        for tables in [
+            "[triggers]\npoll = \"1s\"\n",
+            "[triggers]\nnew-data = false\n",
+        ] {
+            let got = errors(tables);
+            assert_eq!(got.len(), 1, "{got:?}");
+            assert_eq!(
+                (got[0].0, got[0].1, got[0].3.as_str()),
+                (Code::MissingKey, 8, "[triggers] names no trigger")
+            );
+        }
+        let d = Spec::parse(Path::new("p.toml"), &format!("triggers = 3\n{HEAD}")).unwrap_err();
+        assert_eq!(
+            (d.0[0].line, d.0[0].message.as_str()),
+            (1, "expected a table for `triggers`, found integer")
+        );
+    }
+}
