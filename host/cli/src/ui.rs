@@ -3,6 +3,7 @@
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sluice_pipeline::execute::{Observer, StepReport, StepState};
+pub(crate) use sluice_runtime::outcome::duration;
 use sluice_runtime::{CacheOutcome, StepEvent};
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -31,18 +32,6 @@ pub(crate) fn error_label() -> String {
 /// Bold text.
 pub(crate) fn bold(s: &str) -> String {
     paint("1", s)
-}
-
-/// A duration for people: `850µs`, `12.3ms`, `1.24s`.
-pub(crate) fn duration(d: Duration) -> String {
-    let us = d.as_micros();
-    if us < 1000 {
-        format!("{us}µs")
-    } else if us < 1_000_000 {
-        format!("{:.1}ms", us as f64 / 1000.0)
-    } else {
-        format!("{:.2}s", d.as_secs_f64())
-    }
 }
 
 /// How a component's native code was obtained, in words.

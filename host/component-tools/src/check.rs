@@ -11,6 +11,7 @@
 
 use serde::Serialize;
 use sluice_runtime::outcome::bytes;
+use sluice_runtime::outcome::duration;
 use sluice_runtime::{
     ArtifactKind, ComponentSource, Digest, InputArtifact, Invocation, Limits, Manifest, Runtime,
     StepFailure, Value, ValueType,
@@ -122,19 +123,6 @@ pub fn check(runtime: &Runtime, options: &CheckOptions) -> CheckReport {
     };
     run_checks(runtime, options, &mut report);
     report
-}
-
-/// A duration for people: `850µs`, `12.3ms`, `1.24s` (as the CLI prints
-/// them).
-fn duration(d: Duration) -> String {
-    let us = d.as_micros();
-    if us < 1000 {
-        format!("{us}µs")
-    } else if us < 1_000_000 {
-        format!("{:.1}ms", us as f64 / 1000.0)
-    } else {
-        format!("{:.2}s", d.as_secs_f64())
-    }
 }
 
 fn run_checks(runtime: &Runtime, options: &CheckOptions, report: &mut CheckReport) {

@@ -237,6 +237,19 @@ impl StepOutcome {
     }
 }
 
+/// A duration for people: `850µs`, `12.3ms`, `1.24s` — how the CLI and
+/// the conformance report print step times.
+pub fn duration(d: std::time::Duration) -> String {
+    let us = d.as_micros();
+    if us < 1000 {
+        format!("{us}µs")
+    } else if us < 1_000_000 {
+        format!("{:.1}ms", us as f64 / 1000.0)
+    } else {
+        format!("{:.2}s", d.as_secs_f64())
+    }
+}
+
 /// Formats a byte count for people: `1.5 GiB`, `640 KiB`, `12 B`.
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

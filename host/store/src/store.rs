@@ -62,6 +62,23 @@ impl Store {
         Self::with_objects(ObjectStore::open_url(objects)?, local.into())
     }
 
+    /// Opens the store a user named: a local folder holds everything; an
+    /// `s3://bucket/prefix` URL holds the objects, and the metadata and run
+    /// locks stay in the local folder `local_metadata`.
+    pub fn open_location(location: &str, local_metadata: &Path) -> Result<Self, OpenError> {
+        if Self::is_remote(location) {
+            Self::open_split(location, local_metadata)
+        } else {
+            Self::open(location)
+        }
+    }
+
+    /// Whether `location` names a remote object store (`s3://…`) rather
+    /// than a local folder.
+    pub fn is_remote(location: &str) -> bool {
+        location.starts_with("s3://")
+    }
+
     fn with_objects(objects: ObjectStore, root: PathBuf) -> Result<Self, OpenError> {
         let metadata = Metadata::open(root.join("metadata.sqlite"))?;
         Ok(Store {
@@ -135,5 +152,20 @@ mod tests {
         assert!(store.run_is_alive("live"));
         assert!(!store.run_is_alive("dead"));
         assert_eq!(store.recover("t1").unwrap(), ["dead"]);
+    }
+
+    #[test]
+    fn a_folder_location_holds_everything_and_a_url_only_the_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("store");
+        let store = Store::open_location(folder.to_str().unwrap(), Path::new("/nowhere")).unwrap();
+        assert_eq!(store.root(), folder);
+        assert!(folder.join("metadata.sqlite").is_file());
+        assert!(!Store::is_remote(folder.to_str().unwrap()));
+        assert!(Store::is_remote("s3://bucket/prefix"));
+        // A malformed URL is refused before any metadata is written.
+        let local = dir.path().join("meta");
+        assert!(Store::open_location("s3://", &local).is_err());
+        assert!(!local.join("metadata.sqlite").exists());
     }
 }

@@ -166,19 +166,20 @@ pub(crate) fn open_store(dir: &Path) -> anyhow::Result<Store> {
 /// `local_default`.
 pub(crate) fn open_store_near(dir: &Path, local_default: &Path) -> anyhow::Result<Store> {
     let text = dir.to_string_lossy();
-    let store = if text.starts_with("s3://") {
-        let local = std::env::var_os("SLUICE_METADATA_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| local_default.to_path_buf());
-        Store::open_split(&text, &local).with_context(|| {
+    let local = match std::env::var_os("SLUICE_METADATA_DIR") {
+        Some(d) if Store::is_remote(&text) => PathBuf::from(d),
+        _ => local_default.to_path_buf(),
+    };
+    let store = Store::open_location(&text, &local).with_context(|| {
+        if Store::is_remote(&text) {
             format!(
                 "opening the store at {text} (metadata in {})",
                 local.display()
             )
-        })?
-    } else {
-        Store::open(dir).with_context(|| format!("opening the store at {}", dir.display()))?
-    };
+        } else {
+            format!("opening the store at {text}")
+        }
+    })?;
     let now = sluice_store::time::now();
     for id in store.recover(&now)? {
         eprintln!(

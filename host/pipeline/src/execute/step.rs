@@ -204,6 +204,7 @@ impl StepExecutor {
         state: StepState,
         reason: String,
     ) -> Result<Settled, ExecuteError> {
+        self.record_component(job)?;
         let mut report = self.report(job);
         report.execution_id = self.store.metadata.record_skipped(
             &self.new_execution(job, &sluice_store::time::now()),
@@ -243,6 +244,7 @@ impl StepExecutor {
         }) else {
             return Ok(None);
         };
+        self.record_component(job)?;
         let now = sluice_store::time::now();
         let execution_id = store
             .metadata
@@ -313,6 +315,7 @@ impl StepExecutor {
         inputs: BTreeMap<String, InputArtifact>,
     ) -> Result<Started, ExecuteError> {
         let planned = job.planned;
+        self.record_component(job)?;
         let execution_id = self
             .store
             .metadata
@@ -476,6 +479,18 @@ impl StepExecutor {
         })
     }
 
+    /// Records the step's component (once per digest), which its execution
+    /// row refers to; a task that runs one step in a fresh process has no
+    /// scheduler to have done it.
+    fn record_component(&self, job: &StepJob<'_>) -> Result<(), ExecuteError> {
+        Ok(self.store.metadata.record_component(
+            &job.component.digest(),
+            &job.component_label,
+            job.component.size() as u64,
+            &sluice_store::time::now(),
+        )?)
+    }
+
     /// The execution row this step starts with.
     fn new_execution<'a>(&'a self, job: &'a StepJob<'_>, now: &'a str) -> NewExecution<'a> {
         NewExecution {
@@ -525,4 +540,110 @@ fn metrics_map(v: &serde_json::Value) -> BTreeMap<String, f64> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::execute::{Silent, prepare};
+    use sluice_runtime::{Runtime, RuntimeConfig};
+
+    /// The executor alone — no scheduler — as a cluster task would call it:
+    /// the first execution runs and records, a later one with the same key
+    /// (another run) is a cache hit on the first, and without the cache the
+    /// step runs again to the same bytes.
+    #[test]
+    fn a_step_executed_again_is_reused_and_reruns_to_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("d.csv"), "x,y\n1,a\n2,b\n3,a\n").unwrap();
+        let spec = dir.path().join("p.toml");
+        std::fs::write(
+            &spec,
+            r#"
+[pipeline]
+name = "one-step"
+[data]
+raw = "d.csv"
+[steps.ingest]
+component = "std:ingest-csv"
+inputs = { file = "data.raw" }
+"#,
+        )
+        .unwrap();
+        // Loading and describing components happens outside any async
+        // runtime (as in the CLI); executing a step inside one.
+        let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+        let store = Arc::new(Store::open(dir.path().join(".sluice")).unwrap());
+        let prepared = prepare(&spec, &runtime, Some(&store.objects)).unwrap();
+        let planned = &prepared.plan.steps[0];
+        let component = &prepared.components[&planned.step.component];
+        let csv = std::fs::read(dir.path().join("d.csv")).unwrap();
+        let digest = store.objects.put(&csv).unwrap();
+        let inputs = vec![ResolvedInput {
+            port: "file".into(),
+            source: "data.raw".into(),
+            digest,
+            kind: ArtifactKind::File,
+        }];
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // One execution per step and run: each execution is a run of its own.
+        let execute = |run: &str, job: &StepJob<'_>, use_cache: bool| {
+            let meta = &store.metadata;
+            let spec_digest = Digest::of(b"spec");
+            meta.start_run(
+                run,
+                "one-step",
+                "p.toml",
+                &spec_digest,
+                "manual",
+                "t0",
+                None,
+            )
+            .unwrap();
+            meta.record_import(run, "raw", "d.csv", &digest, "file", csv.len() as u64, "t0")
+                .unwrap();
+            let executor = StepExecutor::new(store.clone(), run, Arc::new(Silent));
+            let settled = tokio
+                .block_on(executor.execute(job, use_cache, None))
+                .unwrap();
+            let recorded = meta.executions(run).unwrap();
+            assert_eq!(recorded.len(), 1);
+            assert_eq!(recorded[0].id, settled.report.execution_id);
+            (settled, recorded[0].state)
+        };
+
+        let job = StepJob::new(planned, component, inputs.clone());
+        let (first, state) = execute("r1", &job, true);
+        assert_eq!(
+            state,
+            ExecutionState::Succeeded,
+            "{:?}",
+            first.report.message
+        );
+        assert_eq!(first.report.metrics.get("rows"), Some(&3.0));
+        let table = &first.outputs[0];
+        assert_eq!(
+            (table.port.as_str(), table.kind),
+            ("data", ArtifactKind::Table)
+        );
+        assert!(store.objects.contains(&table.digest));
+
+        let again = StepJob::new(planned, component, inputs);
+        assert_eq!(again.key, job.key, "the key depends on content only");
+        let (reused, state) = execute("r2", &again, true);
+        assert_eq!(state, ExecutionState::Cached);
+        assert_eq!(reused.report.state, StepState::Cached);
+        assert_eq!(
+            reused.report.cached_from.as_ref().unwrap().execution_id,
+            first.report.execution_id
+        );
+        assert_eq!(reused.outputs[0].digest, table.digest);
+
+        let (fresh, state) = execute("r3", &job, false);
+        assert_eq!(state, ExecutionState::Succeeded);
+        assert_eq!(fresh.outputs[0].digest, table.digest, "deterministic");
+    }
 }
