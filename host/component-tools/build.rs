@@ -10,7 +10,7 @@
 //! settings inherited from a workspace are written out, dev-dependencies,
 //! lints, profiles and `[workspace]` tables are dropped.
 //!
-//! Generates `$OUT_DIR/rust_sdk.rs`, included by `commands/scaffold.rs`.
+//! Generates `$OUT_DIR/rust_sdk.rs`, included by `src/scaffold.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::env;
@@ -23,6 +23,7 @@ use toml::{Table, Value};
 const SDK: &str = "sdk/rust";
 
 fn main() {
+    // This crate is `host/component-tools`: the checkout's root is two up.
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir
         .join("../..")
