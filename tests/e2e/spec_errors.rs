@@ -196,6 +196,11 @@ fn triggers_and_promotion_are_checked_with_the_spec() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert_trigger_problems(&r.stderr, &spec);
     assert!(!r.stderr.contains("watching pipeline"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("problem(s) found; nothing was run."),
+        "the same summary as `run`: {}",
+        r.stderr
+    );
 }
 
 #[test]

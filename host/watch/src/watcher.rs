@@ -26,7 +26,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// Why watching stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
-    /// The spec or its triggers are invalid.
+    /// The spec (its `[triggers]` and `[promotion]` included) is invalid:
+    /// the diagnostics, with file, line and column.
+    #[error("{0}")]
+    Spec(sluice_pipeline::diagnostic::Diagnostics),
+    /// The triggers cannot be acted on (no `[triggers]` table, a data file
+    /// that cannot be read).
     #[error("{0}")]
     Config(String),
     /// Another watcher holds the pipeline.
@@ -81,8 +86,7 @@ impl Watcher {
     /// Reads the spec and its `[triggers]`, and takes the pipeline's watch
     /// lock in the store.
     pub fn new(spec: &Path, store: Arc<Store>, runtime: Arc<Runtime>) -> Result<Self, WatchError> {
-        let parsed = sluice_pipeline::spec::Spec::load(spec)
-            .map_err(|d| WatchError::Config(format!("the spec is invalid:\n{d}")))?;
+        let parsed = sluice_pipeline::spec::Spec::load(spec).map_err(WatchError::Spec)?;
         let config =
             WatchConfig::from_spec(&parsed).map_err(|e| WatchError::Config(e.to_string()))?;
         let data = config
@@ -463,7 +467,7 @@ impl Watcher {
         resume: Option<sluice_store::metadata::RunRecord>,
     ) -> Result<String, WatchError> {
         let prepared = execute::prepare(&self.spec, &self.runtime, Some(&self.store.objects))
-            .map_err(|d| WatchError::Config(format!("the spec is invalid:\n{d}")))?;
+            .map_err(WatchError::Spec)?;
         let options = RunOptions {
             trigger: p.tag.clone(),
             resume,

@@ -221,7 +221,9 @@ fn default_store(pipeline: &Path) -> PathBuf {
     pipeline.parent().unwrap_or(Path::new(".")).join(".sluice")
 }
 
-fn report_diagnostics(diags: &Diagnostics, json: bool) -> ExitCode {
+/// Prints a spec's problems (or their JSON) and gives the exit code of an
+/// invalid spec.
+pub(crate) fn report_diagnostics(diags: &Diagnostics, json: bool) -> ExitCode {
     if json {
         let out = serde_json::json!({"valid": false, "errors": diags.0});
         println!(

@@ -1,7 +1,7 @@
 //! `sluice watch`: continuous training — a daemon that evaluates a
 //! pipeline's triggers, runs it, and promotes what it blesses.
 
-use super::run::{open_store_near, store_of};
+use super::run::{open_store_near, report_diagnostics, store_of};
 use crate::CliContext;
 use clap::Args;
 use std::path::PathBuf;
@@ -58,7 +58,11 @@ pub(crate) fn run(ctx: &CliContext, args: &WatchArgs) -> anyhow::Result<ExitCode
     let (dir, local) = store_of(Some(&args.pipeline), &args.store);
     let store = Arc::new(open_store_near(&dir, &local)?);
     let runtime = Arc::new(ctx.runtime()?);
-    let mut watcher = sluice_watch::Watcher::new(&args.pipeline, store, runtime)?;
+    let mut watcher = match sluice_watch::Watcher::new(&args.pipeline, store, runtime) {
+        Ok(w) => w,
+        Err(sluice_watch::WatchError::Spec(diags)) => return Ok(report_diagnostics(&diags, false)),
+        Err(e) => return Err(e.into()),
+    };
     sluice_watch::log(&format!(
         "watching pipeline `{}` ({}): {}",
         watcher.pipeline(),
