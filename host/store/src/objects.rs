@@ -80,10 +80,16 @@ impl ObjectStore {
         Ok(ObjectStore { root, remote: None })
     }
 
+    /// Whether `location` names a remote object store (`s3://…`) rather
+    /// than a local folder.
+    pub fn is_remote_url(location: &str) -> bool {
+        location.starts_with("s3://")
+    }
+
     /// Opens `s3://bucket/prefix` (credentials and endpoint from the usual
     /// `AWS_*` environment variables), or a local folder for anything else.
     pub fn open_url(url: &str) -> Result<Self, StoreError> {
-        if url.starts_with("s3://") {
+        if Self::is_remote_url(url) {
             Ok(ObjectStore {
                 root: PathBuf::from(url),
                 remote: Some(Remote::open(url)?),

@@ -66,17 +66,11 @@ impl Store {
     /// `s3://bucket/prefix` URL holds the objects, and the metadata and run
     /// locks stay in the local folder `local_metadata`.
     pub fn open_location(location: &str, local_metadata: &Path) -> Result<Self, OpenError> {
-        if Self::is_remote(location) {
+        if ObjectStore::is_remote_url(location) {
             Self::open_split(location, local_metadata)
         } else {
             Self::open(location)
         }
-    }
-
-    /// Whether `location` names a remote object store (`s3://…`) rather
-    /// than a local folder.
-    pub fn is_remote(location: &str) -> bool {
-        location.starts_with("s3://")
     }
 
     fn with_objects(objects: ObjectStore, root: PathBuf) -> Result<Self, OpenError> {
@@ -161,8 +155,8 @@ mod tests {
         let store = Store::open_location(folder.to_str().unwrap(), Path::new("/nowhere")).unwrap();
         assert_eq!(store.root(), folder);
         assert!(folder.join("metadata.sqlite").is_file());
-        assert!(!Store::is_remote(folder.to_str().unwrap()));
-        assert!(Store::is_remote("s3://bucket/prefix"));
+        assert!(!ObjectStore::is_remote_url(folder.to_str().unwrap()));
+        assert!(ObjectStore::is_remote_url("s3://bucket/prefix"));
         // A malformed URL is refused before any metadata is written.
         let local = dir.path().join("meta");
         assert!(Store::open_location("s3://", &local).is_err());

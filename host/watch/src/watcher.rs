@@ -586,7 +586,7 @@ fn pending(kind: &str, detail: String) -> Pending {
 /// What a watched location holds, as a digest: an `s3://` prefix's object
 /// listing, else a file's or folder's content.
 fn fingerprint(location: &str) -> Result<Digest, String> {
-    if location.starts_with("s3://") {
+    if sluice_store::ObjectStore::is_remote_url(location) {
         sluice_store::prefix_digest(location).map_err(|e| e.to_string())
     } else {
         digest_of(Path::new(location)).map_err(|e| e.to_string())

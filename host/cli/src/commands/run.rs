@@ -8,7 +8,7 @@ use sluice_pipeline::diagnostic::Diagnostics;
 use sluice_pipeline::execute::{
     self, ExecuteError, Prepared, RunOptions, RunReport, RunState, StepState,
 };
-use sluice_store::Store;
+use sluice_store::{ObjectStore, Store};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -167,11 +167,11 @@ pub(crate) fn open_store(dir: &Path) -> anyhow::Result<Store> {
 pub(crate) fn open_store_near(dir: &Path, local_default: &Path) -> anyhow::Result<Store> {
     let text = dir.to_string_lossy();
     let local = match std::env::var_os("SLUICE_METADATA_DIR") {
-        Some(d) if Store::is_remote(&text) => PathBuf::from(d),
+        Some(d) if ObjectStore::is_remote_url(&text) => PathBuf::from(d),
         _ => local_default.to_path_buf(),
     };
     let store = Store::open_location(&text, &local).with_context(|| {
-        if Store::is_remote(&text) {
+        if ObjectStore::is_remote_url(&text) {
             format!(
                 "opening the store at {text} (metadata in {})",
                 local.display()

@@ -100,11 +100,6 @@ pub async fn execute(
         &sluice_store::time::rfc3339(started_at),
         options.resume.as_ref().map(|r| r.id.as_str()),
     )?;
-    for (r, c) in &prepared.components {
-        store
-            .metadata
-            .record_component(&c.digest(), &r.to_string(), c.size() as u64, &now())?;
-    }
 
     let mut available: HashMap<Source, Available> = HashMap::new();
     let mut absent_models: Vec<String> = Vec::new();
