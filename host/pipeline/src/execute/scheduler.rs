@@ -106,61 +106,54 @@ pub async fn execute(
     let mut data = Vec::new();
     let mut problems = Vec::new();
     for input in &prepared.plan.data {
-        if input.kind == DataKind::Model {
-            match import_model(input, &store)? {
-                Some((artifact, digest, size)) => {
-                    observer.data_imported(&input.name, &digest, size);
-                    data.push(DataReport {
-                        name: input.name.clone(),
-                        path: input.path.clone(),
-                        kind: ArtifactKind::Model,
-                        digest,
+        let kind = input.kind.artifact_kind();
+        let imported = if input.kind == DataKind::Model {
+            // A registry model: resolved, not imported; absent is allowed
+            // until a step needs it.
+            let resolved = import_model(input, &store)?;
+            if resolved.is_none() {
+                absent_models.push(input.name.clone());
+            }
+            resolved
+        } else {
+            match import_data(input, &store.objects) {
+                Ok((artifact, digest, size)) => {
+                    store.metadata.record_import(
+                        &run_id,
+                        &input.name,
+                        &input.path.display().to_string(),
+                        &digest,
+                        kind.as_str(),
                         size,
-                    });
-                    available.insert(
-                        Source::Data(input.name.clone()),
-                        Available {
-                            digest,
-                            kind: ArtifactKind::Model,
-                            loaded: Some(artifact),
-                        },
-                    );
+                        &now(),
+                    )?;
+                    Some((artifact, digest, size))
                 }
-                None => absent_models.push(input.name.clone()),
+                Err(message) => {
+                    problems.push(spec.diagnostic(Code::Io, input.span, message));
+                    None
+                }
             }
+        };
+        let Some((artifact, digest, size)) = imported else {
             continue;
-        }
-        match import_data(input, &store.objects) {
-            Ok((artifact, digest, size)) => {
-                let kind = input.kind.artifact_kind();
-                store.metadata.record_import(
-                    &run_id,
-                    &input.name,
-                    &input.path.display().to_string(),
-                    &digest,
-                    kind.as_str(),
-                    size,
-                    &now(),
-                )?;
-                observer.data_imported(&input.name, &digest, size);
-                data.push(DataReport {
-                    name: input.name.clone(),
-                    path: input.path.clone(),
-                    kind,
-                    digest,
-                    size,
-                });
-                available.insert(
-                    Source::Data(input.name.clone()),
-                    Available {
-                        digest,
-                        kind,
-                        loaded: Some(artifact),
-                    },
-                );
-            }
-            Err(message) => problems.push(spec.diagnostic(Code::Io, input.span, message)),
-        }
+        };
+        observer.data_imported(&input.name, &digest, size);
+        data.push(DataReport {
+            name: input.name.clone(),
+            path: input.path.clone(),
+            kind,
+            digest,
+            size,
+        });
+        available.insert(
+            Source::Data(input.name.clone()),
+            Available {
+                digest,
+                kind,
+                loaded: Some(artifact),
+            },
+        );
     }
     if !problems.is_empty() {
         store
