@@ -39,8 +39,8 @@
  * @module sluice-sdk
  */
 
-import * as host from "sluice:pipeline/context@0.1.0";
-import { TableBuilder as RawTableBuilder } from "sluice:pipeline/tables@0.1.0";
+import * as host from "sluice:pipeline/context@0.1.1";
+import { TableBuilder as RawTableBuilder, sql as rawSql } from "sluice:pipeline/tables@0.1.1";
 
 // ---- errors ---------------------------------------------------------------
 
@@ -363,6 +363,77 @@ export class Table {
    */
   columnStr(name) {
     return this.typed(name, ["utf8"], "utf8").values;
+  }
+
+  /**
+   * @private
+   * @param {string} op
+   * @param {() => any} call
+   */
+  op(op, call) {
+    try {
+      return new Table(call());
+    } catch (e) {
+      throw StepError.invalidInput(`${op}: ${hostMessage(e)}`);
+    }
+  }
+
+  /**
+   * The named columns, in that order (no data is copied).
+   * @param {string[]} columns
+   */
+  select(columns) {
+    return this.op("select", () => this.inner.select(columns));
+  }
+
+  /**
+   * New columns computed natively by the host from SQL expressions over this
+   * table's columns, e.g. `{ area: "petal_length * petal_width" }`: exactly
+   * these columns, in order.
+   * @param {Record<string, string>} columns
+   */
+  compute(columns) {
+    return this.op("compute", () => this.inner.compute(Object.entries(columns)));
+  }
+
+  /**
+   * The rows where `predicate` (a boolean column's name or a SQL expression)
+   * is true; null counts as false.
+   * @param {string} predicate
+   */
+  filter(predicate) {
+    return this.op("filter", () => this.inner.filter(predicate));
+  }
+
+  /**
+   * Summary statistics of the columns (parsed JSON).
+   * @param {object} [options]
+   */
+  describe(options = {}) {
+    try {
+      return JSON.parse(this.inner.describe(JSON.stringify(options)));
+    } catch (e) {
+      throw StepError.invalidInput(`describe: ${hostMessage(e)}`);
+    }
+  }
+}
+
+/**
+ * The result of a SQL query (Apache DataFusion's dialect) over the named
+ * tables, computed natively by the host under the step's memory limit:
+ *
+ * ```js
+ * const bySpecies = sql("SELECT species, count(*) AS n FROM iris GROUP BY species", { iris: table });
+ * ```
+ * @param {string} query
+ * @param {Record<string, Table>} inputs
+ */
+export function sql(query, inputs) {
+  try {
+    // @ts-ignore: `inner` is the host resource each Table wraps.
+    return new Table(rawSql(query, Object.entries(inputs).map(([name, t]) => [name, t.inner])));
+  } catch (e) {
+    throw StepError.invalidInput(`sql: ${hostMessage(e)}`);
   }
 }
 

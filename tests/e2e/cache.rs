@@ -80,7 +80,7 @@ fn inspect_shows_manifest_ports_params_and_imports() {
         .iter()
         .map(|i| i.as_str().unwrap())
         .collect();
-    assert!(imports.contains(&"sluice:pipeline/context@0.1.0"));
+    assert!(imports.contains(&"sluice:pipeline/context@0.1.1"));
     assert!(v["digest"].as_str().unwrap().starts_with("sha256:"));
 
     let text = run(&["component", "inspect", "std:statistics"]);
@@ -145,6 +145,7 @@ fn component_list_names_the_standard_steps() {
             "std:evaluate",
             "std:import-model",
             "std:ingest-csv",
+            "std:ingest-parquet",
             "std:model-validate",
             "std:push",
             "std:schema",

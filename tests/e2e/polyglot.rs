@@ -120,6 +120,16 @@ fn the_polyglot_example_builds_from_source_runs_and_hits_the_cache_on_a_second_r
         "{markdown}"
     );
     assert!(markdown.contains("- **species**: 3 distinct"), "{markdown}");
+    // The JavaScript step's SQL, run by the host over Python's SQL output.
+    assert_eq!(
+        summary["groups"],
+        serde_json::json!({"setosa": 50, "versicolor": 50, "virginica": 50}),
+        "{summary:#}"
+    );
+    assert!(
+        markdown.contains("## Rows by species\n\n| group | rows |\n|---|---:|\n| setosa | 50 |"),
+        "{markdown}"
+    );
     assert_eq!(
         step(&first, "report")["logs"][0]["message"],
         "reported on 7 columns"

@@ -141,7 +141,7 @@ inputs = { data = "ingest.data" }
     assert_eq!(ingest["failure"]["reason"], "invalid-input");
     assert_eq!(
         ingest["failure"]["detail"],
-        "line 3: expected 3 fields but found 2"
+        "data.raw, line 3: expected 3 fields but found 2 (as many as the header has); a field holding the delimiter must be in double quotes"
     );
     let stats = step(&report, "stats");
     assert_eq!(stats["state"], "skipped");

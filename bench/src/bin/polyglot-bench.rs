@@ -322,7 +322,10 @@ fn run_stats(component: &Component, n: usize) -> Stats {
             ("column".to_string(), Value::Text("x".into())),
             ("factor".to_string(), Value::Float(2.0)),
         ]),
-        inputs: BTreeMap::from([("data".to_string(), InputArtifact::Table(table.clone()))]),
+        inputs: BTreeMap::from([(
+            "data".to_string(),
+            InputArtifact::Table(sluice_tables::Table::from_batch(table.clone())),
+        )]),
         outputs: manifest.outputs.clone(),
         ..Default::default()
     };

@@ -43,10 +43,10 @@ mod bindings {
         path: "../../wit",
         world: "transform-step",
         with: {
-            "sluice:pipeline/types@0.1.0": sluice_sdk::bindings::sluice::pipeline::types,
-            "sluice:pipeline/tables@0.1.0": sluice_sdk::bindings::sluice::pipeline::tables,
-            "sluice:pipeline/ml@0.1.0": sluice_sdk::bindings::sluice::pipeline::ml,
-            "sluice:pipeline/context@0.1.0": sluice_sdk::bindings::sluice::pipeline::context,
+            "sluice:pipeline/types@0.1.1": sluice_sdk::bindings::sluice::pipeline::types,
+            "sluice:pipeline/tables@0.1.1": sluice_sdk::bindings::sluice::pipeline::tables,
+            "sluice:pipeline/ml@0.1.1": sluice_sdk::bindings::sluice::pipeline::ml,
+            "sluice:pipeline/context@0.1.1": sluice_sdk::bindings::sluice::pipeline::context,
         },
     });
 }
@@ -75,6 +75,11 @@ fn read_raw(table: &raw::Table, state: Option<&State>) -> Result<Vec<(String, Co
         .collect()
 }
 
+/// From this many rows on, `apply` asks the host to compute the transform
+/// natively; below, it computes in the component (the values are the same:
+/// `tests/e2e` checks both paths against each other).
+const NATIVE_ROWS: u64 = 4096;
+
 struct Component;
 
 impl bindings::Guest for Component {
@@ -95,6 +100,18 @@ impl bindings::Guest for Component {
 
     fn apply(data: &raw::Table, state: String) -> Result<raw::Table, String> {
         let state = State::parse(&state)?;
+        if data.num_rows() >= NATIVE_ROWS {
+            // Many rows: the host computes the same values natively.
+            let fields: Vec<(String, sluice_sdk::DType)> = data
+                .fields()
+                .into_iter()
+                .map(|f| (f.name, f.dtype.into()))
+                .collect();
+            let exprs = transform::sql_columns(&fields, &state)?;
+            return data.compute(&exprs);
+        }
+        // A few rows (a server's request): computing here avoids planning a
+        // query per request.
         let columns = read_raw(data, Some(&state))?;
         let out = transform::apply(&columns, &state)?;
         let builder = raw::TableBuilder::new();

@@ -1,7 +1,9 @@
 //! The step half: `describe` and `run` over the SDK's [`Context`]. Kept
 //! apart from the bindings so that it reads like any other step.
 
-use sluice_sdk::{Column, Context, Manifest, Param, Port, Step, StepError, TableBuilder, Value};
+#[cfg(test)]
+use sluice_sdk::Column;
+use sluice_sdk::{Context, DType, Manifest, Param, Port, Step, StepError, Value};
 
 use crate::transform::{self, Spec, State};
 
@@ -42,8 +44,12 @@ impl Step for TransformStep {
         let spec = step_spec(&spec_json, label).map_err(StepError::invalid_input)?;
 
         let train = ctx.input_table("train")?;
-        let train_columns = read_all(&train)?;
-        let (document, state) = fit_document(&train_columns, &spec)?;
+        let fields = fields_of(&train);
+        let state = transform::fit_with(&fields, &spec, |name| {
+            train.column(name).map_err(|e| e.to_string())
+        })
+        .map_err(|e| StepError::invalid_input(format!("fitting on `train`: {e}")))?;
+        let (document, state) = fit_document(state)?;
         ctx.output_json("transform", &document)?;
 
         let features = state.outputs().count();
@@ -53,19 +59,16 @@ impl Step for TransformStep {
                 SPLITS.len() as u64,
                 &format!("applying to `{split}`"),
             );
-            let (columns, rows) = if *split == "train" {
-                (train_columns.clone(), train.num_rows())
+            let table = if *split == "train" {
+                None
             } else {
-                let table = ctx.input_table(split)?;
-                (read_needed(&table, &state)?, table.num_rows())
+                Some(ctx.input_table(split)?)
             };
-            let out = apply_split(split, &columns, &state)?;
-            let mut builder = TableBuilder::new();
-            for (name, column) in out {
-                builder.add_column(&name, column)?;
-            }
-            ctx.output_table(split, &builder.finish()?)?;
-            ctx.metric(&format!("{split}_rows"), rows as f64);
+            let table = table.as_ref().unwrap_or(&train);
+            let out = apply_natively(table, &state)
+                .map_err(|e| StepError::invalid_input(format!("input `{split}`: {e}")))?;
+            ctx.output_table(split, &out)?;
+            ctx.metric(&format!("{split}_rows"), table.num_rows() as f64);
         }
         ctx.progress(SPLITS.len() as u64, SPLITS.len() as u64, "done");
         ctx.metric("output_columns", features as f64);
@@ -80,12 +83,8 @@ impl Step for TransformStep {
 /// Fits on the train columns; returns the `transform` document
 /// (`{"params": spec, "state": state}`) and the state read back from it,
 /// exactly as the model server will read it.
-fn fit_document(
-    train: &[(String, Column)],
-    spec: &Spec,
-) -> Result<(serde_json::Value, State), StepError> {
-    let state = transform::fit(train, spec)
-        .map_err(|e| StepError::invalid_input(format!("fitting on `train`: {e}")))?;
+fn fit_document(state: State) -> Result<(serde_json::Value, State), StepError> {
+    let spec = state.params.clone();
     let state_json = serde_json::to_value(&state)
         .map_err(|e| StepError::failed(format!("serializing the state: {e}")))?;
     // `inputs`: the columns a server must be given to apply the transform
@@ -100,16 +99,6 @@ fn fit_document(
     let document = serde_json::json!({"params": spec, "state": state_json, "inputs": inputs});
     let state = State::parse(&document.to_string()).map_err(StepError::failed)?;
     Ok((document, state))
-}
-
-/// The output columns of one split.
-fn apply_split(
-    split: &str,
-    columns: &[(String, Column)],
-    state: &State,
-) -> Result<Vec<(String, Column)>, StepError> {
-    transform::apply(columns, state)
-        .map_err(|e| StepError::invalid_input(format!("input `{split}`: {e}")))
 }
 
 /// The spec of the step: the `spec` param with the `label` param merged in.
@@ -127,31 +116,27 @@ fn step_spec(spec: &serde_json::Value, label: Option<String>) -> Result<Spec, St
     Ok(spec)
 }
 
-/// Every column of an SDK table, in order.
-fn read_all(table: &sluice_sdk::Table) -> Result<Vec<(String, Column)>, StepError> {
+/// The columns of an SDK table and their types, in order.
+fn fields_of(table: &sluice_sdk::Table) -> Vec<(String, DType)> {
     table
-        .column_names()
+        .fields()
         .into_iter()
-        .map(|name| {
-            let c = table.column(&name)?;
-            Ok((name, c))
-        })
+        .map(|f| (f.name, f.dtype))
         .collect()
 }
 
-/// The columns of an SDK table that `state` reads (those the table has).
-fn read_needed(
+/// `state` applied to `table` by the host, natively: the transform's
+/// output columns as SQL expressions ([`transform::sql_columns`]).
+pub(crate) fn apply_natively(
     table: &sluice_sdk::Table,
     state: &State,
-) -> Result<Vec<(String, Column)>, StepError> {
-    let names = table.column_names();
-    let mut out = Vec::new();
-    for c in &state.columns {
-        if names.contains(&c.name) {
-            out.push((c.name.clone(), table.column(&c.name)?));
-        }
-    }
-    Ok(out)
+) -> Result<sluice_sdk::Table, String> {
+    let exprs = transform::sql_columns(&fields_of(table), state)?;
+    let exprs: Vec<(&str, &str)> = exprs
+        .iter()
+        .map(|(n, e)| (n.as_str(), e.as_str()))
+        .collect();
+    table.compute(&exprs).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -202,8 +187,8 @@ mod tests {
         split: &[(String, Column)],
         spec: &Spec,
     ) -> Vec<(String, Column)> {
-        let (_, state) = fit_document(train, spec).unwrap();
-        apply_split("eval", split, &state).unwrap()
+        let (_, state) = fit_document(transform::fit(train, spec).unwrap()).unwrap();
+        transform::apply(split, &state).unwrap()
     }
 
     #[test]

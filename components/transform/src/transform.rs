@@ -312,7 +312,28 @@ fn is_numeric(d: DType) -> bool {
 
 /// Fits `spec` to the columns of a table (all of them, in table order).
 pub fn fit(columns: &[(String, Column)], spec: &Spec) -> Result<State, String> {
-    let names: BTreeSet<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
+    let fields: Vec<(String, DType)> = columns
+        .iter()
+        .map(|(n, c)| (n.clone(), c.dtype()))
+        .collect();
+    fit_with(&fields, spec, |name| {
+        columns
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c.clone())
+            .ok_or_else(|| format!("no column `{name}`"))
+    })
+}
+
+/// Fits `spec` to a table with columns `fields` (in table order), loading
+/// each feature column with `load` only when it is fitted, so that one
+/// column at a time is in memory.
+pub fn fit_with(
+    fields: &[(String, DType)],
+    spec: &Spec,
+    mut load: impl FnMut(&str) -> Result<Column, String>,
+) -> Result<State, String> {
+    let names: BTreeSet<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
     let mut problems = Vec::new();
     let mut claimed: BTreeMap<&str, &str> = BTreeMap::new();
     let spec_names = spec
@@ -336,8 +357,8 @@ pub fn fit(columns: &[(String, Column)], spec: &Spec) -> Result<State, String> {
         }
     }
     let mut fitted = Vec::new();
-    for (name, column) in columns {
-        let dtype = column.dtype();
+    for (name, dtype) in fields {
+        let dtype = *dtype;
         let role = if spec.label.as_deref() == Some(name.as_str()) {
             Role::Label
         } else if spec.passthrough.contains(name) {
@@ -360,7 +381,8 @@ pub fn fit(columns: &[(String, Column)], spec: &Spec) -> Result<State, String> {
             } else {
                 &spec.default_categorical
             });
-            match fit_column(name, column, ops) {
+            let column = load(name)?;
+            match fit_column(name, &column, ops) {
                 Ok((steps, outputs)) => {
                     entry.steps = steps;
                     entry.outputs = outputs;
@@ -741,6 +763,171 @@ pub fn apply(columns: &[(String, Column)], state: &State) -> Result<Vec<(String,
         }
     }
     Ok(out)
+}
+
+/// The output columns of [`apply`] as SQL expressions over the input
+/// table, for the host to compute natively (`table.compute`): the same
+/// values, operation for operation (`(x − mean) / scale` is one
+/// subtraction and one division in both), without copying the data into
+/// the step. `fields` are the input table's columns and their types.
+pub fn sql_columns(
+    fields: &[(String, DType)],
+    state: &State,
+) -> Result<Vec<(String, String)>, String> {
+    let find = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, t)| *t);
+    let missing: Vec<String> = state
+        .columns
+        .iter()
+        .filter(|c| c.role != Role::Label && find(&c.name).is_none())
+        .map(|c| format!("`{}` ({})", c.name, c.dtype))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "the table lacks column{} {} that the transform was fitted with; add {} (only the \
+             label may be left out)",
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join(", "),
+            if missing.len() == 1 { "it" } else { "them" }
+        ));
+    }
+    let mut out = Vec::new();
+    for fc in &state.columns {
+        let Some(dtype) = find(&fc.name) else {
+            continue; // the label, absent
+        };
+        let column = sql_ident(&fc.name);
+        if fc.role != Role::Feature {
+            out.push((fc.name.clone(), column));
+            continue;
+        }
+        let fit_numeric = matches!(fc.dtype.as_str(), "int64" | "float64");
+        if fit_numeric != is_numeric(dtype) {
+            return Err(format!(
+                "column `{}` is {} here but was {} at fit; convert it upstream",
+                fc.name,
+                dtype.name(),
+                fc.dtype
+            ));
+        }
+        let at = |e: String| format!("column `{}`: {e}", fc.name);
+        // The column's values as `Values::of` sees them: numbers as float64
+        // with NaN missing, booleans as the text `true` / `false`.
+        let mut expr = match dtype {
+            DType::Float64 => format!("CASE WHEN isnan({column}) THEN NULL ELSE {column} END"),
+            DType::Int64 => format!("CAST({column} AS DOUBLE)"),
+            DType::Boolean => {
+                format!("CASE WHEN {column} THEN 'true' WHEN NOT {column} THEN 'false' END")
+            }
+            DType::Utf8 => column.clone(),
+        };
+        let mut numeric = is_numeric(dtype);
+        let mut encoded = None;
+        for step in &fc.steps {
+            let need_numeric = |what: &str| {
+                if numeric {
+                    Ok(())
+                } else {
+                    Err(at(format!(
+                        "`{what}` was fitted on numbers, but the column is categorical here"
+                    )))
+                }
+            };
+            expr = match step {
+                Fitted::Standard { mean, std } => {
+                    need_numeric("standard")?;
+                    let scale = if *std > 0.0 { *std } else { 1.0 };
+                    format!("(({expr}) - {}) / {}", sql_f64(*mean), sql_f64(scale))
+                }
+                Fitted::MinMax { min, max } => {
+                    need_numeric("min-max")?;
+                    let range = if max > min { max - min } else { 1.0 };
+                    format!("(({expr}) - {}) / {}", sql_f64(*min), sql_f64(range))
+                }
+                Fitted::Bucketize { boundaries } => {
+                    need_numeric("bucketize")?;
+                    // partition_point(b <= x): the number of boundaries ≤ x.
+                    let mut case = format!("CASE WHEN ({expr}) IS NULL THEN NULL");
+                    for (i, b) in boundaries.iter().enumerate() {
+                        case.push_str(&format!(
+                            " WHEN ({expr}) < {} THEN {}",
+                            sql_f64(*b),
+                            sql_f64(i as f64)
+                        ));
+                    }
+                    case.push_str(&format!(" ELSE {} END", sql_f64(boundaries.len() as f64)));
+                    case
+                }
+                Fitted::Impute { value, .. } => match (numeric, value) {
+                    (true, Fill::Number(x)) => format!("coalesce({expr}, {})", sql_f64(*x)),
+                    (false, Fill::Text(x)) => format!("coalesce({expr}, {})", sql_text(x)),
+                    _ => {
+                        return Err(at(format!(
+                            "`impute` was fitted on a column of another kind, but the column is {} here",
+                            if numeric { "numeric" } else { "categorical" }
+                        )));
+                    }
+                },
+                Fitted::OneHot { categories } => {
+                    let columns: Vec<String> = categories
+                        .iter()
+                        .map(|c| {
+                            // Numbers were compared as their text at fit
+                            // (`3`, `0.5`), which parses back to the same
+                            // number: compare numerically.
+                            let test = match (numeric, c.parse::<f64>()) {
+                                (true, Ok(v)) => format!("({expr}) = {}", sql_f64(v)),
+                                (true, Err(_)) => "false".to_owned(),
+                                (false, _) => format!("({expr}) = {}", sql_text(c)),
+                            };
+                            format!("CASE WHEN {test} THEN 1.0 ELSE 0.0 END")
+                        })
+                        .collect();
+                    encoded = Some(columns);
+                    numeric = true;
+                    String::new()
+                }
+            };
+        }
+        match encoded {
+            Some(columns) => {
+                if columns.len() != fc.outputs.len() {
+                    return Err(at(format!(
+                        "the state lists {} outputs but its one-hot has {} categories; the \
+                         state was edited — fit it again",
+                        fc.outputs.len(),
+                        columns.len()
+                    )));
+                }
+                out.extend(fc.outputs.iter().cloned().zip(columns));
+            }
+            None => {
+                let name = fc
+                    .outputs
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| fc.name.clone());
+                out.push((name, expr));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A column name as a quoted SQL identifier.
+fn sql_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Text as a SQL string literal.
+fn sql_text(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// A finite float as a SQL literal that parses back to the same bits
+/// (Rust's shortest round-trip form, always with a `.` or an exponent,
+/// cast so that the engine never reads it as a decimal).
+fn sql_f64(x: f64) -> String {
+    format!("CAST({x:?} AS DOUBLE)")
 }
 
 #[cfg(test)]

@@ -184,6 +184,7 @@ fn run_checks(runtime: &Runtime, options: &CheckOptions, report: &mut CheckRepor
     let invocation = Invocation {
         params,
         inputs,
+        input_names: Default::default(),
         outputs: manifest.outputs.clone(),
         limits: Limits {
             memory: options.memory,
@@ -429,7 +430,9 @@ fn inputs(
                     "{}: synthetic table (4 rows, 4 columns)",
                     port.name
                 ));
-                InputArtifact::Table(sluice_runtime::table::synthetic())
+                InputArtifact::Table(sluice_tables::Table::from_batch(
+                    sluice_runtime::table::synthetic(),
+                ))
             }
             (None, k) if k.is_document() => {
                 described.push(format!("{}: synthetic document {{}}", port.name));

@@ -202,7 +202,7 @@ pub fn files(lang: Lang, name: &str) -> Result<Vec<ProjectFile>, ScaffoldError> 
             out.push((format!("{VENDOR_DIR}/{path}"), contents.to_vec()));
         }
     }
-    let sample = sluice_runtime::table::to_parquet(&sluice_runtime::table::synthetic())
+    let sample = sluice_runtime::table::batch_to_parquet(&sluice_runtime::table::synthetic())
         .map_err(ScaffoldError::Sample)?;
     out.push(("samples/data.parquet".into(), sample));
     Ok(out)

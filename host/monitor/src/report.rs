@@ -178,7 +178,7 @@ pub fn monitor(
     let mut batches = Vec::new();
     for c in &chunks {
         let bytes = store.objects.get(&c.object).map_err(store_err)?;
-        batches.push(sluice_runtime::table::from_parquet(bytes).map_err(store_err)?);
+        batches.push(sluice_runtime::table::batch_from_parquet(bytes).map_err(store_err)?);
     }
     let served = concat(&batches)?;
     let served = match &options.since {
@@ -447,7 +447,7 @@ fn training_table(
 
 fn read_table(store: &Store, digest: &Digest) -> Option<RecordBatch> {
     let bytes = store.objects.get(digest).ok()?;
-    sluice_runtime::table::from_parquet(bytes).ok()
+    sluice_runtime::table::batch_from_parquet(bytes).ok()
 }
 
 /// Joins feedback labels to served rows by `request_id` (and `row`), and

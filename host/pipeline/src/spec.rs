@@ -61,6 +61,9 @@ pub struct Spec {
     /// folder) or an `s3://bucket/prefix` URL. `--store` and `SLUICE_STORE`
     /// take precedence.
     pub store: Option<String>,
+    /// `pipeline.limits`: the limits of every step that does not set its
+    /// own (each unset one is the host's default).
+    pub limits: Limits,
     /// The `[data]` inputs, in file order.
     pub data: Vec<DataInput>,
     /// The `[steps.*]` tables, in file order.
@@ -329,7 +332,7 @@ pub fn is_valid_name(name: &str) -> bool {
 }
 
 const TOP_KEYS: &[&str] = &["pipeline", "data", "steps", "triggers", "promotion"];
-const PIPELINE_KEYS: &[&str] = &["name", "description", "store"];
+const PIPELINE_KEYS: &[&str] = &["name", "description", "store", "limits"];
 const DATA_KEYS: &[&str] = &["path", "kind", "model"];
 const STEP_KEYS: &[&str] = &[
     "component",
@@ -535,6 +538,7 @@ impl Parser<'_> {
         let mut name = None;
         let mut description = None;
         let mut store = None;
+        let mut limits = Limits::default();
         let mut pipeline_span = Span::default();
         match get(root, "pipeline") {
             None => self.error(
@@ -566,6 +570,14 @@ impl Parser<'_> {
                         description = self
                             .string(v, "`description` in [pipeline]")
                             .map(str::to_owned);
+                    }
+                    if let Some((_, v)) = get(t, "limits") {
+                        limits = self.limits(
+                            v,
+                            "`limits` in [pipeline]",
+                            "[pipeline.limits]",
+                            "every step ([pipeline] limits)",
+                        );
                     }
                     if let Some((_, v)) = get(t, "store") {
                         store = self.string(v, "`store` in [pipeline]").map(|s| {
@@ -646,6 +658,7 @@ impl Parser<'_> {
             name_span,
             description,
             store,
+            limits,
             data,
             steps,
             triggers,
@@ -822,22 +835,15 @@ impl Parser<'_> {
             }
         }
 
-        let mut limits = Limits::default();
-        if let Some((_, v)) = get(t, "limits")
-            && let Some(lt) = self.table(v, &format!("`limits` in {location}"))
-        {
-            let location = format!("[steps.{name}.limits]");
-            self.check_keys(lt, LIMIT_KEYS, &location);
-            if let Some((_, v)) = get(lt, "memory") {
-                limits.memory = self.size(v, "memory", name);
-            }
-            if let Some((_, v)) = get(lt, "output") {
-                limits.output = self.size(v, "output", name);
-            }
-            if let Some((_, v)) = get(lt, "time") {
-                limits.time = self.duration(v, name);
-            }
-        }
+        let limits = match get(t, "limits") {
+            Some((_, v)) => self.limits(
+                v,
+                &format!("`limits` in {location}"),
+                &format!("[steps.{name}.limits]"),
+                &format!("step `{name}`"),
+            ),
+            None => Limits::default(),
+        };
 
         let mut retries = 0;
         if let Some((_, v)) = get(t, "retries") {
@@ -952,7 +958,26 @@ impl Parser<'_> {
         }
     }
 
-    fn size(&mut self, v: &Val<'_>, which: &str, step: &str) -> Option<u64> {
+    /// A `limits` table (of a step, or `[pipeline]`'s defaults for every
+    /// step); `whose` names the owner in messages (`step `train``).
+    fn limits(&mut self, v: &Val<'_>, what: &str, location: &str, whose: &str) -> Limits {
+        let mut limits = Limits::default();
+        if let Some(lt) = self.table(v, what) {
+            self.check_keys(lt, LIMIT_KEYS, location);
+            if let Some((_, v)) = get(lt, "memory") {
+                limits.memory = self.size(v, "memory", whose);
+            }
+            if let Some((_, v)) = get(lt, "output") {
+                limits.output = self.size(v, "output", whose);
+            }
+            if let Some((_, v)) = get(lt, "time") {
+                limits.time = self.duration(v, whose);
+            }
+        }
+        limits
+    }
+
+    fn size(&mut self, v: &Val<'_>, which: &str, whose: &str) -> Option<u64> {
         let result = match v.get_ref() {
             DeValue::String(s) => parse_size(s),
             DeValue::Integer(i) => match u64::from_str_radix(i.as_str(), i.radix()) {
@@ -964,15 +989,15 @@ impl Parser<'_> {
                 self.type_error(
                     v,
                     "a size string or an integer",
-                    &format!("the `{which}` limit of step `{step}`"),
+                    &format!("the `{which}` limit of {whose}"),
                 );
                 return None;
             }
         };
-        self.limit(result, v, which, step, SIZE_HELP)
+        self.limit(result, v, which, whose, SIZE_HELP)
     }
 
-    fn duration(&mut self, v: &Val<'_>, step: &str) -> Option<Duration> {
+    fn duration(&mut self, v: &Val<'_>, whose: &str) -> Option<Duration> {
         let result = match v.get_ref() {
             DeValue::String(s) => parse_duration(s),
             DeValue::Integer(i) => Err(LimitError::BadDuration(i.to_string())),
@@ -980,12 +1005,12 @@ impl Parser<'_> {
                 self.type_error(
                     v,
                     "a duration string",
-                    &format!("the `time` limit of step `{step}`"),
+                    &format!("the `time` limit of {whose}"),
                 );
                 return None;
             }
         };
-        self.limit(result, v, "time", step, DURATION_HELP)
+        self.limit(result, v, "time", whose, DURATION_HELP)
     }
 
     fn limit<T>(
@@ -993,7 +1018,7 @@ impl Parser<'_> {
         result: Result<T, LimitError>,
         v: &Val<'_>,
         which: &str,
-        step: &str,
+        whose: &str,
         help: &str,
     ) -> Option<T> {
         match result {
@@ -1002,7 +1027,7 @@ impl Parser<'_> {
                 self.error(
                     Code::InvalidLimit,
                     span_of(v),
-                    format!("invalid `{which}` limit for step `{step}`: {e}"),
+                    format!("invalid `{which}` limit for {whose}: {e}"),
                     Some(help.to_owned()),
                 );
                 None

@@ -3,6 +3,7 @@
 
 use crate::bindings::{self, StepPre};
 use crate::cache::{CacheOutcome, CacheStats, CompiledCache, Lookup};
+use crate::dataplane::HostMemoryExceeded;
 use crate::error::RuntimeError;
 use crate::host::{OutputLimitExceeded, StepIo, StepState};
 use crate::manifest::{ArtifactKind, Manifest, ParamSpec, Port, Value, ValueType};
@@ -10,6 +11,7 @@ use crate::outcome::{Invocation, LogLevel, StepFailure, StepOutcome};
 use crate::sandbox::{Capture, Limiter, Limits};
 use rand::SeedableRng;
 use sluice_store::Digest;
+use sluice_tables::Session;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -19,7 +21,7 @@ use wasmtime::{Config, Engine, Store, Trap};
 use wasmtime_wasi::WasiCtx;
 
 /// The WIT package every step implements.
-pub const WIT_PACKAGE: &str = "sluice:pipeline@0.1.0";
+pub const WIT_PACKAGE: &str = "sluice:pipeline@0.1.1";
 
 /// How often the engine's epoch advances; the granularity of time limits.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -405,13 +407,18 @@ impl Component {
             .insecure_random_seed(u128::from_le_bytes(
                 derive(seed, 2)[..16].try_into().unwrap(),
             ));
+        let session = Session::new(limits.memory);
         let state = StepState {
             wasi: wasi.build(),
             resources: ResourceTable::new(),
-            limiter: Limiter::new(limits.memory),
+            limiter: Limiter::new(&session),
             io,
+            session,
         };
         let mut store = Store::new(&self.inner.engine, state);
+        // A step may move any value that fits its memory in one call (the
+        // default budget, 128 MiB, would cap a column at 16M floats).
+        store.set_hostcall_fuel(usize::try_from(limits.memory).unwrap_or(usize::MAX));
         store.limiter(|s| &mut s.limiter);
         set_deadline(&mut store, limits.time);
         store.epoch_deadline_trap();
@@ -485,6 +492,7 @@ impl Component {
         let Invocation {
             params,
             inputs,
+            input_names,
             outputs,
             limits,
             seed,
@@ -493,6 +501,7 @@ impl Component {
         let io = StepIo {
             params,
             inputs,
+            input_names,
             declared_outputs: outputs,
             output_limit: limits.output,
             started: Some(started),
@@ -592,10 +601,20 @@ fn classify_trap(
     if let Some(Trap::Interrupt) = err.downcast_ref::<Trap>() {
         return StepFailure::TimeLimit(limits.time);
     }
-    if let Some(requested) = state.limiter.refused {
+    if let Some(HostMemoryExceeded(e)) = err.downcast_ref::<HostMemoryExceeded>() {
+        return StepFailure::MemoryLimit {
+            limit: limits.memory,
+            requested: e.held + e.requested,
+            host_held: e.held.saturating_sub(state.limiter.linear()),
+            what: Some(e.what.clone()),
+        };
+    }
+    if let Some((requested, host_held)) = state.limiter.refused {
         return StepFailure::MemoryLimit {
             limit: limits.memory,
             requested,
+            host_held,
+            what: None,
         };
     }
     if let Some(line) = state

@@ -1,14 +1,16 @@
 //! The host side of the contract: the state a running step's store holds,
 //! and the implementations of the `tables` and `context` imports over it.
 
-use crate::bindings::sluice::pipeline::{context, tables, types};
+use crate::bindings::sluice::pipeline::{context, types};
+use crate::dataplane::HostMemoryExceeded;
 use crate::manifest::{ArtifactKind, Port, Value};
 use crate::model::ModelRes;
 use crate::outcome::{
     EventSink, InputArtifact, LogLevel, LogLine, OutputArtifact, Registration, StepEvent,
 };
 use crate::sandbox::Limiter;
-use crate::table::{self, TableBuilderRes, TableRes};
+use crate::table::{self, TableRes};
+use sluice_tables::{Hold, Session};
 use std::collections::BTreeMap;
 use std::time::Instant;
 use wasmtime::component::{Resource, ResourceTable};
@@ -26,6 +28,9 @@ pub(crate) struct StepState {
     pub(crate) resources: ResourceTable,
     pub(crate) limiter: Limiter,
     pub(crate) io: StepIo,
+    /// Where the step's table work runs, and the pool its memory limit is
+    /// enforced in (the limiter reserves linear memory there too).
+    pub(crate) session: Session,
 }
 
 /// A step's view of its artifacts, params and reporting channels.
@@ -33,6 +38,9 @@ pub(crate) struct StepState {
 pub(crate) struct StepIo {
     pub(crate) params: BTreeMap<String, Value>,
     pub(crate) inputs: BTreeMap<String, InputArtifact>,
+    /// What each input is called in messages (a `[data]` file's name),
+    /// when known.
+    pub(crate) input_names: BTreeMap<String, String>,
     pub(crate) declared_outputs: Vec<Port>,
     pub(crate) outputs: BTreeMap<String, OutputArtifact>,
     pub(crate) output_bytes: u64,
@@ -45,6 +53,8 @@ pub(crate) struct StepIo {
     /// The running component's digest (recorded in transform artifacts).
     pub(crate) component: Option<sluice_store::Digest>,
     pub(crate) registrations: Vec<Registration>,
+    /// Reservations for outputs written but not yet stored.
+    pub(crate) output_holds: Vec<Hold>,
 }
 
 /// Raised (as a trap) when a step writes past its output limit.
@@ -188,95 +198,13 @@ pub(crate) fn parse_object(
 }
 
 impl types::Host for StepState {}
-impl tables::Host for StepState {}
-
-impl tables::HostTable for StepState {
-    fn fields(&mut self, this: Resource<TableRes>) -> wasmtime::Result<Vec<tables::Field>> {
-        Ok(table::wit_fields(&self.resources.get(&this)?.0))
-    }
-
-    fn num_rows(&mut self, this: Resource<TableRes>) -> wasmtime::Result<u64> {
-        Ok(self.resources.get(&this)?.0.num_rows() as u64)
-    }
-
-    fn column(
-        &mut self,
-        this: Resource<TableRes>,
-        name: String,
-    ) -> wasmtime::Result<Result<tables::Column, String>> {
-        let batch = &self.resources.get(&this)?.0;
-        let Some(array) = batch.column_by_name(&name) else {
-            let names: Vec<String> = batch
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect();
-            return Ok(Err(format!(
-                "the table has no column `{name}`; its columns are: {}",
-                names.join(", ")
-            )));
-        };
-        Ok(table::to_wit_column(&name, array.as_ref()).map_err(|e| e.to_string()))
-    }
-
-    fn slice(
-        &mut self,
-        this: Resource<TableRes>,
-        offset: u64,
-        len: u64,
-    ) -> wasmtime::Result<Resource<TableRes>> {
-        let batch = &self.resources.get(&this)?.0;
-        let rows = batch.num_rows() as u64;
-        let start = offset.min(rows);
-        let len = len.min(rows - start);
-        let sliced = batch.slice(start as usize, len as usize);
-        Ok(self.resources.push(TableRes(sliced))?)
-    }
-
-    fn drop(&mut self, this: Resource<TableRes>) -> wasmtime::Result<()> {
-        self.resources.delete(this)?;
-        Ok(())
-    }
-}
-
-impl tables::HostTableBuilder for StepState {
-    fn new(&mut self) -> wasmtime::Result<Resource<TableBuilderRes>> {
-        Ok(self.resources.push(TableBuilderRes::default())?)
-    }
-
-    fn add_column(
-        &mut self,
-        this: Resource<TableBuilderRes>,
-        name: String,
-        data: tables::Column,
-    ) -> wasmtime::Result<Result<(), String>> {
-        Ok(self.resources.get_mut(&this)?.add(name, data))
-    }
-
-    fn finish(
-        &mut self,
-        this: Resource<TableBuilderRes>,
-    ) -> wasmtime::Result<Result<Resource<TableRes>, String>> {
-        match self.resources.get_mut(&this)?.finish() {
-            Ok(batch) => Ok(Ok(self.resources.push(TableRes(batch))?)),
-            Err(e) => Ok(Err(e)),
-        }
-    }
-
-    fn drop(&mut self, this: Resource<TableBuilderRes>) -> wasmtime::Result<()> {
-        self.resources.delete(this)?;
-        Ok(())
-    }
-}
-
 impl context::Host for StepState {
     fn input_table(
         &mut self,
         port: String,
     ) -> wasmtime::Result<Result<Resource<TableRes>, String>> {
-        let batch = match self.io.input(&port) {
-            Ok(InputArtifact::Table(batch)) => batch.clone(),
+        let table = match self.io.input(&port) {
+            Ok(InputArtifact::Table(table)) => table.clone(),
             Ok(other) => {
                 return Ok(Err(format!(
                     "input port `{port}` holds {}, not a table",
@@ -285,7 +213,10 @@ impl context::Host for StepState {
             }
             Err(e) => return Ok(Err(e)),
         };
-        Ok(Ok(self.resources.push(TableRes(batch))?))
+        Ok(Ok(self.push_table(
+            &format!("the table on input port `{port}`"),
+            table,
+        )?))
     }
 
     fn input_document(&mut self, port: String) -> wasmtime::Result<Result<String, String>> {
@@ -391,6 +322,51 @@ impl context::Host for StepState {
         Ok(self.io.inputs.contains_key(&port))
     }
 
+    async fn read_file(
+        &mut self,
+        port: String,
+        options: String,
+    ) -> wasmtime::Result<Result<context::FileTable, String>> {
+        let bytes = match self.io.input(&port) {
+            Ok(InputArtifact::Bytes(b)) => b.clone(),
+            Ok(other) => {
+                return Ok(Err(format!(
+                    "input port `{port}` holds {}, not a file; read-file reads `file` artifacts",
+                    other.describe()
+                )));
+            }
+            Err(e) => return Ok(Err(e)),
+        };
+        let options: sluice_tables::read::ReadOptions =
+            match serde_json::from_str(if options.trim().is_empty() {
+                "{}"
+            } else {
+                &options
+            }) {
+                Ok(o) => o,
+                Err(e) => return Ok(Err(format!("the read-file options are not valid: {e}"))),
+            };
+        let name = self
+            .io
+            .input_names
+            .get(&port)
+            .cloned()
+            .unwrap_or_else(|| format!("the file on input port `{port}`"));
+        let read = {
+            let name = name.clone();
+            self.session
+                .compute(move || sluice_tables::read::read(&name, bytes, &options))
+                .await
+        };
+        let (data, report) = match read {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let data = self.push_table(&format!("the table read from {name}"), data)?;
+        let report = serde_json::to_string(&report).expect("a read report serialises");
+        Ok(Ok(context::FileTable { data, report }))
+    }
+
     fn param(&mut self, name: String) -> wasmtime::Result<Option<types::Value>> {
         Ok(self.io.params.get(&name).map(|v| match v.clone() {
             Value::Boolean(b) => types::Value::Boolean(b),
@@ -401,7 +377,7 @@ impl context::Host for StepState {
         }))
     }
 
-    fn output_table(
+    async fn output_table(
         &mut self,
         port: String,
         data: Resource<TableRes>,
@@ -412,13 +388,39 @@ impl context::Host for StepState {
         {
             return Ok(Err(e));
         }
-        let batch = self.resources.get(&data)?.0.clone();
-        let parquet = match table::to_parquet(&batch) {
+        let data = self.table(&data)?;
+        let encoded = {
+            let data = data.clone();
+            self.session.compute(move || table::to_parquet(&data)).await
+        };
+        let parquet = match encoded {
             Ok(p) => p,
             Err(e) => return Ok(Err(format!("could not encode the table as Parquet: {e}"))),
         };
-        self.io
-            .put_output(port, OutputArtifact::Table { batch, parquet })?;
+        // The table and its encoding stay in memory until the step ends
+        // and the run stores them.
+        let ledger = self.session.ledger();
+        let what = format!("the table written to output port `{port}`");
+        let holds = ledger.hold(&what, &data).and_then(|t| {
+            Ok((
+                t,
+                ledger.hold_bytes(
+                    &format!("the Parquet encoding of {what}"),
+                    parquet.len() as u64,
+                )?,
+            ))
+        });
+        let (table_hold, bytes_hold) =
+            holds.map_err(|e| wasmtime::Error::new(HostMemoryExceeded(e)))?;
+        self.io.output_holds.extend([table_hold, bytes_hold]);
+        self.limiter.observe();
+        self.io.put_output(
+            port,
+            OutputArtifact::Table {
+                table: data,
+                parquet,
+            },
+        )?;
         Ok(Ok(()))
     }
 

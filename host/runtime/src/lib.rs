@@ -26,10 +26,13 @@ mod bindings {
     wasmtime::component::bindgen!({
         path: "../../wit",
         world: "step",
-        // Training can take a while: it runs on a blocking thread, so that
-        // the step's time limit still applies while it does.
+        // Training and table work can take a while: they run on other
+        // threads, so that the step's time limit still applies while they do.
         imports: {
             "sluice:pipeline/ml.train": async | trappable,
+            "sluice:pipeline/tables": async | trappable,
+            "sluice:pipeline/context.output-table": async | trappable,
+            "sluice:pipeline/context.read-file": async | trappable,
             default: trappable,
         },
         exports: { default: async },
@@ -42,6 +45,7 @@ mod bindings {
 }
 
 pub mod cache;
+mod dataplane;
 mod engine;
 mod error;
 mod host;

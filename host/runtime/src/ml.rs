@@ -28,7 +28,7 @@ impl ml::Host for StepState {
         label: String,
         params: String,
     ) -> wasmtime::Result<Result<Resource<ModelRes>, ml::MlError>> {
-        let batch = self.resources.get(&data)?.0.clone();
+        let batch = self.table(&data)?.to_batch()?;
         let trained = tokio::task::spawn_blocking(move || {
             ModelArtifact::train(&algorithm, &batch, &features, &label, &params)
         })
@@ -47,9 +47,9 @@ impl ml::Host for StepState {
         slice_by: Option<String>,
     ) -> wasmtime::Result<Result<String, ml::MlError>> {
         let model = self.resources.get(&model)?.0.clone();
-        let batch = &self.resources.get(&data)?.0;
+        let batch = self.table(&data)?.to_batch()?;
         Ok(model
-            .evaluate(batch, slice_by.as_deref())
+            .evaluate(&batch, slice_by.as_deref())
             .map(|v| v.to_string())
             .map_err(ml_error))
     }
@@ -94,9 +94,12 @@ impl ml::HostModel for StepState {
         data: Resource<TableRes>,
     ) -> wasmtime::Result<Result<Resource<TableRes>, ml::MlError>> {
         let model = self.resources.get(&this)?.0.clone();
-        let batch = &self.resources.get(&data)?.0;
-        match model.predict(batch) {
-            Ok(out) => Ok(Ok(self.resources.push(TableRes(out))?)),
+        let batch = self.table(&data)?.to_batch()?;
+        match model.predict(&batch) {
+            Ok(out) => Ok(Ok(self.push_table(
+                "the predictions",
+                sluice_tables::Table::from_batch(out),
+            )?)),
             Err(e) => Ok(Err(ml_error(e))),
         }
     }

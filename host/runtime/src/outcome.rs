@@ -1,6 +1,6 @@
 //! What goes into a step execution and what comes out of it.
 
-use arrow_array::RecordBatch;
+use sluice_tables::Table;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +12,8 @@ use crate::sandbox::Limits;
 /// An artifact bound to an input port.
 #[derive(Debug, Clone)]
 pub enum InputArtifact {
-    /// A table, decoded.
-    Table(RecordBatch),
+    /// A table, decoded (record batches as stored: one per Parquet row group).
+    Table(Table),
     /// A JSON document (schema, statistics, metrics, transform).
     Document(String),
     /// Raw bytes (a `file` artifact).
@@ -40,7 +40,7 @@ pub enum OutputArtifact {
     /// A table, with its Parquet encoding (what is stored and digested).
     Table {
         /// The data, for consumers in the same run.
-        batch: RecordBatch,
+        table: Table,
         /// The Parquet bytes.
         parquet: Vec<u8>,
     },
@@ -68,7 +68,7 @@ impl OutputArtifact {
     /// The same artifact as an input of a later step.
     pub fn to_input(&self) -> InputArtifact {
         match self {
-            OutputArtifact::Table { batch, .. } => InputArtifact::Table(batch.clone()),
+            OutputArtifact::Table { table, .. } => InputArtifact::Table(table.clone()),
             OutputArtifact::Document(s) => InputArtifact::Document(s.clone()),
             OutputArtifact::Bytes(b) => InputArtifact::Bytes(bytes::Bytes::from(b.clone())),
             OutputArtifact::Model(m) => InputArtifact::Model(m.clone()),
@@ -128,6 +128,9 @@ pub struct Invocation {
     pub params: BTreeMap<String, Value>,
     /// Artifacts bound to input ports.
     pub inputs: BTreeMap<String, InputArtifact>,
+    /// What to call an input in messages, by port (a `[data]` file's
+    /// name); ports not here are named by port.
+    pub input_names: BTreeMap<String, String>,
     /// The output ports the step declared; the step must fill each one.
     pub outputs: Vec<Port>,
     /// Resource limits.
@@ -157,13 +160,21 @@ pub enum StepFailure {
     /// The step ran past its time limit and was stopped.
     #[error("stopped at its time limit of {}", humantime(*.0))]
     TimeLimit(#[serde(with = "duration_ms")] Duration),
-    /// The step tried to use more memory than its limit.
-    #[error("exceeded its memory limit of {} (asked for {})", bytes(*limit), bytes(*requested))]
+    /// The step tried to use more memory than its limit: its own linear
+    /// memory and what the host holds for it (tables, query state,
+    /// outputs not yet stored) together.
+    #[error("exceeded its memory limit of {}: {}", bytes(*limit), memory_detail(*requested, *host_held, what.as_deref()))]
     MemoryLimit {
         /// The limit.
         limit: u64,
         /// The total it asked for.
         requested: u64,
+        /// Of that, what the host held for the step (tables and query
+        /// state) when the limit was hit.
+        host_held: u64,
+        /// What the host was asked to hold, when the host's side hit the
+        /// limit (`the table read from port data`, `a sort`).
+        what: Option<String>,
     },
     /// The step tried to write more output than its limit.
     #[error("output refused: writing {} to port `{port}` would exceed the output limit of {}", bytes(*attempted), bytes(*limit))]
@@ -181,6 +192,23 @@ pub enum StepFailure {
     /// The component trapped (a WebAssembly fault) for another reason.
     #[error("crashed: {0}")]
     Trap(String),
+}
+
+/// The part of a memory-limit message after the limit.
+fn memory_detail(requested: u64, host_held: u64, what: Option<&str>) -> String {
+    match what {
+        Some(what) => format!(
+            "{what} needed {} in all, of which the host already held {} of tables and query state for the step",
+            bytes(requested),
+            bytes(host_held)
+        ),
+        None if host_held > 0 => format!(
+            "it asked for {} in all, of which the host held {} of tables for it",
+            bytes(requested),
+            bytes(host_held)
+        ),
+        None => format!("it asked for {}", bytes(requested)),
+    }
 }
 
 impl StepFailure {

@@ -1,6 +1,8 @@
 //! The sandbox a step runs in: its resource limits, the memory limiter that
 //! enforces them, and the capture of the guest's stdout and stderr.
 
+use sluice_tables::Session;
+use sluice_tables::datafusion_pool::{MemoryConsumer, MemoryReservation};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::ResourceLimiter;
@@ -38,25 +40,42 @@ impl Default for Limits {
 }
 
 /// Enforces the memory limit and remembers whether it was hit and the peak.
+///
+/// The guest's linear memory is reserved in the step's table session's
+/// pool, the same pool the host's tables and queries for the step reserve
+/// in, so one limit covers both.
 #[derive(Debug)]
 pub(crate) struct Limiter {
-    limit: u64,
     /// Bytes of linear memory currently allocated, over all memories.
     current: u64,
-    /// The most ever allocated at once.
+    /// The most the step had at once: linear memory plus host-held data.
     pub(crate) peak: u64,
-    /// The total size a refused growth asked for, if one was refused.
-    pub(crate) refused: Option<u64>,
+    /// The total a refused growth asked for (linear memory and host-held
+    /// data), and the host-held part, if one was refused.
+    pub(crate) refused: Option<(u64, u64)>,
+    reservation: MemoryReservation,
+    session: Session,
 }
 
 impl Limiter {
-    pub(crate) fn new(limit: u64) -> Self {
+    pub(crate) fn new(session: &Session) -> Self {
         Limiter {
-            limit,
             current: 0,
             peak: 0,
             refused: None,
+            reservation: MemoryConsumer::new("linear memory").register(session.pool()),
+            session: session.clone(),
         }
+    }
+
+    /// Bytes of linear memory the guest has now.
+    pub(crate) fn linear(&self) -> u64 {
+        self.current
+    }
+
+    /// Notes the pool's current use in the peak (after the host takes more).
+    pub(crate) fn observe(&mut self) {
+        self.peak = self.peak.max(self.session.reserved());
     }
 }
 
@@ -67,16 +86,17 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let grow = (desired - current) as u64;
-        let total = self.current + grow;
-        if total > self.limit {
+        let grow = desired - current;
+        if self.reservation.try_grow(grow).is_err() {
             // Refusing makes `memory.grow` return -1, as on a real machine
             // out of memory; the guest decides how to fail.
-            self.refused = Some(total);
+            let reserved = self.session.reserved();
+            let host = reserved.saturating_sub(self.current);
+            self.refused = Some((reserved + grow as u64, host));
             return Ok(false);
         }
-        self.current = total;
-        self.peak = self.peak.max(total);
+        self.current += grow as u64;
+        self.observe();
         Ok(true)
     }
 
@@ -221,10 +241,21 @@ mod tests {
 
     #[test]
     fn limiter_refuses_growth_past_the_limit_and_tracks_the_peak() {
-        let mut l = Limiter::new(100);
+        let session = Session::new(100);
+        let mut l = Limiter::new(&session);
         assert!(l.memory_growing(0, 60, None).unwrap());
         assert!(!l.memory_growing(60, 120, None).unwrap());
-        assert_eq!(l.refused, Some(120));
+        assert_eq!(l.refused, Some((120, 0)));
         assert_eq!(l.peak, 60);
+    }
+
+    #[test]
+    fn host_held_data_and_linear_memory_share_one_limit() {
+        let session = Session::new(100);
+        let _held = session.ledger().hold_bytes("a table", 50).unwrap();
+        let mut l = Limiter::new(&session);
+        assert!(l.memory_growing(0, 40, None).unwrap());
+        assert!(!l.memory_growing(40, 60, None).unwrap());
+        assert_eq!(l.refused, Some((110, 50)), "50 held by the host, 60 asked");
     }
 }

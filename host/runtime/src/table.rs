@@ -1,7 +1,11 @@
-//! Tables on the host side: Arrow record batches, their conversion to and
-//! from the contract's `column` values, and their Parquet encoding on disk.
+//! Tables on the host side of the contract: the resources a step holds
+//! ([`TableRes`], [`TableBuilderRes`]), their conversion to and from the
+//! contract's `column` values, and their Parquet encoding in the store.
+//! What the host computes on tables is `sluice-tables`'.
 
-use crate::bindings::sluice::pipeline::tables::{Column, Dtype, Field as WitField, Values};
+use crate::bindings::sluice::pipeline::tables::{
+    Column, ColumnInfo, ColumnType as WitColumnType, Dtype, Field as WitField, Values,
+};
 use arrow_array::{
     Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, RecordBatchOptions,
     StringArray,
@@ -13,6 +17,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use sluice_contract::DType;
+use sluice_tables::{ColumnType, Hold, Table};
 use std::sync::Arc;
 
 /// Why table data could not be converted, read or written.
@@ -20,7 +25,7 @@ use std::sync::Arc;
 pub enum TableError {
     /// A column has an Arrow type the contract does not carry.
     #[error(
-        "column `{column}` has type {data_type}, which steps cannot read; supported: boolean, int64, float64, utf8"
+        "column `{column}` has type {data_type}, which steps cannot read; supported: boolean, int64, float64, utf8, float32, date, timestamp (microseconds) and dictionary-encoded text"
     )]
     UnsupportedType {
         /// The column.
@@ -36,27 +41,76 @@ pub enum TableError {
     Arrow(#[from] arrow_schema::ArrowError),
 }
 
-/// The host-side value behind a `table` resource handle.
-#[derive(Debug, Clone)]
-pub struct TableRes(pub RecordBatch);
+/// The host-side value behind a `table` resource handle: the table, and
+/// its reservation in the step's memory pool (released when the guest
+/// drops the handle).
+#[derive(Debug)]
+pub struct TableRes {
+    /// The table.
+    pub table: Table,
+    _hold: Hold,
+}
 
-/// The host-side value behind a `table-builder` resource handle.
+impl TableRes {
+    /// A handle's value holding `table` under `hold`.
+    pub fn new(table: Table, hold: Hold) -> Self {
+        TableRes { table, _hold: hold }
+    }
+
+    /// A table no step's pool counts (a server's request).
+    pub fn unaccounted(batch: RecordBatch) -> Self {
+        Self::new(Table::from_batch(batch), Hold::none())
+    }
+}
+
+/// The host-side value behind a `table-builder` resource handle. The
+/// columns added so far count toward the step's memory limit.
 #[derive(Debug, Default)]
 pub struct TableBuilderRes {
     fields: Vec<Field>,
     columns: Vec<ArrayRef>,
+    holds: Vec<Hold>,
 }
 
-/// The contract's field description of each column of `batch`.
-pub(crate) fn wit_fields(batch: &RecordBatch) -> Vec<WitField> {
-    batch
-        .schema()
+/// The contract's field description of each column of `schema`, in the
+/// four basic types (`schema` names the full types).
+pub(crate) fn wit_fields(schema: &Schema) -> Vec<WitField> {
+    schema
         .fields()
         .iter()
         .map(|f| WitField {
             name: f.name().clone(),
-            dtype: dtype_of(f.data_type()).unwrap_or(Dtype::Utf8),
+            dtype: ColumnType::of_arrow(f.data_type())
+                .and_then(|t| dtype_of(&t.basic()))
+                .unwrap_or(Dtype::Utf8),
             nullable: f.is_nullable(),
+        })
+        .collect()
+}
+
+/// The contract's full description of each column of `schema`.
+pub(crate) fn column_infos(schema: &Schema) -> Vec<ColumnInfo> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let t = ColumnType::of_arrow(f.data_type()).unwrap_or(ColumnType::Utf8);
+            let (column_type, timezone) = match t {
+                ColumnType::Boolean => (WitColumnType::Boolean, None),
+                ColumnType::Int64 => (WitColumnType::Int64, None),
+                ColumnType::Float64 => (WitColumnType::Float64, None),
+                ColumnType::Utf8 => (WitColumnType::Utf8, None),
+                ColumnType::Float32 => (WitColumnType::Float32, None),
+                ColumnType::Date => (WitColumnType::Date, None),
+                ColumnType::Timestamp(tz) => (WitColumnType::Timestamp, tz),
+                ColumnType::Categorical => (WitColumnType::Categorical, None),
+            };
+            ColumnInfo {
+                name: f.name().clone(),
+                column_type,
+                nullable: f.is_nullable(),
+                timezone,
+            }
         })
         .collect()
 }
@@ -100,8 +154,24 @@ impl ArrowDType for DType {
     }
 }
 
-/// Copies one Arrow column out as the contract's `column`.
+/// Copies one Arrow column out as the contract's `column`, presenting the
+/// richer column types as their basic type (float32 widened, dates and
+/// timestamps as integer counts, categoricals as text).
 pub(crate) fn to_wit_column(name: &str, array: &dyn Array) -> Result<Column, TableError> {
+    let basic = ColumnType::of_arrow(array.data_type()).map(|t| t.basic());
+    if let Some(basic) = basic
+        && &basic != array.data_type()
+    {
+        let cast = match array.data_type() {
+            // Dates and timestamps reinterpret their integers; arrow's cast
+            // to Int64 does the same for both.
+            DataType::Date32 | DataType::Timestamp(..) => {
+                arrow_cast::cast(array, &DataType::Int64)?
+            }
+            _ => arrow_cast::cast(array, &basic)?,
+        };
+        return to_wit_column(name, cast.as_ref());
+    }
     let nulls: Vec<u64> = (0..array.len())
         .filter(|&i| array.is_null(i))
         .map(|i| i as u64)
@@ -189,6 +259,19 @@ impl TableBuilderRes {
         Ok(())
     }
 
+    /// The size of the column added last, to reserve for it.
+    pub(crate) fn last_column_size(&self) -> u64 {
+        self.columns
+            .last()
+            .map(|c| c.get_array_memory_size() as u64)
+            .unwrap_or(0)
+    }
+
+    /// Keeps `hold` (for a column added) until the builder finishes or drops.
+    pub(crate) fn keep(&mut self, hold: Hold) {
+        self.holds.push(hold);
+    }
+
     /// The table built so far; leaves the builder empty.
     pub(crate) fn finish(&mut self) -> Result<RecordBatch, String> {
         if self.columns.is_empty() {
@@ -196,6 +279,7 @@ impl TableBuilderRes {
         }
         let fields = std::mem::take(&mut self.fields);
         let columns = std::mem::take(&mut self.columns);
+        self.holds.clear();
         let rows = columns[0].len();
         RecordBatch::try_new_with_options(
             Arc::new(Schema::new(fields)),
@@ -241,45 +325,53 @@ pub fn synthetic() -> RecordBatch {
     RecordBatch::try_new(Arc::new(schema), columns).expect("the synthetic table is well formed")
 }
 
+/// Rows per Parquet row group (and per record batch when read back): big
+/// enough for fast columnar work, small enough to stream.
+pub const ROW_GROUP_ROWS: usize = 1 << 20;
+
 /// Encodes a table as Parquet. The bytes depend only on the data (and this
 /// build's Parquet writer), so equal tables get equal digests.
-pub fn to_parquet(batch: &RecordBatch) -> Result<Vec<u8>, TableError> {
+pub fn to_parquet(table: &Table) -> Result<Vec<u8>, TableError> {
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_created_by("sluice".to_string())
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .build();
     let mut out = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props))?;
-    writer.write(batch)?;
+    let mut writer = ArrowWriter::try_new(&mut out, table.schema().clone(), Some(props))?;
+    for batch in table.batches() {
+        writer.write(batch)?;
+    }
     writer.close()?;
     Ok(out)
 }
 
-/// Decodes Parquet bytes into one record batch, checking every column has a
-/// type steps can read.
-pub fn from_parquet(bytes: impl Into<Bytes>) -> Result<RecordBatch, TableError> {
+/// Encodes one record batch as Parquet (see [`to_parquet`]).
+pub fn batch_to_parquet(batch: &RecordBatch) -> Result<Vec<u8>, TableError> {
+    to_parquet(&Table::from_batch(batch.clone()))
+}
+
+/// Decodes Parquet bytes into a table of one batch per row group, checking
+/// every column has a type tables hold.
+pub fn from_parquet(bytes: impl Into<Bytes>) -> Result<Table, TableError> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.into())?;
-    let rows = builder.metadata().file_metadata().num_rows().max(1) as usize;
     let schema = builder.schema().clone();
-    let reader = builder.with_batch_size(rows).build()?;
-    let mut batches = Vec::new();
-    for b in reader {
-        batches.push(b?);
+    let reader = builder.with_batch_size(ROW_GROUP_ROWS).build()?;
+    let batches = reader.collect::<Result<Vec<_>, _>>()?;
+    let table = Table::new(schema, batches)?;
+    if let Err(e) = table.check_types() {
+        return Err(TableError::UnsupportedType {
+            column: e.column,
+            data_type: e.data_type,
+        });
     }
-    let batch = match batches.len() {
-        0 => RecordBatch::new_empty(schema),
-        1 => batches.pop().unwrap(),
-        _ => arrow_select::concat::concat_batches(&schema, &batches)?,
-    };
-    for f in batch.schema().fields() {
-        if dtype_of(f.data_type()).is_none() {
-            return Err(TableError::UnsupportedType {
-                column: f.name().clone(),
-                data_type: f.data_type().clone(),
-            });
-        }
-    }
-    Ok(batch)
+    Ok(table)
+}
+
+/// Decodes Parquet bytes into one record batch (for callers that need a
+/// whole table at once: the monitor, a server's request log).
+pub fn batch_from_parquet(bytes: impl Into<Bytes>) -> Result<RecordBatch, TableError> {
+    Ok(from_parquet(bytes)?.to_batch()?)
 }
 
 #[cfg(test)]
@@ -347,11 +439,11 @@ mod tests {
     #[test]
     fn parquet_round_trip_preserves_values_and_nulls() {
         let t = sample();
-        let bytes = to_parquet(&t).unwrap();
-        let back = from_parquet(bytes.clone()).unwrap();
+        let bytes = batch_to_parquet(&t).unwrap();
+        let back = batch_from_parquet(bytes.clone()).unwrap();
         assert_eq!(back, t);
         assert_eq!(
-            to_parquet(&back).unwrap(),
+            batch_to_parquet(&back).unwrap(),
             bytes,
             "encoding is deterministic"
         );

@@ -173,9 +173,11 @@ impl TransformRunner {
         crate::engine::set_deadline(store, self.limits.time);
         let input = store
             .data_mut()
-            .resources
-            .push(TableRes(batch))
-            .map_err(|e| TransformError::Failed(e.to_string()))?;
+            .push_table(
+                "the request's table",
+                sluice_tables::Table::from_batch(batch),
+            )
+            .map_err(|e| TransformError::Failed(format!("{e:#}")))?;
         let borrowed = wasmtime::component::Resource::<TableRes>::new_borrow(input.rep());
         let time = self.limits.time + Duration::from_millis(100);
         let call = tokio::time::timeout(
@@ -187,12 +189,14 @@ impl TransformRunner {
         let _ = store.data_mut().resources.delete(input);
         match call {
             Ok(Ok(output)) => {
-                let TableRes(out) = store
+                let out = store
                     .data_mut()
                     .resources
                     .delete(output)
                     .map_err(|e| TransformError::Failed(e.to_string()))?;
-                Ok(out)
+                out.table
+                    .to_batch()
+                    .map_err(|e| TransformError::Failed(e.to_string()))
             }
             Ok(Err(message)) => Err(TransformError::Refused(message)),
             Err(e) => {
@@ -200,7 +204,7 @@ impl TransformRunner {
                 Err(TransformError::Failed(
                     if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
                         format!("it ran past its time limit of {:?}", self.limits.time)
-                    } else if let Some(requested) = state.limiter.refused {
+                    } else if let Some((requested, _)) = state.limiter.refused {
                         format!(
                             "it asked for {requested} bytes of memory, past its limit of {}",
                             self.limits.memory

@@ -249,7 +249,7 @@ fn flush(store: &Store, key: &(String, i64), b: &mut Buffer, server: &str, metri
     let result = (|| -> Result<(), String> {
         let all = arrow_select::concat::concat_batches(&batches[0].schema(), &batches)
             .map_err(|e| e.to_string())?;
-        let bytes = sluice_runtime::table::to_parquet(&all).map_err(|e| e.to_string())?;
+        let bytes = sluice_runtime::table::batch_to_parquet(&all).map_err(|e| e.to_string())?;
         let object = store.objects.put(&bytes).map_err(|e| e.to_string())?;
         store
             .metadata

@@ -33,7 +33,7 @@ from ._context import Context
 from ._errors import ErrorKind, StepError
 from ._manifest import ArtifactKind, Manifest, Param, ParamValue, Port, ValueType
 from ._step import Step
-from ._table import ColumnValues, DType, Field, Table, TableBuilder
+from ._table import ColumnValues, DType, Field, Table, TableBuilder, sql
 
 __all__ = [
     "ArtifactKind",
@@ -51,6 +51,7 @@ __all__ = [
     "Table",
     "TableBuilder",
     "ValueType",
+    "sql",
 ]
 
 __version__ = "0.1.0"

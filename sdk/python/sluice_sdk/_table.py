@@ -1,8 +1,12 @@
-"""Host-owned tables: read them column by column (:class:`Table`), build new
-ones column by column (:class:`TableBuilder`).
+"""Host-owned tables: read them column by column (:class:`Table`), ask the
+host to compute new ones natively (:meth:`Table.select`, :meth:`Table.compute`,
+:meth:`Table.filter`, :func:`sql` …), build new ones column by column
+(:class:`TableBuilder`).
 
 Data stays in the host as Arrow; a step copies in only the columns it asks
-for. A column arrives as a plain Python list, with ``None`` for nulls.
+for. A column arrives as a plain Python list, with ``None`` for nulls. Bulk
+work belongs in the host: a SQL query over a million rows runs at native
+speed, the same loop in Python does not.
 """
 
 from __future__ import annotations
@@ -147,9 +151,54 @@ class Table:
         """A ``utf8`` column."""
         return self._typed(name, ("utf8",), "utf8")[1]
 
+    def _op(self, op: str, call: Any) -> Table:
+        try:
+            return Table(call())
+        except Err as e:
+            raise StepError.invalid_input(f"{op}: {e.value}") from None
+
+    def select(self, columns: Sequence[str]) -> Table:
+        """The named columns, in that order (no data is copied)."""
+        return self._op("select", lambda: self._inner.select(list(columns)))
+
+    def compute(self, columns: dict[str, str]) -> Table:
+        """New columns computed natively from SQL expressions over this
+        table's columns, e.g. ``{"area": "petal_length * petal_width"}``:
+        exactly these columns, in order."""
+        return self._op("compute", lambda: self._inner.compute(list(columns.items())))
+
+    def filter(self, predicate: str) -> Table:
+        """The rows where ``predicate`` (a boolean column's name or a SQL
+        expression) is true; null counts as false."""
+        return self._op("filter", lambda: self._inner.filter(predicate))
+
+    def describe(self, options: Optional[dict[str, Any]] = None) -> Any:
+        """Summary statistics of the columns (parsed JSON)."""
+        import json
+
+        try:
+            return json.loads(self._inner.describe(json.dumps(options or {})))
+        except Err as e:
+            raise StepError.invalid_input(f"describe: {e.value}") from None
+
     def __repr__(self) -> str:
         cols = ", ".join(f"{f.name}: {f.dtype}" for f in self.fields())
         return f"Table({self.num_rows()} rows; {cols})"
+
+
+def sql(query: str, inputs: dict[str, Table]) -> Table:
+    """The result of a SQL query (Apache DataFusion's dialect) over the named
+    tables, computed natively by the host under the step's memory limit::
+
+        by_species = sql(
+            "SELECT species, avg(petal_length) AS petal FROM iris GROUP BY species",
+            {"iris": table},
+        )
+    """
+    try:
+        return Table(_raw.sql(query, [(name, t._inner) for name, t in inputs.items()]))
+    except Err as e:
+        raise StepError.invalid_input(f"sql: {e.value}") from None
 
 
 class TableBuilder:

@@ -52,6 +52,17 @@ impl Context {
         host::has_input(port)
     }
 
+    /// The `file` artifact bound to input `port`, read natively by the
+    /// host as a table (CSV, Parquet or JSON lines; `options` is a JSON
+    /// object, `{}` for the defaults), and the host's report of the read
+    /// (JSON: rows, each column's type and missing count, warnings naming
+    /// lines and columns).
+    pub fn read_file(&self, port: &str, options: &str) -> Result<(Table, String), StepError> {
+        host::read_file(port, options)
+            .map(|f| (Table::from_raw(f.data), f.report))
+            .map_err(StepError::InvalidInput)
+    }
+
     /// The table bound to input `port`.
     pub fn input_table(&self, port: &str) -> Result<Table, StepError> {
         host::input_table(port)

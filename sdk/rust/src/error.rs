@@ -77,6 +77,14 @@ pub enum TableError {
     /// Building a table failed: a repeated column name, a length that differs
     /// from earlier columns, or a null index out of range.
     Build(String),
+    /// The host refused an operation on tables (select, filter, sort, SQL
+    /// …): an unknown column, a malformed expression; the message says which.
+    Op {
+        /// The operation (`filter`, `sql`).
+        op: &'static str,
+        /// The host's message.
+        message: String,
+    },
 }
 
 impl fmt::Display for TableError {
@@ -89,6 +97,7 @@ impl fmt::Display for TableError {
                 actual,
             } => write!(f, "column `{name}` has type {actual}, expected {expected}"),
             Self::Build(m) => write!(f, "building a table: {m}"),
+            Self::Op { op, message } => write!(f, "{op}: {message}"),
         }
     }
 }
@@ -104,7 +113,7 @@ impl From<TableError> for StepError {
             TableError::Column { .. } | TableError::WrongType { .. } => {
                 Self::InvalidInput(e.to_string())
             }
-            TableError::Build(_) => Self::Failed(e.to_string()),
+            TableError::Build(_) | TableError::Op { .. } => Self::Failed(e.to_string()),
         }
     }
 }

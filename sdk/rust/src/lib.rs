@@ -67,7 +67,10 @@ pub use context::Context;
 pub use error::{StepError, TableError};
 pub use manifest::{ArtifactKind, Manifest, Param, Port};
 pub use ml::{Evaluation, Model, ModelCard, Task};
-pub use table::{Column, DType, Field, Table, TableBuilder};
+pub use table::{
+    Aggregate, Column, ColumnInfo, ColumnType, DType, Field, JoinKind, SortKey, SplitBy, Table,
+    TableBuilder, concat, sql,
+};
 pub use value::{FromParam, Value, ValueType};
 
 /// Bindings generated from the `sluice:pipeline` WIT package; used by

@@ -1,13 +1,93 @@
-//! Host-owned tables: read them column by column ([`Table`]), build new
-//! ones column by column ([`TableBuilder`]).
+//! Host-owned tables: read them column by column ([`Table`]), ask the host
+//! to compute new ones ([`Table::select`], [`Table::filter`],
+//! [`Table::group_by`], [`sql`] …), build new ones column by column
+//! ([`TableBuilder`]).
 //!
-//! Data stays in the host as Arrow; a step copies in only the columns it asks
-//! for. Nulls are `None`.
+//! Data stays in the host as Arrow record batches; a step copies in only the
+//! columns it asks for, in chunks, and lets the host do bulk work natively.
+//! Nulls are `None`.
 
 use crate::TableError;
 use crate::bindings::sluice::pipeline::tables as raw;
 
 pub use sluice_contract::DType;
+
+/// The full type of a host-held column (see [`Table::schema`]), the
+/// description of a column, and the arguments of the table operations,
+/// as the contract defines them.
+pub use raw::{Aggregate, ColumnInfo, ColumnType, JoinKind, SortKey, SplitBy};
+
+/// Rows per chunk when [`Table::column`] copies a column in.
+const CHUNK_ROWS: u64 = 1 << 20;
+
+impl SortKey {
+    /// Ascending order of `column`, nulls last.
+    pub fn asc(column: &str) -> Self {
+        SortKey {
+            column: column.to_owned(),
+            descending: false,
+            nulls_first: false,
+        }
+    }
+
+    /// Descending order of `column`, nulls last.
+    pub fn desc(column: &str) -> Self {
+        SortKey {
+            column: column.to_owned(),
+            descending: true,
+            nulls_first: false,
+        }
+    }
+}
+
+impl Aggregate {
+    /// `function` (`count`, `sum`, `mean`, `min`, `max`, `std`, `var`,
+    /// `count-distinct`, `first`, `last`) of `column`, named `name`.
+    pub fn new(function: &str, column: &str, name: &str) -> Self {
+        Aggregate {
+            function: function.to_owned(),
+            column: Some(column.to_owned()),
+            name: name.to_owned(),
+        }
+    }
+
+    /// The number of rows, named `name`.
+    pub fn count_rows(name: &str) -> Self {
+        Aggregate {
+            function: "count".to_owned(),
+            column: None,
+            name: name.to_owned(),
+        }
+    }
+}
+
+/// The result of a SQL query (Apache DataFusion's dialect) over the named
+/// tables, computed natively by the host under the step's memory limit.
+///
+/// ```ignore
+/// let by_city = sql("SELECT city, avg(price) AS price FROM sales GROUP BY city",
+///                   &[("sales", &sales)])?;
+/// ```
+pub fn sql(query: &str, inputs: &[(&str, &Table)]) -> Result<Table, TableError> {
+    let raw_inputs: Vec<(String, &raw::Table)> = inputs
+        .iter()
+        .map(|(name, t)| ((*name).to_owned(), &t.inner))
+        .collect();
+    raw::sql(query, &raw_inputs)
+        .map(Table::from_raw)
+        .map_err(|message| TableError::Op { op: "sql", message })
+}
+
+/// The tables one after another (same column names and types).
+pub fn concat(parts: &[&Table]) -> Result<Table, TableError> {
+    let raw_parts: Vec<&raw::Table> = parts.iter().map(|t| &t.inner).collect();
+    raw::concat(&raw_parts)
+        .map(Table::from_raw)
+        .map_err(|message| TableError::Op {
+            op: "concat",
+            message,
+        })
+}
 
 impl From<raw::Dtype> for DType {
     fn from(d: raw::Dtype) -> Self {
@@ -173,15 +253,136 @@ impl Table {
         Self::from_raw(self.inner.slice(offset, len))
     }
 
-    /// A copy of the column `name`, whatever its type.
+    /// A copy of the column `name`, whatever its type, read in chunks so
+    /// that a column of any length that fits the step's memory crosses.
+    /// Columns of the richer types ([`Table::schema`]) come as their basic
+    /// type: float32 as float64, dates and timestamps as int64 counts (days;
+    /// microseconds since the epoch), categoricals as text.
     pub fn column(&self, name: &str) -> Result<Column, TableError> {
+        let rows = self.num_rows();
+        let mut whole = self.column_chunk(name, 0, CHUNK_ROWS.min(rows))?;
+        let mut offset = CHUNK_ROWS;
+        while offset < rows {
+            let chunk = self.column_chunk(name, offset, CHUNK_ROWS)?;
+            match (&mut whole, chunk) {
+                (Column::Boolean(a), Column::Boolean(b)) => a.extend(b),
+                (Column::Int64(a), Column::Int64(b)) => a.extend(b),
+                (Column::Float64(a), Column::Float64(b)) => a.extend(b),
+                (Column::Utf8(a), Column::Utf8(b)) => a.extend(b),
+                _ => unreachable!("chunks of one column have one type"),
+            }
+            offset += CHUNK_ROWS;
+        }
+        Ok(whole)
+    }
+
+    /// A copy of rows `offset .. offset + len` (clamped) of column `name`.
+    pub fn column_chunk(&self, name: &str, offset: u64, len: u64) -> Result<Column, TableError> {
         self.inner
-            .column(name)
+            .column_chunk(name, offset, len)
             .map(Column::from_raw)
             .map_err(|message| TableError::Column {
                 name: name.to_owned(),
                 message,
             })
+    }
+
+    /// The columns' names and full types, in order.
+    pub fn schema(&self) -> Vec<ColumnInfo> {
+        self.inner.schema()
+    }
+
+    /// The row counts of the record batches the host holds the table as.
+    pub fn batch_rows(&self) -> Vec<u64> {
+        self.inner.batch_rows()
+    }
+
+    /// The named columns, in that order (no data is copied).
+    pub fn select(&self, columns: &[&str]) -> Result<Table, TableError> {
+        let columns: Vec<String> = columns.iter().map(|c| (*c).to_owned()).collect();
+        self.op("select", self.inner.select(&columns))
+    }
+
+    /// New columns computed natively from SQL expressions over this
+    /// table's columns: exactly the `(name, expression)` pairs, in order.
+    pub fn compute(&self, columns: &[(&str, &str)]) -> Result<Table, TableError> {
+        let columns: Vec<(String, String)> = columns
+            .iter()
+            .map(|(n, e)| ((*n).to_owned(), (*e).to_owned()))
+            .collect();
+        self.op("compute", self.inner.compute(&columns))
+    }
+
+    /// The rows where `predicate` (a boolean column's name, or a SQL
+    /// expression) is true; null counts as false.
+    pub fn filter(&self, predicate: &str) -> Result<Table, TableError> {
+        self.op("filter", self.inner.filter(predicate))
+    }
+
+    /// The rows at `rows`, in that order.
+    pub fn take(&self, rows: &[u64]) -> Result<Table, TableError> {
+        self.op("take", self.inner.take(rows))
+    }
+
+    /// The rows ordered by `keys` (stable).
+    pub fn sort(&self, keys: &[SortKey]) -> Result<Table, TableError> {
+        self.op("sort", self.inner.sort(keys))
+    }
+
+    /// One row per distinct value of `keys` (sorted by them) with the
+    /// aggregates; no keys: one row over the whole table.
+    pub fn group_by(&self, keys: &[&str], aggregates: &[Aggregate]) -> Result<Table, TableError> {
+        let keys: Vec<String> = keys.iter().map(|c| (*c).to_owned()).collect();
+        self.op("group-by", self.inner.group_by(&keys, aggregates))
+    }
+
+    /// This table's rows matched with `right`'s on equal `on` columns.
+    pub fn join(&self, right: &Table, on: &[&str], how: JoinKind) -> Result<Table, TableError> {
+        let on: Vec<String> = on.iter().map(|c| (*c).to_owned()).collect();
+        self.op("join", self.inner.join(&right.inner, &on, how))
+    }
+
+    /// `rows` rows at random without replacement, in table order;
+    /// reproducible for `seed`.
+    pub fn sample(&self, rows: u64, seed: u64) -> Result<Table, TableError> {
+        self.op("sample", self.inner.sample(rows, seed))
+    }
+
+    /// Parts in proportion to `fractions`, each row in exactly one.
+    pub fn split(
+        &self,
+        by: &SplitBy,
+        fractions: &[f64],
+        seed: u64,
+    ) -> Result<Vec<Table>, TableError> {
+        self.inner
+            .split(by, fractions, seed)
+            .map(|parts| parts.into_iter().map(Table::from_raw).collect())
+            .map_err(|message| TableError::Op {
+                op: "split",
+                message,
+            })
+    }
+
+    /// Summary statistics of the columns as JSON (`options`: a JSON
+    /// object, `{}` for the defaults; see the contract docs).
+    pub fn describe(&self, options: &str) -> Result<String, TableError> {
+        self.inner
+            .describe(options)
+            .map_err(|message| TableError::Op {
+                op: "describe",
+                message,
+            })
+    }
+
+    fn op(
+        &self,
+        op: &'static str,
+        result: Result<raw::Table, String>,
+    ) -> Result<Table, TableError> {
+        result
+            .map(Table::from_raw)
+            .map_err(|message| TableError::Op { op, message })
     }
 
     /// A numeric column as floats; `int64` values are converted.

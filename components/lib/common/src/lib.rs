@@ -9,6 +9,9 @@
 //!   `std:statistics`, `std:transform` and the drift binning.
 //! - [`drift`]: `sluice-drift`, the drift maths `std:validate` shares with
 //!   `sluice monitor` on the host.
+//! - [`ingest`]: reading the `file` input through the host's native reader
+//!   and writing it as the `data` table (`std:ingest-csv`,
+//!   `std:ingest-parquet`).
 //!
 //! The SplitMix64 generator of `std:split` and `std:train` is the SDK's
 //! (`sluice_sdk::rng`), since components written outside this repository
@@ -19,6 +22,7 @@
 //! `components/`.
 
 pub mod doc;
+pub mod ingest;
 
 pub use sluice_drift as drift;
 pub use sluice_drift::quantile;

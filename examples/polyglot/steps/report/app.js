@@ -2,9 +2,11 @@
 //
 // Reads the `statistics` document of std:statistics and writes a Markdown
 // report (`report`, a file) and a short JSON summary (`summary`, metrics).
+// Given the table itself (`data`, optional), it adds a per-group section
+// from one SQL query the host runs natively.
 // Built by ../../build.sh with sdk/js/build.sh.
 
-import { Manifest, Param, Port, Step, StepError } from "sluice-sdk";
+import { Manifest, Param, Port, Step, StepError, sql } from "sluice-sdk";
 
 /** @param {number | null | undefined} x @param {number} digits */
 const fmt = (x, digits) => (x === null || x === undefined ? "" : x.toFixed(digits));
@@ -15,10 +17,12 @@ export default class StatsReport extends Step {
     return new Manifest("stats-report", "0.1.0")
       .doc("Renders per-column statistics as a Markdown report and a JSON summary.")
       .input(Port.statistics("statistics").doc("The output of std:statistics."))
+      .input(Port.table("data").optional().doc("The table described, for the per-group section."))
       .output(Port.file("report").doc("Markdown."))
       .output(Port.metrics("summary").doc("Mean, std, min and max per numeric column."))
       .param(Param.text("title").default("Column statistics"))
-      .param(Param.integer("digits").default(3).doc("Decimal places in the report."));
+      .param(Param.integer("digits").default(3).doc("Decimal places in the report."))
+      .param(Param.text("group_by").default("species").doc("The column the per-group section groups `data` by."));
   }
 
   /** @param {import("sluice-sdk").Context} ctx */
@@ -50,10 +54,26 @@ export default class StatsReport extends Step {
       }
     }
     if (categorical.length > 0) lines.push("", "## Categorical columns", "", ...categorical);
+    /** @type {Record<string, number>} */
+    const groups = {};
+    if (ctx.hasInput("data")) {
+      const by = ctx.param("group_by", "text");
+      const quoted = `"${by.replaceAll('"', '""')}"`;
+      const counts = sql(`SELECT CAST(${quoted} AS VARCHAR) AS grp, count(*) AS n FROM data GROUP BY 1 ORDER BY 1`, {
+        data: ctx.inputTable("data"),
+      });
+      const names = counts.columnStr("grp");
+      const ns = counts.columnI64("n");
+      lines.push("", `## Rows by ${by}`, "", "| group | rows |", "|---|---:|");
+      names.forEach((g, i) => {
+        lines.push(`| ${g} | ${ns[i]} |`);
+        groups[g ?? "(null)"] = /** @type {number} */ (ns[i]);
+      });
+    }
     lines.push("");
 
     ctx.outputBytes("report", lines.join("\n"));
-    ctx.outputJson("summary", { rows: stats.num_rows, columns: numeric });
+    ctx.outputJson("summary", { rows: stats.num_rows, columns: numeric, groups });
     ctx.metric("columns", stats.columns.length);
     ctx.info(`reported on ${stats.columns.length} columns`);
   }

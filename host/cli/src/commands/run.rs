@@ -32,6 +32,12 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     no_cache: bool,
 
+    /// The memory limit of every step that sets none of its own in the
+    /// spec (its linear memory and the tables the host holds for it), e.g.
+    /// `4GiB`; over `[pipeline] limits` [default: 1GiB].
+    #[arg(long, env = "SLUICE_MEMORY", value_name = "SIZE", value_parser = parse_memory)]
+    memory: Option<u64>,
+
     /// Re-execute only what did not succeed in RUN (an id, a unique prefix
     /// of one, or `latest`), reusing the rest.
     #[arg(long, value_name = "RUN")]
@@ -54,6 +60,11 @@ pub(crate) struct ValidateArgs {
     /// Print problems (or the plan) as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// A `--memory` size (`512MiB`, `4GiB`, or bytes).
+fn parse_memory(text: &str) -> Result<u64, String> {
+    sluice_pipeline::spec::parse_size(text).map_err(|e| format!("{e}; write a size such as 4GiB"))
 }
 
 /// Exit status of a run whose steps did not all succeed.
@@ -82,6 +93,7 @@ pub(crate) fn run(ctx: &CliContext, args: &RunArgs) -> anyhow::Result<ExitCode> 
     let options = RunOptions {
         jobs: args.jobs.unwrap_or(defaults.jobs).max(1),
         use_cache: !args.no_cache,
+        memory: args.memory,
         trigger: if resume.is_some() {
             "resume".into()
         } else {

@@ -29,6 +29,9 @@ pub struct RunOptions {
     pub resume: Option<RunRecord>,
     /// What started the run (`manual`, `resume`, …).
     pub trigger: String,
+    /// The memory limit of every step that sets none of its own
+    /// (`sluice run --memory`); over `[pipeline] limits`.
+    pub memory: Option<u64>,
 }
 
 impl Default for RunOptions {
@@ -38,6 +41,7 @@ impl Default for RunOptions {
             use_cache: true,
             resume: None,
             trigger: "manual".into(),
+            memory: None,
         }
     }
 }
@@ -162,7 +166,11 @@ pub async fn execute(
         return Err(ExecuteError::Data(Diagnostics(problems)));
     }
 
-    let executor = StepExecutor::new(store.clone(), run_id.clone(), observer.clone());
+    let executor = StepExecutor::new(store.clone(), run_id.clone(), observer.clone())
+        .with_default_limits(crate::spec::Limits {
+            memory: options.memory.or(spec.limits.memory),
+            ..spec.limits
+        });
     let steps = &prepared.plan.steps;
     let mut states: HashMap<String, StepState> = HashMap::new();
     let mut pending: Vec<usize> = (0..steps.len()).collect();
@@ -170,6 +178,28 @@ pub async fn execute(
     let mut in_flight: HashMap<usize, (StepJob<'_>, StepReport)> = HashMap::new();
     let mut running: tokio::task::JoinSet<(usize, Ran)> = tokio::task::JoinSet::new();
     let jobs = options.jobs.max(1);
+    // How many steps not yet started read each artifact: a decoded
+    // artifact is let go as soon as no step still to start needs it, so a
+    // run holds only the tables it still has a use for.
+    let mut readers: HashMap<Source, usize> = HashMap::new();
+    for planned in steps {
+        for b in &planned.inputs {
+            *readers.entry(b.source.clone()).or_default() += 1;
+        }
+    }
+    let mut read = |planned: &PlannedStep, available: &mut HashMap<Source, Available>| {
+        for b in &planned.inputs {
+            let left = readers.get_mut(&b.source).map(|n| {
+                *n = n.saturating_sub(1);
+                *n
+            });
+            if left == Some(0)
+                && let Some(a) = available.get_mut(&b.source)
+            {
+                a.loaded = None;
+            }
+        }
+    };
 
     // Settles one step: its state for the steps downstream, its outputs
     // available to them, its report in the run's.
@@ -241,6 +271,7 @@ pub async fn execute(
                 );
                 let settled = executor.settle_without_running(&job, StepState::Failed, reason)?;
                 settle(settled, &mut available, &mut states);
+                read(planned, &mut available);
                 continue;
             }
 
@@ -249,6 +280,7 @@ pub async fn execute(
                 let reason = format!("skipped: upstream step `{blocked}` did not succeed");
                 let settled = executor.settle_without_running(&job, StepState::Skipped, reason)?;
                 settle(settled, &mut available, &mut states);
+                read(planned, &mut available);
                 continue;
             }
 
@@ -256,6 +288,7 @@ pub async fn execute(
             if let Some(settled) = executor.reuse(&job, options.use_cache, resumed)? {
                 pending.remove(i);
                 settle(settled, &mut available, &mut states);
+                read(planned, &mut available);
                 continue;
             }
 
@@ -275,6 +308,7 @@ pub async fn execute(
                 }
                 step_inputs.insert(b.port.clone(), a.loaded.clone().unwrap());
             }
+            read(planned, &mut available);
             let started = executor.start(&job, step_inputs)?;
             running.spawn(async move { (index, started.run.run().await) });
             in_flight.insert(index, (job, started.report));

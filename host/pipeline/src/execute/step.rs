@@ -11,10 +11,11 @@ use super::ExecuteError;
 use super::artifacts::load_artifact;
 use super::cache_key::{key_of, key_parts, params_json};
 use super::report::{CachedFrom, Observer, OutputReport, StepReport, StepState};
+use crate::spec::Limits as SpecLimits;
 use crate::validate::PlannedStep;
 use sluice_runtime::{
     ArtifactKind, Component, Digest, InputArtifact, Invocation, Limits, OutputArtifact, StepEvent,
-    StepOutcome,
+    StepFailure, StepOutcome,
 };
 use sluice_store::metadata::{ExecutionRecord, ExecutionState, Finished, NewExecution};
 use sluice_store::{NewModel, Store};
@@ -160,6 +161,7 @@ pub struct StepExecutor {
     store: Arc<Store>,
     run_id: String,
     observer: Arc<dyn Observer>,
+    defaults: SpecLimits,
 }
 
 impl StepExecutor {
@@ -169,7 +171,15 @@ impl StepExecutor {
             store,
             run_id: run_id.into(),
             observer,
+            defaults: SpecLimits::default(),
         }
+    }
+
+    /// The limits of steps that set none of their own (`[pipeline] limits`,
+    /// `sluice run --memory`); each limit left unset is the host's default.
+    pub fn with_default_limits(mut self, defaults: SpecLimits) -> Self {
+        self.defaults = defaults;
+        self
     }
 
     /// Reuses an execution when one fits, else loads the inputs, runs the
@@ -323,18 +333,30 @@ impl StepExecutor {
         let mut report = self.report(job);
         report.execution_id = execution_id;
         let limits = Limits {
-            memory: planned.step.limits.memory.unwrap_or(Limits::DEFAULT_MEMORY),
-            time: planned.step.limits.time.unwrap_or(Limits::DEFAULT_TIME),
-            output: planned.step.limits.output.unwrap_or(Limits::DEFAULT_OUTPUT),
+            memory: (planned.step.limits.memory)
+                .or(self.defaults.memory)
+                .unwrap_or(Limits::DEFAULT_MEMORY),
+            time: (planned.step.limits.time)
+                .or(self.defaults.time)
+                .unwrap_or(Limits::DEFAULT_TIME),
+            output: (planned.step.limits.output)
+                .or(self.defaults.output)
+                .unwrap_or(Limits::DEFAULT_OUTPUT),
         };
         let events: sluice_runtime::EventSink = {
             let observer = self.observer.clone();
             let name = job.name().to_string();
             Arc::new(move |e: StepEvent| observer.step_event(&name, &e))
         };
+        let input_names = job
+            .inputs
+            .iter()
+            .map(|i| (i.port.clone(), i.source.clone()))
+            .collect();
         let invocation = Invocation {
             params: planned.params.iter().cloned().collect(),
             inputs,
+            input_names,
             outputs: planned.manifest.outputs.clone(),
             limits,
             seed: *job.key.as_bytes(),
@@ -439,7 +461,11 @@ impl StepExecutor {
             }
             Err(failure) => {
                 report.state = StepState::Failed;
-                report.message = Some(failure.to_string());
+                let mut message = failure.to_string();
+                if let StepFailure::MemoryLimit { requested, .. } = &failure {
+                    message.push_str(&memory_hint(&planned.step.name, *requested));
+                }
+                report.message = Some(message);
                 report.failure = Some(failure);
             }
         }
@@ -540,6 +566,18 @@ fn metrics_map(v: &serde_json::Value) -> BTreeMap<String, f64> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// What to write to give step `step` more memory, after it needed
+/// `requested` bytes: a limit of the next power of two of GiB above it.
+fn memory_hint(step: &str, requested: u64) -> String {
+    let gib = requested.div_ceil(1 << 30).max(1).next_power_of_two();
+    let size = format!("{gib}GiB");
+    format!(
+        ". To allow more, set `limits = {{ memory = \"{size}\" }}` in [steps.{step}] of the \
+         pipeline spec; for every step, `limits = {{ memory = \"{size}\" }}` in [pipeline], or \
+         `sluice run --memory {size}`"
+    )
 }
 
 #[cfg(test)]
