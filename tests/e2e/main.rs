@@ -8,6 +8,7 @@ mod support;
 mod cache;
 mod check;
 mod contract;
+mod dataplane;
 mod drift;
 mod lineage;
 mod ml;

@@ -93,6 +93,12 @@ impl bindings::Guest for Component {
 
     fn fit(data: &raw::Table, params: String) -> Result<String, String> {
         let spec = Spec::parse(&params)?;
+        if !spec.derive.is_empty() {
+            return Err(
+                "`fit` does not take a spec with `derive`; fit through the std:transform step"
+                    .into(),
+            );
+        }
         let columns = read_raw(data, None)?;
         let state = transform::fit(&columns, &spec)?;
         serde_json::to_string(&state).map_err(|e| format!("serializing the state: {e}"))
@@ -100,15 +106,22 @@ impl bindings::Guest for Component {
 
     fn apply(data: &raw::Table, state: String) -> Result<raw::Table, String> {
         let state = State::parse(&state)?;
-        if data.num_rows() >= NATIVE_ROWS {
-            // Many rows: the host computes the same values natively.
-            let fields: Vec<(String, sluice_sdk::DType)> = data
-                .fields()
+        let fields = |t: &raw::Table| -> Vec<(String, sluice_sdk::DType)> {
+            t.fields()
                 .into_iter()
                 .map(|f| (f.name, f.dtype.into()))
-                .collect();
-            let exprs = transform::sql_columns(&fields, &state)?;
-            return data.compute(&exprs);
+                .collect()
+        };
+        if let Some(exprs) = transform::derive_columns(&fields(data), &state.params)? {
+            // Derived columns are SQL: the host computes everything.
+            let derived = data
+                .compute(&exprs)
+                .map_err(|e| format!("computing the derived columns: {e}"))?;
+            return derived.compute(&transform::sql_columns(&fields(&derived), &state)?);
+        }
+        if data.num_rows() >= NATIVE_ROWS {
+            // Many rows: the host computes the same values natively.
+            return data.compute(&transform::sql_columns(&fields(data), &state)?);
         }
         // A few rows (a server's request): computing here avoids planning a
         // query per request.

@@ -43,7 +43,8 @@ impl Step for TransformStep {
         let label: Option<String> = ctx.param("label")?;
         let spec = step_spec(&spec_json, label).map_err(StepError::invalid_input)?;
 
-        let train = ctx.input_table("train")?;
+        let train = derived(ctx.input_table("train")?, &spec)
+            .map_err(|e| StepError::invalid_input(format!("input `train`: {e}")))?;
         let fields = fields_of(&train);
         let state = transform::fit_with(&fields, &spec, |name| {
             train.column(name).map_err(|e| e.to_string())
@@ -62,7 +63,10 @@ impl Step for TransformStep {
             let table = if *split == "train" {
                 None
             } else {
-                Some(ctx.input_table(split)?)
+                Some(
+                    derived(ctx.input_table(split)?, &spec)
+                        .map_err(|e| StepError::invalid_input(format!("input `{split}`: {e}")))?,
+                )
             };
             let table = table.as_ref().unwrap_or(&train);
             let out = apply_natively(table, &state)
@@ -123,6 +127,23 @@ fn fields_of(table: &sluice_sdk::Table) -> Vec<(String, DType)> {
         .into_iter()
         .map(|f| (f.name, f.dtype))
         .collect()
+}
+
+/// `table` with the spec's derived columns added (computed by the host),
+/// or as it is when the spec derives nothing.
+pub(crate) fn derived(table: sluice_sdk::Table, spec: &Spec) -> Result<sluice_sdk::Table, String> {
+    match transform::derive_columns(&fields_of(&table), spec)? {
+        None => Ok(table),
+        Some(exprs) => {
+            let exprs: Vec<(&str, &str)> = exprs
+                .iter()
+                .map(|(n, e)| (n.as_str(), e.as_str()))
+                .collect();
+            table
+                .compute(&exprs)
+                .map_err(|e| format!("computing the derived columns: {e}"))
+        }
+    }
 }
 
 /// `state` applied to `table` by the host, natively: the transform's

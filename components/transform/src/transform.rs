@@ -34,6 +34,13 @@ pub struct Spec {
     /// Columns left out of the output.
     #[serde(default)]
     pub drop: Vec<String>,
+    /// New input columns computed from SQL expressions over the table's
+    /// columns before anything is fitted, by name (e.g. `{"hour":
+    /// "extract(hour from ts)"}`); they are then transformed like any
+    /// other column. The host computes them natively, in the pipeline and
+    /// in the model server alike.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub derive: BTreeMap<String, String>,
 }
 
 fn default_numeric() -> Vec<String> {
@@ -53,6 +60,7 @@ impl Default for Spec {
             columns: BTreeMap::new(),
             passthrough: Vec::new(),
             drop: Vec::new(),
+            derive: BTreeMap::new(),
         }
     }
 }
@@ -63,7 +71,7 @@ impl Spec {
         serde_json::from_str(json).map_err(|e| {
             format!(
                 "the transform spec is not valid: {e}; expected an object with keys label, \
-                 default-numeric, default-categorical, columns, passthrough, drop"
+                 default-numeric, default-categorical, columns, passthrough, drop, derive"
             )
         })
     }
@@ -911,6 +919,32 @@ pub fn sql_columns(
         }
     }
     Ok(out)
+}
+
+/// The columns of a table with `fields` and `spec`'s derived columns
+/// added, as SQL expressions for the host (`table.compute`); `None` when
+/// the spec derives nothing. A derived name that repeats a column is an
+/// error.
+pub fn derive_columns(
+    fields: &[(String, DType)],
+    spec: &Spec,
+) -> Result<Option<Vec<(String, String)>>, String> {
+    if spec.derive.is_empty() {
+        return Ok(None);
+    }
+    let mut out: Vec<(String, String)> = fields
+        .iter()
+        .map(|(name, _)| (name.clone(), sql_ident(name)))
+        .collect();
+    for (name, expr) in &spec.derive {
+        if fields.iter().any(|(n, _)| n == name) {
+            return Err(format!(
+                "`derive` makes column `{name}`, which the table already has; choose another name"
+            ));
+        }
+        out.push((name.clone(), expr.clone()));
+    }
+    Ok(Some(out))
 }
 
 /// A column name as a quoted SQL identifier.

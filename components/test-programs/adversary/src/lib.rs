@@ -3,12 +3,17 @@
 //!
 //! The `behaviour` param picks what it does: `noop`, `loop`, `memory`,
 //! `probe`, `panic`, `oversized`, `random`, `fail`, `invalid`, `reject`,
-//! `clock`, `sleep` (blocks in a host call), `busy` (computes for `size` ms)
-//! or `lie` (succeeds without writing its declared output).
+//! `clock`, `sleep` (blocks in a host call), `busy` (computes for `size` ms),
+//! `lie` (succeeds without writing its declared output), `big-column`
+//! (moves a float64 column of `size` rows into the host and back, in one
+//! call and in chunks) or `host-hog` (asks the host for tables of `size`
+//! rows, keeping every one, until something stops it).
 
 use std::hint::black_box;
 
-use sluice_sdk::{Context, Manifest, Param, Port, Step, StepError, export_step};
+use sluice_sdk::{
+    Column, Context, Manifest, Param, Port, Step, StepError, TableBuilder, export_step, sql,
+};
 
 /// The behaviours the step knows.
 const BEHAVIOURS: &[&str] = &[
@@ -26,6 +31,8 @@ const BEHAVIOURS: &[&str] = &[
     "sleep",
     "busy",
     "lie",
+    "big-column",
+    "host-hog",
 ];
 
 struct Adversary;
@@ -40,11 +47,9 @@ impl Step for Adversary {
                     .required()
                     .doc(format!("One of: {}.", BEHAVIOURS.join(", "))),
             )
-            .param(
-                Param::integer("size")
-                    .default(0)
-                    .doc("Bytes written by `oversized`."),
-            )
+            .param(Param::integer("size").default(0).doc(
+                "Bytes written by `oversized`; rows of `big-column` and `host-hog`; ms of `busy`.",
+            ))
     }
 
     fn run(ctx: &Context) -> Result<(), StepError> {
@@ -86,6 +91,8 @@ impl Step for Adversary {
                 std::thread::sleep(std::time::Duration::from_secs(3600));
                 ctx.output_bytes("out", b"woke up")
             }
+            "big-column" => big_column(ctx, ctx.param("size")?),
+            "host-hog" => host_hog(ctx.param("size")?),
             "clock" => {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -98,6 +105,36 @@ impl Step for Adversary {
                 BEHAVIOURS.join(", ")
             ))),
         }
+    }
+}
+
+/// Builds a float64 column `x` of `rows` rows (x = row index) in one
+/// `add-column` call, then reads it back whole (`Table::column`, in chunks)
+/// and chunk by chunk; writes `rows=N sum=S chunked=S`.
+fn big_column(ctx: &Context, rows: usize) -> Result<(), StepError> {
+    let mut builder = TableBuilder::new();
+    builder.add_f64("x", (0..rows).map(|i| Some(i as f64)).collect())?;
+    let table = builder.finish()?;
+    let whole: f64 = table.column_f64("x")?.into_iter().flatten().sum();
+    let mut chunked = 0.0;
+    let mut offset = 0u64;
+    while offset < table.num_rows() {
+        if let Column::Float64(v) = table.column_chunk("x", offset, 1 << 20)? {
+            chunked += v.into_iter().flatten().sum::<f64>();
+        }
+        offset += 1 << 20;
+    }
+    let out = format!("rows={} sum={whole} chunked={chunked}", table.num_rows());
+    ctx.output_bytes("out", out.as_bytes())
+}
+
+/// Asks the host for a table of `rows` float64 rows, again and again,
+/// keeping every handle: only the step's memory limit can stop it.
+fn host_hog(rows: u64) -> Result<(), StepError> {
+    let mut kept = Vec::new();
+    loop {
+        let query = format!("SELECT CAST(value AS DOUBLE) AS x FROM generate_series(1, {rows})");
+        kept.push(black_box(sql(&query, &[])?));
     }
 }
 

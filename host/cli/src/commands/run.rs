@@ -317,7 +317,7 @@ fn print_summary(prepared: &Prepared, report: &RunReport) {
     }
     let _ = prepared;
     println!(
-        "run {} {} in {}; {} step(s); store {}",
+        "run {} {} in {}; {} step(s); {}store {}",
         report.run_id,
         match report.state {
             RunState::Succeeded => "succeeded",
@@ -325,6 +325,10 @@ fn print_summary(prepared: &Prepared, report: &RunReport) {
         },
         ui::duration(report.duration),
         report.steps.len(),
+        report
+            .peak_rss
+            .map(|b| format!("peak memory {}; ", sluice_tables::memory::human(b)))
+            .unwrap_or_default(),
         report.store
     );
 }

@@ -180,10 +180,28 @@ pub struct RunReport {
     /// Wall time.
     #[serde(serialize_with = "as_ms")]
     pub duration: Duration,
+    /// The most memory the process has had resident so far, in bytes
+    /// (Linux's VmHWM; `None` where the system does not say): with one
+    /// run per process, the run's peak, host-held tables included.
+    pub peak_rss: Option<u64>,
     /// The imported data inputs.
     pub data: Vec<DataReport>,
     /// Every step, in the order it finished.
     pub steps: Vec<StepReport>,
+}
+
+/// The process's peak resident memory so far, in bytes, on Linux.
+pub(crate) fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 impl RunReport {

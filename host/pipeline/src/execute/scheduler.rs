@@ -349,6 +349,7 @@ pub async fn execute(
         resumed_from: options.resume.as_ref().map(|r| r.id.clone()),
         started_at: sluice_store::time::rfc3339(started_at),
         duration: started.elapsed(),
+        peak_rss: super::report::peak_rss(),
         data,
         steps: reports,
     })
