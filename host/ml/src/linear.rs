@@ -254,37 +254,43 @@ impl Logistic<'_> {
             probs,
             false,
         );
-        let mut loss = 0.0;
-        // Residuals r = p − onehot(y), computed over `probs`'s copy.
+        // Residuals r = p − onehot(y), computed over `probs`'s copy. The
+        // rows go in fixed chunks, on every core; the chunks' losses are
+        // added in chunk order, so the result does not depend on the
+        // number of threads.
         let mut resid = vec![0.0; n * k];
-        for (i, (z, r)) in probs
-            .chunks_exact_mut(k)
-            .zip(resid.chunks_exact_mut(k))
-            .enumerate()
-        {
-            for (v, bc) in z.iter_mut().zip(&b) {
-                *v += bc;
-            }
-            let yi = self.y[i];
-            if k == 1 {
-                let t = if yi == 1 { 1.0 } else { 0.0 };
-                // One exp for both the loss (softplus) and the sigmoid.
-                let zi = z[0];
-                let e = libm::exp(-zi.abs());
-                loss += zi.max(0.0) + libm::log1p(e) - t * zi;
-                z[0] = if zi >= 0.0 {
-                    1.0 / (1.0 + e)
+        let loss = chunked_sum(probs, &mut resid, k, |first, zs, rs| {
+            let mut loss = 0.0;
+            for (i, (z, r)) in zs
+                .chunks_exact_mut(k)
+                .zip(rs.chunks_exact_mut(k))
+                .enumerate()
+            {
+                for (v, bc) in z.iter_mut().zip(&b) {
+                    *v += bc;
+                }
+                let yi = self.y[first + i];
+                if k == 1 {
+                    let t = if yi == 1 { 1.0 } else { 0.0 };
+                    // One exp for both the loss (softplus) and the sigmoid.
+                    let zi = z[0];
+                    let e = libm::exp(-zi.abs());
+                    loss += zi.max(0.0) + libm::log1p(e) - t * zi;
+                    z[0] = if zi >= 0.0 {
+                        1.0 / (1.0 + e)
+                    } else {
+                        e / (1.0 + e)
+                    };
+                    r[0] = z[0] - t;
                 } else {
-                    e / (1.0 + e)
-                };
-                r[0] = z[0] - t;
-            } else {
-                let zy = z[yi];
-                loss += softmax_in_place(z) - zy;
-                r.copy_from_slice(z);
-                r[yi] -= 1.0;
+                    let zy = z[yi];
+                    loss += softmax_in_place(z) - zy;
+                    r.copy_from_slice(z);
+                    r[yi] -= 1.0;
+                }
             }
-        }
+            loss
+        });
         let inv_n = 1.0 / n as f64;
         let sq: f64 = w.iter().map(|v| v * v).sum();
         if let Some(grad) = grad {
@@ -418,6 +424,68 @@ pub(crate) fn fit_logistic(
         },
         history,
     ))
+}
+
+/// Rows per chunk of [`chunked_sum`]: fixed, so that the sum's rounding
+/// is the same on every machine.
+const CHUNK_ROWS: usize = 1 << 16;
+
+/// A chunk of rows: its first row, and its probabilities and residuals.
+type Chunk<'a> = (usize, &'a mut [f64], &'a mut [f64]);
+
+/// Runs `body(first_row, probs_rows, resid_rows)` over fixed chunks of
+/// `CHUNK_ROWS` rows (`k` values each) on up to one thread per core, and
+/// adds the chunks' results in chunk order.
+fn chunked_sum(
+    probs: &mut [f64],
+    resid: &mut [f64],
+    k: usize,
+    body: impl Fn(usize, &mut [f64], &mut [f64]) -> f64 + Sync,
+) -> f64 {
+    let chunks: Vec<Chunk<'_>> = probs
+        .chunks_mut(CHUNK_ROWS * k)
+        .zip(resid.chunks_mut(CHUNK_ROWS * k))
+        .enumerate()
+        .map(|(i, (p, r))| (i * CHUNK_ROWS, p, r))
+        .collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(chunks.len())
+        .max(1);
+    let mut sums = vec![0.0; chunks.len()];
+    if threads == 1 {
+        for ((first, p, r), sum) in chunks.into_iter().zip(&mut sums) {
+            *sum = body(first, p, r);
+        }
+    } else {
+        // Chunk i goes to thread i mod threads; each thread returns its
+        // chunks' sums with their indices.
+        let mut lanes: Vec<Vec<(usize, Chunk<'_>)>> = (0..threads).map(|_| Vec::new()).collect();
+        for (i, c) in chunks.into_iter().enumerate() {
+            lanes[i % threads].push((i, c));
+        }
+        let body = &body;
+        let results: Vec<Vec<(usize, f64)>> = std::thread::scope(|s| {
+            let handles: Vec<_> = lanes
+                .into_iter()
+                .map(|lane| {
+                    s.spawn(move || {
+                        lane.into_iter()
+                            .map(|(i, (first, p, r))| (i, body(first, p, r)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a loss chunk does not panic"))
+                .collect()
+        });
+        for (i, v) in results.into_iter().flatten() {
+            sums[i] = v;
+        }
+    }
+    sums.iter().sum()
 }
 
 fn max_abs(v: &[f64]) -> f64 {

@@ -239,8 +239,9 @@ mod tests {
     #[test]
     fn a_hold_past_the_limit_is_refused_with_what_and_how_much() {
         let l = ledger(100_000);
-        let _first = l.hold("first", &table(10_000)).unwrap();
-        let err = l.hold("the second table", &table(10_000)).unwrap_err();
+        let (first, second) = (table(10_000), table(10_000));
+        let _first = l.hold("first", &first).unwrap();
+        let err = l.hold("the second table", &second).unwrap_err();
         assert_eq!(err.what, "the second table");
         assert_eq!(err.limit, 100_000);
         assert!(err.requested >= 80_000);

@@ -28,7 +28,6 @@ use arrow_array::{
 };
 use arrow_buffer::BooleanBuffer;
 use arrow_cast::{CastOptions, cast_with_options};
-use arrow_ord::ord::make_comparator;
 use arrow_ord::sort::sort_to_indices;
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, SortOptions, TimeUnit};
 use arrow_select::filter::filter_record_batch;
@@ -329,7 +328,8 @@ fn take_batch(b: &RecordBatch, indices: &UInt32Array) -> Result<RecordBatch, OpE
 
 /// The rows of `t` at `rows` (all in range), in that order: one `take` per
 /// input batch when the indices ascend (a batch taken whole is shared, not
-/// copied), else `take` or `interleave` in chunks.
+/// copied), else `take` in chunks of [`CHUNK`] rows from each column made
+/// one array.
 fn gather(t: &Table, rows: &[u64]) -> Result<Table, OpError> {
     let schema = t.schema().clone();
     if rows.is_empty() {
@@ -375,21 +375,30 @@ fn gather(t: &Table, rows: &[u64]) -> Result<Table, OpError> {
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?
     } else {
-        let refs: Vec<&RecordBatch> = batches.iter().collect();
+        // Column by column: the column in one array (a sequential copy),
+        // then `take` per chunk of indices, which is much faster than
+        // interleaving from many batches; one column is copied at a time.
         let chunks: Vec<&[u64]> = rows.chunks(CHUNK).collect();
-        par_map(&chunks, rows.len(), |c| {
-            let at: Vec<(usize, usize)> = c
-                .iter()
-                .map(|&r| {
-                    let r = r as usize;
-                    let b = starts.partition_point(|&s| s <= r) - 1;
-                    (b, r - starts[b])
-                })
-                .collect();
-            arrow_select::interleave::interleave_record_batch(&refs, &at).map_err(engine)
-        })
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?
+        let indices: Vec<UInt64Array> = chunks
+            .iter()
+            .map(|c| UInt64Array::from(c.to_vec()))
+            .collect();
+        let mut columns: Vec<Vec<ArrayRef>> = vec![Vec::new(); chunks.len()];
+        for i in 0..schema.fields().len() {
+            let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(i).as_ref()).collect();
+            let whole = arrow_select::concat::concat(&parts).map_err(engine)?;
+            let taken = par_map(&indices, rows.len(), |ix| {
+                arrow_select::take::take(whole.as_ref(), ix, None).map_err(engine)
+            });
+            for (chunk, a) in columns.iter_mut().zip(taken) {
+                chunk.push(a?);
+            }
+        }
+        columns
+            .into_iter()
+            .zip(&chunks)
+            .map(|(c, rows)| batch(&schema, c, rows.len()))
+            .collect::<Result<Vec<_>, _>>()?
     };
     Table::new(schema, out).map_err(engine)
 }
@@ -1985,27 +1994,37 @@ fn ordered(t: &Table, name: &str, shares: &[f64]) -> Result<Vec<Table>, OpError>
         descending: false,
         nulls_first: true,
     };
-    let mut order: Vec<u32> = sort_to_indices(&values, Some(options), None)
+    let (_, indices, _) = sort_to_indices(&values, Some(options), None)
         .map_err(engine)?
-        .values()
-        .to_vec();
-    let compare = make_comparator(values.as_ref(), values.as_ref(), options).map_err(engine)?;
-    let equal = |a: u32, b: u32| compare(a as usize, b as usize).is_eq();
-    // Ties in table order.
-    let mut run = 0;
-    for i in 1..=n {
-        if i == n || !equal(order[i - 1], order[i]) {
-            if i - run > 1 {
-                order[run..i].sort_unstable();
-            }
-            run = i;
+        .into_parts();
+    // same[i]: sorted rows i and i + 1 hold equal values (nulls equal).
+    let same = {
+        let sorted = arrow_select::take::take(
+            values.as_ref(),
+            &UInt32Array::new(indices.clone(), None),
+            None,
+        )
+        .map_err(engine)?;
+        drop(values);
+        if n < 2 {
+            BooleanBuffer::new_unset(0)
+        } else {
+            arrow_ord::cmp::not_distinct(&sorted.slice(0, n - 1), &sorted.slice(1, n - 1))
+                .map_err(engine)?
+                .values()
+                .clone()
         }
+    };
+    let mut order: Vec<u32> = indices.into();
+    // Ties in table order: each run of set bits is a run of equal rows.
+    for (from, to) in same.set_slices() {
+        order[from..=to].sort_unstable();
     }
     let mut parts = Vec::with_capacity(shares.len());
     let mut prev = 0;
     for target in cuts(n, shares) {
         let mut end = target.max(prev);
-        while end > 0 && end < n && equal(order[end - 1], order[end]) {
+        while end > 0 && end < n && same.value(end - 1) {
             end += 1;
         }
         let rows: Vec<u64> = order[prev..end].iter().map(|&r| u64::from(r)).collect();
