@@ -688,6 +688,27 @@ fn apply_op(step: &Fitted, values: Values) -> Result<Applied, String> {
     })
 }
 
+/// Checks a table has every input column of `state` (`has` says whether
+/// it has one); only the label may be absent.
+fn check_inputs(state: &State, has: impl Fn(&str) -> bool) -> Result<(), String> {
+    let missing: Vec<String> = state
+        .columns
+        .iter()
+        .filter(|c| c.role != Role::Label && !has(&c.name))
+        .map(|c| format!("`{}` ({})", c.name, c.dtype))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "the table lacks column{} {} that the transform was fitted with; add {} (only the \
+         label may be left out)",
+        if missing.len() == 1 { "" } else { "s" },
+        missing.join(", "),
+        if missing.len() == 1 { "it" } else { "them" }
+    ))
+}
+
 /// Applies a fitted state to the columns of a table. `columns` must hold
 /// every input column of the state (the label may be absent; other columns
 /// are ignored). Returns the output columns in order: numeric features as
@@ -695,21 +716,7 @@ fn apply_op(step: &Fitted, values: Values) -> Result<Applied, String> {
 /// one-hot as utf8, the label and passthrough columns unchanged.
 pub fn apply(columns: &[(String, Column)], state: &State) -> Result<Vec<(String, Column)>, String> {
     let find = |name: &str| columns.iter().find(|(n, _)| n == name).map(|(_, c)| c);
-    let missing: Vec<String> = state
-        .columns
-        .iter()
-        .filter(|c| c.role != Role::Label && find(&c.name).is_none())
-        .map(|c| format!("`{}` ({})", c.name, c.dtype))
-        .collect();
-    if !missing.is_empty() {
-        return Err(format!(
-            "the table lacks column{} {} that the transform was fitted with; add {} (only the \
-             label may be left out)",
-            if missing.len() == 1 { "" } else { "s" },
-            missing.join(", "),
-            if missing.len() == 1 { "it" } else { "them" }
-        ));
-    }
+    check_inputs(state, |name| find(name).is_some())?;
     let mut out = Vec::new();
     for fc in &state.columns {
         let Some(column) = find(&fc.name) else {
@@ -783,21 +790,7 @@ pub fn sql_columns(
     state: &State,
 ) -> Result<Vec<(String, String)>, String> {
     let find = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, t)| *t);
-    let missing: Vec<String> = state
-        .columns
-        .iter()
-        .filter(|c| c.role != Role::Label && find(&c.name).is_none())
-        .map(|c| format!("`{}` ({})", c.name, c.dtype))
-        .collect();
-    if !missing.is_empty() {
-        return Err(format!(
-            "the table lacks column{} {} that the transform was fitted with; add {} (only the \
-             label may be left out)",
-            if missing.len() == 1 { "" } else { "s" },
-            missing.join(", "),
-            if missing.len() == 1 { "it" } else { "them" }
-        ));
-    }
+    check_inputs(state, |name| find(name).is_some())?;
     let mut out = Vec::new();
     for fc in &state.columns {
         let Some(dtype) = find(&fc.name) else {

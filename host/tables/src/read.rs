@@ -3515,19 +3515,7 @@ mod tests {
         );
     }
 
-    /// CPU seconds this process has used (Linux; 0 elsewhere): a measure
-    /// that other processes on a busy machine do not inflate.
-    fn cpu_seconds() -> f64 {
-        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-        let after = stat.rsplit_once(')').map_or("", |p| p.1);
-        let f: Vec<f64> = after
-            .split_whitespace()
-            .skip(11)
-            .take(2)
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        f.iter().sum::<f64>() / 100.0
-    }
+    use crate::engine::cpu_seconds;
 
     /// A numeric CSV shaped like the benchmark's (9 columns, about 53 bytes
     /// a row: 263 MB for 5M rows): six of floats, three of integers.
