@@ -67,6 +67,23 @@ class Table:
     def slice(self, offset: int, n: int) -> Table:
         raise NotImplementedError
 
+    def select(self, columns: list[str]) -> Table:
+        missing = [c for c in columns if c not in self.cols]
+        if missing:
+            raise Err(f"the table has no column `{missing[0]}`")
+        return Table({c: self.cols[c] for c in columns})
+
+
+#: The queries `sql` was given, with the names of their inputs.
+SQL_CALLS: list[tuple[str, list[str]]] = []
+
+
+def _sql(query: str, inputs: list[tuple[str, Table]]) -> Table:
+    SQL_CALLS.append((query, [name for name, _ in inputs]))
+    if "syntax error" in query:
+        raise Err("SQL error: ParserError(\"Expected an expression\")")
+    return inputs[0][1] if inputs else Table({})
+
 
 class TableBuilder:
     def __init__(self) -> None:
@@ -87,6 +104,7 @@ class TableBuilder:
 
 tables_mod.Table = Table
 tables_mod.TableBuilder = TableBuilder
+tables_mod.sql = _sql
 
 # ---- context ----
 PARAMS: dict[str, Any] = {}

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 import fake_host  # noqa: E402  (installs the fake `wit_world` modules)
 
 from componentize_py_types import Err  # noqa: E402
-from sluice_sdk import Context, Manifest, Param, Port, Step, StepError, TableBuilder  # noqa: E402
+from sluice_sdk import Context, Manifest, Param, Port, Step, StepError, TableBuilder, sql  # noqa: E402
 from sluice_sdk import _export  # noqa: E402
 from wit_world.imports import types as raw  # noqa: E402
 
@@ -92,6 +92,29 @@ class Tables(unittest.TestCase):
         with self.assertRaises(StepError) as e:
             TableBuilder().add_f64("a", [1.0]).add_f64("b", [1.0, 2.0])
         self.assertEqual(e.exception.kind, "failed")
+
+
+class HostOperations(unittest.TestCase):
+    def setUp(self) -> None:
+        fake_host.reset()
+        fake_host.SQL_CALLS.clear()
+
+    def test_sql_passes_named_tables_and_wraps_the_result(self) -> None:
+        t = TableBuilder().add_f64("x", [1.0, 2.0]).finish()
+        out = sql("SELECT x FROM data", {"data": t})
+        self.assertEqual(fake_host.SQL_CALLS, [("SELECT x FROM data", ["data"])])
+        self.assertEqual(out.column_f64("x"), [1.0, 2.0])
+
+    def test_host_refusals_are_invalid_input_naming_the_operation(self) -> None:
+        t = TableBuilder().add_f64("x", [1.0]).finish()
+        with self.assertRaises(StepError) as e:
+            sql("SELECT syntax error", {"data": t})
+        self.assertEqual(e.exception.kind, "invalid-input")
+        self.assertTrue(e.exception.message.startswith("sql: SQL error"), e.exception.message)
+        with self.assertRaises(StepError) as e:
+            t.select(["y"])
+        self.assertEqual(e.exception.message, "select: the table has no column `y`")
+        self.assertEqual(t.select(["x"]).column_names(), ["x"])
 
 
 class Good(Step):
