@@ -709,6 +709,19 @@ fn check_inputs(state: &State, has: impl Fn(&str) -> bool) -> Result<(), String>
     ))
 }
 
+/// Checks that a one-hot of `categories` columns makes as many outputs as
+/// the state lists for `fc` (they differ only in an edited state).
+fn check_one_hot(fc: &FittedColumn, categories: usize) -> Result<(), String> {
+    if categories == fc.outputs.len() {
+        return Ok(());
+    }
+    Err(format!(
+        "the state lists {} outputs but its one-hot has {categories} categories; the state was \
+         edited — fit it again",
+        fc.outputs.len()
+    ))
+}
+
 /// Applies a fitted state to the columns of a table. `columns` must hold
 /// every input column of the state (the label may be absent; other columns
 /// are ignored). Returns the output columns in order: numeric features as
@@ -749,14 +762,7 @@ pub fn apply(columns: &[(String, Column)], state: &State) -> Result<Vec<(String,
         }
         match encoded {
             Some(cols) => {
-                if cols.len() != fc.outputs.len() {
-                    return Err(at(format!(
-                        "the state lists {} outputs but its one-hot has {} categories; the \
-                         state was edited — fit it again",
-                        fc.outputs.len(),
-                        cols.len()
-                    )));
-                }
+                check_one_hot(fc, cols.len()).map_err(at)?;
                 for (name, v) in fc.outputs.iter().zip(cols) {
                     out.push((name.clone(), Column::Float64(v)));
                 }
@@ -891,14 +897,7 @@ pub fn sql_columns(
         }
         match encoded {
             Some(columns) => {
-                if columns.len() != fc.outputs.len() {
-                    return Err(at(format!(
-                        "the state lists {} outputs but its one-hot has {} categories; the \
-                         state was edited — fit it again",
-                        fc.outputs.len(),
-                        columns.len()
-                    )));
-                }
+                check_one_hot(fc, columns.len()).map_err(at)?;
                 out.extend(fc.outputs.iter().cloned().zip(columns));
             }
             None => {
