@@ -155,28 +155,45 @@ impl Target {
     /// `malignant`/`benign` gives `[benign, malignant]` and class 1 (the
     /// positive class of binary metrics) is `malignant`.
     pub fn classes_from_labels<S: AsRef<str>>(labels: &[S]) -> Target {
-        let mut classes: Vec<String> = labels.iter().map(|l| l.as_ref().to_owned()).collect();
-        classes.sort();
-        classes.dedup();
-        let numeric: Option<Vec<f64>> = classes
-            .iter()
-            .map(|c| c.trim().parse::<f64>().ok().filter(|v| v.is_finite()))
-            .collect();
-        if let Some(values) = numeric {
-            let mut order: Vec<usize> = (0..classes.len()).collect();
-            order.sort_by(|&a, &b| values[a].total_cmp(&values[b]).then(a.cmp(&b)));
-            classes = order.into_iter().map(|i| classes[i].clone()).collect();
-        }
-        let indices = labels
+        // Distinct labels first (in order of appearance), then their order.
+        let mut ids: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        let mut distinct: Vec<&str> = Vec::new();
+        let first_ids: Vec<usize> = labels
             .iter()
             .map(|l| {
-                classes
-                    .iter()
-                    .position(|c| c == l.as_ref())
-                    .expect("every label is a class")
+                let l = l.as_ref();
+                *ids.entry(l).or_insert_with(|| {
+                    distinct.push(l);
+                    distinct.len() - 1
+                })
             })
             .collect();
-        Target::Classes { classes, indices }
+        let mut order: Vec<usize> = (0..distinct.len()).collect();
+        order.sort_by(|&a, &b| distinct[a].cmp(distinct[b]));
+        let numeric: Option<Vec<f64>> = order
+            .iter()
+            .map(|&i| {
+                distinct[i]
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+            })
+            .collect();
+        if let Some(values) = numeric {
+            // Stable on equal values: byte order breaks the tie.
+            let mut by_value: Vec<usize> = (0..order.len()).collect();
+            by_value.sort_by(|&a, &b| values[a].total_cmp(&values[b]).then(a.cmp(&b)));
+            order = by_value.into_iter().map(|i| order[i]).collect();
+        }
+        let mut rank = vec![0; distinct.len()];
+        for (r, &i) in order.iter().enumerate() {
+            rank[i] = r;
+        }
+        Target::Classes {
+            classes: order.iter().map(|&i| distinct[i].to_owned()).collect(),
+            indices: first_ids.into_iter().map(|i| rank[i]).collect(),
+        }
     }
 
     /// Classification target from integer labels; classes are the distinct

@@ -215,6 +215,24 @@ struct Logistic<'a> {
     penalty: f64,
 }
 
+/// The objective at a point, and what else one pass over the rows was
+/// asked for.
+struct Eval {
+    value: f64,
+    /// The gradient (P values, P = k·d), when asked for.
+    grad: Vec<f64>,
+    /// The Hessian (P × P, row-major), when asked for.
+    hess: Vec<f64>,
+}
+
+/// What a pass over the rows computes besides the objective.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Want {
+    Value,
+    Gradient,
+    Hessian,
+}
+
 impl Logistic<'_> {
     fn n(&self) -> usize {
         self.x.rows()
@@ -240,35 +258,48 @@ impl Logistic<'_> {
         (w, b)
     }
 
-    /// The objective at `theta`, and its gradient into `grad` when given;
-    /// `probs` receives the per-sample probabilities (n × k) the Hessian
-    /// needs.
-    fn value_grad(&self, theta: &[f64], grad: Option<&mut [f64]>, probs: &mut Vec<f64>) -> f64 {
+    /// The objective at `theta` and, as `want` says, its gradient and
+    /// Hessian, in one pass over the rows. `theta` is k × d row-major (each
+    /// score's weights, then its intercept), so with a column of ones
+    /// appended to X (chunk by chunk, never the whole matrix) the scores are
+    /// `X₁·θᵀ`, the gradient `Rᵀ·X₁` and each Hessian block `X₁ᵀ·D·X₁`.
+    ///
+    /// The rows go in fixed chunks on every core and the chunks' sums are
+    /// added in chunk order, so the result does not depend on the number of
+    /// threads; memory is a few chunks', whatever the number of rows.
+    fn eval(&self, theta: &[f64], want: Want) -> Eval {
         let (n, f, d, k) = (self.n(), self.f(), self.d(), self.k);
-        let (w, b) = self.split(theta);
-        probs.clear();
-        probs.resize(n * k, 0.0);
-        backend().matmul(
-            MatRef::new(self.x.as_slice(), n, f),
-            MatRef::new(&w, k, f).t(),
-            probs,
-            false,
-        );
-        // Residuals r = p − onehot(y), computed over `probs`'s copy. The
-        // rows go in fixed chunks, on every core; the chunks' losses are
-        // added in chunk order, so the result does not depend on the
-        // number of threads.
-        let mut resid = vec![0.0; n * k];
-        let loss = chunked_sum(probs, &mut resid, k, |first, zs, rs| {
-            let mut loss = 0.0;
-            for (i, (z, r)) in zs
-                .chunks_exact_mut(k)
-                .zip(rs.chunks_exact_mut(k))
-                .enumerate()
-            {
-                for (v, bc) in z.iter_mut().zip(&b) {
-                    *v += bc;
+        let p_total = k * d;
+        let x = self.x.as_slice();
+        let parts = chunked(n, |first, rows| {
+            let xs = &x[first * f..(first + rows) * f];
+            let with_ones;
+            let x1: &[f64] = if self.fit_intercept {
+                let mut m = Vec::with_capacity(rows * d);
+                for row in xs.chunks_exact(f) {
+                    m.extend_from_slice(row);
+                    m.push(1.0);
                 }
+                with_ones = m;
+                &with_ones
+            } else {
+                xs
+            };
+            // Scores, turned into probabilities in place.
+            let mut probs = vec![0.0; rows * k];
+            backend().matmul(
+                MatRef::new(x1, rows, d),
+                MatRef::new(theta, k, d).t(),
+                &mut probs,
+                false,
+            );
+            let mut loss = 0.0;
+            let mut resid = if want >= Want::Gradient {
+                vec![0.0; rows * k]
+            } else {
+                Vec::new()
+            };
+            for (i, z) in probs.chunks_exact_mut(k).enumerate() {
                 let yi = self.y[first + i];
                 if k == 1 {
                     let t = if yi == 1 { 1.0 } else { 0.0 };
@@ -281,92 +312,117 @@ impl Logistic<'_> {
                     } else {
                         e / (1.0 + e)
                     };
-                    r[0] = z[0] - t;
                 } else {
                     let zy = z[yi];
                     loss += softmax_in_place(z) - zy;
+                }
+                if let Some(r) = resid.get_mut(i * k..(i + 1) * k) {
                     r.copy_from_slice(z);
-                    r[yi] -= 1.0;
+                    if k == 1 {
+                        r[0] -= if yi == 1 { 1.0 } else { 0.0 };
+                    } else {
+                        r[yi] -= 1.0;
+                    }
                 }
             }
-            loss
-        });
-        let inv_n = 1.0 / n as f64;
-        let sq: f64 = w.iter().map(|v| v * v).sum();
-        if let Some(grad) = grad {
-            let mut gw = vec![0.0; k * f];
-            backend().matmul(
-                MatRef::new(&resid, n, k).t(),
-                MatRef::new(self.x.as_slice(), n, f),
-                &mut gw,
-                false,
-            );
-            for c in 0..k {
-                let g = &mut grad[c * d..(c + 1) * d];
-                for j in 0..f {
-                    g[j] = gw[c * f + j] * inv_n + self.penalty * w[c * f + j];
+            let mut grad = Vec::new();
+            if want >= Want::Gradient {
+                grad = vec![0.0; p_total];
+                backend().matmul(
+                    MatRef::new(&resid, rows, k).t(),
+                    MatRef::new(x1, rows, d),
+                    &mut grad,
+                    false,
+                );
+            }
+            let mut hess = Vec::new();
+            if want == Want::Hessian {
+                hess = vec![0.0; p_total * p_total];
+                let mut scaled = vec![0.0; rows * d];
+                let mut block = vec![0.0; d * d];
+                for a in 0..k {
+                    for bb in a..k {
+                        for (i, (src, dst)) in x1
+                            .chunks_exact(d)
+                            .zip(scaled.chunks_exact_mut(d))
+                            .enumerate()
+                        {
+                            let pi = &probs[i * k..(i + 1) * k];
+                            let wgt = if k == 1 {
+                                pi[0] * (1.0 - pi[0])
+                            } else if a == bb {
+                                pi[a] * (1.0 - pi[a])
+                            } else {
+                                -pi[a] * pi[bb]
+                            };
+                            for (o, v) in dst.iter_mut().zip(src) {
+                                *o = v * wgt;
+                            }
+                        }
+                        backend().symmetric_matmul(
+                            MatRef::new(x1, rows, d).t(),
+                            MatRef::new(&scaled, rows, d),
+                            &mut block,
+                        );
+                        for r in 0..d {
+                            for c in 0..d {
+                                let v = block[r * d + c];
+                                hess[(a * d + r) * p_total + bb * d + c] = v;
+                                hess[(bb * d + c) * p_total + a * d + r] = v;
+                            }
+                        }
+                    }
                 }
-                if self.fit_intercept {
-                    g[f] = resid.iter().skip(c).step_by(k).sum::<f64>() * inv_n;
+            }
+            Eval {
+                value: loss,
+                grad,
+                hess,
+            }
+        });
+        let mut total = Eval {
+            value: 0.0,
+            grad: vec![0.0; if want >= Want::Gradient { p_total } else { 0 }],
+            hess: vec![
+                0.0;
+                if want == Want::Hessian {
+                    p_total * p_total
+                } else {
+                    0
+                }
+            ],
+        };
+        for part in parts {
+            total.value += part.value;
+            for (t, v) in total.grad.iter_mut().zip(&part.grad) {
+                *t += v;
+            }
+            for (t, v) in total.hess.iter_mut().zip(&part.hess) {
+                *t += v;
+            }
+        }
+        let inv_n = 1.0 / n as f64;
+        let (w, _) = self.split(theta);
+        let sq: f64 = w.iter().map(|v| v * v).sum();
+        total.value = total.value * inv_n + 0.5 * self.penalty * sq;
+        for v in total.grad.iter_mut().chain(total.hess.iter_mut()) {
+            *v *= inv_n;
+        }
+        for c in 0..k {
+            for j in 0..f {
+                if let Some(g) = total.grad.get_mut(c * d + j) {
+                    *g += self.penalty * w[c * f + j];
+                }
+                if let Some(h) = total.hess.get_mut((c * d + j) * p_total + c * d + j) {
+                    *h += self.penalty;
                 }
             }
         }
-        loss * inv_n + 0.5 * self.penalty * sq
+        total
     }
 
     fn value(&self, theta: &[f64]) -> f64 {
-        self.value_grad(theta, None, &mut Vec::new())
-    }
-
-    /// The Hessian (P × P, P = k·d) at the point whose probabilities are
-    /// `probs`.
-    fn hessian(&self, probs: &[f64], xt: &Matrix) -> Vec<f64> {
-        let (n, d, k) = (self.n(), self.d(), self.k);
-        let p_total = k * d;
-        let mut h = vec![0.0; p_total * p_total];
-        let mut scaled = xt.clone();
-        let mut block = vec![0.0; d * d];
-        let inv_n = 1.0 / n as f64;
-        for a in 0..k {
-            for bb in a..k {
-                for (i, (src, dst)) in xt
-                    .as_slice()
-                    .chunks_exact(d)
-                    .zip(scaled.as_mut_slice().chunks_exact_mut(d))
-                    .enumerate()
-                {
-                    let pi = &probs[i * k..(i + 1) * k];
-                    let wgt = if k == 1 {
-                        pi[0] * (1.0 - pi[0])
-                    } else if a == bb {
-                        pi[a] * (1.0 - pi[a])
-                    } else {
-                        -pi[a] * pi[bb]
-                    };
-                    for (o, v) in dst.iter_mut().zip(src) {
-                        *o = v * wgt;
-                    }
-                }
-                backend().symmetric_matmul(
-                    MatRef::new(xt.as_slice(), n, d).t(),
-                    MatRef::new(scaled.as_slice(), n, d),
-                    &mut block,
-                );
-                for r in 0..d {
-                    for c in 0..d {
-                        let v = block[r * d + c] * inv_n;
-                        h[(a * d + r) * p_total + bb * d + c] = v;
-                        h[(bb * d + c) * p_total + a * d + r] = v;
-                    }
-                }
-            }
-        }
-        for c in 0..k {
-            for j in 0..self.f() {
-                h[(c * d + j) * p_total + c * d + j] += self.penalty;
-            }
-        }
-        h
+        self.eval(theta, Want::Value).value
     }
 }
 
@@ -426,66 +482,46 @@ pub(crate) fn fit_logistic(
     ))
 }
 
-/// Rows per chunk of [`chunked_sum`]: fixed, so that the sum's rounding
-/// is the same on every machine.
-const CHUNK_ROWS: usize = 1 << 16;
+/// Rows per chunk of [`chunked`]: fixed, so that sums over the chunks
+/// round the same way on every machine.
+const CHUNK_ROWS: usize = 1 << 14;
 
-/// A chunk of rows: its first row, and its probabilities and residuals.
-type Chunk<'a> = (usize, &'a mut [f64], &'a mut [f64]);
-
-/// Runs `body(first_row, probs_rows, resid_rows)` over fixed chunks of
-/// `CHUNK_ROWS` rows (`k` values each) on up to one thread per core, and
-/// adds the chunks' results in chunk order.
-fn chunked_sum(
-    probs: &mut [f64],
-    resid: &mut [f64],
-    k: usize,
-    body: impl Fn(usize, &mut [f64], &mut [f64]) -> f64 + Sync,
-) -> f64 {
-    let chunks: Vec<Chunk<'_>> = probs
-        .chunks_mut(CHUNK_ROWS * k)
-        .zip(resid.chunks_mut(CHUNK_ROWS * k))
-        .enumerate()
-        .map(|(i, (p, r))| (i * CHUNK_ROWS, p, r))
-        .collect();
+/// Runs `body(first_row, rows)` over `n` rows in fixed chunks of
+/// [`CHUNK_ROWS`], on up to one thread per core, and returns the results in
+/// chunk order.
+fn chunked<T: Send>(n: usize, body: impl Fn(usize, usize) -> T + Sync) -> Vec<T> {
+    let chunks = n.div_ceil(CHUNK_ROWS);
     let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(chunks.len())
+        .map_or(1, |t| t.get())
+        .min(chunks)
         .max(1);
-    let mut sums = vec![0.0; chunks.len()];
+    let run = |i: usize| body(i * CHUNK_ROWS, CHUNK_ROWS.min(n - i * CHUNK_ROWS));
     if threads == 1 {
-        for ((first, p, r), sum) in chunks.into_iter().zip(&mut sums) {
-            *sum = body(first, p, r);
-        }
-    } else {
-        // Chunk i goes to thread i mod threads; each thread returns its
-        // chunks' sums with their indices.
-        let mut lanes: Vec<Vec<(usize, Chunk<'_>)>> = (0..threads).map(|_| Vec::new()).collect();
-        for (i, c) in chunks.into_iter().enumerate() {
-            lanes[i % threads].push((i, c));
-        }
-        let body = &body;
-        let results: Vec<Vec<(usize, f64)>> = std::thread::scope(|s| {
-            let handles: Vec<_> = lanes
-                .into_iter()
-                .map(|lane| {
-                    s.spawn(move || {
-                        lane.into_iter()
-                            .map(|(i, (first, p, r))| (i, body(first, p, r)))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a loss chunk does not panic"))
-                .collect()
-        });
-        for (i, v) in results.into_iter().flatten() {
-            sums[i] = v;
-        }
+        return (0..chunks).map(run).collect();
     }
-    sums.iter().sum()
+    // Thread t takes chunks t, t + threads, …; the results are put back in
+    // chunk order.
+    let run = &run;
+    let mut lanes: Vec<std::vec::IntoIter<T>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| s.spawn(move || (t..chunks).step_by(threads).map(run).collect::<Vec<T>>()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .expect("a chunk of rows does not panic")
+                    .into_iter()
+            })
+            .collect()
+    });
+    (0..chunks)
+        .map(|i| {
+            lanes[i % threads]
+                .next()
+                .expect("each lane holds its chunks")
+        })
+        .collect()
 }
 
 fn max_abs(v: &[f64]) -> f64 {
@@ -530,29 +566,19 @@ fn line_search(
 }
 
 fn newton(problem: &Logistic<'_>, theta: &mut [f64], p: &LogisticParams) -> Result<Vec<f64>> {
-    let (n, f, d) = (problem.n(), problem.f(), problem.d());
-    // X with a column of ones for the intercept.
-    let xt = if problem.fit_intercept {
-        let mut data = Vec::with_capacity(n * d);
-        for row in problem.x.as_slice().chunks_exact(f) {
-            data.extend_from_slice(row);
-            data.push(1.0);
-        }
-        Matrix::new(n, d, data)?
-    } else {
-        problem.x.clone()
-    };
+    let (f, d) = (problem.f(), problem.d());
     let p_total = theta.len();
-    let mut grad = vec![0.0; p_total];
-    let mut probs = Vec::new();
-    let mut history = Vec::new();
-    let mut fx = check_finite(problem.value_grad(theta, Some(&mut grad), &mut probs))?;
-    history.push(fx);
+    // One pass gives the objective, gradient and Hessian together: each
+    // iteration reads the rows once when the full Newton step is taken
+    // (the usual case), instead of once for the line search and twice more
+    // for the derivatives.
+    let mut at = problem.eval(theta, Want::Hessian);
+    let mut history = vec![check_finite(at.value)?];
     for _ in 0..p.max_iter {
-        if max_abs(&grad) <= p.tol {
+        if max_abs(&at.grad) <= p.tol {
             break;
         }
-        let h = problem.hessian(&probs, &xt);
+        let h = &at.hess;
         let max_diag = (0..p_total).map(|i| h[i * p_total + i]).fold(0.0, f64::max);
         // Softmax leaves a common shift of the intercepts free: a tiny ridge
         // there keeps the system definite without moving the optimum. If
@@ -560,7 +586,7 @@ fn newton(problem: &Logistic<'_>, theta: &mut [f64], p: &LogisticParams) -> Resu
         // more each time; in the end fall back to the gradient.
         let gauge = if problem.k > 1 { 1e-10 * max_diag } else { 0.0 };
         let mut extra = 0.0;
-        let mut dir: Vec<f64> = grad.iter().map(|g| -g).collect();
+        let mut dir: Vec<f64> = at.grad.iter().map(|g| -g).collect();
         for _ in 0..12 {
             let mut hd = h.clone();
             for i in 0..p_total {
@@ -577,30 +603,39 @@ fn newton(problem: &Logistic<'_>, theta: &mut [f64], p: &LogisticParams) -> Resu
                 extra * 100.0
             };
         }
-        let slope = dot(&grad, &dir);
-        if line_search(problem, theta, fx, slope, &dir, 1.0).is_none() {
-            break; // no decrease representable: as converged as it gets
+        let slope = dot(&at.grad, &dir);
+        // The full step, evaluated with its derivatives; backtracking
+        // (Armijo) when it does not decrease the objective enough.
+        let mut trial: Vec<f64> = theta.iter().zip(&dir).map(|(t, s)| t + s).collect();
+        let mut next = problem.eval(&trial, Want::Hessian);
+        if next.value > at.value + 1e-4 * slope {
+            if line_search(problem, theta, at.value, slope, &dir, 0.5).is_none() {
+                break; // no decrease representable: as converged as it gets
+            }
+            trial.copy_from_slice(theta);
+            next = problem.eval(&trial, Want::Hessian);
         }
         if problem.k > 1 && problem.fit_intercept {
-            let mean = theta.iter().skip(f).step_by(d).sum::<f64>() / problem.k as f64;
-            for b in theta.iter_mut().skip(f).step_by(d) {
+            // A common shift of the intercepts changes nothing; keep them
+            // centred. (The derivatives do not depend on it.)
+            let mean = trial.iter().skip(f).step_by(d).sum::<f64>() / problem.k as f64;
+            for b in trial.iter_mut().skip(f).step_by(d) {
                 *b -= mean;
             }
         }
-        fx = check_finite(problem.value_grad(theta, Some(&mut grad), &mut probs))?;
-        history.push(fx);
+        theta.copy_from_slice(&trial);
+        history.push(check_finite(next.value)?);
+        at = next;
     }
     Ok(history)
 }
 
 fn lbfgs(problem: &Logistic<'_>, theta: &mut [f64], p: &LogisticParams) -> Result<Vec<f64>> {
     const M: usize = 10;
-    let p_total = theta.len();
-    let mut grad = vec![0.0; p_total];
-    let mut probs = Vec::new();
-    let mut history = Vec::new();
-    let mut fx = check_finite(problem.value_grad(theta, Some(&mut grad), &mut probs))?;
-    history.push(fx);
+    let mut at = problem.eval(theta, Want::Gradient);
+    let mut fx = check_finite(at.value)?;
+    let mut grad = std::mem::take(&mut at.grad);
+    let mut history = vec![fx];
     let mut pairs: std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)> =
         std::collections::VecDeque::new();
     for iter in 0..p.max_iter {
@@ -646,7 +681,9 @@ fn lbfgs(problem: &Logistic<'_>, theta: &mut [f64], p: &LogisticParams) -> Resul
         if line_search(problem, theta, fx, slope, &dir, first).is_none() {
             break;
         }
-        fx = check_finite(problem.value_grad(theta, Some(&mut grad), &mut probs))?;
+        let next = problem.eval(theta, Want::Gradient);
+        fx = check_finite(next.value)?;
+        grad = next.grad;
         history.push(fx);
         let s: Vec<f64> = theta.iter().zip(&old).map(|(a, b)| a - b).collect();
         let y: Vec<f64> = grad.iter().zip(&old_grad).map(|(a, b)| a - b).collect();

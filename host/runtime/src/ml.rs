@@ -28,9 +28,9 @@ impl ml::Host for StepState {
         label: String,
         params: String,
     ) -> wasmtime::Result<Result<Resource<ModelRes>, ml::MlError>> {
-        let batch = self.table(&data)?.to_batch()?;
+        let table = self.table(&data)?;
         let trained = tokio::task::spawn_blocking(move || {
-            ModelArtifact::train(&algorithm, &batch, &features, &label, &params)
+            ModelArtifact::train(&algorithm, &table, &features, &label, &params)
         })
         .await
         .map_err(|e| wasmtime::Error::msg(format!("the training thread failed: {e}")))?;

@@ -11,6 +11,7 @@ use arrow_array::{
 use arrow_schema::{DataType, Field, Schema};
 use serde_json::{Map, Value};
 use sluice_store::Digest;
+use sluice_tables::Table;
 use std::sync::{Arc, OnceLock};
 
 /// Why a model cannot be used.
@@ -193,11 +194,11 @@ impl ModelArtifact {
 
 /// Labels of a classifier's prediction column are written back in the
 /// label column's own type, recorded in the card as `label_type`.
-fn label_type_of(batch: &RecordBatch, label: &str) -> &'static str {
-    match batch.column_by_name(label).map(|a| a.data_type().clone()) {
-        Some(DataType::Int64) => "int64",
-        Some(DataType::Boolean) => "boolean",
-        Some(DataType::Float64) => "float64",
+fn label_type_of(schema: &Schema, label: &str) -> &'static str {
+    match schema.field_with_name(label).map(|f| f.data_type()) {
+        Ok(DataType::Int64) => "int64",
+        Ok(DataType::Boolean) => "boolean",
+        Ok(DataType::Float64) => "float64",
         _ => "utf8",
     }
 }
@@ -208,53 +209,125 @@ pub(crate) fn feature_matrix(
     batch: &RecordBatch,
     features: &[String],
 ) -> Result<Vec<f64>, ModelError> {
-    let rows = batch.num_rows();
+    feature_matrix_of(std::slice::from_ref(batch), features)
+}
+
+/// The `features` columns of a table held as `batches` (one schema) as one
+/// row-major matrix: the batches are read in place, not joined first.
+/// Rows in messages count from the table's first row.
+pub(crate) fn feature_matrix_of(
+    batches: &[RecordBatch],
+    features: &[String],
+) -> Result<Vec<f64>, ModelError> {
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let cols = features.len();
     let mut data = vec![0.0; rows * cols];
-    for (j, name) in features.iter().enumerate() {
-        let Some(array) = batch.column_by_name(name) else {
-            let have: Vec<String> = batch
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect();
-            return Err(ModelError::Data(format!(
-                "the model takes column `{name}`, which the table lacks; its columns are: {}",
-                have.join(", ")
-            )));
-        };
-        if array.null_count() > 0 {
-            let first = (0..rows).find(|&i| array.is_null(i)).unwrap_or(0);
-            return Err(ModelError::Data(format!(
-                "column `{name}` has {} missing value(s) (the first at row {first}); models take complete numbers — impute them first (std:transform with `impute:mean`)",
-                array.null_count()
-            )));
-        }
-        let any = array.as_any();
-        let value: Box<dyn Fn(usize) -> f64> = if let Some(a) = any.downcast_ref::<Float64Array>() {
-            Box::new(move |i| a.value(i))
-        } else if let Some(a) = any.downcast_ref::<Int64Array>() {
-            Box::new(move |i| a.value(i) as f64)
-        } else if let Some(a) = any.downcast_ref::<BooleanArray>() {
-            Box::new(move |i| if a.value(i) { 1.0 } else { 0.0 })
-        } else {
-            return Err(ModelError::Data(format!(
-                "column `{name}` holds {}, but models take numbers; encode it first (std:transform with `one-hot`)",
-                array.data_type()
-            )));
-        };
-        for i in 0..rows {
-            let v = value(i);
-            if !v.is_finite() {
+    let mut offset = 0;
+    for batch in batches {
+        let n = batch.num_rows();
+        let part = &mut data[offset * cols..(offset + n) * cols];
+        for (j, name) in features.iter().enumerate() {
+            let array = feature_column(batch, name, offset)?;
+            let any = array.as_any();
+            let mut put = |i: usize, v: f64| {
+                if v.is_finite() {
+                    part[i * cols + j] = v;
+                    Ok(())
+                } else {
+                    Err(ModelError::Data(format!(
+                        "column `{name}` holds {v} at row {}; models take finite numbers",
+                        offset + i
+                    )))
+                }
+            };
+            if let Some(a) = any.downcast_ref::<Float64Array>() {
+                for (i, &v) in a.values().iter().enumerate() {
+                    put(i, v)?;
+                }
+            } else if let Some(a) = any.downcast_ref::<Int64Array>() {
+                for (i, &v) in a.values().iter().enumerate() {
+                    put(i, v as f64)?;
+                }
+            } else if let Some(a) = any.downcast_ref::<BooleanArray>() {
+                for i in 0..n {
+                    put(i, if a.value(i) { 1.0 } else { 0.0 })?;
+                }
+            } else {
                 return Err(ModelError::Data(format!(
-                    "column `{name}` holds {v} at row {i}; models take finite numbers"
+                    "column `{name}` holds {}, but models take numbers; encode it first (std:transform with `one-hot`)",
+                    array.data_type()
                 )));
             }
-            data[i * cols + j] = v;
         }
+        offset += n;
     }
     Ok(data)
+}
+
+/// Column `name` of `batch`, complete: a missing column or missing values
+/// are refused with advice (`offset` is the batch's first row in its table).
+fn feature_column<'a>(
+    batch: &'a RecordBatch,
+    name: &str,
+    offset: usize,
+) -> Result<&'a ArrayRef, ModelError> {
+    let Some(array) = batch.column_by_name(name) else {
+        let have: Vec<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        return Err(ModelError::Data(format!(
+            "the model takes column `{name}`, which the table lacks; its columns are: {}",
+            have.join(", ")
+        )));
+    };
+    if array.null_count() > 0 {
+        let first = (0..array.len()).find(|&i| array.is_null(i)).unwrap_or(0);
+        return Err(ModelError::Data(format!(
+            "column `{name}` has {} missing value(s) (the first at row {}); models take complete numbers — impute them first (std:transform with `impute:mean`)",
+            array.null_count(),
+            offset + first
+        )));
+    }
+    Ok(array)
+}
+
+/// The class labels of column `label` over `batches`, as text: text
+/// columns are borrowed, others are written out. A missing label is
+/// refused, naming its row.
+fn label_texts<'a>(
+    batches: &'a [RecordBatch],
+    label: &str,
+) -> Result<Vec<std::borrow::Cow<'a, str>>, ModelError> {
+    use std::borrow::Cow;
+    let mut out = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
+    for batch in batches {
+        let missing = |i: usize| {
+            ModelError::Data(format!(
+                "the label `{label}` is missing at row {}",
+                out.len() + i
+            ))
+        };
+        let texts: Vec<Cow<'a, str>> = match batch
+            .column_by_name(label)
+            .and_then(|a| a.as_any().downcast_ref::<StringArray>())
+        {
+            Some(a) => a
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v.map(Cow::Borrowed).ok_or_else(|| missing(i)))
+                .collect::<Result<_, _>>()?,
+            None => text_column(batch, label)?
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| v.map(Cow::Owned).ok_or_else(|| missing(i)))
+                .collect::<Result<_, _>>()?,
+        };
+        out.extend(texts);
+    }
+    Ok(out)
 }
 
 /// The values of column `name` as text (for class labels and slices).
@@ -291,11 +364,15 @@ fn text_column(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>, M
 
 /// The values of column `name` as numbers (regression labels).
 fn number_column(batch: &RecordBatch, name: &str) -> Result<Vec<f64>, ModelError> {
-    let v = feature_matrix(batch, &[name.to_string()]).map_err(|e| match e {
+    number_values(std::slice::from_ref(batch), name)
+}
+
+/// The values of column `name` over a table's `batches` as numbers.
+fn number_values(batches: &[RecordBatch], name: &str) -> Result<Vec<f64>, ModelError> {
+    feature_matrix_of(batches, &[name.to_string()]).map_err(|e| match e {
         ModelError::Data(m) => ModelError::Data(format!("label: {m}")),
         other => other,
-    })?;
-    Ok(v)
+    })
 }
 
 /// Metrics of the rows at the given indices.
@@ -317,7 +394,7 @@ impl ModelArtifact {
     /// predict `label`, with trainer `params` (a JSON object).
     pub fn train(
         algorithm: &str,
-        batch: &RecordBatch,
+        data: &Table,
         features: &[String],
         label: &str,
         params: &str,
@@ -335,23 +412,19 @@ impl ModelArtifact {
                 "the label `{label}` is also listed as a feature"
             )));
         }
-        let rows = batch.num_rows();
-        let x = sluice_ml::Matrix::new(rows, features.len(), feature_matrix(batch, features)?)
+        let batches = data.batches();
+        let rows = data.num_rows();
+        if data.schema().column_with_name(label).is_none() {
+            return Err(ModelError::Data(format!(
+                "the table has no column `{label}`"
+            )));
+        }
+        let x = sluice_ml::Matrix::new(rows, features.len(), feature_matrix_of(batches, features)?)
             .map_err(|e| ModelError::Data(e.to_string()))?;
         let target = if algorithm.is_classifier() {
-            let labels = text_column(batch, label)?;
-            let labels: Vec<String> = labels
-                .into_iter()
-                .enumerate()
-                .map(|(i, l)| {
-                    l.ok_or_else(|| {
-                        ModelError::Data(format!("the label `{label}` is missing at row {i}"))
-                    })
-                })
-                .collect::<Result<_, _>>()?;
-            sluice_ml::Target::classes_from_labels(&labels)
+            sluice_ml::Target::classes_from_labels(&label_texts(batches, label)?)
         } else {
-            sluice_ml::Target::Values(number_column(batch, label)?)
+            sluice_ml::Target::Values(number_values(batches, label)?)
         };
         let classes = target.classes().to_vec();
         let dataset = sluice_ml::Dataset::new(x, features.to_vec(), target)
@@ -370,7 +443,10 @@ impl ModelArtifact {
         );
         card.insert("features".into(), features.into());
         card.insert("label".into(), label.into());
-        card.insert("label_type".into(), label_type_of(batch, label).into());
+        card.insert(
+            "label_type".into(),
+            label_type_of(data.schema(), label).into(),
+        );
         if algorithm.is_classifier() {
             card.insert("classes".into(), classes.into());
         }
