@@ -483,8 +483,10 @@ pub(crate) fn fit_logistic(
 }
 
 /// Rows per chunk of [`chunked`]: fixed, so that sums over the chunks
-/// round the same way on every machine.
-const CHUNK_ROWS: usize = 1 << 14;
+/// round the same way on every machine. A chunk's scratch matrices (rows ×
+/// (F + 1) values) stay under the allocator's mmap threshold for up to 15
+/// features, so they are reused rather than mapped and faulted in anew.
+const CHUNK_ROWS: usize = 1 << 13;
 
 /// Runs `body(first_row, rows)` over `n` rows in fixed chunks of
 /// [`CHUNK_ROWS`], on up to one thread per core, and returns the results in

@@ -546,13 +546,10 @@ impl ModelArtifact {
             let classes = self.classes().ok_or_else(|| {
                 ModelError::Card("a classifier's card must list its `classes`".into())
             })?;
-            let truth: Vec<usize> = text_column(batch, &label)?
+            let truth: Vec<usize> = label_texts(std::slice::from_ref(batch), &label)?
                 .into_iter()
                 .enumerate()
                 .map(|(i, l)| {
-                    let l = l.ok_or_else(|| {
-                        ModelError::Data(format!("the label `{label}` is missing at row {i}"))
-                    })?;
                     classes.iter().position(|c| *c == l).ok_or_else(|| {
                         ModelError::Data(format!(
                             "row {i} has label `{l}`, which is not a class the model knows ({})",
