@@ -254,6 +254,8 @@ fn micros(d: Duration) -> f64 {
 fn runtime(dir: &Path) -> Runtime {
     Runtime::new(RuntimeConfig {
         cache_dir: Some(dir.to_path_buf()),
+        // Beside the cache, so that every runtime of the run shares it.
+        cache_key_file: Some(dir.with_extension("key")),
     })
     .expect("starting a runtime")
 }

@@ -5,6 +5,8 @@ use crate::support::*;
 fn inspect(cache: &std::path::Path, component: &str) -> serde_json::Value {
     let out = sluice()
         .env("SLUICE_CACHE_DIR", cache)
+        // The key lives outside the cache folder (see the trust model).
+        .env("SLUICE_CACHE_KEY", cache.with_extension("key"))
         .args(["component", "inspect", component, "--json"])
         .output()
         .unwrap();
@@ -40,7 +42,7 @@ fn the_second_load_comes_from_the_compiled_cache_and_corruption_is_recompiled() 
             .contains("truncated")
     );
 
-    // Flip a byte in the middle: the checksum catches it.
+    // Flip a byte in the middle: the authentication code catches it.
     let mut bytes = std::fs::read(&entries[0]).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x5a;
@@ -51,13 +53,87 @@ fn the_second_load_comes_from_the_compiled_cache_and_corruption_is_recompiled() 
         fourth["compiled_cache"]["reason"]
             .as_str()
             .unwrap()
-            .contains("checksum")
+            .contains("does not match")
     );
 
     assert_eq!(
         inspect(cache.path(), "std:statistics")["compiled_cache"]["outcome"],
         "hit"
     );
+}
+
+#[test]
+fn a_swapped_or_forged_cache_entry_is_recompiled_not_run() {
+    let root = tempfile::tempdir().unwrap();
+    let cache = root.path().join("cache");
+    let entry = |component: &serde_json::Value| {
+        let digest = component["digest"].as_str().unwrap();
+        let hex = digest.strip_prefix("sha256:").unwrap_or(digest).to_string();
+        std::fs::read_dir(cache.join("compiled"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.extension().is_some_and(|e| e == "cwasm")
+                    && p.file_name().unwrap().to_string_lossy().starts_with(&hex)
+            })
+            .unwrap()
+    };
+    let statistics = inspect(&cache, "std:statistics");
+    let split = inspect(&cache, "std:split");
+    let (from, to) = (entry(&statistics), entry(&split));
+    // Whoever can write the cache folder copies one component's code and
+    // check file over another's entry: the MAC covers the component's
+    // digest, so the swap is caught and `split` is compiled from itself.
+    std::fs::copy(&from, &to).unwrap();
+    std::fs::copy(from.with_extension("check"), to.with_extension("check")).unwrap();
+    let again = inspect(&cache, "std:split");
+    assert_eq!(
+        again["compiled_cache"]["outcome"], "recompiled",
+        "{again:#}"
+    );
+    assert!(
+        again["compiled_cache"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not match"),
+        "{again:#}"
+    );
+    assert_eq!(again["manifest"]["name"], "split");
+    // A check record forged the way the old format was made (length and
+    // CRC-32, which anyone can compute) is not trusted either.
+    let bytes = std::fs::read(&to).unwrap();
+    let mut forged = b"SLUICE\x01\x00".to_vec();
+    forged.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+    forged.extend_from_slice(&crc32(&bytes).to_le_bytes());
+    std::fs::write(to.with_extension("check"), &forged).unwrap();
+    let again = inspect(&cache, "std:split");
+    assert_eq!(again["compiled_cache"]["outcome"], "recompiled");
+    // With another key (another user, a cache restored without its key),
+    // nothing in the folder is trusted.
+    let out = sluice()
+        .env("SLUICE_CACHE_DIR", &cache)
+        .env("SLUICE_CACHE_KEY", root.path().join("other.key"))
+        .args(["component", "inspect", "std:statistics", "--json"])
+        .output()
+        .unwrap();
+    let r: Run = out.into();
+    assert_eq!(r.json()["compiled_cache"]["outcome"], "recompiled");
+}
+
+/// CRC-32 (IEEE), as the first cache format used.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
 }
 
 #[test]

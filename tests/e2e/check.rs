@@ -101,13 +101,18 @@ fn a_manifest_that_lies_about_an_output_fails_the_outputs_check() {
 }
 
 #[test]
-fn a_nondeterministic_component_fails_the_determinism_check() {
+fn a_component_reading_the_clock_is_deterministic_and_says_it_read_one() {
+    // Steps see virtual clocks: the same reads give the same times.
     let r = check(&[adversary(), "--param", "behaviour=clock", "--json"]);
-    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_eq!(r.code, 0, "{}", r.stdout);
     let v = r.json();
     let (s, detail) = status(&v, "deterministic");
-    assert_eq!(s, "failed");
-    assert!(detail.contains("different bytes on: out"), "{detail}");
+    assert_eq!(s, "passed");
+    assert!(detail.contains("the step read a clock"), "{detail}");
+    let r = check(&[adversary(), "--param", "behaviour=noop", "--json"]);
+    let v = r.json();
+    let (_, detail) = status(&v, "deterministic");
+    assert!(detail.ends_with("the step read no clock"), "{detail}");
 }
 
 #[test]

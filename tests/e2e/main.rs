@@ -7,6 +7,7 @@ mod support;
 
 mod cache;
 mod check;
+mod containment;
 mod contract;
 mod dataplane;
 mod drift;

@@ -86,7 +86,8 @@ fn us(d: Duration) -> String {
 fn breakdown(source: &ComponentSource, n: usize) {
     let cache = tempfile::tempdir().expect("a temporary folder");
     let rt = Runtime::new(RuntimeConfig {
-        cache_dir: Some(cache.path().to_path_buf()),
+        cache_dir: Some(cache.path().join("compiled")),
+        cache_key_file: Some(cache.path().join("cache.key")),
     })
     .expect("a runtime");
     let loaded = rt.load(source).expect("loading");
@@ -175,7 +176,8 @@ fn breakdown(source: &ComponentSource, n: usize) {
 
         let rt_start = Instant::now();
         let rt = Runtime::new(RuntimeConfig {
-            cache_dir: Some(cache.path().to_path_buf()),
+            cache_dir: Some(cache.path().join("compiled")),
+            cache_key_file: Some(cache.path().join("cache.key")),
         })
         .expect("a runtime");
         t[9] = rt_start.elapsed();

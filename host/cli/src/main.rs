@@ -204,12 +204,27 @@ fn default_cache_dir() -> Option<PathBuf> {
         .map(|d| d.join("sluice"))
 }
 
+/// The compiled cache's key: `$SLUICE_CACHE_KEY`, else
+/// `$XDG_CONFIG_HOME/sluice/compiled-cache.key`, else
+/// `~/.config/sluice/compiled-cache.key` — outside the cache folder, so that
+/// who can write the cache cannot also forge its entries.
+fn cache_key_file() -> Option<PathBuf> {
+    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    var("SLUICE_CACHE_KEY").map(PathBuf::from).or_else(|| {
+        var("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".config")))
+            .map(|d| d.join("sluice").join("compiled-cache.key"))
+    })
+}
+
 impl CliContext {
     /// A runtime using the configured compiled cache.
     pub(crate) fn runtime(&self) -> anyhow::Result<sluice_runtime::Runtime> {
         use anyhow::Context as _;
         sluice_runtime::Runtime::new(sluice_runtime::RuntimeConfig {
             cache_dir: self.cache_dir.as_ref().map(|d| d.join("compiled")),
+            cache_key_file: cache_key_file(),
         })
         .context("starting the component runtime")
     }

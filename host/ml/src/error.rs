@@ -51,6 +51,10 @@ pub enum MlError {
     /// Training produced a NaN or infinite loss.
     #[error("training diverged: {0}")]
     Diverged(String),
+    /// Training was stopped through its [`Cancel`](crate::Cancel) flag
+    /// before it finished.
+    #[error("training was stopped before it finished")]
+    Cancelled,
     /// An ONNX model that cannot be decoded, typed or optimised by tract.
     #[error("cannot load the ONNX model: {0}")]
     ModelLoad(String),

@@ -79,6 +79,7 @@
 //! The names are constants in [`onnx`].
 
 mod algorithm;
+mod cancel;
 mod data;
 mod error;
 mod export;
@@ -94,12 +95,13 @@ mod prediction;
 mod rng;
 
 pub use algorithm::Algorithm;
+pub use cancel::Cancel;
 pub use data::{Dataset, Matrix, Target, Task};
 pub use error::{MlError, Result};
 pub use inference::{Dim, ElemType, Model, Outputs, Signature, Tensor, TensorData, TensorSpec};
 pub use linear::{LinearKind, LinearModel};
 pub use mlp::{Dense, Mlp, MlpOutput};
-pub use model::{TrainedModel, train};
+pub use model::{TrainedModel, train, train_until};
 pub use native::NativeModel;
 pub use params::{LinearParams, LogisticParams, MlpParams, TrainParams};
 pub use prediction::Prediction;

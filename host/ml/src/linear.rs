@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::cancel::Cancel;
 use crate::data::Matrix;
 use crate::error::{MlError, Result};
 use crate::kernels::{MatRef, backend};
@@ -443,6 +444,7 @@ pub(crate) fn fit_logistic(
     y: &[usize],
     n_classes: usize,
     p: &LogisticParams,
+    cancel: &Cancel,
 ) -> Result<(LinearModel, Vec<f64>)> {
     let k = if n_classes == 2 { 1 } else { n_classes };
     let problem = Logistic {
@@ -455,9 +457,9 @@ pub(crate) fn fit_logistic(
     let d = problem.d();
     let mut theta = vec![0.0; k * d];
     let history = if d * (k + 1) <= NEWTON_LIMIT {
-        newton(&problem, &mut theta, p)?
+        newton(&problem, &mut theta, p, cancel)?
     } else {
-        lbfgs(&problem, &mut theta, p)?
+        lbfgs(&problem, &mut theta, p, cancel)?
     };
     let (w, mut b) = problem.split(&theta);
     if k > 1 {
@@ -567,7 +569,12 @@ fn line_search(
     None
 }
 
-fn newton(problem: &Logistic<'_>, theta: &mut [f64], p: &LogisticParams) -> Result<Vec<f64>> {
+fn newton(
+    problem: &Logistic<'_>,
+    theta: &mut [f64],
+    p: &LogisticParams,
+    cancel: &Cancel,
+) -> Result<Vec<f64>> {
     let (f, d) = (problem.f(), problem.d());
     let p_total = theta.len();
     // One pass gives the objective, gradient and Hessian together: each
@@ -580,6 +587,7 @@ fn newton(problem: &Logistic<'_>, theta: &mut [f64], p: &LogisticParams) -> Resu
         if max_abs(&at.grad) <= p.tol {
             break;
         }
+        cancel.check()?;
         let h = &at.hess;
         let max_diag = (0..p_total).map(|i| h[i * p_total + i]).fold(0.0, f64::max);
         // Softmax leaves a common shift of the intercepts free: a tiny ridge
@@ -632,7 +640,12 @@ fn newton(problem: &Logistic<'_>, theta: &mut [f64], p: &LogisticParams) -> Resu
     Ok(history)
 }
 
-fn lbfgs(problem: &Logistic<'_>, theta: &mut [f64], p: &LogisticParams) -> Result<Vec<f64>> {
+fn lbfgs(
+    problem: &Logistic<'_>,
+    theta: &mut [f64],
+    p: &LogisticParams,
+    cancel: &Cancel,
+) -> Result<Vec<f64>> {
     const M: usize = 10;
     let mut at = problem.eval(theta, Want::Gradient);
     let mut fx = check_finite(at.value)?;
@@ -644,6 +657,7 @@ fn lbfgs(problem: &Logistic<'_>, theta: &mut [f64], p: &LogisticParams) -> Resul
         if max_abs(&grad) <= p.tol {
             break;
         }
+        cancel.check()?;
         // Two-loop recursion: dir = −H·grad.
         let mut q = grad.clone();
         let mut alphas = Vec::with_capacity(pairs.len());
@@ -775,8 +789,8 @@ mod tests {
         };
         let mut a = vec![0.0; k * (f + 1)];
         let mut b = a.clone();
-        let ha = newton(&problem, &mut a, &p).unwrap();
-        let hb = lbfgs(&problem, &mut b, &p).unwrap();
+        let ha = newton(&problem, &mut a, &p, &Cancel::new()).unwrap();
+        let hb = lbfgs(&problem, &mut b, &p, &Cancel::new()).unwrap();
         assert!(ha.windows(2).all(|w| w[1] <= w[0]), "{ha:?}");
         assert!(hb.windows(2).all(|w| w[1] <= w[0]));
         assert!(

@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use crate::cancel::Cancel;
 use crate::data::Matrix;
 use crate::error::{MlError, Result};
 use crate::kernels::{MatRef, backend};
@@ -159,7 +160,12 @@ impl Moments {
 /// Trains a perceptron; returns it and the training loss of every epoch
 /// (mean over samples of the per-batch loss, L2 term included, as
 /// scikit-learn's `loss_curve_`).
-pub(crate) fn fit_mlp(x: &Matrix, target: MlpTarget<'_>, p: &MlpParams) -> Result<(Mlp, Vec<f64>)> {
+pub(crate) fn fit_mlp(
+    x: &Matrix,
+    target: MlpTarget<'_>,
+    p: &MlpParams,
+    cancel: &Cancel,
+) -> Result<(Mlp, Vec<f64>)> {
     let mut rng = SplitMix64::new(p.seed);
     let f = x.cols();
     let outputs = target.outputs();
@@ -227,6 +233,7 @@ pub(crate) fn fit_mlp(x: &Matrix, target: MlpTarget<'_>, p: &MlpParams) -> Resul
         }
         let mut epoch_loss = 0.0;
         for idx in order.chunks(batch) {
+            cancel.check()?;
             let b = idx.len();
             // Gather the batch.
             for (dst, &i) in acts[0].chunks_exact_mut(f).zip(idx) {

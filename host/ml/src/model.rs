@@ -2,6 +2,7 @@
 //! trainer, and what training returns (the exported ONNX and its card).
 
 use crate::algorithm::Algorithm;
+use crate::cancel::Cancel;
 use crate::data::{Dataset, Target};
 use crate::error::{MlError, Result};
 use crate::export::{ExportInfo, to_onnx};
@@ -37,6 +38,12 @@ pub struct TrainedModel {
 /// Deterministic: the same data, parameters and seed give the same model and
 /// the same ONNX bytes, on any machine.
 pub fn train(data: &Dataset, params: &TrainParams) -> Result<TrainedModel> {
+    train_until(data, params, &Cancel::new())
+}
+
+/// [`train`], stopping with [`MlError::Cancelled`] soon after `cancel` is
+/// raised (between iterations or mini-batches).
+pub fn train_until(data: &Dataset, params: &TrainParams, cancel: &Cancel) -> Result<TrainedModel> {
     params.validate()?;
     let algorithm = params.algorithm();
     let x = &data.features;
@@ -52,16 +59,16 @@ pub fn train(data: &Dataset, params: &TrainParams) -> Result<TrainedModel> {
         }
         (TrainParams::LogisticRegression(p), Target::Classes { classes, indices }) => {
             need_two_classes(classes, indices)?;
-            let (m, h) = fit_logistic(x, indices, classes.len(), p)?;
+            let (m, h) = fit_logistic(x, indices, classes.len(), p, cancel)?;
             (NativeModel::Linear(m), h)
         }
         (TrainParams::MlpClassifier(p), Target::Classes { classes, indices }) => {
             need_two_classes(classes, indices)?;
-            let (m, h) = fit_mlp(x, MlpTarget::Classes(indices, classes.len()), p)?;
+            let (m, h) = fit_mlp(x, MlpTarget::Classes(indices, classes.len()), p, cancel)?;
             (NativeModel::Mlp(m), h)
         }
         (TrainParams::MlpRegressor(p), Target::Values(y)) => {
-            let (m, h) = fit_mlp(x, MlpTarget::Values(y), p)?;
+            let (m, h) = fit_mlp(x, MlpTarget::Values(y), p, cancel)?;
             (NativeModel::Mlp(m), h)
         }
         (_, Target::Values(_)) => return Err(wrong_target("class labels")),

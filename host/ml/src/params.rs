@@ -201,6 +201,52 @@ impl TrainParams {
         }
     }
 
+    /// About how many bytes training allocates for `rows` samples of
+    /// `features` features with `outputs` scores (classes for a
+    /// multinomial model, else 1), besides the data it is given: the
+    /// feature matrix, targets, solver state and the exported model. What
+    /// a host reserves against a memory limit before it starts, so that a
+    /// request too big for the limit is refused rather than run.
+    pub fn memory_estimate(&self, rows: usize, features: usize, outputs: usize) -> u64 {
+        // In f64, so that absurd requests (a layer of 10^18 units) saturate
+        // instead of overflowing.
+        let (n, f, k) = (rows as f64, features as f64, outputs.max(1) as f64);
+        // The f64 feature matrix and one target value per row.
+        let data = n * f * 8.0 + n * 8.0;
+        let solver = match self {
+            // A centred copy of X and the normal equations.
+            TrainParams::LinearRegression(_) => n * f * 8.0 + (f + 1.0) * (f + 1.0) * 16.0,
+            // Per core: a chunk of X with its intercept column, its
+            // weighted copy and the scores; the Hessian and its factor.
+            TrainParams::LogisticRegression(_) => {
+                let p = k * (f + 1.0);
+                4.0 * 8192.0 * (f + 1.0 + k) * 16.0 + p * p * 32.0
+            }
+            TrainParams::MlpClassifier(m) | TrainParams::MlpRegressor(m) => {
+                let mut sizes = vec![f];
+                sizes.extend(m.hidden_layers.iter().map(|&h| h as f64));
+                sizes.push(k);
+                let params: f64 = sizes.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
+                let widest = sizes.iter().copied().fold(1.0, f64::max);
+                let batch = (m.batch_size as f64).min(n).max(1.0);
+                let val = if m.early_stopping {
+                    (n * m.validation_fraction).ceil()
+                } else {
+                    0.0
+                };
+                // Weights, gradients, two Adam moments and the best model
+                // so far; activations and deltas of one batch; the held-out
+                // rows and their activations; the row order.
+                6.0 * params * 8.0
+                    + (batch * sizes.iter().sum::<f64>() + 2.0 * batch * widest) * 8.0
+                    + val * (f + 2.0 * widest) * 8.0
+                    + n * 8.0
+            }
+        };
+        // `as` saturates: infinity becomes u64::MAX.
+        (data + solver) as u64
+    }
+
     /// Parameters from a JSON object of the algorithm's fields, e.g.
     /// `{"c": 0.5, "max_iter": 50}`; absent fields take their defaults, an
     /// empty string or `null` means all defaults.
@@ -340,6 +386,29 @@ fn typed<T: serde::de::DeserializeOwned>(map: &Map<String, Value>) -> Result<T> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_estimates_grow_with_the_request_and_saturate() {
+        let mlp = |hidden: &str| {
+            TrainParams::from_json(
+                Algorithm::MlpRegressor,
+                &format!(r#"{{"hidden_layers": {hidden}}}"#),
+            )
+            .unwrap()
+        };
+        // Two layers of 6,000: 36M weights, six copies of f64 ≈ 1.7 GB.
+        let huge = mlp("[6000, 6000]").memory_estimate(2000, 4, 1);
+        assert!((1_700_000_000..1_800_000_000).contains(&huge), "{huge}");
+        assert!(mlp("[10]").memory_estimate(2000, 4, 1) < 1 << 20);
+        // Absurd sizes saturate rather than wrap.
+        let absurd = mlp("[4000000000, 4000000000, 4000000000]").memory_estimate(10, 4, 1);
+        assert!(absurd > 1 << 60, "{absurd}");
+        // Logistic regression: about X plus the labels, whatever the rows.
+        let lr = TrainParams::defaults(Algorithm::LogisticRegression);
+        let est = lr.memory_estimate(14_000_000, 8, 1);
+        let x = 14_000_000u64 * 9 * 8;
+        assert!((x..x + (64 << 20)).contains(&est), "{est} for {x}");
+    }
 
     #[test]
     fn defaults_and_overrides() {

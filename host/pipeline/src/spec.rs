@@ -16,6 +16,7 @@
 //! limits = { memory = "512MiB", time = "30s", output = "256MiB" }
 //! retries = 0
 //! cache = true
+//! clock = "virtual"                # or "real": the host's clocks, never cached
 //!
 //! [triggers]                       # optional: what starts a run under `sluice watch`
 //! schedule = "0 3 * * 1"           # cron, UTC ([`cron`]); also new-data, drift, degradation
@@ -37,6 +38,7 @@ mod triggers;
 pub use triggers::{DegradationTrigger, DriftTrigger, Promotion, Triggers};
 
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, Span, did_you_mean};
+use sluice_runtime::ClockMode;
 use sluice_runtime::manifest::{ArtifactKind, Value};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -232,6 +234,9 @@ pub struct StepSpec {
     pub retries: u32,
     /// Whether a cached result may be reused (default `true`).
     pub cache: bool,
+    /// The clocks the step sees: virtual (deterministic, the default) or
+    /// the host's real ones, which make its results never reused.
+    pub clock: ClockMode,
 }
 
 impl StepSpec {
@@ -341,6 +346,7 @@ const STEP_KEYS: &[&str] = &[
     "limits",
     "retries",
     "cache",
+    "clock",
 ];
 const LIMIT_KEYS: &[&str] = &["memory", "time", "output"];
 const SIZE_HELP: &str = "write a size such as \"512MiB\": a whole number with B, KB, MB, GB, TB, KiB, MiB, GiB or TiB, or a plain integer for bytes";
@@ -872,6 +878,21 @@ impl Parser<'_> {
             }
         }
 
+        let mut clock = ClockMode::Virtual;
+        if let Some((_, v)) = get(t, "clock") {
+            match v.get_ref() {
+                DeValue::String(c) if c == "virtual" => {}
+                DeValue::String(c) if c == "real" => clock = ClockMode::Real,
+                DeValue::String(c) => self.error(
+                    Code::InvalidValue,
+                    span_of(v),
+                    format!("invalid `clock` in {location}: `{c}` is neither \"virtual\" nor \"real\""),
+                    Some("steps see virtual, deterministic clocks unless `clock = \"real\"`; a step with real clocks is never served from the cache".into()),
+                ),
+                _ => self.type_error(v, "a string", &format!("`clock` in {location}")),
+            }
+        }
+
         let (component, component_span) = component?;
         ok.then(|| StepSpec {
             name: name.to_owned(),
@@ -886,6 +907,7 @@ impl Parser<'_> {
             limits,
             retries,
             cache,
+            clock,
         })
     }
 

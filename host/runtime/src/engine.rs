@@ -2,7 +2,8 @@
 //! pre-linking and running components.
 
 use crate::bindings::{self, StepPre};
-use crate::cache::{CacheOutcome, CacheStats, CompiledCache, Lookup};
+use crate::cache::{CacheKey, CacheOutcome, CacheStats, CompiledCache, Lookup};
+use crate::clocks::{ClockMode, ClockReads};
 use crate::dataplane::HostMemoryExceeded;
 use crate::error::RuntimeError;
 use crate::host::{OutputLimitExceeded, StepIo, StepState};
@@ -37,6 +38,10 @@ const CAPTURE_BYTES: usize = 1 << 20;
 pub struct RuntimeConfig {
     /// Folder of the compiled-component cache; `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
+    /// The file of the secret that authenticates cache entries (created if
+    /// absent; see [`crate::cache`]'s trust model). It must not be inside
+    /// the cache folder. `None`: a key kept in memory for this process.
+    pub cache_key_file: Option<PathBuf>,
 }
 
 /// Where a component's bytes come from.
@@ -112,7 +117,21 @@ impl Runtime {
             })
             .map_err(|e| RuntimeError::Engine(format!("starting the epoch thread: {e}")))?;
 
-        let cache = config.cache_dir.map(|dir| CompiledCache::new(dir, &engine));
+        let cache = match config.cache_dir {
+            None => None,
+            Some(dir) => {
+                let key = match &config.cache_key_file {
+                    None => CacheKey::ephemeral(),
+                    Some(path) => CacheKey::load_or_create(path).map_err(|e| {
+                        RuntimeError::Engine(format!(
+                            "the compiled cache's key {} cannot be used: {e} (or run with --no-compile-cache)",
+                            path.display()
+                        ))
+                    })?,
+                };
+                Some(CompiledCache::new(dir, &engine, key))
+            }
+        };
         Ok(Runtime {
             engine,
             linker,
@@ -304,6 +323,13 @@ fn refused_import(import: &str) -> Option<String> {
         }
         return None;
     }
+    if path.starts_with("wasi:http/") {
+        return Some(format!(
+            "imports `{import}`: steps have no network, so the sandbox does not provide wasi:http. \
+             jco adds it by default; build JavaScript steps with `jco componentize … -d http fetch-event` \
+             (what `sluice component build` does)"
+        ));
+    }
     if path.starts_with("wasi:") {
         if version.starts_with("0.2.") {
             return None;
@@ -391,6 +417,7 @@ impl Component {
         io: StepIo,
         limits: &Limits,
         seed: [u8; 32],
+        clocks: Option<ClockReads>,
         stdout: Capture,
         stderr: Capture,
     ) -> Store<StepState> {
@@ -407,6 +434,10 @@ impl Component {
             .insecure_random_seed(u128::from_le_bytes(
                 derive(seed, 2)[..16].try_into().unwrap(),
             ));
+        if let Some(reads) = clocks {
+            wasi.wall_clock(reads.wall())
+                .monotonic_clock(reads.monotonic());
+        }
         let session = Session::new(limits.memory);
         let state = StepState {
             wasi: wasi.build(),
@@ -437,22 +468,38 @@ impl Component {
             time: Duration::from_secs(10),
             ..Limits::default()
         };
+        let stderr = Capture::new(CAPTURE_BYTES);
         let mut store = self.store(
             StepIo::default(),
             &limits,
             [0; 32],
+            Some(ClockReads::default()),
             Capture::new(CAPTURE_BYTES),
-            Capture::new(CAPTURE_BYTES),
+            stderr.clone(),
         );
         let pre = &self.inner.pre;
-        let m = block_on(async {
+        let called = block_on(async {
             let step = pre
                 .instantiate_async(&mut store)
                 .await
-                .map_err(|e| fail(format!("instantiation failed: {e:#}")))?;
-            step.call_describe(&mut store)
-                .await
-                .map_err(|e| fail(format!("{e:#}")))
+                .map_err(|e| (true, e))?;
+            step.call_describe(&mut store).await.map_err(|e| (false, e))
+        });
+        let m = called.map_err(|(instantiating, e)| {
+            // In the words of a step's failure: the time limit, memory,
+            // the panic's own message.
+            let why = match classify_trap(e, store.data(), &limits, &stderr.text()) {
+                StepFailure::TimeLimit(t) => format!(
+                    "it did not return within {} (a loop?)",
+                    crate::outcome::humantime(t)
+                ),
+                other => other.to_string(),
+            };
+            fail(if instantiating {
+                format!("instantiation failed: {why}")
+            } else {
+                why
+            })
         })?;
         let manifest = convert_manifest(m);
         validate_manifest(&manifest).map_err(fail)?;
@@ -466,6 +513,7 @@ impl Component {
             StepIo::default(),
             &Limits::default(),
             [0; 32],
+            Some(ClockReads::default()),
             Capture::new(0),
             Capture::new(0),
         );
@@ -496,6 +544,7 @@ impl Component {
             outputs,
             limits,
             seed,
+            clock,
             events,
         } = invocation;
         let io = StepIo {
@@ -511,7 +560,15 @@ impl Component {
         };
         let stdout = Capture::new(CAPTURE_BYTES);
         let stderr = Capture::new(CAPTURE_BYTES);
-        let mut store = self.store(io, &limits, seed, stdout.clone(), stderr.clone());
+        let clock_reads = ClockReads::default();
+        let mut store = self.store(
+            io,
+            &limits,
+            seed,
+            (clock == ClockMode::Virtual).then(|| clock_reads.clone()),
+            stdout.clone(),
+            stderr.clone(),
+        );
 
         // Computation is stopped by the epoch deadline (a trap); a guest
         // blocked in a host call (e.g. sleeping) by this timeout.
@@ -559,7 +616,23 @@ impl Component {
         if state.io.dropped_logs > 0 {
             logs.push(crate::outcome::LogLine {
                 level: LogLevel::Warn,
-                message: format!("[{} more log lines dropped]", state.io.dropped_logs),
+                message: format!(
+                    "[{} more log lines dropped: a step keeps at most {} lines and {} KiB of log]",
+                    state.io.dropped_logs,
+                    crate::host::MAX_LOG_LINES,
+                    crate::host::MAX_LOG_BYTES / 1024
+                ),
+                at: started.elapsed(),
+            });
+        }
+        if state.io.dropped_metrics > 0 {
+            logs.push(crate::outcome::LogLine {
+                level: LogLevel::Warn,
+                message: format!(
+                    "[{} more metrics dropped: a step keeps at most {}]",
+                    state.io.dropped_metrics,
+                    crate::host::MAX_METRICS
+                ),
                 at: started.elapsed(),
             });
         }
@@ -578,6 +651,7 @@ impl Component {
             stderr: stderr.text(),
             duration: started.elapsed(),
             peak_memory: state.limiter.peak,
+            clock_reads: clock_reads.count(),
             registrations,
         }
     }
@@ -629,11 +703,74 @@ fn classify_trap(
     if let Some(msg) = rust_panic_message(stderr) {
         return StepFailure::Panicked(msg);
     }
-    let trap = err
-        .downcast_ref::<Trap>()
-        .map(|t| t.to_string())
-        .unwrap_or_else(|| format!("{err:#}"));
-    StepFailure::Trap(trap)
+    if let Some(msg) = python_exception(stderr) {
+        return StepFailure::Panicked(msg);
+    }
+    if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return StepFailure::Trap(format!(
+            "the step called exit({}) instead of returning from `run`; a step ends by returning (an error, to fail)",
+            exit.0
+        ));
+    }
+    StepFailure::Trap(trap_message(&err, stderr))
+}
+
+/// A trap in one line a user can act on: the trap's own words, what it
+/// usually means, and the last line the guest printed to stderr that is
+/// not a stack frame (where JavaScript and C runtimes write the error that
+/// made them abort).
+pub(crate) fn trap_message(err: &wasmtime::Error, stderr: &str) -> String {
+    let mut message = match err.downcast_ref::<Trap>() {
+        Some(Trap::StackOverflow) => {
+            "stack overflow: the step recursed too deeply".to_string()
+        }
+        Some(Trap::MemoryOutOfBounds) => "out of bounds memory access (in a step built from Rust or C this is usually its stack overflowing into its data: deep recursion or a large local array)".to_string(),
+        Some(t) => t.to_string(),
+        None => {
+            let root = err.root_cause().to_string();
+            let first = root.lines().next().unwrap_or("").trim().to_string();
+            if first.contains("resource table has no free keys") {
+                "the step holds too many host handles at once (tables, builders, models); drop those it no longer needs".to_string()
+            } else {
+                first
+            }
+        }
+    };
+    // The last line that is not a stack frame (JavaScript's `at …`).
+    if let Some(last) = stderr
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("at "))
+    {
+        message.push_str(&format!("; it last printed to stderr: {}", cut(last, 300)));
+    }
+    message
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary, with `…`.
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// The last line of the last Python traceback printed to stderr (the
+/// exception and its message), as componentize-py prints an exception that
+/// escaped a step.
+fn python_exception(stderr: &str) -> Option<String> {
+    let at = stderr.rfind("Traceback (most recent call last):")?;
+    let last = stderr[at..]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('^') && !l.starts_with('~'))?;
+    Some(format!("Python exception: {}", cut(last, 500)))
 }
 
 /// The message of the last Rust panic printed to stderr by the default hook
@@ -762,10 +899,18 @@ pub(crate) fn validate_manifest(m: &Manifest) -> Result<(), String> {
         }
     }
     if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("malformed manifest: {}", problems.join("; ")))
+        return Ok(());
     }
+    // A manifest written to break the host (100,000 duplicate ports) gets
+    // a message of a few lines, not a megabyte.
+    const SHOWN: usize = 10;
+    let more = problems.len().saturating_sub(SHOWN);
+    problems.truncate(SHOWN);
+    let mut message = format!("malformed manifest: {}", problems.join("; "));
+    if more > 0 {
+        message.push_str(&format!("; and {more} more problem(s)"));
+    }
+    Err(message)
 }
 
 #[cfg(test)]
@@ -773,7 +918,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_manifest_with_thousands_of_problems_gets_a_short_message() {
+        let mut m = Manifest::new("evil", "0.1.0");
+        for _ in 0..100_000 {
+            m.outputs.push(Port::new("out", ArtifactKind::File));
+        }
+        let e = validate_manifest(&m).unwrap_err();
+        assert!(e.len() < 1000, "{} bytes", e.len());
+        assert!(e.ends_with("; and 99989 more problem(s)"), "{e}");
+    }
+
+    #[test]
+    fn traps_read_as_what_happened_with_the_guests_last_words() {
+        let e = wasmtime::Error::new(Trap::MemoryOutOfBounds);
+        let m = trap_message(&e, "");
+        assert!(m.contains("usually its stack overflowing"), "{m}");
+        let e = wasmtime::Error::new(Trap::UnreachableCodeReached);
+        let m = trap_message(&e, "\nError: bad row 7\n   at run (step.js:3)\n\n");
+        assert_eq!(
+            m,
+            "wasm trap: wasm `unreachable` instruction executed; it last printed to stderr: Error: bad row 7"
+        );
+        let py = "Traceback (most recent call last):\n  File \"app.py\", line 9, in run\n    int(x)\nValueError: invalid literal for int() with base 10: 'a'\n";
+        assert_eq!(
+            python_exception(py).unwrap(),
+            "Python exception: ValueError: invalid literal for int() with base 10: 'a'"
+        );
+    }
+
+    #[test]
     fn imports_outside_the_sandbox_are_refused_with_a_reason() {
+        let http = refused_import("wasi:http/types@0.2.3").unwrap();
+        assert!(http.contains("-d http"), "{http}");
         assert!(refused_import("wasi:cli/environment@0.2.6").is_none());
         assert!(refused_import("sluice:pipeline/context@0.1.0").is_none());
         assert!(

@@ -17,9 +17,28 @@ use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// Most log lines kept per execution; later lines are counted, not kept.
-const MAX_LOG_LINES: usize = 10_000;
+pub(crate) const MAX_LOG_LINES: usize = 10_000;
 /// Longest log line kept, in bytes.
 const MAX_LOG_LINE: usize = 16 * 1024;
+/// Log bytes kept per execution (what its report and the metadata store).
+pub(crate) const MAX_LOG_BYTES: usize = 1024 * 1024;
+/// Metrics kept per execution.
+pub(crate) const MAX_METRICS: usize = 1000;
+/// Longest metric name kept, in bytes.
+const MAX_METRIC_NAME: usize = 256;
+
+/// `text` cut to at most `max` bytes (on a character boundary) with a mark
+/// that it was cut; a new string either way.
+fn cut_to(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{} […{} more bytes]", &text[..cut], text.len() - cut)
+}
 
 /// The data of a step's store: WASI state with no authority, the resource
 /// table, the memory limiter, and the step's inputs and outputs.
@@ -47,6 +66,9 @@ pub(crate) struct StepIo {
     pub(crate) output_limit: u64,
     pub(crate) logs: Vec<LogLine>,
     pub(crate) dropped_logs: u64,
+    /// Bytes of the log lines kept.
+    pub(crate) log_bytes: usize,
+    pub(crate) dropped_metrics: u64,
     pub(crate) metrics: Vec<(String, f64)>,
     pub(crate) started: Option<Instant>,
     pub(crate) events: Option<EventSink>,
@@ -468,19 +490,16 @@ impl context::Host for StepState {
     }
 
     fn log(&mut self, level: types::LogLevel, message: String) -> wasmtime::Result<()> {
-        if self.io.logs.len() >= MAX_LOG_LINES {
+        // Bounded by lines and by bytes, and a long line is cut into a new
+        // string: the guest's (as long as its linear memory allows) is let
+        // go at once, not kept as the cut line's capacity.
+        let message = cut_to(&message, MAX_LOG_LINE);
+        if self.io.logs.len() >= MAX_LOG_LINES || self.io.log_bytes + message.len() > MAX_LOG_BYTES
+        {
             self.io.dropped_logs += 1;
             return Ok(());
         }
-        let mut message = message;
-        if message.len() > MAX_LOG_LINE {
-            let mut cut = MAX_LOG_LINE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push_str(" […]");
-        }
+        self.io.log_bytes += message.len();
         let line = LogLine {
             level: match level {
                 types::LogLevel::Debug => LogLevel::Debug,
@@ -497,9 +516,13 @@ impl context::Host for StepState {
     }
 
     fn metric(&mut self, name: String, value: f64) -> wasmtime::Result<()> {
-        if self.io.metrics.len() < MAX_LOG_LINES {
-            self.io.metrics.push((name, value));
+        if self.io.metrics.len() >= MAX_METRICS {
+            self.io.dropped_metrics += 1;
+            return Ok(());
         }
+        self.io
+            .metrics
+            .push((cut_to(&name, MAX_METRIC_NAME), value));
         Ok(())
     }
 

@@ -45,6 +45,7 @@ mod bindings {
 }
 
 pub mod cache;
+pub mod clocks;
 mod dataplane;
 mod engine;
 mod error;
@@ -58,6 +59,7 @@ pub mod table;
 pub mod transform;
 
 pub use cache::{CacheOutcome, CacheStats};
+pub use clocks::ClockMode;
 pub use engine::{Component, ComponentSource, Runtime, RuntimeConfig, WIT_PACKAGE};
 pub use error::RuntimeError;
 pub use manifest::{ArtifactKind, DType, Manifest, ParamSpec, Port, Value, ValueType};

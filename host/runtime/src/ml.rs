@@ -4,9 +4,11 @@
 //! only moves handles and tables across the boundary.
 
 use crate::bindings::sluice::pipeline::ml;
+use crate::dataplane::HostMemoryExceeded;
 use crate::host::{StepState, parse_object};
 use crate::model::{ModelArtifact, ModelError, ModelRes};
 use crate::table::TableRes;
+use sluice_tables::Hold;
 use std::sync::Arc;
 use wasmtime::component::Resource;
 
@@ -16,6 +18,28 @@ fn ml_error(e: ModelError) -> ml::MlError {
         ml::MlError::InvalidInput(e.to_string())
     } else {
         ml::MlError::Failed(e.to_string())
+    }
+}
+
+/// Raises a [`sluice_ml::Cancel`] flag when dropped.
+struct CancelOnDrop(sluice_ml::Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+impl StepState {
+    /// Reserves what running `model` on `rows` rows allocates.
+    fn inference_hold(&self, model: &ModelArtifact, rows: usize) -> wasmtime::Result<Hold> {
+        self.session
+            .ledger()
+            .hold_bytes(
+                &format!("running the model on {rows} rows"),
+                model.inference_memory(rows),
+            )
+            .map_err(|e| wasmtime::Error::new(HostMemoryExceeded(e)))
     }
 }
 
@@ -29,8 +53,32 @@ impl ml::Host for StepState {
         params: String,
     ) -> wasmtime::Result<Result<Resource<ModelRes>, ml::MlError>> {
         let table = self.table(&data)?;
+        // What training will allocate is reserved before it starts, and
+        // stays reserved until its thread ends.
+        let estimate =
+            ModelArtifact::training_memory(&algorithm, &params, table.num_rows(), features.len());
+        let hold = self
+            .session
+            .ledger()
+            .hold_bytes(
+                &format!(
+                    "training {algorithm} on {} rows × {} features",
+                    table.num_rows(),
+                    features.len()
+                ),
+                estimate,
+            )
+            .map_err(|e| wasmtime::Error::new(HostMemoryExceeded(e)))?;
+        // Training runs on a thread nothing can kill: when this call is
+        // abandoned (the step's time limit passed), the flag stops it at its
+        // next batch or iteration.
+        let cancel = sluice_ml::Cancel::new();
+        let _stop = CancelOnDrop(cancel.clone());
         let trained = tokio::task::spawn_blocking(move || {
-            ModelArtifact::train(&algorithm, &table, &features, &label, &params)
+            let trained =
+                ModelArtifact::train(&algorithm, &table, &features, &label, &params, &cancel);
+            drop(hold);
+            trained
         })
         .await
         .map_err(|e| wasmtime::Error::msg(format!("the training thread failed: {e}")))?;
@@ -48,6 +96,7 @@ impl ml::Host for StepState {
     ) -> wasmtime::Result<Result<String, ml::MlError>> {
         let model = self.resources.get(&model)?.0.clone();
         let batch = self.table(&data)?.to_batch()?;
+        let _hold = self.inference_hold(&model, batch.num_rows())?;
         Ok(model
             .evaluate(&batch, slice_by.as_deref())
             .map(|v| v.to_string())
@@ -95,6 +144,7 @@ impl ml::HostModel for StepState {
     ) -> wasmtime::Result<Result<Resource<TableRes>, ml::MlError>> {
         let model = self.resources.get(&this)?.0.clone();
         let batch = self.table(&data)?.to_batch()?;
+        let _hold = self.inference_hold(&model, batch.num_rows())?;
         match model.predict(&batch) {
             Ok(out) => Ok(Ok(self.push_table(
                 "the predictions",

@@ -398,6 +398,7 @@ impl ModelArtifact {
         features: &[String],
         label: &str,
         params: &str,
+        cancel: &sluice_ml::Cancel,
     ) -> Result<ModelArtifact, ModelError> {
         let algorithm: sluice_ml::Algorithm = algorithm
             .parse()
@@ -429,7 +430,7 @@ impl ModelArtifact {
         let classes = target.classes().to_vec();
         let dataset = sluice_ml::Dataset::new(x, features.to_vec(), target)
             .map_err(|e| ModelError::Data(e.to_string()))?;
-        let trained = sluice_ml::train(&dataset, &params).map_err(training_error)?;
+        let trained = sluice_ml::train_until(&dataset, &params, cancel).map_err(training_error)?;
         let mut card = Map::new();
         card.insert("algorithm".into(), algorithm.name().into());
         card.insert(
@@ -457,6 +458,25 @@ impl ModelArtifact {
         card.insert("loss_history".into(), trained.loss_history.clone().into());
         card.insert("training_rows".into(), rows.into());
         ModelArtifact::new(bytes::Bytes::from(trained.onnx), card)
+    }
+
+    /// About how many bytes [`ModelArtifact::train`] allocates for a table
+    /// of `rows` rows (see [`sluice_ml::TrainParams::memory_estimate`]);
+    /// 0 when the request is invalid, which training itself reports.
+    pub fn training_memory(algorithm: &str, params: &str, rows: usize, features: usize) -> u64 {
+        let Ok(algorithm) = algorithm.parse::<sluice_ml::Algorithm>() else {
+            return 0;
+        };
+        sluice_ml::TrainParams::from_json(algorithm, params)
+            .map_or(0, |p| p.memory_estimate(rows, features, 1))
+    }
+
+    /// About how many bytes running the model on `rows` rows allocates:
+    /// the features in `f64` and `f32`, and the outputs.
+    pub fn inference_memory(&self, rows: usize) -> u64 {
+        let features = self.features().map_or(0, |f| f.len()) as u64;
+        let outputs = self.classes().map_or(1, |c| c.len()) as u64;
+        rows as u64 * (features * 12 + outputs * 24 + 16)
     }
 
     /// Runs the model on the card's feature columns of `batch`.

@@ -137,6 +137,8 @@ pub struct Invocation {
     pub limits: Limits,
     /// Seed of the step's random number generators.
     pub seed: [u8; 32],
+    /// Which clocks the step sees (virtual unless the spec says `real`).
+    pub clock: crate::ClockMode,
     /// Live progress and log events, if someone is watching.
     pub events: Option<EventSink>,
 }
@@ -238,6 +240,9 @@ pub struct StepOutcome {
     pub duration: Duration,
     /// Peak linear memory, in bytes.
     pub peak_memory: u64,
+    /// How many times the step read a virtual clock (0 with real clocks,
+    /// which are not watched).
+    pub clock_reads: u64,
     /// Models the step asked to register (only if it succeeded).
     pub registrations: Vec<Registration>,
 }

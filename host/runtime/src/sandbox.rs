@@ -46,7 +46,8 @@ impl Default for Limits {
 /// in, so one limit covers both.
 #[derive(Debug)]
 pub(crate) struct Limiter {
-    /// Bytes of linear memory currently allocated, over all memories.
+    /// Bytes of linear memory and table elements currently allocated, over
+    /// all memories and tables.
     current: u64,
     /// The most the step had at once: linear memory plus host-held data.
     pub(crate) peak: u64,
@@ -79,6 +80,10 @@ impl Limiter {
     }
 }
 
+/// Host bytes counted per Wasm table element (wasmtime stores a funcref as
+/// a pointer; a continuation object as two).
+const TABLE_ELEMENT_BYTES: usize = 16;
+
 impl ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
@@ -100,13 +105,28 @@ impl ResourceLimiter for Limiter {
         Ok(true)
     }
 
+    /// Table elements are host memory too (a pointer or two each): they
+    /// are reserved in the step's pool like linear memory, so a hundred
+    /// tables of a million entries cannot get past a small limit.
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
+        if desired > 10_000_000 {
+            return Ok(false);
+        }
+        let grow = (desired - current) * TABLE_ELEMENT_BYTES;
+        if self.reservation.try_grow(grow).is_err() {
+            let reserved = self.session.reserved();
+            let host = reserved.saturating_sub(self.current);
+            self.refused = Some((reserved + grow as u64, host));
+            return Ok(false);
+        }
+        self.current += grow as u64;
+        self.observe();
+        Ok(true)
     }
 
     fn instances(&self) -> usize {

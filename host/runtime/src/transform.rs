@@ -153,6 +153,7 @@ impl TransformRunner {
             StepIo::default(),
             &self.limits,
             [0; 32],
+            Some(crate::clocks::ClockReads::default()),
             Capture::new(CAPTURE_BYTES),
             Capture::new(CAPTURE_BYTES),
         );

@@ -6,8 +6,12 @@
 //! `clock`, `sleep` (blocks in a host call), `busy` (computes for `size` ms),
 //! `lie` (succeeds without writing its declared output), `big-column`
 //! (moves a float64 column of `size` rows into the host and back, in one
-//! call and in chunks) or `host-hog` (asks the host for tables of `size`
-//! rows, keeping every one, until something stops it).
+//! call and in chunks), `host-hog` (asks the host for tables of `size`
+//! rows, keeping every one, until something stops it), `train-huge` (asks
+//! the host to train an MLP with two hidden layers of 6,000), `train-long`
+//! (an MLP of two layers of `size` units for a million epochs: only the
+//! time limit stops it), `log-flood` (10,000 log lines of 1 MiB) or
+//! `metric-flood` (2,000 metrics with 1 MiB names).
 
 use std::hint::black_box;
 
@@ -33,6 +37,10 @@ const BEHAVIOURS: &[&str] = &[
     "lie",
     "big-column",
     "host-hog",
+    "train-huge",
+    "train-long",
+    "log-flood",
+    "metric-flood",
 ];
 
 struct Adversary;
@@ -93,6 +101,25 @@ impl Step for Adversary {
             }
             "big-column" => big_column(ctx, ctx.param("size")?),
             "host-hog" => host_hog(ctx.param("size")?),
+            "train-huge" => train_mlp(&[6000, 6000], 10),
+            "train-long" => {
+                let width: usize = ctx.param("size")?;
+                train_mlp(&[width, width], 1_000_000)
+            }
+            "log-flood" => {
+                let line = "x".repeat(1 << 20);
+                for _ in 0..10_000 {
+                    ctx.info(&line);
+                }
+                ctx.output_bytes("out", b"flooded")
+            }
+            "metric-flood" => {
+                for i in 0..2_000 {
+                    let name = format!("{i:04}{}", "m".repeat(1 << 20));
+                    ctx.metric(&name, i as f64);
+                }
+                ctx.output_bytes("out", b"flooded")
+            }
             "clock" => {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -136,6 +163,32 @@ fn host_hog(rows: u64) -> Result<(), StepError> {
         let query = format!("SELECT CAST(value AS DOUBLE) AS x FROM generate_series(1, {rows})");
         kept.push(black_box(sql(&query, &[])?));
     }
+}
+
+/// Asks the host to train an MLP with `hidden` layers for `epochs` epochs
+/// on 2,000 rows of four features.
+fn train_mlp(hidden: &[usize], epochs: u64) -> Result<(), StepError> {
+    let mut builder = TableBuilder::new();
+    for (j, name) in ["a", "b", "c", "d"].iter().enumerate() {
+        builder.add_f64(
+            name,
+            (0..2000)
+                .map(|i| Some(((i * (j + 3)) % 17) as f64))
+                .collect(),
+        )?;
+    }
+    builder.add_f64("y", (0..2000).map(|i| Some((i % 5) as f64)).collect())?;
+    let data = builder.finish()?;
+    let features: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
+    let params = serde_json::json!({
+        "hidden_layers": hidden,
+        "epochs": epochs,
+        "early_stopping": false,
+        "tol": 0.0,
+        "n_iter_no_change": 1_000_000,
+    });
+    sluice_sdk::ml::train("mlp-regressor", &data, &features, "y", &params)?;
+    Ok(())
 }
 
 /// Spins forever; `black_box` keeps the optimiser from removing the loop.

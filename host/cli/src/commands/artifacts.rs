@@ -163,8 +163,25 @@ fn preview(store: &Store, a: &ArtifactRecord) -> Option<(String, usize)> {
     };
     let lines: Vec<&str> = text.lines().collect();
     let shown = lines.len().min(PREVIEW_LINES);
-    Some((lines[..shown].join("\n"), lines.len() - shown))
+    // A line longer than a screen (a 100 MB string) is cut and says so.
+    let cut: Vec<String> = lines[..shown]
+        .iter()
+        .map(|l| {
+            if l.len() <= PREVIEW_LINE_BYTES {
+                return l.to_string();
+            }
+            let mut end = PREVIEW_LINE_BYTES;
+            while !l.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{}… ({} more bytes)", &l[..end], l.len() - end)
+        })
+        .collect();
+    Some((cut.join("\n"), lines.len() - shown))
 }
+
+/// Longest preview line shown, in bytes.
+const PREVIEW_LINE_BYTES: usize = 200;
 
 /// Pretty-prints JSON like `to_string_pretty`, except that short arrays
 /// and objects of scalars stay on one line (histograms, quantiles), so a

@@ -13,6 +13,7 @@ use super::cache_key::{key_of, key_parts, params_json};
 use super::report::{CachedFrom, Observer, OutputReport, StepReport, StepState};
 use crate::spec::Limits as SpecLimits;
 use crate::validate::PlannedStep;
+use sluice_runtime::ClockMode;
 use sluice_runtime::{
     ArtifactKind, Component, Digest, InputArtifact, Invocation, Limits, OutputArtifact, StepEvent,
     StepFailure, StepOutcome,
@@ -61,7 +62,12 @@ impl<'p> StepJob<'p> {
     ) -> Self {
         let digests: BTreeMap<String, Digest> =
             inputs.iter().map(|i| (i.port.clone(), i.digest)).collect();
-        let key_parts = key_parts(&component.digest(), &planned.params, &digests);
+        let mut key_parts = key_parts(&component.digest(), &planned.params, &digests);
+        if planned.step.clock == ClockMode::Real {
+            // Recorded with the execution, and a key of its own: a result
+            // made with the real time is never mistaken for a reproducible one.
+            key_parts["clock"] = "real".into();
+        }
         let edges = inputs
             .iter()
             .map(|i| (i.port.clone(), i.digest, i.source.clone()))
@@ -243,7 +249,10 @@ impl StepExecutor {
         let planned = job.planned;
         let candidate = match resumed {
             Some(e) if e.cache_key == job.key => Some(e.clone()),
-            _ if use_cache && planned.step.cache => store.metadata.find_cached(&job.key)?,
+            // A step that sees the real time gives a new result each run.
+            _ if use_cache && planned.step.cache && planned.step.clock == ClockMode::Virtual => {
+                store.metadata.find_cached(&job.key)?
+            }
             _ => None,
         };
         let Some(original) = candidate.filter(|e| {
@@ -360,6 +369,7 @@ impl StepExecutor {
             outputs: planned.manifest.outputs.clone(),
             limits,
             seed: *job.key.as_bytes(),
+            clock: planned.step.clock,
             events: Some(events),
         };
         self.observer
