@@ -30,6 +30,9 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 const COMPONENT_HEADER: &[u8] = b"\0asm\x0d\0\x01\0";
 /// The preamble of a core WebAssembly module (magic, version 1, layer 0).
 const CORE_MODULE_HEADER: &[u8] = b"\0asm\x01\0\0\0";
+/// Host handles (tables, builders, models, WASI streams) a step may hold
+/// at once.
+const MAX_HANDLES: usize = 100_000;
 /// Bytes of guest stdout and of stderr kept per execution.
 const CAPTURE_BYTES: usize = 1 << 20;
 
@@ -441,7 +444,15 @@ impl Component {
         let session = Session::new(limits.memory);
         let state = StepState {
             wasi: wasi.build(),
-            resources: ResourceTable::new(),
+            resources: {
+                // Each handle's data is counted against the memory limit;
+                // the count itself is bounded too, so a step that leaks
+                // handles gets a clear error long before the table's own
+                // cap of a million.
+                let mut table = ResourceTable::new();
+                table.set_max_capacity(MAX_HANDLES);
+                table
+            },
             limiter: Limiter::new(&session),
             io,
             session,
@@ -730,7 +741,7 @@ pub(crate) fn trap_message(err: &wasmtime::Error, stderr: &str) -> String {
             let root = err.root_cause().to_string();
             let first = root.lines().next().unwrap_or("").trim().to_string();
             if first.contains("resource table has no free keys") {
-                "the step holds too many host handles at once (tables, builders, models); drop those it no longer needs".to_string()
+                format!("the step holds more than {MAX_HANDLES} host handles at once (tables, builders, models); drop those it no longer needs")
             } else {
                 first
             }

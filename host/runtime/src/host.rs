@@ -411,12 +411,22 @@ impl context::Host for StepState {
             return Ok(Err(e));
         }
         let data = self.table(&data)?;
+        // Encoding stops as soon as it passes what the output limit leaves.
+        let budget = self.io.output_limit.saturating_sub(self.io.output_bytes);
         let encoded = {
             let data = data.clone();
-            self.session.compute(move || table::to_parquet(&data)).await
+            self.session
+                .compute(move || table::to_parquet_within(&data, budget))
+                .await
         };
         let parquet = match encoded {
             Ok(p) => p,
+            Err(table::TableError::TooLarge { written, .. }) => {
+                return Err(wasmtime::Error::new(OutputLimitExceeded {
+                    port,
+                    attempted: self.io.output_bytes + written,
+                }));
+            }
             Err(e) => return Ok(Err(format!("could not encode the table as Parquet: {e}"))),
         };
         // The table and its encoding stay in memory until the step ends

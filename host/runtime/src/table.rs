@@ -44,6 +44,14 @@ pub enum TableError {
     /// Arrow rejected the data.
     #[error("arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
+    /// The encoding grew past the bytes it was allowed.
+    #[error("its Parquet encoding passed {limit} bytes ({written} written when encoding stopped)")]
+    TooLarge {
+        /// The bytes allowed.
+        limit: u64,
+        /// The bytes written when encoding stopped.
+        written: u64,
+    },
 }
 
 /// The host-side value behind a `table` resource handle: the table, and
@@ -341,6 +349,13 @@ pub const ROW_GROUP_ROWS: usize = 1 << 20;
 /// encoded on every core at once and appended in column order, so the
 /// bytes do not depend on the number of threads.
 pub fn to_parquet(table: &Table) -> Result<Vec<u8>, TableError> {
+    to_parquet_within(table, u64::MAX)
+}
+
+/// [`to_parquet`], stopping with [`TableError::TooLarge`] as soon as a row
+/// group takes the encoding past `limit` bytes: an output too big for its
+/// step's output limit is refused without encoding the rest of it.
+pub fn to_parquet_within(table: &Table, limit: u64) -> Result<Vec<u8>, TableError> {
     let schema = table.schema().clone();
     let mut props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
@@ -352,7 +367,14 @@ pub fn to_parquet(table: &Table) -> Result<Vec<u8>, TableError> {
         .convert(&schema)?;
     if parquet_schema.num_columns() != schema.fields().len() {
         // Nested columns (not a type steps make): the plain writer.
-        return to_parquet_serial(table, props);
+        let out = to_parquet_serial(table, props)?;
+        if out.len() as u64 > limit {
+            return Err(TableError::TooLarge {
+                limit,
+                written: out.len() as u64,
+            });
+        }
+        return Ok(out);
     }
     add_encoded_arrow_schema_to_metadata(&schema, &mut props);
     let mut out = Vec::new();
@@ -404,6 +426,12 @@ pub fn to_parquet(table: &Table) -> Result<Vec<u8>, TableError> {
             chunk.append_to_row_group(&mut row_group)?;
         }
         row_group.close()?;
+        if writer.bytes_written() as u64 > limit {
+            return Err(TableError::TooLarge {
+                limit,
+                written: writer.bytes_written() as u64,
+            });
+        }
     }
     writer.close()?;
     Ok(out)
@@ -637,7 +665,7 @@ mod tests {
             bytes == to_parquet_serial(&table, props).unwrap(),
             "the column-parallel writer writes what the plain writer writes"
         );
-        let back = from_parquet(bytes).unwrap();
+        let back = from_parquet(bytes.clone()).unwrap();
         assert_eq!(
             back.schema(),
             table.schema(),
@@ -648,5 +676,19 @@ mod tests {
             vec![ROW_GROUP_ROWS as u64, ROW_GROUP_ROWS as u64, 1234]
         );
         assert_eq!(back.to_batch().unwrap(), table.to_batch().unwrap());
+
+        // Under a limit, encoding stops at the first row group past it.
+        let first_group = to_parquet(&table.slice(0, ROW_GROUP_ROWS)).unwrap().len() as u64;
+        match to_parquet_within(&table, first_group / 2) {
+            Err(TableError::TooLarge { limit, written }) => {
+                assert_eq!(limit, first_group / 2);
+                assert!(written < bytes.len() as u64 / 2, "stopped early: {written}");
+            }
+            other => panic!("expected TooLarge, got {:?}", other.map(|b| b.len())),
+        }
+        assert_eq!(
+            to_parquet_within(&table, bytes.len() as u64).unwrap(),
+            bytes
+        );
     }
 }

@@ -102,7 +102,15 @@ impl Session {
     }
 
     /// A query engine context over this session's pool, spilling to the
-    /// system's temporary folder, with one partition per core.
+    /// system's temporary folder, with **one partition**.
+    ///
+    /// A parallel plan merges its partitions in the order they finish, so a
+    /// `GROUP BY` or join would give its rows in a different order, and its
+    /// float sums different last bits, from run to run — and a step's cache
+    /// key must name one result. One partition makes every query give the
+    /// same rows and bits each time. (The operations that do not go
+    /// through the engine — reading files, `compute`, `split`, `describe`,
+    /// `take` — still use every core, in fixed chunks.)
     pub fn context(&self) -> SessionContext {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(self.pool.clone())
@@ -112,7 +120,7 @@ impl Session {
             .build_arc()
             .expect("a runtime environment with a pool and the OS temp folder builds");
         let config = SessionConfig::new()
-            .with_target_partitions(parallelism())
+            .with_target_partitions(1)
             .with_batch_size(64 * 1024)
             .with_information_schema(false);
         SessionContext::new_with_config_rt(config, runtime)

@@ -928,8 +928,8 @@ fn fresh_name(base: &str, tables: &[&Table]) -> String {
     name
 }
 
-/// `t` as a DataFusion table: its batches (shared, not copied) in
-/// contiguous partitions, one per compute thread, and, if `row` is given,
+/// `t` as a DataFusion table: its batches (shared, not copied) in one
+/// partition (see [`Session::context`] for why), and, if `row` is given,
 /// an extra non-null uint64 column of that name holding each row's number.
 ///
 /// Batches are never sliced (the engine counts a slice as its whole
@@ -949,7 +949,7 @@ pub(crate) fn provider(t: &Table, row: Option<&str>) -> Result<Arc<MemTable>, Da
         fields,
         t.schema().metadata().clone(),
     ));
-    let n = parallelism().max(1);
+    let n = 1;
     let per = t.num_rows().div_ceil(n).max(1);
     let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new()];
     let (mut in_partition, mut at) = (0usize, 0u64);
