@@ -9,13 +9,17 @@ use sluice_serve::signature::{ColumnSpec, Signature};
 
 fuzz_target!(|data: &[u8]| {
     let signature = Signature {
-        columns: [("a", DType::Float64), ("b", DType::Int64), ("c", DType::Utf8)]
-            .iter()
-            .map(|(n, t)| ColumnSpec {
-                name: n.to_string(),
-                column_type: *t,
-            })
-            .collect(),
+        columns: [
+            ("a", DType::Float64),
+            ("b", DType::Int64),
+            ("c", DType::Utf8),
+        ]
+        .iter()
+        .map(|(n, t)| ColumnSpec {
+            name: n.to_string(),
+            column_type: *t,
+        })
+        .collect(),
     };
     let _ = invocations_table(data, Some(&signature));
     let _ = invocations_table(data, None);

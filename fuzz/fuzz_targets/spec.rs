@@ -16,7 +16,9 @@ fuzz_target!(|data: &[u8]| {
             // Every span a parsed spec keeps must render.
             for step in &spec.steps {
                 for span in [step.span, step.name_span, step.component_span] {
-                    let _ = spec.diagnostic(Code::InvalidValue, span, "here").to_string();
+                    let _ = spec
+                        .diagnostic(Code::InvalidValue, span, "here")
+                        .to_string();
                 }
             }
         }
