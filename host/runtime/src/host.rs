@@ -30,14 +30,10 @@ const MAX_METRIC_NAME: usize = 256;
 /// `text` cut to at most `max` bytes (on a character boundary) with a mark
 /// that it was cut; a new string either way.
 fn cut_to(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
+    match crate::outcome::cut_text(text, max) {
+        (all, 0) => all.to_string(),
+        (kept, more) => format!("{kept} […{more} more bytes]"),
     }
-    let mut cut = max;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{} […{} more bytes]", &text[..cut], text.len() - cut)
 }
 
 /// The data of a step's store: WASI state with no authority, the resource

@@ -283,6 +283,20 @@ pub fn duration(d: std::time::Duration) -> String {
     }
 }
 
+/// The longest prefix of `text` of at most `max` bytes that ends on a
+/// character boundary, and how many bytes are left out: what every message,
+/// log line and preview that a step (or its data) can make long is cut to.
+pub fn cut_text(text: &str, max: usize) -> (&str, usize) {
+    if text.len() <= max {
+        return (text, 0);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (&text[..end], text.len() - end)
+}
+
 /// Formats a byte count for people: `1.5 GiB`, `640 KiB`, `12 B`.
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -74,6 +74,22 @@ impl Limiter {
         self.current
     }
 
+    /// Reserves `grow` more bytes of guest memory (linear or tables) in the
+    /// step's pool. Refusing makes `memory.grow` (or `table.grow`) return
+    /// -1, as on a real machine out of memory; the guest decides how to
+    /// fail, and the refusal is remembered for the step's error.
+    fn reserve(&mut self, grow: usize) -> bool {
+        if self.reservation.try_grow(grow).is_err() {
+            let reserved = self.session.reserved();
+            let host = reserved.saturating_sub(self.current);
+            self.refused = Some((reserved + grow as u64, host));
+            return false;
+        }
+        self.current += grow as u64;
+        self.observe();
+        true
+    }
+
     /// Notes the pool's current use in the peak (after the host takes more).
     pub(crate) fn observe(&mut self) {
         self.peak = self.peak.max(self.session.reserved());
@@ -91,18 +107,7 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let grow = desired - current;
-        if self.reservation.try_grow(grow).is_err() {
-            // Refusing makes `memory.grow` return -1, as on a real machine
-            // out of memory; the guest decides how to fail.
-            let reserved = self.session.reserved();
-            let host = reserved.saturating_sub(self.current);
-            self.refused = Some((reserved + grow as u64, host));
-            return Ok(false);
-        }
-        self.current += grow as u64;
-        self.observe();
-        Ok(true)
+        Ok(self.reserve(desired - current))
     }
 
     /// Table elements are host memory too (a pointer or two each): they
@@ -114,19 +119,7 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > 10_000_000 {
-            return Ok(false);
-        }
-        let grow = (desired - current) * TABLE_ELEMENT_BYTES;
-        if self.reservation.try_grow(grow).is_err() {
-            let reserved = self.session.reserved();
-            let host = reserved.saturating_sub(self.current);
-            self.refused = Some((reserved + grow as u64, host));
-            return Ok(false);
-        }
-        self.current += grow as u64;
-        self.observe();
-        Ok(true)
+        Ok(desired <= 10_000_000 && self.reserve((desired - current) * TABLE_ELEMENT_BYTES))
     }
 
     fn instances(&self) -> usize {

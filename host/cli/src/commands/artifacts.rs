@@ -166,16 +166,12 @@ fn preview(store: &Store, a: &ArtifactRecord) -> Option<(String, usize)> {
     // A line longer than a screen (a 100 MB string) is cut and says so.
     let cut: Vec<String> = lines[..shown]
         .iter()
-        .map(|l| {
-            if l.len() <= PREVIEW_LINE_BYTES {
-                return l.to_string();
-            }
-            let mut end = PREVIEW_LINE_BYTES;
-            while !l.is_char_boundary(end) {
-                end -= 1;
-            }
-            format!("{}… ({} more bytes)", &l[..end], l.len() - end)
-        })
+        .map(
+            |l| match sluice_runtime::outcome::cut_text(l, PREVIEW_LINE_BYTES) {
+                (all, 0) => all.to_string(),
+                (kept, more) => format!("{kept}… ({more} more bytes)"),
+            },
+        )
         .collect();
     Some((cut.join("\n"), lines.len() - shown))
 }
