@@ -207,3 +207,24 @@ fn a_bad_clock_setting_is_a_spec_error() {
     );
     assert_eq!(errors[0]["source_line"], "clock = \"wall\"");
 }
+
+#[test]
+fn exits_stack_overflows_and_handle_leaks_fail_in_one_line_that_says_what_happened() {
+    for (behaviour, expected) in [
+        (
+            "exit",
+            "the step called exit(0) instead of returning from `run`",
+        ),
+        ("deep", "stack"),
+        ("handles", "more than 100000 host handles at once"),
+    ] {
+        let p = project(behaviour, 0, r#"limits = { memory = "256MiB" }"#);
+        let (r, _) = run_within(&p, Duration::from_secs(120));
+        assert_eq!(r.code, 1, "{behaviour}: {}", r.stderr);
+        let s = evil(&r);
+        let message = s["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{behaviour}: {message}");
+        assert_eq!(message.lines().count(), 1, "{behaviour}: {message}");
+        assert!(!message.contains("backtrace"), "{behaviour}: {message}");
+    }
+}

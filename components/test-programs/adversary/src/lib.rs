@@ -10,8 +10,11 @@
 //! rows, keeping every one, until something stops it), `train-huge` (asks
 //! the host to train an MLP with two hidden layers of 6,000), `train-long`
 //! (an MLP of two layers of `size` units for a million epochs: only the
-//! time limit stops it), `log-flood` (10,000 log lines of 1 MiB) or
-//! `metric-flood` (2,000 metrics with 1 MiB names).
+//! time limit stops it), `log-flood` (10,000 log lines of 1 MiB),
+//! `metric-flood` (2,000 metrics with 1 MiB names), `exit` (calls
+//! `exit(0)` from `run`), `deep` (recurses with 64 KiB frames until the
+//! stack runs out) or `handles` (keeps table builders until the host says
+//! no).
 
 use std::hint::black_box;
 
@@ -41,6 +44,9 @@ const BEHAVIOURS: &[&str] = &[
     "train-long",
     "log-flood",
     "metric-flood",
+    "exit",
+    "deep",
+    "handles",
 ];
 
 struct Adversary;
@@ -112,6 +118,17 @@ impl Step for Adversary {
                     ctx.info(&line);
                 }
                 ctx.output_bytes("out", b"flooded")
+            }
+            "exit" => std::process::exit(0),
+            "deep" => {
+                let depth = recurse(black_box(1 << 40));
+                ctx.output_bytes("out", depth.to_string().as_bytes())
+            }
+            "handles" => {
+                let mut kept = Vec::new();
+                loop {
+                    kept.push(black_box(TableBuilder::new()));
+                }
             }
             "metric-flood" => {
                 for i in 0..2_000 {
@@ -189,6 +206,18 @@ fn train_mlp(hidden: &[usize], epochs: u64) -> Result<(), StepError> {
     });
     sluice_sdk::ml::train("mlp-regressor", &data, &features, "y", &params)?;
     Ok(())
+}
+
+/// Recurses `n` levels with a 64 KiB frame each (the stack runs out long
+/// before); `black_box` keeps the frames and the recursion.
+fn recurse(n: u64) -> u64 {
+    let mut frame = [0u8; 64 * 1024];
+    frame[(n % 1024) as usize] = 1;
+    black_box(&mut frame);
+    if n == 0 {
+        return 0;
+    }
+    1 + recurse(black_box(n - 1)) + u64::from(frame[0])
 }
 
 /// Spins forever; `black_box` keeps the optimiser from removing the loop.
