@@ -1220,7 +1220,7 @@ component = "sha256:ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef012345
         assert_eq!(d.code, Code::UnknownKey);
         assert_eq!(
             d.message,
-            "unknown key `inptus` in [steps.stats]; expected one of component, inputs, params, limits, retries, cache"
+            "unknown key `inptus` in [steps.stats]; expected one of component, inputs, params, limits, retries, cache, clock"
         );
         assert_eq!(d.help.as_deref(), Some("did you mean `inputs`?"));
         assert_eq!(at(&d), (6, 1));
