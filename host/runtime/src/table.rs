@@ -13,12 +13,9 @@ use arrow_array::{
 use arrow_schema::{DataType, Field, Schema};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
-use parquet::arrow::arrow_writer::{
-    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
-};
+use parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter, add_encoded_arrow_schema_to_metadata};
 use parquet::basic::Compression;
-use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use sluice_contract::DType;
@@ -382,47 +379,20 @@ pub fn to_parquet_within(table: &Table, limit: u64) -> Result<Vec<u8>, TableErro
         SerializedFileWriter::new(&mut out, parquet_schema.root_schema_ptr(), Arc::new(props))?;
     let factory = ArrowRowGroupWriterFactory::new(&writer, schema.clone());
     let rows = table.num_rows();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(schema.fields().len())
-        .max(1);
     for (index, start) in (0..rows).step_by(ROW_GROUP_ROWS).enumerate() {
         let group = table.slice(start, ROW_GROUP_ROWS.min(rows - start));
         let writers = factory.create_column_writers(index)?;
-        // Column j goes to thread j mod threads.
-        let mut lanes: Vec<Vec<(usize, ArrowColumnWriter)>> =
-            (0..threads).map(|_| Vec::new()).collect();
-        for (j, w) in writers.into_iter().enumerate() {
-            lanes[j % threads].push((j, w));
-        }
         let (fields, parts) = (schema.fields(), group.batches());
-        let encoded: Vec<Vec<(usize, ArrowColumnChunk)>> = std::thread::scope(|s| {
-            let handles: Vec<_> = lanes
-                .into_iter()
-                .map(|lane| {
-                    s.spawn(move || {
-                        lane.into_iter()
-                            .map(|(j, mut w)| {
-                                for part in parts {
-                                    for leaf in compute_leaves(&fields[j], part.column(j))? {
-                                        w.write(&leaf)?;
-                                    }
-                                }
-                                Ok((j, w.close()?))
-                            })
-                            .collect::<Result<Vec<_>, ParquetError>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a column encoder does not panic"))
-                .collect::<Result<_, _>>()
+        let chunks = in_parallel(writers, |j, mut w: ArrowColumnWriter| {
+            for part in parts {
+                for leaf in compute_leaves(&fields[j], part.column(j))? {
+                    w.write(&leaf)?;
+                }
+            }
+            w.close()
         })?;
-        let mut chunks: Vec<(usize, ArrowColumnChunk)> = encoded.into_iter().flatten().collect();
-        chunks.sort_by_key(|(j, _)| *j);
         let mut row_group = writer.next_row_group()?;
-        for (_, chunk) in chunks {
+        for chunk in chunks {
             chunk.append_to_row_group(&mut row_group)?;
         }
         row_group.close()?;
@@ -435,6 +405,45 @@ pub fn to_parquet_within(table: &Table, limit: u64) -> Result<Vec<u8>, TableErro
     }
     writer.close()?;
     Ok(out)
+}
+
+/// Runs `work(i, item)` on every item on up to one thread per core (item
+/// `i` on thread `i mod threads`) and returns the results in the items'
+/// order, so that what is built from them does not depend on the number of
+/// threads: the columns of a row group when encoding, the row groups when
+/// decoding.
+fn in_parallel<I: Send, T: Send, E: Send>(
+    items: Vec<I>,
+    work: impl Fn(usize, I) -> Result<T, E> + Sync,
+) -> Result<Vec<T>, E> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len())
+        .max(1);
+    let mut lanes: Vec<Vec<(usize, I)>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, item) in items.into_iter().enumerate() {
+        lanes[i % threads].push((i, item));
+    }
+    let work = &work;
+    let done: Vec<Vec<(usize, T)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = lanes
+            .into_iter()
+            .map(|lane| {
+                s.spawn(move || {
+                    lane.into_iter()
+                        .map(|(i, item)| Ok((i, work(i, item)?)))
+                        .collect::<Result<Vec<_>, E>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a Parquet worker does not panic"))
+            .collect::<Result<_, _>>()
+    })?;
+    let mut done: Vec<(usize, T)> = done.into_iter().flatten().collect();
+    done.sort_by_key(|(i, _)| *i);
+    Ok(done.into_iter().map(|(_, t)| t).collect())
 }
 
 /// [`to_parquet`] with the plain (one-thread) writer.
@@ -470,40 +479,17 @@ pub fn from_parquet(bytes: impl Into<Bytes>) -> Result<Table, TableError> {
         reader.collect::<Result<Vec<_>, _>>()?
     } else {
         let metadata = builder.metadata().clone();
-        // Row group i is decoded by thread i mod threads; the batches are
-        // put back in row-group order.
-        let decoded: Vec<Vec<(usize, Vec<RecordBatch>)>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let (bytes, metadata) = (bytes.clone(), metadata.clone());
-                    s.spawn(move || {
-                        (t..groups)
-                            .step_by(threads)
-                            .map(|g| {
-                                let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
-                                    bytes.clone(),
-                                    ArrowReaderMetadata::try_new(
-                                        metadata.clone(),
-                                        Default::default(),
-                                    )?,
-                                )
-                                .with_row_groups(vec![g])
-                                .with_batch_size(ROW_GROUP_ROWS)
-                                .build()?;
-                                Ok((g, reader.collect::<Result<Vec<_>, _>>()?))
-                            })
-                            .collect::<Result<Vec<_>, TableError>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a row-group decoder does not panic"))
-                .collect::<Result<_, _>>()
+        let decoded = in_parallel((0..groups).collect(), |_, g: usize| {
+            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+                bytes.clone(),
+                ArrowReaderMetadata::try_new(metadata.clone(), Default::default())?,
+            )
+            .with_row_groups(vec![g])
+            .with_batch_size(ROW_GROUP_ROWS)
+            .build()?;
+            Ok::<_, TableError>(reader.collect::<Result<Vec<_>, _>>()?)
         })?;
-        let mut groups: Vec<(usize, Vec<RecordBatch>)> = decoded.into_iter().flatten().collect();
-        groups.sort_by_key(|(g, _)| *g);
-        groups.into_iter().flat_map(|(_, b)| b).collect()
+        decoded.into_iter().flatten().collect()
     };
     let table = Table::new(schema, batches)?;
     if let Err(e) = table.check_types() {
