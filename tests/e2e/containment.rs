@@ -7,23 +7,6 @@ use crate::support::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
-/// A one-step pipeline running the adversary with `behaviour`, `size` and
-/// extra step keys.
-fn project(behaviour: &str, size: u64, extra: &str) -> Project {
-    Project::new(&format!(
-        r#"
-[pipeline]
-name = "containment"
-
-[steps.evil]
-component = "{}"
-params = {{ behaviour = "{behaviour}", size = {size} }}
-{extra}
-"#,
-        adversary()
-    ))
-}
-
 /// `sluice run --json` that must finish within `deadline`; killed and
 /// failed otherwise. Returns the run and how long it took.
 fn run_within(p: &Project, deadline: Duration) -> (Run, Duration) {
@@ -59,7 +42,7 @@ fn training_past_the_time_limit_is_stopped_and_the_process_exits() {
     // An MLP of two 1,500-unit layers for a million epochs: only the time
     // limit ends it. Before, the step was marked stopped and `sluice run`
     // never exited (the training thread ran on).
-    let p = project(
+    let p = adversary_project(
         "train-long",
         1500,
         r#"limits = { time = "2s", memory = "1GiB" }"#,
@@ -81,7 +64,7 @@ fn training_past_the_time_limit_is_stopped_and_the_process_exits() {
 fn a_training_request_too_big_for_the_memory_limit_is_refused_before_it_allocates() {
     // Two hidden layers of 6,000 units: about 1.7 GiB of weights, gradients
     // and optimiser state, for a step limited to 64 MiB.
-    let p = project("train-huge", 0, r#"limits = { memory = "64MiB" }"#);
+    let p = adversary_project("train-huge", 0, r#"limits = { memory = "64MiB" }"#);
     let (r, _) = run_within(&p, Duration::from_secs(60));
     assert_eq!(r.code, 1, "{}", r.stderr);
     let report = r.json();
@@ -103,7 +86,7 @@ fn a_training_request_too_big_for_the_memory_limit_is_refused_before_it_allocate
 #[test]
 fn floods_of_log_lines_and_metrics_are_capped() {
     // 10,000 log lines of 1 MiB: 10 GB of text offered, 1 MiB kept.
-    let p = project("log-flood", 0, r#"limits = { memory = "64MiB" }"#);
+    let p = adversary_project("log-flood", 0, r#"limits = { memory = "64MiB" }"#);
     let (r, _) = run_within(&p, Duration::from_secs(120));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let report = r.json();
@@ -129,7 +112,7 @@ fn floods_of_log_lines_and_metrics_are_capped() {
     assert!(peak < 400 << 20, "peak RSS {peak} bytes");
 
     // 2,000 metrics with 1 MiB names: 1,000 kept, names cut.
-    let p = project("metric-flood", 0, r#"limits = { memory = "64MiB" }"#);
+    let p = adversary_project("metric-flood", 0, r#"limits = { memory = "64MiB" }"#);
     let (r, _) = run_within(&p, Duration::from_secs(120));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let report = r.json();
@@ -153,7 +136,7 @@ fn floods_of_log_lines_and_metrics_are_capped() {
 #[test]
 fn steps_see_virtual_clocks_so_runs_repeat_unless_the_spec_asks_for_real_time() {
     // `clock` writes SystemTime::now() in nanoseconds.
-    let p = project("clock", 0, "cache = false");
+    let p = adversary_project("clock", 0, "cache = false");
     let outputs: Vec<String> = (0..2)
         .map(|_| {
             let r = p.run_json();
@@ -171,7 +154,7 @@ fn steps_see_virtual_clocks_so_runs_repeat_unless_the_spec_asks_for_real_time() 
     );
 
     // With the real clock: the real time, and never served from the cache.
-    let p = project("clock", 0, r#"clock = "real""#);
+    let p = adversary_project("clock", 0, r#"clock = "real""#);
     let mut seen = Vec::new();
     for _ in 0..2 {
         let r = p.run_json();
@@ -197,7 +180,7 @@ fn steps_see_virtual_clocks_so_runs_repeat_unless_the_spec_asks_for_real_time() 
 
 #[test]
 fn a_bad_clock_setting_is_a_spec_error() {
-    let p = project("noop", 0, r#"clock = "wall""#);
+    let p = adversary_project("noop", 0, r#"clock = "wall""#);
     let r = p.run_json();
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     let errors = r.json()["errors"].clone();
@@ -218,7 +201,7 @@ fn exits_stack_overflows_and_handle_leaks_fail_in_one_line_that_says_what_happen
         ("deep", "stack"),
         ("handles", "more than 100000 host handles at once"),
     ] {
-        let p = project(behaviour, 0, r#"limits = { memory = "256MiB" }"#);
+        let p = adversary_project(behaviour, 0, r#"limits = { memory = "256MiB" }"#);
         let (r, _) = run_within(&p, Duration::from_secs(120));
         assert_eq!(r.code, 1, "{behaviour}: {}", r.stderr);
         let s = evil(&r);

@@ -4,25 +4,9 @@
 use crate::support::*;
 use serde_json::Value;
 
-/// A one-step pipeline running the adversary with `behaviour`.
-fn adversary_project(behaviour: &str, extra: &str) -> Project {
-    Project::new(&format!(
-        r#"
-[pipeline]
-name = "adversary"
-
-[steps.evil]
-component = "{}"
-params = {{ behaviour = "{behaviour}" }}
-{extra}
-"#,
-        adversary()
-    ))
-}
-
 /// Runs the adversary and returns the step's report, asserting the run failed.
 fn failing(behaviour: &str, extra: &str) -> Value {
-    let r = adversary_project(behaviour, extra).run_json();
+    let r = adversary_project(behaviour, 0, extra).run_json();
     assert_eq!(
         r.code, 1,
         "expected a failed run\nstdout: {}\nstderr: {}",
@@ -41,7 +25,7 @@ fn failing(behaviour: &str, extra: &str) -> Value {
 
 /// The host is still healthy: a well-behaved run right after succeeds.
 fn next_run_works() {
-    let r = adversary_project("noop", "").run_json();
+    let r = adversary_project("noop", 0, "").run_json();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(step(&r.json(), "evil")["state"], "succeeded");
 }
@@ -81,7 +65,7 @@ fn a_memory_bomb_hits_its_memory_limit() {
 
 #[test]
 fn files_environment_and_network_find_nothing() {
-    let project = adversary_project("probe", "");
+    let project = adversary_project("probe", 0, "");
     let r = project.run_json();
     assert_eq!(r.code, 0, "{}", r.stderr);
     let report = r.json();

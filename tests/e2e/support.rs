@@ -23,6 +23,23 @@ pub fn adversary() -> &'static str {
     sluice_std_components::TEST_PROGRAM_ADVERSARY
 }
 
+/// A one-step pipeline whose step `evil` runs the adversary with
+/// `behaviour` and `size`, plus `extra` keys of the step's table.
+pub fn adversary_project(behaviour: &str, size: u64, extra: &str) -> Project {
+    Project::new(&format!(
+        r#"
+[pipeline]
+name = "adversary"
+
+[steps.evil]
+component = "{}"
+params = {{ behaviour = "{behaviour}", size = {size} }}
+{extra}
+"#,
+        adversary()
+    ))
+}
+
 /// `sluice` with the shared compiled cache and no colours.
 pub fn sluice() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
