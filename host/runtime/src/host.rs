@@ -28,10 +28,12 @@ pub(crate) const MAX_METRICS: usize = 1000;
 const MAX_METRIC_NAME: usize = 256;
 
 /// `text` cut to at most `max` bytes (on a character boundary) with a mark
-/// that it was cut; a new string either way.
-fn cut_to(text: &str, max: usize) -> String {
-    match crate::outcome::cut_text(text, max) {
-        (all, 0) => all.to_string(),
+/// that it was cut. A cut text is a new string, so the long one's
+/// allocation is let go rather than kept as capacity; a short one is kept
+/// as it came.
+fn cut_to(text: String, max: usize) -> String {
+    match crate::outcome::cut_text(&text, max) {
+        (_, 0) => text,
         (kept, more) => format!("{kept} […{more} more bytes]"),
     }
 }
@@ -499,7 +501,7 @@ impl context::Host for StepState {
         // Bounded by lines and by bytes, and a long line is cut into a new
         // string: the guest's (as long as its linear memory allows) is let
         // go at once, not kept as the cut line's capacity.
-        let message = cut_to(&message, MAX_LOG_LINE);
+        let message = cut_to(message, MAX_LOG_LINE);
         if self.io.logs.len() >= MAX_LOG_LINES || self.io.log_bytes + message.len() > MAX_LOG_BYTES
         {
             self.io.dropped_logs += 1;
@@ -526,9 +528,7 @@ impl context::Host for StepState {
             self.io.dropped_metrics += 1;
             return Ok(());
         }
-        self.io
-            .metrics
-            .push((cut_to(&name, MAX_METRIC_NAME), value));
+        self.io.metrics.push((cut_to(name, MAX_METRIC_NAME), value));
         Ok(())
     }
 
