@@ -133,3 +133,46 @@ pub fn output_bytes(report: &Value, name: &str, port: &str) -> Vec<u8> {
         .clone();
     std::fs::read(out["path"].as_str().unwrap()).unwrap()
 }
+
+/// A step component written as a core Wasm module in text form: its
+/// `describe` runs `describe_body` then returns an empty manifest named
+/// `raw`, its `run` runs `run_body` then succeeds; `declarations` go at
+/// module level (tables, globals). For behaviours no source language
+/// expresses directly, such as growing a hundred funcref tables. The module
+/// imports nothing, so the component imports nothing. Written to `dir`;
+/// returns the component's path.
+pub fn raw_step(dir: &Path, declarations: &str, describe_body: &str, run_body: &str) -> PathBuf {
+    // The manifest at 64: name (16, 3), version (32, 5), then an empty doc
+    // and three empty lists; `run`'s `ok` result at 128 (all zero).
+    let wat = format!(
+        r#"(module
+  (memory (export "memory") 1)
+  (data (i32.const 16) "raw")
+  (data (i32.const 32) "0.1.0")
+  (data (i32.const 64) "\10\00\00\00\03\00\00\00\20\00\00\00\05\00\00\00")
+  {declarations}
+  (func (export "describe") (result i32) {describe_body} (i32.const 64))
+  (func (export "run") (result i32) {run_body} (i32.const 128))
+)"#
+    );
+    let mut module = wat::parse_str(&wat).unwrap_or_else(|e| panic!("{e}\n{wat}"));
+    let mut resolve = wit_parser::Resolve::default();
+    let (package, _) = resolve.push_path(repo().join("wit")).unwrap();
+    let world = resolve.select_world(&[package], Some("step")).unwrap();
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .unwrap();
+    let component = wit_component::ComponentEncoder::default()
+        .module(&module)
+        .unwrap()
+        .validate(true)
+        .encode()
+        .unwrap();
+    let path = dir.join("raw.wasm");
+    std::fs::write(&path, component).unwrap();
+    path
+}

@@ -715,10 +715,13 @@ fn classify_trap(
     {
         return StepFailure::Panicked(line.message["panic: ".len()..].to_string());
     }
-    if let Some(msg) = rust_panic_message(stderr) {
+    // Python first: componentize-py reports an escaped exception by printing
+    // its traceback and then panicking in its own (Rust) runtime, whose
+    // panic text says only that an exception was thrown.
+    if let Some(msg) = python_exception(stderr) {
         return StepFailure::Panicked(msg);
     }
-    if let Some(msg) = python_exception(stderr) {
+    if let Some(msg) = rust_panic_message(stderr) {
         return StepFailure::Panicked(msg);
     }
     if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
@@ -776,12 +779,13 @@ fn cut(text: &str, max: usize) -> String {
 /// escaped a step.
 fn python_exception(stderr: &str) -> Option<String> {
     let at = stderr.rfind("Traceback (most recent call last):")?;
+    // The frames are indented; the exception is the first line after them
+    // that starts in column 0 (whatever the runtime printed afterwards).
     let last = stderr[at..]
         .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with('^') && !l.starts_with('~'))?;
-    Some(format!("Python exception: {}", cut(last, 500)))
+        .skip(1)
+        .find(|l| !l.is_empty() && !l.starts_with(char::is_whitespace))?;
+    Some(format!("Python exception: {}", cut(last.trim_end(), 500)))
 }
 
 /// The message of the last Rust panic printed to stderr by the default hook
@@ -950,7 +954,7 @@ mod tests {
             m,
             "wasm trap: wasm `unreachable` instruction executed; it last printed to stderr: Error: bad row 7"
         );
-        let py = "Traceback (most recent call last):\n  File \"app.py\", line 9, in run\n    int(x)\nValueError: invalid literal for int() with base 10: 'a'\n";
+        let py = "Traceback (most recent call last):\n  File \"app.py\", line 9, in run\n    int(x)\n    ^^^^^^\nValueError: invalid literal for int() with base 10: 'a'\nthread '<unnamed>' panicked at runtime/src/lib.rs:1293:29:\nPython function threw an unexpected exception\n";
         assert_eq!(
             python_exception(py).unwrap(),
             "Python exception: ValueError: invalid literal for int() with base 10: 'a'"

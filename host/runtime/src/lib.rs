@@ -30,6 +30,8 @@ mod bindings {
         // threads, so that the step's time limit still applies while they do.
         imports: {
             "sluice:pipeline/ml.train": async | trappable,
+            "sluice:pipeline/ml.evaluate": async | trappable,
+            "sluice:pipeline/ml.[method]model.predict": async | trappable,
             "sluice:pipeline/tables": async | trappable,
             "sluice:pipeline/context.output-table": async | trappable,
             "sluice:pipeline/context.read-file": async | trappable,

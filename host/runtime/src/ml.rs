@@ -30,6 +30,20 @@ impl Drop for CancelOnDrop {
     }
 }
 
+/// Runs `work` on a blocking thread and waits for it. The thread is one
+/// nothing can kill: when this future is dropped (the step's time limit
+/// passed), the flag handed to `work` is raised, and `work` stops at its
+/// next check (a training batch or iteration, an inference chunk).
+async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce(&sluice_ml::Cancel) -> T + Send + 'static,
+) -> wasmtime::Result<T> {
+    let cancel = sluice_ml::Cancel::new();
+    let _stop = CancelOnDrop(cancel.clone());
+    tokio::task::spawn_blocking(move || work(&cancel))
+        .await
+        .map_err(|e| wasmtime::Error::msg(format!("the host's worker thread failed: {e}")))
+}
+
 impl StepState {
     /// Reserves what running `model` on `rows` rows allocates.
     fn inference_hold(&self, model: &ModelArtifact, rows: usize) -> wasmtime::Result<Hold> {
@@ -69,26 +83,20 @@ impl ml::Host for StepState {
                 estimate,
             )
             .map_err(|e| wasmtime::Error::new(HostMemoryExceeded(e)))?;
-        // Training runs on a thread nothing can kill: when this call is
-        // abandoned (the step's time limit passed), the flag stops it at its
-        // next batch or iteration.
-        let cancel = sluice_ml::Cancel::new();
-        let _stop = CancelOnDrop(cancel.clone());
-        let trained = tokio::task::spawn_blocking(move || {
+        let trained = off_thread(move |cancel| {
             let trained =
-                ModelArtifact::train(&algorithm, &table, &features, &label, &params, &cancel);
+                ModelArtifact::train(&algorithm, &table, &features, &label, &params, cancel);
             drop(hold);
             trained
         })
-        .await
-        .map_err(|e| wasmtime::Error::msg(format!("the training thread failed: {e}")))?;
+        .await?;
         match trained {
             Ok(model) => Ok(Ok(self.resources.push(ModelRes(Arc::new(model)))?)),
             Err(e) => Ok(Err(ml_error(e))),
         }
     }
 
-    fn evaluate(
+    async fn evaluate(
         &mut self,
         model: Resource<ModelRes>,
         data: Resource<TableRes>,
@@ -96,11 +104,14 @@ impl ml::Host for StepState {
     ) -> wasmtime::Result<Result<String, ml::MlError>> {
         let model = self.resources.get(&model)?.0.clone();
         let batch = self.table(&data)?.to_batch()?;
-        let _hold = self.inference_hold(&model, batch.num_rows())?;
-        Ok(model
-            .evaluate(&batch, slice_by.as_deref())
-            .map(|v| v.to_string())
-            .map_err(ml_error))
+        let hold = self.inference_hold(&model, batch.num_rows())?;
+        let measured = off_thread(move |cancel| {
+            let measured = model.evaluate_until(&batch, slice_by.as_deref(), cancel);
+            drop(hold);
+            measured
+        })
+        .await?;
+        Ok(measured.map(|v| v.to_string()).map_err(ml_error))
     }
 }
 
@@ -137,15 +148,21 @@ impl ml::HostModel for StepState {
         })
     }
 
-    fn predict(
+    async fn predict(
         &mut self,
         this: Resource<ModelRes>,
         data: Resource<TableRes>,
     ) -> wasmtime::Result<Result<Resource<TableRes>, ml::MlError>> {
         let model = self.resources.get(&this)?.0.clone();
         let batch = self.table(&data)?.to_batch()?;
-        let _hold = self.inference_hold(&model, batch.num_rows())?;
-        match model.predict(&batch) {
+        let hold = self.inference_hold(&model, batch.num_rows())?;
+        let predicted = off_thread(move |cancel| {
+            let predicted = model.predict_until(&batch, cancel);
+            drop(hold);
+            predicted
+        })
+        .await?;
+        match predicted {
             Ok(out) => Ok(Ok(self.push_table(
                 "the predictions",
                 sluice_tables::Table::from_batch(out),

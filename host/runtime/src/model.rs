@@ -33,13 +33,17 @@ pub enum ModelError {
     /// Training failed although the request was sound (diverged, singular).
     #[error("training failed: {0}")]
     Training(String),
+    /// The caller raised the stop flag (a step past its time limit) before
+    /// the work ended.
+    #[error("stopped before it finished")]
+    Cancelled,
 }
 
 impl ModelError {
     /// Whether the request (data, card, params, ONNX) is at fault, rather
     /// than the work failing.
     pub fn blames_request(&self) -> bool {
-        !matches!(self, ModelError::Training(_))
+        !matches!(self, ModelError::Training(_) | ModelError::Cancelled)
     }
 }
 
@@ -378,6 +382,11 @@ fn number_values(batches: &[RecordBatch], name: &str) -> Result<Vec<f64>, ModelE
 /// Metrics of the rows at the given indices.
 type Measure = dyn Fn(&[usize]) -> Result<Value, ModelError>;
 
+/// Rows a model runs on at a time: bounds inference's scratch memory (the
+/// features in `f64` and `f32`, the outputs) and is how often it looks at
+/// its stop flag.
+pub const INFERENCE_CHUNK_ROWS: usize = 16_384;
+
 /// What a model predicted for a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Predictions {
@@ -472,15 +481,65 @@ impl ModelArtifact {
     }
 
     /// About how many bytes running the model on `rows` rows allocates:
-    /// the features in `f64` and `f32`, and the outputs.
+    /// the features in `f64` and `f32` and the model's own outputs for one
+    /// chunk, and the predictions (kept, then copied into a table) for all.
     pub fn inference_memory(&self, rows: usize) -> u64 {
         let features = self.features().map_or(0, |f| f.len()) as u64;
         let outputs = self.classes().map_or(1, |c| c.len()) as u64;
-        rows as u64 * (features * 12 + outputs * 24 + 16)
+        let chunk = rows.min(INFERENCE_CHUNK_ROWS) as u64;
+        rows as u64 * (outputs * 16 + 16) + chunk * (features * 12 + outputs * 8)
     }
 
     /// Runs the model on the card's feature columns of `batch`.
     pub fn predictions(&self, batch: &RecordBatch) -> Result<Predictions, ModelError> {
+        self.predictions_until(batch, &sluice_ml::Cancel::new())
+    }
+
+    /// [`ModelArtifact::predictions`], [`INFERENCE_CHUNK_ROWS`] rows at a
+    /// time, stopping with [`ModelError::Cancelled`] between chunks once
+    /// `cancel` is raised. Rows are independent, so the chunks' predictions
+    /// are the whole batch's; the feature copies exist one chunk at a time.
+    pub fn predictions_until(
+        &self,
+        batch: &RecordBatch,
+        cancel: &sluice_ml::Cancel,
+    ) -> Result<Predictions, ModelError> {
+        let rows = batch.num_rows();
+        let mut all = Predictions {
+            classes: None,
+            probabilities: None,
+            values: None,
+        };
+        let mut start = 0;
+        loop {
+            if cancel.is_cancelled() {
+                return Err(ModelError::Cancelled);
+            }
+            let len = INFERENCE_CHUNK_ROWS.min(rows - start);
+            let part = self.chunk_predictions(&batch.slice(start, len))?;
+            if start == 0 && len == rows {
+                return Ok(part);
+            }
+            for (into, from) in [
+                (&mut all.probabilities, part.probabilities),
+                (&mut all.values, part.values),
+            ] {
+                if let Some(from) = from {
+                    into.get_or_insert_with(Vec::new).extend(from);
+                }
+            }
+            if let Some(from) = part.classes {
+                all.classes.get_or_insert_with(Vec::new).extend(from);
+            }
+            start += len;
+            if start >= rows {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// One chunk of [`ModelArtifact::predictions_until`].
+    fn chunk_predictions(&self, batch: &RecordBatch) -> Result<Predictions, ModelError> {
         let features = self.features()?;
         let rows = batch.num_rows();
         let x = feature_matrix(batch, &features)?;
@@ -495,7 +554,17 @@ impl ModelArtifact {
     /// Runs the model on `batch` and returns the predictions as a table:
     /// `prediction`, and for classifiers `probability_<class>` per class.
     pub fn predict(&self, batch: &RecordBatch) -> Result<RecordBatch, ModelError> {
-        let p = self.predictions(batch)?;
+        self.predict_until(batch, &sluice_ml::Cancel::new())
+    }
+
+    /// [`ModelArtifact::predict`] that stops once `cancel` is raised (see
+    /// [`ModelArtifact::predictions_until`]).
+    pub fn predict_until(
+        &self,
+        batch: &RecordBatch,
+        cancel: &sluice_ml::Cancel,
+    ) -> Result<RecordBatch, ModelError> {
+        let p = self.predictions_until(batch, cancel)?;
         let rows = batch.num_rows();
         let mut fields = Vec::new();
         let mut columns: Vec<ArrayRef> = Vec::new();
@@ -550,13 +619,24 @@ impl ModelArtifact {
         batch: &RecordBatch,
         slice_by: Option<&str>,
     ) -> Result<Value, ModelError> {
+        self.evaluate_until(batch, slice_by, &sluice_ml::Cancel::new())
+    }
+
+    /// [`ModelArtifact::evaluate`] that stops once `cancel` is raised (see
+    /// [`ModelArtifact::predictions_until`]).
+    pub fn evaluate_until(
+        &self,
+        batch: &RecordBatch,
+        slice_by: Option<&str>,
+        cancel: &sluice_ml::Cancel,
+    ) -> Result<Value, ModelError> {
         let label = self
             .label()
             .ok_or_else(|| {
                 ModelError::Card("no `label`: the column with the true values is unknown".into())
             })?
             .to_string();
-        let p = self.predictions(batch)?;
+        let p = self.predictions_until(batch, cancel)?;
         let rows = batch.num_rows();
         let slices: Option<(String, Vec<String>)> = match slice_by {
             Some(column) => Some((column.to_string(), slice_keys(batch, column)?)),
@@ -821,6 +901,71 @@ mod tests {
         assert_eq!(back.features().unwrap(), ["a", "b"]);
         assert_eq!(back.card(), m.card());
         assert!(back.is_classifier());
+    }
+
+    /// `rows` rows of `x` and a label `y` that is `x > 0`.
+    fn labelled(rows: usize) -> RecordBatch {
+        let x: Vec<f64> = (0..rows).map(|i| (i % 97) as f64 - 48.0).collect();
+        let y: Vec<i64> = x.iter().map(|&v| i64::from(v > 0.0)).collect();
+        RecordBatch::try_from_iter([
+            ("x", Arc::new(Float64Array::from(x)) as ArrayRef),
+            ("y", Arc::new(Int64Array::from(y)) as ArrayRef),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn a_batch_is_predicted_in_chunks_that_line_up_and_a_raised_flag_stops_it() {
+        let cancel = sluice_ml::Cancel::new();
+        let model = ModelArtifact::train(
+            "logistic-regression",
+            &Table::from_batch(labelled(500)),
+            &["x".to_string()],
+            "y",
+            "{}",
+            &cancel,
+        )
+        .unwrap();
+        // Two and a half chunks: each row's prediction is the one it gets
+        // alone, so the chunks are stitched in order.
+        let rows = INFERENCE_CHUNK_ROWS * 5 / 2;
+        let batch = labelled(rows);
+        let all = model.predictions(&batch).unwrap();
+        let classes = all.classes.as_ref().unwrap();
+        let probabilities = all.probabilities.as_ref().unwrap();
+        assert_eq!(classes.len(), rows);
+        assert_eq!(probabilities.len(), rows * 2);
+        for row in [
+            0,
+            1,
+            INFERENCE_CHUNK_ROWS - 1,
+            INFERENCE_CHUNK_ROWS,
+            2 * INFERENCE_CHUNK_ROWS + 7,
+            rows - 1,
+        ] {
+            let alone = model.predictions(&batch.slice(row, 1)).unwrap();
+            assert_eq!(alone.classes.unwrap(), [classes[row]], "row {row}");
+            assert_eq!(
+                alone.probabilities.unwrap(),
+                probabilities[row * 2..row * 2 + 2],
+                "row {row}"
+            );
+        }
+        // The model learnt the rule, so a misplaced chunk would show.
+        let right = (0..rows)
+            .filter(|&i| classes[i] == usize::from((i % 97) as f64 - 48.0 > 0.0))
+            .count();
+        assert!(right as f64 > 0.98 * rows as f64, "{right} of {rows}");
+
+        cancel.cancel();
+        assert!(matches!(
+            model.predict_until(&batch, &cancel),
+            Err(ModelError::Cancelled)
+        ));
+        assert!(matches!(
+            model.evaluate_until(&batch, None, &cancel),
+            Err(ModelError::Cancelled)
+        ));
     }
 
     #[test]

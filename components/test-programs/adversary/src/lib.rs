@@ -13,8 +13,9 @@
 //! time limit stops it), `log-flood` (10,000 log lines of 1 MiB),
 //! `metric-flood` (2,000 metrics with 1 MiB names), `exit` (calls
 //! `exit(0)` from `run`), `deep` (recurses with 64 KiB frames until the
-//! stack runs out) or `handles` (keeps table builders until the host says
-//! no).
+//! stack runs out), `handles` (keeps table builders until the host says
+//! no) or `predict-long` (trains a small MLP, then asks the host to predict
+//! `size` rows with it in one call).
 
 use std::hint::black_box;
 
@@ -47,6 +48,7 @@ const BEHAVIOURS: &[&str] = &[
     "exit",
     "deep",
     "handles",
+    "predict-long",
 ];
 
 struct Adversary;
@@ -107,10 +109,11 @@ impl Step for Adversary {
             }
             "big-column" => big_column(ctx, ctx.param("size")?),
             "host-hog" => host_hog(ctx.param("size")?),
-            "train-huge" => train_mlp(&[6000, 6000], 10),
+            "train-huge" => train_mlp(&[6000, 6000], 10).map(drop),
+            "predict-long" => predict_long(ctx, ctx.param("size")?),
             "train-long" => {
                 let width: usize = ctx.param("size")?;
-                train_mlp(&[width, width], 1_000_000)
+                train_mlp(&[width, width], 1_000_000).map(drop)
             }
             "log-flood" => {
                 let line = "x".repeat(1 << 20);
@@ -184,18 +187,8 @@ fn host_hog(rows: u64) -> Result<(), StepError> {
 
 /// Asks the host to train an MLP with `hidden` layers for `epochs` epochs
 /// on 2,000 rows of four features.
-fn train_mlp(hidden: &[usize], epochs: u64) -> Result<(), StepError> {
-    let mut builder = TableBuilder::new();
-    for (j, name) in ["a", "b", "c", "d"].iter().enumerate() {
-        builder.add_f64(
-            name,
-            (0..2000)
-                .map(|i| Some(((i * (j + 3)) % 17) as f64))
-                .collect(),
-        )?;
-    }
-    builder.add_f64("y", (0..2000).map(|i| Some((i % 5) as f64)).collect())?;
-    let data = builder.finish()?;
+fn train_mlp(hidden: &[usize], epochs: u64) -> Result<sluice_sdk::ml::Model, StepError> {
+    let data = four_features(2000, true)?;
     let features: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
     let params = serde_json::json!({
         "hidden_layers": hidden,
@@ -204,8 +197,35 @@ fn train_mlp(hidden: &[usize], epochs: u64) -> Result<(), StepError> {
         "tol": 0.0,
         "n_iter_no_change": 1_000_000,
     });
-    sluice_sdk::ml::train("mlp-regressor", &data, &features, "y", &params)?;
-    Ok(())
+    sluice_sdk::ml::train("mlp-regressor", &data, &features, "y", &params)
+}
+
+/// `rows` rows of features `a`..`d` (and the label `y`).
+fn four_features(rows: usize, label: bool) -> Result<sluice_sdk::Table, StepError> {
+    let mut builder = TableBuilder::new();
+    for (j, name) in ["a", "b", "c", "d"].iter().enumerate() {
+        builder.add_f64(
+            name,
+            (0..rows)
+                .map(|i| Some(((i * (j + 3)) % 17) as f64))
+                .collect(),
+        )?;
+    }
+    if label {
+        builder.add_f64("y", (0..rows).map(|i| Some((i % 5) as f64)).collect())?;
+    }
+    Ok(builder.finish()?)
+}
+
+/// Trains an MLP of two 512-unit layers for one epoch (quick), then asks the
+/// host to predict `rows` rows in one call (slow: about 270,000
+/// multiply-adds a row).
+fn predict_long(ctx: &Context, rows: usize) -> Result<(), StepError> {
+    let model = train_mlp(&[512, 512], 1)?;
+    let data = four_features(rows, false)?;
+    ctx.info(format!("predicting {rows} rows"));
+    model.predict(&data)?;
+    ctx.output_bytes("out", b"predicted")
 }
 
 /// Recurses `n` levels with a 64 KiB frame each (the stack runs out long
