@@ -1,13 +1,21 @@
-//! An Open Inference Protocol v2 request body, decoded into a table for a
-//! model of four float inputs and for a model without a signature.
+//! An Open Inference Protocol v2 request body (JSON, or JSON followed by
+//! binary tensor data), decoded into a table for a model of four float
+//! inputs and for a model without a signature.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use sluice_contract::DType;
-use sluice_serve::protocol::{infer_table, parse_infer};
+use sluice_serve::protocol::{infer_table, parse_infer, parse_infer_with};
 use sluice_serve::signature::{ColumnSpec, Signature};
 
 fuzz_target!(|data: &[u8]| {
+    // The first two bytes, when there are more, are the length of the JSON
+    // header of a binary-data request (`Inference-Header-Content-Length`).
+    if let [a, b, body @ ..] = data
+        && let Ok(request) = parse_infer_with(body, Some(usize::from(u16::from_le_bytes([*a, *b]))))
+    {
+        let _ = infer_table(&request, None);
+    }
     let Ok(request) = parse_infer(data) else {
         return;
     };

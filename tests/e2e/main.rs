@@ -7,6 +7,7 @@ mod support;
 
 mod cache;
 mod check;
+mod clients;
 mod containment;
 mod contract;
 mod dataplane;

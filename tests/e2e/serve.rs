@@ -538,9 +538,11 @@ fn served_predictions_equal_batch_predictions_and_bad_requests_get_clear_errors(
         "/invocations",
         &json!({"dataframe_split": {"columns": ["mean_radius"], "data": [[1.0]]}}),
     );
+    // MLflow's error shape on MLflow's endpoint.
     assert_eq!(status, 400);
+    assert_eq!(answer["error_code"], "BAD_REQUEST", "{answer}");
     assert!(
-        answer["error"]
+        answer["message"]
             .as_str()
             .unwrap()
             .contains("missing columns"),

@@ -195,10 +195,13 @@ impl Metrics {
     }
 }
 
+/// A label value in the exposition format: backslash, quote and newline
+/// escaped; other control characters (a NUL in a URL) replaced by U+FFFD.
 fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+        .replace(|c: char| c.is_control(), "\u{fffd}")
 }
 
 #[cfg(test)]

@@ -8,25 +8,35 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 /// An Open Inference Protocol v2 inference request.
+///
+/// Fields the protocol does not define (KServe's client sends
+/// `model_name`, for instance) are accepted and ignored, as the reference
+/// servers do.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct InferRequest {
     /// Echoed in the response.
     #[serde(default)]
     pub id: Option<String>,
-    /// Ignored.
+    /// Request parameters; this server reads `binary_data_output`.
     #[serde(default)]
-    pub parameters: Option<Value>,
+    pub parameters: Option<Map<String, Value>>,
     /// One tensor per input column (or one `[rows, columns]` tensor).
     pub inputs: Vec<InputTensor>,
-    /// Which outputs to return (all when absent).
+    /// Which outputs to return (all when absent or empty).
     #[serde(default)]
     pub outputs: Option<Vec<RequestedOutput>>,
 }
 
+impl InferRequest {
+    /// Whether outputs come back as binary data unless an output says
+    /// otherwise (`parameters.binary_data_output`).
+    pub fn binary_output(&self) -> bool {
+        flag(self.parameters.as_ref(), "binary_data_output").unwrap_or(false)
+    }
+}
+
 /// An input tensor.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct InputTensor {
     /// Its name: a column of the model.
     pub name: String,
@@ -35,11 +45,14 @@ pub struct InputTensor {
     pub shape: Vec<i64>,
     /// `FP32`, `FP64`, `INT64`, `BOOL`, `BYTES`, …
     pub datatype: String,
-    /// Ignored.
+    /// Tensor parameters; `binary_data_size` says the values follow the
+    /// JSON header as binary data.
     #[serde(default)]
-    pub parameters: Option<Value>,
-    /// The values, row-major, flat or nested.
-    pub data: Value,
+    pub parameters: Option<Map<String, Value>>,
+    /// The values, row-major, flat or nested (absent when they come as
+    /// binary data).
+    #[serde(default)]
+    pub data: Option<Value>,
 }
 
 /// A requested output.
@@ -47,11 +60,184 @@ pub struct InputTensor {
 pub struct RequestedOutput {
     /// The output's name.
     pub name: String,
+    /// Output parameters; `binary_data` asks for it as binary data.
+    #[serde(default)]
+    pub parameters: Option<Map<String, Value>>,
 }
 
-/// Parses an inference request body.
+/// A boolean parameter, if given as one.
+fn flag(parameters: Option<&Map<String, Value>>, name: &str) -> Option<bool> {
+    parameters
+        .and_then(|p| p.get(name))
+        .and_then(Value::as_bool)
+}
+
+/// Parses an inference request body that is JSON only.
 pub fn parse_infer(body: &[u8]) -> Result<InferRequest, DataError> {
-    serde_json::from_slice(body).map_err(|e| DataError(format!("invalid inference request: {e}")))
+    parse_infer_with(body, None)
+}
+
+/// Parses an inference request body. With `header_length` (the
+/// `Inference-Header-Content-Length` header of the binary tensor data
+/// extension) the body is that many bytes of JSON followed by the binary
+/// values of the inputs whose `parameters` give a `binary_data_size`, in
+/// input order; they are decoded into the inputs' `data`.
+pub fn parse_infer_with(
+    body: &[u8],
+    header_length: Option<usize>,
+) -> Result<InferRequest, DataError> {
+    let (header, mut binary) = match header_length {
+        Some(n) if n > body.len() => {
+            return Err(DataError(format!(
+                "`Inference-Header-Content-Length` is {n}, but the body has only {} bytes",
+                body.len()
+            )));
+        }
+        Some(n) => body.split_at(n),
+        None => (body, &[][..]),
+    };
+    let mut request: InferRequest = serde_json::from_slice(header)
+        .map_err(|e| DataError(format!("invalid inference request: {e}")))?;
+    for t in &mut request.inputs {
+        let size = match t.parameters.as_ref().and_then(|p| p.get("binary_data_size")) {
+            None => None,
+            Some(v) => Some(v.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| {
+                DataError(format!(
+                    "input `{}`: `binary_data_size` must be a whole number of bytes, not {v}",
+                    t.name
+                ))
+            })?),
+        };
+        match (size, &t.data) {
+            (Some(_), Some(_)) => {
+                return Err(DataError(format!(
+                    "input `{}` has both `data` and `binary_data_size`; send one",
+                    t.name
+                )));
+            }
+            (None, None) => {
+                return Err(DataError(format!(
+                    "input `{}` has no `data` (nor a `binary_data_size` for values sent as binary data)",
+                    t.name
+                )));
+            }
+            (None, Some(_)) => {}
+            (Some(size), None) => {
+                if header_length.is_none() {
+                    return Err(DataError(format!(
+                        "input `{}` says its values are binary data, but the request has no \
+                         `Inference-Header-Content-Length` header saying where the JSON ends",
+                        t.name
+                    )));
+                }
+                if size > binary.len() {
+                    return Err(DataError(format!(
+                        "input `{}`: `binary_data_size` is {size}, but only {} bytes of binary data are left",
+                        t.name,
+                        binary.len()
+                    )));
+                }
+                let (bytes, rest) = binary.split_at(size);
+                binary = rest;
+                t.data = Some(decode_binary(t, bytes)?);
+            }
+        }
+    }
+    if !binary.is_empty() {
+        return Err(DataError(format!(
+            "{} bytes of binary data follow the JSON header that no input claims (a `binary_data_size` too small?)",
+            binary.len()
+        )));
+    }
+    Ok(request)
+}
+
+/// The values of a binary-data input as a flat JSON list: little-endian,
+/// row-major; each `BYTES` element a 4-byte little-endian length and then
+/// its bytes.
+fn decode_binary(t: &InputTensor, bytes: &[u8]) -> Result<Value, DataError> {
+    let bad = |why: String| DataError(format!("input `{}` ({}): {why}", t.name, t.datatype));
+    let fixed = |width: usize| -> Result<std::slice::ChunksExact<'_, u8>, DataError> {
+        if !bytes.len().is_multiple_of(width) {
+            return Err(bad(format!(
+                "{} bytes of binary data is not a whole number of {width}-byte values",
+                bytes.len()
+            )));
+        }
+        Ok(bytes.chunks_exact(width))
+    };
+    macro_rules! numbers {
+        ($ty:ty, $width:expr) => {
+            fixed($width)?
+                .map(|c| json!(<$ty>::from_le_bytes(c.try_into().unwrap())))
+                .collect()
+        };
+    }
+    let values: Vec<Value> = match t.datatype.as_str() {
+        "FP64" => numbers!(f64, 8),
+        "FP32" => fixed(4)?
+            .map(|c| json!(f64::from(f32::from_le_bytes(c.try_into().unwrap()))))
+            .collect(),
+        "FP16" => fixed(2)?
+            .map(|c| json!(f16_to_f64(u16::from_le_bytes(c.try_into().unwrap()))))
+            .collect(),
+        "INT8" => numbers!(i8, 1),
+        "INT16" => numbers!(i16, 2),
+        "INT32" => numbers!(i32, 4),
+        "INT64" => numbers!(i64, 8),
+        "UINT8" => numbers!(u8, 1),
+        "UINT16" => numbers!(u16, 2),
+        "UINT32" => numbers!(u32, 4),
+        "UINT64" => numbers!(u64, 8),
+        "BOOL" => bytes.iter().map(|&b| json!(b != 0)).collect(),
+        "BYTES" => {
+            let mut out = Vec::new();
+            let mut rest = bytes;
+            while !rest.is_empty() {
+                if rest.len() < 4 {
+                    return Err(bad(format!(
+                        "element {} is cut short: {} bytes where a 4-byte length belongs",
+                        out.len(),
+                        rest.len()
+                    )));
+                }
+                let (len, tail) = rest.split_at(4);
+                let len = u32::from_le_bytes(len.try_into().unwrap()) as usize;
+                if len > tail.len() {
+                    return Err(bad(format!(
+                        "element {} claims {len} bytes but {} are left",
+                        out.len(),
+                        tail.len()
+                    )));
+                }
+                let (text, tail) = tail.split_at(len);
+                let text = std::str::from_utf8(text)
+                    .map_err(|_| bad(format!("element {} is not UTF-8 text", out.len())))?;
+                out.push(json!(text));
+                rest = tail;
+            }
+            out
+        }
+        other => {
+            return Err(bad(format!(
+                "datatype `{other}` is not one this server reads; use one of {DATATYPES}"
+            )));
+        }
+    };
+    Ok(Value::Array(values))
+}
+
+/// An IEEE half-precision number's value.
+fn f16_to_f64(bits: u16) -> f64 {
+    let sign = if bits >> 15 == 1 { -1.0 } else { 1.0 };
+    let exponent = i32::from((bits >> 10) & 0x1f);
+    let fraction = f64::from(bits & 0x3ff);
+    sign * match exponent {
+        0 => fraction * 2f64.powi(-24),
+        31 if fraction == 0.0 => f64::INFINITY,
+        31 => f64::NAN,
+        e => (1.0 + fraction / 1024.0) * 2f64.powi(e - 15),
+    }
 }
 
 /// The datatypes of the protocol this server reads, and which column type
@@ -98,7 +284,7 @@ pub fn infer_table(
     let mut columns = Vec::new();
     let mut types = Vec::new();
     for t in &request.inputs {
-        let values = flatten(&t.data, &t.name)?;
+        let values = flatten(t.data.as_ref().unwrap_or(&Value::Null), &t.name)?;
         let dims: Vec<usize> = t
             .shape
             .iter()
@@ -223,16 +409,30 @@ fn flatten(data: &Value, name: &str) -> Result<Vec<Value>, DataError> {
     Ok(out)
 }
 
-/// The response of an inference: one tensor per prediction column
-/// (`requested` names the ones wanted, or all).
+/// An inference response: the JSON document and, when some outputs go as
+/// binary data, their bytes (to follow the JSON, whose length goes in the
+/// `Inference-Header-Content-Length` header).
+#[derive(Debug)]
+pub struct InferResponse {
+    /// The response document.
+    pub json: Value,
+    /// The binary values of the outputs whose `parameters` give a
+    /// `binary_data_size`, in output order; empty when all are JSON.
+    pub binary: Vec<u8>,
+}
+
+/// The response of an inference: one tensor per prediction column, those
+/// the request names (all when it names none), each as JSON or binary data
+/// as the request asks.
 pub fn infer_response(
     model: &str,
     version: i64,
     id: &str,
     predictions: &RecordBatch,
-    requested: Option<&[RequestedOutput]>,
-) -> Result<Value, DataError> {
+    request: &InferRequest,
+) -> Result<InferResponse, DataError> {
     let schema = predictions.schema();
+    let requested = request.outputs.as_deref().filter(|r| !r.is_empty());
     if let Some(r) = requested
         && let Some(bad) = r
             .iter()
@@ -249,28 +449,65 @@ pub fn infer_response(
                 .join(", ")
         )));
     }
+    let binary_default = request.binary_output();
     let rows = predictions.num_rows();
-    let outputs: Vec<Value> = schema
-        .fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| requested.is_none_or(|r| r.iter().any(|o| o.name == *f.name())))
-        .map(|(i, f)| {
-            let column_type = DType::of_arrow(f.data_type()).unwrap_or(DType::Float64);
-            json!({
-                "name": f.name(),
-                "datatype": oip_datatype(column_type),
-                "shape": [rows],
-                "data": column_json(predictions.column(i).as_ref()),
-            })
-        })
-        .collect();
-    Ok(json!({
-        "model_name": model,
-        "model_version": version.to_string(),
-        "id": id,
-        "outputs": outputs,
-    }))
+    let mut binary = Vec::new();
+    let mut outputs = Vec::new();
+    for (i, f) in schema.fields().iter().enumerate() {
+        let wanted = match requested {
+            None => Some(binary_default),
+            Some(r) => r
+                .iter()
+                .find(|o| o.name == *f.name())
+                .map(|o| flag(o.parameters.as_ref(), "binary_data").unwrap_or(binary_default)),
+        };
+        let Some(as_binary) = wanted else { continue };
+        let column_type = DType::of_arrow(f.data_type()).unwrap_or(DType::Float64);
+        let column = predictions.column(i).as_ref();
+        let mut tensor = json!({
+            "name": f.name(),
+            "datatype": oip_datatype(column_type),
+            "shape": [rows],
+        });
+        if as_binary {
+            let before = binary.len();
+            encode_binary(column, &mut binary);
+            tensor["parameters"] = json!({ "binary_data_size": binary.len() - before });
+        } else {
+            tensor["data"] = Value::Array(column_json(column));
+        }
+        outputs.push(tensor);
+    }
+    Ok(InferResponse {
+        json: json!({
+            "model_name": model,
+            "model_version": version.to_string(),
+            "id": id,
+            "outputs": outputs,
+        }),
+        binary,
+    })
+}
+
+/// A column's values as the binary tensor data extension writes them:
+/// little-endian numbers, one byte per bool, each text a 4-byte
+/// little-endian length and its UTF-8 bytes. Nulls (which predictions do
+/// not have) become zeros and empty texts.
+fn encode_binary(array: &dyn Array, out: &mut Vec<u8>) {
+    let any = array.as_any();
+    if let Some(a) = any.downcast_ref::<Float64Array>() {
+        a.values().iter().for_each(|v| out.extend(v.to_le_bytes()));
+    } else if let Some(a) = any.downcast_ref::<Int64Array>() {
+        a.values().iter().for_each(|v| out.extend(v.to_le_bytes()));
+    } else if let Some(a) = any.downcast_ref::<BooleanArray>() {
+        out.extend((0..a.len()).map(|i| u8::from(a.value(i))));
+    } else if let Some(a) = any.downcast_ref::<StringArray>() {
+        for i in 0..a.len() {
+            let text = if a.is_null(i) { "" } else { a.value(i) };
+            out.extend((text.len() as u32).to_le_bytes());
+            out.extend(text.as_bytes());
+        }
+    }
 }
 
 /// A column's values as JSON.
@@ -401,6 +638,59 @@ pub fn invocations_table(
             "this model does not record its input columns, so it is served through /v2 only".into(),
         )),
     }
+}
+
+/// The request table of an MLflow scoring request sent as CSV
+/// (`Content-Type: text/csv`): a header row naming the columns, then one
+/// line per row. Values are read as the model's column types; an empty
+/// field is a missing value.
+pub fn invocations_csv_table(
+    body: &[u8],
+    inputs: Option<&Signature>,
+) -> Result<RecordBatch, DataError> {
+    let Some(signature) = inputs else {
+        return Err(DataError(
+            "this model does not record its input columns, so it is served through /v2 only".into(),
+        ));
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(body);
+    let names: Vec<String> = reader
+        .headers()
+        .map_err(|e| DataError(format!("invalid CSV header row: {e}")))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    let types: Vec<Option<DType>> = names
+        .iter()
+        .map(|n| signature.column(n).map(|c| c.column_type))
+        .collect();
+    let mut columns: Vec<(String, Vec<Value>)> =
+        names.iter().map(|n| (n.clone(), Vec::new())).collect();
+    for (i, record) in reader.records().enumerate() {
+        // Line numbers count the header as line 1.
+        let record =
+            record.map_err(|e| DataError(format!("invalid CSV at line {}: {e}", i + 2)))?;
+        for ((column, kind), field) in columns.iter_mut().zip(&types).zip(record.iter()) {
+            let field = field.trim();
+            column.1.push(match kind {
+                _ if field.is_empty() => Value::Null,
+                Some(DType::Float64 | DType::Int64) => field
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .or_else(|_| field.parse::<f64>().map(|v| json!(v)))
+                    .unwrap_or_else(|_| json!(field)),
+                Some(DType::Boolean) => match field.to_ascii_lowercase().as_str() {
+                    "true" | "1" => json!(true),
+                    "false" | "0" => json!(false),
+                    _ => json!(field),
+                },
+                _ => json!(field),
+            });
+        }
+    }
+    signature.table_from_json(columns, "column")
 }
 
 fn rows_to_columns(
@@ -585,6 +875,11 @@ mod tests {
         }
         let e = invocations_table(br#"{"data": []}"#, Some(&sig())).unwrap_err();
         assert!(e.0.contains("exactly one of"), "{e}");
+        let t = invocations_csv_table(b"b,a\n3,1\n4.0,2\n", Some(&sig())).unwrap();
+        assert_eq!(floats(&t, 0), vec![1.0, 2.0]);
+        assert_eq!(floats(&t, 1), vec![3.0, 4.0]);
+        let e = invocations_csv_table(b"a,b\n1,2\n3\n", Some(&sig())).unwrap_err();
+        assert!(e.0.contains("invalid CSV at line 3"), "{e}");
     }
 
     #[test]
@@ -600,16 +895,104 @@ mod tests {
             ),
         ])
         .unwrap();
-        let r = infer_response("cancer", 3, "req-1", &p, None).unwrap();
+        let request = |outputs: &str| {
+            parse_infer(format!(r#"{{"inputs": [], {outputs}}}"#).as_bytes()).unwrap()
+        };
+        let r = infer_response("cancer", 3, "req-1", &p, &request(r#""id": "x""#)).unwrap();
+        assert!(r.binary.is_empty());
+        let r = r.json;
         assert_eq!(r["model_version"], "3");
         assert_eq!(r["outputs"][0]["datatype"], "BYTES");
         assert_eq!(r["outputs"][0]["data"], json!(["M", "B"]));
         assert_eq!(r["outputs"][1]["shape"], json!([2]));
-        let only = [RequestedOutput {
-            name: "probability_M".into(),
-        }];
-        let r = infer_response("cancer", 3, "x", &p, Some(&only)).unwrap();
-        assert_eq!(r["outputs"].as_array().unwrap().len(), 1);
+        let only = request(r#""outputs": [{"name": "probability_M"}]"#);
+        let r = infer_response("cancer", 3, "x", &p, &only).unwrap();
+        assert_eq!(r.json["outputs"].as_array().unwrap().len(), 1);
+        // An empty list asks for every output, as no list does.
+        let r = infer_response("cancer", 3, "x", &p, &request(r#""outputs": []"#)).unwrap();
+        assert_eq!(r.json["outputs"].as_array().unwrap().len(), 2);
         assert_eq!(invocations_response(&p), json!({"predictions": ["M", "B"]}));
+    }
+
+    #[test]
+    fn binary_outputs_follow_the_json_in_output_order() {
+        let p = RecordBatch::try_from_iter([
+            (
+                "prediction",
+                std::sync::Arc::new(StringArray::from(vec!["M", "Bee"])) as arrow_array::ArrayRef,
+            ),
+            (
+                "probability_M",
+                std::sync::Arc::new(Float64Array::from(vec![0.9, 0.2])) as _,
+            ),
+        ])
+        .unwrap();
+        // All binary by default; one output asks for JSON.
+        let request = parse_infer(
+            br#"{"inputs": [], "parameters": {"binary_data_output": true},
+                 "outputs": [{"name": "prediction"}, {"name": "probability_M", "parameters": {"binary_data": false}}]}"#,
+        )
+        .unwrap();
+        let r = infer_response("cancer", 3, "x", &p, &request).unwrap();
+        assert_eq!(
+            r.json["outputs"][0]["parameters"]["binary_data_size"],
+            4 + 1 + 4 + 3
+        );
+        assert!(r.json["outputs"][0].get("data").is_none());
+        assert_eq!(r.binary, b"\x01\0\0\0M\x03\0\0\0Bee");
+        assert_eq!(r.json["outputs"][1]["data"], json!([0.9, 0.2]));
+        let request =
+            parse_infer(br#"{"inputs": [], "parameters": {"binary_data_output": true}}"#).unwrap();
+        let r = infer_response("cancer", 3, "x", &p, &request).unwrap();
+        let floats: Vec<f64> = r.binary[12..]
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(floats, [0.9, 0.2]);
+    }
+
+    #[test]
+    fn binary_inputs_decode_to_the_same_table_as_json() {
+        let json = parse_infer(
+            br#"{"model_name": "m", "inputs": [
+                {"name": "a", "shape": [2], "datatype": "FP32", "data": [1.5, -2]},
+                {"name": "b", "shape": [2, 1], "datatype": "INT32", "data": [[3], [4]]}]}"#,
+        )
+        .unwrap();
+        let header = br#"{"inputs": [
+            {"name": "a", "shape": [2], "datatype": "FP32", "parameters": {"binary_data_size": 8}},
+            {"name": "b", "shape": [2, 1], "datatype": "INT32", "parameters": {"binary_data_size": 8}}]}"#;
+        let mut body = header.to_vec();
+        for v in [1.5f32, -2.0] {
+            body.extend(v.to_le_bytes());
+        }
+        for v in [3i32, 4] {
+            body.extend(v.to_le_bytes());
+        }
+        let binary = parse_infer_with(&body, Some(header.len())).unwrap();
+        for r in [json, binary] {
+            let t = infer_table(&r, Some(&sig())).unwrap();
+            assert_eq!(floats(&t, 0), vec![1.5, -2.0]);
+            assert_eq!(floats(&t, 1), vec![3.0, 4.0]);
+        }
+        // Sizes that do not add up are refused, saying which.
+        let e = parse_infer_with(&body[..body.len() - 1], Some(header.len())).unwrap_err();
+        assert!(
+            e.0.contains("input `b`: `binary_data_size` is 8, but only 7 bytes"),
+            "{e}"
+        );
+        let mut longer = body.clone();
+        longer.push(0);
+        let e = parse_infer_with(&longer, Some(header.len())).unwrap_err();
+        assert!(e.0.contains("1 bytes of binary data follow"), "{e}");
+        let e = parse_infer_with(&body, None).unwrap_err();
+        assert!(e.0.contains("invalid inference request"), "{e}");
+        let e = parse_infer_with(header, None).unwrap_err();
+        assert!(e.0.contains("no `Inference-Header-Content-Length`"), "{e}");
+        let e = parse_infer_with(&body, Some(body.len() + 1)).unwrap_err();
+        assert!(e.0.contains("has only"), "{e}");
+        assert_eq!(f16_to_f64(0x3c00), 1.0);
+        assert_eq!(f16_to_f64(0xc000), -2.0);
+        assert_eq!(f16_to_f64(0x0001), 2f64.powi(-24));
     }
 }

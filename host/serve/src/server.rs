@@ -10,7 +10,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
@@ -121,6 +121,7 @@ struct App {
     metrics: Arc<Metrics>,
     log: RequestLog,
     timeout: Duration,
+    max_body: usize,
     next_id: AtomicU64,
     id_prefix: String,
 }
@@ -159,6 +160,13 @@ impl ApiError {
     fn bad_request(message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+
+    fn status(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
             message: message.into(),
         }
     }
@@ -315,6 +323,7 @@ impl Server {
             metrics,
             log,
             timeout: config.timeout,
+            max_body: config.max_body,
             next_id: AtomicU64::new(1),
             id_prefix: format!("{:08x}", rand::random::<u32>()),
         });
@@ -470,10 +479,12 @@ fn router(app: Arc<App>, max_body: usize) -> Router {
             post(infer_version),
         )
         .route("/invocations", post(invocations))
+        .route("/version", get(version))
         .route("/ping", get(live))
         .route("/health", get(live))
         .route("/metrics", get(metrics))
         .fallback(unknown_endpoint)
+        .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
 }
@@ -482,7 +493,7 @@ async fn server_metadata() -> Response {
     json_response(json!({
         "name": "sluice",
         "version": env!("CARGO_PKG_VERSION"),
-        "extensions": [],
+        "extensions": ["binary_tensor_data"],
     }))
 }
 
@@ -544,65 +555,164 @@ async fn model_version_ready(
 async fn infer(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    infer_on(app, name, None, body).await
+    infer_on(app, name, None, headers, body).await
 }
 
 async fn infer_version(
     State(app): State<Arc<App>>,
     Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    infer_on(app, name, Some(version), body).await
+    infer_on(app, name, Some(version), headers, body).await
+}
+
+/// The request body, inflated when its `Content-Encoding` is gzip or
+/// deflate (zlib, as Triton's and KServe's clients send it), never to more
+/// than `max_body` bytes.
+fn request_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    max_body: usize,
+) -> Result<Bytes, ApiError> {
+    use std::io::Read;
+    let body = body.map_err(ApiError::body)?;
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    let mut reader: Box<dyn Read> = match encoding.as_deref() {
+        None | Some("identity") => return Ok(body),
+        Some("gzip" | "x-gzip") => Box::new(flate2::read::GzDecoder::new(&body[..])),
+        Some("deflate") => Box::new(flate2::read::ZlibDecoder::new(&body[..])),
+        Some(other) => {
+            return Err(ApiError::status(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "`Content-Encoding: {other}` is not one this server reads; send gzip, deflate or identity"
+                ),
+            ));
+        }
+    };
+    let mut inflated = Vec::new();
+    (&mut reader)
+        .take(max_body as u64 + 1)
+        .read_to_end(&mut inflated)
+        .map_err(|e| {
+            ApiError::bad_request(format!(
+                "the body is not valid {} data: {e}",
+                encoding.as_deref().unwrap_or_default()
+            ))
+        })?;
+    if inflated.len() > max_body {
+        return Err(ApiError::status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request body, inflated, is larger than this server accepts (`sluice serve --max-body`)",
+        ));
+    }
+    Ok(Bytes::from(inflated))
+}
+
+/// The `Inference-Header-Content-Length` header of the binary tensor data
+/// extension, if sent.
+fn inference_header_length(headers: &HeaderMap) -> Result<Option<usize>, ApiError> {
+    headers
+        .get(INFERENCE_HEADER_CONTENT_LENGTH)
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "`Inference-Header-Content-Length` must be a number of bytes, not {v:?}"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+/// The header of the binary tensor data extension: how many bytes of the
+/// body are the JSON document (the binary values follow).
+const INFERENCE_HEADER_CONTENT_LENGTH: &str = "inference-header-content-length";
+
+/// An inference response: JSON alone, or JSON followed by binary values.
+fn infer_http_response(response: protocol::InferResponse) -> Response {
+    if response.binary.is_empty() {
+        return json_response(response.json);
+    }
+    let mut body = serde_json::to_vec(&response.json).expect("a JSON value serialises");
+    let header_length = body.len();
+    body.extend_from_slice(&response.binary);
+    (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                header::HeaderName::from_static(INFERENCE_HEADER_CONTENT_LENGTH),
+                header_length.to_string(),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 async fn infer_on(
     app: Arc<App>,
     name: String,
     version: Option<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
     let mut served: Option<i64> = None;
     let result = async {
         let route = app.route(&name)?;
-        let body = body.map_err(ApiError::body)?;
-        let request = protocol::parse_infer(&body).map_err(|e| ApiError::bad_request(e.0))?;
+        let body = request_body(&headers, body, app.max_body)?;
+        let request = protocol::parse_infer_with(&body, inference_header_length(&headers)?)
+            .map_err(|e| ApiError::bad_request(e.0))?;
         let model = route.pick(version.as_deref())?;
         served = Some(model.version);
         let table = protocol::infer_table(&request, model.inputs())
             .map_err(|e| ApiError::bad_request(e.0))?;
         let predictions = predict(&app, &model, &table).await?;
         let id = request.id.clone().unwrap_or_else(|| app.request_id());
-        let response = protocol::infer_response(
-            &model.name,
-            model.version,
-            &id,
-            &predictions,
-            request.outputs.as_deref(),
-        )
-        .map_err(|e| ApiError::bad_request(e.0))?;
+        let response =
+            protocol::infer_response(&model.name, model.version, &id, &predictions, &request)
+                .map_err(|e| ApiError::bad_request(e.0))?;
         if app.log.sampled() {
             app.log
                 .record(&model.name, model.version, &id, &table, &predictions);
         }
-        Ok::<_, ApiError>(json_response(response))
+        Ok::<_, ApiError>(infer_http_response(response))
     }
     .await;
     finish(&app, &name, served, "infer", started, result)
 }
 
-async fn invocations(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn invocations(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let started = Instant::now();
     let name = app.routes[0].name.clone();
     let mut served: Option<i64> = None;
     let result = async {
-        let body = body.map_err(ApiError::body)?;
+        let body = request_body(&headers, body, app.max_body)?;
         let model = app.routes[0].pick(None)?;
         served = Some(model.version);
-        let table = protocol::invocations_table(&body, model.inputs())
-            .map_err(|e| ApiError::bad_request(e.0))?;
+        let csv = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("text/csv"));
+        let table = if csv {
+            protocol::invocations_csv_table(&body, model.inputs())
+        } else {
+            protocol::invocations_table(&body, model.inputs())
+        }
+        .map_err(|e| ApiError::bad_request(e.0))?;
         let predictions = predict(&app, &model, &table).await?;
         if app.log.sampled() {
             let id = app.request_id();
@@ -611,8 +721,33 @@ async fn invocations(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejec
         }
         Ok::<_, ApiError>(json_response(protocol::invocations_response(&predictions)))
     }
-    .await;
+    .await
+    .map_err(mlflow_error);
     finish(&app, &name, served, "invocations", started, result)
+}
+
+/// An error of `/invocations` in MLflow's shape: `{"error_code", "message"}`.
+fn mlflow_error(e: ApiError) -> Response {
+    let code = match e.status {
+        StatusCode::BAD_REQUEST => "BAD_REQUEST",
+        StatusCode::NOT_FOUND => "ENDPOINT_NOT_FOUND",
+        StatusCode::PAYLOAD_TOO_LARGE => "RESOURCE_LIMIT_EXCEEDED",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "INVALID_PARAMETER_VALUE",
+        StatusCode::GATEWAY_TIMEOUT => "DEADLINE_EXCEEDED",
+        _ => "INTERNAL_ERROR",
+    };
+    let mut r = json_response(json!({ "error_code": code, "message": e.message }));
+    *r.status_mut() = e.status;
+    r
+}
+
+/// MLflow's `GET /version`: the server's version, as text.
+async fn version() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        env!("CARGO_PKG_VERSION"),
+    )
+        .into_response()
 }
 
 async fn predict(
@@ -638,17 +773,30 @@ async fn predict(
     }
 }
 
-fn finish(
+/// The response, with the version that answered in a header, counted in
+/// the metrics: under the model's name when it is served here, else under
+/// one label for all unknown names (a client cannot grow `/metrics`).
+fn finish<E: IntoResponse>(
     app: &App,
     name: &str,
     version: Option<i64>,
     endpoint: &str,
     started: Instant,
-    result: Result<Response, ApiError>,
+    result: Result<Response, E>,
 ) -> Response {
-    let response = result.unwrap_or_else(IntoResponse::into_response);
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    if let Some(v) = version {
+        response
+            .headers_mut()
+            .insert(MODEL_VERSION_HEADER, HeaderValue::from(v));
+    }
+    let label = if app.routes.iter().any(|r| r.name == name) {
+        name
+    } else {
+        UNKNOWN_MODEL_LABEL
+    };
     app.metrics.request(
-        name,
+        label,
         version,
         endpoint,
         response.status().as_u16(),
@@ -656,6 +804,13 @@ fn finish(
     );
     response
 }
+
+/// The response header naming the model version that answered a request
+/// (under a canary, which of the two did).
+pub const MODEL_VERSION_HEADER: &str = "sluice-model-version";
+
+/// The metrics label of requests for models this server does not serve.
+pub const UNKNOWN_MODEL_LABEL: &str = "(unknown)";
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     (
@@ -665,10 +820,28 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         .into_response()
 }
 
+/// A known path asked with the wrong method: 405, saying which it takes.
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    let allowed = if path.ends_with("/infer") || path == "/invocations" {
+        "POST"
+    } else {
+        "GET"
+    };
+    let mut r = ApiError::status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{path} does not answer {method}; use {allowed}"),
+    )
+    .into_response();
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allowed));
+    r
+}
+
 async fn unknown_endpoint(method: axum::http::Method, uri: axum::http::Uri) -> Response {
     ApiError::not_found(format!(
         "no endpoint {method} {}; this server answers GET /v2, /v2/health/live, /v2/health/ready, \
-         /v2/models/NAME[/versions/V][/ready], /metrics and POST /v2/models/NAME[/versions/V]/infer, /invocations",
+         /v2/models/NAME[/versions/V][/ready], /metrics, /version and POST /v2/models/NAME[/versions/V]/infer, /invocations",
         uri.path()
     ))
     .into_response()

@@ -1,0 +1,374 @@
+//! The inference clients users already have, left at their defaults,
+//! against `sluice serve`: Triton's `tritonclient.http` (binary tensors in
+//! and out, gzip bodies) and KServe's `InferenceRESTClient` (protocol v2,
+//! `model_name` in the body). Each answer must equal `sluice predict` on
+//! the same rows.
+//!
+//! Needs the packages from PyPI (`.ci/run` installs them); without them the
+//! test prints a notice and skips, unless `SLUICE_REQUIRE_CLIENTS=1`.
+
+use crate::serve::{Server, csv_path, data, floats, predict, read_parquet, strings, trained_store};
+use crate::support::*;
+use serde_json::Value;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+const MODEL: &str = "breast-cancer";
+
+/// Whether `python3` can import every module in `modules`; otherwise a
+/// notice (or, with `SLUICE_REQUIRE_CLIENTS=1`, a failure).
+fn python_has(modules: &[&str], install: &str) -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", &format!("import {}", modules.join(", "))])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return true;
+    }
+    if std::env::var("SLUICE_REQUIRE_CLIENTS").is_ok_and(|v| v == "1") {
+        panic!(
+            "SLUICE_REQUIRE_CLIENTS=1 but python3 cannot import {modules:?} (install: {install})"
+        );
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "NOTICE: skipping a client compatibility test: python3 cannot import {modules:?} \
+         (install: {install}; set SLUICE_REQUIRE_CLIENTS=1 to make this an error)"
+    );
+    false
+}
+
+/// Runs `tests/e2e/clients/SCRIPT URL MODEL FEATURES` with the rows on
+/// stdin; its JSON report.
+fn client(script: &str, url: &str, features: &[String], rows: &[Vec<f64>]) -> Value {
+    let mut child = Command::new("python3")
+        .arg(repo().join("tests/e2e/clients").join(script))
+        .args([url, MODEL, &serde_json::to_string(features).unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(rows).unwrap().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn as_strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn as_floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+fn assert_within(a: &[f64], b: &[f64], tolerance: f64, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= tolerance, "{what}: row {i}: {x} vs {y}");
+    }
+}
+
+#[test]
+fn triton_and_kserve_python_clients_with_their_defaults_get_batch_predictions() {
+    let triton = python_has(
+        &["tritonclient.http", "numpy"],
+        "pip install 'tritonclient[http]'",
+    );
+    let kserve = python_has(&["kserve"], "pip install kserve");
+    if !(triton || kserve) {
+        return;
+    }
+    let (dir, store) = trained_store(false);
+    let data = data();
+    let rows = &data.rows[..64];
+    // What `sluice predict` says for the same rows.
+    let input = dir.path().join("rows.csv");
+    let mut csv = data.features.join(",") + "\n";
+    for row in rows {
+        csv += &row.iter().map(f64::to_string).collect::<Vec<_>>().join(",");
+        csv += "\n";
+    }
+    std::fs::write(&input, csv).unwrap();
+    let out = dir.path().join("scored.parquet");
+    let r = predict(&store, "breast-cancer@production", &input, &out, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let scored = read_parquet(&out);
+    let labels = strings(&scored, "prediction");
+    let p_malignant = floats(&scored, "probability_malignant");
+    assert!(csv_path().exists());
+
+    let server = Server::production(&store);
+    if triton {
+        let v = client("triton_http.py", &server.addr, &data.features, rows);
+        assert_eq!(v["live"], true, "{v:#}");
+        assert_eq!(v["ready"], true);
+        assert_eq!(v["model_ready"], true);
+        assert_eq!(v["extensions"], serde_json::json!(["binary_tensor_data"]));
+        assert_eq!(as_strings(&v["metadata_inputs"]), data.features);
+        assert_eq!(as_strings(&v["fp64"]["prediction"]), labels);
+        assert_within(
+            &as_floats(&v["fp64"]["probability_malignant"]),
+            &p_malignant,
+            1e-12,
+            "FP64, binary",
+        );
+        // float32 features: the same model on features rounded to float32.
+        assert_within(
+            &as_floats(&v["fp32"]["probability_malignant"]),
+            &p_malignant,
+            1e-5,
+            "FP32",
+        );
+        assert_within(
+            &as_floats(&v["gzip"]["probability_malignant"]),
+            &p_malignant,
+            1e-12,
+            "gzip",
+        );
+        let unknown = v["unknown"].as_str().unwrap();
+        assert!(
+            unknown.contains("unknown model `no-such-model`"),
+            "{unknown}"
+        );
+    }
+    if kserve {
+        let v = client(
+            "kserve_rest.py",
+            &format!("http://{}", server.addr),
+            &data.features,
+            rows,
+        );
+        assert_eq!(v["live"], true, "{v:#}");
+        assert_eq!(v["ready"], true);
+        assert_eq!(v["model_ready"], true);
+        for format in ["json", "binary"] {
+            assert_eq!(v[format]["id"], "kserve-1", "{format}");
+            assert_eq!(
+                v[format]["version_header"], "1",
+                "the version that answered"
+            );
+            assert_eq!(as_strings(&v[format]["prediction"]), labels, "{format}");
+            assert_within(
+                &as_floats(&v[format]["probability_malignant"]),
+                &p_malignant,
+                1e-12,
+                format,
+            );
+        }
+        let unknown = v["unknown"].as_str().unwrap();
+        assert!(unknown.contains("404"), "{unknown}");
+    }
+    // Unknown names are counted under one label, not one each.
+    let (status, text) = server.get("/metrics");
+    assert_eq!(status, 200);
+    assert!(text.contains("model=\"(unknown)\""), "{text}");
+    assert!(!text.contains("no-such-model"), "{text}");
+}
+
+/// One raw HTTP/1.1 exchange (`Connection: close` is added): the status,
+/// the response head in lower case, and the body.
+fn exchange(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for h in headers {
+        head += h;
+        head += "\r\n";
+    }
+    head += "\r\n";
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let split = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&all[..split]).to_lowercase();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    // Bodies come whole (Content-Length) from this server.
+    (status, head, all[split + 4..].to_vec())
+}
+
+#[test]
+fn mlflow_csv_version_and_error_shapes_and_json_bodies_for_every_error() {
+    let (_dir, store) = trained_store(false);
+    let data = data();
+    let server = Server::production(&store);
+    let addr = server.addr.as_str();
+
+    // text/csv on /invocations: the same predictions as JSON records.
+    let mut csv = data.features.join(",") + "\n";
+    let mut records = Vec::new();
+    for row in &data.rows[..5] {
+        csv += &row.iter().map(f64::to_string).collect::<Vec<_>>().join(",");
+        csv += "\n";
+        records.push(Value::Object(
+            data.features
+                .iter()
+                .cloned()
+                .zip(row.iter().map(|v| serde_json::json!(v)))
+                .collect(),
+        ));
+    }
+    let (status, head, body) = exchange(
+        addr,
+        "POST",
+        "/invocations",
+        &["Content-Type: text/csv"],
+        csv.as_bytes(),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(head.contains("sluice-model-version: 1"), "{head}");
+    let from_csv: Value = serde_json::from_slice(&body).unwrap();
+    let json_body = serde_json::json!({ "dataframe_records": records }).to_string();
+    let (status, _, body) = exchange(
+        addr,
+        "POST",
+        "/invocations",
+        &["Content-Type: application/json"],
+        json_body.as_bytes(),
+    );
+    assert_eq!(status, 200);
+    let from_json: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(from_csv, from_json);
+    assert_eq!(from_csv["predictions"].as_array().unwrap().len(), 5);
+
+    // MLflow's error shape on /invocations.
+    let (status, _, body) = exchange(
+        addr,
+        "POST",
+        "/invocations",
+        &["Content-Type: text/csv"],
+        b"radius\n1\n",
+    );
+    assert_eq!(status, 400);
+    let e: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(e["error_code"], "BAD_REQUEST", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown column `radius`"),
+        "{e}"
+    );
+
+    // GET /version, as MLflow's scoring server answers it.
+    let (status, _, body) = exchange(addr, "GET", "/version", &[], b"");
+    assert_eq!(status, 200);
+    assert_eq!(String::from_utf8(body).unwrap(), env!("CARGO_PKG_VERSION"));
+
+    // A wrong method: 405 with a JSON body and `Allow`.
+    let (status, head, body) = exchange(addr, "GET", "/v2/models/breast-cancer/infer", &[], b"");
+    assert_eq!(status, 405);
+    assert!(head.contains("allow: post"), "{head}");
+    let e: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        e["error"],
+        "/v2/models/breast-cancer/infer does not answer GET; use POST"
+    );
+
+    // An encoding the server does not read: 415, saying which it reads;
+    // a gzip body that is not gzip: 400.
+    let infer = "/v2/models/breast-cancer/infer";
+    let (status, _, body) = exchange(addr, "POST", infer, &["Content-Encoding: br"], b"{}");
+    assert_eq!(status, 415);
+    let e: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("send gzip, deflate or identity"),
+        "{e}"
+    );
+    let (status, _, body) = exchange(
+        addr,
+        "POST",
+        infer,
+        &["Content-Encoding: gzip"],
+        b"not gzip",
+    );
+    assert_eq!(status, 400);
+    let e: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the body is not valid gzip data"),
+        "{e}"
+    );
+
+    // Binary data whose sizes do not add up.
+    let header = format!(
+        r#"{{"inputs": [{{"name": "{}", "shape": [1], "datatype": "FP64", "parameters": {{"binary_data_size": 8}}}}]}}"#,
+        data.features[0]
+    );
+    let mut body = header.clone().into_bytes();
+    body.extend([0u8; 4]);
+    let length = format!("Inference-Header-Content-Length: {}", header.len());
+    let (status, _, reply) = exchange(addr, "POST", infer, &[&length], &body);
+    assert_eq!(status, 400);
+    let e: Value = serde_json::from_slice(&reply).unwrap();
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("`binary_data_size` is 8, but only 4 bytes"),
+        "{e}"
+    );
+
+    // A thousand unknown model names (one with a NUL) leave /metrics small.
+    for i in 0..1000 {
+        let (status, _, _) = exchange(
+            addr,
+            "POST",
+            &format!("/v2/models/m{i}%00x/infer"),
+            &[],
+            b"{}",
+        );
+        assert_eq!(status, 404);
+    }
+    let (_, _, metrics) = exchange(addr, "GET", "/metrics", &[], b"");
+    assert!(
+        metrics.len() < 64 * 1024,
+        "{} bytes of metrics",
+        metrics.len()
+    );
+    let text = String::from_utf8(metrics).unwrap();
+    assert!(!text.contains('\0'));
+    assert!(
+        text.contains(r#"model="(unknown)",version="",endpoint="infer",code="404"} 1000"#),
+        "{text}"
+    );
+}
