@@ -367,6 +367,12 @@ fn mlflow_csv_version_and_error_shapes_and_json_bodies_for_every_error() {
     );
     let text = String::from_utf8(metrics).unwrap();
     assert!(!text.contains('\0'));
+    // Requests count in the log's counter as they are answered (the two
+    // answered /invocations), not at the log's next flush.
+    assert!(
+        text.contains("\nsluice_logged_requests_total 2\n"),
+        "{text}"
+    );
     assert!(
         text.contains(r#"model="(unknown)",version="",endpoint="infer",code="404"} 1000"#),
         "{text}"

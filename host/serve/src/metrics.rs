@@ -60,6 +60,7 @@ struct State {
     loaded: BTreeMap<(String, String), String>,
     reloads: u64,
     logged: u64,
+    logged_rows: u64,
     log_dropped: u64,
 }
 
@@ -115,9 +116,14 @@ impl Metrics {
         }
     }
 
-    /// Counts rows written to the request log.
-    pub fn logged(&self, rows: u64) {
-        self.state.lock().unwrap().logged += rows;
+    /// Counts a request accepted for the request log (queued for writing).
+    pub fn logged(&self) {
+        self.state.lock().unwrap().logged += 1;
+    }
+
+    /// Counts rows written to the request log (at each flush).
+    pub fn logged_rows(&self, rows: u64) {
+        self.state.lock().unwrap().logged_rows += rows;
     }
 
     /// Counts a request not logged because the writer fell behind.
@@ -183,8 +189,13 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP sluice_logged_requests_total Requests written to the request log.\n# TYPE sluice_logged_requests_total counter\nsluice_logged_requests_total {}",
+            "# HELP sluice_logged_requests_total Requests accepted for the request log, counted as they are answered.\n# TYPE sluice_logged_requests_total counter\nsluice_logged_requests_total {}",
             s.logged
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sluice_logged_rows_total Rows written to the request log, counted at each flush.\n# TYPE sluice_logged_rows_total counter\nsluice_logged_rows_total {}",
+            s.logged_rows
         );
         let _ = writeln!(
             out,

@@ -109,10 +109,12 @@ impl RequestLog {
             outputs: outputs.clone(),
             at: sluice_store::time::now(),
         };
-        if let Some(s) = self.sender.lock().unwrap().as_ref()
-            && let Err(mpsc::TrySendError::Full(_)) = s.try_send(entry)
-        {
-            self.metrics.log_dropped();
+        if let Some(s) = self.sender.lock().unwrap().as_ref() {
+            match s.try_send(entry) {
+                Ok(()) => self.metrics.logged(),
+                Err(mpsc::TrySendError::Full(_)) => self.metrics.log_dropped(),
+                Err(mpsc::TrySendError::Disconnected(_)) => {}
+            }
         }
     }
 
@@ -265,7 +267,7 @@ fn flush(store: &Store, key: &(String, i64), b: &mut Buffer, server: &str, metri
             .map_err(|e| e.to_string())
     })();
     match result {
-        Ok(()) => metrics.logged(rows as u64),
+        Ok(()) => metrics.logged_rows(rows as u64),
         Err(e) => eprintln!(
             "sluice serve: could not write {rows} logged request row(s) of {}:{}: {e}",
             key.0, key.1
