@@ -72,22 +72,29 @@ pub fn build(dir: &Path, extra: &[&str]) -> PathBuf {
     path
 }
 
-/// new → build → check, for one language.
-fn new_build_check(lang: &str) {
-    let tmp = tempfile::tempdir().unwrap();
-    let name = format!("my-{lang}-step");
-    let dir = tmp.path().join(&name);
+/// `sluice component new --lang LANG NAME --dir DIR`, checked to succeed;
+/// what it printed.
+pub fn new_project(lang: &str, name: &str, dir: &Path) -> String {
     let r = run(&[
         "component",
         "new",
         "--lang",
         lang,
-        &name,
+        name,
         "--dir",
         dir.to_str().unwrap(),
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("sluice component build"), "{}", r.stdout);
+    r.stdout
+}
+
+/// new → build → check, for one language.
+fn new_build_check(lang: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let name = format!("my-{lang}-step");
+    let dir = tmp.path().join(&name);
+    let stdout = new_project(lang, &name, &dir);
+    assert!(stdout.contains("sluice component build"), "{stdout}");
     let dir = if lang == "rust" {
         moved_rust_project(&dir, &tmp.path().join("elsewhere").join(&name))
     } else {
