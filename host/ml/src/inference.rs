@@ -8,7 +8,7 @@ use prost::Message;
 use serde::Serialize;
 use tract_onnx::pb;
 use tract_onnx::prelude::{
-    Datum, DatumType, Framework, InferenceModelExt, IntoRunnable, IntoTValue, TValue,
+    Datum, DatumType, Framework, InferenceModelExt, IntoRunnable, IntoTValue, SymbolValues, TValue,
     Tensor as TractTensor, TypedRunnableModel, TypedSimpleState, tract_ndarray,
 };
 
@@ -506,6 +506,35 @@ impl Model {
             .map_err(|e| MlError::Inference(chain(e)))?
             .into_owned()
             .into_tvalue())
+    }
+
+    /// An upper bound of the bytes of intermediate tensors one run on
+    /// `rows` rows holds: every node's outputs, each symbolic dimension
+    /// taken as `rows` (tract frees most of them as soon as they are used,
+    /// so the real peak is lower). What a caller reserves before a run, so
+    /// that a graph built to blow up (a `Tile` to gigabytes, a layer of a
+    /// million units) is refused instead of allocated.
+    pub fn scratch_bytes(&self, rows: usize) -> u64 {
+        let rows = i64::try_from(rows).unwrap_or(i64::MAX);
+        let mut total: u64 = 0;
+        for node in self.plan.model().nodes() {
+            for output in &node.outputs {
+                let fact = &output.fact;
+                let mut elements: u64 = 1;
+                for dim in fact.shape.iter() {
+                    let values = dim
+                        .symbols()
+                        .iter()
+                        .fold(SymbolValues::default(), |v, s| v.with(s, rows));
+                    // A dimension that does not evaluate counts as `rows`.
+                    let n = dim.eval_to_i64(&values).unwrap_or(rows).max(0) as u64;
+                    elements = elements.saturating_mul(n);
+                }
+                let width = fact.datum_type.size_of() as u64;
+                total = total.saturating_add(elements.saturating_mul(width));
+            }
+        }
+        total
     }
 
     fn execute(&self, values: Vec<TValue>) -> Result<Outputs> {

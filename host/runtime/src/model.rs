@@ -481,13 +481,15 @@ impl ModelArtifact {
     }
 
     /// About how many bytes running the model on `rows` rows allocates:
-    /// the features in `f64` and `f32` and the model's own outputs for one
-    /// chunk, and the predictions (kept, then copied into a table) for all.
+    /// the features in `f64` and `f32` and the graph's intermediate tensors
+    /// for one chunk (an upper bound from the graph's shapes), and the
+    /// predictions (kept, then copied into a table) for all.
     pub fn inference_memory(&self, rows: usize) -> u64 {
         let features = self.features().map_or(0, |f| f.len()) as u64;
         let outputs = self.classes().map_or(1, |c| c.len()) as u64;
-        let chunk = rows.min(INFERENCE_CHUNK_ROWS) as u64;
-        rows as u64 * (outputs * 16 + 16) + chunk * (features * 12 + outputs * 8)
+        let chunk = rows.min(INFERENCE_CHUNK_ROWS);
+        let graph = self.runnable().map_or(0, |m| m.scratch_bytes(chunk));
+        rows as u64 * (outputs * 16 + 16) + chunk as u64 * features * 12 + graph
     }
 
     /// Runs the model on the card's feature columns of `batch`.
@@ -966,6 +968,26 @@ mod tests {
             model.evaluate_until(&batch, None, &cancel),
             Err(ModelError::Cancelled)
         ));
+    }
+
+    #[test]
+    fn inference_memory_counts_the_graphs_activations_for_one_chunk() {
+        let model = ModelArtifact::train(
+            "mlp-classifier",
+            &Table::from_batch(labelled(200)),
+            &["x".to_string()],
+            "y",
+            r#"{"hidden_layers": [256], "epochs": 1}"#,
+            &sluice_ml::Cancel::new(),
+        )
+        .unwrap();
+        let chunk = INFERENCE_CHUNK_ROWS as u64;
+        // The hidden layer's float32 activations for a whole chunk...
+        assert!(model.inference_memory(1_000_000) > chunk * 256 * 4);
+        // ...but only one chunk's, whatever the rows: beyond a chunk, the
+        // estimate grows by the kept predictions alone.
+        let more = model.inference_memory(2_000_000) - model.inference_memory(1_000_000);
+        assert_eq!(more, 1_000_000 * (2 * 16 + 16));
     }
 
     #[test]

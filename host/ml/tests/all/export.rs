@@ -179,6 +179,23 @@ fn signature_metadata_and_symbolic_batch() {
 }
 
 #[test]
+fn scratch_memory_is_bounded_from_the_graph_shapes_and_grows_with_rows() {
+    let bc = breast_cancer_standardised();
+    let t = trained(
+        &bc,
+        Algorithm::MlpClassifier,
+        r#"{"hidden_layers": [64, 32], "epochs": 2}"#,
+    );
+    let model = Model::from_onnx(&t.onnx).unwrap();
+    let one = model.scratch_bytes(1_000);
+    let ten = model.scratch_bytes(10_000);
+    // At least the first hidden layer's float32 activations, for every row.
+    assert!(one >= 1_000 * 64 * 4, "{one}");
+    // Linear in rows: the weights do not depend on them.
+    assert!(ten > 9 * one && ten < 11 * one, "{one} then {ten}");
+}
+
+#[test]
 fn a_model_is_shared_between_threads() {
     let bc = breast_cancer_standardised();
     let t = trained(&bc, Algorithm::MlpClassifier, r#"{"epochs": 5}"#);
