@@ -878,3 +878,84 @@ fn concurrent_requests_are_batched_and_batch_prediction_refuses_bad_files() {
     );
     assert!(r.stderr.contains("production → 1"), "{}", r.stderr);
 }
+
+#[test]
+fn slow_and_silent_connections_are_closed_and_health_checks_keep_answering() {
+    let (_dir, store) = trained_store(false);
+    let server = Server::start(
+        &store,
+        &[
+            "--model",
+            "breast-cancer@production",
+            "--header-timeout",
+            "1s",
+            "--body-timeout",
+            "1s",
+            "--max-connections",
+            "8",
+        ],
+    );
+    let addr = server.addr.as_str();
+    let started = Instant::now();
+    // A flood beyond the connection limit: 20 connections that say
+    // nothing, one that stops halfway through its headers.
+    let mut silent: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let mut partial = TcpStream::connect(addr).unwrap();
+    partial
+        .write_all(b"POST /v2/models/breast-cancer/infer HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    silent.push(partial);
+
+    // Health checks still answer: queued behind the flood only until the
+    // header timeout frees connections.
+    let (status, body) = server.get("/v2/health/live");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the health check took {:?}",
+        started.elapsed()
+    );
+
+    // Every silent or partial connection is closed by the server.
+    for (i, s) in silent.iter_mut().enumerate() {
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let mut buf = [0u8; 1024];
+        match s.read(&mut buf) {
+            // Closed, perhaps after a 408 for the half-sent request.
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("connection {i} is still open after 15 s: {e}"),
+        }
+    }
+
+    // A body trickled in: 408 with a JSON error once the body timeout passes.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.write_all(
+        format!("POST /v2/models/breast-cancer/infer HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"inputs\"")
+            .as_bytes(),
+    )
+    .unwrap();
+    let mut status = String::new();
+    let mut reader = BufReader::new(s);
+    reader.read_line(&mut status).unwrap();
+    let (code, body) = finish_response(status, reader);
+    assert_eq!(code, 408, "{body}");
+    let e: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("`sluice serve --body-timeout`"),
+        "{e}"
+    );
+
+    // Still serving.
+    let data = data();
+    let (status, body) = server.post(
+        "/v2/models/breast-cancer/infer",
+        &data.infer_body(0..2, None),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(server.stop().0, 0);
+}

@@ -40,6 +40,14 @@ pub struct ServeConfig {
     pub timeout: Duration,
     /// How often aliases are looked up again (hot reload).
     pub reload_every: Duration,
+    /// Longest a connection may take to send a request's headers, and may
+    /// sit idle between requests; it is closed after.
+    pub header_timeout: Duration,
+    /// Longest a request's body may take to arrive (408 after it).
+    pub body_timeout: Duration,
+    /// Most connections open at once; beyond it new ones wait to be
+    /// accepted (the kernel queues them) until one closes.
+    pub max_connections: usize,
 }
 
 /// Why the server could not start.
@@ -231,6 +239,9 @@ pub struct Server {
     runtime: Arc<Runtime>,
     reload_every: Duration,
     max_body: usize,
+    header_timeout: Duration,
+    body_timeout: Duration,
+    max_connections: usize,
 }
 
 impl Server {
@@ -334,6 +345,9 @@ impl Server {
             runtime,
             reload_every: config.reload_every,
             max_body: config.max_body,
+            header_timeout: config.header_timeout,
+            body_timeout: config.body_timeout,
+            max_connections: config.max_connections.max(1),
         })
     }
 
@@ -372,21 +386,76 @@ impl Server {
             self.runtime.clone(),
             self.reload_every,
         ));
-        let router = router(self.app.clone(), self.max_body);
-        // Small responses go out at once, not after a delayed ACK.
-        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|e| ServeError::Io(e.to_string()));
+        let router = router(self.app.clone(), self.max_body, self.body_timeout);
+        let served = serve_connections(
+            self.listener,
+            router,
+            self.header_timeout,
+            self.max_connections,
+            shutdown,
+        )
+        .await;
         reload.abort();
         let app = self.app.clone();
         tokio::task::spawn_blocking(move || app.log.close())
             .await
             .map_err(|e| ServeError::Io(e.to_string()))?;
         served
+    }
+}
+
+/// Accepts connections until `shutdown`, each served by hyper's HTTP/1
+/// with a header-read timeout (which also bounds idle keep-alive time), at
+/// most `max_connections` at once; then drains: idle connections close,
+/// in-flight requests are answered with `Connection: close`, and this
+/// returns when all are done (or after 30 s).
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    header_timeout: Duration,
+    max_connections: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let service = hyper_util::service::TowerToHyperService::new(router);
+    tokio::pin!(shutdown);
+    loop {
+        // Backpressure: no accept while every permit is held.
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+        };
+        let (tcp, _) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                // Out of file descriptors and the like: wait, then go on.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // Small responses go out at once, not after a delayed ACK.
+        let _ = tcp.set_nodelay(true);
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(TokioIo::new(tcp), service.clone());
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => Ok(()),
+        () = tokio::time::sleep(Duration::from_secs(30)) => Err(ServeError::Io(
+            "some connections were still busy 30 s after the shutdown signal".into(),
+        )),
     }
 }
 
@@ -458,7 +527,7 @@ async fn reload_loop(app: Arc<App>, store: Arc<Store>, runtime: Arc<Runtime>, ev
     }
 }
 
-fn router(app: Arc<App>, max_body: usize) -> Router {
+fn router(app: Arc<App>, max_body: usize, body_timeout: Duration) -> Router {
     Router::new()
         .route("/v2", get(server_metadata))
         .route("/v2/health/live", get(live))
@@ -485,8 +554,87 @@ fn router(app: Arc<App>, max_body: usize) -> Router {
         .route("/metrics", get(metrics))
         .fallback(unknown_endpoint)
         .method_not_allowed_fallback(wrong_method)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            move |State(app): State<Arc<App>>, request, next| {
+                body_within(app, body_timeout, max_body, request, next)
+            },
+        ))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
+}
+
+/// The model name and endpoint a request path counts under in the metrics
+/// (`None` for paths that take no body worth counting).
+fn counted_as<'a>(app: &'a App, path: &'a str) -> Option<(&'a str, &'static str)> {
+    if path == "/invocations" {
+        return Some((app.routes[0].name.as_str(), "invocations"));
+    }
+    let rest = path.strip_prefix("/v2/models/")?;
+    let (name, _) = rest.split_once('/')?;
+    path.ends_with("/infer").then_some((name, "infer"))
+}
+
+/// Reads a request's body whole within `timeout` (408 after it, so a body
+/// trickled in cannot hold a connection and its buffer) and at most
+/// `max_body` bytes (413), then hands the request on.
+async fn body_within(
+    app: Arc<App>,
+    timeout: Duration,
+    max_body: usize,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let response = match tokio::time::timeout(timeout, axum::body::to_bytes(body, max_body)).await {
+        Ok(Ok(bytes)) => {
+            return next
+                .run(axum::extract::Request::from_parts(
+                    parts,
+                    axum::body::Body::from(bytes),
+                ))
+                .await;
+        }
+        Ok(Err(e)) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                ApiError::status(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the request body is larger than this server accepts (`sluice serve --max-body`)",
+                )
+                .into_response()
+            } else {
+                ApiError::bad_request(format!("the request body could not be read: {e}"))
+                    .into_response()
+            }
+        }
+        Err(_) => {
+            let mut r = ApiError::status(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {timeout:?} (`sluice serve --body-timeout`)"
+                ),
+            )
+            .into_response();
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            r
+        }
+    };
+    // Refused here, before a handler: counted here.
+    match counted_as(&app, parts.uri.path()) {
+        Some((name, endpoint)) => finish(
+            &app,
+            name,
+            None,
+            endpoint,
+            started,
+            Ok::<_, ApiError>(response),
+        ),
+        None => response,
+    }
 }
 
 async fn server_metadata() -> Response {

@@ -90,6 +90,21 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     timeout: Duration,
 
+    /// Longest a client may take to send a request's headers, and may keep
+    /// an idle connection open between requests; the connection is closed
+    /// after it (slow or silent clients cannot hold connections).
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    header_timeout: Duration,
+
+    /// Longest a request's body may take to arrive (408 after it).
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    body_timeout: Duration,
+
+    /// Most connections open at once; further ones wait to be accepted
+    /// until one closes.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    max_connections: usize,
+
     /// How often aliases are looked up again, to follow promotions.
     #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
     reload_every: Duration,
@@ -152,6 +167,9 @@ pub(crate) fn run(ctx: &CliContext, args: &ServeArgs) -> anyhow::Result<ExitCode
         max_body: usize::try_from(args.max_body).unwrap_or(usize::MAX),
         timeout: args.timeout,
         reload_every: args.reload_every,
+        header_timeout: args.header_timeout,
+        body_timeout: args.body_timeout,
+        max_connections: args.max_connections,
     };
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
