@@ -959,3 +959,108 @@ fn slow_and_silent_connections_are_closed_and_health_checks_keep_answering() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(server.stop().0, 0);
 }
+
+/// One keep-alive client: sends one-row requests on a persistent
+/// connection until the server goes away, reconnecting when the server
+/// closes it, and resending a request the server closed the connection on
+/// before answering (what HTTP clients do for idempotent retries). Returns
+/// (answered with 200, failed: any other answer or a half response).
+fn keep_alive_client(addr: String, body: Vec<u8>) -> (u64, u64) {
+    let (mut answered, mut failed) = (0u64, 0u64);
+    let request = format!(
+        "POST /v2/models/breast-cancer/infer HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    'connect: loop {
+        let Ok(mut s) = TcpStream::connect(&addr) else {
+            return (answered, failed);
+        };
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut reader = BufReader::new(s.try_clone().unwrap());
+        loop {
+            if s.write_all(request.as_bytes())
+                .and_then(|()| s.write_all(&body))
+                .is_err()
+            {
+                continue 'connect;
+            }
+            let mut status = String::new();
+            if reader.read_line(&mut status).unwrap_or(0) == 0 {
+                // Closed before any answer: not processed; retry.
+                continue 'connect;
+            }
+            let mut length = 0usize;
+            let mut close = false;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    failed += 1;
+                    continue 'connect;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                close |= lower.starts_with("connection: close");
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut payload = vec![0u8; length];
+            if reader.read_exact(&mut payload).is_err() {
+                failed += 1;
+                continue 'connect;
+            }
+            if status.split_whitespace().nth(1) == Some("200") {
+                answered += 1;
+            } else {
+                failed += 1;
+            }
+            if close {
+                continue 'connect;
+            }
+        }
+    }
+}
+
+#[test]
+fn sigterm_under_load_answers_in_flight_requests_and_logs_every_answer() {
+    let (_dir, store) = trained_store(false);
+    let data = data();
+    let server = Server::production(&store);
+    let body = data.infer_body(3..4, None).to_string().into_bytes();
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (addr, body) = (server.addr.clone(), body.clone());
+            std::thread::spawn(move || keep_alive_client(addr, body))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, stderr) = server.stop();
+    assert_eq!(code, 0, "{stderr}");
+    let (mut answered, mut failed) = (0, 0);
+    for c in clients {
+        let (a, f) = c.join().unwrap();
+        answered += a;
+        failed += f;
+    }
+    assert_eq!(failed, 0, "{answered} answered");
+    assert!(answered > 50, "only {answered} requests answered");
+    // Every answered request (one row each) is in the request log.
+    let r = run(&[
+        "models",
+        "show",
+        MODEL,
+        "--json",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rows: u64 = r.json()["request_logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["rows"].as_u64().unwrap())
+        .sum();
+    assert_eq!(rows, answered);
+}
