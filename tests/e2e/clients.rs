@@ -284,6 +284,14 @@ fn mlflow_csv_version_and_error_shapes_and_json_bodies_for_every_error() {
         "{e}"
     );
 
+    // Float outputs are declared at the model's precision, float32.
+    let (status, _, body) = exchange(addr, "GET", "/v2/models/breast-cancer", &[], b"");
+    assert_eq!(status, 200);
+    let meta: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(meta["outputs"][1]["name"], "probability_benign");
+    assert_eq!(meta["outputs"][1]["datatype"], "FP32");
+    assert_eq!(meta["inputs"][0]["datatype"], "FP64");
+
     // GET /version, as MLflow's scoring server answers it.
     let (status, _, body) = exchange(addr, "GET", "/version", &[], b"");
     assert_eq!(status, 200);

@@ -466,13 +466,25 @@ pub fn infer_response(
         let column = predictions.column(i).as_ref();
         let mut tensor = json!({
             "name": f.name(),
-            "datatype": oip_datatype(column_type),
+            "datatype": output_datatype(column_type),
             "shape": [rows],
         });
         if as_binary {
             let before = binary.len();
             encode_binary(column, &mut binary);
             tensor["parameters"] = json!({ "binary_data_size": binary.len() - before });
+        } else if let Some(a) = column.as_any().downcast_ref::<Float64Array>() {
+            // At float32's precision: the shortest text that reads back as
+            // the float32 the model gave.
+            tensor["data"] = (0..a.len())
+                .map(|i| {
+                    let v = a.value(i) as f32;
+                    match format!("{v}").parse::<f64>() {
+                        Ok(shortest) if !a.is_null(i) && v.is_finite() => json!(shortest),
+                        _ => Value::Null,
+                    }
+                })
+                .collect();
         } else {
             tensor["data"] = Value::Array(column_json(column));
         }
@@ -489,6 +501,17 @@ pub fn infer_response(
     })
 }
 
+/// The datatype an output column is answered in. Models compute in
+/// float32 (sluice's trainers export float32 graphs; other outputs are read
+/// as float32), so float columns are `FP32`: claiming `FP64` would promise
+/// digits the model never computed.
+pub fn output_datatype(column: DType) -> &'static str {
+    match column {
+        DType::Float64 => "FP32",
+        other => oip_datatype(other),
+    }
+}
+
 /// A column's values as the binary tensor data extension writes them:
 /// little-endian numbers, one byte per bool, each text a 4-byte
 /// little-endian length and its UTF-8 bytes. Nulls (which predictions do
@@ -496,7 +519,9 @@ pub fn infer_response(
 fn encode_binary(array: &dyn Array, out: &mut Vec<u8>) {
     let any = array.as_any();
     if let Some(a) = any.downcast_ref::<Float64Array>() {
-        a.values().iter().for_each(|v| out.extend(v.to_le_bytes()));
+        a.values()
+            .iter()
+            .for_each(|&v| out.extend((v as f32).to_le_bytes()));
     } else if let Some(a) = any.downcast_ref::<Int64Array>() {
         a.values().iter().for_each(|v| out.extend(v.to_le_bytes()));
     } else if let Some(a) = any.downcast_ref::<BooleanArray>() {
@@ -761,12 +786,10 @@ pub fn model_metadata(
     inputs: Option<&Signature>,
     outputs: &Signature,
 ) -> Value {
-    let tensors = |s: &Signature| -> Vec<Value> {
+    let tensors = |s: &Signature, datatype: fn(DType) -> &'static str| -> Vec<Value> {
         s.columns
             .iter()
-            .map(
-                |c| json!({"name": c.name, "datatype": oip_datatype(c.column_type), "shape": [-1]}),
-            )
+            .map(|c| json!({"name": c.name, "datatype": datatype(c.column_type), "shape": [-1]}))
             .collect()
     };
     let mut m = Map::new();
@@ -778,9 +801,9 @@ pub fn model_metadata(
     m.insert("platform".into(), json!("sluice_onnx"));
     m.insert(
         "inputs".into(),
-        json!(inputs.map(tensors).unwrap_or_default()),
+        json!(inputs.map(|s| tensors(s, oip_datatype)).unwrap_or_default()),
     );
-    m.insert("outputs".into(), json!(tensors(outputs)));
+    m.insert("outputs".into(), json!(tensors(outputs, output_datatype)));
     Value::Object(m)
 }
 
@@ -940,15 +963,17 @@ mod tests {
         );
         assert!(r.json["outputs"][0].get("data").is_none());
         assert_eq!(r.binary, b"\x01\0\0\0M\x03\0\0\0Bee");
+        // JSON floats at float32 precision: 0.9f32, not 0.899999976158…
         assert_eq!(r.json["outputs"][1]["data"], json!([0.9, 0.2]));
         let request =
             parse_infer(br#"{"inputs": [], "parameters": {"binary_data_output": true}}"#).unwrap();
         let r = infer_response("cancer", 3, "x", &p, &request).unwrap();
-        let floats: Vec<f64> = r.binary[12..]
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        let floats: Vec<f32> = r.binary[12..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
             .collect();
         assert_eq!(floats, [0.9, 0.2]);
+        assert_eq!(r.json["outputs"][1]["datatype"], "FP32");
     }
 
     #[test]
