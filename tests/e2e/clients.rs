@@ -292,6 +292,31 @@ fn mlflow_csv_version_and_error_shapes_and_json_bodies_for_every_error() {
     assert_eq!(meta["outputs"][1]["datatype"], "FP32");
     assert_eq!(meta["inputs"][0]["datatype"], "FP64");
 
+    // A finite value so far out that the fitted transform overflows: the
+    // error says so, rather than blaming an `inf` the client never sent.
+    let mut request = crate::serve::data().infer_body(0..1, None);
+    let smoothness = data
+        .features
+        .iter()
+        .position(|f| f == "mean_smoothness")
+        .unwrap();
+    request["inputs"][smoothness]["data"] = serde_json::json!([1.7e308]);
+    let (status, _, body) = exchange(
+        addr,
+        "POST",
+        "/v2/models/breast-cancer/infer",
+        &[],
+        request.to_string().as_bytes(),
+    );
+    assert_eq!(status, 400);
+    let e: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        e["error"].as_str().unwrap().starts_with(
+            "the model's recorded transform turned the request's finite values into non-finite ones"
+        ),
+        "{e}"
+    );
+
     // GET /version, as MLflow's scoring server answers it.
     let (status, _, body) = exchange(addr, "GET", "/version", &[], b"");
     assert_eq!(status, 200);

@@ -193,12 +193,34 @@ impl ServedModel {
             Some(s) => s.conform(batch)?,
             None => batch.clone(),
         };
-        let features = match &self.transform {
-            Some(t) => t.apply_blocking(raw)?,
-            None => raw,
+        let Some(transform) = &self.transform else {
+            return Ok(self.model.predict(&raw)?);
         };
-        Ok(self.model.predict(&features)?)
+        let features = transform.apply_blocking(raw.clone())?;
+        match self.model.predict(&features) {
+            // Finite values in, non-finite values out of the transform: it
+            // overflowed (a value far outside the training data's range),
+            // which the model's own words would blame on the request as sent.
+            Err(ModelError::Data(message))
+                if message.contains("models take finite numbers") && all_finite(&raw) =>
+            {
+                Err(PredictError::Model(ModelError::Data(format!(
+                    "the model's recorded transform turned the request's finite values into non-finite ones ({message} after the transform); \
+                     some value is too far outside the range the transform was fitted on"
+                ))))
+            }
+            other => Ok(other?),
+        }
     }
+}
+
+/// Whether every float in `batch` is finite.
+fn all_finite(batch: &RecordBatch) -> bool {
+    batch.columns().iter().all(|c| {
+        c.as_any()
+            .downcast_ref::<arrow_array::Float64Array>()
+            .is_none_or(|a| a.iter().flatten().all(f64::is_finite))
+    })
 }
 
 /// What exists when a reference finds nothing, as advice.
