@@ -220,6 +220,17 @@ impl Server {
         )
     }
 
+    /// The server's resident memory now, in bytes (Linux).
+    pub(crate) fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kib * 1024
+    }
+
     /// SIGTERM, then the exit code and what it printed on stderr.
     pub(crate) fn stop(mut self) -> (i32, String) {
         let pid = self.child.id().to_string();
@@ -1063,4 +1074,70 @@ fn sigterm_under_load_answers_in_flight_requests_and_logs_every_answer() {
         .map(|c| c["rows"].as_u64().unwrap())
         .sum();
     assert_eq!(rows, answered);
+}
+
+#[test]
+fn memory_taken_by_a_burst_of_large_requests_goes_back_after_it() {
+    let (_dir, store) = trained_store(false);
+    let data = data();
+    let server = Server::start(
+        &store,
+        &[
+            "--model",
+            "breast-cancer@production",
+            "--max-body",
+            "64MiB",
+            "--log-every",
+            "200ms",
+        ],
+    );
+    // 50,000 rows in one request: 11.5 MiB of JSON.
+    let n = 50_000;
+    let inputs: Vec<Value> = data
+        .features
+        .iter()
+        .enumerate()
+        .map(|(j, name)| {
+            let column: Vec<f64> = (0..n).map(|i| data.rows[i % data.rows.len()][j]).collect();
+            json!({"name": name, "shape": [n], "datatype": "FP64", "data": column})
+        })
+        .collect();
+    let body = json!({ "inputs": inputs }).to_string();
+    let before = server.rss();
+    for _ in 0..2 {
+        let burst: Vec<_> = (0..8)
+            .map(|_| {
+                let (addr, body) = (server.addr.clone(), body.clone());
+                std::thread::spawn(move || {
+                    http(
+                        &addr,
+                        "POST",
+                        "/v2/models/breast-cancer/infer",
+                        body.as_bytes(),
+                        false,
+                    )
+                    .0
+                })
+            })
+            .collect();
+        for b in burst {
+            assert_eq!(b.join().unwrap(), 200);
+        }
+    }
+    // Before, 8 concurrent requests like these left ~690 MB resident for
+    // good. Now the last large request to finish, and the request log's
+    // flush, give the freed pages back.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut after = server.rss();
+    while after > before + (150 << 20) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        after = server.rss();
+    }
+    assert!(
+        after <= before + (150 << 20),
+        "resident memory {} MiB after the burst, {} MiB before",
+        after >> 20,
+        before >> 20
+    );
+    assert_eq!(server.stop().0, 0);
 }

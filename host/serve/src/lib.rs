@@ -52,3 +52,22 @@ pub fn tune_allocator() {
         }
     }
 }
+
+/// Gives the pages of freed heap memory back to the kernel (glibc's
+/// `malloc_trim`): what a burst of large requests left free in the arenas,
+/// which glibc keeps otherwise (measured: 8 concurrent 11.5 MiB requests
+/// left the server at 690 MB resident for good). Costs a walk of the free
+/// lists; call it when the server goes quiet after large requests.
+pub(crate) fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn malloc_trim(pad: usize) -> i32;
+        }
+        // SAFETY: malloc_trim only releases free pages; it takes the
+        // allocator's locks itself.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
+}

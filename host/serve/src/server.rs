@@ -130,6 +130,9 @@ struct App {
     log: RequestLog,
     timeout: Duration,
     max_body: usize,
+    /// Large requests being answered; the last to finish returns the
+    /// burst's freed memory to the kernel.
+    large_in_flight: Arc<AtomicU64>,
     next_id: AtomicU64,
     id_prefix: String,
 }
@@ -335,6 +338,7 @@ impl Server {
             log,
             timeout: config.timeout,
             max_body: config.max_body,
+            large_in_flight: Arc::new(AtomicU64::new(0)),
             next_id: AtomicU64::new(1),
             id_prefix: format!("{:08x}", rand::random::<u32>()),
         });
@@ -763,6 +767,31 @@ fn request_body(
     Ok(Bytes::from(inflated))
 }
 
+/// Bodies from this size up count as large: decoding one allocates tens of
+/// MiB that glibc would keep after the request.
+const LARGE_BODY: usize = 1 << 20;
+
+/// Held while a large request is answered; when the last one in flight
+/// ends, the memory they freed goes back to the kernel.
+struct LargeRequest(Arc<AtomicU64>);
+
+impl LargeRequest {
+    fn new(app: &App, body: &[u8]) -> Option<LargeRequest> {
+        (body.len() >= LARGE_BODY).then(|| {
+            app.large_in_flight.fetch_add(1, Ordering::SeqCst);
+            LargeRequest(app.large_in_flight.clone())
+        })
+    }
+}
+
+impl Drop for LargeRequest {
+    fn drop(&mut self) {
+        if self.0.fetch_sub(1, Ordering::SeqCst) == 1 {
+            tokio::task::spawn_blocking(crate::return_freed_memory);
+        }
+    }
+}
+
 /// The `Inference-Header-Content-Length` header of the binary tensor data
 /// extension, if sent.
 fn inference_header_length(headers: &HeaderMap) -> Result<Option<usize>, ApiError> {
@@ -818,6 +847,7 @@ async fn infer_on(
     let result = async {
         let route = app.route(&name)?;
         let body = request_body(&headers, body, app.max_body)?;
+        let _large = LargeRequest::new(&app, &body);
         let request = protocol::parse_infer_with(&body, inference_header_length(&headers)?)
             .map_err(|e| ApiError::bad_request(e.0))?;
         let model = route.pick(version.as_deref())?;
@@ -849,6 +879,7 @@ async fn invocations(
     let mut served: Option<i64> = None;
     let result = async {
         let body = request_body(&headers, body, app.max_body)?;
+        let _large = LargeRequest::new(&app, &body);
         let model = app.routes[0].pick(None)?;
         served = Some(model.version);
         let csv = headers
