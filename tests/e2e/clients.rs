@@ -101,20 +101,7 @@ fn triton_and_kserve_python_clients_with_their_defaults_get_batch_predictions() 
     let (dir, store) = trained_store(false);
     let data = data();
     let rows = &data.rows[..64];
-    // What `sluice predict` says for the same rows.
-    let input = dir.path().join("rows.csv");
-    let mut csv = data.features.join(",") + "\n";
-    for row in rows {
-        csv += &row.iter().map(f64::to_string).collect::<Vec<_>>().join(",");
-        csv += "\n";
-    }
-    std::fs::write(&input, csv).unwrap();
-    let out = dir.path().join("scored.parquet");
-    let r = predict(&store, "breast-cancer@production", &input, &out, &[]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let scored = read_parquet(&out);
-    let labels = strings(&scored, "prediction");
-    let p_malignant = floats(&scored, "probability_malignant");
+    let (labels, p_malignant) = predicted(&dir, &store, &data, rows);
     assert!(csv_path().exists());
 
     let server = Server::production(&store);
@@ -183,6 +170,126 @@ fn triton_and_kserve_python_clients_with_their_defaults_get_batch_predictions() 
     assert_eq!(status, 200);
     assert!(text.contains("model=\"(unknown)\""), "{text}");
     assert!(!text.contains("no-such-model"), "{text}");
+}
+
+#[test]
+fn triton_and_kserve_grpc_clients_get_the_same_predictions_as_sluice_predict() {
+    let triton = python_has(
+        &["tritonclient.grpc", "numpy"],
+        "pip install 'tritonclient[grpc]'",
+    );
+    let kserve = python_has(&["kserve", "grpc"], "pip install kserve");
+    if !(triton || kserve) {
+        return;
+    }
+    let (dir, store) = trained_store(false);
+    let data = data();
+    let rows = &data.rows[..64];
+    let (labels, p_malignant) = predicted(&dir, &store, &data, rows);
+    let server = Server::start(
+        &store,
+        &[
+            "--model",
+            "breast-cancer@production",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--log-every",
+            "100ms",
+        ],
+    );
+    let grpc = server.grpc.clone().expect("`grpc on ADDR` printed");
+    if triton {
+        let v = client("triton_grpc.py", &grpc, &data.features, rows);
+        assert_eq!(v["live"], true, "{v:#}");
+        assert_eq!(v["ready"], true);
+        assert_eq!(v["model_ready"], true);
+        assert_eq!(v["server_name"], "sluice");
+        assert_eq!(as_strings(&v["metadata_inputs"]), data.features);
+        assert_eq!(
+            v["metadata_outputs"][1],
+            serde_json::json!(["probability_benign", "FP32"])
+        );
+        assert_eq!(v["fp64"]["id"], "triton-1");
+        assert_eq!(v["fp64"]["model_version"], "1");
+        assert_eq!(as_strings(&v["fp64"]["prediction"]), labels);
+        assert_within(
+            &as_floats(&v["fp64"]["probability_malignant"]),
+            &p_malignant,
+            1e-12,
+            "gRPC FP64, raw contents",
+        );
+        assert_eq!(
+            v["fp32"]["outputs"],
+            serde_json::json!(["probability_malignant"])
+        );
+        assert_within(
+            &as_floats(&v["fp32"]["probability_malignant"]),
+            &p_malignant,
+            1e-5,
+            "gRPC FP32",
+        );
+        let unknown = v["unknown"].as_str().unwrap();
+        assert!(
+            unknown.starts_with("StatusCode.NOT_FOUND: unknown model `no-such-model`"),
+            "{unknown}"
+        );
+        assert_eq!(v["unknown_ready"], "StatusCode.NOT_FOUND");
+    }
+    if kserve {
+        let v = client("kserve_grpc.py", &grpc, &data.features, rows);
+        assert_eq!(v["live"], true, "{v:#}");
+        assert_eq!(v["ready"], true);
+        assert_eq!(v["model_ready"], true);
+        assert_eq!(v["infer"]["id"], "kserve-grpc-1");
+        assert_eq!(as_strings(&v["infer"]["prediction"]), labels);
+        assert_within(
+            &as_floats(&v["infer"]["probability_malignant"]),
+            &p_malignant,
+            1e-12,
+            "KServe gRPC, typed contents",
+        );
+        let unknown = v["unknown"].as_str().unwrap();
+        assert!(unknown.starts_with("NOT_FOUND: unknown model"), "{unknown}");
+    }
+    // gRPC requests are counted and logged like HTTP ones.
+    let (status, text) = server.get("/metrics");
+    assert_eq!(status, 200);
+    let answered = usize::from(triton) * 2 + usize::from(kserve);
+    assert!(
+        text.contains(&format!(
+            r#"model="breast-cancer",version="1",endpoint="grpc_infer",code="200"}} {answered}"#
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("\nsluice_logged_requests_total {answered}\n")),
+        "{text}"
+    );
+}
+
+/// What `sluice predict` says for `rows`: the labels and the probability
+/// of the malignant class.
+fn predicted(
+    dir: &tempfile::TempDir,
+    store: &std::path::Path,
+    data: &crate::serve::Data,
+    rows: &[Vec<f64>],
+) -> (Vec<String>, Vec<f64>) {
+    let input = dir.path().join("rows.csv");
+    let mut csv = data.features.join(",") + "\n";
+    for row in rows {
+        csv += &row.iter().map(f64::to_string).collect::<Vec<_>>().join(",");
+        csv += "\n";
+    }
+    std::fs::write(&input, csv).unwrap();
+    let out = dir.path().join("scored.parquet");
+    let r = predict(store, "breast-cancer@production", &input, &out, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let scored = read_parquet(&out);
+    (
+        strings(&scored, "prediction"),
+        floats(&scored, "probability_malignant"),
+    )
 }
 
 /// One raw HTTP/1.1 exchange (`Connection: close` is added): the status,

@@ -15,6 +15,8 @@
 //! reads what this crate logs.
 
 mod batcher;
+mod connections;
+pub mod grpc;
 mod metrics;
 pub mod protocol;
 mod reqlog;

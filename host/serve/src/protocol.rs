@@ -2,10 +2,14 @@
 //! MLflow's scoring API, parsed into request tables and written back from
 //! prediction tables. Every refusal says what was wrong and where.
 
-use crate::signature::{ArrowDType, DType, DataError, Signature, oip_datatype};
-use arrow_array::{Array, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use crate::signature::{ArrowDType, ColumnValues, DType, DataError, Signature, oip_datatype};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
+use std::sync::Arc;
 
 /// An Open Inference Protocol v2 inference request.
 ///
@@ -49,10 +53,194 @@ pub struct InputTensor {
     /// JSON header as binary data.
     #[serde(default)]
     pub parameters: Option<Map<String, Value>>,
-    /// The values, row-major, flat or nested (absent when they come as
-    /// binary data).
+    /// The values, row-major (nested lists flattened as they are read;
+    /// absent when they come as binary data).
     #[serde(default)]
-    pub data: Option<Value>,
+    pub data: Option<TensorData>,
+}
+
+/// A tensor's values, flat and row-major, in the type they arrived in.
+///
+/// JSON `data` stays JSON values, checked against the model's column types
+/// when the table is made; binary data and gRPC contents arrive typed and
+/// are never turned into JSON values (a 50,000-row binary request would be
+/// ten times its size as `serde_json::Value`s).
+#[derive(Debug, Clone, PartialEq)]
+pub enum TensorData {
+    /// From JSON `data`.
+    Json(Vec<Value>),
+    /// FP16, FP32, FP64.
+    Float(Vec<f64>),
+    /// INT8 to INT64.
+    Int(Vec<i64>),
+    /// UINT8 to UINT64.
+    UInt(Vec<u64>),
+    /// BOOL.
+    Bool(Vec<bool>),
+    /// BYTES, as UTF-8 text.
+    Text(Vec<String>),
+}
+
+impl TensorData {
+    /// How many values.
+    pub fn len(&self) -> usize {
+        match self {
+            TensorData::Json(v) => v.len(),
+            TensorData::Float(v) => v.len(),
+            TensorData::Int(v) => v.len(),
+            TensorData::UInt(v) => v.len(),
+            TensorData::Bool(v) => v.len(),
+            TensorData::Text(v) => v.len(),
+        }
+    }
+
+    /// Whether there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every `step`-th value from `start`: one column of a row-major
+    /// `[rows, step]` matrix.
+    fn column_of(&self, start: usize, step: usize) -> TensorData {
+        fn pick<T: Clone>(v: &[T], start: usize, step: usize) -> Vec<T> {
+            v.iter().skip(start).step_by(step).cloned().collect()
+        }
+        match self {
+            TensorData::Json(v) => TensorData::Json(pick(v, start, step)),
+            TensorData::Float(v) => TensorData::Float(pick(v, start, step)),
+            TensorData::Int(v) => TensorData::Int(pick(v, start, step)),
+            TensorData::UInt(v) => TensorData::UInt(pick(v, start, step)),
+            TensorData::Bool(v) => TensorData::Bool(pick(v, start, step)),
+            TensorData::Text(v) => TensorData::Text(pick(v, start, step)),
+        }
+    }
+}
+
+impl ColumnValues for TensorData {
+    fn len(&self) -> usize {
+        TensorData::len(self)
+    }
+
+    fn to_array(&self, name: &str, column_type: DType, what: &str) -> Result<ArrayRef, DataError> {
+        let refused = |shown: String| {
+            DataError(format!(
+                "{what} `{name}` holds {shown}, but the model takes {} there",
+                column_type.name()
+            ))
+        };
+        Ok(match (self, column_type) {
+            (TensorData::Json(v), _) => return v.to_array(name, column_type, what),
+            (TensorData::Float(v), DType::Float64) => {
+                Arc::new(Float64Array::from_iter_values(v.iter().copied()))
+            }
+            (TensorData::Int(v), DType::Float64) => {
+                Arc::new(Float64Array::from_iter_values(v.iter().map(|&x| x as f64)))
+            }
+            (TensorData::UInt(v), DType::Float64) => {
+                Arc::new(Float64Array::from_iter_values(v.iter().map(|&x| x as f64)))
+            }
+            (TensorData::Int(v), DType::Int64) => {
+                Arc::new(Int64Array::from_iter_values(v.iter().copied()))
+            }
+            (TensorData::UInt(v), DType::Int64) => Arc::new(
+                v.iter()
+                    .enumerate()
+                    .map(|(i, &x)| {
+                        i64::try_from(x)
+                            .map_err(|_| refused(format!("{x} at position {i}, beyond INT64")))
+                    })
+                    .collect::<Result<Int64Array, _>>()?,
+            ),
+            (TensorData::Bool(v), DType::Boolean) => Arc::new(BooleanArray::from(v.clone())),
+            (TensorData::Text(v), DType::Utf8) => Arc::new(StringArray::from_iter_values(v.iter())),
+            (other, _) => {
+                return Err(refused(
+                    match other {
+                        TensorData::Float(_) => "floating-point numbers",
+                        TensorData::Int(_) | TensorData::UInt(_) => "integers",
+                        TensorData::Bool(_) => "true/false values",
+                        _ => "text",
+                    }
+                    .into(),
+                ));
+            }
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for TensorData {
+    /// A JSON list, nested lists flattened row-major as they are read (no
+    /// nested tree is built); anything but a list is refused.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{DeserializeSeed, Error, SeqAccess, Visitor};
+        use std::fmt;
+
+        /// Appends a value, or each value of a (nested) list, to `.0`.
+        struct Flatten<'a>(&'a mut Vec<Value>);
+
+        impl<'de> DeserializeSeed<'de> for Flatten<'_> {
+            type Value = ();
+            fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+                d.deserialize_any(self)
+            }
+        }
+
+        macro_rules! scalar {
+            ($name:ident, $ty:ty) => {
+                fn $name<E: Error>(self, v: $ty) -> Result<(), E> {
+                    self.0.push(json!(v));
+                    Ok(())
+                }
+            };
+        }
+
+        impl<'de> Visitor<'de> for Flatten<'_> {
+            type Value = ();
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a value or a list of values")
+            }
+            scalar!(visit_bool, bool);
+            scalar!(visit_i64, i64);
+            scalar!(visit_u64, u64);
+            scalar!(visit_f64, f64);
+            scalar!(visit_str, &str);
+            fn visit_string<E: Error>(self, v: String) -> Result<(), E> {
+                self.0.push(Value::String(v));
+                Ok(())
+            }
+            fn visit_unit<E: Error>(self) -> Result<(), E> {
+                self.0.push(Value::Null);
+                Ok(())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+                while seq.next_element_seed(Flatten(self.0))?.is_some() {}
+                Ok(())
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+                // Kept, to be refused with its position by the column.
+                let v = Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                self.0.push(v);
+                Ok(())
+            }
+        }
+
+        /// The top level: a list, or a message naming what came instead.
+        struct List;
+
+        impl<'de> Visitor<'de> for List {
+            type Value = Vec<Value>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("`data` as a list of values")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Value>, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while seq.next_element_seed(Flatten(&mut out))?.is_some() {}
+                Ok(out)
+            }
+        }
+
+        deserializer.deserialize_seq(List).map(TensorData::Json)
+    }
 }
 
 /// A requested output.
@@ -152,10 +340,10 @@ pub fn parse_infer_with(
     Ok(request)
 }
 
-/// The values of a binary-data input as a flat JSON list: little-endian,
-/// row-major; each `BYTES` element a 4-byte little-endian length and then
-/// its bytes.
-fn decode_binary(t: &InputTensor, bytes: &[u8]) -> Result<Value, DataError> {
+/// The values of a binary-data input (also gRPC's raw contents):
+/// little-endian, row-major; each `BYTES` element a 4-byte little-endian
+/// length and then its bytes.
+pub fn decode_binary(t: &InputTensor, bytes: &[u8]) -> Result<TensorData, DataError> {
     let bad = |why: String| DataError(format!("input `{}` ({}): {why}", t.name, t.datatype));
     let fixed = |width: usize| -> Result<std::slice::ChunksExact<'_, u8>, DataError> {
         if !bytes.len().is_multiple_of(width) {
@@ -167,29 +355,31 @@ fn decode_binary(t: &InputTensor, bytes: &[u8]) -> Result<Value, DataError> {
         Ok(bytes.chunks_exact(width))
     };
     macro_rules! numbers {
-        ($ty:ty, $width:expr) => {
-            fixed($width)?
-                .map(|c| json!(<$ty>::from_le_bytes(c.try_into().unwrap())))
-                .collect()
+        ($variant:ident, $ty:ty, $width:expr) => {
+            TensorData::$variant(
+                fixed($width)?
+                    .map(|c| <$ty>::from_le_bytes(c.try_into().unwrap()).into())
+                    .collect(),
+            )
         };
     }
-    let values: Vec<Value> = match t.datatype.as_str() {
-        "FP64" => numbers!(f64, 8),
-        "FP32" => fixed(4)?
-            .map(|c| json!(f64::from(f32::from_le_bytes(c.try_into().unwrap()))))
-            .collect(),
-        "FP16" => fixed(2)?
-            .map(|c| json!(f16_to_f64(u16::from_le_bytes(c.try_into().unwrap()))))
-            .collect(),
-        "INT8" => numbers!(i8, 1),
-        "INT16" => numbers!(i16, 2),
-        "INT32" => numbers!(i32, 4),
-        "INT64" => numbers!(i64, 8),
-        "UINT8" => numbers!(u8, 1),
-        "UINT16" => numbers!(u16, 2),
-        "UINT32" => numbers!(u32, 4),
-        "UINT64" => numbers!(u64, 8),
-        "BOOL" => bytes.iter().map(|&b| json!(b != 0)).collect(),
+    Ok(match t.datatype.as_str() {
+        "FP64" => numbers!(Float, f64, 8),
+        "FP32" => numbers!(Float, f32, 4),
+        "FP16" => TensorData::Float(
+            fixed(2)?
+                .map(|c| f16_to_f64(u16::from_le_bytes(c.try_into().unwrap())))
+                .collect(),
+        ),
+        "INT8" => numbers!(Int, i8, 1),
+        "INT16" => numbers!(Int, i16, 2),
+        "INT32" => numbers!(Int, i32, 4),
+        "INT64" => numbers!(Int, i64, 8),
+        "UINT8" => numbers!(UInt, u8, 1),
+        "UINT16" => numbers!(UInt, u16, 2),
+        "UINT32" => numbers!(UInt, u32, 4),
+        "UINT64" => numbers!(UInt, u64, 8),
+        "BOOL" => TensorData::Bool(bytes.iter().map(|&b| b != 0).collect()),
         "BYTES" => {
             let mut out = Vec::new();
             let mut rest = bytes;
@@ -213,18 +403,17 @@ fn decode_binary(t: &InputTensor, bytes: &[u8]) -> Result<Value, DataError> {
                 let (text, tail) = tail.split_at(len);
                 let text = std::str::from_utf8(text)
                     .map_err(|_| bad(format!("element {} is not UTF-8 text", out.len())))?;
-                out.push(json!(text));
+                out.push(text.to_string());
                 rest = tail;
             }
-            out
+            TensorData::Text(out)
         }
         other => {
             return Err(bad(format!(
                 "datatype `{other}` is not one this server reads; use one of {DATATYPES}"
             )));
         }
-    };
-    Ok(Value::Array(values))
+    })
 }
 
 /// An IEEE half-precision number's value.
@@ -284,7 +473,9 @@ pub fn infer_table(
     let mut columns = Vec::new();
     let mut types = Vec::new();
     for t in &request.inputs {
-        let values = flatten(t.data.as_ref().unwrap_or(&Value::Null), &t.name)?;
+        let Some(values) = t.data.as_ref() else {
+            return Err(DataError(format!("input `{}` has no `data`", t.name)));
+        };
         let dims: Vec<usize> = t
             .shape
             .iter()
@@ -314,10 +505,7 @@ pub fn infer_table(
             let s = inputs.unwrap();
             for (j, spec) in s.columns.iter().enumerate() {
                 check_datatype(&t.name, &t.datatype, Some(spec.column_type))?;
-                let col: Vec<Value> = (0..dims[0])
-                    .map(|i| values[i * dims[1] + j].clone())
-                    .collect();
-                columns.push((spec.name.clone(), col));
+                columns.push((spec.name.clone(), Cow::Owned(values.column_of(j, dims[1]))));
             }
             continue;
         }
@@ -344,10 +532,10 @@ pub fn infer_table(
             return Err(DataError(format!("input `{}` is given twice", t.name)));
         }
         types.push(column_type_of(&t.datatype).unwrap());
-        columns.push((t.name.clone(), values));
+        columns.push((t.name.clone(), Cow::Borrowed(values)));
     }
     match inputs {
-        Some(s) => s.table_from_json(columns, "input"),
+        Some(s) => s.table_from(columns, "input"),
         None => {
             let s = Signature {
                 columns: columns
@@ -359,7 +547,7 @@ pub fn infer_table(
                     })
                     .collect(),
             };
-            s.table_from_json(columns, "input")
+            s.table_from(columns, "input")
         }
     }
 }
@@ -386,29 +574,6 @@ fn check_datatype(name: &str, datatype: &str, column: Option<DType>) -> Result<(
     }
 }
 
-/// The values of a (possibly nested) JSON array, row-major.
-fn flatten(data: &Value, name: &str) -> Result<Vec<Value>, DataError> {
-    fn walk(v: &Value, out: &mut Vec<Value>) {
-        match v {
-            Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
-            other => out.push(other.clone()),
-        }
-    }
-    if !data.is_array() {
-        return Err(DataError(format!(
-            "input `{name}`: `data` must be a list of values, not {}",
-            match data {
-                Value::Object(_) => "an object",
-                Value::String(_) => "text",
-                _ => "a single value",
-            }
-        )));
-    }
-    let mut out = Vec::new();
-    walk(data, &mut out);
-    Ok(out)
-}
-
 /// An inference response: the JSON document and, when some outputs go as
 /// binary data, their bytes (to follow the JSON, whose length goes in the
 /// `Inference-Header-Content-Length` header).
@@ -421,17 +586,27 @@ pub struct InferResponse {
     pub binary: Vec<u8>,
 }
 
-/// The response of an inference: one tensor per prediction column, those
-/// the request names (all when it names none), each as JSON or binary data
-/// as the request asks.
-pub fn infer_response(
-    model: &str,
-    version: i64,
-    id: &str,
-    predictions: &RecordBatch,
+/// An output tensor of a response: a prediction column, and whether it
+/// goes as binary data.
+#[derive(Debug)]
+pub struct OutputTensor<'a> {
+    /// The column's name.
+    pub name: &'a str,
+    /// Its datatype on the wire ([`output_datatype`]).
+    pub datatype: &'static str,
+    /// Its values.
+    pub column: &'a dyn Array,
+    /// Whether the request asked for it as binary data.
+    pub binary: bool,
+}
+
+/// The outputs a request asks for (all when it names none, or an empty
+/// list), in the model's order, or which one the model does not give.
+pub fn requested_outputs<'a>(
+    predictions: &'a RecordBatch,
     request: &InferRequest,
-) -> Result<InferResponse, DataError> {
-    let schema = predictions.schema();
+) -> Result<Vec<OutputTensor<'a>>, DataError> {
+    let schema = predictions.schema_ref();
     let requested = request.outputs.as_deref().filter(|r| !r.is_empty());
     if let Some(r) = requested
         && let Some(bad) = r
@@ -450,26 +625,49 @@ pub fn infer_response(
         )));
     }
     let binary_default = request.binary_output();
+    Ok(schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| {
+            let binary = match requested {
+                None => binary_default,
+                Some(r) => r.iter().find(|o| o.name == *f.name()).map(|o| {
+                    flag(o.parameters.as_ref(), "binary_data").unwrap_or(binary_default)
+                })?,
+            };
+            let column_type = DType::of_arrow(f.data_type()).unwrap_or(DType::Float64);
+            Some(OutputTensor {
+                name: f.name(),
+                datatype: output_datatype(column_type),
+                column: predictions.column(i).as_ref(),
+                binary,
+            })
+        })
+        .collect())
+}
+
+/// The response of an inference: one tensor per prediction column, those
+/// the request names (all when it names none), each as JSON or binary data
+/// as the request asks.
+pub fn infer_response(
+    model: &str,
+    version: i64,
+    id: &str,
+    predictions: &RecordBatch,
+    request: &InferRequest,
+) -> Result<InferResponse, DataError> {
     let rows = predictions.num_rows();
     let mut binary = Vec::new();
     let mut outputs = Vec::new();
-    for (i, f) in schema.fields().iter().enumerate() {
-        let wanted = match requested {
-            None => Some(binary_default),
-            Some(r) => r
-                .iter()
-                .find(|o| o.name == *f.name())
-                .map(|o| flag(o.parameters.as_ref(), "binary_data").unwrap_or(binary_default)),
-        };
-        let Some(as_binary) = wanted else { continue };
-        let column_type = DType::of_arrow(f.data_type()).unwrap_or(DType::Float64);
-        let column = predictions.column(i).as_ref();
+    for output in requested_outputs(predictions, request)? {
         let mut tensor = json!({
-            "name": f.name(),
-            "datatype": output_datatype(column_type),
+            "name": output.name,
+            "datatype": output.datatype,
             "shape": [rows],
         });
-        if as_binary {
+        let column = output.column;
+        if output.binary {
             let before = binary.len();
             encode_binary(column, &mut binary);
             tensor["parameters"] = json!({ "binary_data_size": binary.len() - before });
@@ -516,7 +714,7 @@ pub fn output_datatype(column: DType) -> &'static str {
 /// little-endian numbers, one byte per bool, each text a 4-byte
 /// little-endian length and its UTF-8 bytes. Nulls (which predictions do
 /// not have) become zeros and empty texts.
-fn encode_binary(array: &dyn Array, out: &mut Vec<u8>) {
+pub fn encode_binary(array: &dyn Array, out: &mut Vec<u8>) {
     let any = array.as_any();
     if let Some(a) = any.downcast_ref::<Float64Array>() {
         a.values()

@@ -1,6 +1,10 @@
-//! The HTTP server: routes, canary splits, hot reload, limits, shutdown.
+//! The HTTP and gRPC server: routes, canary splits, hot reload, limits,
+//! shutdown.
+
+mod grpc_api;
 
 use crate::batcher::{BatchConfig, Batcher};
+use crate::connections;
 use crate::metrics::Metrics;
 use crate::protocol;
 use crate::reqlog::{LogConfig, RequestLog};
@@ -8,8 +12,7 @@ use crate::served::{LoadError, PredictError, ServedModel};
 use arrow_array::RecordBatch;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -30,6 +33,8 @@ pub struct ServeConfig {
     pub canaries: Vec<(ModelRef, f64)>,
     /// Where to listen (`127.0.0.1:0` picks a free port).
     pub addr: SocketAddr,
+    /// Where to answer the Open Inference Protocol over gRPC, if anywhere.
+    pub grpc_addr: Option<SocketAddr>,
     /// Dynamic batching.
     pub batch: BatchConfig,
     /// Request logging.
@@ -199,19 +204,6 @@ impl ApiError {
             message: e.to_string(),
         }
     }
-
-    fn body(rejection: BytesRejection) -> Self {
-        let status = rejection.status();
-        ApiError {
-            status,
-            message: if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "the request body is larger than this server accepts (`sluice serve --max-body`)"
-                    .into()
-            } else {
-                rejection.body_text()
-            },
-        }
-    }
 }
 
 impl IntoResponse for ApiError {
@@ -237,6 +229,7 @@ pub type Serving = (String, i64, Option<(i64, f64)>);
 /// A running server.
 pub struct Server {
     listener: tokio::net::TcpListener,
+    grpc_listener: Option<tokio::net::TcpListener>,
     app: Arc<App>,
     store: Arc<Store>,
     runtime: Arc<Runtime>,
@@ -309,19 +302,11 @@ impl Server {
             );
             route.canary = Some((slot, *percent));
         }
-        let listener = tokio::net::TcpListener::bind(config.addr)
-            .await
-            .map_err(|e| {
-                ServeError::Io(format!(
-                    "cannot listen on {}: {e}{}",
-                    config.addr,
-                    if e.kind() == std::io::ErrorKind::AddrInUse {
-                        "; another process uses that port: pick another with `--addr`"
-                    } else {
-                        ""
-                    }
-                ))
-            })?;
+        let listener = bind(config.addr, "--addr").await?;
+        let grpc_listener = match config.grpc_addr {
+            Some(addr) => Some(bind(addr, "--grpc-addr").await?),
+            None => None,
+        };
         let local = listener
             .local_addr()
             .map_err(|e| ServeError::Io(e.to_string()))?;
@@ -344,6 +329,7 @@ impl Server {
         });
         Ok(Server {
             listener,
+            grpc_listener,
             app,
             store,
             runtime,
@@ -360,6 +346,13 @@ impl Server {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The address gRPC is answered on, if it is.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("a bound listener has an address"))
     }
 
     /// What each served name serves now: `(name, version, canary)` where
@@ -391,14 +384,37 @@ impl Server {
             self.reload_every,
         ));
         let router = router(self.app.clone(), self.max_body, self.body_timeout);
-        let served = serve_connections(
+        // One shutdown signal, seen by both listeners.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let when_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let http = connections::serve(
             self.listener,
-            router,
-            self.header_timeout,
             self.max_connections,
-            shutdown,
-        )
-        .await;
+            http1_connections(router, self.header_timeout),
+            when_stopped(stopped.clone()),
+        );
+        let grpc = async {
+            match self.grpc_listener {
+                Some(listener) => {
+                    connections::serve(
+                        listener,
+                        self.max_connections,
+                        grpc_connections(grpc_api::service(self.app.clone()), self.header_timeout),
+                        when_stopped(stopped.clone()),
+                    )
+                    .await
+                }
+                None => Ok(()),
+            }
+        };
+        let signal = async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
+        let ((http, grpc), ()) = tokio::join!(async { tokio::join!(http, grpc) }, signal);
+        let served = http.and(grpc).map_err(ServeError::Io);
         reload.abort();
         let app = self.app.clone();
         tokio::task::spawn_blocking(move || app.log.close())
@@ -408,59 +424,86 @@ impl Server {
     }
 }
 
-/// Accepts connections until `shutdown`, each served by hyper's HTTP/1
-/// with a header-read timeout (which also bounds idle keep-alive time), at
-/// most `max_connections` at once; then drains: idle connections close,
-/// in-flight requests are answered with `Connection: close`, and this
-/// returns when all are done (or after 30 s).
-async fn serve_connections(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    header_timeout: Duration,
-    max_connections: usize,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+/// Serves each HTTP connection with hyper's HTTP/1: a header-read timeout
+/// (which also bounds idle keep-alive time), requests marked busy while
+/// answered, and on drain `Connection: close` after the request in flight.
+fn http1_connections(router: Router, header_timeout: Duration) -> connections::ServeOne {
+    use hyper_util::rt::TokioTimer;
     let service = hyper_util::service::TowerToHyperService::new(router);
-    tokio::pin!(shutdown);
-    loop {
-        // Backpressure: no accept while every permit is held.
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-        };
-        let (tcp, _) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                // Out of file descriptors and the like: wait, then go on.
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        // Small responses go out at once, not after a delayed ACK.
-        let _ = tcp.set_nodelay(true);
+    Arc::new(move |io, tracked, stop| {
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
-            .serve_connection(TokioIo::new(tcp), service.clone());
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            let _ = connection.await;
-            drop(permit);
-        });
+            .serve_connection(io, BusyWhile::new(service.clone(), tracked.clone()));
+        Box::pin(connections::drive(connection, tracked, stop, |c| {
+            c.graceful_shutdown()
+        }))
+    })
+}
+
+/// Serves each gRPC connection with hyper's HTTP/2: keep-alive pings every
+/// `keep_alive` (a peer that stops answering is dropped), streams marked
+/// busy while answered, and on drain a GOAWAY after the streams in flight.
+fn grpc_connections(service: grpc_api::Service, keep_alive: Duration) -> connections::ServeOne {
+    use hyper_util::rt::{TokioExecutor, TokioTimer};
+    let service = hyper_util::service::TowerToHyperService::new(service);
+    Arc::new(move |io, tracked, stop| {
+        let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Some(keep_alive))
+            .keep_alive_timeout(keep_alive)
+            .serve_connection(io, BusyWhile::new(service.clone(), tracked.clone()));
+        Box::pin(connections::drive(connection, tracked, stop, |c| {
+            c.graceful_shutdown()
+        }))
+    })
+}
+
+/// A service whose requests mark their connection busy while answered (an
+/// idle connection may be closed for a newcomer; a busy one is not).
+#[derive(Clone)]
+struct BusyWhile<S> {
+    inner: S,
+    tracked: Arc<connections::Tracked>,
+}
+
+impl<S> BusyWhile<S> {
+    fn new(inner: S, tracked: Arc<connections::Tracked>) -> Self {
+        BusyWhile { inner, tracked }
     }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => Ok(()),
-        () = tokio::time::sleep(Duration::from_secs(30)) => Err(ServeError::Io(
-            "some connections were still busy 30 s after the shutdown signal".into(),
-        )),
+}
+
+impl<S, R> hyper::service::Service<R> for BusyWhile<S>
+where
+    S: hyper::service::Service<R>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn call(&self, request: R) -> Self::Future {
+        let busy = self.tracked.busy();
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let r = answer.await;
+            drop(busy);
+            r
+        })
     }
+}
+
+async fn bind(addr: SocketAddr, flag: &str) -> Result<tokio::net::TcpListener, ServeError> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        ServeError::Io(format!(
+            "cannot listen on {addr}: {e}{}",
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                format!("; another process uses that port: pick another with `{flag}`")
+            } else {
+                String::new()
+            }
+        ))
+    })
 }
 
 async fn load_slot(
@@ -564,7 +607,6 @@ fn router(app: Arc<App>, max_body: usize, body_timeout: Duration) -> Router {
                 body_within(app, body_timeout, max_body, request, next)
             },
         ))
-        .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
 }
 
@@ -643,11 +685,14 @@ async fn body_within(
 
 async fn server_metadata() -> Response {
     json_response(json!({
-        "name": "sluice",
+        "name": SERVER_NAME,
         "version": env!("CARGO_PKG_VERSION"),
         "extensions": ["binary_tensor_data"],
     }))
 }
+
+/// The server's name in its metadata.
+const SERVER_NAME: &str = "sluice";
 
 async fn live() -> Response {
     json_response(json!({ "live": true }))
@@ -670,6 +715,12 @@ async fn model_version_metadata(
 }
 
 fn metadata_of(app: &App, name: &str, version: Option<&str>) -> Result<Response, ApiError> {
+    metadata_document(app, name, version).map(json_response)
+}
+
+/// A model's metadata document: its versions here, its input and output
+/// tensors.
+fn metadata_document(app: &App, name: &str, version: Option<&str>) -> Result<Value, ApiError> {
     let route = app.route(name)?;
     let model = match version {
         Some(_) => route.pick(version)?,
@@ -679,12 +730,12 @@ fn metadata_of(app: &App, name: &str, version: Option<&str>) -> Result<Response,
         Some(_) => vec![model.version],
         None => route.versions(),
     };
-    Ok(json_response(protocol::model_metadata(
+    Ok(protocol::model_metadata(
         name,
         &versions,
         model.inputs(),
         model.outputs(),
-    )))
+    ))
 }
 
 async fn model_ready(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
@@ -708,7 +759,7 @@ async fn infer(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Bytes,
 ) -> Response {
     infer_on(app, name, None, headers, body).await
 }
@@ -717,7 +768,7 @@ async fn infer_version(
     State(app): State<Arc<App>>,
     Path((name, version)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Bytes,
 ) -> Response {
     infer_on(app, name, Some(version), headers, body).await
 }
@@ -725,13 +776,8 @@ async fn infer_version(
 /// The request body, inflated when its `Content-Encoding` is gzip or
 /// deflate (zlib, as Triton's and KServe's clients send it), never to more
 /// than `max_body` bytes.
-fn request_body(
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-    max_body: usize,
-) -> Result<Bytes, ApiError> {
+fn request_body(headers: &HeaderMap, body: Bytes, max_body: usize) -> Result<Bytes, ApiError> {
     use std::io::Read;
-    let body = body.map_err(ApiError::body)?;
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
@@ -776,8 +822,8 @@ const LARGE_BODY: usize = 1 << 20;
 struct LargeRequest(Arc<AtomicU64>);
 
 impl LargeRequest {
-    fn new(app: &App, body: &[u8]) -> Option<LargeRequest> {
-        (body.len() >= LARGE_BODY).then(|| {
+    fn new(app: &App, body_len: usize) -> Option<LargeRequest> {
+        (body_len >= LARGE_BODY).then(|| {
             app.large_in_flight.fetch_add(1, Ordering::SeqCst);
             LargeRequest(app.large_in_flight.clone())
         })
@@ -840,46 +886,80 @@ async fn infer_on(
     name: String,
     version: Option<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Bytes,
 ) -> Response {
     let started = Instant::now();
     let mut served: Option<i64> = None;
     let result = async {
-        let route = app.route(&name)?;
+        app.route(&name)?;
         let body = request_body(&headers, body, app.max_body)?;
-        let _large = LargeRequest::new(&app, &body);
+        let _large = LargeRequest::new(&app, body.len());
         let request = protocol::parse_infer_with(&body, inference_header_length(&headers)?)
             .map_err(|e| ApiError::bad_request(e.0))?;
-        let model = route.pick(version.as_deref())?;
-        served = Some(model.version);
-        let table = protocol::infer_table(&request, model.inputs())
-            .map_err(|e| ApiError::bad_request(e.0))?;
-        let predictions = predict(&app, &model, &table).await?;
-        let id = request.id.clone().unwrap_or_else(|| app.request_id());
-        let response =
-            protocol::infer_response(&model.name, model.version, &id, &predictions, &request)
-                .map_err(|e| ApiError::bad_request(e.0))?;
-        if app.log.sampled() {
-            app.log
-                .record(&model.name, model.version, &id, &table, &predictions);
-        }
+        drop(body);
+        let answer = app
+            .infer(&name, version.as_deref(), &request, &mut served)
+            .await?;
+        let response = protocol::infer_response(
+            &answer.model.name,
+            answer.model.version,
+            &answer.id,
+            &answer.predictions,
+            &request,
+        )
+        .map_err(|e| ApiError::bad_request(e.0))?;
         Ok::<_, ApiError>(infer_http_response(response))
     }
     .await;
     finish(&app, &name, served, "infer", started, result)
 }
 
-async fn invocations(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+/// A prediction made for an inference request, whichever transport it
+/// came by.
+struct Answer {
+    model: Arc<ServedModel>,
+    id: String,
+    predictions: RecordBatch,
+}
+
+impl App {
+    /// Answers `request` with the model served as `name` (its `version`
+    /// if one is named, else the canary split's pick): the request table,
+    /// the prediction through the batcher, the request logged when
+    /// sampled. `served` is set to the version that answered as soon as
+    /// one is picked (for the response header and metrics, errors too).
+    async fn infer(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        request: &protocol::InferRequest,
+        served: &mut Option<i64>,
+    ) -> Result<Answer, ApiError> {
+        let model = self.route(name)?.pick(version)?;
+        *served = Some(model.version);
+        let table = protocol::infer_table(request, model.inputs())
+            .map_err(|e| ApiError::bad_request(e.0))?;
+        let predictions = predict(self, &model, &table).await?;
+        let id = request.id.clone().unwrap_or_else(|| self.request_id());
+        if self.log.sampled() {
+            self.log
+                .record(&model.name, model.version, &id, &table, &predictions);
+        }
+        Ok(Answer {
+            model,
+            id,
+            predictions,
+        })
+    }
+}
+
+async fn invocations(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
     let started = Instant::now();
     let name = app.routes[0].name.clone();
     let mut served: Option<i64> = None;
     let result = async {
         let body = request_body(&headers, body, app.max_body)?;
-        let _large = LargeRequest::new(&app, &body);
+        let _large = LargeRequest::new(&app, body.len());
         let model = app.routes[0].pick(None)?;
         served = Some(model.version);
         let csv = headers
@@ -969,19 +1049,30 @@ fn finish<E: IntoResponse>(
             .headers_mut()
             .insert(MODEL_VERSION_HEADER, HeaderValue::from(v));
     }
-    let label = if app.routes.iter().any(|r| r.name == name) {
-        name
-    } else {
-        UNKNOWN_MODEL_LABEL
-    };
-    app.metrics.request(
-        label,
-        version,
-        endpoint,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
+    app.count(name, version, endpoint, response.status().as_u16(), started);
     response
+}
+
+impl App {
+    /// Counts a request in the metrics: under the model's name when it is
+    /// served here, else under one label for all unknown names (a client
+    /// cannot grow `/metrics`).
+    fn count(
+        &self,
+        name: &str,
+        version: Option<i64>,
+        endpoint: &str,
+        status: u16,
+        started: Instant,
+    ) {
+        let label = if self.routes.iter().any(|r| r.name == name) {
+            name
+        } else {
+            UNKNOWN_MODEL_LABEL
+        };
+        self.metrics
+            .request(label, version, endpoint, status, started.elapsed());
+    }
 }
 
 /// The response header naming the model version that answered a request

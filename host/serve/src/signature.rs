@@ -82,6 +82,16 @@ impl Signature {
         columns: Vec<(String, Vec<Value>)>,
         what: &str,
     ) -> Result<RecordBatch, DataError> {
+        self.table_from(columns, what)
+    }
+
+    /// A request table from columns of values of any source (JSON values,
+    /// typed tensors), checked as [`Signature::table_from_json`] says.
+    pub fn table_from<C: ColumnValues>(
+        &self,
+        columns: Vec<(String, C)>,
+        what: &str,
+    ) -> Result<RecordBatch, DataError> {
         let unknown: Vec<&str> = columns
             .iter()
             .filter(|(n, _)| self.column(n).is_none())
@@ -109,7 +119,7 @@ impl Signature {
                 self.names()
             )));
         }
-        let rows = columns[0].1.len();
+        let rows = columns.first().map_or(0, |(_, v)| v.len());
         if let Some((n, v)) = columns.iter().find(|(_, v)| v.len() != rows) {
             return Err(DataError(format!(
                 "{what} `{n}` has {} values but `{}` has {rows}; every {what} needs one value per row",
@@ -122,7 +132,7 @@ impl Signature {
             .iter()
             .map(|spec| {
                 let values = &columns.iter().find(|(n, _)| *n == spec.name).unwrap().1;
-                json_column(&spec.name, spec.column_type, values, what)
+                values.to_array(&spec.name, spec.column_type, what)
             })
             .collect::<Result<Vec<_>, _>>()?;
         batch(self.schema(), arrays, rows)
@@ -172,6 +182,36 @@ fn batch(
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+/// A column's values before they become an Arrow array of the model's
+/// column type.
+pub trait ColumnValues {
+    /// How many values.
+    fn len(&self) -> usize;
+    /// The values as an array of `column_type`, or why they cannot be one
+    /// (naming the `what` called `name` and the first bad position).
+    fn to_array(&self, name: &str, column_type: DType, what: &str) -> Result<ArrayRef, DataError>;
+}
+
+impl ColumnValues for Vec<Value> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+
+    fn to_array(&self, name: &str, column_type: DType, what: &str) -> Result<ArrayRef, DataError> {
+        json_column(name, column_type, self, what)
+    }
+}
+
+impl<C: ColumnValues + Clone> ColumnValues for std::borrow::Cow<'_, C> {
+    fn len(&self) -> usize {
+        (**self).len()
+    }
+
+    fn to_array(&self, name: &str, column_type: DType, what: &str) -> Result<ArrayRef, DataError> {
+        (**self).to_array(name, column_type, what)
+    }
 }
 
 /// A column of `column_type` from JSON values (`null` is a missing value).

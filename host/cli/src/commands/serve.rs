@@ -23,6 +23,21 @@ Endpoints (Open Inference Protocol v2, as KServe and Triton clients expect):
   POST /invocations                          MLflow's scoring API (dataframe_split, dataframe_records,
                                              instances, inputs) for the first --model
   GET  /metrics                              Prometheus: requests, errors, latency, batch sizes
+  GET  /version                              MLflow's: the server version
+
+With --grpc-addr, the same protocol over gRPC (inference.GRPCInferenceService:
+ServerLive, ServerReady, ModelReady, ServerMetadata, ModelMetadata,
+ModelInfer with typed or raw tensor contents), as tritonclient.grpc and
+KServe's InferenceGRPCClient call it; same models, batching, logging and
+metrics.
+
+Limits: request bodies (and gRPC messages) up to --max-body; headers within
+--header-timeout, which also closes idle keep-alive connections; bodies
+within --body-timeout (408); predictions within --timeout (504); at most
+--max-connections open per port (at the limit the connection idle longest
+is closed for a new one; when every connection is busy, new ones wait).
+On SIGTERM the server stops accepting, answers the requests in flight with
+`Connection: close`, writes the request log, then exits.
 
 Each request runs the model's recorded transform component (the same Wasm
 bytes and fitted state as in training), then its ONNX graph. When an alias
@@ -33,6 +48,7 @@ Sampled requests are logged to the store for `sluice monitor`.
 Examples:
   sluice serve --model breast-cancer@production
   sluice serve --model breast-cancer@production --canary breast-cancer@staging=10 --addr 0.0.0.0:8080
+  sluice serve --model breast-cancer@production --grpc-addr 127.0.0.1:8081
   curl -s localhost:8080/v2/models/breast-cancer
   curl -s localhost:8080/invocations -H 'content-type: application/json' \\
        -d '{\"dataframe_records\": [{\"radius_mean\": 17.99, ...}]}'";
@@ -56,6 +72,12 @@ pub(crate) struct ServeArgs {
     /// is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
+
+    /// Also answer the Open Inference Protocol over gRPC, on this address
+    /// (KServe's convention is port 8081, Triton's 8001; port 0 picks a
+    /// free one, printed as `grpc on ADDR`).
+    #[arg(long, value_name = "ADDR")]
+    grpc_addr: Option<SocketAddr>,
 
     /// Store folder [default: .sluice in the current folder].
     #[arg(long, env = "SLUICE_STORE", value_name = "DIR")]
@@ -100,8 +122,10 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     body_timeout: Duration,
 
-    /// Most connections open at once; further ones wait to be accepted
-    /// until one closes.
+    /// Most connections open at once, per port. At the limit a new
+    /// connection closes the one idle longest (so health checks get
+    /// through a flood of idle connections); when all are busy answering,
+    /// new ones wait to be accepted.
     #[arg(long, default_value_t = 1024, value_name = "N")]
     max_connections: usize,
 
@@ -152,6 +176,7 @@ pub(crate) fn run(ctx: &CliContext, args: &ServeArgs) -> anyhow::Result<ExitCode
         models: args.models.clone(),
         canaries: args.canaries.clone(),
         addr: args.addr,
+        grpc_addr: args.grpc_addr,
         batch: BatchConfig {
             max_rows: args.max_batch.max(1),
             max_delay: args.batch_delay,
@@ -187,7 +212,11 @@ pub(crate) fn run(ctx: &CliContext, args: &ServeArgs) -> anyhow::Result<ExitCode
                 None => eprintln!("serving {name}: version {version}"),
             }
         }
-        // One line on stdout, for scripts that started us on port 0.
+        // On stdout, for scripts that started us on port 0: the gRPC
+        // address if any, then (last) the HTTP one.
+        if let Some(grpc) = server.grpc_addr() {
+            println!("grpc on {grpc}");
+        }
         println!("listening on http://{}", server.local_addr());
         server.run(sluice_serve::shutdown_signal()).await?;
         eprintln!("stopped; logged requests are written to the store");

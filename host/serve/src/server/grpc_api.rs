@@ -1,0 +1,145 @@
+//! The Open Inference Protocol over gRPC: the same served models, canary
+//! splits, batcher, request log and metrics as the HTTP endpoints; only
+//! the encoding differs (`crate::grpc`).
+
+use super::{ApiError, App, MODEL_VERSION_HEADER, SERVER_NAME, metadata_document};
+use crate::grpc::inference::grpc_inference_service_server::{
+    GrpcInferenceService, GrpcInferenceServiceServer,
+};
+use crate::grpc::inference::{
+    ModelInferRequest, ModelInferResponse, ModelMetadataRequest, ModelMetadataResponse,
+    ModelReadyRequest, ModelReadyResponse, ServerLiveRequest, ServerLiveResponse,
+    ServerMetadataRequest, ServerMetadataResponse, ServerReadyRequest, ServerReadyResponse,
+};
+use axum::http::StatusCode;
+use std::sync::Arc;
+use std::time::Instant;
+use tonic::{Code, Request, Response, Status};
+
+/// The gRPC service, ready to be driven by a connection.
+pub(super) type Service = GrpcInferenceServiceServer<Api>;
+
+/// The service over `app`: messages up to the HTTP body limit
+/// (`--max-body`; tonic's own default is 4 MiB).
+pub(super) fn service(app: Arc<App>) -> Service {
+    let max = app.max_body;
+    GrpcInferenceServiceServer::new(Api { app })
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(usize::MAX)
+}
+
+/// The implementation of `inference.GRPCInferenceService`.
+pub(super) struct Api {
+    app: Arc<App>,
+}
+
+/// An HTTP error as the gRPC status clients expect for it.
+fn status(e: ApiError) -> Status {
+    let code = match e.status {
+        StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => Code::InvalidArgument,
+        StatusCode::NOT_FOUND => Code::NotFound,
+        StatusCode::PAYLOAD_TOO_LARGE => Code::ResourceExhausted,
+        StatusCode::GATEWAY_TIMEOUT | StatusCode::REQUEST_TIMEOUT => Code::DeadlineExceeded,
+        StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
+        _ => Code::Internal,
+    };
+    Status::new(code, e.message)
+}
+
+/// A version field: empty means "the server picks".
+fn version(v: &str) -> Option<&str> {
+    (!v.is_empty()).then_some(v)
+}
+
+#[tonic::async_trait]
+impl GrpcInferenceService for Api {
+    async fn server_live(
+        &self,
+        _: Request<ServerLiveRequest>,
+    ) -> Result<Response<ServerLiveResponse>, Status> {
+        Ok(Response::new(ServerLiveResponse { live: true }))
+    }
+
+    async fn server_ready(
+        &self,
+        _: Request<ServerReadyRequest>,
+    ) -> Result<Response<ServerReadyResponse>, Status> {
+        // Models load before the server listens: listening means ready.
+        Ok(Response::new(ServerReadyResponse { ready: true }))
+    }
+
+    async fn model_ready(
+        &self,
+        request: Request<ModelReadyRequest>,
+    ) -> Result<Response<ModelReadyResponse>, Status> {
+        let r = request.get_ref();
+        self.app
+            .route(&r.name)
+            .and_then(|route| route.pick(version(&r.version)))
+            .map_err(status)?;
+        Ok(Response::new(ModelReadyResponse { ready: true }))
+    }
+
+    async fn server_metadata(
+        &self,
+        _: Request<ServerMetadataRequest>,
+    ) -> Result<Response<ServerMetadataResponse>, Status> {
+        Ok(Response::new(ServerMetadataResponse {
+            name: SERVER_NAME.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            extensions: Vec::new(),
+        }))
+    }
+
+    async fn model_metadata(
+        &self,
+        request: Request<ModelMetadataRequest>,
+    ) -> Result<Response<ModelMetadataResponse>, Status> {
+        let r = request.get_ref();
+        let document =
+            metadata_document(&self.app, &r.name, version(&r.version)).map_err(status)?;
+        Ok(Response::new(crate::grpc::model_metadata(&document)))
+    }
+
+    async fn model_infer(
+        &self,
+        request: Request<ModelInferRequest>,
+    ) -> Result<Response<ModelInferResponse>, Status> {
+        let started = Instant::now();
+        let app = &self.app;
+        let message = request.into_inner();
+        let name = message.model_name.clone();
+        let wanted = message.model_version.clone();
+        let _large = super::LargeRequest::new(app, prost::Message::encoded_len(&message));
+        let mut served = None;
+        let result = async {
+            app.route(&name)?;
+            let request =
+                crate::grpc::infer_request(message).map_err(|e| ApiError::bad_request(e.0))?;
+            let answer = app
+                .infer(&name, version(&wanted), &request, &mut served)
+                .await?;
+            crate::grpc::infer_response(
+                &answer.model.name,
+                answer.model.version,
+                &answer.id,
+                &answer.predictions,
+                &request,
+            )
+            .map_err(|e| ApiError::bad_request(e.0))
+        }
+        .await;
+        let code = match &result {
+            Ok(_) => 200,
+            Err(e) => e.status.as_u16(),
+        };
+        app.count(&name, served, "grpc_infer", code, started);
+        let mut response = Response::new(result.map_err(status)?);
+        if let Some(v) = served {
+            response
+                .metadata_mut()
+                .insert(MODEL_VERSION_HEADER, v.into());
+        }
+        Ok(response)
+    }
+}
