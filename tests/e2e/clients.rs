@@ -439,6 +439,29 @@ fn mlflow_csv_version_and_error_shapes_and_json_bodies_for_every_error() {
         "/v2/models/breast-cancer/infer does not answer GET; use POST"
     );
 
+    // Requests that cannot be parsed at all (answered by hyper before any
+    // handler): a JSON error too.
+    for raw in [
+        "GARBAGE\r\n\r\n".to_string(),
+        format!("POST /invocations HTTP/1.1\r\nHost: {addr}\r\nContent-Length: ten\r\n\r\n"),
+    ] {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(raw.as_bytes()).unwrap();
+        let mut all = String::new();
+        s.read_to_string(&mut all).unwrap();
+        let (head, body) = all.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 400"), "{raw:?}: {head}");
+        let e: Value = serde_json::from_str(body).unwrap();
+        assert!(
+            e["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("the request is not valid HTTP/1.1"),
+            "{e}"
+        );
+    }
+
     // An encoding the server does not read: 415, saying which it reads;
     // a gzip body that is not gzip: 400.
     let infer = "/v2/models/breast-cancer/infer";

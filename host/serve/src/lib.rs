@@ -18,6 +18,7 @@ mod batcher;
 mod connections;
 pub mod grpc;
 mod metrics;
+mod parse_errors;
 pub mod protocol;
 mod reqlog;
 mod served;

@@ -12,7 +12,7 @@ use crate::served::{LoadError, PredictError, ServedModel};
 use arrow_array::RecordBatch;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -431,6 +431,9 @@ fn http1_connections(router: Router, header_timeout: Duration) -> connections::S
     use hyper_util::rt::TokioTimer;
     let service = hyper_util::service::TowerToHyperService::new(router);
     Arc::new(move |io, tracked, stop| {
+        let io = hyper_util::rt::TokioIo::new(crate::parse_errors::JsonParseErrors::new(
+            io.into_inner(),
+        ));
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
@@ -607,6 +610,8 @@ fn router(app: Arc<App>, max_body: usize, body_timeout: Duration) -> Router {
                 body_within(app, body_timeout, max_body, request, next)
             },
         ))
+        // `body_within` enforces --max-body; axum's own default (2 MB) off.
+        .layer(DefaultBodyLimit::disable())
         .with_state(app)
 }
 
