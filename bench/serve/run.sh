@@ -165,9 +165,11 @@ fi
 SLUICE_OK=0
 if need_sluice; then
     if [ "$NO_BUILD" != 1 ]; then
-        log "cargo build --release -p sluice-cli"
+        log "cargo build --release -p sluice-cli; -p sluice-bench --bin serve-bench"
         cargo build --release -p sluice-cli >&2
+        cargo build --release -p sluice-bench --bin serve-bench >&2
     fi
+    HELPER=${SLUICE_BENCH_HELPER_BIN:-target/release/serve-bench}
     [ -x "$SLUICE" ] || die "$SLUICE not found (build it, or set SLUICE_BENCH_SLUICE_BIN)"
     if "$SLUICE" serve --help >/dev/null 2>&1; then
         SLUICE_OK=1
@@ -262,6 +264,27 @@ load() {
     done
 }
 
+# load_grpc SERVER_LABEL ADDR BODY: one row per load shape, with
+# serve-bench's gRPC load generator (ModelInfer, raw contents) in wrk's place
+load_grpc() {
+    local label=$1 addr=$2 body=$3 shape conns out
+    for shape in $SHAPES; do
+        conns=${shape##*:}
+        ROW_N=$((ROW_N + 1))
+        out=$TMP/grpc-$ROW_N.txt
+        log "$label gRPC ModelInfer: $conns client(s), ${WARMUP}s warm-up + ${DURATION}s"
+        python3 "$HERE/rss_sampler.py" "$SERVER_PID" "$RSS_INTERVAL" >"$out.rss" &
+        SAMPLER_PID=$!
+        # The warm-up is part of the same run (not counted); the sampler
+        # sees it too.
+        "$HELPER" grpc-load "$addr" "$MODEL" "$body" "$conns" "$DURATION" "$WARMUP" >"$out"
+        stop_sampler
+        python3 "$HERE/report.py" row "$ROWS" server="$label" endpoint="gRPC ModelInfer" clients="$conns" \
+            threads=0 startup_s="$STARTUP_S" idle_rss_kib="$IDLE_RSS_KIB" \
+            --wrk "$out" --rss "$out.rss"
+    done
+}
+
 MLFLOW_VERSION=
 MLFLOW_DEFAULT_WORKERS=
 if need_mlflow; then
@@ -317,9 +340,11 @@ if [ "$SLUICE_OK" = 1 ]; then
         local port
         port=$(free_port)
         url=http://127.0.0.1:$port
+        grpc_port=$(free_port)
         # shellcheck disable=SC2086
         start_server "$1" "$url/v2/health/ready" \
-            "$SLUICE" serve --model "$MODEL@production" --store "$TMP/store" --addr "127.0.0.1:$port" $SLUICE_ARGS
+            "$SLUICE" serve --model "$MODEL@production" --store "$TMP/store" --addr "127.0.0.1:$port" \
+            --grpc-addr "127.0.0.1:$grpc_port" $SLUICE_ARGS
         grep -q "^listening on http://127.0.0.1:$port\$" "$SERVER_LOG" ||
             log "WARNING: $1 printed no \`listening on http://127.0.0.1:$port\` line"
     }
@@ -337,6 +362,18 @@ if [ "$SLUICE_OK" = 1 ]; then
     check sluice "$url/v2/models/$MODEL/infer" "$TMP/body-v2.json"
     load "$label" "POST /v2/models/$MODEL/infer" "$url/v2/models/$MODEL/infer" "$TMP/body-v2.json"
     sluice_metrics
+    stop_server
+    sluice_serve sluice-grpc
+    load_grpc "$label" "127.0.0.1:$grpc_port" "$TMP/body-v2.json"
+    sluice_metrics
+    stop_server
+
+    # The ceiling: a bare hyper server that reads the same request and
+    # answers a fixed one-row response, under the same wrk load.
+    port=$(free_port)
+    start_server hyper-hello "http://127.0.0.1:$port/" "$HELPER" hello "127.0.0.1:$port"
+    load "bare hyper (ceiling)" "POST /v2/models/$MODEL/infer" \
+        "http://127.0.0.1:$port/v2/models/$MODEL/infer" "$TMP/body-v2.json"
     stop_server
 fi
 

@@ -1,0 +1,250 @@
+//! Helpers of bench/serve/run.sh:
+//!
+//! - `serve-bench hello ADDR`: a bare hyper HTTP/1 server that reads each
+//!   request's body and answers a fixed one-row prediction. The ceiling of
+//!   this machine's HTTP stack under the same load generator: what sluice
+//!   would reach if a request cost nothing but HTTP.
+//! - `serve-bench grpc-load ADDR MODEL V2_BODY.json CONNECTIONS SECONDS
+//!   WARMUP`: a closed-loop gRPC load generator (one outstanding ModelInfer
+//!   per HTTP/2 connection, like wrk's connections), sending the rows of an
+//!   Open Inference Protocol JSON body as raw tensor contents, as
+//!   `tritonclient.grpc` does. Prints one `WRK_JSON {...}` line in
+//!   post.lua's format, counting only answers with gRPC status OK as
+//!   requests.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use prost::Message;
+use sluice_serve::grpc::inference::ModelInferRequest;
+use sluice_serve::grpc::inference::model_infer_request::InferInputTensor;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    match args.first().map(String::as_str) {
+        Some("hello") if args.len() == 2 => runtime.block_on(hello(&args[1])),
+        Some("grpc-load") if args.len() == 7 => {
+            let number = |i: usize| -> u64 { args[i].parse().expect("a whole number") };
+            runtime.block_on(grpc_load(
+                &args[1],
+                &args[2],
+                &args[3],
+                number(4) as usize,
+                Duration::from_secs(number(5)),
+                Duration::from_secs(number(6)),
+            ))
+        }
+        _ => {
+            eprintln!(
+                "usage: serve-bench hello ADDR\n       serve-bench grpc-load ADDR MODEL V2_BODY.json CONNECTIONS SECONDS WARMUP"
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+/// What the bare server answers: a one-row response of the same shape as
+/// sluice's.
+const HELLO: &str = r#"{"model_name":"hello","model_version":"1","id":"1","outputs":[{"name":"prediction","datatype":"BYTES","shape":[1],"data":["malignant"]}]}"#;
+
+async fn hello(addr: &str) {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .expect("the address binds");
+    println!("listening on http://{}", listener.local_addr().unwrap());
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(|request: Request<hyper::body::Incoming>| async move {
+                    let _ = request.into_body().collect().await;
+                    Ok::<_, hyper::Error>(
+                        Response::builder()
+                            .header("content-type", "application/json")
+                            .body(Full::new(Bytes::from_static(HELLO.as_bytes())))
+                            .unwrap(),
+                    )
+                });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service)
+                .await;
+        });
+    }
+}
+
+/// The rows of an Open Inference Protocol JSON body as a gRPC ModelInfer
+/// request with raw contents, framed for the wire (a 0 byte for "not
+/// compressed", the length, the message).
+fn grpc_frame(model: &str, body: &serde_json::Value) -> Bytes {
+    let mut request = ModelInferRequest {
+        model_name: model.to_string(),
+        ..Default::default()
+    };
+    for input in body["inputs"].as_array().expect("`inputs` in the body") {
+        let values: Vec<f64> = input["data"]
+            .as_array()
+            .expect("JSON `data`")
+            .iter()
+            .map(|v| v.as_f64().expect("numbers"))
+            .collect();
+        request.inputs.push(InferInputTensor {
+            name: input["name"].as_str().unwrap().to_string(),
+            datatype: "FP64".into(),
+            shape: vec![values.len() as i64],
+            ..Default::default()
+        });
+        let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        request.raw_input_contents.push(raw.into());
+    }
+    let message = request.encode_to_vec();
+    let mut frame = BytesMut::with_capacity(5 + message.len());
+    frame.put_u8(0);
+    frame.put_u32(message.len() as u32);
+    frame.put_slice(&message);
+    frame.freeze()
+}
+
+/// One client's tally.
+#[derive(Default)]
+struct Tally {
+    ok: u64,
+    failed: u64,
+    latencies_us: Vec<u64>,
+}
+
+async fn grpc_load(
+    addr: &str,
+    model: &str,
+    body_path: &str,
+    connections: usize,
+    duration: Duration,
+    warmup: Duration,
+) {
+    let body: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(body_path).expect("the body file reads"))
+            .expect("the body is JSON");
+    let frame = grpc_frame(model, &body);
+    let counting = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..connections {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("the gRPC port accepts");
+        let _ = tcp.set_nodelay(true);
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                .await
+                .expect("an HTTP/2 handshake");
+        tokio::spawn(connection);
+        let (frame, counting, stop, uri) = (
+            frame.clone(),
+            counting.clone(),
+            stop.clone(),
+            format!("http://{addr}/inference.GRPCInferenceService/ModelInfer"),
+        );
+        clients.push(tokio::spawn(async move {
+            let mut tally = Tally::default();
+            while !stop.load(Ordering::Relaxed) {
+                let request = Request::post(&uri)
+                    .header("content-type", "application/grpc")
+                    .header("te", "trailers")
+                    .body(Full::new(frame.clone()))
+                    .unwrap();
+                let sent = Instant::now();
+                let ok = match sender.send_request(request).await {
+                    Ok(response) => {
+                        let ok_head = response.status() == 200;
+                        match response.into_body().collect().await {
+                            Ok(collected) => {
+                                let status = collected
+                                    .trailers()
+                                    .and_then(|t| t.get("grpc-status"))
+                                    .map(|v| v.as_bytes().to_vec());
+                                let mut data = collected.to_bytes();
+                                ok_head
+                                    && status.as_deref() == Some(b"0")
+                                    && data.remaining() > 5
+                                    && data.get_u8() == 0
+                            }
+                            Err(_) => false,
+                        }
+                    }
+                    Err(_) => false,
+                };
+                if counting.load(Ordering::Relaxed) {
+                    if ok {
+                        tally.ok += 1;
+                        tally.latencies_us.push(sent.elapsed().as_micros() as u64);
+                    } else {
+                        tally.failed += 1;
+                    }
+                }
+                if !ok && sender.ready().await.is_err() {
+                    break;
+                }
+            }
+            tally
+        }));
+    }
+    tokio::time::sleep(warmup).await;
+    counting.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(duration).await;
+    counting.store(false, Ordering::Relaxed);
+    let elapsed = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Tally::default();
+    for c in clients {
+        let t = c.await.expect("a client task");
+        all.ok += t.ok;
+        all.failed += t.failed;
+        all.latencies_us.extend(t.latencies_us);
+    }
+    all.latencies_us.sort_unstable();
+    let pct = |p: f64| -> u64 {
+        if all.latencies_us.is_empty() {
+            return 0;
+        }
+        let i = ((p / 100.0) * (all.latencies_us.len() - 1) as f64).round() as usize;
+        all.latencies_us[i]
+    };
+    let mean = if all.latencies_us.is_empty() {
+        0.0
+    } else {
+        all.latencies_us.iter().sum::<u64>() as f64 / all.latencies_us.len() as f64
+    };
+    println!(
+        "WRK_JSON {}",
+        serde_json::json!({
+            "requests": all.ok + all.failed,
+            "duration_s": elapsed,
+            "rps": all.ok as f64 / elapsed,
+            "bytes": 0,
+            "latency_us": {
+                "mean": mean,
+                "p50": pct(50.0),
+                "p90": pct(90.0),
+                "p99": pct(99.0),
+                "p999": pct(99.9),
+                "max": all.latencies_us.last().copied().unwrap_or(0),
+            },
+            "non2xx": all.failed,
+            "connect_errors": 0,
+            "read_errors": 0,
+            "write_errors": 0,
+            "timeouts": 0,
+        })
+    );
+}
