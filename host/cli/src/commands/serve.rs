@@ -203,6 +203,8 @@ pub(crate) fn run(ctx: &CliContext, args: &ServeArgs) -> anyhow::Result<ExitCode
         .context("starting the async runtime")?;
     tokio.block_on(async move {
         let server = Server::bind(config, store, runtime).await?;
+        // Models are loaded: what start-up alone touched can go.
+        sluice_serve::release_startup_pages();
         for (name, version, canary) in server.serving() {
             match canary {
                 Some((c, p)) => eprintln!(
