@@ -117,8 +117,8 @@ impl TensorData {
 }
 
 impl ColumnValues for TensorData {
-    fn len(&self) -> usize {
-        TensorData::len(self)
+    fn count(&self) -> usize {
+        self.len()
     }
 
     fn to_array(&self, name: &str, column_type: DType, what: &str) -> Result<ArrayRef, DataError> {

@@ -119,11 +119,11 @@ impl Signature {
                 self.names()
             )));
         }
-        let rows = columns.first().map_or(0, |(_, v)| v.len());
-        if let Some((n, v)) = columns.iter().find(|(_, v)| v.len() != rows) {
+        let rows = columns.first().map_or(0, |(_, v)| v.count());
+        if let Some((n, v)) = columns.iter().find(|(_, v)| v.count() != rows) {
             return Err(DataError(format!(
                 "{what} `{n}` has {} values but `{}` has {rows}; every {what} needs one value per row",
-                v.len(),
+                v.count(),
                 columns[0].0
             )));
         }
@@ -188,15 +188,15 @@ fn plural(n: usize) -> &'static str {
 /// column type.
 pub trait ColumnValues {
     /// How many values.
-    fn len(&self) -> usize;
+    fn count(&self) -> usize;
     /// The values as an array of `column_type`, or why they cannot be one
     /// (naming the `what` called `name` and the first bad position).
     fn to_array(&self, name: &str, column_type: DType, what: &str) -> Result<ArrayRef, DataError>;
 }
 
 impl ColumnValues for Vec<Value> {
-    fn len(&self) -> usize {
-        Vec::len(self)
+    fn count(&self) -> usize {
+        self.len()
     }
 
     fn to_array(&self, name: &str, column_type: DType, what: &str) -> Result<ArrayRef, DataError> {
@@ -205,8 +205,8 @@ impl ColumnValues for Vec<Value> {
 }
 
 impl<C: ColumnValues + Clone> ColumnValues for std::borrow::Cow<'_, C> {
-    fn len(&self) -> usize {
-        (**self).len()
+    fn count(&self) -> usize {
+        (**self).count()
     }
 
     fn to_array(&self, name: &str, column_type: DType, what: &str) -> Result<ArrayRef, DataError> {
