@@ -10,10 +10,10 @@
 //! `raw_output_contents`, the form both clients read first.
 
 use crate::protocol::{
-    InferRequest, InputTensor, RequestedOutput, TensorData, decode_binary, encode_binary,
-    requested_outputs,
+    InferRequest, InputTensor, PLATFORM, RequestedOutput, TensorData, decode_binary, encode_binary,
+    metadata_tensors, requested_outputs,
 };
-use crate::signature::DataError;
+use crate::signature::{DataError, Signature};
 use arrow_array::RecordBatch;
 use serde_json::{Map, Value, json};
 
@@ -187,37 +187,30 @@ pub fn infer_response(
     })
 }
 
-/// Model metadata from the HTTP protocol's JSON document (one source for
-/// both transports).
-pub fn model_metadata(document: &Value) -> inference::ModelMetadataResponse {
+/// Model metadata: the same tensors as the HTTP endpoint's document.
+pub fn model_metadata(
+    name: &str,
+    versions: &[i64],
+    inputs: Option<&Signature>,
+    outputs: &Signature,
+) -> inference::ModelMetadataResponse {
     use inference::model_metadata_response::TensorMetadata;
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-    let tensors = |key: &str| -> Vec<TensorMetadata> {
-        document[key]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|t| TensorMetadata {
-                        name: text(&t["name"]),
-                        datatype: text(&t["datatype"]),
-                        shape: t["shape"]
-                            .as_array()
-                            .map(|s| s.iter().filter_map(Value::as_i64).collect())
-                            .unwrap_or_default(),
-                    })
-                    .collect()
+    let tensors = |t: Vec<(&str, &str)>| -> Vec<TensorMetadata> {
+        t.into_iter()
+            .map(|(name, datatype)| TensorMetadata {
+                name: name.to_string(),
+                datatype: datatype.to_string(),
+                shape: vec![-1],
             })
-            .unwrap_or_default()
+            .collect()
     };
+    let (inputs, outputs) = metadata_tensors(inputs, outputs);
     inference::ModelMetadataResponse {
-        name: text(&document["name"]),
-        versions: document["versions"]
-            .as_array()
-            .map(|a| a.iter().map(text).collect())
-            .unwrap_or_default(),
-        platform: text(&document["platform"]),
-        inputs: tensors("inputs"),
-        outputs: tensors("outputs"),
+        name: name.to_string(),
+        versions: versions.iter().map(i64::to_string).collect(),
+        platform: PLATFORM.to_string(),
+        inputs: tensors(inputs),
+        outputs: tensors(outputs),
     }
 }
 

@@ -984,25 +984,47 @@ pub fn model_metadata(
     inputs: Option<&Signature>,
     outputs: &Signature,
 ) -> Value {
-    let tensors = |s: &Signature, datatype: fn(DType) -> &'static str| -> Vec<Value> {
-        s.columns
-            .iter()
-            .map(|c| json!({"name": c.name, "datatype": datatype(c.column_type), "shape": [-1]}))
+    let tensors = |t: Vec<(&str, &str)>| -> Vec<Value> {
+        t.into_iter()
+            .map(|(name, datatype)| json!({"name": name, "datatype": datatype, "shape": [-1]}))
             .collect()
     };
+    let (inputs, outputs) = metadata_tensors(inputs, outputs);
     let mut m = Map::new();
     m.insert("name".into(), json!(name));
     m.insert(
         "versions".into(),
         json!(versions.iter().map(|v| v.to_string()).collect::<Vec<_>>()),
     );
-    m.insert("platform".into(), json!("sluice_onnx"));
-    m.insert(
-        "inputs".into(),
-        json!(inputs.map(|s| tensors(s, oip_datatype)).unwrap_or_default()),
-    );
-    m.insert("outputs".into(), json!(tensors(outputs, output_datatype)));
+    m.insert("platform".into(), json!(PLATFORM));
+    m.insert("inputs".into(), json!(tensors(inputs)));
+    m.insert("outputs".into(), json!(tensors(outputs)));
     Value::Object(m)
+}
+
+/// The platform model metadata names.
+pub const PLATFORM: &str = "sluice_onnx";
+
+/// A tensor of model metadata: its name and datatype (of any length:
+/// shape `[-1]`).
+pub type MetadataTensor<'a> = (&'a str, &'static str);
+
+/// The input and the output tensors of model metadata, for both
+/// transports.
+pub fn metadata_tensors<'a>(
+    inputs: Option<&'a Signature>,
+    outputs: &'a Signature,
+) -> (Vec<MetadataTensor<'a>>, Vec<MetadataTensor<'a>>) {
+    let tensors = |s: &'a Signature, datatype: fn(DType) -> &'static str| {
+        s.columns
+            .iter()
+            .map(|c| (c.name.as_str(), datatype(c.column_type)))
+            .collect::<Vec<_>>()
+    };
+    (
+        inputs.map(|s| tensors(s, oip_datatype)).unwrap_or_default(),
+        tensors(outputs, output_datatype),
+    )
 }
 
 #[cfg(test)]

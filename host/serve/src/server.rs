@@ -413,7 +413,7 @@ impl Server {
             shutdown.await;
             let _ = stop.send(true);
         };
-        let ((http, grpc), ()) = tokio::join!(async { tokio::join!(http, grpc) }, signal);
+        let (http, grpc, ()) = tokio::join!(http, grpc, signal);
         let served = http.and(grpc).map_err(ServeError::Io);
         reload.abort();
         let app = self.app.clone();
@@ -720,12 +720,23 @@ async fn model_version_metadata(
 }
 
 fn metadata_of(app: &App, name: &str, version: Option<&str>) -> Result<Response, ApiError> {
-    metadata_document(app, name, version).map(json_response)
+    let (model, versions) = metadata_model(app, name, version)?;
+    Ok(json_response(protocol::model_metadata(
+        name,
+        &versions,
+        model.inputs(),
+        model.outputs(),
+    )))
 }
 
-/// A model's metadata document: its versions here, its input and output
-/// tensors.
-fn metadata_document(app: &App, name: &str, version: Option<&str>) -> Result<Value, ApiError> {
+/// What model metadata describes: the model (the named version, else the
+/// primary one) and the versions served under `name` (just that one when
+/// named).
+fn metadata_model(
+    app: &App,
+    name: &str,
+    version: Option<&str>,
+) -> Result<(Arc<ServedModel>, Vec<i64>), ApiError> {
     let route = app.route(name)?;
     let model = match version {
         Some(_) => route.pick(version)?,
@@ -735,12 +746,7 @@ fn metadata_document(app: &App, name: &str, version: Option<&str>) -> Result<Val
         Some(_) => vec![model.version],
         None => route.versions(),
     };
-    Ok(protocol::model_metadata(
-        name,
-        &versions,
-        model.inputs(),
-        model.outputs(),
-    ))
+    Ok((model, versions))
 }
 
 async fn model_ready(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {

@@ -2,7 +2,7 @@
 //! splits, batcher, request log and metrics as the HTTP endpoints; only
 //! the encoding differs (`crate::grpc`).
 
-use super::{ApiError, App, MODEL_VERSION_HEADER, SERVER_NAME, metadata_document};
+use super::{ApiError, App, MODEL_VERSION_HEADER, SERVER_NAME, metadata_model};
 use crate::grpc::inference::grpc_inference_service_server::{
     GrpcInferenceService, GrpcInferenceServiceServer,
 };
@@ -96,9 +96,14 @@ impl GrpcInferenceService for Api {
         request: Request<ModelMetadataRequest>,
     ) -> Result<Response<ModelMetadataResponse>, Status> {
         let r = request.get_ref();
-        let document =
-            metadata_document(&self.app, &r.name, version(&r.version)).map_err(status)?;
-        Ok(Response::new(crate::grpc::model_metadata(&document)))
+        let (model, versions) =
+            metadata_model(&self.app, &r.name, version(&r.version)).map_err(status)?;
+        Ok(Response::new(crate::grpc::model_metadata(
+            &r.name,
+            &versions,
+            model.inputs(),
+            model.outputs(),
+        )))
     }
 
     async fn model_infer(
