@@ -1,6 +1,7 @@
 //! `sluice`: run machine-learning pipelines whose steps are sandboxed
 //! WebAssembly components.
 
+mod allocator;
 mod commands;
 mod ui;
 
@@ -137,26 +138,8 @@ enum Command {
     Gc(commands::gc::GcArgs),
 }
 
-/// Makes glibc's allocator return large freed blocks to the system.
-///
-/// By default glibc raises its mmap threshold each time a large block is
-/// freed (up to 32 MiB), so later column buffers of a few MiB come from
-/// heap arenas, which keep freed memory: a 20M-row run peaked at 5.1 GiB
-/// of RSS for 3.6 GiB in use. With a fixed 1 MiB threshold every column
-/// buffer is its own mapping, unmapped when the table is dropped (the same
-/// run: 3.6 GiB), at no measurable cost in time.
-fn return_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; it is called
-    // before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 4 << 20);
-    }
-}
-
 fn main() -> ExitCode {
-    return_freed_memory();
+    allocator::configure_late();
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Run(args) => commands::run::run(&cli_context(&cli), args),

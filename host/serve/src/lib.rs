@@ -30,51 +30,6 @@ pub use reqlog::LogConfig;
 pub use served::{LoadError, PredictError, ServedModel};
 pub use server::{ServeConfig, ServeError, Server, shutdown_signal};
 
-/// Tunes glibc's allocator for serving: blocks up to 32 MiB come from the
-/// heap and up to 4 MiB of freed memory is kept (by default every block
-/// over 128 KiB goes back to the kernel at once, so inference takes page
-/// faults on every call; the blocks of a small model are far below that), and two arenas instead of eight per core (request
-/// threads allocate what the log writer frees; with many arenas each keeps
-/// its own free memory, which doubled the resident size under load). Call
-/// once, before serving.
-pub fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        unsafe extern "C" {
-            fn mallopt(param: i32, value: i32) -> i32;
-        }
-        const M_TRIM_THRESHOLD: i32 = -1;
-        const M_MMAP_THRESHOLD: i32 = -3;
-        const M_ARENA_MAX: i32 = -8;
-        // SAFETY: mallopt only changes allocator tuning parameters; it is
-        // called before any thread of ours allocates concurrently.
-        unsafe {
-            mallopt(M_MMAP_THRESHOLD, 32 << 20);
-            mallopt(M_TRIM_THRESHOLD, 4 << 20);
-            mallopt(M_ARENA_MAX, 2);
-        }
-    }
-}
-
-/// Gives the pages of freed heap memory back to the kernel (glibc's
-/// `malloc_trim`): what a burst of large requests left free in the arenas,
-/// which glibc keeps otherwise (measured: 8 concurrent 11.5 MiB requests
-/// left the server at 690 MB resident for good). Costs a walk of the free
-/// lists; call it when the server goes quiet after large requests.
-pub(crate) fn return_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        unsafe extern "C" {
-            fn malloc_trim(pad: usize) -> i32;
-        }
-        // SAFETY: malloc_trim only releases free pages; it takes the
-        // allocator's locks itself.
-        unsafe {
-            malloc_trim(0);
-        }
-    }
-}
-
 /// Lets the kernel take back the pages of the `sluice` executable that
 /// start-up touched and serving does not use: the dynamic relocations the
 /// loader read (7 MB), the code that parsed arguments, opened the store and

@@ -266,11 +266,6 @@ fn flush(store: &Store, key: &(String, i64), b: &mut Buffer, server: &str, metri
             })
             .map_err(|e| e.to_string())
     })();
-    // The buffered rows are gone: their pages go back to the kernel.
-    drop(batches);
-    if rows >= 10_000 {
-        crate::return_freed_memory();
-    }
     match result {
         Ok(()) => metrics.logged_rows(rows as u64),
         Err(e) => eprintln!(

@@ -135,9 +135,6 @@ struct App {
     log: RequestLog,
     timeout: Duration,
     max_body: usize,
-    /// Large requests being answered; the last to finish returns the
-    /// burst's freed memory to the kernel.
-    large_in_flight: Arc<AtomicU64>,
     next_id: AtomicU64,
     id_prefix: String,
 }
@@ -323,7 +320,6 @@ impl Server {
             log,
             timeout: config.timeout,
             max_body: config.max_body,
-            large_in_flight: Arc::new(AtomicU64::new(0)),
             next_id: AtomicU64::new(1),
             id_prefix: format!("{:08x}", rand::random::<u32>()),
         });
@@ -824,31 +820,6 @@ fn request_body(headers: &HeaderMap, body: Bytes, max_body: usize) -> Result<Byt
     Ok(Bytes::from(inflated))
 }
 
-/// Bodies from this size up count as large: decoding one allocates tens of
-/// MiB that glibc would keep after the request.
-const LARGE_BODY: usize = 1 << 20;
-
-/// Held while a large request is answered; when the last one in flight
-/// ends, the memory they freed goes back to the kernel.
-struct LargeRequest(Arc<AtomicU64>);
-
-impl LargeRequest {
-    fn new(app: &App, body_len: usize) -> Option<LargeRequest> {
-        (body_len >= LARGE_BODY).then(|| {
-            app.large_in_flight.fetch_add(1, Ordering::SeqCst);
-            LargeRequest(app.large_in_flight.clone())
-        })
-    }
-}
-
-impl Drop for LargeRequest {
-    fn drop(&mut self) {
-        if self.0.fetch_sub(1, Ordering::SeqCst) == 1 {
-            tokio::task::spawn_blocking(crate::return_freed_memory);
-        }
-    }
-}
-
 /// The `Inference-Header-Content-Length` header of the binary tensor data
 /// extension, if sent.
 fn inference_header_length(headers: &HeaderMap) -> Result<Option<usize>, ApiError> {
@@ -904,7 +875,6 @@ async fn infer_on(
     let result = async {
         app.route(&name)?;
         let body = request_body(&headers, body, app.max_body)?;
-        let _large = LargeRequest::new(&app, body.len());
         let request = protocol::parse_infer_with(&body, inference_header_length(&headers)?)
             .map_err(|e| ApiError::bad_request(e.0))?;
         drop(body);
@@ -970,7 +940,6 @@ async fn invocations(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
     let mut served: Option<i64> = None;
     let result = async {
         let body = request_body(&headers, body, app.max_body)?;
-        let _large = LargeRequest::new(&app, body.len());
         let model = app.routes[0].pick(None)?;
         served = Some(model.version);
         let csv = headers

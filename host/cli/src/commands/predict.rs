@@ -69,7 +69,6 @@ pub(crate) struct PredictArgs {
 
 /// Runs `sluice predict`.
 pub(crate) fn run(ctx: &CliContext, args: &PredictArgs) -> anyhow::Result<ExitCode> {
-    sluice_serve::tune_allocator();
     let store = open_store(&args.store.clone().unwrap_or_else(default_store_dir))?;
     let runtime = ctx.runtime()?;
     let model = ServedModel::load(&store, &runtime, &args.model)?;

@@ -167,7 +167,7 @@ pub(crate) fn run(ctx: &CliContext, args: &ServeArgs) -> anyhow::Result<ExitCode
             args.log_sample
         );
     }
-    sluice_serve::tune_allocator();
+    crate::allocator::return_memory_at_once();
     let store = Arc::new(open_store(
         &args.store.clone().unwrap_or_else(default_store_dir),
     )?);

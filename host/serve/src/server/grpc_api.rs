@@ -115,7 +115,6 @@ impl GrpcInferenceService for Api {
         let message = request.into_inner();
         let name = message.model_name.clone();
         let wanted = message.model_version.clone();
-        let _large = super::LargeRequest::new(app, prost::Message::encoded_len(&message));
         let mut served = None;
         let result = async {
             app.route(&name)?;
