@@ -162,6 +162,26 @@ fn breast_cancer_with_logistic_regression_ends_with_a_blessed_registered_model()
         assert_eq!(s["state"], "cached", "step {}", s["name"]);
     }
     assert_eq!(models(store.path())[0]["version"], 1);
+
+    // A --no-cache run retrains to byte-identical ONNX; its card names
+    // another run, but it is the same model: still one version.
+    let rerun = run(&[
+        "run",
+        spec.to_str().unwrap(),
+        "--store",
+        store.path().to_str().unwrap(),
+        "--no-cache",
+        "--json",
+    ]);
+    assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+    let rerun = rerun.json();
+    assert_ne!(
+        step(&rerun, "train")["outputs"][0]["digest"],
+        step(&report, "train")["outputs"][0]["digest"],
+        "the retrained card names its own run"
+    );
+    let listed = models(store.path());
+    assert_eq!(listed[0]["version"], 1, "{listed:#}");
 }
 
 #[test]
@@ -387,4 +407,121 @@ inputs = {{ model = "import.model", test = "ingest.data" }}
     let report = r.json();
     let import = step(&report, "import");
     assert_eq!(import["failure"]["reason"], "invalid-input", "{import:#}");
+}
+
+/// The most common split there is (train and test, no eval share) and a
+/// label stored as numbers (`1.0` / `0.0`): the pipeline trains without
+/// eval rows, the served predictions are numbers like the label (not the
+/// strings "1" / "0"), and the monitor compares predicted labels as
+/// categories.
+#[test]
+fn a_train_test_split_and_a_float_label_train_serve_and_monitor_in_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(crate::serve::csv_path()).unwrap();
+    let csv = text
+        .replace(",malignant\n", ",1.0\n")
+        .replace(",benign\n", ",0.0\n");
+    let data = dir.path().join("numeric_label.csv");
+    std::fs::write(&data, csv).unwrap();
+    let spec = breast_cancer(dir.path(), |s| {
+        s.replace(
+            &format!(
+                "{:?}",
+                repo().join("examples/breast-cancer/data/breast_cancer.csv")
+            ),
+            &format!("{data:?}"),
+        )
+        .replace(
+            "params = { seed = 7, stratify = \"diagnosis\" }",
+            "params = { seed = 7, stratify = \"diagnosis\", fractions = { train = 0.8, test = 0.2 } }",
+        )
+    });
+    let store = dir.path().join("store");
+    let (code, report, stderr) = run_pipeline(&spec, &store);
+    assert_eq!(code, 0, "{stderr}");
+    let train = step(&report, "train");
+    assert!(
+        train["logs"].to_string().contains("no eval rows"),
+        "train says it measured nothing: {train}"
+    );
+    assert!(
+        train["metrics"].get("eval_accuracy").is_none(),
+        "no eval metrics without eval rows: {}",
+        train["metrics"]
+    );
+    let evaluation = document(&report, "evaluate", "evaluation");
+    assert!(evaluation["overall"]["accuracy"].as_f64().unwrap() > 0.9);
+
+    // A search needs eval rows, and says how to get them.
+    let spec_text = std::fs::read_to_string(&spec).unwrap().replace(
+        "params = { c = 1.0 } }",
+        "params = { c = 1.0 }, search = { method = \"grid\", space = { c = [0.1, 1.0] } } }",
+    );
+    let search_spec = dir.path().join("search.toml");
+    std::fs::write(&search_spec, spec_text).unwrap();
+    let (code, _, stderr) = run_pipeline(&search_spec, &dir.path().join("store2"));
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("input `eval` is absent or empty")
+            && stderr.contains("fractions = { train = 0.7, eval = 0.15, test = 0.15 }"),
+        "{stderr}"
+    );
+
+    crate::serve::promote(&store, "1", "production");
+    let rows = crate::serve::data();
+    let server = crate::serve::Server::production(&store);
+    let (status, answer) = server.post(
+        "/v2/models/breast-cancer/infer",
+        &rows.infer_body(0..20, None),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let prediction = answer["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "prediction")
+        .unwrap();
+    assert!(
+        prediction["datatype"].as_str().unwrap().starts_with("FP"),
+        "{prediction}"
+    );
+    let labels: Vec<f64> = text
+        .lines()
+        .skip(1)
+        .take(20)
+        .map(|l| if l.ends_with(",malignant") { 1.0 } else { 0.0 })
+        .collect();
+    let predicted: Vec<f64> = prediction["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let right = predicted
+        .iter()
+        .zip(&labels)
+        .filter(|(p, l)| p == l)
+        .count();
+    assert!(right >= 18, "{predicted:?} against {labels:?}");
+    crate::monitor::send(&server, &rows, "all", &[], 1.0);
+    assert_eq!(server.stop().0, 0);
+
+    let r = run(&[
+        "monitor",
+        "--model",
+        "breast-cancer@production",
+        "--store",
+        store.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let monitored = r.json();
+    let column = monitored["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "prediction")
+        .unwrap()
+        .clone();
+    assert_eq!(column["kind"], "categorical", "{column}");
 }

@@ -33,7 +33,11 @@ impl Step for Train {
         Manifest::new("train", "0.1.0")
             .doc("Trains a model natively (linear or logistic regression, MLP classifier or regressor), optionally searching trainer params by an eval metric.")
             .input(Port::table("train").doc("The rows to train on: the features and the label."))
-            .input(Port::table("eval").doc("Held-out rows: each candidate is measured on them; the search picks by them."))
+            .input(
+                Port::table("eval")
+                    .optional()
+                    .doc("Held-out rows: the model is measured on them and a search picks by them. May be absent or empty (a split with no eval share) when there is no search."),
+            )
             .input(
                 Port::transform("transform")
                     .optional()
@@ -73,7 +77,14 @@ impl Step for Train {
             .map_err(StepError::invalid_input)?;
 
         let train = ctx.input_table("train")?;
-        let eval = ctx.input_table("eval")?;
+        // An absent or empty eval table (a split of train and test only):
+        // the model is trained but not measured here; std:evaluate measures
+        // it on test.
+        let eval = if ctx.has_input("eval") {
+            Some(ctx.input_table("eval")?).filter(|t| t.num_rows() > 0)
+        } else {
+            None
+        };
         let transform = if ctx.has_input("transform") {
             let doc: Json = ctx.input_json("transform")?;
             check_transform(&doc).map_err(StepError::invalid_input)?;
@@ -95,7 +106,16 @@ impl Step for Train {
                 let params = Json::Object(params);
                 let model = ml::train(&algorithm, &train, &features, &label, &params)?;
                 ctx.progress(1, 1, "trained");
-                let evaluation = ml::evaluate(&model, &eval, None).map_err(in_eval)?;
+                let evaluation = match &eval {
+                    Some(eval) => Some(ml::evaluate(&model, eval, None).map_err(in_eval)?),
+                    None => {
+                        ctx.info(
+                            "no eval rows (input `eval` is absent or empty): the model is \
+                             not measured here; std:evaluate measures it on the test rows",
+                        );
+                        None
+                    }
+                };
                 let outcome = Outcome {
                     model,
                     evaluation,
@@ -104,6 +124,14 @@ impl Step for Train {
                 (outcome, 1)
             }
             Some(s) => {
+                let Some(eval) = &eval else {
+                    return Err(StepError::invalid_input(
+                        "parameter `search` picks the best candidate by its score on the eval \
+                         rows, but input `eval` is absent or empty; give std:split an eval \
+                         share, e.g. fractions = { train = 0.7, eval = 0.15, test = 0.15 }, \
+                         and wire its `eval` output to this step",
+                    ));
+                };
                 let candidates = s.candidates().map_err(StepError::invalid_input)?;
                 let trials = Trials {
                     algorithm: &algorithm,
@@ -113,7 +141,7 @@ impl Step for Train {
                     search: s,
                     candidates: &candidates,
                 };
-                (run_search(ctx, &trials, &train, &eval)?, candidates.len())
+                (run_search(ctx, &trials, &train, eval)?, candidates.len())
             }
         };
 
@@ -121,12 +149,14 @@ impl Step for Train {
         if let Some(t) = transform {
             annotations.insert("transform".into(), t);
         }
-        let mut eval_doc = Map::new();
-        if let Some(rows) = outcome.evaluation.rows() {
-            eval_doc.insert("rows".into(), rows.into());
+        if let Some(evaluation) = &outcome.evaluation {
+            let mut eval_doc = Map::new();
+            if let Some(rows) = evaluation.rows() {
+                eval_doc.insert("rows".into(), rows.into());
+            }
+            eval_doc.extend(evaluation.overall_json().clone());
+            annotations.insert("eval".into(), Json::Object(eval_doc));
         }
-        eval_doc.extend(outcome.evaluation.overall_json().clone());
-        annotations.insert("eval".into(), Json::Object(eval_doc));
         if let Some(s) = outcome.search {
             annotations.insert("search".into(), s);
         }
@@ -139,7 +169,7 @@ impl Step for Train {
         if let Some(loss) = card.loss_history.last() {
             ctx.metric("final_loss", *loss);
         }
-        for (name, value) in outcome.evaluation.overall() {
+        for (name, value) in outcome.evaluation.iter().flat_map(Evaluation::overall) {
             ctx.metric(&format!("eval_{name}"), value);
         }
         Ok(())
@@ -158,10 +188,11 @@ struct Trials<'a> {
     candidates: &'a [Map<String, Json>],
 }
 
-/// The chosen model, its eval measurements, and the search record.
+/// The chosen model, its eval measurements (none without eval rows), and
+/// the search record.
 struct Outcome {
     model: Model,
-    evaluation: Evaluation,
+    evaluation: Option<Evaluation>,
     search: Option<Json>,
 }
 
@@ -292,7 +323,7 @@ fn run_search(
     }
     Ok(Outcome {
         model,
-        evaluation,
+        evaluation: Some(evaluation),
         search: Some(doc),
     })
 }

@@ -296,9 +296,9 @@ impl Dataset {
         }
         if let Some(pos) = features.as_slice().iter().position(|v| !v.is_finite()) {
             return Err(MlError::InvalidData(format!(
-                "feature `{}` of row {} is {} (impute missing values first)",
+                "feature `{}` of row {} (counting from 1) is {} (impute missing values first)",
                 feature_names[pos % features.cols()],
-                pos / features.cols(),
+                pos / features.cols() + 1,
                 features.as_slice()[pos]
             )));
         }
@@ -451,7 +451,11 @@ mod tests {
             Target::Values(vec![1.0]),
         )
         .unwrap_err();
-        assert!(e.to_string().contains("feature `a` of row 0 is NaN"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("feature `a` of row 1 (counting from 1) is NaN"),
+            "{e}"
+        );
         assert!(Matrix::new(2, 2, vec![1.0]).is_err());
         assert!(Matrix::from_rows(&[vec![1.0], vec![1.0, 2.0]]).is_err());
         let m = Matrix::from_rows(&[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]).unwrap();

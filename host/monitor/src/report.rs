@@ -198,12 +198,22 @@ pub fn monitor(
     }
     let times = strings(&served, "served_at");
 
+    // A classifier's predicted labels are categories, whatever their type.
+    let classifier = model.is_classifier();
+    let values = |name: &str, table: &RecordBatch| {
+        let column = table.column_by_name(name)?;
+        if classifier && name == "prediction" {
+            Values::categorical(column.as_ref())
+        } else {
+            Values::of(column.as_ref())
+        }
+    };
     let compare_all = |names: &[String], reference: &RecordBatch, rows: &RecordBatch| {
         names
             .iter()
             .filter_map(|n| {
-                let r = Values::of(reference.column_by_name(n)?.as_ref())?;
-                let s = Values::of(rows.column_by_name(n)?.as_ref())?;
+                let r = values(n, reference)?;
+                let s = values(n, rows)?;
                 Some(drift::compare(n, &r, &s, &options.thresholds))
             })
             .collect::<Vec<_>>()
@@ -241,8 +251,8 @@ pub fn monitor(
         let scores = series
             .iter()
             .filter_map(|n| {
-                let r = Values::of(reference_rows(n).column_by_name(n)?.as_ref())?;
-                let s = Values::of(part.column_by_name(n)?.as_ref())?;
+                let r = values(n, reference_rows(n))?;
+                let s = values(n, &part)?;
                 Some((
                     n.clone(),
                     drift::compare(n, &r, &s, &options.thresholds).score,

@@ -106,6 +106,22 @@ impl ModelArtifact {
         ModelArtifact::new(onnx, card)
     }
 
+    /// What makes two stored models the same model, from a stored card: its
+    /// ONNX bytes (by digest) and the transform that feeds it (component and
+    /// state). Provenance (`made_by`: the run and execution) and the
+    /// measurements annotated on the card are left out, so a retrain that
+    /// produces byte-identical ONNX from the same transform is the same
+    /// model, however it was run. `None` for bytes that are not a card.
+    pub fn identity_of_stored(card: &[u8]) -> Option<Digest> {
+        let card: Map<String, Value> = serde_json::from_slice(card).ok()?;
+        let onnx = card.get("onnx")?.as_str()?.parse::<Digest>().ok()?;
+        let identity = serde_json::json!({
+            "onnx": onnx.to_string(),
+            "transform": card.get("transform").cloned().unwrap_or(Value::Null),
+        });
+        Some(Digest::of(identity.to_string().as_bytes()))
+    }
+
     /// The card as stored: the card with the ONNX bytes' digest under `"onnx"`.
     pub fn stored_card(&self, onnx: &Digest) -> String {
         let mut card = self.card.clone();
@@ -207,6 +223,49 @@ fn label_type_of(schema: &Schema, label: &str) -> &'static str {
     }
 }
 
+/// A classifier's `prediction` column: each row's class in the label's own
+/// type (`label_type` in the card), so a model trained on a float `0.0`/`1.0`
+/// label predicts floats, not the strings `"0"`/`"1"`. Classes that do not
+/// read back as that type (a card edited by hand) stay text.
+fn prediction_column(
+    label_type: Option<&str>,
+    classes: &[String],
+    indices: &[usize],
+) -> (Field, ArrayRef) {
+    fn typed<T: std::str::FromStr>(classes: &[String], indices: &[usize]) -> Option<Vec<T>> {
+        let values: Vec<T> = classes
+            .iter()
+            .map(|c| c.parse().ok())
+            .collect::<Option<_>>()?;
+        indices.iter().all(|&i| i < values.len()).then_some(values)
+    }
+    let field = |t: DataType| Field::new("prediction", t, false);
+    match label_type {
+        Some("int64") => {
+            if let Some(v) = typed::<i64>(classes, indices) {
+                let column = Int64Array::from_iter_values(indices.iter().map(|&i| v[i]));
+                return (field(DataType::Int64), Arc::new(column));
+            }
+        }
+        Some("float64") => {
+            if let Some(v) = typed::<f64>(classes, indices) {
+                let column = Float64Array::from_iter_values(indices.iter().map(|&i| v[i]));
+                return (field(DataType::Float64), Arc::new(column));
+            }
+        }
+        Some("boolean") => {
+            if let Some(v) = typed::<bool>(classes, indices) {
+                let column: BooleanArray = indices.iter().map(|&i| Some(v[i])).collect();
+                return (field(DataType::Boolean), Arc::new(column));
+            }
+        }
+        _ => {}
+    }
+    let name = |i: usize| classes.get(i).cloned().unwrap_or_else(|| i.to_string());
+    let column = StringArray::from_iter_values(indices.iter().map(|&i| name(i)));
+    (field(DataType::Utf8), Arc::new(column))
+}
+
 /// The `features` columns of `batch` as a row-major matrix, refusing text
 /// and missing values with advice.
 pub(crate) fn feature_matrix(
@@ -239,8 +298,8 @@ pub(crate) fn feature_matrix_of(
                     Ok(())
                 } else {
                     Err(ModelError::Data(format!(
-                        "column `{name}` holds {v} at row {}; models take finite numbers",
-                        offset + i
+                        "column `{name}` holds {v} at row {} (counting from 1); models take finite numbers",
+                        offset + i + 1
                     )))
                 }
             };
@@ -290,9 +349,9 @@ fn feature_column<'a>(
     if array.null_count() > 0 {
         let first = (0..array.len()).find(|&i| array.is_null(i)).unwrap_or(0);
         return Err(ModelError::Data(format!(
-            "column `{name}` has {} missing value(s) (the first at row {}); models take complete numbers — impute them first (std:transform with `impute:mean`)",
+            "column `{name}` has {} missing value(s) (the first at row {}, counting from 1); models take complete numbers — impute them first (std:transform with `impute:mean`)",
             array.null_count(),
-            offset + first
+            offset + first + 1
         )));
     }
     Ok(array)
@@ -310,8 +369,8 @@ fn label_texts<'a>(
     for batch in batches {
         let missing = |i: usize| {
             ModelError::Data(format!(
-                "the label `{label}` is missing at row {}",
-                out.len() + i
+                "the label `{label}` is missing at row {} (counting from 1)",
+                out.len() + i + 1
             ))
         };
         let texts: Vec<Cow<'a, str>> = match batch
@@ -573,23 +632,13 @@ impl ModelArtifact {
         if let (Some(indices), Some(probs)) = (&p.classes, &p.probabilities) {
             let classes = self.classes().unwrap_or_default();
             let name = |i: usize| classes.get(i).cloned().unwrap_or_else(|| i.to_string());
-            match self.card.get("label_type").and_then(Value::as_str) {
-                Some("int64") if classes.iter().all(|c| c.parse::<i64>().is_ok()) => {
-                    fields.push(Field::new("prediction", DataType::Int64, false));
-                    columns.push(Arc::new(Int64Array::from(
-                        indices
-                            .iter()
-                            .map(|&i| name(i).parse::<i64>().unwrap_or(i as i64))
-                            .collect::<Vec<_>>(),
-                    )));
-                }
-                _ => {
-                    fields.push(Field::new("prediction", DataType::Utf8, false));
-                    columns.push(Arc::new(StringArray::from(
-                        indices.iter().map(|&i| name(i)).collect::<Vec<_>>(),
-                    )));
-                }
-            }
+            let (field, column) = prediction_column(
+                self.card.get("label_type").and_then(Value::as_str),
+                &classes,
+                indices,
+            );
+            fields.push(field);
+            columns.push(column);
             let k = probs.len().checked_div(rows).unwrap_or(classes.len());
             for c in 0..k {
                 fields.push(Field::new(
@@ -846,8 +895,9 @@ fn interpret(
     let values: Vec<f64> = data.iter().map(|&v| f64::from(v)).collect();
     if let Some(i) = values.iter().position(|v| !v.is_finite()) {
         return Err(ModelError::Onnx(format!(
-            "output `{}` is not finite at row {i}",
-            o.name
+            "output `{}` is not finite at row {} (counting from 1)",
+            o.name,
+            i + 1
         )));
     }
     Ok(Predictions {
@@ -914,6 +964,80 @@ mod tests {
             ("y", Arc::new(Int64Array::from(y)) as ArrayRef),
         ])
         .unwrap()
+    }
+
+    #[test]
+    fn a_models_identity_is_its_onnx_and_transform_not_its_provenance() {
+        let card = |run: &str, onnx: &[u8], state: i64| {
+            let m = ModelArtifact::new(
+                bytes::Bytes::copy_from_slice(onnx),
+                card(serde_json::json!({
+                    "features": ["a"],
+                    "made_by": {"run": run, "execution": 7},
+                    "eval": {"accuracy": if run == "r1" { 0.9 } else { 0.8 }},
+                    "transform": {"component": "sha256:00", "state": {"mean": state}},
+                })),
+            )
+            .unwrap();
+            m.stored_card(&Digest::of(onnx))
+        };
+        let id = |c: String| ModelArtifact::identity_of_stored(c.as_bytes()).unwrap();
+        let first = card("r1", b"onnx", 1);
+        let retrained = card("r2", b"onnx", 1);
+        assert_ne!(first, retrained);
+        assert_eq!(id(first.clone()), id(retrained));
+        assert_ne!(id(first.clone()), id(card("r1", b"other onnx", 1)));
+        assert_ne!(id(first), id(card("r1", b"onnx", 2)));
+        assert_eq!(ModelArtifact::identity_of_stored(b"not a card"), None);
+    }
+
+    #[test]
+    fn a_classifier_predicts_labels_in_the_label_columns_own_type() {
+        let base = labelled(300);
+        let y = base
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        let float_label: ArrayRef = Arc::new(Float64Array::from_iter_values(
+            y.values().iter().map(|&v| v as f64),
+        ));
+        let bool_label: ArrayRef = Arc::new(BooleanArray::from(
+            y.values().iter().map(|&v| v == 1).collect::<Vec<_>>(),
+        ));
+        let text_label: ArrayRef = Arc::new(StringArray::from_iter_values(
+            y.values()
+                .iter()
+                .map(|&v| if v == 1 { "pos" } else { "neg" }),
+        ));
+        for (label, expected) in [
+            (base.column(1).clone(), DataType::Int64),
+            (float_label, DataType::Float64),
+            (bool_label, DataType::Boolean),
+            (text_label, DataType::Utf8),
+        ] {
+            let batch =
+                RecordBatch::try_from_iter([("x", base.column(0).clone()), ("y", label.clone())])
+                    .unwrap();
+            let model = ModelArtifact::train(
+                "logistic-regression",
+                &Table::from_batch(batch.clone()),
+                &["x".to_string()],
+                "y",
+                "{}",
+                &sluice_ml::Cancel::new(),
+            )
+            .unwrap();
+            let out = model.predict(&batch).unwrap();
+            let prediction = out.column_by_name("prediction").unwrap();
+            assert_eq!(prediction.data_type(), &expected);
+            // Predictions are the labels themselves (the rule is learnt),
+            // compared in the label's own type.
+            let right = (0..batch.num_rows())
+                .filter(|&i| prediction.slice(i, 1).as_ref() == label.slice(i, 1).as_ref())
+                .count();
+            assert!(right > 290, "{expected}: {right} of 300 right");
+        }
     }
 
     #[test]

@@ -175,6 +175,12 @@ impl ServedModel {
         &self.outputs
     }
 
+    /// Whether the model predicts classes (its `prediction` column holds
+    /// labels, categories whatever their type).
+    pub fn is_classifier(&self) -> bool {
+        self.model.is_classifier()
+    }
+
     /// The model card.
     pub fn card(&self) -> &serde_json::Map<String, Value> {
         self.model.card()

@@ -51,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_registry.sql"),
     include_str!("../migrations/0003_request_log.sql"),
     include_str!("../migrations/0004_watch_state.sql"),
+    include_str!("../migrations/0005_model_identity.sql"),
 ];
 
 /// The metadata database of a store.

@@ -853,7 +853,7 @@ mod tests {
         )
         .unwrap();
         let parts = serde_json::json!({});
-        let register = |artifact: Digest, step: &str| {
+        let register = |artifact: Digest, identity: Option<Digest>, step: &str| {
             let id = m
                 .start_execution(&new_exec(
                     "r1",
@@ -879,6 +879,7 @@ mod tests {
                     models: &[crate::NewModel {
                         name: "cancer".into(),
                         artifact,
+                        identity,
                         metrics: serde_json::json!({"accuracy": 0.97}),
                     }],
                 },
@@ -886,9 +887,13 @@ mod tests {
             .unwrap();
         };
         let (a, b) = (Digest::of(b"model a"), Digest::of(b"model b"));
-        register(a, "push1");
-        register(b, "push2");
-        register(a, "push3");
+        let same_onnx = Some(Digest::of(b"onnx a + transform"));
+        register(a, same_onnx, "push1");
+        register(b, None, "push2");
+        register(a, None, "push3");
+        // Model a again from another run: another card, the same ONNX and
+        // transform.
+        register(Digest::of(b"model a, card of run 2"), same_onnx, "push4");
         let versions = m.model_versions("cancer").unwrap();
         assert_eq!(
             versions
@@ -896,7 +901,7 @@ mod tests {
                 .map(|v| (v.version, v.artifact))
                 .collect::<Vec<_>>(),
             [(2, b), (1, a)],
-            "the same artifact registered twice keeps its version"
+            "the same artifact, or the same model in another card, keeps its version"
         );
         assert_eq!(versions[1].metrics["accuracy"], 0.97);
         assert_eq!(versions[1].run_id.as_deref(), Some("r1"));

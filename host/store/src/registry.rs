@@ -5,7 +5,10 @@
 //!
 //! A version is registered by a pipeline step (`register-model`) in the same
 //! transaction that records the step's end; registering the same model
-//! artifact under the same name again returns the existing version.
+//! under the same name again returns the existing version. "The same" is the
+//! same artifact, or the same identity (the ONNX and its transform, see
+//! [`NewModel::identity`]): a `--no-cache` retrain that reproduces the model
+//! byte for byte registers nothing new, although its card names another run.
 
 use crate::Digest;
 use crate::db::{Metadata, MetadataError};
@@ -21,6 +24,9 @@ pub struct NewModel {
     pub name: String,
     /// The model artifact.
     pub artifact: Digest,
+    /// What makes it the same model as another whatever its card's
+    /// provenance: a digest of its ONNX and its transform, when known.
+    pub identity: Option<Digest>,
     /// Its metrics, a JSON object.
     pub metrics: serde_json::Value,
 }
@@ -133,8 +139,8 @@ impl fmt::Display for ModelRef {
 }
 
 /// Registers `m` inside the transaction that ends execution `execution_id`;
-/// returns its version (the existing one if this artifact is already
-/// registered under this name).
+/// returns its version (the existing one if this artifact, or a model of
+/// the same identity, is already registered under this name).
 pub(crate) fn register(
     tx: &Transaction<'_>,
     m: &NewModel,
@@ -143,8 +149,10 @@ pub(crate) fn register(
 ) -> rusqlite::Result<i64> {
     if let Some(v) = tx
         .query_row(
-            "SELECT version FROM models WHERE name = ?1 AND artifact = ?2",
-            params![m.name, m.artifact.to_hex()],
+            "SELECT version FROM models
+             WHERE name = ?1 AND (artifact = ?2 OR (?3 IS NOT NULL AND identity = ?3))
+             ORDER BY version LIMIT 1",
+            params![m.name, m.artifact.to_hex(), m.identity.map(|d| d.to_hex())],
             |r| r.get(0),
         )
         .optional()?
@@ -157,15 +165,16 @@ pub(crate) fn register(
         |r| r.get(0),
     )?;
     tx.execute(
-        "INSERT INTO models (name, version, artifact, metrics, run_id, execution_id, created_at)
-         VALUES (?1, ?2, ?3, ?4, (SELECT run_id FROM executions WHERE id = ?5), ?5, ?6)",
+        "INSERT INTO models (name, version, artifact, metrics, run_id, execution_id, created_at, identity)
+         VALUES (?1, ?2, ?3, ?4, (SELECT run_id FROM executions WHERE id = ?5), ?5, ?6, ?7)",
         params![
             m.name,
             version,
             m.artifact.to_hex(),
             m.metrics.to_string(),
             execution_id,
-            now
+            now,
+            m.identity.map(|d| d.to_hex())
         ],
     )?;
     Ok(version)

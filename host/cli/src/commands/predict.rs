@@ -158,8 +158,11 @@ fn predict_all(
     for chunk in chunks {
         let chunk = chunk?;
         let predictions = model.predict(&chunk).map_err(|e| {
+            // Rows count from 1, the first data row of the file (the line
+            // after a CSV header); the error's own row counts within them.
             anyhow::anyhow!(
-                "rows {}–{} of {}: {e}",
+                "in rows {}–{} of {} (row 1 is the file's first data row; a row named \
+                 below counts from the first of these): {e}",
                 rows + 1,
                 rows + chunk.num_rows() as u64,
                 args.input.display()

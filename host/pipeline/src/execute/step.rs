@@ -15,8 +15,8 @@ use crate::spec::Limits as SpecLimits;
 use crate::validate::PlannedStep;
 use sluice_runtime::ClockMode;
 use sluice_runtime::{
-    ArtifactKind, Component, Digest, InputArtifact, Invocation, Limits, OutputArtifact, StepEvent,
-    StepFailure, StepOutcome,
+    ArtifactKind, Component, Digest, InputArtifact, Invocation, Limits, ModelArtifact,
+    OutputArtifact, StepEvent, StepFailure, StepOutcome,
 };
 use sluice_store::metadata::{ExecutionRecord, ExecutionState, Finished, NewExecution};
 use sluice_store::{NewModel, Store};
@@ -402,9 +402,17 @@ impl StepExecutor {
             .iter()
             .filter_map(|r| {
                 let input = job.inputs.iter().find(|i| i.port == r.model_port)?;
+                // The card is small; a card that cannot be read has no
+                // identity and is matched by its artifact alone.
+                let identity = store
+                    .objects
+                    .get(&input.digest)
+                    .ok()
+                    .and_then(|card| ModelArtifact::identity_of_stored(&card));
                 Some(NewModel {
                     name: r.name.clone(),
                     artifact: input.digest,
+                    identity,
                     metrics: r.metrics.clone(),
                 })
             })
