@@ -541,3 +541,123 @@ fn mlflow_csv_version_and_error_shapes_and_json_bodies_for_every_error() {
         "{text}"
     );
 }
+
+/// A scikit-learn `Pipeline(StandardScaler, LogisticRegression)`, a
+/// gradient-boosting and a random-forest classifier, exported by skl2onnx
+/// with its defaults (`Scaler`, tree ensembles, `ZipMap`), are imported,
+/// pushed and served on raw columns with no sluice transform, and answer
+/// what onnxruntime answers for the same files.
+#[test]
+fn scikit_learn_default_exports_import_and_serve_raw_columns_as_onnxruntime_runs_them() {
+    if !python_has(
+        &["sklearn", "skl2onnx", "onnxruntime"],
+        "pip install scikit-learn skl2onnx onnxruntime",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exports = dir.path().join("exports");
+    let out = Command::new("python3")
+        .arg(repo().join("tests/e2e/clients/sklearn_exports.py"))
+        .arg(csv_path())
+        .arg(&exports)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reference: Value =
+        serde_json::from_slice(&std::fs::read(exports.join("reference.json")).unwrap()).unwrap();
+    let names = [
+        "bc-sklearn-pipeline",
+        "bc-gradient-boosting",
+        "bc-random-forest",
+    ];
+    assert!(
+        reference["bc-sklearn-pipeline"]["ops"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("Scaler"))
+    );
+
+    let data = data();
+    let mut spec = format!(
+        "[pipeline]\nname = \"brought\"\n\n[data]\nraw = {:?}\n",
+        csv_path()
+    );
+    for name in names {
+        spec.push_str(&format!(
+            "{name} = {:?}\n",
+            exports.join(format!("{name}.onnx"))
+        ));
+    }
+    spec.push_str(
+        "\n[steps.ingest]\ncomponent = \"std:ingest-csv\"\ninputs = { file = \"data.raw\" }\n",
+    );
+    let features = serde_json::to_string(&data.features).unwrap();
+    for name in names {
+        spec.push_str(&format!(
+            r#"
+[steps.import-{name}]
+component = "std:import-model"
+inputs = {{ onnx = "data.{name}" }}
+params = {{ features = {features}, task = "classification", label = "diagnosis", classes = ["malignant", "benign"] }}
+
+[steps.evaluate-{name}]
+component = "std:evaluate"
+inputs = {{ model = "import-{name}.model", test = "ingest.data" }}
+
+[steps.validate-{name}]
+component = "std:model-validate"
+inputs = {{ model = "import-{name}.model", test = "ingest.data", evaluation = "evaluate-{name}.evaluation" }}
+params = {{ thresholds = {{ accuracy = 0.9 }} }}
+
+[steps.push-{name}]
+component = "std:push"
+inputs = {{ model = "import-{name}.model", blessing = "validate-{name}.blessing", evaluation = "evaluate-{name}.evaluation" }}
+params = {{ name = "{name}" }}
+"#
+        ));
+    }
+    let project = Project::new(&spec);
+    let r = project.run_json();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let store = project.dir.path().join(".sluice");
+
+    let mut args = Vec::new();
+    for name in names {
+        args.push("--model".to_string());
+        args.push(name.to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(&store, &args);
+    let n = data.rows.len();
+    for name in names {
+        let want = as_floats(&reference[name]["p_benign"]);
+        let (status, body) = server.post(
+            &format!("/v2/models/{name}/infer"),
+            &data.infer_body(0..n, None),
+        );
+        assert_eq!(status, 200, "{name}: {body}");
+        let output = |o: &str| {
+            body["outputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["name"] == o)
+                .unwrap_or_else(|| panic!("{name}: no {o} in {body}"))["data"]
+                .clone()
+        };
+        assert_within(&as_floats(&output("probability_benign")), &want, 1e-5, name);
+        let labels = as_strings(&output("prediction"));
+        let want_labels: Vec<&str> = reference[name]["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| if v == 1 { "benign" } else { "malignant" })
+            .collect();
+        assert_eq!(labels, want_labels, "{name}");
+    }
+}

@@ -327,8 +327,9 @@ impl Model {
     /// cannot optimise a graph with symbolic dimensions, the decluttered
     /// typed graph is run instead ([`Model::is_optimized`] says which).
     pub fn from_onnx(bytes: &[u8]) -> Result<Model> {
-        let proto = pb::ModelProto::decode(bytes)
+        let mut proto = pb::ModelProto::decode(bytes)
             .map_err(|e| MlError::ModelLoad(format!("not an ONNX model: {e}")))?;
+        crate::onnx_ml::rewrite(&mut proto).map_err(MlError::ModelLoad)?;
         let graph = proto
             .graph
             .as_ref()
@@ -360,7 +361,7 @@ impl Model {
                 name_open_dims(input);
             }
         }
-        let inference = tract_onnx::onnx()
+        let inference = crate::onnx_ml::framework()
             .with_ignore_output_shapes(true)
             .model_for_proto_model(&patched)
             .map_err(|e| MlError::ModelLoad(chain(e)))?;

@@ -90,9 +90,11 @@ pub mod metrics;
 mod mlp;
 mod model;
 mod native;
+mod onnx_ml;
 mod params;
 mod prediction;
 mod rng;
+pub mod trees;
 
 pub use algorithm::Algorithm;
 pub use cancel::Cancel;
@@ -103,6 +105,7 @@ pub use linear::{LinearKind, LinearModel};
 pub use mlp::{Dense, Mlp, MlpOutput};
 pub use model::{TrainedModel, train, train_until};
 pub use native::NativeModel;
+pub use onnx_ml::SUPPORTED as SUPPORTED_ONNX_ML_OPERATORS;
 pub use params::{LinearParams, LogisticParams, MlpParams, TrainParams};
 pub use prediction::Prediction;
 

@@ -60,3 +60,91 @@ fn tract_reproduces_onnxruntime_on_skl2onnx_models() {
         }
     }
 }
+
+/// Runs `host/ml/tests/data/exporters.py` into a fresh folder: the models
+/// scikit-learn, XGBoost and LightGBM users export with their tools'
+/// defaults, with onnxruntime's answers. `None` (after a notice) when
+/// python3 lacks those packages, unless `SLUICE_REQUIRE_CLIENTS=1`.
+fn standard_exports() -> Option<(std::path::PathBuf, serde_json::Value)> {
+    let install = "pip install scikit-learn skl2onnx onnxmltools xgboost lightgbm onnxruntime";
+    let probe = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sklearn, skl2onnx, onnxmltools, xgboost, lightgbm, onnxruntime",
+        ])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        if std::env::var("SLUICE_REQUIRE_CLIENTS").is_ok_and(|v| v == "1") {
+            panic!("SLUICE_REQUIRE_CLIENTS=1 but python3 cannot import the exporters ({install})");
+        }
+        eprintln!(
+            "NOTICE: skipping the standard-export tests: python3 lacks the exporters ({install})"
+        );
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!("sluice-ml-exports-{}", std::process::id()));
+    let script = crate::repo_path("host/ml/tests/data/exporters.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "exporters.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reference = std::fs::read_to_string(dir.join("reference.json")).unwrap();
+    Some((dir, serde_json::from_str(&reference).unwrap()))
+}
+
+#[test]
+fn standard_exports_run_as_onnxruntime_runs_them() {
+    let Some((dir, reference)) = standard_exports() else {
+        return;
+    };
+    let mut checked = Vec::new();
+    for (name, m) in reference["models"].as_object().unwrap() {
+        let rows_json = m["rows"].as_array().unwrap();
+        let cols = rows_json[0].as_array().unwrap().len();
+        let x: Vec<f32> = rows_json
+            .iter()
+            .flat_map(|r| r.as_array().unwrap().iter())
+            .map(|v| v.as_f64().map_or(f32::NAN, |v| v as f32))
+            .collect();
+        let bytes = std::fs::read(dir.join(m["file"].as_str().unwrap())).unwrap();
+        let model = Model::from_onnx(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let out = model
+            .predict(&x, rows_json.len(), cols)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        for (output, want) in m["outputs"].as_object().unwrap() {
+            let got = out
+                .get(output)
+                .unwrap_or_else(|| panic!("{name}: no output `{output}`"));
+            let want = want.as_array().unwrap();
+            if want[0].is_array() {
+                let want: Vec<f64> = want.iter().flat_map(floats).collect();
+                let got = got
+                    .as_f32()
+                    .unwrap_or_else(|| panic!("{name}.{output}: not f32"));
+                assert_eq!(got.len(), want.len(), "{name}.{output}");
+                for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (f64::from(*a) - b).abs() <= 1e-5 * b.abs().max(1.0),
+                        "{name}.{output}[{i}]: sluice {a}, onnxruntime {b}"
+                    );
+                }
+            } else {
+                let want: Vec<i64> = want.iter().map(|v| v.as_i64().unwrap()).collect();
+                let got = got
+                    .as_i64()
+                    .unwrap_or_else(|| panic!("{name}.{output}: not int64"));
+                assert_eq!(got, want, "{name}.{output}");
+            }
+        }
+        checked.push(name.clone());
+    }
+    // Every exporter and every rewritten operator was exercised.
+    assert_eq!(checked.len(), 16, "{checked:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
