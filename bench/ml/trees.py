@@ -29,6 +29,7 @@ from sklearn.datasets import make_classification
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 
 warnings.filterwarnings("ignore")
+ort.set_default_logger_severity(3)
 tree_bench, out = sys.argv[1], sys.argv[2]
 os.makedirs(out, exist_ok=True)
 ROWS, COLS = 100_000, 8
@@ -57,10 +58,13 @@ models["random forest (100 × depth 8)"] = (
     export("rf_nozipmap", rf, skl({id(rf): {"zipmap": False}})),
 )
 hgb = HistGradientBoostingClassifier(max_iter=100, max_depth=8, early_stopping=False, random_state=0).fit(x, y)
-models["HistGradientBoosting (100 × depth 8)"] = (
-    export("hgb", hgb, skl(None)),
-    export("hgb_nozipmap", hgb, skl({id(hgb): {"zipmap": False}})),
-)
+try:
+    models["HistGradientBoosting (100 × depth 8)"] = (
+        export("hgb", hgb, skl(None)),
+        export("hgb_nozipmap", hgb, skl({id(hgb): {"zipmap": False}})),
+    )
+except (TypeError, ValueError) as e:  # skl2onnx 1.20 with protobuf 7: bools in int lists
+    print(f"(HistGradientBoosting row skipped: skl2onnx cannot export it here: {str(e)[:80]})", file=sys.stderr)
 try:
     import lightgbm
     import onnxmltools

@@ -13,7 +13,10 @@
 //! - **Inference** ([`Model`]): tract runs any ONNX model — the exported
 //!   ones and those a user brings (scikit-learn through skl2onnx, PyTorch) —
 //!   optimised once, with a symbolic batch dimension, shareable between
-//!   threads.
+//!   threads. The ONNX-ML operators exporters write by default are run too:
+//!   tree ensembles by sluice's own evaluator ([`trees`]), `Scaler`,
+//!   `Imputer` and `ZipMap` rewritten into standard operators
+//!   ([`SUPPORTED_ONNX_ML_OPERATORS`]).
 //! - **Metrics** ([`metrics`]): accuracy, precision, recall, F1, ROC AUC,
 //!   log loss, confusion matrix; RMSE, MAE, R².
 //!

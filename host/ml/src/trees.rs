@@ -205,18 +205,18 @@ pub struct TreeAttributes {
     pub aggregate: Option<String>,
 }
 
-/// A child reference: `>= 0` an internal node, `< 0` the leaf `!child`.
-type Child = i32;
-
-/// An internal node: 16 bytes. The top four bits of `feature` hold the
-/// branch mode (3 bits) and whether NaN takes the true branch (1 bit).
+/// A node: 16 bytes. Internal nodes come first; leaf `l` is node
+/// `n_internal + l`, whose two children are itself, so that a walk can take
+/// a fixed number of steps with no branch on where it is. The top four bits
+/// of `feature` hold the branch mode (3 bits) and whether NaN takes the
+/// true branch (1 bit).
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
 struct Node {
     feature: u32,
     threshold: f32,
-    yes: Child,
-    no: Child,
+    /// The true child, then the false child.
+    children: [u32; 2],
 }
 
 const FEATURE_MASK: u32 = (1 << 28) - 1;
@@ -247,7 +247,11 @@ enum Kind {
 #[derive(Debug, Clone)]
 pub struct TreeEnsemble {
     nodes: Vec<Node>,
-    roots: Vec<Child>,
+    /// Internal nodes (the leaves follow them in `nodes`).
+    n_internal: u32,
+    roots: Vec<u32>,
+    /// Per tree, the longest path from its root to a leaf.
+    depths: Vec<u32>,
     /// Per leaf, its weights are `weights[leaf_start[l]..leaf_start[l + 1]]`.
     leaf_start: Vec<u32>,
     weights: Vec<(u32, f32)>,
@@ -378,14 +382,17 @@ impl TreeEnsemble {
                 n_leaves += 1;
             }
         }
-        if n_internal as usize >= i32::MAX as usize || n_leaves as usize >= i32::MAX as usize {
+        if n_internal
+            .checked_add(n_leaves)
+            .is_none_or(|t| t == u32::MAX)
+        {
             return bad("the ensemble has too many nodes");
         }
-        let child_of = |i: usize| -> Child {
+        let child_of = |i: usize| -> u32 {
             if modes[i].is_some() {
-                internal_index[i] as i32
+                internal_index[i]
             } else {
-                !(leaf_index[i] as i32)
+                n_internal + leaf_index[i]
             }
         };
 
@@ -418,7 +425,7 @@ impl TreeEnsemble {
         let mut any_nan_true = false;
         for (i, mode) in modes.iter().enumerate() {
             let Some(mode) = *mode else { continue };
-            let child = |id: i64, which: &str| -> Result<Child> {
+            let child = |id: i64, which: &str| -> Result<u32> {
                 let key = (attrs.tree_ids[i], id);
                 match key_to_index.get(&key) {
                     Some(&c) if c != i => Ok(child_of(c)),
@@ -449,10 +456,17 @@ impl TreeEnsemble {
                     | (mode as u32) << MODE_SHIFT
                     | if nan_true { NAN_TRUE } else { 0 },
                 threshold: attrs.values[i],
-                yes: child(attrs.true_ids[i], "true")?,
-                no: child(attrs.false_ids[i], "false")?,
+                children: [
+                    child(attrs.true_ids[i], "true")?,
+                    child(attrs.false_ids[i], "false")?,
+                ],
             });
         }
+        nodes.extend((0..n_leaves).map(|l| Node {
+            feature: 0,
+            threshold: 0.0,
+            children: [n_internal + l; 2],
+        }));
         // A tree's root is its first entry in the attributes, as in
         // onnxruntime.
         let mut roots = Vec::with_capacity(tree_order.len());
@@ -463,7 +477,7 @@ impl TreeEnsemble {
                 previous = Some(attrs.tree_ids[i]);
             }
         }
-        let ensemble = TreeEnsemble {
+        let mut ensemble = TreeEnsemble {
             walk: match (uniform, first_mode) {
                 (true, Some(mode)) => Walk::Uniform(mode, any_nan_true),
                 (true, None) => Walk::Uniform(Branch::Leq, false),
@@ -477,6 +491,8 @@ impl TreeEnsemble {
                 .collect(),
             weights: leaf_weights.into_iter().flatten().collect(),
             nodes,
+            n_internal,
+            depths: Vec::new(),
             roots,
             n_targets,
             n_features,
@@ -487,22 +503,34 @@ impl TreeEnsemble {
             base_values: attrs.base_values.clone(),
             kind,
         };
-        ensemble.check_acyclic()?;
+        ensemble.depths = ensemble.depths()?;
         Ok(ensemble)
     }
 
-    /// Rejects a child link that points back up (a cycle would never end a
-    /// walk): every path from a root must reach a leaf within the node count.
-    fn check_acyclic(&self) -> Result<()> {
-        // Three colours: 0 unseen, 1 on the current path, 2 done.
-        let mut colour = vec![0u8; self.nodes.len()];
+    /// The depth of every tree, refusing a child link that points back up
+    /// (a cycle would never end a walk).
+    fn depths(&self) -> Result<Vec<u32>> {
+        let internal = self.n_internal as usize;
+        // Three colours: 0 unseen, 1 on the current path, 2 done (its
+        // height known).
+        let mut colour = vec![0u8; internal];
+        let mut height = vec![0u32; internal];
+        let height_of = |c: u32, height: &[u32]| {
+            if (c as usize) < internal {
+                height[c as usize] + 1
+            } else {
+                1
+            }
+        };
         for &root in &self.roots {
-            if root < 0 || colour[root as usize] == 2 {
+            if root as usize >= internal || colour[root as usize] == 2 {
                 continue;
             }
             let mut stack = vec![(root as usize, false)];
             while let Some((i, leaving)) = stack.pop() {
+                let [yes, no] = self.nodes[i].children;
                 if leaving {
+                    height[i] = height_of(yes, &height).max(height_of(no, &height));
                     colour[i] = 2;
                     continue;
                 }
@@ -511,19 +539,24 @@ impl TreeEnsemble {
                 }
                 colour[i] = 1;
                 stack.push((i, true));
-                for c in [self.nodes[i].yes, self.nodes[i].no] {
-                    if c < 0 {
+                for c in [yes, no] {
+                    let c = c as usize;
+                    if c >= internal {
                         continue;
                     }
-                    match colour[c as usize] {
-                        0 => stack.push((c as usize, false)),
+                    match colour[c] {
+                        0 => stack.push((c, false)),
                         1 => return bad("the trees contain a cycle"),
                         _ => {}
                     }
                 }
             }
         }
-        Ok(())
+        Ok(self
+            .roots
+            .iter()
+            .map(|&r| height_of(r, &height) - 1)
+            .collect())
     }
 
     /// The number of trees.
@@ -631,16 +664,41 @@ impl TreeEnsemble {
                 x.len()
             ));
         }
+        let t = self.n_targets;
         let mut acc = Accumulated {
-            score: vec![0f32; rows * self.n_targets],
-            has: vec![false; rows * self.n_targets],
+            score: vec![0f32; rows * t],
+            has: vec![false; rows * t],
         };
-        match self.walk {
-            Walk::Uniform(Branch::Leq, false) => self.walk_all::<T, 0, false>(x, stride, &mut acc),
-            Walk::Uniform(Branch::Leq, true) => self.walk_all::<T, 0, true>(x, stride, &mut acc),
-            Walk::Uniform(Branch::Lt, false) => self.walk_all::<T, 1, false>(x, stride, &mut acc),
-            Walk::Uniform(Branch::Lt, true) => self.walk_all::<T, 1, true>(x, stride, &mut acc),
-            _ => self.walk_all::<T, MIXED, true>(x, stride, &mut acc),
+        let walk = |x: &[T], score: &mut [f32], has: &mut [bool]| match self.walk {
+            Walk::Uniform(Branch::Leq, false) => {
+                self.walk_all::<T, 0, false>(x, stride, score, has)
+            }
+            Walk::Uniform(Branch::Leq, true) => self.walk_all::<T, 0, true>(x, stride, score, has),
+            Walk::Uniform(Branch::Lt, false) => self.walk_all::<T, 1, false>(x, stride, score, has),
+            Walk::Uniform(Branch::Lt, true) => self.walk_all::<T, 1, true>(x, stride, score, has),
+            _ => self.walk_all::<T, MIXED, true>(x, stride, score, has),
+        };
+        // Large batches (batch prediction, evaluation) are split across the
+        // cores, as onnxruntime does; a server's small batches stay on the
+        // worker thread that runs them.
+        let threads = if rows * self.roots.len() >= PARALLEL_WORK {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            1
+        };
+        if threads <= 1 || rows == 0 {
+            walk(x, &mut acc.score, &mut acc.has);
+        } else {
+            let per = rows.div_ceil(threads);
+            std::thread::scope(|scope| {
+                for ((x, score), has) in x
+                    .chunks(per * stride)
+                    .zip(acc.score.chunks_mut(per * t))
+                    .zip(acc.has.chunks_mut(per * t))
+                {
+                    scope.spawn(move || walk(x, score, has));
+                }
+            });
         }
         Ok(acc)
     }
@@ -649,17 +707,48 @@ impl TreeEnsemble {
         &self,
         x: &[T],
         stride: usize,
-        acc: &mut Accumulated,
+        score: &mut [f32],
+        has: &mut [bool],
     ) {
+        // Rows go through a tree LANES at a time, in lockstep: the lanes'
+        // walks are independent, so their loads overlap, and a lane that
+        // reached its leaf stays there (leaves are their own children).
         const BLOCK: usize = 128;
-        let rows = acc.score.len() / self.n_targets;
+        const LANES: usize = 8;
+        let rows = score.len() / self.n_targets;
         let single = self.n_targets == 1;
         let mut leaves = [0u32; BLOCK];
         for start in (0..rows).step_by(BLOCK) {
             let end = (start + BLOCK).min(rows);
-            for &root in &self.roots {
-                for (slot, r) in leaves.iter_mut().zip(start..end) {
-                    *slot = self.leaf::<T, MODE, NAN>(root, &x[r * stride..][..stride]);
+            for (&root, &depth) in self.roots.iter().zip(&self.depths) {
+                let mut lane_start = start;
+                while end - lane_start >= LANES {
+                    let row = |k: usize| (lane_start + k) * stride;
+                    let offsets: [usize; LANES] = std::array::from_fn(row);
+                    let mut at = [root; LANES];
+                    let mut step = 0;
+                    while step < depth {
+                        for k in 0..LANES {
+                            at[k] = self.step::<T, MODE, NAN>(at[k], &x[offsets[k]..]);
+                        }
+                        step += 1;
+                        // Stop early once every lane is at a leaf.
+                        if step % 4 == 0 && at.iter().all(|&a| a >= self.n_internal) {
+                            break;
+                        }
+                    }
+                    for (k, &a) in at.iter().enumerate() {
+                        leaves[lane_start - start + k] = a - self.n_internal;
+                    }
+                    lane_start += LANES;
+                }
+                // The rows left over (and single rows) walk alone.
+                for r in lane_start..end {
+                    let mut a = root;
+                    while a < self.n_internal {
+                        a = self.step::<T, MODE, NAN>(a, &x[r * stride..]);
+                    }
+                    leaves[r - start] = a - self.n_internal;
                 }
                 for (slot, r) in leaves.iter().zip(start..end) {
                     let l = *slot as usize;
@@ -668,41 +757,37 @@ impl TreeEnsemble {
                     if single {
                         // onnxruntime reads a single-target leaf's first weight.
                         if let Some(&(_, w)) = ws.first() {
-                            self.aggregate.add(&mut acc.score[r], &mut acc.has[r], w);
+                            self.aggregate.add(&mut score[r], &mut has[r], w);
                         }
                         continue;
                     }
                     let base = r * self.n_targets;
                     for &(t, w) in ws {
                         let i = base + t as usize;
-                        self.aggregate.add(&mut acc.score[i], &mut acc.has[i], w);
+                        self.aggregate.add(&mut score[i], &mut has[i], w);
                     }
                 }
             }
         }
     }
 
-    /// The leaf a row reaches in the tree starting at `root`.
+    /// One step of a walk: the child of node `at` for `row`.
     #[inline(always)]
-    fn leaf<T: Feature, const MODE: u8, const NAN: bool>(&self, root: Child, row: &[T]) -> u32 {
-        let mut c = root;
-        while c >= 0 {
-            // In bounds: children were checked when the ensemble was built,
-            // features against the row width before the walk.
-            let node = &self.nodes[c as usize];
-            let v = row[(node.feature & FEATURE_MASK) as usize];
-            let mode = if MODE == MIXED {
-                Branch::from_bits((node.feature >> MODE_SHIFT) & 0x7)
-            } else {
-                Branch::from_bits(u32::from(MODE))
-            };
-            let mut yes = v.compare(mode, node.threshold);
-            if NAN {
-                yes |= node.feature & NAN_TRUE != 0 && v.is_nan();
-            }
-            c = if yes { node.yes } else { node.no };
+    fn step<T: Feature, const MODE: u8, const NAN: bool>(&self, at: u32, row: &[T]) -> u32 {
+        // In bounds: children were checked when the ensemble was built,
+        // features against the row width before the walk.
+        let node = &self.nodes[at as usize];
+        let v = row[(node.feature & FEATURE_MASK) as usize];
+        let mode = if MODE == MIXED {
+            Branch::from_bits((node.feature >> MODE_SHIFT) & 0x7)
+        } else {
+            Branch::from_bits(u32::from(MODE))
+        };
+        let mut yes = v.compare(mode, node.threshold);
+        if NAN {
+            yes |= (node.feature & NAN_TRUE != 0) & v.is_nan();
         }
-        !c as u32
+        node.children[usize::from(!yes)]
     }
 
     fn finish_regression(&self, score: &[f32], has: &[bool], out: &mut [f32]) {
@@ -841,6 +926,10 @@ struct Accumulated {
 }
 
 const MIXED: u8 = u8::MAX;
+
+/// Rows × trees above which a batch is split across the cores (about a
+/// millisecond of work).
+const PARALLEL_WORK: usize = 1 << 18;
 
 /// onnxruntime's `write_scores`: the post transform, and the second column
 /// of a one-score binary row.
@@ -1045,6 +1134,26 @@ mod tests {
         let row0 = &out.scores[..3];
         assert!((row0.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         assert!(row0[2] > 0.99);
+    }
+
+    #[test]
+    fn a_large_batch_split_across_threads_answers_as_rows_one_at_a_time() {
+        let attrs = stumps();
+        let model = TreeEnsemble::regressor(&attrs, 1).unwrap();
+        // Enough rows × trees to take the parallel path, an odd count so
+        // that the chunks and the 8-row lanes have remainders.
+        let rows = PARALLEL_WORK / model.n_trees() + 13;
+        let x: Vec<f64> = (0..rows * 2)
+            .map(|i| match i % 7 {
+                0 => f64::NAN,
+                k => (i % 11) as f64 * 0.4 - k as f64,
+            })
+            .collect();
+        let batch = model.regress(&x, rows, 2).unwrap();
+        for (r, got) in batch.iter().enumerate() {
+            let alone = model.regress(&x[r * 2..r * 2 + 2], 1, 2).unwrap();
+            assert_eq!(*got, alone[0], "row {r}");
+        }
     }
 
     #[test]

@@ -148,3 +148,14 @@ fn standard_exports_run_as_onnxruntime_runs_them() {
     assert_eq!(checked.len(), 16, "{checked:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_import_docs_list_every_onnx_ml_operator_sluice_runs() {
+    let docs = std::fs::read_to_string(crate::repo_path("docs/steps/import-model.md")).unwrap();
+    for (op, _) in sluice_ml::SUPPORTED_ONNX_ML_OPERATORS {
+        assert!(
+            docs.contains(&format!("`{op}`")),
+            "docs/steps/import-model.md does not list `{op}`"
+        );
+    }
+}
