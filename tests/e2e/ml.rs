@@ -525,3 +525,65 @@ fn a_train_test_split_and_a_float_label_train_serve_and_monitor_in_kind() {
         .clone();
     assert_eq!(column["kind"], "categorical", "{column}");
 }
+
+/// Gradient-boosted trees and a random forest train through `std:train` in
+/// the flagship pipeline, pass its gate, and register with their feature
+/// importances in the card.
+#[test]
+fn tree_models_train_through_std_train_and_record_feature_importances() {
+    for (algorithm, params, card_name) in [
+        (
+            "gradient-boosting-classifier",
+            "{ n_estimators = 60, seed = 3 }",
+            "gradient_boosting_classifier",
+        ),
+        (
+            "random-forest-classifier",
+            "{ n_estimators = 40, seed = 3 }",
+            "random_forest_classifier",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = breast_cancer(dir.path(), |s| {
+            s.replace(
+                "algorithm = \"logistic-regression\"",
+                &format!("algorithm = \"{algorithm}\""),
+            )
+            .replace("params = { c = 1.0 }", &format!("params = {params}"))
+            .replace("accuracy = 0.95", "accuracy = 0.9")
+        });
+        let store = dir.path().join("store");
+        let (code, report, stderr) = run_pipeline(&spec, &store);
+        assert_eq!(code, 0, "{algorithm}: {stderr}");
+        let evaluation = document(&report, "evaluate", "evaluation");
+        let accuracy = evaluation["overall"]["accuracy"].as_f64().unwrap();
+        assert!(accuracy >= 0.9, "{algorithm}: test accuracy {accuracy}");
+        let shown = run(&[
+            "models",
+            "show",
+            "breast-cancer:1",
+            "--json",
+            "--store",
+            store.to_str().unwrap(),
+        ])
+        .json();
+        let card = &shown["card"];
+        assert_eq!(card["algorithm"], card_name);
+        let importances = card["feature_importances"].as_object().unwrap();
+        assert_eq!(importances.len(), 30, "{algorithm}");
+        let total: f64 = importances.values().map(|v| v.as_f64().unwrap()).sum();
+        assert!((total - 1.0).abs() < 1e-9, "{algorithm}: {total}");
+        // The worst-area and worst-concave-points measurements carry the
+        // diagnosis in every published analysis of this data.
+        let mut ranked: Vec<(&String, f64)> = importances
+            .iter()
+            .map(|(k, v)| (k, v.as_f64().unwrap()))
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let top: Vec<&str> = ranked[..5].iter().map(|(k, _)| k.as_str()).collect();
+        assert!(
+            top.iter().any(|k| k.starts_with("worst_")),
+            "{algorithm}: top features {top:?}"
+        );
+    }
+}

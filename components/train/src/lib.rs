@@ -47,7 +47,7 @@ impl Step for Train {
             .param(
                 Param::text("algorithm")
                     .default("logistic-regression")
-                    .doc("linear-regression, logistic-regression, mlp-classifier or mlp-regressor."),
+                    .doc("linear-regression, logistic-regression, mlp-classifier, mlp-regressor, gradient-boosting-classifier, gradient-boosting-regressor, random-forest-classifier or random-forest-regressor."),
             )
             .param(Param::text("label").required().doc("The column to predict."))
             .param(

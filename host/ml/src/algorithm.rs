@@ -19,15 +19,27 @@ pub enum Algorithm {
     /// A multi-layer perceptron with ReLU hidden layers and a linear output,
     /// trained by Adam on squared error.
     MlpRegressor,
+    /// Gradient-boosted trees on histograms, logistic or softmax loss.
+    GradientBoostingClassifier,
+    /// Gradient-boosted trees on histograms, squared error.
+    GradientBoostingRegressor,
+    /// A random forest of classification trees (class proportions averaged).
+    RandomForestClassifier,
+    /// A random forest of regression trees (means averaged).
+    RandomForestRegressor,
 }
 
 impl Algorithm {
     /// Every algorithm, in documentation order.
-    pub const ALL: [Algorithm; 4] = [
+    pub const ALL: [Algorithm; 8] = [
         Algorithm::LinearRegression,
         Algorithm::LogisticRegression,
         Algorithm::MlpClassifier,
         Algorithm::MlpRegressor,
+        Algorithm::GradientBoostingClassifier,
+        Algorithm::GradientBoostingRegressor,
+        Algorithm::RandomForestClassifier,
+        Algorithm::RandomForestRegressor,
     ];
 
     /// The name used in params, specs and model cards (`logistic_regression`).
@@ -37,6 +49,10 @@ impl Algorithm {
             Algorithm::LogisticRegression => "logistic_regression",
             Algorithm::MlpClassifier => "mlp_classifier",
             Algorithm::MlpRegressor => "mlp_regressor",
+            Algorithm::GradientBoostingClassifier => "gradient_boosting_classifier",
+            Algorithm::GradientBoostingRegressor => "gradient_boosting_regressor",
+            Algorithm::RandomForestClassifier => "random_forest_classifier",
+            Algorithm::RandomForestRegressor => "random_forest_regressor",
         }
     }
 
@@ -44,7 +60,10 @@ impl Algorithm {
     pub fn is_classifier(self) -> bool {
         matches!(
             self,
-            Algorithm::LogisticRegression | Algorithm::MlpClassifier
+            Algorithm::LogisticRegression
+                | Algorithm::MlpClassifier
+                | Algorithm::GradientBoostingClassifier
+                | Algorithm::RandomForestClassifier
         )
     }
 }

@@ -11,6 +11,7 @@ use prost::Message;
 use tract_onnx::pb;
 use tract_onnx::pb::tensor_proto::DataType;
 
+use crate::forest::{EnsembleHead, TreeEnsembleModel, TreeNode};
 use crate::linear::{LinearKind, LinearModel};
 use crate::mlp::{Mlp, MlpOutput};
 use crate::native::NativeModel;
@@ -150,6 +151,150 @@ fn int_attr(name: &str, value: i64) -> pb::AttributeProto {
     }
 }
 
+fn attr(name: &str, kind: pb::attribute_proto::AttributeType) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.to_owned(),
+        r#type: kind as i32,
+        ..Default::default()
+    }
+}
+
+fn ints_attr(name: &str, values: Vec<i64>) -> pb::AttributeProto {
+    pb::AttributeProto {
+        ints: values,
+        ..attr(name, pb::attribute_proto::AttributeType::Ints)
+    }
+}
+
+fn floats_attr(name: &str, values: Vec<f32>) -> pb::AttributeProto {
+    pb::AttributeProto {
+        floats: values,
+        ..attr(name, pb::attribute_proto::AttributeType::Floats)
+    }
+}
+
+fn string_attr(name: &str, value: &str) -> pb::AttributeProto {
+    pb::AttributeProto {
+        s: value.as_bytes().to_vec(),
+        ..attr(name, pb::attribute_proto::AttributeType::String)
+    }
+}
+
+fn strings_attr(name: &str, values: Vec<&str>) -> pb::AttributeProto {
+    pb::AttributeProto {
+        strings: values.into_iter().map(|v| v.as_bytes().to_vec()).collect(),
+        ..attr(name, pb::attribute_proto::AttributeType::Strings)
+    }
+}
+
+/// The ONNX-ML domain, for the tree ensembles.
+const ML_DOMAIN: &str = "ai.onnx.ml";
+
+/// One ONNX-ML `TreeEnsembleRegressor` holding every tree (its outputs are
+/// raw scores, class proportions or values), then the head.
+fn trees_graph(g: &mut Graph, m: &TreeEnsembleModel) -> usize {
+    let mut n = (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (tree_ids, node_ids, features, modes, values, trues, falses) = (
+        &mut n.0, &mut n.1, &mut n.2, &mut n.3, &mut n.4, &mut n.5, &mut n.6,
+    );
+    let (mut t_tree, mut t_node, mut t_id, mut t_w) = (vec![], vec![], vec![], vec![]);
+    for (t, (tree, output)) in m.trees.iter().zip(&m.tree_output).enumerate() {
+        for (i, node) in tree.nodes.iter().enumerate() {
+            tree_ids.push(t as i64);
+            node_ids.push(i as i64);
+            match node {
+                TreeNode::Split {
+                    feature,
+                    threshold,
+                    left,
+                    right,
+                } => {
+                    features.push(*feature as i64);
+                    modes.push("BRANCH_LEQ");
+                    values.push(*threshold);
+                    trues.push(*left as i64);
+                    falses.push(*right as i64);
+                }
+                TreeNode::Leaf(leaf) => {
+                    features.push(0);
+                    modes.push("LEAF");
+                    values.push(0.0);
+                    trues.push(0);
+                    falses.push(0);
+                    let targets: Vec<(usize, f64)> = match output {
+                        Some(class) => vec![(*class, leaf[0])],
+                        None => leaf.iter().copied().enumerate().collect(),
+                    };
+                    for (target, w) in targets {
+                        t_tree.push(t as i64);
+                        t_node.push(i as i64);
+                        t_id.push(target as i64);
+                        t_w.push(w as f32);
+                    }
+                }
+            }
+        }
+    }
+    let (output, classes) = match m.head {
+        EnsembleHead::Binary => ("logit", 2),
+        EnsembleHead::Softmax => ("logits", m.n_outputs),
+        EnsembleHead::Probabilities => (PROBABILITIES, m.n_outputs),
+        EnsembleHead::Value => (VARIABLE, 0),
+    };
+    let mut attributes = vec![
+        string_attr(
+            "aggregate_function",
+            if m.average { "AVERAGE" } else { "SUM" },
+        ),
+        ints_attr("n_targets", vec![]),
+        ints_attr("nodes_falsenodeids", falses.clone()),
+        ints_attr("nodes_featureids", features.clone()),
+        strings_attr("nodes_modes", modes.clone()),
+        ints_attr("nodes_nodeids", node_ids.clone()),
+        ints_attr("nodes_treeids", tree_ids.clone()),
+        ints_attr("nodes_truenodeids", trues.clone()),
+        floats_attr("nodes_values", values.clone()),
+        string_attr("post_transform", "NONE"),
+        ints_attr("target_ids", t_id),
+        ints_attr("target_nodeids", t_node),
+        ints_attr("target_treeids", t_tree),
+        floats_attr("target_weights", t_w),
+    ];
+    attributes[1] = pb::AttributeProto {
+        i: m.n_outputs as i64,
+        ..attr("n_targets", pb::attribute_proto::AttributeType::Int)
+    };
+    if m.base.iter().any(|b| *b != 0.0) {
+        attributes.insert(
+            1,
+            floats_attr("base_values", m.base.iter().map(|b| *b as f32).collect()),
+        );
+    }
+    g.nodes.push(pb::NodeProto {
+        name: format!("TreeEnsembleRegressor_{}", g.nodes.len()),
+        op_type: "TreeEnsembleRegressor".into(),
+        domain: ML_DOMAIN.into(),
+        input: vec![INPUT.to_owned()],
+        output: vec![output.to_owned()],
+        attribute: attributes,
+        ..Default::default()
+    });
+    match m.head {
+        EnsembleHead::Binary => g.binary_head(output),
+        EnsembleHead::Softmax => g.multiclass_head(output),
+        EnsembleHead::Probabilities => {
+            g.node(
+                "ArgMax",
+                &[PROBABILITIES],
+                LABEL,
+                vec![int_attr("axis", 1), int_attr("keepdims", 0)],
+            );
+        }
+        EnsembleHead::Value => {}
+    }
+    classes
+}
+
 fn value_info(name: &str, elem: DataType, dims: &[Option<usize>]) -> pb::ValueInfoProto {
     use pb::tensor_shape_proto::{Dimension, dimension::Value};
     let dim = dims
@@ -242,7 +387,18 @@ pub(crate) fn to_onnx(model: &NativeModel, info: &ExportInfo<'_>) -> Vec<u8> {
     let classes = match model {
         NativeModel::Linear(m) => linear_graph(&mut g, m),
         NativeModel::Mlp(m) => mlp_graph(&mut g, m),
+        NativeModel::Trees(m) => trees_graph(&mut g, m),
     };
+    let mut opset_import = vec![pb::OperatorSetIdProto {
+        domain: String::new(),
+        version: OPSET,
+    }];
+    if matches!(model, NativeModel::Trees(_)) {
+        opset_import.push(pb::OperatorSetIdProto {
+            domain: ML_DOMAIN.into(),
+            version: 1,
+        });
+    }
     let features = model.n_features();
     let outputs = if classes == 0 {
         vec![value_info(VARIABLE, DataType::Float, &[None, Some(1)])]
@@ -259,10 +415,7 @@ pub(crate) fn to_onnx(model: &NativeModel, info: &ExportInfo<'_>) -> Vec<u8> {
     let json = |v: &[String]| serde_json::to_string(v).expect("strings serialise");
     let proto = pb::ModelProto {
         ir_version: IR_VERSION,
-        opset_import: vec![pb::OperatorSetIdProto {
-            domain: String::new(),
-            version: OPSET,
-        }],
+        opset_import,
         producer_name: "sluice-ml".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
         doc_string: format!(

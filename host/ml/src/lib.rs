@@ -86,6 +86,7 @@ mod cancel;
 mod data;
 mod error;
 mod export;
+mod forest;
 mod inference;
 mod kernels;
 mod linear;
@@ -103,13 +104,16 @@ pub use algorithm::Algorithm;
 pub use cancel::Cancel;
 pub use data::{Dataset, Matrix, Target, Task};
 pub use error::{MlError, Result};
+pub use forest::{EnsembleHead, Tree, TreeEnsembleModel, TreeNode};
 pub use inference::{Dim, ElemType, Model, Outputs, Signature, Tensor, TensorData, TensorSpec};
 pub use linear::{LinearKind, LinearModel};
 pub use mlp::{Dense, Mlp, MlpOutput};
 pub use model::{TrainedModel, train, train_until};
 pub use native::NativeModel;
 pub use onnx_ml::SUPPORTED as SUPPORTED_ONNX_ML_OPERATORS;
-pub use params::{LinearParams, LogisticParams, MlpParams, TrainParams};
+pub use params::{
+    BoostingParams, ForestParams, LinearParams, LogisticParams, MlpParams, TrainParams,
+};
 pub use prediction::Prediction;
 
 /// Names and versions of the exported ONNX graphs (see the crate docs).

@@ -6,6 +6,7 @@ use crate::cancel::Cancel;
 use crate::data::{Dataset, Target};
 use crate::error::{MlError, Result};
 use crate::export::{ExportInfo, to_onnx};
+use crate::forest::{EnsembleTarget, fit_boosting, fit_forest};
 use crate::linear::{fit_logistic, fit_ridge};
 use crate::mlp::{MlpTarget, fit_mlp};
 use crate::native::NativeModel;
@@ -71,6 +72,26 @@ pub fn train_until(data: &Dataset, params: &TrainParams, cancel: &Cancel) -> Res
             let (m, h) = fit_mlp(x, MlpTarget::Values(y), p, cancel)?;
             (NativeModel::Mlp(m), h)
         }
+        (TrainParams::GradientBoostingClassifier(p), Target::Classes { classes, indices }) => {
+            need_two_classes(classes, indices)?;
+            let target = EnsembleTarget::Classes(indices, classes.len());
+            let (m, h) = fit_boosting(x, target, p, cancel)?;
+            (NativeModel::Trees(m), h)
+        }
+        (TrainParams::GradientBoostingRegressor(p), Target::Values(y)) => {
+            let (m, h) = fit_boosting(x, EnsembleTarget::Values(y), p, cancel)?;
+            (NativeModel::Trees(m), h)
+        }
+        (TrainParams::RandomForestClassifier(p), Target::Classes { classes, indices }) => {
+            need_two_classes(classes, indices)?;
+            let target = EnsembleTarget::Classes(indices, classes.len());
+            let (m, h) = fit_forest(x, target, p, cancel)?;
+            (NativeModel::Trees(m), h)
+        }
+        (TrainParams::RandomForestRegressor(p), Target::Values(y)) => {
+            let (m, h) = fit_forest(x, EnsembleTarget::Values(y), p, cancel)?;
+            (NativeModel::Trees(m), h)
+        }
         (_, Target::Values(_)) => return Err(wrong_target("class labels")),
         (_, Target::Classes { .. }) => return Err(wrong_target("real-valued targets")),
     };
@@ -78,6 +99,12 @@ pub fn train_until(data: &Dataset, params: &TrainParams, cancel: &Cancel) -> Res
         TrainParams::LinearRegression(p) => serde_json::to_string(p),
         TrainParams::LogisticRegression(p) => serde_json::to_string(p),
         TrainParams::MlpClassifier(p) | TrainParams::MlpRegressor(p) => serde_json::to_string(p),
+        TrainParams::GradientBoostingClassifier(p) | TrainParams::GradientBoostingRegressor(p) => {
+            serde_json::to_string(p)
+        }
+        TrainParams::RandomForestClassifier(p) | TrainParams::RandomForestRegressor(p) => {
+            serde_json::to_string(p)
+        }
     }
     .expect("params serialise");
     let onnx = to_onnx(

@@ -3,6 +3,7 @@
 
 use crate::data::Matrix;
 use crate::error::Result;
+use crate::forest::TreeEnsembleModel;
 use crate::linear::LinearModel;
 use crate::mlp::Mlp;
 use crate::prediction::Prediction;
@@ -15,6 +16,8 @@ pub enum NativeModel {
     Linear(LinearModel),
     /// A perceptron.
     Mlp(Mlp),
+    /// Gradient-boosted trees or a random forest.
+    Trees(TreeEnsembleModel),
 }
 
 impl NativeModel {
@@ -23,6 +26,7 @@ impl NativeModel {
         match self {
             NativeModel::Linear(m) => m.predict(x),
             NativeModel::Mlp(m) => m.predict(x),
+            NativeModel::Trees(m) => m.predict(x),
         }
     }
 
@@ -31,6 +35,16 @@ impl NativeModel {
         match self {
             NativeModel::Linear(m) => m.coefficients.cols(),
             NativeModel::Mlp(m) => m.layers[0].weights.rows(),
+            NativeModel::Trees(m) => m.n_features,
+        }
+    }
+
+    /// How much each input feature contributed (trees: the share of the
+    /// total split gain); `None` for models without such a measure.
+    pub fn feature_importances(&self) -> Option<&[f64]> {
+        match self {
+            NativeModel::Trees(m) => Some(&m.feature_importances),
+            _ => None,
         }
     }
 }

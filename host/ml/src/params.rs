@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::algorithm::Algorithm;
 use crate::error::{MlError, Result};
+pub use crate::forest::{BoostingParams, ForestParams};
 
 impl Algorithm {
     /// The parameter names the algorithm accepts, aliases included.
@@ -16,6 +17,12 @@ impl Algorithm {
             Algorithm::LinearRegression => LinearParams::NAMES,
             Algorithm::LogisticRegression => LogisticParams::NAMES,
             Algorithm::MlpClassifier | Algorithm::MlpRegressor => MlpParams::NAMES,
+            Algorithm::GradientBoostingClassifier | Algorithm::GradientBoostingRegressor => {
+                BoostingParams::NAMES
+            }
+            Algorithm::RandomForestClassifier | Algorithm::RandomForestRegressor => {
+                ForestParams::NAMES
+            }
         }
     }
 }
@@ -186,6 +193,14 @@ pub enum TrainParams {
     MlpClassifier(MlpParams),
     /// See [`Algorithm::MlpRegressor`].
     MlpRegressor(MlpParams),
+    /// See [`Algorithm::GradientBoostingClassifier`].
+    GradientBoostingClassifier(BoostingParams),
+    /// See [`Algorithm::GradientBoostingRegressor`].
+    GradientBoostingRegressor(BoostingParams),
+    /// See [`Algorithm::RandomForestClassifier`].
+    RandomForestClassifier(ForestParams),
+    /// See [`Algorithm::RandomForestRegressor`].
+    RandomForestRegressor(ForestParams),
 }
 
 impl TrainParams {
@@ -198,6 +213,18 @@ impl TrainParams {
             }
             Algorithm::MlpClassifier => TrainParams::MlpClassifier(MlpParams::default()),
             Algorithm::MlpRegressor => TrainParams::MlpRegressor(MlpParams::default()),
+            Algorithm::GradientBoostingClassifier => {
+                TrainParams::GradientBoostingClassifier(BoostingParams::default())
+            }
+            Algorithm::GradientBoostingRegressor => {
+                TrainParams::GradientBoostingRegressor(BoostingParams::default())
+            }
+            Algorithm::RandomForestClassifier => {
+                TrainParams::RandomForestClassifier(ForestParams::default())
+            }
+            Algorithm::RandomForestRegressor => {
+                TrainParams::RandomForestRegressor(ForestParams::default())
+            }
         }
     }
 
@@ -241,6 +268,26 @@ impl TrainParams {
                     + (batch * sizes.iter().sum::<f64>() + 2.0 * batch * widest) * 8.0
                     + val * (f + 2.0 * widest) * 8.0
                     + n * 8.0
+            }
+            // Binned features, row order, scores, gradients and hessians
+            // per row; the open nodes' histograms; the trees.
+            TrainParams::GradientBoostingClassifier(p)
+            | TrainParams::GradientBoostingRegressor(p) => {
+                let hist = f * (p.max_bins as f64) * 3.0 * 8.0;
+                n * f
+                    + n * (4.0 + 8.0 * (k + 3.0))
+                    + hist * (p.max_leaves.min(1 << 16) as f64 + 1.0)
+                    + p.n_estimators as f64 * k * p.max_leaves as f64 * 2.0 * 64.0
+            }
+            TrainParams::RandomForestClassifier(p) | TrainParams::RandomForestRegressor(p) => {
+                let hist = f * (p.max_bins as f64) * (k + 2.0) * 8.0;
+                let depth = p.max_depth.map_or(64.0, |d| d.min(64) as f64);
+                // A fully grown tree has up to one leaf per row.
+                let leaves = (n / p.min_samples_leaf.max(1) as f64).max(1.0);
+                n * f
+                    + n * (4.0 + 8.0 * (2.0 * k + 1.0))
+                    + hist * 2.0 * depth
+                    + p.n_estimators as f64 * leaves * 2.0 * (48.0 + 8.0 * k)
             }
         };
         // `as` saturates: infinity becomes u64::MAX.
@@ -293,6 +340,14 @@ impl TrainParams {
             Algorithm::LogisticRegression => TrainParams::LogisticRegression(typed(&map)?),
             Algorithm::MlpClassifier => TrainParams::MlpClassifier(typed(&map)?),
             Algorithm::MlpRegressor => TrainParams::MlpRegressor(typed(&map)?),
+            Algorithm::GradientBoostingClassifier => {
+                TrainParams::GradientBoostingClassifier(typed(&map)?)
+            }
+            Algorithm::GradientBoostingRegressor => {
+                TrainParams::GradientBoostingRegressor(typed(&map)?)
+            }
+            Algorithm::RandomForestClassifier => TrainParams::RandomForestClassifier(typed(&map)?),
+            Algorithm::RandomForestRegressor => TrainParams::RandomForestRegressor(typed(&map)?),
         };
         params.validate()?;
         Ok(params)
@@ -305,6 +360,10 @@ impl TrainParams {
             TrainParams::LogisticRegression(_) => Algorithm::LogisticRegression,
             TrainParams::MlpClassifier(_) => Algorithm::MlpClassifier,
             TrainParams::MlpRegressor(_) => Algorithm::MlpRegressor,
+            TrainParams::GradientBoostingClassifier(_) => Algorithm::GradientBoostingClassifier,
+            TrainParams::GradientBoostingRegressor(_) => Algorithm::GradientBoostingRegressor,
+            TrainParams::RandomForestClassifier(_) => Algorithm::RandomForestClassifier,
+            TrainParams::RandomForestRegressor(_) => Algorithm::RandomForestRegressor,
         }
     }
 
@@ -315,6 +374,11 @@ impl TrainParams {
             TrainParams::LinearRegression(p) => p.seed,
             TrainParams::LogisticRegression(p) => p.seed,
             TrainParams::MlpClassifier(p) | TrainParams::MlpRegressor(p) => p.seed,
+            TrainParams::GradientBoostingClassifier(p)
+            | TrainParams::GradientBoostingRegressor(p) => p.seed,
+            TrainParams::RandomForestClassifier(p) | TrainParams::RandomForestRegressor(p) => {
+                p.seed
+            }
         }
     }
 
@@ -361,6 +425,48 @@ impl TrainParams {
                     "validation_fraction",
                     "must be in (0, 1)",
                 )
+            }
+            TrainParams::GradientBoostingClassifier(p)
+            | TrainParams::GradientBoostingRegressor(p) => {
+                check(p.n_estimators >= 1, "n_estimators", "must be ≥ 1")?;
+                check(
+                    p.learning_rate.is_finite() && p.learning_rate > 0.0,
+                    "learning_rate",
+                    "must be > 0",
+                )?;
+                check(p.max_leaves >= 2, "max_leaves", "must be ≥ 2")?;
+                check(p.max_depth != Some(0), "max_depth", "must be ≥ 1 (or null)")?;
+                check(p.min_samples_leaf >= 1, "min_samples_leaf", "must be ≥ 1")?;
+                check(p.l2.is_finite() && p.l2 >= 0.0, "l2", "must be ≥ 0")?;
+                check((2..=256).contains(&p.max_bins), "max_bins", "must be 2–256")?;
+                check(
+                    p.subsample > 0.0 && p.subsample <= 1.0,
+                    "subsample",
+                    "must be in (0, 1]",
+                )?;
+                check(
+                    p.colsample > 0.0 && p.colsample <= 1.0,
+                    "colsample",
+                    "must be in (0, 1]",
+                )?;
+                check(
+                    p.validation_fraction > 0.0 && p.validation_fraction < 1.0,
+                    "validation_fraction",
+                    "must be in (0, 1)",
+                )?;
+                check(p.n_iter_no_change >= 1, "n_iter_no_change", "must be ≥ 1")?;
+                check(p.tol.is_finite() && p.tol >= 0.0, "tol", "must be ≥ 0")
+            }
+            TrainParams::RandomForestClassifier(p) | TrainParams::RandomForestRegressor(p) => {
+                check(p.n_estimators >= 1, "n_estimators", "must be ≥ 1")?;
+                check(p.max_depth != Some(0), "max_depth", "must be ≥ 1 (or null)")?;
+                check(p.min_samples_leaf >= 1, "min_samples_leaf", "must be ≥ 1")?;
+                check(
+                    p.max_features.is_none_or(|m| m > 0.0 && m <= 1.0),
+                    "max_features",
+                    "must be in (0, 1] (a fraction of the features) or null",
+                )?;
+                check((2..=256).contains(&p.max_bins), "max_bins", "must be 2–256")
             }
         }
     }
@@ -468,7 +574,8 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "unknown algorithm `svm`; valid algorithms: linear_regression, \
-             logistic_regression, mlp_classifier, mlp_regressor"
+             logistic_regression, mlp_classifier, mlp_regressor, gradient_boosting_classifier, \
+             gradient_boosting_regressor, random_forest_classifier, random_forest_regressor"
         );
     }
 }

@@ -524,6 +524,16 @@ impl ModelArtifact {
             serde_json::to_value(&params).unwrap_or(Value::Null),
         );
         card.insert("loss_history".into(), trained.loss_history.clone().into());
+        if let Some(importances) = trained.native.feature_importances() {
+            // Feature name → share of the trees' total split gain.
+            let map: serde_json::Map<String, Value> = trained
+                .feature_names
+                .iter()
+                .cloned()
+                .zip(importances.iter().map(|&v| Value::from(v)))
+                .collect();
+            card.insert("feature_importances".into(), Value::Object(map));
+        }
         card.insert("training_rows".into(), rows.into());
         ModelArtifact::new(bytes::Bytes::from(trained.onnx), card)
     }

@@ -38,6 +38,10 @@ pub const ALGORITHMS: &[&str] = &[
     "logistic-regression",
     "mlp-classifier",
     "mlp-regressor",
+    "gradient-boosting-classifier",
+    "gradient-boosting-regressor",
+    "random-forest-classifier",
+    "random-forest-regressor",
 ];
 
 /// The overall metrics [`evaluate`] reports for a classifier.
@@ -85,8 +89,14 @@ impl Task {
     /// `_` (cards write `logistic_regression`); `None` for any other name.
     pub fn of_algorithm(algorithm: &str) -> Option<Self> {
         match algorithm.replace('_', "-").as_str() {
-            "logistic-regression" | "mlp-classifier" => Some(Self::Classification),
-            "linear-regression" | "mlp-regressor" => Some(Self::Regression),
+            "logistic-regression"
+            | "mlp-classifier"
+            | "gradient-boosting-classifier"
+            | "random-forest-classifier" => Some(Self::Classification),
+            "linear-regression"
+            | "mlp-regressor"
+            | "gradient-boosting-regressor"
+            | "random-forest-regressor" => Some(Self::Regression),
             _ => None,
         }
     }

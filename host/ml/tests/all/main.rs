@@ -4,6 +4,7 @@
 mod export;
 mod metrics;
 mod training;
+mod trees;
 mod user_models;
 
 use std::path::PathBuf;
@@ -15,6 +16,22 @@ pub fn repo_path(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .join(rel)
+}
+
+/// Whether python3 can import `modules` (comma-separated); otherwise a
+/// notice and `false`, or, with `SLUICE_REQUIRE_CLIENTS=1`, a failure.
+pub fn python_has(modules: &str, install: &str) -> bool {
+    let probe = std::process::Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output();
+    if probe.is_ok_and(|o| o.status.success()) {
+        return true;
+    }
+    if std::env::var("SLUICE_REQUIRE_CLIENTS").is_ok_and(|v| v == "1") {
+        panic!("SLUICE_REQUIRE_CLIENTS=1 but python3 cannot import {modules} ({install})");
+    }
+    eprintln!("NOTICE: skipping a comparison: python3 cannot import {modules} ({install})");
+    false
 }
 
 /// A JSON file of `tests/data`.

@@ -17,7 +17,7 @@ fn params(algorithm: Algorithm, json: &str) -> TrainParams {
 fn linear(m: &NativeModel) -> &sluice_ml::LinearModel {
     match m {
         NativeModel::Linear(l) => l,
-        NativeModel::Mlp(_) => panic!("not linear"),
+        _ => panic!("not linear"),
     }
 }
 

@@ -66,20 +66,10 @@ fn tract_reproduces_onnxruntime_on_skl2onnx_models() {
 /// defaults, with onnxruntime's answers. `None` (after a notice) when
 /// python3 lacks those packages, unless `SLUICE_REQUIRE_CLIENTS=1`.
 fn standard_exports() -> Option<(std::path::PathBuf, serde_json::Value)> {
-    let install = "pip install scikit-learn skl2onnx onnxmltools xgboost lightgbm onnxruntime";
-    let probe = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sklearn, skl2onnx, onnxmltools, xgboost, lightgbm, onnxruntime",
-        ])
-        .output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        if std::env::var("SLUICE_REQUIRE_CLIENTS").is_ok_and(|v| v == "1") {
-            panic!("SLUICE_REQUIRE_CLIENTS=1 but python3 cannot import the exporters ({install})");
-        }
-        eprintln!(
-            "NOTICE: skipping the standard-export tests: python3 lacks the exporters ({install})"
-        );
+    if !crate::python_has(
+        "sklearn, skl2onnx, onnxmltools, xgboost, lightgbm, onnxruntime",
+        "pip install scikit-learn skl2onnx onnxmltools xgboost lightgbm onnxruntime",
+    ) {
         return None;
     }
     let dir = std::env::temp_dir().join(format!("sluice-ml-exports-{}", std::process::id()));

@@ -1,0 +1,1001 @@
+//! Tree trainers: gradient-boosted trees and random forests, on histograms
+//! of binned features.
+//!
+//! Every feature is cut into at most `max_bins` bins once, at `f32`
+//! thresholds, and every split is "bin ≤ b", which is exactly the exported
+//! ONNX comparison `x ≤ threshold` on the `f32` input: the trees make the
+//! same decisions natively and in ONNX. A node's split is found from
+//! per-bin sums of the rows' gradients and hessians; a child's histogram is
+//! its parent's minus its sibling's, so only the smaller child is summed.
+//!
+//! - **Gradient boosting** fits each round's trees to the gradient of the
+//!   loss (logistic for two classes, softmax with one tree per class per
+//!   round for more, squared error for regression), with leaf values
+//!   `−G / (H + l2)` scaled by the learning rate, leaf-wise growth up to
+//!   `max_leaves`, optional row and column subsampling and early stopping
+//!   on a held-out fraction.
+//! - **Random forests** grow each tree on a bootstrap sample, choosing
+//!   among a random subset of the features at every split by the decrease
+//!   of squared error on the one-hot classes (for classes, the same
+//!   criterion as Gini impurity) or on the values; leaves hold class
+//!   proportions or means, averaged over the trees.
+//!
+//! Deterministic for a seed: the random numbers come from the crate's
+//! SplitMix64, and sums run in a fixed order.
+
+use serde::{Deserialize, Serialize};
+
+use crate::cancel::Cancel;
+use crate::data::Matrix;
+use crate::error::{MlError, Result};
+use crate::prediction::{Prediction, sigmoid, softmax_in_place};
+use crate::rng::SplitMix64;
+
+/// Parameters of gradient-boosted trees (classifier and regressor).
+/// Defaults follow LightGBM and scikit-learn's `HistGradientBoosting*`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BoostingParams {
+    /// Boosting rounds (each adds one tree, or one per class). Default 100.
+    pub n_estimators: usize,
+    /// Shrinkage of every tree's leaves. Default 0.1.
+    pub learning_rate: f64,
+    /// Most leaves per tree (grown best split first). Default 31.
+    pub max_leaves: usize,
+    /// Deepest a tree may grow; `null` for no limit. Default `null`.
+    pub max_depth: Option<usize>,
+    /// Fewest training rows in a leaf. Default 20.
+    pub min_samples_leaf: usize,
+    /// L2 penalty on leaf values (the `λ` of `−G / (H + λ)`). Default 0.
+    pub l2: f64,
+    /// Most bins per feature, 2–256. Default 255.
+    pub max_bins: usize,
+    /// Fraction of the rows each round trains on (drawn without
+    /// replacement). Default 1.
+    pub subsample: f64,
+    /// Fraction of the features each tree may split on. Default 1.
+    pub colsample: f64,
+    /// Hold out `validation_fraction` of the rows and stop when their loss
+    /// has not improved by `tol` for `n_iter_no_change` rounds, keeping the
+    /// best round. Default false.
+    pub early_stopping: bool,
+    /// Fraction held out for `early_stopping`. Default 0.1.
+    pub validation_fraction: f64,
+    /// Rounds without improvement before stopping. Default 10.
+    pub n_iter_no_change: usize,
+    /// Smallest improvement of the held-out loss that counts. Default 1e-7.
+    pub tol: f64,
+    /// Seed of the subsampling and the held-out rows. Default 0.
+    pub seed: u64,
+}
+
+impl BoostingParams {
+    pub(crate) const NAMES: &'static [&'static str] = &[
+        "n_estimators",
+        "learning_rate",
+        "max_leaves",
+        "max_depth",
+        "min_samples_leaf",
+        "l2",
+        "max_bins",
+        "subsample",
+        "colsample",
+        "early_stopping",
+        "validation_fraction",
+        "n_iter_no_change",
+        "tol",
+        "seed",
+    ];
+}
+
+impl Default for BoostingParams {
+    fn default() -> Self {
+        BoostingParams {
+            n_estimators: 100,
+            learning_rate: 0.1,
+            max_leaves: 31,
+            max_depth: None,
+            min_samples_leaf: 20,
+            l2: 0.0,
+            max_bins: 255,
+            subsample: 1.0,
+            colsample: 1.0,
+            early_stopping: false,
+            validation_fraction: 0.1,
+            n_iter_no_change: 10,
+            tol: 1e-7,
+            seed: 0,
+        }
+    }
+}
+
+/// Parameters of random forests (classifier and regressor). Defaults
+/// follow scikit-learn's `RandomForest*`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ForestParams {
+    /// Trees. Default 100.
+    pub n_estimators: usize,
+    /// Deepest a tree may grow; `null` for no limit. Default `null`.
+    pub max_depth: Option<usize>,
+    /// Fewest training rows in a leaf. Default 1.
+    pub min_samples_leaf: usize,
+    /// Fraction of the features tried at each split; `null` for √F / F
+    /// for classifiers and all features for regressors. Default `null`.
+    pub max_features: Option<f64>,
+    /// Whether each tree trains on a bootstrap sample (else on all rows).
+    /// Default true.
+    pub bootstrap: bool,
+    /// Most bins per feature, 2–256. Default 255.
+    pub max_bins: usize,
+    /// Seed of the bootstrap samples and the feature choices. Default 0.
+    pub seed: u64,
+}
+
+impl ForestParams {
+    pub(crate) const NAMES: &'static [&'static str] = &[
+        "n_estimators",
+        "max_depth",
+        "min_samples_leaf",
+        "max_features",
+        "bootstrap",
+        "max_bins",
+        "seed",
+    ];
+}
+
+impl Default for ForestParams {
+    fn default() -> Self {
+        ForestParams {
+            n_estimators: 100,
+            max_depth: None,
+            min_samples_leaf: 1,
+            max_features: None,
+            bootstrap: true,
+            max_bins: 255,
+            seed: 0,
+        }
+    }
+}
+
+/// A trained tree: `nodes[0]` is the root.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tree {
+    /// The nodes; children are indices into this vector.
+    pub nodes: Vec<TreeNode>,
+}
+
+/// A node of a [`Tree`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum TreeNode {
+    /// `x[feature] ≤ threshold` (compared in `f32`) goes left.
+    Split {
+        /// The feature's column.
+        feature: usize,
+        /// The threshold, an `f32` as ONNX stores it.
+        threshold: f32,
+        /// The child for `x ≤ threshold`.
+        left: usize,
+        /// The other child.
+        right: usize,
+    },
+    /// A leaf's values, one per output.
+    Leaf(Vec<f64>),
+}
+
+impl Tree {
+    fn leaf(&self, row: &[f64]) -> &[f64] {
+        let mut i = 0;
+        loop {
+            match &self.nodes[i] {
+                TreeNode::Split {
+                    feature,
+                    threshold,
+                    left,
+                    right,
+                } => {
+                    i = if (row[*feature] as f32) <= *threshold {
+                        *left
+                    } else {
+                        *right
+                    }
+                }
+                TreeNode::Leaf(v) => return v,
+            }
+        }
+    }
+}
+
+/// What a tree ensemble's summed (or averaged) outputs mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnsembleHead {
+    /// One log-odds score for class 1.
+    Binary,
+    /// One score per class, through softmax.
+    Softmax,
+    /// Class probabilities, averaged over the trees.
+    Probabilities,
+    /// One value.
+    Value,
+}
+
+/// A trained tree ensemble: what the ONNX file holds, in `f64`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TreeEnsembleModel {
+    /// The trees, round by round (for softmax boosting, one per class in
+    /// class order within a round).
+    pub trees: Vec<Tree>,
+    /// Which output each tree adds to (`None`: all of them, from a leaf
+    /// holding one value per output).
+    pub tree_output: Vec<Option<usize>>,
+    /// Outputs per row (scores, classes or 1).
+    pub n_outputs: usize,
+    /// Added to the outputs (boosting's initial scores).
+    pub base: Vec<f64>,
+    /// Whether the outputs are the trees' mean (forests) or sum (boosting).
+    pub average: bool,
+    /// What the outputs mean.
+    pub head: EnsembleHead,
+    /// Input features.
+    pub n_features: usize,
+    /// Total split gain per feature, normalised to sum to 1.
+    pub feature_importances: Vec<f64>,
+}
+
+impl TreeEnsembleModel {
+    /// The raw outputs of one row: the sum or mean of the trees plus `base`.
+    fn raw(&self, row: &[f64]) -> Vec<f64> {
+        let mut out = vec![0.0; self.n_outputs];
+        for (tree, target) in self.trees.iter().zip(&self.tree_output) {
+            let leaf = tree.leaf(row);
+            match target {
+                Some(t) => out[*t] += leaf[0],
+                None => out.iter_mut().zip(leaf).for_each(|(o, v)| *o += v),
+            }
+        }
+        if self.average {
+            let n = self.trees.len().max(1) as f64;
+            out.iter_mut().for_each(|o| *o /= n);
+        }
+        out.iter_mut().zip(&self.base).for_each(|(o, b)| *o += b);
+        out
+    }
+
+    /// Predicts the rows of `x` natively.
+    pub fn predict(&self, x: &Matrix) -> Result<Prediction> {
+        if x.cols() != self.n_features {
+            return Err(MlError::InvalidData(format!(
+                "the model takes {} features, got {}",
+                self.n_features,
+                x.cols()
+            )));
+        }
+        let rows = x.rows();
+        match self.head {
+            EnsembleHead::Value => Ok(Prediction::Values(
+                (0..rows).map(|i| self.raw(x.row(i))[0]).collect(),
+            )),
+            EnsembleHead::Binary => {
+                let mut p = Vec::with_capacity(rows * 2);
+                for i in 0..rows {
+                    let p1 = sigmoid(self.raw(x.row(i))[0]);
+                    p.extend([1.0 - p1, p1]);
+                }
+                Ok(Prediction::from_probabilities(Matrix::new(rows, 2, p)?))
+            }
+            EnsembleHead::Softmax | EnsembleHead::Probabilities => {
+                let k = self.n_outputs;
+                let mut p = Vec::with_capacity(rows * k);
+                for i in 0..rows {
+                    let mut s = self.raw(x.row(i));
+                    if self.head == EnsembleHead::Softmax {
+                        softmax_in_place(&mut s);
+                    }
+                    p.extend(s);
+                }
+                Ok(Prediction::from_probabilities(Matrix::new(rows, k, p)?))
+            }
+        }
+    }
+}
+
+/// What a tree ensemble learns: class indices or values.
+pub(crate) enum EnsembleTarget<'a> {
+    Classes(&'a [usize], usize),
+    Values(&'a [f64]),
+}
+
+// ---- binning ----------------------------------------------------------------
+
+/// The features cut into bins: column-major bin indices and, per feature,
+/// the `f32` threshold that ends each bin but the last.
+struct Binned {
+    bins: Vec<Vec<u8>>,
+    thresholds: Vec<Vec<f32>>,
+}
+
+impl Binned {
+    fn new(x: &Matrix, max_bins: usize) -> Binned {
+        let (rows, cols) = (x.rows(), x.cols());
+        let mut bins = Vec::with_capacity(cols);
+        let mut thresholds = Vec::with_capacity(cols);
+        for f in 0..cols {
+            let mut values: Vec<f32> = (0..rows).map(|i| x.get(i, f) as f32).collect();
+            values.sort_by(f32::total_cmp);
+            values.dedup();
+            let cuts: Vec<f32> = if values.len() <= max_bins {
+                values
+                    .windows(2)
+                    .map(|w| {
+                        let mid = (f64::from(w[0]) + f64::from(w[1])) / 2.0;
+                        let mid = mid as f32;
+                        if w[0] < mid && mid < w[1] { mid } else { w[0] }
+                    })
+                    .collect()
+            } else {
+                let mut cuts: Vec<f32> = (1..max_bins)
+                    .map(|b| values[b * values.len() / max_bins - 1])
+                    .collect();
+                cuts.dedup();
+                cuts
+            };
+            bins.push(
+                (0..rows)
+                    .map(|i| cuts.partition_point(|t| *t < x.get(i, f) as f32) as u8)
+                    .collect(),
+            );
+            thresholds.push(cuts);
+        }
+        Binned { bins, thresholds }
+    }
+
+    fn n_bins(&self, f: usize) -> usize {
+        self.thresholds[f].len() + 1
+    }
+}
+
+// ---- one tree ---------------------------------------------------------------
+
+/// Per-bin sums of one node: `dims` gradients, the hessian and the count.
+#[derive(Clone)]
+struct Histogram {
+    /// Per feature, its bins' `[g_0 … g_{dims−1}, h, count]`.
+    features: Vec<Vec<f64>>,
+}
+
+struct Grower<'a> {
+    binned: &'a Binned,
+    /// Row-major `rows × dims` gradients (forests: minus the targets).
+    grad: &'a [f64],
+    /// One hessian per row (forests: 1).
+    hess: &'a [f64],
+    dims: usize,
+    l2: f64,
+    min_leaf: usize,
+    max_depth: usize,
+    max_leaves: usize,
+    /// The features this tree may use (all, for per-split sampling).
+    features: Vec<usize>,
+    /// Per split, how many of `features` to try (forests), or all.
+    per_split: Option<usize>,
+}
+
+struct Candidate {
+    start: usize,
+    end: usize,
+    depth: usize,
+    hist: Histogram,
+    split: Option<(f64, usize, usize)>,
+    node: usize,
+}
+
+impl Grower<'_> {
+    fn stride(&self) -> usize {
+        self.dims + 2
+    }
+
+    fn histogram(&self, rows: &[u32]) -> Histogram {
+        let s = self.stride();
+        let mut features = vec![Vec::new(); self.binned.bins.len()];
+        for &f in &self.features {
+            let bins = &self.binned.bins[f];
+            let mut h = vec![0.0; self.binned.n_bins(f) * s];
+            for &r in rows {
+                let r = r as usize;
+                let b = &mut h[bins[r] as usize * s..][..s];
+                for (acc, g) in b.iter_mut().zip(&self.grad[r * self.dims..][..self.dims]) {
+                    *acc += g;
+                }
+                b[self.dims] += self.hess[r];
+                b[self.dims + 1] += 1.0;
+            }
+            features[f] = h;
+        }
+        Histogram { features }
+    }
+
+    fn subtract(&self, parent: &Histogram, child: &Histogram) -> Histogram {
+        Histogram {
+            features: parent
+                .features
+                .iter()
+                .zip(&child.features)
+                .map(|(p, c)| p.iter().zip(c).map(|(a, b)| a - b).collect())
+                .collect(),
+        }
+    }
+
+    /// `Σ_d G_d² / (H + λ)`.
+    fn score(&self, sums: &[f64]) -> f64 {
+        let h = sums[self.dims] + self.l2;
+        if h <= 0.0 {
+            return 0.0;
+        }
+        sums[..self.dims].iter().map(|g| g * g).sum::<f64>() / h
+    }
+
+    /// The best split of a node: (gain, feature, last bin on the left).
+    fn best_split(&self, hist: &Histogram, rng: &mut SplitMix64) -> Option<(f64, usize, usize)> {
+        let s = self.stride();
+        let mut tried = self.features.clone();
+        if let Some(k) = self.per_split {
+            rng.shuffle(&mut tried);
+            tried.truncate(k);
+            tried.sort_unstable();
+        }
+        let mut best: Option<(f64, usize, usize)> = None;
+        for &f in &tried {
+            let h = &hist.features[f];
+            let n_bins = h.len() / s;
+            let mut total = vec![0.0; s];
+            for b in 0..n_bins {
+                for (t, v) in total.iter_mut().zip(&h[b * s..][..s]) {
+                    *t += v;
+                }
+            }
+            let parent = self.score(&total);
+            let mut left = vec![0.0; s];
+            for b in 0..n_bins.saturating_sub(1) {
+                for (l, v) in left.iter_mut().zip(&h[b * s..][..s]) {
+                    *l += v;
+                }
+                let n_left = left[self.dims + 1];
+                let n_right = total[self.dims + 1] - n_left;
+                if n_left < self.min_leaf as f64 {
+                    continue;
+                }
+                if n_right < self.min_leaf as f64 {
+                    break;
+                }
+                let right: Vec<f64> = total.iter().zip(&left).map(|(t, l)| t - l).collect();
+                let gain = self.score(&left) + self.score(&right) - parent;
+                if gain > 1e-12 && best.is_none_or(|(g, _, _)| gain > g) {
+                    best = Some((gain, f, b));
+                }
+            }
+        }
+        best
+    }
+
+    fn leaf_values(&self, hist: &Histogram) -> Vec<f64> {
+        let s = self.stride();
+        // Any feature's bins hold every row of the node.
+        let f = self.features[0];
+        let mut total = vec![0.0; s];
+        for chunk in hist.features[f].chunks_exact(s) {
+            for (t, v) in total.iter_mut().zip(chunk) {
+                *t += v;
+            }
+        }
+        let h = total[self.dims] + self.l2;
+        total[..self.dims]
+            .iter()
+            .map(|g| if h > 0.0 { -g / h } else { 0.0 })
+            .collect()
+    }
+
+    /// Grows one tree on `rows` (which it reorders); the leaves' values
+    /// are `−G / (H + λ)`. Adds each split's gain to `importances`.
+    fn grow(&self, rows: &mut [u32], rng: &mut SplitMix64, importances: &mut [f64]) -> Tree {
+        let mut nodes = vec![TreeNode::Leaf(Vec::new())];
+        let root_hist = self.histogram(rows);
+        let split = self.best_split(&root_hist, rng);
+        let mut open = vec![Candidate {
+            start: 0,
+            end: rows.len(),
+            depth: 0,
+            hist: root_hist,
+            split,
+            node: 0,
+        }];
+        let mut leaves = 1;
+        // Best-first when leaves are limited; otherwise depth-first (the
+        // last candidate), which keeps few histograms alive.
+        let best_first = self.max_leaves != usize::MAX;
+        while !open.is_empty() {
+            let pick = if best_first {
+                let mut best = 0;
+                for (i, c) in open.iter().enumerate() {
+                    let gain = |c: &Candidate| c.split.map_or(f64::NEG_INFINITY, |s| s.0);
+                    if gain(c) > gain(&open[best]) {
+                        best = i;
+                    }
+                }
+                best
+            } else {
+                open.len() - 1
+            };
+            let c = open.swap_remove(pick);
+            let can_split = leaves < self.max_leaves && c.depth < self.max_depth;
+            let Some((gain, feature, bin)) = c.split.filter(|_| can_split) else {
+                nodes[c.node] = TreeNode::Leaf(self.leaf_values(&c.hist));
+                continue;
+            };
+            // Partition the node's rows: bins ≤ `bin` first.
+            let part = &mut rows[c.start..c.end];
+            let bins = &self.binned.bins[feature];
+            let mut mid = 0;
+            for i in 0..part.len() {
+                if usize::from(bins[part[i] as usize]) <= bin {
+                    part.swap(i, mid);
+                    mid += 1;
+                }
+            }
+            let mid = c.start + mid;
+            importances[feature] += gain;
+            let (left_node, right_node) = (nodes.len(), nodes.len() + 1);
+            nodes.push(TreeNode::Leaf(Vec::new()));
+            nodes.push(TreeNode::Leaf(Vec::new()));
+            nodes[c.node] = TreeNode::Split {
+                feature,
+                threshold: self.binned.thresholds[feature][bin],
+                left: left_node,
+                right: right_node,
+            };
+            leaves += 1;
+            // Sum the smaller child; the other is the parent minus it.
+            let left_small = mid - c.start <= c.end - mid;
+            let small = if left_small {
+                self.histogram(&rows[c.start..mid])
+            } else {
+                self.histogram(&rows[mid..c.end])
+            };
+            let large = self.subtract(&c.hist, &small);
+            let (left_hist, right_hist) = if left_small {
+                (small, large)
+            } else {
+                (large, small)
+            };
+            for (start, end, hist, node) in [
+                (c.start, mid, left_hist, left_node),
+                (mid, c.end, right_hist, right_node),
+            ] {
+                let split = if c.depth + 1 < self.max_depth {
+                    self.best_split(&hist, rng)
+                } else {
+                    None
+                };
+                open.push(Candidate {
+                    start,
+                    end,
+                    depth: c.depth + 1,
+                    hist,
+                    split,
+                    node,
+                });
+            }
+        }
+        Tree { nodes }
+    }
+}
+
+fn normalised(mut v: Vec<f64>) -> Vec<f64> {
+    let total: f64 = v.iter().sum();
+    if total > 0.0 {
+        v.iter_mut().for_each(|x| *x /= total);
+    }
+    v
+}
+
+// ---- gradient boosting ------------------------------------------------------
+
+/// Trains gradient-boosted trees; returns the model and the training loss
+/// after each round.
+pub(crate) fn fit_boosting(
+    x: &Matrix,
+    target: EnsembleTarget<'_>,
+    p: &BoostingParams,
+    cancel: &Cancel,
+) -> Result<(TreeEnsembleModel, Vec<f64>)> {
+    let (n, f) = (x.rows(), x.cols());
+    let binned = Binned::new(x, p.max_bins);
+    let mut rng = SplitMix64::new(p.seed);
+    let k = match target {
+        EnsembleTarget::Classes(_, 2) => 1,
+        EnsembleTarget::Classes(_, c) => c,
+        EnsembleTarget::Values(_) => 1,
+    };
+    // Held-out rows for early stopping.
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    let held = if p.early_stopping {
+        rng.shuffle(&mut order);
+        ((n as f64 * p.validation_fraction).ceil() as usize).clamp(1, n.saturating_sub(1))
+    } else {
+        0
+    };
+    let (valid, train): (Vec<u32>, Vec<u32>) = (order[..held].to_vec(), order[held..].to_vec());
+    let mut train = train;
+    train.sort_unstable();
+    if train.is_empty() {
+        return Err(MlError::InvalidData("no rows to train on".into()));
+    }
+
+    // Initial scores: the log-odds, log-priors or mean of the training rows.
+    let base: Vec<f64> = match target {
+        EnsembleTarget::Classes(y, c) => {
+            let mut counts = vec![0.0; c];
+            for &r in &train {
+                counts[y[r as usize]] += 1.0;
+            }
+            let t = train.len() as f64;
+            let prior = |c: f64| (c / t).clamp(1e-15, 1.0 - 1e-15);
+            if c == 2 {
+                let p1 = prior(counts[1]);
+                vec![libm::log(p1 / (1.0 - p1))]
+            } else {
+                counts.iter().map(|&c| libm::log(prior(c))).collect()
+            }
+        }
+        EnsembleTarget::Values(y) => {
+            vec![train.iter().map(|&r| y[r as usize]).sum::<f64>() / train.len() as f64]
+        }
+    };
+    let mut raw: Vec<f64> = (0..n).flat_map(|_| base.iter().copied()).collect();
+    let mut grad = vec![0.0; n];
+    let mut hess = vec![0.0; n];
+    let mut trees = Vec::new();
+    let mut tree_output = Vec::new();
+    let mut importances = vec![0.0; f];
+    let mut history = Vec::new();
+    let (mut best_loss, mut best_round, mut stale) = (f64::INFINITY, 0usize, 0usize);
+    let max_depth = p.max_depth.unwrap_or(usize::MAX);
+    let n_cols = ((f as f64 * p.colsample).ceil() as usize).clamp(1, f);
+    let n_rows = ((train.len() as f64 * p.subsample).ceil() as usize).clamp(1, train.len());
+
+    let loss = |raw: &[f64], rows: &[u32]| -> f64 {
+        let mut total = 0.0;
+        for &r in rows {
+            let r = r as usize;
+            total += match target {
+                EnsembleTarget::Classes(y, 2) => {
+                    let p1 = sigmoid(raw[r]).clamp(1e-15, 1.0 - 1e-15);
+                    if y[r] == 1 {
+                        -libm::log(p1)
+                    } else {
+                        -libm::log(1.0 - p1)
+                    }
+                }
+                EnsembleTarget::Classes(y, _) => {
+                    let mut s = raw[r * k..][..k].to_vec();
+                    softmax_in_place(&mut s);
+                    -libm::log(s[y[r]].max(1e-15))
+                }
+                EnsembleTarget::Values(y) => (raw[r] - y[r]).powi(2) / 2.0,
+            };
+        }
+        total / rows.len().max(1) as f64
+    };
+
+    for _round in 0..p.n_estimators {
+        if cancel.is_cancelled() {
+            return Err(MlError::Cancelled);
+        }
+        // Rows and features of this round.
+        let mut rows = train.clone();
+        if n_rows < rows.len() {
+            rng.shuffle(&mut rows);
+            rows.truncate(n_rows);
+            rows.sort_unstable();
+        }
+        let mut features: Vec<usize> = (0..f).collect();
+        if n_cols < f {
+            rng.shuffle(&mut features);
+            features.truncate(n_cols);
+            features.sort_unstable();
+        }
+        for class in 0..k {
+            for &r in &rows {
+                let r = r as usize;
+                let (g, h) = match target {
+                    EnsembleTarget::Classes(y, 2) => {
+                        let p1 = sigmoid(raw[r]);
+                        (
+                            p1 - f64::from(u8::from(y[r] == 1)),
+                            (p1 * (1.0 - p1)).max(1e-16),
+                        )
+                    }
+                    EnsembleTarget::Classes(y, _) => {
+                        let mut s = raw[r * k..][..k].to_vec();
+                        softmax_in_place(&mut s);
+                        let pc = s[class];
+                        (
+                            pc - f64::from(u8::from(y[r] == class)),
+                            (pc * (1.0 - pc)).max(1e-16),
+                        )
+                    }
+                    EnsembleTarget::Values(y) => (raw[r] - y[r], 1.0),
+                };
+                grad[r] = g;
+                hess[r] = h;
+            }
+            let grower = Grower {
+                binned: &binned,
+                grad: &grad,
+                hess: &hess,
+                dims: 1,
+                l2: p.l2,
+                min_leaf: p.min_samples_leaf.max(1),
+                max_depth,
+                max_leaves: p.max_leaves.max(2),
+                features: features.clone(),
+                per_split: None,
+            };
+            let mut tree_rows = rows.clone();
+            let mut tree = grower.grow(&mut tree_rows, &mut rng, &mut importances);
+            for node in &mut tree.nodes {
+                if let TreeNode::Leaf(v) = node {
+                    v.iter_mut().for_each(|w| *w *= p.learning_rate);
+                }
+            }
+            // Update every row's score, the held-out ones included.
+            for r in 0..n {
+                raw[r * k + class] += tree.leaf(x.row(r))[0];
+            }
+            trees.push(tree);
+            tree_output.push(Some(class));
+        }
+        history.push(loss(&raw, &train));
+        if p.early_stopping {
+            let l = loss(&raw, &valid);
+            if l < best_loss - p.tol {
+                (best_loss, best_round, stale) = (l, trees.len(), 0);
+            } else {
+                stale += 1;
+                if stale >= p.n_iter_no_change {
+                    trees.truncate(best_round);
+                    tree_output.truncate(best_round);
+                    break;
+                }
+            }
+        }
+    }
+    let (head, n_outputs) = match target {
+        EnsembleTarget::Classes(_, 2) => (EnsembleHead::Binary, 1),
+        EnsembleTarget::Classes(_, c) => (EnsembleHead::Softmax, c),
+        EnsembleTarget::Values(_) => (EnsembleHead::Value, 1),
+    };
+    Ok((
+        TreeEnsembleModel {
+            trees,
+            tree_output,
+            n_outputs,
+            base,
+            average: false,
+            head,
+            n_features: f,
+            feature_importances: normalised(importances),
+        },
+        history,
+    ))
+}
+
+// ---- random forests ---------------------------------------------------------
+
+/// Trains a random forest; returns the model and, per tree, the training
+/// error of the forest so far (misclassification rate or mean squared
+/// error).
+pub(crate) fn fit_forest(
+    x: &Matrix,
+    target: EnsembleTarget<'_>,
+    p: &ForestParams,
+    cancel: &Cancel,
+) -> Result<(TreeEnsembleModel, Vec<f64>)> {
+    let (n, f) = (x.rows(), x.cols());
+    let binned = Binned::new(x, p.max_bins);
+    let mut rng = SplitMix64::new(p.seed);
+    let dims = match target {
+        EnsembleTarget::Classes(_, c) => c,
+        EnsembleTarget::Values(_) => 1,
+    };
+    // Gradients of squared error from 0: minus the one-hot classes or the
+    // values; with unit hessians the leaf value −G/H is their mean.
+    let mut grad = vec![0.0; n * dims];
+    match target {
+        EnsembleTarget::Classes(y, _) => {
+            for (r, &c) in y.iter().enumerate() {
+                grad[r * dims + c] = -1.0;
+            }
+        }
+        EnsembleTarget::Values(y) => grad.iter_mut().zip(y).for_each(|(g, v)| *g = -v),
+    }
+    let hess = vec![1.0; n];
+    let per_split = match (p.max_features, &target) {
+        (Some(frac), _) => (f as f64 * frac).ceil() as usize,
+        (None, EnsembleTarget::Classes(..)) => (f as f64).sqrt().ceil() as usize,
+        (None, EnsembleTarget::Values(_)) => f,
+    }
+    .clamp(1, f);
+    let grower = Grower {
+        binned: &binned,
+        grad: &grad,
+        hess: &hess,
+        dims,
+        l2: 0.0,
+        min_leaf: p.min_samples_leaf.max(1),
+        max_depth: p.max_depth.unwrap_or(usize::MAX),
+        max_leaves: usize::MAX,
+        features: (0..f).collect(),
+        per_split: (per_split < f).then_some(per_split),
+    };
+    let mut trees = Vec::with_capacity(p.n_estimators);
+    let mut importances = vec![0.0; f];
+    let mut sums = vec![0.0; n * dims];
+    let mut history = Vec::new();
+    for t in 0..p.n_estimators {
+        if cancel.is_cancelled() {
+            return Err(MlError::Cancelled);
+        }
+        let mut rows: Vec<u32> = if p.bootstrap {
+            let mut r: Vec<u32> = (0..n).map(|_| rng.below(n) as u32).collect();
+            r.sort_unstable();
+            r
+        } else {
+            (0..n as u32).collect()
+        };
+        let tree = grower.grow(&mut rows, &mut rng, &mut importances);
+        for r in 0..n {
+            for (s, v) in sums[r * dims..][..dims].iter_mut().zip(tree.leaf(x.row(r))) {
+                *s += v;
+            }
+        }
+        let m = (t + 1) as f64;
+        history.push(match target {
+            EnsembleTarget::Classes(y, _) => {
+                let wrong = (0..n)
+                    .filter(|&r| crate::prediction::argmax(&sums[r * dims..][..dims]) != y[r])
+                    .count();
+                wrong as f64 / n as f64
+            }
+            EnsembleTarget::Values(y) => {
+                (0..n).map(|r| (sums[r] / m - y[r]).powi(2)).sum::<f64>() / n as f64
+            }
+        });
+        trees.push(tree);
+    }
+    let (head, n_outputs) = match target {
+        EnsembleTarget::Classes(_, c) => (EnsembleHead::Probabilities, c),
+        EnsembleTarget::Values(_) => (EnsembleHead::Value, 1),
+    };
+    let tree_output = vec![None; trees.len()];
+    Ok((
+        TreeEnsembleModel {
+            trees,
+            tree_output,
+            n_outputs,
+            base: vec![0.0; n_outputs],
+            average: true,
+            head,
+            n_features: f,
+            feature_importances: normalised(importances),
+        },
+        history,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// XOR of two features: no linear model separates it.
+    fn xor(n: usize) -> (Matrix, Vec<usize>) {
+        let mut rng = SplitMix64::new(3);
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for _ in 0..n {
+            let (a, b) = (rng.uniform(-1.0, 1.0), rng.uniform(-1.0, 1.0));
+            x.extend([a, b, rng.uniform(-1.0, 1.0)]);
+            y.push(usize::from((a > 0.0) != (b > 0.0)));
+        }
+        (Matrix::new(n, 3, x).unwrap(), y)
+    }
+
+    fn accuracy(m: &TreeEnsembleModel, x: &Matrix, y: &[usize]) -> f64 {
+        let Prediction::Classes { labels, .. } = m.predict(x).unwrap() else {
+            panic!()
+        };
+        labels.iter().zip(y).filter(|(a, b)| a == b).count() as f64 / y.len() as f64
+    }
+
+    #[test]
+    fn boosting_and_forests_learn_what_no_line_separates() {
+        let (x, y) = xor(2000);
+        let (test_x, test_y) = xor(500);
+        let (gb, history) = fit_boosting(
+            &x,
+            EnsembleTarget::Classes(&y, 2),
+            &BoostingParams::default(),
+            &Cancel::new(),
+        )
+        .unwrap();
+        assert!(accuracy(&gb, &test_x, &test_y) > 0.95);
+        assert!(history.last().unwrap() < &history[0], "{history:?}");
+        // The noise feature matters least.
+        assert!(
+            gb.feature_importances[2] < 0.05,
+            "{:?}",
+            gb.feature_importances
+        );
+        let (rf, _) = fit_forest(
+            &x,
+            EnsembleTarget::Classes(&y, 2),
+            &ForestParams {
+                n_estimators: 30,
+                ..ForestParams::default()
+            },
+            &Cancel::new(),
+        )
+        .unwrap();
+        assert!(accuracy(&rf, &test_x, &test_y) > 0.9);
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_trees_and_another_seed_other_trees() {
+        let (x, y) = xor(500);
+        let p = ForestParams {
+            n_estimators: 5,
+            ..ForestParams::default()
+        };
+        let fit = |seed| {
+            fit_forest(
+                &x,
+                EnsembleTarget::Classes(&y, 2),
+                &ForestParams { seed, ..p.clone() },
+                &Cancel::new(),
+            )
+            .unwrap()
+            .0
+        };
+        assert_eq!(fit(1), fit(1));
+        assert_ne!(fit(1), fit(2));
+    }
+
+    #[test]
+    fn boosted_regression_fits_a_step_and_early_stopping_keeps_the_best_round() {
+        let n = 1000;
+        let x: Vec<f64> = (0..n).map(|i| i as f64 / n as f64).collect();
+        let y: Vec<f64> = x.iter().map(|v| if *v < 0.3 { 1.0 } else { 5.0 }).collect();
+        let x = Matrix::new(n, 1, x).unwrap();
+        let (m, _) = fit_boosting(
+            &x,
+            EnsembleTarget::Values(&y),
+            &BoostingParams {
+                n_estimators: 500,
+                early_stopping: true,
+                ..BoostingParams::default()
+            },
+            &Cancel::new(),
+        )
+        .unwrap();
+        assert!(m.trees.len() < 500, "stopped early: {}", m.trees.len());
+        let Prediction::Values(v) = m.predict(&x).unwrap() else {
+            panic!()
+        };
+        // 1,000 distinct values in 255 bins: the rows in the bin around the
+        // step cannot be told apart; all others are fitted.
+        for (i, (p, t)) in v.iter().zip(&y).enumerate() {
+            if (i as f64 / n as f64 - 0.3).abs() > 0.01 {
+                assert!((p - t).abs() < 0.05, "row {i}: {p} vs {t}");
+            }
+        }
+    }
+}
