@@ -1,10 +1,16 @@
-"""Tree-ensemble inference: sluice against onnxruntime, side by side, on the
-same ONNX files and the same rows. Prints a Markdown table.
+"""Tree ensembles, side by side in one run. Prints two Markdown tables:
 
-    python3 bench/ml/trees.py TREE_BENCH OUT_DIR
+1. Training: sluice-ml's gradient boosting against scikit-learn's
+   HistGradientBoostingClassifier and LightGBM, 100 rounds each with their
+   defaults, on 1,000,000 × 8 and 50,000 × 200 synthetic rows (80 % to
+   train, the rest to score accuracy).
+2. Inference: sluice against onnxruntime on the same ONNX files and rows.
 
-TREE_BENCH is the built `tree_bench` example of sluice-ml (bench/ml/trees.sh
-builds it). The models: a scikit-learn random forest (100 trees, depth 8),
+    python3 bench/ml/trees.py TREE_BENCH OUT_DIR [TRAIN_BENCH]
+
+TREE_BENCH and TRAIN_BENCH are the built `tree_bench` and `train_bench`
+examples of sluice-ml (bench/ml/trees.sh builds them; without TRAIN_BENCH
+the training table is skipped). The models: a scikit-learn random forest (100 trees, depth 8),
 gradient boosting (100 trees, depth 8 leaves ≤ 255) and LightGBM (100
 trees), trained on 100,000 synthetic rows × 8 features and exported with
 skl2onnx / onnxmltools defaults (ZipMap included: sluice drops it,
@@ -31,7 +37,41 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 warnings.filterwarnings("ignore")
 ort.set_default_logger_severity(3)
 tree_bench, out = sys.argv[1], sys.argv[2]
+train_bench = sys.argv[3] if len(sys.argv) > 3 else None
 os.makedirs(out, exist_ok=True)
+
+
+def training_table():
+    import lightgbm
+
+    print("| data | sluice-ml s | accuracy | scikit-learn HGB s | accuracy | LightGBM s | accuracy | sluice ÷ fastest |")
+    print("|---|---|---|---|---|---|---|---|")
+    for rows, cols, informative in [(1_000_000, 8, 6), (50_000, 200, 20)]:
+        xt, yt = make_classification(n_samples=rows, n_features=cols, n_informative=informative, random_state=0)
+        xt, yt = xt.astype(np.float32), yt.astype(np.float32)
+        xt.tofile(os.path.join(out, "train_x.f32"))
+        yt.tofile(os.path.join(out, "train_y.f32"))
+        test = rows // 5
+        cut = rows - test
+        res = subprocess.run(
+            [train_bench, os.path.join(out, "train_x.f32"), os.path.join(out, "train_y.f32"),
+             str(rows), str(cols), str(test), "gradient_boosting_classifier", "{}"],
+            check=True, capture_output=True, text=True,
+        )
+        ours = json.loads(res.stdout)
+        y_int = yt.astype(int)
+        start = time.perf_counter()
+        hgb = HistGradientBoostingClassifier(max_iter=100, early_stopping=False, random_state=0).fit(xt[:cut], y_int[:cut])
+        hgb_s = time.perf_counter() - start
+        start = time.perf_counter()
+        lgb = lightgbm.LGBMClassifier(n_estimators=100, verbose=-1, random_state=0).fit(xt[:cut], y_int[:cut])
+        lgb_s = time.perf_counter() - start
+        print(
+            f"| {rows:,} × {cols} | {ours['seconds']:.2f} | {ours['score']:.4f} | {hgb_s:.2f} | "
+            f"{hgb.score(xt[cut:], y_int[cut:]):.4f} | {lgb_s:.2f} | {lgb.score(xt[cut:], y_int[cut:]):.4f} | "
+            f"{ours['seconds'] / min(hgb_s, lgb_s):.2f}× |"
+        )
+    print()
 ROWS, COLS = 100_000, 8
 x, y = make_classification(n_samples=ROWS, n_features=COLS, n_informative=6, random_state=0)
 x = x.astype(np.float32)
@@ -112,6 +152,8 @@ def sluice(path, batches):
 
 print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, onnxruntime {ort.__version__}")
 print()
+if train_bench:
+    training_table()
 print("| model | batch | sluice rows/s | onnxruntime rows/s (no ZipMap, all cores) | (1 thread) | (with ZipMap) | sluice ÷ onnxruntime |")
 print("|---|---|---|---|---|---|---|")
 for name, (path, path_nozip) in models.items():

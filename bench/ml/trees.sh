@@ -1,7 +1,8 @@
 #!/bin/sh
-# Tree-ensemble inference, sluice against onnxruntime on the same ONNX files
-# (a random forest, gradient boosting and LightGBM exported with their
-# tools' defaults). Prints a Markdown table; see bench/ml/trees.py.
+# Tree ensembles side by side: gradient-boosting training against
+# scikit-learn and LightGBM, and inference against onnxruntime on the same
+# ONNX files (a random forest and LightGBM exported with their tools'
+# defaults). Prints a Markdown table; see bench/ml/trees.py.
 #
 #   bench/ml/trees.sh [OUT_DIR]        (default target/tree-bench)
 #
@@ -16,5 +17,6 @@ if [ ! -x "$venv/bin/python" ]; then
     "$venv/bin/pip" install --quiet 'scikit-learn==1.9.1' 'skl2onnx==1.20.0' 'onnxruntime==1.32.0' \
         'onnxmltools==1.16.0' 'lightgbm==4.7.0'
 fi
-cargo build --release -p sluice-ml --example tree_bench
-"$venv/bin/python" bench/ml/trees.py target/release/examples/tree_bench "$out"
+cargo build --release -p sluice-ml --example tree_bench --example train_bench
+"$venv/bin/python" bench/ml/trees.py target/release/examples/tree_bench "$out" \
+    target/release/examples/train_bench

@@ -307,28 +307,35 @@ pub(crate) enum EnsembleTarget<'a> {
 
 // ---- binning ----------------------------------------------------------------
 
-/// The features cut into bins: column-major bin indices and, per feature,
-/// the `f32` threshold that ends each bin but the last.
+/// The features cut into bins: row-major bin indices (a row's bins are
+/// adjacent, so one pass over a node's rows fills every feature's
+/// histogram) and, per feature, the `f32` threshold that ends each bin but
+/// the last, and where its bins start in a histogram.
 struct Binned {
-    bins: Vec<Vec<u8>>,
+    bins: Vec<u8>,
+    cols: usize,
     thresholds: Vec<Vec<f32>>,
+    /// Per feature, its first bin's index in a histogram; then the total.
+    offsets: Vec<usize>,
 }
 
 impl Binned {
     fn new(x: &Matrix, max_bins: usize) -> Binned {
         let (rows, cols) = (x.rows(), x.cols());
-        let mut bins = Vec::with_capacity(cols);
+        let mut bins = vec![0u8; rows * cols];
         let mut thresholds = Vec::with_capacity(cols);
+        let mut column = Vec::with_capacity(rows);
         for f in 0..cols {
-            let mut values: Vec<f32> = (0..rows).map(|i| x.get(i, f) as f32).collect();
-            values.sort_by(f32::total_cmp);
+            column.clear();
+            column.extend((0..rows).map(|i| x.get(i, f) as f32));
+            let mut values = column.clone();
+            values.sort_unstable_by(f32::total_cmp);
             values.dedup();
             let cuts: Vec<f32> = if values.len() <= max_bins {
                 values
                     .windows(2)
                     .map(|w| {
-                        let mid = (f64::from(w[0]) + f64::from(w[1])) / 2.0;
-                        let mid = mid as f32;
+                        let mid = ((f64::from(w[0]) + f64::from(w[1])) / 2.0) as f32;
                         if w[0] < mid && mid < w[1] { mid } else { w[0] }
                     })
                     .collect()
@@ -339,29 +346,37 @@ impl Binned {
                 cuts.dedup();
                 cuts
             };
-            bins.push(
-                (0..rows)
-                    .map(|i| cuts.partition_point(|t| *t < x.get(i, f) as f32) as u8)
-                    .collect(),
-            );
+            for (i, v) in column.iter().enumerate() {
+                bins[i * cols + f] = cuts.partition_point(|t| t < v) as u8;
+            }
             thresholds.push(cuts);
         }
-        Binned { bins, thresholds }
+        let mut offsets = Vec::with_capacity(cols + 1);
+        let mut total = 0;
+        for t in &thresholds {
+            offsets.push(total);
+            total += t.len() + 1;
+        }
+        offsets.push(total);
+        Binned {
+            bins,
+            cols,
+            thresholds,
+            offsets,
+        }
     }
 
-    fn n_bins(&self, f: usize) -> usize {
-        self.thresholds[f].len() + 1
+    fn bin(&self, row: usize, f: usize) -> usize {
+        usize::from(self.bins[row * self.cols + f])
     }
 }
 
 // ---- one tree ---------------------------------------------------------------
 
-/// Per-bin sums of one node: `dims` gradients, the hessian and the count.
+/// Per-bin sums of one node, every feature's bins one after another
+/// (`Binned::offsets`): per bin `[g_0 … g_{dims−1}, h, count]`.
 #[derive(Clone)]
-struct Histogram {
-    /// Per feature, its bins' `[g_0 … g_{dims−1}, h, count]`.
-    features: Vec<Vec<f64>>,
-}
+struct Histogram(Vec<f64>);
 
 struct Grower<'a> {
     binned: &'a Binned,
@@ -396,33 +411,71 @@ impl Grower<'_> {
 
     fn histogram(&self, rows: &[u32]) -> Histogram {
         let s = self.stride();
-        let mut features = vec![Vec::new(); self.binned.bins.len()];
-        for &f in &self.features {
-            let bins = &self.binned.bins[f];
-            let mut h = vec![0.0; self.binned.n_bins(f) * s];
+        let len = self.binned.offsets[self.binned.cols] * s;
+        // One pass over the rows fills every feature; large nodes are
+        // split across the cores, each summing its rows, then added up.
+        let fill = |rows: &[u32]| {
+            let mut h = vec![0.0; len];
+            let cols = self.binned.cols;
+            let offsets = &self.binned.offsets[..cols];
+            if self.dims == 1 {
+                for &r in rows {
+                    let r = r as usize;
+                    let (g, hess) = (self.grad[r], self.hess[r]);
+                    let row_bins = &self.binned.bins[r * cols..][..cols];
+                    for (&b, &o) in row_bins.iter().zip(offsets) {
+                        let i = (o + usize::from(b)) * 3;
+                        h[i] += g;
+                        h[i + 1] += hess;
+                        h[i + 2] += 1.0;
+                    }
+                }
+                return h;
+            }
             for &r in rows {
                 let r = r as usize;
-                let b = &mut h[bins[r] as usize * s..][..s];
-                for (acc, g) in b.iter_mut().zip(&self.grad[r * self.dims..][..self.dims]) {
-                    *acc += g;
+                let row_bins = &self.binned.bins[r * cols..][..cols];
+                let g = &self.grad[r * self.dims..][..self.dims];
+                let hess = self.hess[r];
+                for (&b, &o) in row_bins.iter().zip(offsets) {
+                    let cell = &mut h[(o + usize::from(b)) * s..][..s];
+                    for (acc, v) in cell.iter_mut().zip(g) {
+                        *acc += v;
+                    }
+                    cell[self.dims] += hess;
+                    cell[self.dims + 1] += 1.0;
                 }
-                b[self.dims] += self.hess[r];
-                b[self.dims + 1] += 1.0;
             }
-            features[f] = h;
+            h
+        };
+        let threads = if rows.len() >= PARALLEL_ROWS {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            1
+        };
+        if threads <= 1 {
+            return Histogram(fill(rows));
         }
-        Histogram { features }
+        let parts: Vec<Vec<f64>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = rows
+                .chunks(rows.len().div_ceil(threads))
+                .map(|chunk| scope.spawn(move || fill(chunk)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("histogram thread"))
+                .collect()
+        });
+        let mut parts = parts.into_iter();
+        let mut total = parts.next().unwrap_or_else(|| vec![0.0; len]);
+        for part in parts {
+            total.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
+        }
+        Histogram(total)
     }
 
     fn subtract(&self, parent: &Histogram, child: &Histogram) -> Histogram {
-        Histogram {
-            features: parent
-                .features
-                .iter()
-                .zip(&child.features)
-                .map(|(p, c)| p.iter().zip(c).map(|(a, b)| a - b).collect())
-                .collect(),
-        }
+        Histogram(parent.0.iter().zip(&child.0).map(|(a, b)| a - b).collect())
     }
 
     /// `Σ_d G_d² / (H + λ)`.
@@ -445,7 +498,7 @@ impl Grower<'_> {
         }
         let mut best: Option<(f64, usize, usize)> = None;
         for &f in &tried {
-            let h = &hist.features[f];
+            let h = &hist.0[self.binned.offsets[f] * s..self.binned.offsets[f + 1] * s];
             let n_bins = h.len() / s;
             let mut total = vec![0.0; s];
             for b in 0..n_bins {
@@ -467,8 +520,18 @@ impl Grower<'_> {
                 if n_right < self.min_leaf as f64 {
                     break;
                 }
-                let right: Vec<f64> = total.iter().zip(&left).map(|(t, l)| t - l).collect();
-                let gain = self.score(&left) + self.score(&right) - parent;
+                let right_score = {
+                    let h = total[self.dims] - left[self.dims] + self.l2;
+                    if h <= 0.0 {
+                        0.0
+                    } else {
+                        (0..self.dims)
+                            .map(|d| (total[d] - left[d]).powi(2))
+                            .sum::<f64>()
+                            / h
+                    }
+                };
+                let gain = self.score(&left) + right_score - parent;
                 if gain > 1e-12 && best.is_none_or(|(g, _, _)| gain > g) {
                     best = Some((gain, f, b));
                 }
@@ -482,7 +545,8 @@ impl Grower<'_> {
         // Any feature's bins hold every row of the node.
         let f = self.features[0];
         let mut total = vec![0.0; s];
-        for chunk in hist.features[f].chunks_exact(s) {
+        let bins = &hist.0[self.binned.offsets[f] * s..self.binned.offsets[f + 1] * s];
+        for chunk in bins.chunks_exact(s) {
             for (t, v) in total.iter_mut().zip(chunk) {
                 *t += v;
             }
@@ -495,8 +559,16 @@ impl Grower<'_> {
     }
 
     /// Grows one tree on `rows` (which it reorders); the leaves' values
-    /// are `−G / (H + λ)`. Adds each split's gain to `importances`.
-    fn grow(&self, rows: &mut [u32], rng: &mut SplitMix64, importances: &mut [f64]) -> Tree {
+    /// are `−G / (H + λ)`. Adds each split's gain to `importances`. Also
+    /// returns where each leaf's rows ended up: `(start, end, node)` into
+    /// `rows`.
+    fn grow(
+        &self,
+        rows: &mut [u32],
+        rng: &mut SplitMix64,
+        importances: &mut [f64],
+    ) -> (Tree, Vec<(usize, usize, usize)>) {
+        let mut leaf_rows = Vec::new();
         let mut nodes = vec![TreeNode::Leaf(Vec::new())];
         let root_hist = self.histogram(rows);
         let split = self.best_split(&root_hist, rng);
@@ -529,14 +601,14 @@ impl Grower<'_> {
             let can_split = leaves < self.max_leaves && c.depth < self.max_depth;
             let Some((gain, feature, bin)) = c.split.filter(|_| can_split) else {
                 nodes[c.node] = TreeNode::Leaf(self.leaf_values(&c.hist));
+                leaf_rows.push((c.start, c.end, c.node));
                 continue;
             };
             // Partition the node's rows: bins ≤ `bin` first.
             let part = &mut rows[c.start..c.end];
-            let bins = &self.binned.bins[feature];
             let mut mid = 0;
             for i in 0..part.len() {
-                if usize::from(bins[part[i] as usize]) <= bin {
+                if self.binned.bin(part[i] as usize, feature) <= bin {
                     part.swap(i, mid);
                     mid += 1;
                 }
@@ -585,9 +657,12 @@ impl Grower<'_> {
                 });
             }
         }
-        Tree { nodes }
+        (Tree { nodes }, leaf_rows)
     }
 }
+
+/// Node rows from which a histogram is summed on every core.
+const PARALLEL_ROWS: usize = 50_000;
 
 fn normalised(mut v: Vec<f64>) -> Vec<f64> {
     let total: f64 = v.iter().sum();
@@ -651,6 +726,14 @@ pub(crate) fn fit_boosting(
         }
     };
     let mut raw: Vec<f64> = (0..n).flat_map(|_| base.iter().copied()).collect();
+    // The training loss recorded per round is measured on at most 10,000
+    // evenly spaced training rows: a log per row of a million-row table
+    // every round would cost more than growing the tree.
+    let loss_rows: Vec<u32> = train
+        .iter()
+        .step_by(train.len().div_ceil(10_000).max(1))
+        .copied()
+        .collect();
     let mut grad = vec![0.0; n];
     let mut hess = vec![0.0; n];
     let mut trees = Vec::new();
@@ -741,20 +824,33 @@ pub(crate) fn fit_boosting(
                 per_split: None,
             };
             let mut tree_rows = rows.clone();
-            let mut tree = grower.grow(&mut tree_rows, &mut rng, &mut importances);
+            let (mut tree, leaf_rows) = grower.grow(&mut tree_rows, &mut rng, &mut importances);
             for node in &mut tree.nodes {
                 if let TreeNode::Leaf(v) = node {
                     v.iter_mut().for_each(|w| *w *= p.learning_rate);
                 }
             }
-            // Update every row's score, the held-out ones included.
-            for r in 0..n {
+            // Update every row's score: the tree's rows from where growing
+            // left them, the others (held out, not drawn) by a walk.
+            let mut walked = vec![true; if tree_rows.len() < n { n } else { 0 }];
+            for (start, end, node) in leaf_rows {
+                let TreeNode::Leaf(v) = &tree.nodes[node] else {
+                    unreachable!("leaf ranges name leaves")
+                };
+                for &r in &tree_rows[start..end] {
+                    raw[r as usize * k + class] += v[0];
+                    if let Some(w) = walked.get_mut(r as usize) {
+                        *w = false;
+                    }
+                }
+            }
+            for (r, _) in walked.iter().enumerate().filter(|(_, w)| **w) {
                 raw[r * k + class] += tree.leaf(x.row(r))[0];
             }
             trees.push(tree);
             tree_output.push(Some(class));
         }
-        history.push(loss(&raw, &train));
+        history.push(loss(&raw, &loss_rows));
         if p.early_stopping {
             let l = loss(&raw, &valid);
             if l < best_loss - p.tol {
@@ -852,7 +948,7 @@ pub(crate) fn fit_forest(
         } else {
             (0..n as u32).collect()
         };
-        let tree = grower.grow(&mut rows, &mut rng, &mut importances);
+        let (tree, _) = grower.grow(&mut rows, &mut rng, &mut importances);
         for r in 0..n {
             for (s, v) in sums[r * dims..][..dims].iter_mut().zip(tree.leaf(x.row(r))) {
                 *s += v;
