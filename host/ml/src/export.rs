@@ -193,10 +193,10 @@ const ML_DOMAIN: &str = "ai.onnx.ml";
 /// One ONNX-ML `TreeEnsembleRegressor` holding every tree (its outputs are
 /// raw scores, class proportions or values), then the head.
 fn trees_graph(g: &mut Graph, m: &TreeEnsembleModel) -> usize {
-    let mut n = (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-    let (tree_ids, node_ids, features, modes, values, trues, falses) = (
-        &mut n.0, &mut n.1, &mut n.2, &mut n.3, &mut n.4, &mut n.5, &mut n.6,
-    );
+    // The node attributes, one entry per node of every tree…
+    let (mut tree_ids, mut node_ids, mut features) = (vec![], vec![], vec![]);
+    let (mut modes, mut values, mut trues, mut falses) = (vec![], vec![], vec![], vec![]);
+    // …and the leaf weights, one entry per (leaf, output).
     let (mut t_tree, mut t_node, mut t_id, mut t_w) = (vec![], vec![], vec![], vec![]);
     for (t, (tree, output)) in m.trees.iter().zip(&m.tree_output).enumerate() {
         for (i, node) in tree.nodes.iter().enumerate() {
@@ -247,13 +247,13 @@ fn trees_graph(g: &mut Graph, m: &TreeEnsembleModel) -> usize {
             if m.average { "AVERAGE" } else { "SUM" },
         ),
         ints_attr("n_targets", vec![]),
-        ints_attr("nodes_falsenodeids", falses.clone()),
-        ints_attr("nodes_featureids", features.clone()),
-        strings_attr("nodes_modes", modes.clone()),
-        ints_attr("nodes_nodeids", node_ids.clone()),
-        ints_attr("nodes_treeids", tree_ids.clone()),
-        ints_attr("nodes_truenodeids", trues.clone()),
-        floats_attr("nodes_values", values.clone()),
+        ints_attr("nodes_falsenodeids", falses),
+        ints_attr("nodes_featureids", features),
+        strings_attr("nodes_modes", modes),
+        ints_attr("nodes_nodeids", node_ids),
+        ints_attr("nodes_treeids", tree_ids),
+        ints_attr("nodes_truenodeids", trues),
+        floats_attr("nodes_values", values),
         string_attr("post_transform", "NONE"),
         ints_attr("target_ids", t_id),
         ints_attr("target_nodeids", t_node),
