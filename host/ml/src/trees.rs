@@ -317,6 +317,11 @@ impl TreeEnsemble {
         aggregate: Aggregate,
         kind: Kind,
     ) -> Result<TreeEnsemble> {
+        if n_targets > MAX_OUTPUTS {
+            return bad(format!(
+                "{n_targets} outputs per row; at most {MAX_OUTPUTS} are supported"
+            ));
+        }
         let n = attrs.node_ids.len();
         if n == 0 {
             return bad("the ensemble has no nodes");
@@ -665,9 +670,12 @@ impl TreeEnsemble {
             ));
         }
         let t = self.n_targets;
+        let Some(cells) = rows.checked_mul(t) else {
+            return bad(format!("{rows} rows × {t} outputs is too many"));
+        };
         let mut acc = Accumulated {
-            score: vec![0f32; rows * t],
-            has: vec![false; rows * t],
+            score: vec![0f32; cells],
+            has: vec![false; cells],
         };
         let walk = |x: &[T], score: &mut [f32], has: &mut [bool]| match self.walk {
             Walk::Uniform(Branch::Leq, false) => {
@@ -927,6 +935,11 @@ struct Accumulated {
 
 const MIXED: u8 = u8::MAX;
 
+/// The most outputs (classes or targets) per row an ensemble may declare:
+/// far beyond any real model, small enough that a file cannot make the
+/// evaluator allocate without bound.
+const MAX_OUTPUTS: usize = 1 << 16;
+
 /// Rows × trees above which a batch is split across the cores (about a
 /// millisecond of work).
 const PARALLEL_WORK: usize = 1 << 18;
@@ -1171,5 +1184,7 @@ mod tests {
             .regress(&[0.0f32], 1, 1)
             .unwrap_err();
         assert!(e.0.contains("read feature 1 but rows have 1"), "{e}");
+        let e = TreeEnsemble::regressor(&stumps(), 1 << 40).unwrap_err();
+        assert!(e.0.contains("at most 65536"), "{e}");
     }
 }
