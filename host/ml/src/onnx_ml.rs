@@ -5,7 +5,8 @@
 //!
 //! - **Rewrites** of the graph before tract sees it, into standard ONNX
 //!   operators with the same values: `Scaler` (`Cast`, `Sub`, `Mul`),
-//!   `Imputer` (`IsNaN` or `Equal`, then `Where`) and `ZipMap`, whose list
+//!   `Imputer` (`IsNaN` or `Equal`, then `Where`), `OneHotEncoder` over
+//!   integer categories (`Unsqueeze`, `Equal`, `Cast`) and `ZipMap`, whose list
 //!   of `{label: probability}` maps becomes the `[N, C]` probability tensor
 //!   it was made from (an `Identity`), under the same output name: the
 //!   columns are the classes in the order the model declares them.
@@ -45,12 +46,21 @@ pub const SUPPORTED: &[(&str, &str)] = &[
         "ZipMap",
         "dropped: the output is the [N, C] probability tensor",
     ),
+    (
+        "OneHotEncoder",
+        "integer categories: rewritten to Unsqueeze, Equal, Cast",
+    ),
 ];
 
 /// What to do instead of an ONNX-ML operator sluice does not run.
 fn workaround(op: &str) -> &'static str {
     match op {
-        "OneHotEncoder" | "LabelEncoder" | "Binarizer" | "FeatureVectorizer" => {
+        "OneHotEncoder" => {
+            "sluice one-hot encodes integer categories (`cats_int64s`); for text categories, \
+             encode the column in the pipeline before training (a sluice transform step) and \
+             export the estimator alone"
+        }
+        "LabelEncoder" | "Binarizer" | "FeatureVectorizer" => {
             "encode the column in the pipeline before training (a sluice transform step) and \
              export the estimator alone, not the scikit-learn Pipeline around it"
         }
@@ -99,6 +109,7 @@ pub(crate) fn rewrite(model: &mut pb::ModelProto) -> Result<(), String> {
         }
     }
     let mut rewritten = false;
+    let opsets = model.opset_import.clone();
     let old = std::mem::take(&mut graph.node);
     let mut added_initialisers = Vec::new();
     for node in old {
@@ -203,6 +214,47 @@ pub(crate) fn rewrite(model: &mut pb::ModelProto) -> Result<(), String> {
                 ));
                 rewritten = true;
             }
+            "OneHotEncoder" => {
+                let (x, y) = unary(&node)?;
+                let Some(cats) = attr(&node, "cats_int64s").filter(|a| !a.ints.is_empty()) else {
+                    return Err(format!(
+                        "OneHotEncoder node `{}` has text categories; {}",
+                        node.name,
+                        workaround("OneHotEncoder")
+                    ));
+                };
+                let p = format!("{y}__sluice_onehot");
+                added_initialisers.push(int_initialiser(&format!("{p}_cats"), &cats.ints));
+                // One more axis, the categories': [..] → [.., 1] == [C].
+                let mut unsqueeze = simple_node(
+                    "Unsqueeze",
+                    &format!("{p}_unsqueeze"),
+                    vec![x.clone()],
+                    &format!("{p}_column"),
+                );
+                if model_opset(&opsets) >= 13 {
+                    added_initialisers.push(int_initialiser(&format!("{p}_axes"), &[-1]));
+                    unsqueeze.input.push(format!("{p}_axes"));
+                } else {
+                    unsqueeze.attribute.push(pb::AttributeProto {
+                        name: "axes".into(),
+                        r#type: pb::attribute_proto::AttributeType::Ints as i32,
+                        ints: vec![-1],
+                        ..Default::default()
+                    });
+                }
+                graph.node.push(unsqueeze);
+                graph.node.push(simple_node(
+                    "Equal",
+                    &format!("{p}_eq"),
+                    vec![format!("{p}_column"), format!("{p}_cats")],
+                    &format!("{p}_hot"),
+                ));
+                graph
+                    .node
+                    .push(cast_node(&format!("{p}_cast"), &format!("{p}_hot"), y, 1));
+                rewritten = true;
+            }
             _ => graph.node.push(node),
         }
     }
@@ -219,6 +271,14 @@ pub(crate) fn rewrite(model: &mut pb::ModelProto) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The model's default-domain operator set (1 when it names none).
+fn model_opset(opsets: &[pb::OperatorSetIdProto]) -> i64 {
+    opsets
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map_or(1, |o| o.version)
 }
 
 fn attr<'a>(node: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {

@@ -30,8 +30,9 @@ from sklearn.ensemble import (
 )
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import MinMaxScaler, Normalizer, StandardScaler
+from sklearn.preprocessing import MinMaxScaler, Normalizer, OneHotEncoder, StandardScaler
 
 warnings.filterwarnings("ignore")
 out = sys.argv[1]
@@ -41,6 +42,11 @@ cancer_x, cancer_y = load_breast_cancer(return_X_y=True)
 iris_x, iris_y = load_iris(return_X_y=True)
 diab_x, diab_y = load_diabetes(return_X_y=True)
 cancer_x, iris_x, diab_x = (a.astype(np.float32) for a in (cancer_x, iris_x, diab_x))
+# Two integer-coded categorical columns beside a numeric one, one-hot
+# encoded inside the pipeline.
+rng = np.random.default_rng(0)
+mixed_x = np.c_[rng.integers(0, 4, 400), rng.normal(size=400), rng.integers(0, 3, 400)].astype(np.float32)
+mixed_y = ((mixed_x[:, 0] == 2) ^ (mixed_x[:, 1] > 0)).astype(int)
 # Rows with a missing value exercise the imputer and the trees' NaN branches.
 iris_nan = iris_x.copy()
 iris_nan[::7, 2] = np.nan
@@ -56,6 +62,15 @@ sk = {
             iris_x, iris_y
         ),
         iris_nan,
+    ),
+    "onehot_scaler_logreg_pipeline": (
+        make_pipeline(
+            ColumnTransformer(
+                [("cat", OneHotEncoder(handle_unknown="ignore"), [0, 2]), ("num", StandardScaler(), [1])]
+            ),
+            LogisticRegression(),
+        ).fit(mixed_x, mixed_y),
+        mixed_x,
     ),
     "gradient_boosting_binary": (
         GradientBoostingClassifier(n_estimators=30, random_state=0).fit(cancer_x, cancer_y),
