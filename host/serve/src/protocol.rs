@@ -487,7 +487,14 @@ pub fn infer_table(
                     t.name, t.shape
                 ))
             })?;
-        let expected: usize = dims.iter().product();
+        // A shape is the client's word: its product may not fit a usize.
+        let Some(expected) = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) else {
+            return Err(DataError(format!(
+                "input `{}` has shape {:?}, more values than any request can hold; \
+                 the product of the dimensions must equal the number of values in `data`",
+                t.name, t.shape
+            )));
+        };
         if dims.is_empty() || expected != values.len() {
             return Err(DataError(format!(
                 "input `{}` has shape {:?} ({expected} values) but {} values in `data`",
@@ -1102,6 +1109,14 @@ mod tests {
         assert!(e.0.contains("does not read"), "{e}");
         let e = err(r#"{"inputz": []}"#).unwrap_err();
         assert!(e.0.contains("invalid inference request"), "{e}");
+        // A shape whose product overflows (found by the grpc_request fuzz
+        // target): with overflow unchecked, 2^62 × 4 wrapped to the 0
+        // values sent.
+        let e = err(
+            r#"{"inputs": [{"name": "a", "shape": [4611686018427387904, 4], "datatype": "FP32", "data": []}]}"#,
+        )
+        .unwrap_err();
+        assert!(e.0.contains("more values than any request can hold"), "{e}");
     }
 
     #[test]
