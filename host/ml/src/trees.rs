@@ -615,17 +615,27 @@ impl TreeEnsemble {
         let c = self.n_targets;
         let mut scores = vec![0f32; rows * c];
         let mut picked = Vec::with_capacity(rows);
+        // Buffers reused for every row: a row's accumulated scores, then
+        // its finished ones (one or two values shorter than `c` for
+        // onnxruntime's binary layouts; the rest of the row stays 0).
+        let mut row = Vec::with_capacity(c);
+        let mut finished = Vec::with_capacity(c.max(2));
         for r in 0..rows {
-            let mut row: Vec<(f32, bool)> = acc.score[r * c..][..c]
-                .iter()
-                .copied()
-                .zip(acc.has[r * c..][..c].iter().copied())
-                .collect();
-            let label = self.finish_classification(&mut row, *binary_case, *weights_all_positive);
-            picked.push(label);
-            let out = &mut scores[r * c..][..c];
-            for (o, (s, _)) in out.iter_mut().zip(&row) {
-                *o = *s;
+            row.clear();
+            row.extend(
+                acc.score[r * c..][..c]
+                    .iter()
+                    .copied()
+                    .zip(acc.has[r * c..][..c].iter().copied()),
+            );
+            picked.push(self.finish_classification(
+                &mut row,
+                &mut finished,
+                *binary_case,
+                *weights_all_positive,
+            ));
+            for (o, v) in scores[r * c..][..c].iter_mut().zip(&finished) {
+                *o = *v;
             }
         }
         let labels = match labels {
@@ -838,11 +848,11 @@ impl TreeEnsemble {
     }
 
     /// onnxruntime's `TreeAggregatorClassifier::FinalizeScores`: leaves the
-    /// row's scores in `row` (its length restored to the class count) and
-    /// returns the label.
+    /// row's finished scores in `finished` and returns the label.
     fn finish_classification(
         &self,
         row: &mut Vec<(f32, bool)>,
+        finished: &mut Vec<f32>,
         binary_case: bool,
         weights_all_positive: bool,
     ) -> Picked {
@@ -912,11 +922,9 @@ impl TreeEnsemble {
                 Picked::Value(i64::from(positive > 0.0))
             };
         }
-        let mut values: Vec<f32> = row.iter().map(|(s, _)| *s).collect();
-        write_scores(&mut values, self.post_transform, second);
-        row.clear();
-        row.extend(values.into_iter().map(|v| (v, true)));
-        row.resize(c, (0.0, false));
+        finished.clear();
+        finished.extend(row.iter().map(|(s, _)| *s));
+        write_scores(finished, self.post_transform, second);
         picked
     }
 }
@@ -961,15 +969,15 @@ fn write_scores(scores: &mut Vec<f32>, transform: PostTransform, second: Option<
             scores[0] = probit(s);
             return;
         }
-        match second {
-            Some(0 | 1) => *scores = vec![1.0 - s, s],
-            Some(2 | 3) if transform == PostTransform::Logistic => {
-                *scores = vec![logistic(-s), logistic(s)]
-            }
-            Some(2) => *scores = vec![-s, s],
-            Some(3) => *scores = vec![s, -s],
-            _ => {}
-        }
+        let pair = match second {
+            Some(0 | 1) => [1.0 - s, s],
+            Some(2 | 3) if transform == PostTransform::Logistic => [logistic(-s), logistic(s)],
+            Some(2) => [-s, s],
+            Some(3) => [s, -s],
+            _ => return,
+        };
+        scores.clear();
+        scores.extend(pair);
     }
 }
 
