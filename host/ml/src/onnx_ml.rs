@@ -14,7 +14,8 @@
 //!   (`TreeEnsembleClassifier`, `TreeEnsembleRegressor`), evaluated by
 //!   [`crate::trees`]: tract's own classifier is hundreds of times slower
 //!   than onnxruntime and rejects per-class base values, and tract has no
-//!   regressor.
+//!   regressor. `LabelEncoder` (what `OrdinalEncoder` exports to) is a
+//!   native map too: tract has none.
 //!
 //! `LinearClassifier`, `LinearRegressor`, `Normalizer`, `CategoryMapper`
 //! and `ArrayFeatureExtractor` are tract's own. Any other ONNX-ML operator is refused by
@@ -35,6 +36,10 @@ const ML: &str = "ai.onnx.ml";
 pub const SUPPORTED: &[(&str, &str)] = &[
     ("TreeEnsembleClassifier", "native tree evaluator"),
     ("TreeEnsembleRegressor", "native tree evaluator"),
+    (
+        "LabelEncoder",
+        "native: float, integer or text keys to float, integer or text values",
+    ),
     ("LinearClassifier", "tract"),
     ("LinearRegressor", "tract"),
     ("Normalizer", "tract"),
@@ -60,7 +65,7 @@ fn workaround(op: &str) -> &'static str {
              encode the column in the pipeline before training (a sluice transform step) and \
              export the estimator alone"
         }
-        "LabelEncoder" | "Binarizer" | "FeatureVectorizer" => {
+        "Binarizer" | "FeatureVectorizer" => {
             "encode the column in the pipeline before training (a sluice transform step) and \
              export the estimator alone, not the scikit-learn Pipeline around it"
         }
@@ -86,6 +91,7 @@ pub(crate) fn framework() -> tract_onnx::Onnx {
         .insert("TreeEnsembleClassifier", tree_classifier);
     onnx.op_register
         .insert("TreeEnsembleRegressor", tree_regressor);
+    onnx.op_register.insert("LabelEncoder", label_encoder);
     onnx
 }
 
@@ -605,4 +611,431 @@ impl TypedOp for Trees {
     }
 
     as_op!();
+}
+
+// ---- LabelEncoder as a tract operator ---------------------------------------
+
+/// A key of a `LabelEncoder` map, hashable: floats by their bits, with
+/// `-0.0` as `0.0` and every NaN as one NaN (opset 4 maps NaN keys).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Float(u32),
+    Int(i64),
+    Text(String),
+}
+
+impl Key {
+    fn float(v: f32) -> Key {
+        Key::Float(if v.is_nan() {
+            f32::NAN.to_bits()
+        } else if v == 0.0 {
+            0
+        } else {
+            v.to_bits()
+        })
+    }
+}
+
+/// A list of `LabelEncoder` keys or values, of one element type.
+#[derive(Debug, Clone, PartialEq)]
+enum Labels {
+    Float(Vec<f32>),
+    Int(Vec<i64>),
+    Text(Vec<String>),
+}
+
+impl Labels {
+    fn len(&self) -> usize {
+        match self {
+            Labels::Float(v) => v.len(),
+            Labels::Int(v) => v.len(),
+            Labels::Text(v) => v.len(),
+        }
+    }
+
+    fn datum_type(&self) -> DatumType {
+        match self {
+            Labels::Float(_) => DatumType::F32,
+            Labels::Int(_) => DatumType::I64,
+            Labels::Text(_) => DatumType::String,
+        }
+    }
+
+    fn keys(&self) -> Vec<Key> {
+        match self {
+            Labels::Float(v) => v.iter().map(|&x| Key::float(x)).collect(),
+            Labels::Int(v) => v.iter().map(|&x| Key::Int(x)).collect(),
+            Labels::Text(v) => v.iter().map(|x| Key::Text(x.clone())).collect(),
+        }
+    }
+}
+
+/// Reads a `LabelEncoder` list: `<name>_floats`, `<name>_int64s` or
+/// `<name>_strings` (opset 2), or `<name>_tensor` (opset 4).
+fn labels(node: &pb::NodeProto, name: &str) -> TractResult<Option<Labels>> {
+    let mut found = Vec::new();
+    if let Some(a) = attr(node, &format!("{name}_floats")) {
+        found.push(Labels::Float(a.floats.clone()));
+    }
+    if let Some(a) = attr(node, &format!("{name}_int64s")) {
+        found.push(Labels::Int(a.ints.clone()));
+    }
+    if let Some(a) = attr(node, &format!("{name}_strings")) {
+        found.push(Labels::Text(
+            a.strings
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect(),
+        ));
+    }
+    if let Some(t) = attr(node, &format!("{name}_tensor")).and_then(|a| a.t.as_ref()) {
+        found.push(tensor_labels(t).map_err(|e| {
+            format_err!("LabelEncoder `{}`: attribute {name}_tensor: {e}", node.name)
+        })?);
+    }
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop()),
+        _ => bail!(
+            "LabelEncoder `{}` gives its {name} more than once (one of {name}_floats, \
+             {name}_int64s, {name}_strings, {name}_tensor)",
+            node.name
+        ),
+    }
+}
+
+/// The values of a float, double (read as float), int64 or string tensor.
+fn tensor_labels(t: &pb::TensorProto) -> Result<Labels, String> {
+    Ok(match t.data_type {
+        1 if !t.float_data.is_empty() => Labels::Float(t.float_data.clone()),
+        1 => Labels::Float(
+            t.raw_data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect(),
+        ),
+        11 if !t.double_data.is_empty() => {
+            Labels::Float(t.double_data.iter().map(|v| *v as f32).collect())
+        }
+        11 => Labels::Float(
+            t.raw_data
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32)
+                .collect(),
+        ),
+        7 if !t.int64_data.is_empty() => Labels::Int(t.int64_data.clone()),
+        7 => Labels::Int(
+            t.raw_data
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+                .collect(),
+        ),
+        8 => Labels::Text(
+            t.string_data
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect(),
+        ),
+        other => {
+            return Err(format!(
+                "element type {other}: expected float, double, int64 or string"
+            ));
+        }
+    })
+}
+
+fn label_encoder(
+    _ctx: &ParsingContext,
+    node: &pb::NodeProto,
+) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    let need = |name: &str| -> TractResult<Labels> {
+        labels(node, name)?.ok_or_else(|| {
+            format_err!(
+                "LabelEncoder `{}` has no {name} (e.g. {name}_floats)",
+                node.name
+            )
+        })
+    };
+    let (keys, values) = (need("keys")?, need("values")?);
+    if keys.len() != values.len() {
+        bail!(
+            "LabelEncoder `{}` has {} keys but {} values",
+            node.name,
+            keys.len(),
+            values.len()
+        );
+    }
+    // The default for a key not in the map: `default_tensor` (opset 4),
+    // else the `default_*` attribute of the values' type, else ONNX's.
+    let default = match attr(node, "default_tensor").and_then(|a| a.t.as_ref()) {
+        Some(t) => tensor_labels(t).map_err(|e| {
+            format_err!(
+                "LabelEncoder `{}`: attribute default_tensor: {e}",
+                node.name
+            )
+        })?,
+        None => match &values {
+            Labels::Float(_) => {
+                Labels::Float(vec![attr(node, "default_float").map_or(-0.0, |a| a.f)])
+            }
+            Labels::Int(_) => Labels::Int(vec![attr(node, "default_int64").map_or(-1, |a| a.i)]),
+            Labels::Text(_) => Labels::Text(vec![
+                string(node, "default_string").unwrap_or_else(|| "_Unused".into()),
+            ]),
+        },
+    };
+    if default.len() != 1 || default.datum_type() != values.datum_type() {
+        bail!(
+            "LabelEncoder `{}`: the default must be one value of the values' type",
+            node.name
+        );
+    }
+    let index = keys
+        .keys()
+        .into_iter()
+        .enumerate()
+        .map(|(i, k)| (k, i))
+        .rev() // the first of repeated keys wins
+        .collect();
+    Ok((
+        expand(LabelMap(Arc::new(LabelMapping {
+            keys,
+            values,
+            default,
+            index,
+        }))),
+        vec![],
+    ))
+}
+
+/// A `LabelEncoder`'s map: key `i` becomes value `i`, anything else the
+/// default.
+#[derive(Debug)]
+struct LabelMapping {
+    keys: Labels,
+    values: Labels,
+    default: Labels,
+    index: std::collections::HashMap<Key, usize>,
+}
+
+impl LabelMapping {
+    /// The value of each key, in order.
+    fn map(&self, keys: impl Iterator<Item = Key>, shape: &[usize]) -> TractResult<Tensor> {
+        let at: Vec<Option<usize>> = keys.map(|k| self.index.get(&k).copied()).collect();
+        fn pick<T: Clone>(at: &[Option<usize>], values: &[T], default: &T) -> Vec<T> {
+            at.iter()
+                .map(|i| i.map_or_else(|| default.clone(), |i| values[i].clone()))
+                .collect()
+        }
+        Ok(match (&self.values, &self.default) {
+            (Labels::Float(v), Labels::Float(d)) => {
+                Tensor::from_shape(shape, &pick(&at, v, &d[0]))?
+            }
+            (Labels::Int(v), Labels::Int(d)) => Tensor::from_shape(shape, &pick(&at, v, &d[0]))?,
+            (Labels::Text(v), Labels::Text(d)) => {
+                tract_onnx::prelude::tract_ndarray::ArrayD::from_shape_vec(
+                    shape,
+                    pick(&at, v, &d[0]),
+                )?
+                .into_tensor()
+            }
+            _ => unreachable!("the default has the values' type"),
+        })
+    }
+}
+
+/// A `LabelEncoder` in tract's graph (inference rules and evaluation).
+#[derive(Debug, Clone)]
+struct LabelMap(Arc<LabelMapping>);
+
+impl PartialEq for LabelMap {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for LabelMap {}
+
+impl Expansion for LabelMap {
+    fn name(&self) -> StaticName {
+        "SluiceLabelEncoder".into()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        check_input_arity(inputs, 1)?;
+        check_output_arity(outputs, 1)?;
+        s.equals(&outputs[0].datum_type, self.0.values.datum_type())?;
+        s.equals(&outputs[0].shape, &inputs[0].shape)?;
+        Ok(())
+    }
+
+    fn wire(
+        &self,
+        prefix: &str,
+        model: &mut TypedModel,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        model.wire_node(prefix, self.clone(), inputs)
+    }
+}
+
+impl Op for LabelMap {
+    fn name(&self) -> StaticName {
+        "SluiceLabelEncoder".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!(
+            "{} keys ({:?} to {:?})",
+            self.0.keys.len(),
+            self.0.keys.datum_type(),
+            self.0.values.datum_type()
+        )])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for LabelMap {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        let shape = input.shape().to_vec();
+        let m = &self.0;
+        let out = match &m.keys {
+            Labels::Float(_) => {
+                let x = input.cast_to::<f32>()?;
+                let x = x.try_as_plain_ram()?;
+                m.map(x.as_slice::<f32>()?.iter().map(|&v| Key::float(v)), &shape)?
+            }
+            Labels::Int(_) => {
+                let x = input.cast_to::<i64>()?;
+                let x = x.try_as_plain_ram()?;
+                m.map(x.as_slice::<i64>()?.iter().map(|&v| Key::Int(v)), &shape)?
+            }
+            Labels::Text(_) => {
+                if input.datum_type() != DatumType::String {
+                    bail!(
+                        "LabelEncoder: text keys, but the input holds {:?}",
+                        input.datum_type()
+                    );
+                }
+                let x = input.try_as_plain_ram()?;
+                m.map(
+                    x.as_slice::<String>()?.iter().map(|v| Key::Text(v.clone())),
+                    &shape,
+                )?
+            }
+        };
+        Ok(tvec!(out.into_tvalue()))
+    }
+}
+
+impl TypedOp for LabelMap {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        Ok(tvec!(TypedFact::dt_shape(
+            self.0.values.datum_type(),
+            inputs[0].shape.clone()
+        )))
+    }
+
+    as_op!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapping(keys: Labels, values: Labels, default: Labels) -> LabelMapping {
+        let index = keys
+            .keys()
+            .into_iter()
+            .enumerate()
+            .map(|(i, k)| (k, i))
+            .rev()
+            .collect();
+        LabelMapping {
+            keys,
+            values,
+            default,
+            index,
+        }
+    }
+
+    #[test]
+    fn an_onnx_ml_operator_sluice_does_not_run_is_refused_with_a_workaround() {
+        let mut model = pb::ModelProto {
+            graph: Some(pb::GraphProto {
+                node: vec![
+                    simple_node("Identity", "first", vec!["x".into()], "y"),
+                    pb::NodeProto {
+                        domain: ML.into(),
+                        ..simple_node("Binarizer", "binarise", vec!["y".into()], "z")
+                    },
+                ],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let e = rewrite(&mut model).unwrap_err();
+        assert!(
+            e.starts_with(
+                "the model uses the ONNX-ML operator `Binarizer` (node `binarise`), which sluice \
+                 does not run; encode the column in the pipeline before training"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("LabelEncoder, "), "lists what runs: {e}");
+    }
+
+    #[test]
+    fn a_label_encoder_maps_keys_and_gives_the_default_for_the_rest() {
+        // Float keys: -0.0 finds 0.0, NaN finds NaN, the first of a
+        // repeated key wins.
+        let m = mapping(
+            Labels::Float(vec![0.0, 2.5, f32::NAN, 2.5]),
+            Labels::Int(vec![10, 20, 30, 40]),
+            Labels::Int(vec![-1]),
+        );
+        let keys = [-0.0f32, 2.5, f32::NAN, 7.0].map(Key::float);
+        let out = m.map(keys.into_iter(), &[2, 2]).unwrap();
+        assert_eq!(out.shape(), &[2, 2]);
+        assert_eq!(
+            out.try_as_plain_ram().unwrap().as_slice::<i64>().unwrap(),
+            &[10, 20, 30, -1]
+        );
+
+        // Text keys to float values.
+        let m = mapping(
+            Labels::Text(vec!["a".into(), "b".into()]),
+            Labels::Float(vec![1.5, 2.5]),
+            Labels::Float(vec![-0.0]),
+        );
+        let keys = ["b", "z", "a"].map(|k| Key::Text(k.into()));
+        let out = m.map(keys.into_iter(), &[3]).unwrap();
+        assert_eq!(
+            out.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap(),
+            &[2.5, -0.0, 1.5]
+        );
+
+        // Integer keys to text values.
+        let m = mapping(
+            Labels::Int(vec![1, 2]),
+            Labels::Text(vec!["one".into(), "two".into()]),
+            Labels::Text(vec!["_Unused".into()]),
+        );
+        let out = m.map([2, 5].map(Key::Int).into_iter(), &[2]).unwrap();
+        assert_eq!(
+            out.try_as_plain_ram()
+                .unwrap()
+                .as_slice::<String>()
+                .unwrap(),
+            &["two".to_string(), "_Unused".to_string()]
+        );
+    }
 }

@@ -135,7 +135,7 @@ fn standard_exports_run_as_onnxruntime_runs_them() {
         checked.push(name.clone());
     }
     // Every exporter and every rewritten operator was exercised.
-    assert_eq!(checked.len(), 17, "{checked:?}");
+    assert_eq!(checked.len(), 18, "{checked:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -32,7 +32,13 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import MinMaxScaler, Normalizer, OneHotEncoder, StandardScaler
+from sklearn.preprocessing import (
+    MinMaxScaler,
+    Normalizer,
+    OneHotEncoder,
+    OrdinalEncoder,
+    StandardScaler,
+)
 
 warnings.filterwarnings("ignore")
 out = sys.argv[1]
@@ -47,6 +53,9 @@ cancer_x, iris_x, diab_x = (a.astype(np.float32) for a in (cancer_x, iris_x, dia
 rng = np.random.default_rng(0)
 mixed_x = np.c_[rng.integers(0, 4, 400), rng.normal(size=400), rng.integers(0, 3, 400)].astype(np.float32)
 mixed_y = ((mixed_x[:, 0] == 2) ^ (mixed_x[:, 1] > 0)).astype(int)
+# The same rows and two with categories the encoders never saw (4 and 9):
+# one-hot gives zeros, the ordinal encoder its unknown value.
+mixed_unseen = np.r_[mixed_x, [[4, 0.5, 1], [2, -0.3, 9]]].astype(np.float32)
 # Rows with a missing value exercise the imputer and the trees' NaN branches.
 iris_nan = iris_x.copy()
 iris_nan[::7, 2] = np.nan
@@ -70,7 +79,25 @@ sk = {
             ),
             LogisticRegression(),
         ).fit(mixed_x, mixed_y),
-        mixed_x,
+        mixed_unseen,
+    ),
+    # OrdinalEncoder exports as one LabelEncoder (float keys to int64
+    # codes) per column.
+    "ordinal_scaler_logreg_pipeline": (
+        make_pipeline(
+            ColumnTransformer(
+                [
+                    (
+                        "cat",
+                        OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
+                        [0, 2],
+                    ),
+                    ("num", StandardScaler(), [1]),
+                ]
+            ),
+            LogisticRegression(),
+        ).fit(mixed_x, mixed_y),
+        mixed_unseen,
     ),
     "gradient_boosting_binary": (
         GradientBoostingClassifier(n_estimators=30, random_state=0).fit(cancer_x, cancer_y),
