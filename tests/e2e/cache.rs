@@ -156,7 +156,7 @@ fn inspect_shows_manifest_ports_params_and_imports() {
         .iter()
         .map(|i| i.as_str().unwrap())
         .collect();
-    assert!(imports.contains(&"sluice:pipeline/context@0.1.1"));
+    assert!(imports.contains(&"sluice:pipeline/context@0.1.2"));
     assert!(v["digest"].as_str().unwrap().starts_with("sha256:"));
 
     let text = run(&["component", "inspect", "std:statistics"]);

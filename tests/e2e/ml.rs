@@ -587,3 +587,146 @@ fn tree_models_train_through_std_train_and_record_feature_importances() {
         );
     }
 }
+
+#[test]
+fn boosting_stops_early_on_the_eval_split_and_raw_test_rows_slice_by_raw_values() {
+    let dir = tempfile::tempdir().unwrap();
+    // `validation_fraction = 0.99` would leave a handful of training rows
+    // if early stopping held rows out of training: a constant model. It
+    // must watch the eval split instead and train on every training row.
+    let spec = breast_cancer(dir.path(), |s| {
+        s.replace(
+            "algorithm = \"logistic-regression\"",
+            "algorithm = \"gradient-boosting-classifier\"",
+        )
+        .replace(
+            "params = { c = 1.0 }",
+            "params = { n_estimators = 400, early_stopping = true, validation_fraction = 0.99, seed = 1 }",
+        )
+        .replace("accuracy = 0.95", "accuracy = 0.9")
+        .replace(
+            "inputs = { model = \"train.model\", test = \"split.test\" }\nparams = { raw = true }",
+            "inputs = { model = \"train.model\", test = \"split.test\" }\n\
+             params = { raw = true, slice-by = \"mean_radius\" }\n\n\
+             [steps.evaluate-transformed]\n\
+             component = \"std:evaluate\"\n\
+             inputs = { model = \"train.model\", test = \"transform.test\" }",
+        )
+    });
+    let store = dir.path().join("store");
+    let (code, report, stderr) = run_pipeline(&spec, &store);
+    assert_eq!(code, 0, "{stderr}");
+
+    let card = &run(&[
+        "models",
+        "show",
+        "breast-cancer:1",
+        "--json",
+        "--store",
+        store.to_str().unwrap(),
+    ])
+    .json()["card"];
+    let rounds = card["loss_history"].as_array().unwrap().len();
+    assert!(
+        rounds < 400,
+        "early stopping never stopped: {rounds} rounds"
+    );
+    assert_eq!(
+        card["training_rows"], 398,
+        "every training row of the split"
+    );
+
+    // The raw rows through the model's transform measure what the
+    // transformed rows do.
+    let raw = document(&report, "evaluate", "evaluation");
+    let transformed = document(&report, "evaluate-transformed", "evaluation");
+    assert_eq!(raw["raw"], true);
+    assert!(transformed.get("raw").is_none());
+    assert_eq!(raw["rows"], transformed["rows"]);
+    for metric in ["accuracy", "log_loss", "roc_auc"] {
+        let (a, b) = (
+            raw["overall"][metric].as_f64().unwrap(),
+            transformed["overall"][metric].as_f64().unwrap(),
+        );
+        assert!((a - b).abs() < 1e-9, "{metric}: {a} vs {b}");
+    }
+    assert!(raw["overall"]["accuracy"].as_f64().unwrap() >= 0.9);
+    // Slices are quartiles of the radius in its own units (millimetres,
+    // 6.9–28.1 in this data), not of its standardised value.
+    assert_eq!(raw["slices"]["column"], "mean_radius");
+    let slices = raw["slices"]["values"].as_object().unwrap();
+    assert_eq!(slices.len(), 4, "{slices:?}");
+    let rows: u64 = slices.values().map(|s| s["rows"].as_u64().unwrap()).sum();
+    assert_eq!(rows, raw["rows"].as_u64().unwrap());
+    for name in slices.keys() {
+        let low: f64 = name
+            .split(['[', ','])
+            .nth(1)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            (6.0..29.0).contains(&low),
+            "slice `{name}` is not in raw units"
+        );
+    }
+}
+
+#[test]
+fn a_baseline_behind_another_transform_is_measured_through_its_own_on_raw_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    // The baseline is trained on min-max scaled rows, the candidate on
+    // standardised ones; both are validated on the raw test rows.
+    let spec = breast_cancer(dir.path(), |s| {
+        let s = s
+            .replace(
+                "baseline = \"data.production\"",
+                "baseline = \"train-minmax.model\"",
+            )
+            .replace(
+                "params = { thresholds = { accuracy = 0.95 }, raw = true }",
+                "params = { thresholds = { accuracy = 0.9 }, margin = -1.0, raw = true }",
+            );
+        format!(
+            "{s}\n\
+             [steps.transform-minmax]\n\
+             component = \"std:transform\"\n\
+             inputs = {{ train = \"split.train\", eval = \"split.eval\", test = \"split.test\" }}\n\
+             params = {{ label = \"diagnosis\", spec = {{ default-numeric = [\"impute:mean\", \"min-max\"] }} }}\n\n\
+             [steps.train-minmax]\n\
+             component = \"std:train\"\n\
+             inputs = {{ train = \"transform-minmax.train\", eval = \"transform-minmax.eval\", transform = \"transform-minmax.transform\" }}\n\
+             params = {{ algorithm = \"logistic-regression\", label = \"diagnosis\", params = {{ c = 1.0 }} }}\n\n\
+             [steps.evaluate-minmax]\n\
+             component = \"std:evaluate\"\n\
+             inputs = {{ model = \"train-minmax.model\", test = \"transform-minmax.test\" }}\n"
+        )
+    });
+    let store = dir.path().join("store");
+    let (code, report, stderr) = run_pipeline(&spec, &store);
+    assert_eq!(code, 0, "{stderr}");
+    let blessing = document(&report, "model-validate", "blessing");
+    let own = document(&report, "evaluate-minmax", "evaluation");
+    // The baseline's metrics in the blessing are those of its own rows:
+    // measured on the standardised rows instead, a min-max model is far off.
+    for metric in ["accuracy", "log_loss"] {
+        let (a, b) = (
+            blessing["baseline"]["metrics"][metric].as_f64().unwrap(),
+            own["overall"][metric].as_f64().unwrap(),
+        );
+        assert!((a - b).abs() < 1e-9, "{metric}: {a} vs {b}");
+    }
+    let step = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "model-validate")
+        .unwrap();
+    let logs = step["logs"].to_string();
+    assert!(logs.contains("pass beats baseline"), "{logs}");
+    assert!(
+        !logs.contains("candidate's `test` rows"),
+        "no unfair-comparison warning with raw rows: {logs}"
+    );
+}

@@ -13,12 +13,15 @@
 //! ```
 //!
 //! Regression metrics are `rmse`, `mae` and `r2`; `slices` is null without
-//! `slice-by`. As a guard, the step also runs the model on the rows and
+//! `slice-by`. With `raw = true`, `test` holds the rows before the
+//! transform (the split's `test`): the model runs on them through the
+//! transform its card records, slices are named by raw values (`age = 30`,
+//! not `0.41`), and the document says `"raw": true`. As a guard, the step also runs the model on the rows and
 //! fails if any prediction or overall metric is NaN, infinite or null.
 
 use serde_json::Value as Json;
 use sluice_sdk::ml::{self, Evaluation};
-use sluice_sdk::{Column, Context, Manifest, Param, Port, Step, StepError, export_step};
+use sluice_sdk::{Column, Context, Manifest, Param, Port, Step, StepError, Value, export_step};
 
 struct Evaluate;
 
@@ -27,16 +30,22 @@ impl Step for Evaluate {
         Manifest::new("evaluate", "0.1.0")
             .doc("Measures a model on held-out rows: accuracy, precision, recall, F1, ROC AUC and log loss for a classifier, RMSE, MAE and R² for a regressor, overall and per slice.")
             .input(Port::model("model").doc("The model to measure."))
-            .input(Port::table("test").doc("Held-out rows with the model's features and its label."))
+            .input(Port::table("test").doc("Held-out rows with the model's features and its label (with `raw`, the rows before the transform)."))
             .output(Port::metrics("evaluation").doc("The metrics overall and per slice, and a summary of the model's card."))
             .param(
                 Param::text("slice-by")
                     .doc("A column of `test`: the metrics are also reported per value of it."),
             )
+            .param(
+                Param::boolean("raw")
+                    .default(Value::Boolean(false))
+                    .doc("`test` holds raw rows (before the transform, e.g. `split.test`): the model runs on them through the transform its card records, and slices are by raw values."),
+            )
     }
 
     fn run(ctx: &Context) -> Result<(), StepError> {
         let slice_by: Option<String> = ctx.param("slice-by")?;
+        let raw: bool = ctx.param("raw")?;
         let model = ctx.input_model("model")?;
         let card = model.card()?;
         let test = ctx.input_table("test")?;
@@ -47,10 +56,17 @@ impl Step for Evaluate {
             ));
         }
         ctx.progress(0, 2, "evaluating");
-        let evaluation = ml::evaluate(&model, &test, slice_by.as_deref()).map_err(in_test)?;
-
-        ctx.progress(1, 2, "checking predictions");
-        let predictions = model.predict(&test).map_err(in_test)?;
+        let (evaluation, predictions) = if raw {
+            let evaluation =
+                ml::evaluate_raw(&model, &test, slice_by.as_deref()).map_err(in_test)?;
+            ctx.progress(1, 2, "checking predictions");
+            let transformed = model.transform(&test).map_err(in_test)?;
+            (evaluation, model.predict(&transformed).map_err(in_test)?)
+        } else {
+            let evaluation = ml::evaluate(&model, &test, slice_by.as_deref()).map_err(in_test)?;
+            ctx.progress(1, 2, "checking predictions");
+            (evaluation, model.predict(&test).map_err(in_test)?)
+        };
         let mut problems = Vec::new();
         for field in predictions.fields() {
             if let Some(p) = non_finite(&field.name, &predictions.column(&field.name)?) {

@@ -9,6 +9,11 @@
 //! 3. with a baseline and slices, no slice regresses on `metric` by more
 //!    than `slice-tolerance`.
 //!
+//! With `raw = true`, `test` holds the rows before any transform, and each
+//! model is measured through the transform its own card records: a
+//! baseline trained behind another transform is compared fairly, and
+//! slices are by raw values.
+//!
 //! Otherwise the step is `rejected` with every failed check's reason, which
 //! stops the pipeline. The output, when blessed:
 //!
@@ -68,6 +73,11 @@ impl Step for ModelValidate {
                 Param::text("slice-by")
                     .doc("The column to slice by when comparing with the baseline; default: the slices of `evaluation`, if any."),
             )
+            .param(
+                Param::boolean("raw")
+                    .default(Value::Boolean(false))
+                    .doc("`test` holds raw rows (before any transform, e.g. `split.test`): each model is measured through the transform its own card records."),
+            )
     }
 
     fn run(ctx: &Context) -> Result<(), StepError> {
@@ -76,6 +86,7 @@ impl Step for ModelValidate {
         let margin: f64 = ctx.param("margin")?;
         let tolerance: f64 = ctx.param("slice-tolerance")?;
         let slice_param: Option<String> = ctx.param("slice-by")?;
+        let raw: bool = ctx.param("raw")?;
         check_numbers(margin, tolerance)?;
 
         let model = ctx.input_model("model")?;
@@ -111,7 +122,7 @@ impl Step for ModelValidate {
                     "input `baseline` is a {bt} model but the candidate is a {task} model; they cannot be compared"
                 )));
             }
-            if let Some(w) = transform_differs(&card, &bcard) {
+            if !raw && let Some(w) = transform_differs(&card, &bcard) {
                 ctx.warn(w);
             }
             let test = ctx.input_table("test")?;
@@ -119,13 +130,20 @@ impl Step for ModelValidate {
                 .clone()
                 .or_else(|| candidate.slice_column().map(str::to_owned));
             ctx.progress(0, 2, "measuring the baseline on `test`");
-            let base_eval = ml::evaluate(&baseline, &test, slice_by.as_deref())
-                .map_err(|e| in_port("baseline", e))?;
-            if let Some(why) = reevaluate_reason(&candidate, test.num_rows(), slice_by.as_deref()) {
+            let measure = |m: &ml::Model| {
+                if raw {
+                    ml::evaluate_raw(m, &test, slice_by.as_deref())
+                } else {
+                    ml::evaluate(m, &test, slice_by.as_deref())
+                }
+            };
+            let base_eval = measure(&baseline).map_err(|e| in_port("baseline", e))?;
+            if let Some(why) =
+                reevaluate_reason(&candidate, test.num_rows(), slice_by.as_deref(), raw)
+            {
                 ctx.info(format!("measuring the candidate on `test` again: {why}"));
                 ctx.progress(1, 2, "measuring the candidate on `test`");
-                candidate = ml::evaluate(&model, &test, slice_by.as_deref())
-                    .map_err(|e| in_port("test", e))?;
+                candidate = measure(&model).map_err(|e| in_port("test", e))?;
             }
             ctx.progress(2, 2, "compared");
             checks.push(baseline_check(&metric, &candidate, &base_eval, margin));
@@ -403,7 +421,15 @@ fn reevaluate_reason(
     candidate: &Evaluation,
     test_rows: u64,
     slice_by: Option<&str>,
+    raw: bool,
 ) -> Option<String> {
+    if raw != candidate.is_raw() {
+        return Some(if raw {
+            "its evaluation was measured on transformed rows, `test` holds raw ones".into()
+        } else {
+            "its evaluation was measured on raw rows, `test` holds transformed ones".into()
+        });
+    }
     if candidate.rows() != Some(test_rows) {
         return Some(format!(
             "its evaluation covers {} rows, `test` has {test_rows}",
@@ -600,17 +626,32 @@ mod tests {
     #[test]
     fn reevaluation_when_the_evaluation_does_not_match_test() {
         let e = sliced(1.0, Some(1.0));
-        assert_eq!(reevaluate_reason(&e, 10, Some("region")), None);
-        assert_eq!(reevaluate_reason(&e, 10, None), None);
+        assert_eq!(reevaluate_reason(&e, 10, Some("region"), false), None);
+        assert_eq!(reevaluate_reason(&e, 10, None, false), None);
         assert!(
-            reevaluate_reason(&e, 12, None)
+            reevaluate_reason(&e, 12, None, false)
                 .unwrap()
                 .contains("covers 10 rows")
         );
         assert!(
-            reevaluate_reason(&e, 10, Some("size"))
+            reevaluate_reason(&e, 10, Some("size"), false)
                 .unwrap()
                 .contains("`size`")
+        );
+        // Raw test rows, an evaluation of transformed ones, and back.
+        assert!(
+            reevaluate_reason(&e, 10, None, true)
+                .unwrap()
+                .contains("transformed rows")
+        );
+        let mut doc = e.into_json();
+        doc["raw"] = true.into();
+        let raw = Evaluation::from_value(doc).unwrap();
+        assert_eq!(reevaluate_reason(&raw, 10, None, true), None);
+        assert!(
+            reevaluate_reason(&raw, 10, None, false)
+                .unwrap()
+                .contains("raw rows")
         );
     }
 

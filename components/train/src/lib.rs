@@ -104,7 +104,14 @@ impl Step for Train {
             None => {
                 ctx.progress(0, 1, "training");
                 let params = Json::Object(params);
-                let model = ml::train(&algorithm, &train, &features, &label, &params)?;
+                let model = fit(
+                    &algorithm,
+                    &train,
+                    eval.as_ref(),
+                    &features,
+                    &label,
+                    &params,
+                )?;
                 ctx.progress(1, 1, "trained");
                 let evaluation = match &eval {
                     Some(eval) => Some(ml::evaluate(&model, eval, None).map_err(in_eval)?),
@@ -196,6 +203,22 @@ struct Outcome {
     search: Option<Json>,
 }
 
+/// Trains on `train`; with eval rows, they are the validation rows that
+/// early stopping watches (`early_stopping` of gradient boosting and MLPs).
+fn fit(
+    algorithm: &str,
+    train: &Table,
+    eval: Option<&Table>,
+    features: &[String],
+    label: &str,
+    params: &Json,
+) -> Result<Model, StepError> {
+    match eval {
+        Some(eval) => ml::train_validated(algorithm, train, eval, features, label, params),
+        None => ml::train(algorithm, train, features, label, params),
+    }
+}
+
 /// An eval table the model cannot be measured on is the eval input's fault.
 fn in_eval(e: StepError) -> StepError {
     match e {
@@ -227,7 +250,7 @@ fn run_search(
         let at = format!("search trial {trial}/{n} ({desc})");
         ctx.progress(i as u64, n as u64, &format!("trial {trial}/{n}: {desc}"));
         let params = Json::Object(search::merge(t.params, overrides));
-        let model = match ml::train(t.algorithm, train, t.features, t.label, &params) {
+        let model = match fit(t.algorithm, train, Some(eval), t.features, t.label, &params) {
             Ok(m) => m,
             // A param the trainer rejects, a missing column …: the same
             // mistake would fail every trial, so stop here.

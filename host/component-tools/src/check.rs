@@ -194,6 +194,8 @@ fn run_checks(runtime: &Runtime, options: &CheckOptions, report: &mut CheckRepor
         seed: *Digest::of(options.component.as_bytes()).as_bytes(),
         clock: Default::default(),
         events: None,
+        // A component checked alone has no store to load transforms from.
+        components: None,
     };
 
     let first = component.run(invocation.clone());

@@ -411,6 +411,15 @@ impl Dataset {
     }
 }
 
+/// Rows a trainer measures itself on but does not learn from (the eval
+/// split of a pipeline): early stopping watches their loss or score.
+pub(crate) struct Validation<'a, T> {
+    /// Their features, the training columns in the same order.
+    pub x: &'a Matrix,
+    /// What they should predict, in the training target's terms.
+    pub target: T,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,7 +26,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cancel::Cancel;
-use crate::data::Matrix;
+use crate::data::{Matrix, Validation};
 use crate::error::{MlError, Result};
 use crate::prediction::{Prediction, sigmoid, softmax_in_place};
 use crate::rng::SplitMix64;
@@ -300,9 +300,49 @@ impl TreeEnsembleModel {
 }
 
 /// What a tree ensemble learns: class indices or values.
+#[derive(Clone, Copy)]
 pub(crate) enum EnsembleTarget<'a> {
     Classes(&'a [usize], usize),
     Values(&'a [f64]),
+}
+
+impl EnsembleTarget<'_> {
+    /// Scores per row: one for two classes (the log-odds) and for values,
+    /// one per class for more.
+    fn scores(self) -> usize {
+        match self {
+            EnsembleTarget::Classes(_, c) if c > 2 => c,
+            _ => 1,
+        }
+    }
+
+    /// The mean loss of the rows `rows` whose raw scores (`scores()` per
+    /// row, row-major) are `raw`: log loss for classes, half the squared
+    /// error for values.
+    fn loss(self, raw: &[f64], rows: impl ExactSizeIterator<Item = usize>) -> f64 {
+        let k = self.scores();
+        let count = rows.len().max(1);
+        let mut total = 0.0;
+        for r in rows {
+            total += match self {
+                EnsembleTarget::Classes(y, 2) => {
+                    let p1 = sigmoid(raw[r]).clamp(1e-15, 1.0 - 1e-15);
+                    if y[r] == 1 {
+                        -libm::log(p1)
+                    } else {
+                        -libm::log(1.0 - p1)
+                    }
+                }
+                EnsembleTarget::Classes(y, _) => {
+                    let mut s = raw[r * k..][..k].to_vec();
+                    softmax_in_place(&mut s);
+                    -libm::log(s[y[r]].max(1e-15))
+                }
+                EnsembleTarget::Values(y) => (raw[r] - y[r]).powi(2) / 2.0,
+            };
+        }
+        total / count as f64
+    }
 }
 
 // ---- binning ----------------------------------------------------------------
@@ -700,24 +740,24 @@ fn normalised(mut v: Vec<f64>) -> Vec<f64> {
 // ---- gradient boosting ------------------------------------------------------
 
 /// Trains gradient-boosted trees; returns the model and the training loss
-/// after each round.
+/// after each round. With `early_stopping`, the loss watched is that of
+/// `validation` when given, else of `validation_fraction` of the rows held
+/// out of training.
 pub(crate) fn fit_boosting(
     x: &Matrix,
     target: EnsembleTarget<'_>,
+    validation: Option<Validation<'_, EnsembleTarget<'_>>>,
     p: &BoostingParams,
     cancel: &Cancel,
 ) -> Result<(TreeEnsembleModel, Vec<f64>)> {
     let (n, f) = (x.rows(), x.cols());
     let binned = Binned::new(x, p.max_bins);
     let mut rng = SplitMix64::new(p.seed);
-    let k = match target {
-        EnsembleTarget::Classes(_, 2) => 1,
-        EnsembleTarget::Classes(_, c) => c,
-        EnsembleTarget::Values(_) => 1,
-    };
-    // Held-out rows for early stopping.
+    let k = target.scores();
+    let validation = validation.filter(|v| p.early_stopping && v.x.rows() > 0);
+    // Held-out rows for early stopping, when no validation rows are given.
     let mut order: Vec<u32> = (0..n as u32).collect();
-    let held = if p.early_stopping {
+    let held = if p.early_stopping && validation.is_none() {
         rng.shuffle(&mut order);
         ((n as f64 * p.validation_fraction).ceil() as usize).clamp(1, n.saturating_sub(1))
     } else {
@@ -751,6 +791,10 @@ pub(crate) fn fit_boosting(
         }
     };
     let mut raw: Vec<f64> = (0..n).flat_map(|_| base.iter().copied()).collect();
+    let validation_rows = validation.as_ref().map_or(0, |v| v.x.rows());
+    let mut validation_raw: Vec<f64> = (0..validation_rows)
+        .flat_map(|_| base.iter().copied())
+        .collect();
     // The training loss recorded per round is measured on at most 10,000
     // evenly spaced training rows: a log per row of a million-row table
     // every round would cost more than growing the tree.
@@ -759,6 +803,7 @@ pub(crate) fn fit_boosting(
         .step_by(train.len().div_ceil(10_000).max(1))
         .copied()
         .collect();
+    let mut probs = vec![0.0; if k > 1 { n * k } else { 0 }];
     let mut grad = vec![0.0; n];
     let mut hess = vec![0.0; n];
     let mut trees = Vec::new();
@@ -769,30 +814,6 @@ pub(crate) fn fit_boosting(
     let max_depth = p.max_depth.unwrap_or(usize::MAX);
     let n_cols = ((f as f64 * p.colsample).ceil() as usize).clamp(1, f);
     let n_rows = ((train.len() as f64 * p.subsample).ceil() as usize).clamp(1, train.len());
-
-    let loss = |raw: &[f64], rows: &[u32]| -> f64 {
-        let mut total = 0.0;
-        for &r in rows {
-            let r = r as usize;
-            total += match target {
-                EnsembleTarget::Classes(y, 2) => {
-                    let p1 = sigmoid(raw[r]).clamp(1e-15, 1.0 - 1e-15);
-                    if y[r] == 1 {
-                        -libm::log(p1)
-                    } else {
-                        -libm::log(1.0 - p1)
-                    }
-                }
-                EnsembleTarget::Classes(y, _) => {
-                    let mut s = raw[r * k..][..k].to_vec();
-                    softmax_in_place(&mut s);
-                    -libm::log(s[y[r]].max(1e-15))
-                }
-                EnsembleTarget::Values(y) => (raw[r] - y[r]).powi(2) / 2.0,
-            };
-        }
-        total / rows.len().max(1) as f64
-    };
 
     for _round in 0..p.n_estimators {
         if cancel.is_cancelled() {
@@ -811,6 +832,16 @@ pub(crate) fn fit_boosting(
             features.truncate(n_cols);
             features.sort_unstable();
         }
+        // A multiclass round fits its k trees to the gradients of the same
+        // scores (those before the round), as LightGBM and scikit-learn do:
+        // the class probabilities are computed once, before any of them.
+        if k > 1 {
+            for &r in &rows {
+                let r = r as usize;
+                probs[r * k..][..k].copy_from_slice(&raw[r * k..][..k]);
+                softmax_in_place(&mut probs[r * k..][..k]);
+            }
+        }
         for class in 0..k {
             for &r in &rows {
                 let r = r as usize;
@@ -823,9 +854,7 @@ pub(crate) fn fit_boosting(
                         )
                     }
                     EnsembleTarget::Classes(y, _) => {
-                        let mut s = raw[r * k..][..k].to_vec();
-                        softmax_in_place(&mut s);
-                        let pc = s[class];
+                        let pc = probs[r * k + class];
                         (
                             pc - f64::from(u8::from(y[r] == class)),
                             (pc * (1.0 - pc)).max(1e-16),
@@ -872,12 +901,20 @@ pub(crate) fn fit_boosting(
             for (r, _) in walked.iter().enumerate().filter(|(_, w)| **w) {
                 raw[r * k + class] += tree.leaf(x.row(r))[0];
             }
+            if let Some(v) = &validation {
+                for r in 0..validation_rows {
+                    validation_raw[r * k + class] += tree.leaf(v.x.row(r))[0];
+                }
+            }
             trees.push(tree);
             tree_output.push(Some(class));
         }
-        history.push(loss(&raw, &loss_rows));
+        history.push(target.loss(&raw, loss_rows.iter().map(|&r| r as usize)));
         if p.early_stopping {
-            let l = loss(&raw, &valid);
+            let l = match &validation {
+                Some(v) => v.target.loss(&validation_raw, 0..validation_rows),
+                None => target.loss(&raw, valid.iter().map(|&r| r as usize)),
+            };
             if l < best_loss - p.tol {
                 (best_loss, best_round, stale) = (l, trees.len(), 0);
             } else {
@@ -1044,6 +1081,7 @@ mod tests {
         let (gb, history) = fit_boosting(
             &x,
             EnsembleTarget::Classes(&y, 2),
+            None,
             &BoostingParams::default(),
             &Cancel::new(),
         )
@@ -1099,6 +1137,7 @@ mod tests {
         let (m, _) = fit_boosting(
             &x,
             EnsembleTarget::Values(&y),
+            None,
             &BoostingParams {
                 n_estimators: 500,
                 early_stopping: true,
@@ -1117,6 +1156,61 @@ mod tests {
             if (i as f64 / n as f64 - 0.3).abs() > 0.01 {
                 assert!((p - t).abs() < 0.05, "row {i}: {p} vs {t}");
             }
+        }
+    }
+
+    #[test]
+    fn early_stopping_watches_the_validation_rows_when_given() {
+        let n = 1000;
+        let x: Vec<f64> = (0..n).map(|i| i as f64 / n as f64).collect();
+        let y: Vec<f64> = x.iter().map(|v| if *v < 0.3 { 1.0 } else { 5.0 }).collect();
+        let x = Matrix::new(n, 1, x).unwrap();
+        let p = BoostingParams {
+            n_estimators: 200,
+            early_stopping: true,
+            n_iter_no_change: 5,
+            ..BoostingParams::default()
+        };
+        let fit = |vy: &[f64]| {
+            let v = Validation {
+                x: &x,
+                target: EnsembleTarget::Values(vy),
+            };
+            fit_boosting(&x, EnsembleTarget::Values(&y), Some(v), &p, &Cancel::new())
+                .unwrap()
+                .0
+        };
+        // Rows like the training rows: the loss falls for many rounds.
+        assert!(fit(&y).trees.len() > 20);
+        // Rows whose targets are the opposite: every round makes their loss
+        // worse, so the first round is the best and the rest are dropped.
+        let opposite: Vec<f64> = y.iter().map(|v| 6.0 - v).collect();
+        assert_eq!(fit(&opposite).trees.len(), 1);
+    }
+
+    #[test]
+    fn a_multiclass_round_fits_every_class_to_the_same_scores() {
+        // Three balanced classes; relabelling them in a cycle must give the
+        // same round-one trees in the cycled order, which holds only if no
+        // class's tree sees the scores another class's tree just changed.
+        let n = 300;
+        let x: Vec<f64> = (0..n).map(|i| ((i * 37) % n) as f64).collect();
+        let y: Vec<usize> = x.iter().map(|v| (*v as usize * 3 / n) % 3).collect();
+        let cycled: Vec<usize> = y.iter().map(|c| (c + 1) % 3).collect();
+        let x = Matrix::new(n, 1, x).unwrap();
+        let p = BoostingParams {
+            n_estimators: 1,
+            min_samples_leaf: 5,
+            ..BoostingParams::default()
+        };
+        let fit = |y: &[usize]| {
+            fit_boosting(&x, EnsembleTarget::Classes(y, 3), None, &p, &Cancel::new())
+                .unwrap()
+                .0
+        };
+        let (a, b) = (fit(&y), fit(&cycled));
+        for c in 0..3 {
+            assert_eq!(a.trees[c], b.trees[(c + 1) % 3], "class {c}");
         }
     }
 }

@@ -108,7 +108,7 @@ pub use forest::{EnsembleHead, Tree, TreeEnsembleModel, TreeNode};
 pub use inference::{Dim, ElemType, Model, Outputs, Signature, Tensor, TensorData, TensorSpec};
 pub use linear::{LinearKind, LinearModel};
 pub use mlp::{Dense, Mlp, MlpOutput};
-pub use model::{TrainedModel, train, train_until};
+pub use model::{TrainedModel, train, train_until, train_validated};
 pub use native::NativeModel;
 pub use onnx_ml::SUPPORTED as SUPPORTED_ONNX_ML_OPERATORS;
 pub use params::{

@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use crate::cancel::Cancel;
-use crate::data::Matrix;
+use crate::data::{Matrix, Validation};
 use crate::error::{MlError, Result};
 use crate::kernels::{MatRef, backend};
 use crate::params::MlpParams;
@@ -110,6 +110,7 @@ fn dense_forward_into(
 }
 
 /// What the perceptron learns.
+#[derive(Clone, Copy)]
 pub(crate) enum MlpTarget<'a> {
     /// Class indices and the number of classes.
     Classes(&'a [usize], usize),
@@ -163,6 +164,7 @@ impl Moments {
 pub(crate) fn fit_mlp(
     x: &Matrix,
     target: MlpTarget<'_>,
+    validation: Option<Validation<'_, MlpTarget<'_>>>,
     p: &MlpParams,
     cancel: &Cancel,
 ) -> Result<(Mlp, Vec<f64>)> {
@@ -192,12 +194,20 @@ pub(crate) fn fit_mlp(
     };
     let mut model = Mlp { layers, output };
 
-    let (train, val) = if p.early_stopping {
-        validation_split(x.rows(), &target, p.validation_fraction, &mut rng)?
-    } else {
-        ((0..x.rows()).collect(), Vec::new())
+    // With early stopping, the score watched is that of the validation rows
+    // when given, else of `validation_fraction` of the rows held out.
+    let validation = validation.filter(|v| p.early_stopping && v.x.rows() > 0);
+    let (train, val) = match &validation {
+        Some(v) => ((0..x.rows()).collect(), (0..v.x.rows()).collect()),
+        None if p.early_stopping => {
+            validation_split(x.rows(), &target, p.validation_fraction, &mut rng)?
+        }
+        None => ((0..x.rows()).collect(), Vec::new()),
     };
-    let val_x = x.select_rows(&val);
+    let (val_x, val_target) = match &validation {
+        Some(v) => (v.x.clone(), v.target),
+        None => (x.select_rows(&val), target),
+    };
 
     let n = train.len();
     let batch = p.batch_size.min(n);
@@ -338,7 +348,7 @@ pub(crate) fn fit_mlp(
         history.push(epoch_loss);
 
         if p.early_stopping {
-            let score = validation_score(&model, &val_x, &val, &target)?;
+            let score = validation_score(&model, &val_x, &val, &val_target)?;
             if score < best_score + p.tol {
                 no_improvement += 1;
             } else {

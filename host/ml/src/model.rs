@@ -3,7 +3,7 @@
 
 use crate::algorithm::Algorithm;
 use crate::cancel::Cancel;
-use crate::data::{Dataset, Target};
+use crate::data::{Dataset, Target, Validation};
 use crate::error::{MlError, Result};
 use crate::export::{ExportInfo, to_onnx};
 use crate::forest::{EnsembleTarget, fit_boosting, fit_forest};
@@ -45,7 +45,49 @@ pub fn train(data: &Dataset, params: &TrainParams) -> Result<TrainedModel> {
 /// [`train`], stopping with [`MlError::Cancelled`] soon after `cancel` is
 /// raised (between iterations or mini-batches).
 pub fn train_until(data: &Dataset, params: &TrainParams, cancel: &Cancel) -> Result<TrainedModel> {
+    train_validated(data, None, params, cancel)
+}
+
+/// [`train_until`] with validation rows: held-out data the trainer does not
+/// learn from, whose loss (gradient boosting) or score (MLPs) decides when
+/// `early_stopping` stops. Without them, early stopping holds out
+/// `validation_fraction` of `data` instead; trainers that do not stop early
+/// ignore them.
+///
+/// `validation` must have `data`'s features, in the same order, and its
+/// target the same kind: for classes, the same class list (a class
+/// `data` lacks is an error, since the model could never predict it).
+pub fn train_validated(
+    data: &Dataset,
+    validation: Option<&Dataset>,
+    params: &TrainParams,
+    cancel: &Cancel,
+) -> Result<TrainedModel> {
     params.validate()?;
+    if let Some(v) = validation {
+        check_validation(data, v)?;
+    }
+    // The validation rows in each trainer family's terms.
+    let ensemble_held = || {
+        validation.map(|v| Validation {
+            x: &v.features,
+            target: match &v.target {
+                Target::Classes { classes, indices } => {
+                    EnsembleTarget::Classes(indices, classes.len())
+                }
+                Target::Values(y) => EnsembleTarget::Values(y),
+            },
+        })
+    };
+    let mlp_held = || {
+        validation.map(|v| Validation {
+            x: &v.features,
+            target: match &v.target {
+                Target::Classes { classes, indices } => MlpTarget::Classes(indices, classes.len()),
+                Target::Values(y) => MlpTarget::Values(y),
+            },
+        })
+    };
     let algorithm = params.algorithm();
     let x = &data.features;
     let wrong_target = |want: &str| {
@@ -65,21 +107,27 @@ pub fn train_until(data: &Dataset, params: &TrainParams, cancel: &Cancel) -> Res
         }
         (TrainParams::MlpClassifier(p), Target::Classes { classes, indices }) => {
             need_two_classes(classes, indices)?;
-            let (m, h) = fit_mlp(x, MlpTarget::Classes(indices, classes.len()), p, cancel)?;
+            let (m, h) = fit_mlp(
+                x,
+                MlpTarget::Classes(indices, classes.len()),
+                mlp_held(),
+                p,
+                cancel,
+            )?;
             (NativeModel::Mlp(m), h)
         }
         (TrainParams::MlpRegressor(p), Target::Values(y)) => {
-            let (m, h) = fit_mlp(x, MlpTarget::Values(y), p, cancel)?;
+            let (m, h) = fit_mlp(x, MlpTarget::Values(y), mlp_held(), p, cancel)?;
             (NativeModel::Mlp(m), h)
         }
         (TrainParams::GradientBoostingClassifier(p), Target::Classes { classes, indices }) => {
             need_two_classes(classes, indices)?;
             let target = EnsembleTarget::Classes(indices, classes.len());
-            let (m, h) = fit_boosting(x, target, p, cancel)?;
+            let (m, h) = fit_boosting(x, target, ensemble_held(), p, cancel)?;
             (NativeModel::Trees(m), h)
         }
         (TrainParams::GradientBoostingRegressor(p), Target::Values(y)) => {
-            let (m, h) = fit_boosting(x, EnsembleTarget::Values(y), p, cancel)?;
+            let (m, h) = fit_boosting(x, EnsembleTarget::Values(y), ensemble_held(), p, cancel)?;
             (NativeModel::Trees(m), h)
         }
         (TrainParams::RandomForestClassifier(p), Target::Classes { classes, indices }) => {
@@ -125,6 +173,29 @@ pub fn train_until(data: &Dataset, params: &TrainParams, cancel: &Cancel) -> Res
         params: params.clone(),
         native,
     })
+}
+
+/// Validation rows must fit the training data: the same features and the
+/// same kind of target, with no class training lacks.
+fn check_validation(data: &Dataset, validation: &Dataset) -> Result<()> {
+    if validation.feature_names != data.feature_names {
+        return Err(MlError::InvalidData(format!(
+            "the validation rows have the features {:?}, training has {:?}",
+            validation.feature_names, data.feature_names
+        )));
+    }
+    match (&data.target, &validation.target) {
+        (Target::Classes { classes, .. }, Target::Classes { classes: v, .. }) if v != classes => {
+            Err(MlError::InvalidData(format!(
+                "the validation rows' classes {v:?} are not the training classes {classes:?}"
+            )))
+        }
+        (Target::Classes { .. }, Target::Values(_))
+        | (Target::Values(_), Target::Classes { .. }) => Err(MlError::InvalidData(
+            "the validation rows' target is not of the training target's kind".into(),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn need_two_classes(classes: &[String], indices: &[usize]) -> Result<()> {

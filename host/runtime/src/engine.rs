@@ -22,7 +22,7 @@ use wasmtime::{Config, Engine, Store, Trap};
 use wasmtime_wasi::WasiCtx;
 
 /// The WIT package every step implements.
-pub const WIT_PACKAGE: &str = "sluice:pipeline@0.1.1";
+pub const WIT_PACKAGE: &str = "sluice:pipeline@0.1.2";
 
 /// How often the engine's epoch advances; the granularity of time limits.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -83,12 +83,14 @@ impl ComponentSource {
 }
 
 /// A wasmtime engine configured for sluice steps, its linker, and the
-/// compiled-component cache. Cheap to share between threads.
+/// compiled-component cache. Cheap to clone (clones share all of it) and to
+/// share between threads.
+#[derive(Clone)]
 pub struct Runtime {
     engine: Engine,
     linker: Linker<StepState>,
-    cache: Option<CompiledCache>,
-    loaded: Mutex<HashMap<Digest, Component>>,
+    cache: Option<Arc<CompiledCache>>,
+    loaded: Arc<Mutex<HashMap<Digest, Component>>>,
 }
 
 impl Runtime {
@@ -132,14 +134,14 @@ impl Runtime {
                         ))
                     })?,
                 };
-                Some(CompiledCache::new(dir, &engine, key))
+                Some(Arc::new(CompiledCache::new(dir, &engine, key)))
             }
         };
         Ok(Runtime {
             engine,
             linker,
             cache,
-            loaded: Mutex::new(HashMap::new()),
+            loaded: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -150,7 +152,7 @@ impl Runtime {
 
     /// The compiled cache, if one is configured.
     pub fn cache(&self) -> Option<&CompiledCache> {
-        self.cache.as_ref()
+        self.cache.as_deref()
     }
 
     /// Resolves, checks, compiles (or loads from the cache) and pre-links a
@@ -209,6 +211,34 @@ impl Runtime {
         };
         self.loaded.lock().unwrap().insert(digest, loaded.clone());
         Ok(loaded)
+    }
+
+    /// Loads the component a digest names (as a model card's transform
+    /// records it): a standard step of this build, else the bytes the object
+    /// store holds under that digest.
+    pub fn load_digest(
+        &self,
+        digest: &Digest,
+        objects: Option<&sluice_store::ObjectStore>,
+    ) -> Result<Component, String> {
+        let source = match sluice_std_components::by_sha256(&digest.to_hex()) {
+            Some(std) => ComponentSource::Std(std.name.to_string()),
+            None => {
+                let bytes = objects
+                    .ok_or_else(|| format!("component {digest} is not a standard step of this build"))?
+                    .get(digest)
+                    .map_err(|e| {
+                        format!(
+                            "component {digest} is neither a standard step of this build nor in the store: {e}"
+                        )
+                    })?;
+                ComponentSource::Bytes {
+                    name: digest.to_string(),
+                    bytes,
+                }
+            }
+        };
+        self.load(&source).map_err(|e| e.to_string())
     }
 
     fn compile(
@@ -557,6 +587,7 @@ impl Component {
             seed,
             clock,
             events,
+            components,
         } = invocation;
         let io = StepIo {
             params,
@@ -567,6 +598,8 @@ impl Component {
             started: Some(started),
             events,
             component: Some(self.digest()),
+            components,
+            limits: Some(limits),
             ..StepIo::default()
         };
         let stdout = Capture::new(CAPTURE_BYTES);

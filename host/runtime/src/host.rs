@@ -12,6 +12,7 @@ use crate::sandbox::Limiter;
 use crate::table::{self, TableRes};
 use sluice_tables::{Hold, Session};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -75,6 +76,12 @@ pub(crate) struct StepIo {
     pub(crate) registrations: Vec<Registration>,
     /// Reservations for outputs written but not yet stored.
     pub(crate) output_holds: Vec<Hold>,
+    /// The step's limits; a replayed transform runs under them too.
+    pub(crate) limits: Option<crate::sandbox::Limits>,
+    /// Where the components of recorded transforms come from.
+    pub(crate) components: Option<crate::outcome::ComponentLoader>,
+    /// Transforms replayed in this step, by their recorded document.
+    pub(crate) transforms: BTreeMap<String, Arc<crate::transform::TransformRunner>>,
 }
 
 /// Raised (as a trap) when a step writes past its output limit.

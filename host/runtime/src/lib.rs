@@ -30,7 +30,10 @@ mod bindings {
         // threads, so that the step's time limit still applies while they do.
         imports: {
             "sluice:pipeline/ml.train": async | trappable,
+            "sluice:pipeline/ml.train-validated": async | trappable,
             "sluice:pipeline/ml.evaluate": async | trappable,
+            "sluice:pipeline/ml.evaluate-raw": async | trappable,
+            "sluice:pipeline/ml.[method]model.transform": async | trappable,
             "sluice:pipeline/ml.[method]model.predict": async | trappable,
             "sluice:pipeline/tables": async | trappable,
             "sluice:pipeline/context.output-table": async | trappable,
@@ -67,8 +70,8 @@ pub use error::RuntimeError;
 pub use manifest::{ArtifactKind, DType, Manifest, ParamSpec, Port, Value, ValueType};
 pub use model::{ModelArtifact, ModelError};
 pub use outcome::{
-    EventSink, InputArtifact, Invocation, LogLevel, LogLine, OutputArtifact, Registration,
-    StepEvent, StepFailure, StepOutcome,
+    ComponentLoader, EventSink, InputArtifact, Invocation, LogLevel, LogLine, OutputArtifact,
+    Registration, StepEvent, StepFailure, StepOutcome,
 };
 pub use sandbox::Limits;
 pub use sluice_store::Digest;

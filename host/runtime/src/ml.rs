@@ -8,6 +8,8 @@ use crate::dataplane::HostMemoryExceeded;
 use crate::host::{StepState, parse_object};
 use crate::model::{ModelArtifact, ModelError, ModelRes};
 use crate::table::TableRes;
+use crate::transform::TransformRunner;
+use arrow_array::RecordBatch;
 use sluice_tables::Hold;
 use std::sync::Arc;
 use wasmtime::component::Resource;
@@ -45,6 +47,50 @@ async fn off_thread<T: Send + 'static>(
 }
 
 impl StepState {
+    /// `batch` through the transform `model`'s card records (the rows as
+    /// they are when it records none). The runner is made once per step
+    /// and transform, and runs under the step's limits.
+    async fn replay_transform(
+        &mut self,
+        model: &ModelArtifact,
+        batch: RecordBatch,
+    ) -> Result<RecordBatch, ml::MlError> {
+        let Some(doc) = model.card().get("transform").filter(|d| !d.is_null()) else {
+            return Ok(batch);
+        };
+        let key = doc.to_string();
+        let runner = match self.io.transforms.get(&key) {
+            Some(r) => r.clone(),
+            None => {
+                let Some(load) = self.io.components.clone() else {
+                    return Err(ml::MlError::Failed(
+                        "this host cannot load the model's recorded transform here (no \
+                         component store is available to the step)"
+                            .into(),
+                    ));
+                };
+                let limits = self.io.limits.unwrap_or_default();
+                let runner = TransformRunner::recorded(doc, &*load, limits).map_err(|e| {
+                    ml::MlError::Failed(format!("loading the model's recorded transform: {e}"))
+                })?;
+                let runner = Arc::new(runner);
+                self.io.transforms.insert(key, runner.clone());
+                runner
+            }
+        };
+        runner.apply(batch).await.map_err(|e| {
+            let m = format!(
+                "the model's recorded transform ({}): {e}",
+                runner.component().name()
+            );
+            if e.blames_request() {
+                ml::MlError::InvalidInput(m)
+            } else {
+                ml::MlError::Failed(m)
+            }
+        })
+    }
+
     /// Reserves what running `model` on `rows` rows allocates.
     fn inference_hold(&self, model: &ModelArtifact, rows: usize) -> wasmtime::Result<Hold> {
         self.session
@@ -94,6 +140,80 @@ impl ml::Host for StepState {
             Ok(model) => Ok(Ok(self.resources.push(ModelRes(Arc::new(model)))?)),
             Err(e) => Ok(Err(ml_error(e))),
         }
+    }
+
+    async fn train_validated(
+        &mut self,
+        algorithm: String,
+        data: Resource<TableRes>,
+        validation: Resource<TableRes>,
+        features: Vec<String>,
+        label: String,
+        params: String,
+    ) -> wasmtime::Result<Result<Resource<ModelRes>, ml::MlError>> {
+        let table = self.table(&data)?;
+        let validation = self.table(&validation)?;
+        let rows = table.num_rows() + validation.num_rows();
+        let estimate = ModelArtifact::training_memory(&algorithm, &params, rows, features.len());
+        let hold = self
+            .session
+            .ledger()
+            .hold_bytes(
+                &format!(
+                    "training {algorithm} on {} rows × {} features, validated on {}",
+                    table.num_rows(),
+                    features.len(),
+                    validation.num_rows()
+                ),
+                estimate,
+            )
+            .map_err(|e| wasmtime::Error::new(HostMemoryExceeded(e)))?;
+        let trained = off_thread(move |cancel| {
+            let trained = ModelArtifact::train_validated(
+                &algorithm,
+                &table,
+                Some(&validation),
+                &features,
+                &label,
+                &params,
+                cancel,
+            );
+            drop(hold);
+            trained
+        })
+        .await?;
+        match trained {
+            Ok(model) => Ok(Ok(self.resources.push(ModelRes(Arc::new(model)))?)),
+            Err(e) => Ok(Err(ml_error(e))),
+        }
+    }
+
+    async fn evaluate_raw(
+        &mut self,
+        model: Resource<ModelRes>,
+        data: Resource<TableRes>,
+        slice_by: Option<String>,
+    ) -> wasmtime::Result<Result<String, ml::MlError>> {
+        let model = self.resources.get(&model)?.0.clone();
+        let raw = self.table(&data)?.to_batch()?;
+        let features = match self.replay_transform(&model, raw.clone()).await {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        let hold = self.inference_hold(&model, raw.num_rows())?;
+        let measured = off_thread(move |cancel| {
+            let measured = model.evaluate_rows_until(&features, &raw, slice_by.as_deref(), cancel);
+            drop(hold);
+            measured
+        })
+        .await?;
+        // Marked, so that a later comparison knows its slices are by raw values.
+        Ok(measured
+            .map(|mut v| {
+                v["raw"] = true.into();
+                v.to_string()
+            })
+            .map_err(ml_error))
     }
 
     async fn evaluate(
@@ -168,6 +288,22 @@ impl ml::HostModel for StepState {
                 sluice_tables::Table::from_batch(out),
             )?)),
             Err(e) => Ok(Err(ml_error(e))),
+        }
+    }
+
+    async fn transform(
+        &mut self,
+        this: Resource<ModelRes>,
+        data: Resource<TableRes>,
+    ) -> wasmtime::Result<Result<Resource<TableRes>, ml::MlError>> {
+        let model = self.resources.get(&this)?.0.clone();
+        let batch = self.table(&data)?.to_batch()?;
+        match self.replay_transform(&model, batch).await {
+            Ok(out) => Ok(Ok(self.push_table(
+                "the transformed rows",
+                sluice_tables::Table::from_batch(out),
+            )?)),
+            Err(e) => Ok(Err(e)),
         }
     }
 

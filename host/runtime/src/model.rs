@@ -468,6 +468,21 @@ impl ModelArtifact {
         params: &str,
         cancel: &sluice_ml::Cancel,
     ) -> Result<ModelArtifact, ModelError> {
+        Self::train_validated(algorithm, data, None, features, label, params, cancel)
+    }
+
+    /// [`ModelArtifact::train`] with validation rows, which the trainer
+    /// does not learn from but early stopping watches (see
+    /// [`sluice_ml::train_validated`]).
+    pub fn train_validated(
+        algorithm: &str,
+        data: &Table,
+        validation: Option<&Table>,
+        features: &[String],
+        label: &str,
+        params: &str,
+        cancel: &sluice_ml::Cancel,
+    ) -> Result<ModelArtifact, ModelError> {
         let algorithm: sluice_ml::Algorithm = algorithm
             .parse()
             .map_err(|e: sluice_ml::MlError| ModelError::Invalid(e.to_string()))?;
@@ -498,7 +513,23 @@ impl ModelArtifact {
         let classes = target.classes().to_vec();
         let dataset = sluice_ml::Dataset::new(x, features.to_vec(), target)
             .map_err(|e| ModelError::Data(e.to_string()))?;
-        let trained = sluice_ml::train_until(&dataset, &params, cancel).map_err(training_error)?;
+        let validation = match validation {
+            Some(v) => Some(
+                validation_set(
+                    v,
+                    features,
+                    label,
+                    algorithm.is_classifier().then_some(&classes),
+                )
+                .map_err(|e| match e {
+                    ModelError::Data(m) => ModelError::Data(format!("the validation rows: {m}")),
+                    other => other,
+                })?,
+            ),
+            None => None,
+        };
+        let trained = sluice_ml::train_validated(&dataset, validation.as_ref(), &params, cancel)
+            .map_err(training_error)?;
         let mut card = Map::new();
         card.insert("algorithm".into(), algorithm.name().into());
         card.insert(
@@ -691,13 +722,35 @@ impl ModelArtifact {
         slice_by: Option<&str>,
         cancel: &sluice_ml::Cancel,
     ) -> Result<Value, ModelError> {
+        self.evaluate_rows_until(batch, batch, slice_by, cancel)
+    }
+
+    /// [`ModelArtifact::evaluate_until`] with the model's inputs and the
+    /// truth in two tables of the same rows: the model runs on `features`
+    /// (rows after a transform), and the label and the slices are read from
+    /// `truth` (the same rows before it), so slices are named by raw values.
+    pub fn evaluate_rows_until(
+        &self,
+        features: &RecordBatch,
+        truth: &RecordBatch,
+        slice_by: Option<&str>,
+        cancel: &sluice_ml::Cancel,
+    ) -> Result<Value, ModelError> {
+        if features.num_rows() != truth.num_rows() {
+            return Err(ModelError::Data(format!(
+                "the transform returned {} rows for {}: it must keep every row, in order",
+                features.num_rows(),
+                truth.num_rows()
+            )));
+        }
+        let batch = truth;
         let label = self
             .label()
             .ok_or_else(|| {
                 ModelError::Card("no `label`: the column with the true values is unknown".into())
             })?
             .to_string();
-        let p = self.predictions_until(batch, cancel)?;
+        let p = self.predictions_until(features, cancel)?;
         let rows = batch.num_rows();
         let slices: Option<(String, Vec<String>)> = match slice_by {
             Some(column) => Some((column.to_string(), slice_keys(batch, column)?)),
@@ -713,7 +766,8 @@ impl ModelArtifact {
                 .map(|(i, l)| {
                     classes.iter().position(|c| *c == l).ok_or_else(|| {
                         ModelError::Data(format!(
-                            "row {i} has label `{l}`, which is not a class the model knows ({})",
+                            "row {} has label `{l}`, which is not a class the model knows ({})",
+                            i + 1,
                             classes.join(", ")
                         ))
                     })
@@ -772,6 +826,52 @@ impl ModelArtifact {
             "slices": slices,
         }))
     }
+}
+
+/// Validation rows as a dataset in training's terms: the same features, and
+/// for a classifier (`classes`) each label's index among training's classes.
+fn validation_set(
+    data: &Table,
+    features: &[String],
+    label: &str,
+    classes: Option<&Vec<String>>,
+) -> Result<sluice_ml::Dataset, ModelError> {
+    let batches = data.batches();
+    if data.schema().column_with_name(label).is_none() {
+        return Err(ModelError::Data(format!(
+            "the table has no column `{label}`"
+        )));
+    }
+    let x = sluice_ml::Matrix::new(
+        data.num_rows(),
+        features.len(),
+        feature_matrix_of(batches, features)?,
+    )
+    .map_err(|e| ModelError::Data(e.to_string()))?;
+    let target = match classes {
+        Some(classes) => {
+            let indices = label_texts(batches, label)?
+                .into_iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    classes.iter().position(|c| *c == l).ok_or_else(|| {
+                        ModelError::Data(format!(
+                            "row {} has label `{l}`, a class the training rows do not have ({})",
+                            i + 1,
+                            classes.join(", ")
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            sluice_ml::Target::Classes {
+                classes: classes.clone(),
+                indices,
+            }
+        }
+        None => sluice_ml::Target::Values(number_values(batches, label)?),
+    };
+    sluice_ml::Dataset::new(x, features.to_vec(), target)
+        .map_err(|e| ModelError::Data(e.to_string()))
 }
 
 /// A float column with at most this many distinct values is sliced by value.

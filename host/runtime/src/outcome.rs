@@ -121,6 +121,12 @@ pub enum StepEvent {
 /// Receives [`StepEvent`]s while a step runs (for progress displays).
 pub type EventSink = Arc<dyn Fn(StepEvent) + Send + Sync>;
 
+/// Finds a component by its digest, for host calls that replay a model's
+/// recorded transform (`model.transform`, `ml.evaluate-raw`): typically
+/// [`crate::Runtime::load_digest`] over the run's object store.
+pub type ComponentLoader =
+    Arc<dyn Fn(&sluice_store::Digest) -> Result<crate::Component, String> + Send + Sync>;
+
 /// Everything a step execution needs.
 #[derive(Clone, Default)]
 pub struct Invocation {
@@ -141,6 +147,9 @@ pub struct Invocation {
     pub clock: crate::ClockMode,
     /// Live progress and log events, if someone is watching.
     pub events: Option<EventSink>,
+    /// Where the components that models' recorded transforms name come
+    /// from; without it, replaying a transform is refused.
+    pub components: Option<ComponentLoader>,
 }
 
 /// Why a step did not succeed.

@@ -108,6 +108,26 @@ impl TransformRunner {
         })
     }
 
+    /// The runner of the transform a model card records (`{"component":
+    /// "sha256:…", "state": …}`), its component found by `load`.
+    pub fn recorded(
+        doc: &serde_json::Value,
+        load: &dyn Fn(&sluice_store::Digest) -> Result<Component, String>,
+        limits: Limits,
+    ) -> Result<Self, String> {
+        let digest: sluice_store::Digest = doc
+            .get("component")
+            .and_then(serde_json::Value::as_str)
+            .ok_or("the card's `transform` names no `component` digest")?
+            .parse()
+            .map_err(|e| format!("the card's `transform.component`: {e}"))?;
+        let state = doc
+            .get("state")
+            .ok_or("the card's `transform` has no fitted `state`")?;
+        let component = load(&digest)?;
+        TransformRunner::new(&component, state.to_string(), limits).map_err(|e| e.to_string())
+    }
+
     /// The transform component.
     pub fn component(&self) -> &Component {
         &self.component

@@ -5,9 +5,7 @@
 use crate::signature::{ArrowDType, ColumnSpec, DType, DataError, Signature};
 use arrow_array::{ArrayRef, Float64Array, RecordBatch};
 use serde_json::Value;
-use sluice_runtime::{
-    ComponentSource, Limits, ModelArtifact, ModelError, Runtime, TransformError, TransformRunner,
-};
+use sluice_runtime::{Limits, ModelArtifact, ModelError, Runtime, TransformError, TransformRunner};
 use sluice_store::{Digest, ModelRef, Store};
 use std::sync::Arc;
 use std::time::Duration;
@@ -271,29 +269,8 @@ fn load_transform(
     runtime: &Runtime,
     doc: &Value,
 ) -> Result<TransformRunner, String> {
-    let digest: Digest = doc
-        .get("component")
-        .and_then(Value::as_str)
-        .ok_or("the card's `transform` names no `component` digest")?
-        .parse()
-        .map_err(|e| format!("the card's `transform.component`: {e}"))?;
-    let state = doc
-        .get("state")
-        .ok_or("the card's `transform` has no fitted `state`")?;
-    let source = match sluice_std_components::by_sha256(&digest.to_hex()) {
-        Some(std) => ComponentSource::Std(std.name.to_string()),
-        None => ComponentSource::Bytes {
-            name: digest.to_string(),
-            bytes: store.objects.get(&digest).map_err(|e| {
-                format!(
-                    "component {digest} is neither a standard step of this build nor in the store: {e}"
-                )
-            })?,
-        },
-    };
-    let component = runtime.load(&source).map_err(|e| e.to_string())?;
-    let runner = TransformRunner::new(&component, state.to_string(), TRANSFORM_LIMITS)
-        .map_err(|e| e.to_string())?;
+    let load = |digest: &Digest| runtime.load_digest(digest, Some(&store.objects));
+    let runner = TransformRunner::recorded(doc, &load, TRANSFORM_LIMITS)?;
     runner.warm().map_err(|e| e.to_string())?;
     Ok(runner)
 }

@@ -376,6 +376,17 @@ impl Model {
             .map(Table::from_raw)
             .map_err(|e| host_error("predicting with the model", e))
     }
+
+    /// Raw rows (before any transform) through the transform this model's
+    /// card records, as its training rows went through it: the table its
+    /// features are read from. Without a recorded transform, the rows as
+    /// they are. Rows the transform refuses are [`StepError::InvalidInput`].
+    pub fn transform(&self, data: &Table) -> Result<Table, StepError> {
+        self.inner
+            .transform(data.as_raw())
+            .map(Table::from_raw)
+            .map_err(|e| host_error("applying the model's transform", e))
+    }
 }
 
 /// Trains `algorithm` (one of [`ALGORITHMS`]) on the `features` columns of
@@ -393,6 +404,52 @@ pub fn train(
     label: &str,
     params: &Json,
 ) -> Result<Model, StepError> {
+    let params = training_params(algorithm, data, features, label, params)?;
+    raw::train(algorithm, data.as_raw(), features, label, &params)
+        .map(Model::from_raw)
+        .map_err(|e| host_error(&format!("training `{algorithm}`"), e))
+}
+
+/// [`train`] with validation rows (the eval split), which the trainer does
+/// not learn from: with `early_stopping`, gradient boosting stops when
+/// their loss, and an MLP when their score, stops improving. They need the
+/// same feature and label columns as `data`; a class `data` lacks is
+/// [`StepError::InvalidInput`].
+pub fn train_validated(
+    algorithm: &str,
+    data: &Table,
+    validation: &Table,
+    features: &[String],
+    label: &str,
+    params: &Json,
+) -> Result<Model, StepError> {
+    let params = training_params(algorithm, data, features, label, params)?;
+    check_columns(
+        &format!("training `{algorithm}` (the validation rows)"),
+        &validation.column_names(),
+        features,
+        Some(("label", label)),
+    )?;
+    raw::train_validated(
+        algorithm,
+        data.as_raw(),
+        validation.as_raw(),
+        features,
+        label,
+        &params,
+    )
+    .map(Model::from_raw)
+    .map_err(|e| host_error(&format!("training `{algorithm}`"), e))
+}
+
+/// Checks a training request's columns; returns its params as JSON text.
+fn training_params(
+    algorithm: &str,
+    data: &Table,
+    features: &[String],
+    label: &str,
+    params: &Json,
+) -> Result<String, StepError> {
     check_features(features, Some(label))?;
     check_columns(
         &format!("training `{algorithm}`"),
@@ -400,19 +457,14 @@ pub fn train(
         features,
         Some(("label", label)),
     )?;
-    let params = match params {
-        Json::Null => "{}".to_owned(),
-        Json::Object(_) => params.to_string(),
-        other => {
-            return Err(StepError::invalid_input(format!(
-                "training `{algorithm}`: trainer params must be a JSON object, found {}",
-                truncate(&other.to_string(), 100)
-            )));
-        }
-    };
-    raw::train(algorithm, data.as_raw(), features, label, &params)
-        .map(Model::from_raw)
-        .map_err(|e| host_error(&format!("training `{algorithm}`"), e))
+    match params {
+        Json::Null => Ok("{}".to_owned()),
+        Json::Object(_) => Ok(params.to_string()),
+        other => Err(StepError::invalid_input(format!(
+            "training `{algorithm}`: trainer params must be a JSON object, found {}",
+            truncate(&other.to_string(), 100)
+        ))),
+    }
 }
 
 /// Measures `model` on `data`, which must hold the model's features and its
@@ -443,10 +495,43 @@ pub fn evaluate(
     }
     let text = raw::evaluate(model.as_raw(), data.as_raw(), slice_by)
         .map_err(|e| host_error("evaluating the model", e))?;
-    let json: Json = serde_json::from_str(&text).map_err(|e| {
+    parse_evaluation(&text)
+}
+
+/// Measures `model` on raw rows, before any transform: the model runs on
+/// them through the transform its card records ([`Model::transform`]), its
+/// predictions are compared with `data`'s label, and slices are by
+/// `slice_by`'s raw values (`religious = 2`, not its standardised value).
+/// Models with different transforms are so compared on the same rows.
+pub fn evaluate_raw(
+    model: &Model,
+    data: &Table,
+    slice_by: Option<&str>,
+) -> Result<Evaluation, StepError> {
+    let card = model.card()?;
+    let Some(label) = card.label.as_deref() else {
+        return Err(StepError::invalid_input(
+            "evaluating: the model's card names no label column, so there is nothing to \
+             compare its predictions with; give the model a `label` (e.g. the `label` param \
+             of std:import-model)",
+        ));
+    };
+    let columns = data.column_names();
+    check_columns("evaluating", &columns, &[], Some(("label", label)))?;
+    if let Some(s) = slice_by {
+        check_columns("evaluating", &columns, &[], Some(("slice-by", s)))?;
+    }
+    let text = raw::evaluate_raw(model.as_raw(), data.as_raw(), slice_by)
+        .map_err(|e| host_error("evaluating the model on raw rows", e))?;
+    parse_evaluation(&text)
+}
+
+/// The host's evaluation JSON, read.
+fn parse_evaluation(text: &str) -> Result<Evaluation, StepError> {
+    let json: Json = serde_json::from_str(text).map_err(|e| {
         StepError::failed(format!(
             "the host returned an evaluation that is not JSON ({e}): {}",
-            truncate(&text, 300)
+            truncate(text, 300)
         ))
     })?;
     Evaluation::from_value(json).map_err(|e| StepError::failed(e.message().to_owned()))
@@ -514,6 +599,12 @@ impl Evaluation {
     /// The number of rows measured, if given.
     pub fn rows(&self) -> Option<u64> {
         self.json.get("rows").and_then(Json::as_u64)
+    }
+
+    /// Whether it was measured on raw rows through the model's transform
+    /// ([`evaluate_raw`]), so that its slices are named by raw values.
+    pub fn is_raw(&self) -> bool {
+        self.json.get("raw").and_then(Json::as_bool) == Some(true)
     }
 
     /// The `overall` metrics as JSON (a value may be null where a metric is

@@ -17,6 +17,8 @@ pub struct Prepared {
     pub plan: Plan,
     /// Each distinct component the plan runs.
     pub components: HashMap<ComponentRef, Component>,
+    /// The runtime that loaded them; steps load recorded transforms with it.
+    pub runtime: Runtime,
 }
 
 /// Parses, loads every component (reading its manifest) and validates the
@@ -51,6 +53,7 @@ pub fn prepare(
         spec,
         plan,
         components,
+        runtime: runtime.clone(),
     })
 }
 

@@ -167,6 +167,7 @@ pub async fn execute(
     }
 
     let executor = StepExecutor::new(store.clone(), run_id.clone(), observer.clone())
+        .with_runtime(prepared.runtime.clone())
         .with_default_limits(crate::spec::Limits {
             memory: options.memory.or(spec.limits.memory),
             ..spec.limits

@@ -16,7 +16,7 @@ use crate::validate::PlannedStep;
 use sluice_runtime::ClockMode;
 use sluice_runtime::{
     ArtifactKind, Component, Digest, InputArtifact, Invocation, Limits, ModelArtifact,
-    OutputArtifact, StepEvent, StepFailure, StepOutcome,
+    OutputArtifact, Runtime, StepEvent, StepFailure, StepOutcome,
 };
 use sluice_store::metadata::{ExecutionRecord, ExecutionState, Finished, NewExecution};
 use sluice_store::{NewModel, Store};
@@ -168,6 +168,7 @@ pub struct StepExecutor {
     run_id: String,
     observer: Arc<dyn Observer>,
     defaults: SpecLimits,
+    runtime: Option<Runtime>,
 }
 
 impl StepExecutor {
@@ -178,7 +179,16 @@ impl StepExecutor {
             run_id: run_id.into(),
             observer,
             defaults: SpecLimits::default(),
+            runtime: None,
         }
+    }
+
+    /// Lets steps replay the transforms models record (`model.transform`,
+    /// `ml.evaluate-raw`), loading their components with `runtime` from the
+    /// standard steps or the store's objects.
+    pub fn with_runtime(mut self, runtime: Runtime) -> Self {
+        self.runtime = Some(runtime);
+        self
     }
 
     /// The limits of steps that set none of their own (`[pipeline] limits`,
@@ -371,6 +381,12 @@ impl StepExecutor {
             seed: *job.key.as_bytes(),
             clock: planned.step.clock,
             events: Some(events),
+            components: self.runtime.clone().map(|runtime| {
+                let store = self.store.clone();
+                let load: sluice_runtime::ComponentLoader =
+                    Arc::new(move |digest| runtime.load_digest(digest, Some(&store.objects)));
+                load
+            }),
         };
         self.observer
             .step_started(job.name(), &planned.step.component.to_string());
