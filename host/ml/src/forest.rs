@@ -20,8 +20,21 @@
 //!   criterion as Gini impurity) or on the values; leaves hold class
 //!   proportions or means, averaged over the trees.
 //!
+//! Where the time goes, and how it is kept short (the layouts LightGBM and
+//! scikit-learn's `HistGradientBoosting` use): bins are column-major, so
+//! a feature's histogram stays in the first-level cache while a node's
+//! rows stream by; a node's rows are partitioned stably (branch-free), so
+//! they stay increasing and every pass reads memory front to back; a
+//! boosting row's gradient and hessian sit side by side and are gathered
+//! once per node; histograms are reused from node to node and tree to
+//! tree; and both cores share large nodes (narrow tables by rows, wide ones
+//! by features), the split search over wide tables, and the gradients.
+//!
 //! Deterministic for a seed: the random numbers come from the crate's
-//! SplitMix64, and sums run in a fixed order.
+//! SplitMix64, and sums run in a fixed order (the same on any number of
+//! cores: work is split the same way, and partial sums are added in order).
+
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -347,12 +360,19 @@ impl EnsembleTarget<'_> {
 
 // ---- binning ----------------------------------------------------------------
 
-/// The features cut into bins: row-major bin indices (a row's bins are
-/// adjacent, so one pass over a node's rows fills every feature's
-/// histogram) and, per feature, the `f32` threshold that ends each bin but
-/// the last, and where its bins start in a histogram.
+/// The features cut into bins: bin indices, column-major, and per feature
+/// the `f32` threshold that ends each bin but the last, and where its bins
+/// start in a histogram.
+///
+/// Column-major because a node's histograms are summed a feature at a
+/// time: the feature's histogram, a few kilobytes, stays in the
+/// first-level cache while the node's rows stream by. (Row-major bins, one
+/// pass over the rows for all features, touch every feature's histogram —
+/// a megabyte or more on a wide table — for every row; they were measured
+/// slower on 8 features and on 200.)
 struct Binned {
     bins: Vec<u8>,
+    rows: usize,
     cols: usize,
     thresholds: Vec<Vec<f32>>,
     /// Per feature, its first bin's index in a histogram; then the total.
@@ -387,7 +407,7 @@ impl Binned {
                 cuts
             };
             for (i, v) in column.iter().enumerate() {
-                bins[i * cols + f] = cuts.partition_point(|t| t < v) as u8;
+                bins[f * rows + i] = cuts.partition_point(|t| t < v) as u8;
             }
             thresholds.push(cuts);
         }
@@ -400,14 +420,16 @@ impl Binned {
         offsets.push(total);
         Binned {
             bins,
+            rows,
             cols,
             thresholds,
             offsets,
         }
     }
 
-    fn bin(&self, row: usize, f: usize) -> usize {
-        usize::from(self.bins[row * self.cols + f])
+    /// Feature `f`'s bins, one per row.
+    fn column(&self, f: usize) -> &[u8] {
+        &self.bins[f * self.rows..][..self.rows]
     }
 }
 
@@ -420,6 +442,10 @@ struct Histogram(Vec<f64>);
 
 struct Grower<'a> {
     binned: &'a Binned,
+    /// With one gradient per row (boosting): each row's gradient and
+    /// hessian, side by side (one cache line to gather a row's). `grad`
+    /// and `hess` are then unused.
+    pairs: Option<&'a [[f64; 2]]>,
     /// Row-major `rows × dims` gradients (forests: minus the targets).
     grad: &'a [f64],
     /// One hessian per row (forests: 1).
@@ -433,6 +459,9 @@ struct Grower<'a> {
     features: Vec<usize>,
     /// Per split, how many of `features` to try (forests), or all.
     per_split: Option<usize>,
+    /// Histograms no longer needed, kept for the next nodes and trees: a
+    /// wide table's histogram is a megabyte or more.
+    spare: &'a Mutex<Vec<Vec<f64>>>,
 }
 
 struct Candidate {
@@ -449,83 +478,162 @@ impl Grower<'_> {
         self.dims + 2
     }
 
+    /// The histogram of a node's rows.
     fn histogram(&self, rows: &[u32]) -> Histogram {
         let s = self.stride();
-        let len = self.binned.offsets[self.binned.cols] * s;
-        // One pass over the rows fills every feature; large nodes are
-        // split across the cores, each summing its rows, then added up.
-        let fill = |rows: &[u32]| {
-            let mut h = vec![0.0; len];
-            let cols = self.binned.cols;
-            let offsets = &self.binned.offsets[..cols];
-            if self.dims == 1 {
-                // The gradients gathered once; then the features a group
-                // at a time, so that the group's histograms stay in cache
-                // however wide the table.
-                let gh: Vec<(f64, f64)> = rows
-                    .iter()
-                    .map(|&r| (self.grad[r as usize], self.hess[r as usize]))
-                    .collect();
-                for group in (0..cols).step_by(FEATURE_GROUP) {
-                    let end = (group + FEATURE_GROUP).min(cols);
-                    let offsets = &offsets[group..end];
-                    for (&r, &(g, hess)) in rows.iter().zip(&gh) {
-                        let row_bins =
-                            &self.binned.bins[r as usize * cols + group..][..end - group];
-                        for (&b, &o) in row_bins.iter().zip(offsets) {
-                            let i = (o + usize::from(b)) * 3;
-                            h[i] += g;
-                            h[i + 1] += hess;
-                            h[i + 2] += 1.0;
+        let cols = self.binned.cols;
+        let len = self.binned.offsets[cols] * s;
+        let mut h = self.take_histogram(len);
+        let threads = cores();
+        if threads <= 1 || rows.len() * cols < PARALLEL_CELLS {
+            self.fill(rows, &self.gather(rows), 0..cols, &mut h);
+        } else if cols < BY_FEATURES_FROM {
+            // Narrow tables: the rows are cut into a fixed number of
+            // shares, each summed into a histogram of its own (gathering
+            // only its rows' gradients) by whichever core takes it, then
+            // added up in order: the same sums on any number of cores.
+            let shares: Vec<&[u32]> = rows.chunks(rows.len().div_ceil(ROW_SHARES)).collect();
+            let shares = &shares;
+            let per_core = on_cores(
+                (0..threads.min(shares.len()))
+                    .map(|t| {
+                        move || {
+                            (t..shares.len())
+                                .step_by(threads)
+                                .map(|i| {
+                                    let mut h = self.take_histogram(len);
+                                    self.fill(shares[i], &self.gather(shares[i]), 0..cols, &mut h);
+                                    (i, h)
+                                })
+                                .collect::<Vec<_>>()
                         }
-                    }
-                }
-                return h;
+                    })
+                    .collect(),
+            );
+            let mut parts: Vec<(usize, Vec<f64>)> = per_core.into_iter().flatten().collect();
+            parts.sort_by_key(|(i, _)| *i);
+            for (_, part) in parts {
+                h.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
+                self.spare.lock().expect("the spare histograms").push(part);
             }
-            for &r in rows {
-                let r = r as usize;
-                let row_bins = &self.binned.bins[r * cols..][..cols];
-                let g = &self.grad[r * self.dims..][..self.dims];
-                let hess = self.hess[r];
-                for (&b, &o) in row_bins.iter().zip(offsets) {
-                    let cell = &mut h[(o + usize::from(b)) * s..][..s];
-                    for (acc, v) in cell.iter_mut().zip(g) {
-                        *acc += v;
-                    }
-                    cell[self.dims] += hess;
-                    cell[self.dims + 1] += 1.0;
-                }
-            }
-            h
-        };
-        let threads = if rows.len() >= PARALLEL_ROWS {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
-            1
-        };
-        if threads <= 1 {
-            return Histogram(fill(rows));
+            // Wide tables: the cores fill disjoint ranges of features (as
+            // scikit-learn and LightGBM do), with no histograms to add up.
+            let gh = self.gather(rows);
+            let gh = &gh;
+            let mut rest = h.as_mut_slice();
+            let mut at = 0;
+            let mut parts = Vec::with_capacity(threads);
+            for range in feature_ranges(&self.binned.offsets, threads) {
+                let end = self.binned.offsets[range.end] * s;
+                let (mine, tail) = rest.split_at_mut(end - at);
+                (rest, at) = (tail, end);
+                parts.push(move || self.fill(rows, gh, range, mine));
+            }
+            on_cores(parts);
         }
-        let parts: Vec<Vec<f64>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = rows
-                .chunks(rows.len().div_ceil(threads))
-                .map(|chunk| scope.spawn(move || fill(chunk)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("histogram thread"))
-                .collect()
-        });
-        let mut parts = parts.into_iter();
-        let mut total = parts.next().unwrap_or_else(|| vec![0.0; len]);
-        for part in parts {
-            total.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
-        }
-        Histogram(total)
+        Histogram(h)
     }
 
-    fn subtract(&self, parent: &Histogram, child: &Histogram) -> Histogram {
-        Histogram(parent.0.iter().zip(&child.0).map(|(a, b)| a - b).collect())
+    /// A zeroed histogram of `len` values, reusing a spare one if any.
+    fn take_histogram(&self, len: usize) -> Vec<f64> {
+        let mut h = self
+            .spare
+            .lock()
+            .expect("the spare histograms")
+            .pop()
+            .unwrap_or_default();
+        h.clear();
+        h.resize(len, 0.0);
+        h
+    }
+
+    /// In boosting, the rows' gradients and hessians in the rows' order
+    /// (read once per feature, front to back); otherwise nothing.
+    fn gather(&self, rows: &[u32]) -> Vec<[f64; 2]> {
+        self.pairs.map_or_else(Vec::new, |pairs| {
+            rows.iter().map(|&r| pairs[r as usize]).collect()
+        })
+    }
+
+    /// Adds `rows` to the histograms of the features `features`, which
+    /// `h` holds from the first of them on; a feature at a time.
+    ///
+    /// In boosting (`pairs`), `gh` holds the rows' gradients and
+    /// hessians in the rows' order (read once per feature, front to back).
+    fn fill(&self, rows: &[u32], gh: &[[f64; 2]], features: std::ops::Range<usize>, h: &mut [f64]) {
+        let base = self.binned.offsets[features.start];
+        if self.pairs.is_some() {
+            let (cells, _) = h.as_chunks_mut::<3>();
+            // Rows in pairs, the second of each into a histogram of its
+            // own: consecutive rows often fall in the same bin, and each
+            // would wait for the other's sum to be stored.
+            let mut odd = [[0.0f64; 3]; 256];
+            for f in features {
+                let column = self.binned.column(f);
+                let hist =
+                    &mut cells[self.binned.offsets[f] - base..self.binned.offsets[f + 1] - base];
+                if rows.len() < PAIRED_ROWS {
+                    for (&r, &[g, hess]) in rows.iter().zip(gh) {
+                        let cell = &mut hist[usize::from(column[r as usize])];
+                        cell[0] += g;
+                        cell[1] += hess;
+                        cell[2] += 1.0;
+                    }
+                    continue;
+                }
+                odd[..hist.len()].fill([0.0; 3]);
+                let (pairs, last) = rows.as_chunks::<2>();
+                let (gh_pairs, gh_last) = gh.as_chunks::<2>();
+                for (&[r0, r1], &[[g0, h0], [g1, h1]]) in pairs.iter().zip(gh_pairs) {
+                    let cell = &mut hist[usize::from(column[r0 as usize])];
+                    cell[0] += g0;
+                    cell[1] += h0;
+                    cell[2] += 1.0;
+                    let cell = &mut odd[usize::from(column[r1 as usize])];
+                    cell[0] += g1;
+                    cell[1] += h1;
+                    cell[2] += 1.0;
+                }
+                for (&r, &[g, hess]) in last.iter().zip(gh_last) {
+                    let cell = &mut hist[usize::from(column[r as usize])];
+                    cell[0] += g;
+                    cell[1] += hess;
+                    cell[2] += 1.0;
+                }
+                for (cell, o) in hist.iter_mut().zip(&odd) {
+                    cell[0] += o[0];
+                    cell[1] += o[1];
+                    cell[2] += o[2];
+                }
+            }
+            return;
+        }
+        let s = self.stride();
+        for f in features {
+            let column = self.binned.column(f);
+            let hist = &mut h
+                [(self.binned.offsets[f] - base) * s..(self.binned.offsets[f + 1] - base) * s];
+            for &r in rows {
+                let r = r as usize;
+                let cell = &mut hist[usize::from(column[r]) * s..][..s];
+                for (acc, v) in cell
+                    .iter_mut()
+                    .zip(&self.grad[r * self.dims..][..self.dims])
+                {
+                    *acc += v;
+                }
+                cell[self.dims] += self.hess[r];
+                cell[self.dims + 1] += 1.0;
+            }
+        }
+    }
+
+    /// The parent's sums minus one child's: the other child's, in the
+    /// parent's buffer.
+    fn subtract(&self, mut parent: Histogram, child: &Histogram) -> Histogram {
+        parent.0.iter_mut().zip(&child.0).for_each(|(a, b)| *a -= b);
+        parent
     }
 
     /// `Σ_d G_d² / (H + λ)`.
@@ -538,8 +646,9 @@ impl Grower<'_> {
     }
 
     /// The best split of a node: (gain, feature, last bin on the left).
+    /// Ties go to the first feature and bin, however the search is split
+    /// across the cores.
     fn best_split(&self, hist: &Histogram, rng: &mut SplitMix64) -> Option<(f64, usize, usize)> {
-        let s = self.stride();
         let sampled;
         let tried = match self.per_split {
             Some(k) => {
@@ -554,12 +663,72 @@ impl Grower<'_> {
         };
         // Every feature's bins hold the node's rows: one total for all.
         let total = self.totals(hist);
-        let parent = self.score(&total);
+        let threads = cores();
+        let bins = self.binned.offsets[self.binned.cols];
+        if threads > 1 && bins >= PARALLEL_BINS && tried.len() >= threads {
+            let total = &total;
+            let found = on_cores(
+                tried
+                    .chunks(tried.len().div_ceil(threads))
+                    .map(|part| move || self.best_among(hist, part, total))
+                    .collect(),
+            );
+            return found
+                .into_iter()
+                .flatten()
+                .fold(None, |best, c| match best {
+                    Some((g, _, _)) if c.0 <= g => best,
+                    _ => Some(c),
+                });
+        }
+        self.best_among(hist, tried, &total)
+    }
+
+    /// The best split on one of `features` (in order; the first best wins).
+    fn best_among(
+        &self,
+        hist: &Histogram,
+        features: &[usize],
+        total: &[f64],
+    ) -> Option<(f64, usize, usize)> {
+        let s = self.stride();
+        let parent = self.score(total);
         let min_leaf = self.min_leaf as f64;
         let (dims, l2) = (self.dims, self.l2);
         let mut best: Option<(f64, usize, usize)> = None;
+        let mut consider = |gain: f64, f: usize, b: usize| {
+            if gain > 1e-12 && best.is_none_or(|(g, _, _)| gain > g) {
+                best = Some((gain, f, b));
+            }
+        };
+        if dims == 1 {
+            let (g_all, h_all, n_all) = (total[0], total[1], total[2]);
+            for &f in features {
+                let h = &hist.0[self.binned.offsets[f] * 3..self.binned.offsets[f + 1] * 3];
+                let (cells, _) = h.as_chunks::<3>();
+                let (mut g_left, mut h_left, mut n_left) = (0.0, 0.0, 0.0);
+                for (b, cell) in cells[..cells.len().saturating_sub(1)].iter().enumerate() {
+                    g_left += cell[0];
+                    h_left += cell[1];
+                    n_left += cell[2];
+                    if n_left < min_leaf {
+                        continue;
+                    }
+                    if n_all - n_left < min_leaf {
+                        break;
+                    }
+                    let (hl, hr) = (h_left + l2, h_all - h_left + l2);
+                    if hl <= 0.0 || hr <= 0.0 {
+                        continue;
+                    }
+                    let g_right = g_all - g_left;
+                    consider(g_left * g_left / hl + g_right * g_right / hr - parent, f, b);
+                }
+            }
+            return best;
+        }
         let mut left = vec![0.0; s];
-        for &f in tried {
+        for &f in features {
             let h = &hist.0[self.binned.offsets[f] * s..self.binned.offsets[f + 1] * s];
             let n_bins = h.len() / s;
             left.iter_mut().for_each(|l| *l = 0.0);
@@ -583,10 +752,7 @@ impl Grower<'_> {
                     g_left += left[d] * left[d];
                     g_right += (total[d] - left[d]) * (total[d] - left[d]);
                 }
-                let gain = g_left / h_left + g_right / h_right - parent;
-                if gain > 1e-12 && best.is_none_or(|(g, _, _)| gain > g) {
-                    best = Some((gain, f, b));
-                }
+                consider(g_left / h_left + g_right / h_right - parent, f, b);
             }
         }
         best
@@ -627,6 +793,7 @@ impl Grower<'_> {
         importances: &mut [f64],
     ) -> (Tree, Vec<(usize, usize, usize)>) {
         let mut leaf_rows = Vec::new();
+        let mut right_rows = vec![0u32; rows.len()];
         let mut nodes = vec![TreeNode::Leaf(Vec::new())];
         let root_hist = self.histogram(rows);
         let split = self.best_split(&root_hist, rng);
@@ -660,17 +827,31 @@ impl Grower<'_> {
             let Some((gain, feature, bin)) = c.split.filter(|_| can_split) else {
                 nodes[c.node] = TreeNode::Leaf(self.leaf_values(&c.hist));
                 leaf_rows.push((c.start, c.end, c.node));
+                self.spare
+                    .lock()
+                    .expect("the spare histograms")
+                    .push(c.hist.0);
                 continue;
             };
-            // Partition the node's rows: bins ≤ `bin` first.
+            // Partition the node's rows, bins ≤ `bin` first, keeping their
+            // order: rows stay increasing, so every later pass over a
+            // node's rows reads bins and gradients front to back.
+            // Branch-free: every row is written to both sides, and only
+            // the side it belongs to moves on (the branch would be a coin
+            // flip per row).
+            let column = self.binned.column(feature);
             let part = &mut rows[c.start..c.end];
-            let mut mid = 0;
+            let right = &mut right_rows[..part.len()];
+            let (mut mid, mut n_right) = (0, 0);
             for i in 0..part.len() {
-                if self.binned.bin(part[i] as usize, feature) <= bin {
-                    part.swap(i, mid);
-                    mid += 1;
-                }
+                let r = part[i];
+                let left = usize::from(usize::from(column[r as usize]) <= bin);
+                part[mid] = r;
+                right[n_right] = r;
+                mid += left;
+                n_right += 1 - left;
             }
+            part[mid..].copy_from_slice(&right[..n_right]);
             let mid = c.start + mid;
             importances[feature] += gain;
             let (left_node, right_node) = (nodes.len(), nodes.len() + 1);
@@ -690,7 +871,7 @@ impl Grower<'_> {
             } else {
                 self.histogram(&rows[mid..c.end])
             };
-            let large = self.subtract(&c.hist, &small);
+            let large = self.subtract(c.hist, &small);
             let (left_hist, right_hist) = if left_small {
                 (small, large)
             } else {
@@ -719,15 +900,105 @@ impl Grower<'_> {
     }
 }
 
-/// Features whose histograms one pass over a node's rows fills. Wider
-/// tables take several passes, so that a pass's histograms (256 bins × 24
-/// bytes each) stay within a 2 MiB cache. Smaller groups were measured
-/// slower on 200 features: re-reading each row's bins once per group cost
-/// more than the cache misses they saved.
-const FEATURE_GROUP: usize = 256;
+/// Node rows from which a column's histogram is summed in two halves
+/// (see [`Grower::fill`]).
+const PAIRED_ROWS: usize = 2_048;
 
-/// Node rows from which a histogram is summed on every core.
+/// Rows from which the gradients are computed on every core.
 const PARALLEL_ROWS: usize = 50_000;
+
+/// Node rows × features from which a histogram is filled on every core (a
+/// thread costs tens of microseconds; this many cells take a few hundred).
+const PARALLEL_CELLS: usize = 200_000;
+
+/// Shares of a narrow table's large node, summed separately and added up
+/// in order (see [`Grower::histogram`]): fixed, so that the sums do not
+/// depend on the number of cores.
+const ROW_SHARES: usize = 4;
+
+/// Features from which the cores share a histogram's work by features
+/// rather than by rows (see [`Grower::histogram`]).
+const BY_FEATURES_FROM: usize = 32;
+
+/// Histogram bins (over all features) from which a node's split search
+/// runs on every core.
+const PARALLEL_BINS: usize = 8_192;
+
+/// Sets `out[r] = f(r)` for every row `r` of `rows` (increasing), on
+/// every core for many rows: each core takes a run of rows, and so a range
+/// of `out` no other core writes.
+fn per_row(rows: &[u32], out: &mut [[f64; 2]], f: impl Fn(usize) -> (f64, f64) + Sync) {
+    let threads = cores();
+    let run = |rows: &[u32], out: &mut [[f64; 2]], base: usize| {
+        for &r in rows {
+            let r = r as usize;
+            let (a, b) = f(r);
+            out[r - base] = [a, b];
+        }
+    };
+    if threads <= 1 || rows.len() < PARALLEL_ROWS {
+        run(rows, out, 0);
+        return;
+    }
+    let chunks: Vec<&[u32]> = rows.chunks(rows.len().div_ceil(threads)).collect();
+    let (mut out, mut base) = (out, 0);
+    let mut parts = Vec::with_capacity(chunks.len());
+    for (i, chunk) in chunks.iter().enumerate() {
+        // This run's rows are below the next run's first row.
+        let end = chunks
+            .get(i + 1)
+            .map_or(base + out.len(), |next| next[0] as usize);
+        let (mine, rest) = std::mem::take(&mut out).split_at_mut(end - base);
+        let run = &run;
+        parts.push(move || run(chunk, mine, base));
+        (out, base) = (rest, end);
+    }
+    on_cores(parts);
+}
+
+/// The cores training may use.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Runs `work`, the first on this thread and the rest on threads of their
+/// own; returns their results in order.
+fn on_cores<T: Send>(work: Vec<impl FnOnce() -> T + Send>) -> Vec<T> {
+    let mut work = work.into_iter();
+    let Some(first) = work.next() else {
+        return Vec::new();
+    };
+    std::thread::scope(|scope| {
+        let others: Vec<_> = work.map(|w| scope.spawn(w)).collect();
+        let mut results = vec![first()];
+        results.extend(
+            others
+                .into_iter()
+                .map(|h| h.join().expect("a training thread")),
+        );
+        results
+    })
+}
+
+/// `threads` contiguous ranges of features with about as many bins each.
+fn feature_ranges(offsets: &[usize], threads: usize) -> Vec<std::ops::Range<usize>> {
+    let cols = offsets.len() - 1;
+    let per = offsets[cols].div_ceil(threads);
+    let mut ranges = Vec::with_capacity(threads);
+    let mut start = 0;
+    for t in 1..=threads {
+        let end = if t == threads {
+            cols
+        } else {
+            offsets.partition_point(|&o| o < per * t).clamp(start, cols)
+        };
+        if end > start {
+            ranges.push(start..end);
+        }
+        start = end;
+    }
+    ranges
+}
 
 fn normalised(mut v: Vec<f64>) -> Vec<f64> {
     let total: f64 = v.iter().sum();
@@ -804,8 +1075,8 @@ pub(crate) fn fit_boosting(
         .copied()
         .collect();
     let mut probs = vec![0.0; if k > 1 { n * k } else { 0 }];
-    let mut grad = vec![0.0; n];
-    let mut hess = vec![0.0; n];
+    let spare = Mutex::new(Vec::new());
+    let mut pairs = vec![[0.0; 2]; n];
     let mut trees = Vec::new();
     let mut tree_output = Vec::new();
     let mut importances = vec![0.0; f];
@@ -843,32 +1114,29 @@ pub(crate) fn fit_boosting(
             }
         }
         for class in 0..k {
-            for &r in &rows {
-                let r = r as usize;
-                let (g, h) = match target {
-                    EnsembleTarget::Classes(y, 2) => {
-                        let p1 = sigmoid(raw[r]);
-                        (
-                            p1 - f64::from(u8::from(y[r] == 1)),
-                            (p1 * (1.0 - p1)).max(1e-16),
-                        )
-                    }
-                    EnsembleTarget::Classes(y, _) => {
-                        let pc = probs[r * k + class];
-                        (
-                            pc - f64::from(u8::from(y[r] == class)),
-                            (pc * (1.0 - pc)).max(1e-16),
-                        )
-                    }
-                    EnsembleTarget::Values(y) => (raw[r] - y[r], 1.0),
-                };
-                grad[r] = g;
-                hess[r] = h;
-            }
+            let gradient = |r: usize| match target {
+                EnsembleTarget::Classes(y, 2) => {
+                    let p1 = sigmoid(raw[r]);
+                    (
+                        p1 - f64::from(u8::from(y[r] == 1)),
+                        (p1 * (1.0 - p1)).max(1e-16),
+                    )
+                }
+                EnsembleTarget::Classes(y, _) => {
+                    let pc = probs[r * k + class];
+                    (
+                        pc - f64::from(u8::from(y[r] == class)),
+                        (pc * (1.0 - pc)).max(1e-16),
+                    )
+                }
+                EnsembleTarget::Values(y) => (raw[r] - y[r], 1.0),
+            };
+            per_row(&rows, &mut pairs, gradient);
             let grower = Grower {
                 binned: &binned,
-                grad: &grad,
-                hess: &hess,
+                pairs: Some(&pairs),
+                grad: &[],
+                hess: &[],
                 dims: 1,
                 l2: p.l2,
                 min_leaf: p.min_samples_leaf.max(1),
@@ -876,6 +1144,7 @@ pub(crate) fn fit_boosting(
                 max_leaves: p.max_leaves.max(2),
                 features: features.clone(),
                 per_split: None,
+                spare: &spare,
             };
             let mut tree_rows = rows.clone();
             let (mut tree, leaf_rows) = grower.grow(&mut tree_rows, &mut rng, &mut importances);
@@ -983,8 +1252,10 @@ pub(crate) fn fit_forest(
         (None, EnsembleTarget::Values(_)) => f,
     }
     .clamp(1, f);
+    let spare = Mutex::new(Vec::new());
     let grower = Grower {
         binned: &binned,
+        pairs: None,
         grad: &grad,
         hess: &hess,
         dims,
@@ -994,6 +1265,7 @@ pub(crate) fn fit_forest(
         max_leaves: usize::MAX,
         features: (0..f).collect(),
         per_split: (per_split < f).then_some(per_split),
+        spare: &spare,
     };
     let mut trees = Vec::with_capacity(p.n_estimators);
     let mut importances = vec![0.0; f];

@@ -269,14 +269,17 @@ impl TrainParams {
                     + val * (f + 2.0 * widest) * 8.0
                     + n * 8.0
             }
-            // Binned features, row order, scores, gradients and hessians
-            // per row; the open nodes' histograms; the trees.
+            // Binned features; per row its place in three row lists (the
+            // round's, the tree's, the partition's scratch), its scores and
+            // class probabilities, its gradient and hessian and their
+            // gathered copy; the open nodes' histograms and one per core;
+            // the trees.
             TrainParams::GradientBoostingClassifier(p)
             | TrainParams::GradientBoostingRegressor(p) => {
                 let hist = f * (p.max_bins as f64) * 3.0 * 8.0;
                 n * f
-                    + n * (4.0 + 8.0 * (k + 3.0))
-                    + hist * (p.max_leaves.min(1 << 16) as f64 + 1.0)
+                    + n * (12.0 + 32.0 + 16.0 * k)
+                    + hist * (p.max_leaves.min(1 << 16) as f64 + 3.0)
                     + p.n_estimators as f64 * k * p.max_leaves as f64 * 2.0 * 64.0
             }
             TrainParams::RandomForestClassifier(p) | TrainParams::RandomForestRegressor(p) => {
@@ -285,7 +288,7 @@ impl TrainParams {
                 // A fully grown tree has up to one leaf per row.
                 let leaves = (n / p.min_samples_leaf.max(1) as f64).max(1.0);
                 n * f
-                    + n * (4.0 + 8.0 * (2.0 * k + 1.0))
+                    + n * (8.0 + 8.0 * (2.0 * k + 1.0))
                     + hist * 2.0 * depth
                     + p.n_estimators as f64 * leaves * 2.0 * (48.0 + 8.0 * k)
             }
