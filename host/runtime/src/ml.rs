@@ -103,67 +103,41 @@ impl StepState {
     }
 }
 
-impl ml::Host for StepState {
-    async fn train(
+impl StepState {
+    /// Trains on `data` (validated on `validation`, if any) off the step's
+    /// thread, with what training will allocate reserved before it starts
+    /// and until its thread ends.
+    async fn train_model(
         &mut self,
         algorithm: String,
         data: Resource<TableRes>,
+        validation: Option<Resource<TableRes>>,
         features: Vec<String>,
         label: String,
         params: String,
     ) -> wasmtime::Result<Result<Resource<ModelRes>, ml::MlError>> {
         let table = self.table(&data)?;
-        // What training will allocate is reserved before it starts, and
-        // stays reserved until its thread ends.
-        let estimate =
-            ModelArtifact::training_memory(&algorithm, &params, table.num_rows(), features.len());
+        let validation = validation.map(|v| self.table(&v)).transpose()?;
+        let held_out = validation.as_ref().map_or(0, |v| v.num_rows());
+        let estimate = ModelArtifact::training_memory(
+            &algorithm,
+            &params,
+            table.num_rows() + held_out,
+            features.len(),
+        );
         let hold = self
             .session
             .ledger()
             .hold_bytes(
                 &format!(
-                    "training {algorithm} on {} rows × {} features",
-                    table.num_rows(),
-                    features.len()
-                ),
-                estimate,
-            )
-            .map_err(|e| wasmtime::Error::new(HostMemoryExceeded(e)))?;
-        let trained = off_thread(move |cancel| {
-            let trained =
-                ModelArtifact::train(&algorithm, &table, &features, &label, &params, cancel);
-            drop(hold);
-            trained
-        })
-        .await?;
-        match trained {
-            Ok(model) => Ok(Ok(self.resources.push(ModelRes(Arc::new(model)))?)),
-            Err(e) => Ok(Err(ml_error(e))),
-        }
-    }
-
-    async fn train_validated(
-        &mut self,
-        algorithm: String,
-        data: Resource<TableRes>,
-        validation: Resource<TableRes>,
-        features: Vec<String>,
-        label: String,
-        params: String,
-    ) -> wasmtime::Result<Result<Resource<ModelRes>, ml::MlError>> {
-        let table = self.table(&data)?;
-        let validation = self.table(&validation)?;
-        let rows = table.num_rows() + validation.num_rows();
-        let estimate = ModelArtifact::training_memory(&algorithm, &params, rows, features.len());
-        let hold = self
-            .session
-            .ledger()
-            .hold_bytes(
-                &format!(
-                    "training {algorithm} on {} rows × {} features, validated on {}",
+                    "training {algorithm} on {} rows × {} features{}",
                     table.num_rows(),
                     features.len(),
-                    validation.num_rows()
+                    if validation.is_some() {
+                        format!(", validated on {held_out}")
+                    } else {
+                        String::new()
+                    }
                 ),
                 estimate,
             )
@@ -172,7 +146,7 @@ impl ml::Host for StepState {
             let trained = ModelArtifact::train_validated(
                 &algorithm,
                 &table,
-                Some(&validation),
+                validation.as_ref(),
                 &features,
                 &label,
                 &params,
@@ -186,6 +160,33 @@ impl ml::Host for StepState {
             Ok(model) => Ok(Ok(self.resources.push(ModelRes(Arc::new(model)))?)),
             Err(e) => Ok(Err(ml_error(e))),
         }
+    }
+}
+
+impl ml::Host for StepState {
+    async fn train(
+        &mut self,
+        algorithm: String,
+        data: Resource<TableRes>,
+        features: Vec<String>,
+        label: String,
+        params: String,
+    ) -> wasmtime::Result<Result<Resource<ModelRes>, ml::MlError>> {
+        self.train_model(algorithm, data, None, features, label, params)
+            .await
+    }
+
+    async fn train_validated(
+        &mut self,
+        algorithm: String,
+        data: Resource<TableRes>,
+        validation: Resource<TableRes>,
+        features: Vec<String>,
+        label: String,
+        params: String,
+    ) -> wasmtime::Result<Result<Resource<ModelRes>, ml::MlError>> {
+        self.train_model(algorithm, data, Some(validation), features, label, params)
+            .await
     }
 
     async fn evaluate_raw(

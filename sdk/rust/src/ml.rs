@@ -475,6 +475,21 @@ pub fn evaluate(
     data: &Table,
     slice_by: Option<&str>,
 ) -> Result<Evaluation, StepError> {
+    let features = model.card()?.features;
+    check_evaluation(model, data, &features, slice_by)?;
+    let text = raw::evaluate(model.as_raw(), data.as_raw(), slice_by)
+        .map_err(|e| host_error("evaluating the model", e))?;
+    parse_evaluation(&text)
+}
+
+/// Checks that `data` holds what measuring `model` reads: `features`, the
+/// label and the slice column; a model without a label cannot be measured.
+fn check_evaluation(
+    model: &Model,
+    data: &Table,
+    features: &[String],
+    slice_by: Option<&str>,
+) -> Result<(), StepError> {
     let card = model.card()?;
     let Some(label) = card.label.as_deref() else {
         return Err(StepError::invalid_input(
@@ -484,18 +499,11 @@ pub fn evaluate(
         ));
     };
     let columns = data.column_names();
-    check_columns(
-        "evaluating",
-        &columns,
-        &card.features,
-        Some(("label", label)),
-    )?;
+    check_columns("evaluating", &columns, features, Some(("label", label)))?;
     if let Some(s) = slice_by {
         check_columns("evaluating", &columns, &[], Some(("slice-by", s)))?;
     }
-    let text = raw::evaluate(model.as_raw(), data.as_raw(), slice_by)
-        .map_err(|e| host_error("evaluating the model", e))?;
-    parse_evaluation(&text)
+    Ok(())
 }
 
 /// Measures `model` on raw rows, before any transform: the model runs on
@@ -508,19 +516,9 @@ pub fn evaluate_raw(
     data: &Table,
     slice_by: Option<&str>,
 ) -> Result<Evaluation, StepError> {
-    let card = model.card()?;
-    let Some(label) = card.label.as_deref() else {
-        return Err(StepError::invalid_input(
-            "evaluating: the model's card names no label column, so there is nothing to \
-             compare its predictions with; give the model a `label` (e.g. the `label` param \
-             of std:import-model)",
-        ));
-    };
-    let columns = data.column_names();
-    check_columns("evaluating", &columns, &[], Some(("label", label)))?;
-    if let Some(s) = slice_by {
-        check_columns("evaluating", &columns, &[], Some(("slice-by", s)))?;
-    }
+    // The features are the transform's to make; the label and slices are
+    // read from the raw rows.
+    check_evaluation(model, data, &[], slice_by)?;
     let text = raw::evaluate_raw(model.as_raw(), data.as_raw(), slice_by)
         .map_err(|e| host_error("evaluating the model on raw rows", e))?;
     parse_evaluation(&text)
