@@ -731,16 +731,17 @@ impl TreeEnsemble {
         // Rows go through a tree LANES at a time, in lockstep: the lanes'
         // walks are independent, so their loads overlap, and a lane that
         // reached its leaf stays there (leaves are their own children).
+        // The rows left over (fewer than LANES: a server's single row)
+        // go through LANES trees at a time instead, for the same reason.
         const BLOCK: usize = 128;
         const LANES: usize = 8;
         let rows = score.len() / self.n_targets;
-        let single = self.n_targets == 1;
         let mut leaves = [0u32; BLOCK];
-        for start in (0..rows).step_by(BLOCK) {
-            let end = (start + BLOCK).min(rows);
+        let lane_rows = rows - rows % LANES;
+        for start in (0..lane_rows).step_by(BLOCK) {
+            let end = (start + BLOCK).min(lane_rows);
             for (&root, &depth) in self.roots.iter().zip(&self.depths) {
-                let mut lane_start = start;
-                while end - lane_start >= LANES {
+                for lane_start in (start..end).step_by(LANES) {
                     let row = |k: usize| (lane_start + k) * stride;
                     let offsets: [usize; LANES] = std::array::from_fn(row);
                     let mut at = [root; LANES];
@@ -758,34 +759,56 @@ impl TreeEnsemble {
                     for (k, &a) in at.iter().enumerate() {
                         leaves[lane_start - start + k] = a - self.n_internal;
                     }
-                    lane_start += LANES;
-                }
-                // The rows left over (and single rows) walk alone.
-                for r in lane_start..end {
-                    let mut a = root;
-                    while a < self.n_internal {
-                        a = self.step::<T, MODE, NAN>(a, &x[r * stride..]);
-                    }
-                    leaves[r - start] = a - self.n_internal;
                 }
                 for (slot, r) in leaves.iter().zip(start..end) {
-                    let l = *slot as usize;
-                    let ws =
-                        &self.weights[self.leaf_start[l] as usize..self.leaf_start[l + 1] as usize];
-                    if single {
-                        // onnxruntime reads a single-target leaf's first weight.
-                        if let Some(&(_, w)) = ws.first() {
-                            self.aggregate.add(&mut score[r], &mut has[r], w);
-                        }
-                        continue;
-                    }
-                    let base = r * self.n_targets;
-                    for &(t, w) in ws {
-                        let i = base + t as usize;
-                        self.aggregate.add(&mut score[i], &mut has[i], w);
-                    }
+                    self.add_leaf(*slot, r, score, has);
                 }
             }
+        }
+        for r in lane_rows..rows {
+            let row = &x[r * stride..];
+            for (roots, depths) in self.roots.chunks(LANES).zip(self.depths.chunks(LANES)) {
+                let mut at = [0u32; LANES];
+                at[..roots.len()].copy_from_slice(roots);
+                // Lanes past the last tree walk the first again, unused.
+                for a in &mut at[roots.len()..] {
+                    *a = roots[0];
+                }
+                let depth = depths.iter().copied().max().unwrap_or(0);
+                let mut step = 0;
+                while step < depth {
+                    for a in &mut at {
+                        *a = self.step::<T, MODE, NAN>(*a, row);
+                    }
+                    step += 1;
+                    if step % 4 == 0 && at.iter().all(|&a| a >= self.n_internal) {
+                        break;
+                    }
+                }
+                // In tree order, as the lanes of rows add them.
+                for &a in &at[..roots.len()] {
+                    self.add_leaf(a - self.n_internal, r, score, has);
+                }
+            }
+        }
+    }
+
+    /// Adds leaf `leaf`'s weights to row `r`'s scores.
+    #[inline(always)]
+    fn add_leaf(&self, leaf: u32, r: usize, score: &mut [f32], has: &mut [bool]) {
+        let l = leaf as usize;
+        let ws = &self.weights[self.leaf_start[l] as usize..self.leaf_start[l + 1] as usize];
+        if self.n_targets == 1 {
+            // onnxruntime reads a single-target leaf's first weight.
+            if let Some(&(_, w)) = ws.first() {
+                self.aggregate.add(&mut score[r], &mut has[r], w);
+            }
+            return;
+        }
+        let base = r * self.n_targets;
+        for &(t, w) in ws {
+            let i = base + t as usize;
+            self.aggregate.add(&mut score[i], &mut has[i], w);
         }
     }
 
