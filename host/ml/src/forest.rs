@@ -383,34 +383,32 @@ impl Binned {
     fn new(x: &Matrix, max_bins: usize) -> Binned {
         let (rows, cols) = (x.rows(), x.cols());
         let mut bins = vec![0u8; rows * cols];
-        let mut thresholds = Vec::with_capacity(cols);
-        let mut column = Vec::with_capacity(rows);
-        for f in 0..cols {
-            column.clear();
-            column.extend((0..rows).map(|i| x.get(i, f) as f32));
-            let mut values = column.clone();
-            values.sort_unstable_by(f32::total_cmp);
-            values.dedup();
-            let cuts: Vec<f32> = if values.len() <= max_bins {
-                values
-                    .windows(2)
-                    .map(|w| {
-                        let mid = ((f64::from(w[0]) + f64::from(w[1])) / 2.0) as f32;
-                        if w[0] < mid && mid < w[1] { mid } else { w[0] }
+        // Each feature on its own (sorting its values is most of the work),
+        // the features shared out among the cores.
+        let per_core = cols.div_ceil(cores()).max(1);
+        let thresholds: Vec<Vec<f32>> = if rows == 0 {
+            vec![Vec::new(); cols]
+        } else {
+            on_cores(
+                bins.chunks_mut(rows * per_core)
+                    .enumerate()
+                    .map(|(part, columns)| {
+                        move || {
+                            columns
+                                .chunks_mut(rows)
+                                .enumerate()
+                                .map(|(i, column)| {
+                                    Binned::cut(x, part * per_core + i, max_bins, column)
+                                })
+                                .collect::<Vec<_>>()
+                        }
                     })
-                    .collect()
-            } else {
-                let mut cuts: Vec<f32> = (1..max_bins)
-                    .map(|b| values[b * values.len() / max_bins - 1])
-                    .collect();
-                cuts.dedup();
-                cuts
-            };
-            for (i, v) in column.iter().enumerate() {
-                bins[f * rows + i] = cuts.partition_point(|t| t < v) as u8;
-            }
-            thresholds.push(cuts);
-        }
+                    .collect(),
+            )
+            .into_iter()
+            .flatten()
+            .collect()
+        };
         let mut offsets = Vec::with_capacity(cols + 1);
         let mut total = 0;
         for t in &thresholds {
@@ -425,6 +423,34 @@ impl Binned {
             thresholds,
             offsets,
         }
+    }
+
+    /// Cuts feature `f` into at most `max_bins` bins, writing each row's
+    /// into `column`; returns the thresholds that end each bin but the last.
+    fn cut(x: &Matrix, f: usize, max_bins: usize, column: &mut [u8]) -> Vec<f32> {
+        let values_of_rows: Vec<f32> = (0..x.rows()).map(|i| x.get(i, f) as f32).collect();
+        let mut values = values_of_rows.clone();
+        values.sort_unstable_by(f32::total_cmp);
+        values.dedup();
+        let cuts: Vec<f32> = if values.len() <= max_bins {
+            values
+                .windows(2)
+                .map(|w| {
+                    let mid = ((f64::from(w[0]) + f64::from(w[1])) / 2.0) as f32;
+                    if w[0] < mid && mid < w[1] { mid } else { w[0] }
+                })
+                .collect()
+        } else {
+            let mut cuts: Vec<f32> = (1..max_bins)
+                .map(|b| values[b * values.len() / max_bins - 1])
+                .collect();
+            cuts.dedup();
+            cuts
+        };
+        for (bin, v) in column.iter_mut().zip(&values_of_rows) {
+            *bin = cuts.partition_point(|t| t < v) as u8;
+        }
+        cuts
     }
 
     /// Feature `f`'s bins, one per row.
