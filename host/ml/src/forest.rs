@@ -538,6 +538,7 @@ impl Grower<'_> {
             );
             let mut parts: Vec<(usize, Vec<f64>)> = per_core.into_iter().flatten().collect();
             parts.sort_by_key(|(i, _)| *i);
+            h.fill(0.0);
             for (_, part) in parts {
                 h.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
                 self.spare.lock().expect("the spare histograms").push(part);
@@ -561,7 +562,8 @@ impl Grower<'_> {
         Histogram(h)
     }
 
-    /// A zeroed histogram of `len` values, reusing a spare one if any.
+    /// A histogram of `len` values, reusing a spare one if any; not zeroed
+    /// (see [`Grower::fill`]).
     fn take_histogram(&self, len: usize) -> Vec<f64> {
         let mut h = self
             .spare
@@ -569,7 +571,7 @@ impl Grower<'_> {
             .expect("the spare histograms")
             .pop()
             .unwrap_or_default();
-        h.clear();
+        // Not zeroed: `fill` zeroes each feature's part as it comes to it.
         h.resize(len, 0.0);
         h
     }
@@ -582,8 +584,9 @@ impl Grower<'_> {
         })
     }
 
-    /// Adds `rows` to the histograms of the features `features`, which
-    /// `h` holds from the first of them on; a feature at a time.
+    /// Sums `rows` into the histograms of the features `features`, which
+    /// `h` holds from the first of them on (whatever it held before); a
+    /// feature at a time, each zeroed just before, while it is in cache.
     ///
     /// In boosting (`pairs`), `gh` holds the rows' gradients and
     /// hessians in the rows' order (read once per feature, front to back).
@@ -599,6 +602,7 @@ impl Grower<'_> {
                 let column = self.binned.column(f);
                 let hist =
                     &mut cells[self.binned.offsets[f] - base..self.binned.offsets[f + 1] - base];
+                hist.fill([0.0; 3]);
                 if rows.len() < PAIRED_ROWS {
                     for (&r, &[g, hess]) in rows.iter().zip(gh) {
                         let cell = &mut hist[usize::from(column[r as usize])];
@@ -640,6 +644,7 @@ impl Grower<'_> {
             let column = self.binned.column(f);
             let hist = &mut h
                 [(self.binned.offsets[f] - base) * s..(self.binned.offsets[f + 1] - base) * s];
+            hist.fill(0.0);
             for &r in rows {
                 let r = r as usize;
                 let cell = &mut hist[usize::from(column[r]) * s..][..s];
@@ -689,6 +694,10 @@ impl Grower<'_> {
         };
         // Every feature's bins hold the node's rows: one total for all.
         let total = self.totals(hist);
+        // Too few rows for two leaves: no split to look for.
+        if total[self.dims + 1] < 2.0 * self.min_leaf as f64 {
+            return None;
+        }
         let threads = cores();
         let bins = self.binned.offsets[self.binned.cols];
         if threads > 1 && bins >= PARALLEL_BINS && tried.len() >= threads {
