@@ -40,6 +40,21 @@ fn breast_cancer(dir: &Path, edit: impl Fn(String) -> String) -> std::path::Path
     path
 }
 
+/// The card of a registered model version (`name:version`), as
+/// `sluice models show --json` prints it.
+fn card(store: &Path, version: &str) -> Value {
+    let r = run(&[
+        "models",
+        "show",
+        version,
+        "--json",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.json()["card"].clone()
+}
+
 fn models(store: &Path) -> Value {
     let r = run(&[
         "models",
@@ -98,16 +113,7 @@ fn breast_cancer_with_logistic_regression_ends_with_a_blessed_registered_model()
 
     // The card records what a server needs: features, classes, and the
     // transform (std:transform's digest and its fitted state).
-    let shown = run(&[
-        "models",
-        "show",
-        "breast-cancer:1",
-        "--json",
-        "--store",
-        store.path().to_str().unwrap(),
-    ])
-    .json();
-    let card = &shown["card"];
+    let card = &card(store.path(), "breast-cancer:1");
     assert_eq!(card["algorithm"], "logistic_regression");
     assert_eq!(card["made_by"]["run"], report["run_id"]);
     assert_eq!(card["made_by"]["step"], "train");
@@ -256,17 +262,9 @@ fn the_regression_example_registers_a_model_with_regression_metrics() {
     // The tuner tried every l2 of the grid and recorded them in the card.
     let model = models(store.path());
     assert_eq!(model[0]["name"], "diabetes");
-    let shown = run(&[
-        "models",
-        "show",
-        "diabetes:1",
-        "--json",
-        "--store",
-        store.path().to_str().unwrap(),
-    ])
-    .json();
-    let trials = shown["card"]["search"]["trials"].as_array().unwrap();
-    assert_eq!(trials.len(), 4, "{:#}", shown["card"]["search"]);
+    let search = &card(store.path(), "diabetes:1")["search"];
+    let trials = search["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 4, "{search:#}");
 }
 
 #[test]
@@ -558,16 +556,7 @@ fn tree_models_train_through_std_train_and_record_feature_importances() {
         let evaluation = document(&report, "evaluate", "evaluation");
         let accuracy = evaluation["overall"]["accuracy"].as_f64().unwrap();
         assert!(accuracy >= 0.9, "{algorithm}: test accuracy {accuracy}");
-        let shown = run(&[
-            "models",
-            "show",
-            "breast-cancer:1",
-            "--json",
-            "--store",
-            store.to_str().unwrap(),
-        ])
-        .json();
-        let card = &shown["card"];
+        let card = &card(&store, "breast-cancer:1");
         assert_eq!(card["algorithm"], card_name);
         let importances = card["feature_importances"].as_object().unwrap();
         assert_eq!(importances.len(), 30, "{algorithm}");
@@ -617,15 +606,7 @@ fn boosting_stops_early_on_the_eval_split_and_raw_test_rows_slice_by_raw_values(
     let (code, report, stderr) = run_pipeline(&spec, &store);
     assert_eq!(code, 0, "{stderr}");
 
-    let card = &run(&[
-        "models",
-        "show",
-        "breast-cancer:1",
-        "--json",
-        "--store",
-        store.to_str().unwrap(),
-    ])
-    .json()["card"];
+    let card = &card(&store, "breast-cancer:1");
     let rounds = card["loss_history"].as_array().unwrap().len();
     assert!(
         rounds < 400,

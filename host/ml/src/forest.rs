@@ -466,16 +466,21 @@ impl Binned {
 #[derive(Clone)]
 struct Histogram(Vec<f64>);
 
+/// What a tree is grown on: each row's gradients and hessian.
+#[derive(Clone, Copy)]
+enum Gradients<'a> {
+    /// Boosting: one gradient per row, side by side with its hessian (one
+    /// cache line to gather a row's).
+    Pairs(&'a [[f64; 2]]),
+    /// Forests: row-major `rows × dims` values (minus the targets), and one
+    /// hessian per row (1).
+    Rows { grad: &'a [f64], hess: &'a [f64] },
+}
+
 struct Grower<'a> {
     binned: &'a Binned,
-    /// With one gradient per row (boosting): each row's gradient and
-    /// hessian, side by side (one cache line to gather a row's). `grad`
-    /// and `hess` are then unused.
-    pairs: Option<&'a [[f64; 2]]>,
-    /// Row-major `rows × dims` gradients (forests: minus the targets).
-    grad: &'a [f64],
-    /// One hessian per row (forests: 1).
-    hess: &'a [f64],
+    gradients: Gradients<'a>,
+    /// Gradients per row: 1 for `Gradients::Pairs`.
     dims: usize,
     l2: f64,
     min_leaf: usize,
@@ -579,20 +584,21 @@ impl Grower<'_> {
     /// In boosting, the rows' gradients and hessians in the rows' order
     /// (read once per feature, front to back); otherwise nothing.
     fn gather(&self, rows: &[u32]) -> Vec<[f64; 2]> {
-        self.pairs.map_or_else(Vec::new, |pairs| {
-            rows.iter().map(|&r| pairs[r as usize]).collect()
-        })
+        match self.gradients {
+            Gradients::Pairs(pairs) => rows.iter().map(|&r| pairs[r as usize]).collect(),
+            Gradients::Rows { .. } => Vec::new(),
+        }
     }
 
     /// Sums `rows` into the histograms of the features `features`, which
     /// `h` holds from the first of them on (whatever it held before); a
     /// feature at a time, each zeroed just before, while it is in cache.
     ///
-    /// In boosting (`pairs`), `gh` holds the rows' gradients and
+    /// In boosting (`Gradients::Pairs`), `gh` holds the rows' gradients and
     /// hessians in the rows' order (read once per feature, front to back).
     fn fill(&self, rows: &[u32], gh: &[[f64; 2]], features: std::ops::Range<usize>, h: &mut [f64]) {
         let base = self.binned.offsets[features.start];
-        if self.pairs.is_some() {
+        let Gradients::Rows { grad, hess } = self.gradients else {
             let (cells, _) = h.as_chunks_mut::<3>();
             // Rows in pairs, the second of each into a histogram of its
             // own: consecutive rows often fall in the same bin, and each
@@ -638,7 +644,7 @@ impl Grower<'_> {
                 }
             }
             return;
-        }
+        };
         let s = self.stride();
         for f in features {
             let column = self.binned.column(f);
@@ -648,13 +654,10 @@ impl Grower<'_> {
             for &r in rows {
                 let r = r as usize;
                 let cell = &mut hist[usize::from(column[r]) * s..][..s];
-                for (acc, v) in cell
-                    .iter_mut()
-                    .zip(&self.grad[r * self.dims..][..self.dims])
-                {
+                for (acc, v) in cell.iter_mut().zip(&grad[r * self.dims..][..self.dims]) {
                     *acc += v;
                 }
-                cell[self.dims] += self.hess[r];
+                cell[self.dims] += hess[r];
                 cell[self.dims + 1] += 1.0;
             }
         }
@@ -1221,9 +1224,7 @@ pub(crate) fn fit_boosting(
             per_row(&rows, &mut pairs, gradient);
             let grower = Grower {
                 binned: &binned,
-                pairs: Some(&pairs),
-                grad: &[],
-                hess: &[],
+                gradients: Gradients::Pairs(&pairs),
                 dims: 1,
                 l2: p.l2,
                 min_leaf: p.min_samples_leaf.max(1),
@@ -1342,9 +1343,10 @@ pub(crate) fn fit_forest(
     let spare = Mutex::new(Vec::new());
     let grower = Grower {
         binned: &binned,
-        pairs: None,
-        grad: &grad,
-        hess: &hess,
+        gradients: Gradients::Rows {
+            grad: &grad,
+            hess: &hess,
+        },
         dims,
         l2: 0.0,
         min_leaf: p.min_samples_leaf.max(1),

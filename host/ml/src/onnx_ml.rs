@@ -370,24 +370,13 @@ fn floats(node: &pb::NodeProto, name: &str) -> TractResult<Vec<f32>> {
     if let Some(a) = attr(node, &format!("{name}_as_tensor"))
         && let Some(t) = &a.t
     {
-        let values: Vec<f32> = match t.data_type {
-            11 if !t.double_data.is_empty() => t.double_data.iter().map(|v| *v as f32).collect(),
-            11 => t
-                .raw_data
-                .chunks_exact(8)
-                .map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32)
-                .collect(),
-            1 if !t.float_data.is_empty() => t.float_data.clone(),
-            1 => t
-                .raw_data
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-                .collect(),
-            other => bail!(
-                "attribute {name}_as_tensor has element type {other}; expected float or double"
+        return match tensor_labels(t) {
+            Ok(Labels::Float(values)) => Ok(values),
+            _ => bail!(
+                "attribute {name}_as_tensor has element type {}; expected float or double",
+                t.data_type
             ),
         };
-        return Ok(values);
     }
     Ok(attr(node, name)
         .map(|a| a.floats.clone())
@@ -704,7 +693,9 @@ fn labels(node: &pb::NodeProto, name: &str) -> TractResult<Option<Labels>> {
     }
 }
 
-/// The values of a float, double (read as float), int64 or string tensor.
+/// The values of a float, double (read as float), int64 or string tensor
+/// (the `*_tensor` attributes of opset 4's `LabelEncoder`, the
+/// `*_as_tensor` ones of opset 3's tree ensembles).
 fn tensor_labels(t: &pb::TensorProto) -> Result<Labels, String> {
     Ok(match t.data_type {
         1 if !t.float_data.is_empty() => Labels::Float(t.float_data.clone()),

@@ -101,9 +101,7 @@ impl StepState {
             )
             .map_err(|e| wasmtime::Error::new(HostMemoryExceeded(e)))
     }
-}
 
-impl StepState {
     /// Trains on `data` (validated on `validation`, if any) off the step's
     /// thread, with what training will allocate reserved before it starts
     /// and until its thread ends.
@@ -161,6 +159,27 @@ impl StepState {
             Err(e) => Ok(Err(ml_error(e))),
         }
     }
+
+    /// Measures `model` off the step's thread: run on `features`, compared
+    /// with `truth` (the same rows, holding the label and the slice column).
+    async fn measure(
+        &mut self,
+        model: &Resource<ModelRes>,
+        features: RecordBatch,
+        truth: RecordBatch,
+        slice_by: Option<String>,
+    ) -> wasmtime::Result<Result<serde_json::Value, ml::MlError>> {
+        let model = self.resources.get(model)?.0.clone();
+        let hold = self.inference_hold(&model, truth.num_rows())?;
+        let measured = off_thread(move |cancel| {
+            let measured =
+                model.evaluate_rows_until(&features, &truth, slice_by.as_deref(), cancel);
+            drop(hold);
+            measured
+        })
+        .await?;
+        Ok(measured.map_err(ml_error))
+    }
 }
 
 impl ml::Host for StepState {
@@ -195,26 +214,20 @@ impl ml::Host for StepState {
         data: Resource<TableRes>,
         slice_by: Option<String>,
     ) -> wasmtime::Result<Result<String, ml::MlError>> {
-        let model = self.resources.get(&model)?.0.clone();
+        let artifact = self.resources.get(&model)?.0.clone();
         let raw = self.table(&data)?.to_batch()?;
-        let features = match self.replay_transform(&model, raw.clone()).await {
+        let features = match self.replay_transform(&artifact, raw.clone()).await {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
         };
-        let hold = self.inference_hold(&model, raw.num_rows())?;
-        let measured = off_thread(move |cancel| {
-            let measured = model.evaluate_rows_until(&features, &raw, slice_by.as_deref(), cancel);
-            drop(hold);
-            measured
-        })
-        .await?;
         // Marked, so that a later comparison knows its slices are by raw values.
-        Ok(measured
+        Ok(self
+            .measure(&model, features, raw, slice_by)
+            .await?
             .map(|mut v| {
                 v["raw"] = true.into();
                 v.to_string()
-            })
-            .map_err(ml_error))
+            }))
     }
 
     async fn evaluate(
@@ -223,16 +236,11 @@ impl ml::Host for StepState {
         data: Resource<TableRes>,
         slice_by: Option<String>,
     ) -> wasmtime::Result<Result<String, ml::MlError>> {
-        let model = self.resources.get(&model)?.0.clone();
         let batch = self.table(&data)?.to_batch()?;
-        let hold = self.inference_hold(&model, batch.num_rows())?;
-        let measured = off_thread(move |cancel| {
-            let measured = model.evaluate_until(&batch, slice_by.as_deref(), cancel);
-            drop(hold);
-            measured
-        })
-        .await?;
-        Ok(measured.map(|v| v.to_string()).map_err(ml_error))
+        Ok(self
+            .measure(&model, batch.clone(), batch, slice_by)
+            .await?
+            .map(|v| v.to_string()))
     }
 }
 

@@ -496,30 +496,29 @@ impl ModelArtifact {
                 "the label `{label}` is also listed as a feature"
             )));
         }
-        let batches = data.batches();
         let rows = data.num_rows();
-        if data.schema().column_with_name(label).is_none() {
-            return Err(ModelError::Data(format!(
-                "the table has no column `{label}`"
-            )));
-        }
-        let x = sluice_ml::Matrix::new(rows, features.len(), feature_matrix_of(batches, features)?)
-            .map_err(|e| ModelError::Data(e.to_string()))?;
-        let target = if algorithm.is_classifier() {
-            sluice_ml::Target::classes_from_labels(&label_texts(batches, label)?)
-        } else {
-            sluice_ml::Target::Values(number_values(batches, label)?)
-        };
-        let classes = target.classes().to_vec();
-        let dataset = sluice_ml::Dataset::new(x, features.to_vec(), target)
-            .map_err(|e| ModelError::Data(e.to_string()))?;
+        let dataset = dataset_of(
+            data,
+            features,
+            label,
+            if algorithm.is_classifier() {
+                Labels::NewClasses
+            } else {
+                Labels::Values
+            },
+        )?;
+        let classes = dataset.target.classes().to_vec();
         let validation = match validation {
             Some(v) => Some(
-                validation_set(
+                dataset_of(
                     v,
                     features,
                     label,
-                    algorithm.is_classifier().then_some(&classes),
+                    if algorithm.is_classifier() {
+                        Labels::Classes(&classes)
+                    } else {
+                        Labels::Values
+                    },
                 )
                 .map_err(|e| match e {
                     ModelError::Data(m) => ModelError::Data(format!("the validation rows: {m}")),
@@ -760,19 +759,12 @@ impl ModelArtifact {
             let classes = self.classes().ok_or_else(|| {
                 ModelError::Card("a classifier's card must list its `classes`".into())
             })?;
-            let truth: Vec<usize> = label_texts(std::slice::from_ref(batch), &label)?
-                .into_iter()
-                .enumerate()
-                .map(|(i, l)| {
-                    classes.iter().position(|c| *c == l).ok_or_else(|| {
-                        ModelError::Data(format!(
-                            "row {} has label `{l}`, which is not a class the model knows ({})",
-                            i + 1,
-                            classes.join(", ")
-                        ))
-                    })
-                })
-                .collect::<Result<_, _>>()?;
+            let truth = class_indices(
+                std::slice::from_ref(batch),
+                &label,
+                &classes,
+                "which is not a class the model knows",
+            )?;
             let probs = p.probabilities.clone().unwrap_or_default();
             let k = classes.len();
             Box::new(move |rows: &[usize]| {
@@ -828,13 +820,22 @@ impl ModelArtifact {
     }
 }
 
-/// Validation rows as a dataset in training's terms: the same features, and
-/// for a classifier (`classes`) each label's index among training's classes.
-fn validation_set(
+/// How a table's label becomes a training target.
+enum Labels<'a> {
+    /// Real values (regression).
+    Values,
+    /// Classes, found in the labels (the training rows).
+    NewClasses,
+    /// These classes, which every label must be one of (validation rows).
+    Classes(&'a [String]),
+}
+
+/// The `features` columns of `data` and its `label` as a dataset.
+fn dataset_of(
     data: &Table,
     features: &[String],
     label: &str,
-    classes: Option<&Vec<String>>,
+    labels: Labels<'_>,
 ) -> Result<sluice_ml::Dataset, ModelError> {
     let batches = data.batches();
     if data.schema().column_with_name(label).is_none() {
@@ -848,30 +849,44 @@ fn validation_set(
         feature_matrix_of(batches, features)?,
     )
     .map_err(|e| ModelError::Data(e.to_string()))?;
-    let target = match classes {
-        Some(classes) => {
-            let indices = label_texts(batches, label)?
-                .into_iter()
-                .enumerate()
-                .map(|(i, l)| {
-                    classes.iter().position(|c| *c == l).ok_or_else(|| {
-                        ModelError::Data(format!(
-                            "row {} has label `{l}`, a class the training rows do not have ({})",
-                            i + 1,
-                            classes.join(", ")
-                        ))
-                    })
-                })
-                .collect::<Result<_, _>>()?;
-            sluice_ml::Target::Classes {
-                classes: classes.clone(),
-                indices,
-            }
-        }
-        None => sluice_ml::Target::Values(number_values(batches, label)?),
+    let target = match labels {
+        Labels::Values => sluice_ml::Target::Values(number_values(batches, label)?),
+        Labels::NewClasses => sluice_ml::Target::classes_from_labels(&label_texts(batches, label)?),
+        Labels::Classes(classes) => sluice_ml::Target::Classes {
+            classes: classes.to_vec(),
+            indices: class_indices(
+                batches,
+                label,
+                classes,
+                "a class the training rows do not have",
+            )?,
+        },
     };
     sluice_ml::Dataset::new(x, features.to_vec(), target)
         .map_err(|e| ModelError::Data(e.to_string()))
+}
+
+/// Each row's label as its index among `classes`; a label that is not one
+/// of them is an error naming its row (from 1) and saying `unknown` of it.
+fn class_indices(
+    batches: &[RecordBatch],
+    label: &str,
+    classes: &[String],
+    unknown: &str,
+) -> Result<Vec<usize>, ModelError> {
+    label_texts(batches, label)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            classes.iter().position(|c| *c == l).ok_or_else(|| {
+                ModelError::Data(format!(
+                    "row {} has label `{l}`, {unknown} ({})",
+                    i + 1,
+                    classes.join(", ")
+                ))
+            })
+        })
+        .collect()
 }
 
 /// A float column with at most this many distinct values is sliced by value.
