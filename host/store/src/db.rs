@@ -54,6 +54,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_model_identity.sql"),
 ];
 
+/// How long a connection waits for another's lock before it fails.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The metadata database of a store.
 pub struct Metadata {
     path: PathBuf,
@@ -65,18 +68,42 @@ impl Metadata {
     pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
     /// Opens (creating and migrating if needed) the database at `path`.
+    ///
+    /// Several processes may open one database at once (two `sluice run`s
+    /// on one store). SQLite answers some of the locks opening takes —
+    /// switching a new database to WAL, a reader meeting another's WAL
+    /// recovery — with "database is locked" at once, without waiting for
+    /// the busy timeout; so the whole opening is tried again until
+    /// [`BUSY_TIMEOUT`] has passed.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, MetadataError> {
         let path = path.into();
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
+        let started = std::time::Instant::now();
+        loop {
+            match Self::open_once(&path) {
+                Err(MetadataError::Sqlite {
+                    source: rusqlite::Error::SqliteFailure(e, _),
+                    ..
+                }) if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && started.elapsed() < BUSY_TIMEOUT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(path: &Path) -> Result<Self, MetadataError> {
+        let path = path.to_path_buf();
         let err = |source| MetadataError::Sqlite {
             path: path.clone(),
             source,
         };
         let mut conn = Connection::open(&path).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
         )
@@ -127,4 +154,33 @@ impl Metadata {
 /// reads as all zeroes rather than failing the whole query.
 pub(crate) fn parse_digest(hex: String) -> Digest {
     hex.parse().unwrap_or(Digest::from_bytes([0; 32]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_processes_may_create_and_open_one_database_at_once() {
+        // Threads with connections of their own lock the file as processes
+        // do; a fresh database each round, so that every round races the
+        // creation, the switch to WAL and the migrations.
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("metadata.sqlite");
+            let opened: Vec<Result<Metadata, MetadataError>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..6)
+                    .map(|_| scope.spawn(|| Metadata::open(&path)))
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for m in opened {
+                let m = m.unwrap();
+                let version: i64 = m
+                    .with(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+                    .unwrap();
+                assert_eq!(version, Metadata::SCHEMA_VERSION);
+            }
+        }
+    }
 }
