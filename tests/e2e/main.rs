@@ -24,4 +24,5 @@ mod sdk_example;
 mod serve;
 mod spec_errors;
 mod store;
+mod team;
 mod watch;

@@ -48,7 +48,11 @@ Examples:
   sluice component check my-step/build/my-step.wasm --inputs my-step/samples
 
 Environment:
-  SLUICE_STORE       artifact store folder (default: .sluice next to the pipeline)
+  SLUICE_STORE       the store: a folder (default: .sluice next to the pipeline),
+                     s3://bucket/prefix, or a store file (team.toml) naming both
+                     `objects = \"s3://…\"` and `metadata = \"postgres://…\"`
+  SLUICE_METADATA_URL  the store's metadata: postgres://USER@HOST/DB or a SQLite file
+  SLUICE_USER        who you are in the store's records (default: $USER@host)
   SLUICE_CACHE_DIR   compiled-component cache (default: ~/.cache/sluice)
   SLUICE_SDK_DIR     sdk/ folder for component new/build (default: this build's checkout)";
 
@@ -66,6 +70,20 @@ struct Cli {
     /// Compile components in memory only; neither read nor write the cache.
     #[arg(long, global = true)]
     no_compile_cache: bool,
+
+    /// Where the store's metadata is: a PostgreSQL server
+    /// (postgres://USER@HOST:PORT/DATABASE) that a team shares, or a SQLite
+    /// file. The password comes from PGPASSWORD or ~/.pgpass, never from a
+    /// spec. Default: the spec's `metadata`, else the store file's, else
+    /// metadata.sqlite in the store's folder.
+    #[arg(
+        long,
+        global = true,
+        env = "SLUICE_METADATA_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    metadata: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -141,6 +159,7 @@ enum Command {
 fn main() -> ExitCode {
     allocator::configure_late();
     let cli = Cli::parse();
+    commands::run::set_metadata_location(cli.metadata.clone());
     let result = match &cli.command {
         Command::Run(args) => commands::run::run(&cli_context(&cli), args),
         Command::Validate(args) => commands::run::validate(&cli_context(&cli), args),

@@ -156,6 +156,18 @@ impl Observer for Progress {
         }
     }
 
+    fn step_waiting(&self, step: &str, holder: &str) {
+        let line = format!(
+            "{}    {step} — run {holder} is computing the same step; its outputs will be reused",
+            paint("33", "waiting")
+        );
+        if let Some(multi) = &self.multi {
+            let _ = multi.println(line);
+        } else if self.plain {
+            eprintln!("{line}");
+        }
+    }
+
     fn step_finished(&self, report: &StepReport) {
         let word = report.state.as_str();
         let line = format!(

@@ -4,7 +4,8 @@
 //! [pipeline]
 //! name = "quickstart"              # required; [a-z0-9_-]+
 //! description = "..."              # optional
-//! store = ".sluice" | "s3://bucket/prefix"   # optional; --store / SLUICE_STORE win
+//! store = ".sluice" | "s3://bucket/prefix" | "team.toml"  # optional; --store / SLUICE_STORE win
+//! metadata = "postgres://user@host/db"  # optional; --metadata / SLUICE_METADATA_URL win
 //!
 //! [data]
 //! iris = "data/iris.csv"           # or { path = "...", kind = "file" | "table" }
@@ -63,6 +64,12 @@ pub struct Spec {
     /// folder) or an `s3://bucket/prefix` URL. `--store` and `SLUICE_STORE`
     /// take precedence.
     pub store: Option<String>,
+    /// `pipeline.metadata`, if given: where the store's metadata is — a
+    /// `postgres://` URL (without a password: the spec is shared; the
+    /// password comes from `PGPASSWORD` or `~/.pgpass`) or a SQLite file
+    /// (resolved against the spec's folder). `--metadata` and
+    /// `SLUICE_METADATA_URL` take precedence.
+    pub metadata: Option<String>,
     /// `pipeline.limits`: the limits of every step that does not set its
     /// own (each unset one is the host's default).
     pub limits: Limits,
@@ -337,7 +344,7 @@ pub fn is_valid_name(name: &str) -> bool {
 }
 
 const TOP_KEYS: &[&str] = &["pipeline", "data", "steps", "triggers", "promotion"];
-const PIPELINE_KEYS: &[&str] = &["name", "description", "store", "limits"];
+const PIPELINE_KEYS: &[&str] = &["name", "description", "store", "metadata", "limits"];
 const DATA_KEYS: &[&str] = &["path", "kind", "model"];
 const STEP_KEYS: &[&str] = &[
     "component",
@@ -538,12 +545,39 @@ impl Parser<'_> {
         false
     }
 
+    /// `metadata` in [pipeline]: a `postgres://` URL without a password,
+    /// or a SQLite file relative to the spec.
+    fn metadata_location(&mut self, v: &Val<'_>) -> Option<String> {
+        let s = self.string(v, "`metadata` in [pipeline]")?;
+        if sluice_store::MetadataLocation::is_postgres_url(s) {
+            if sluice_store::MetadataLocation::parse(s).display() != s {
+                self.error(
+                    Code::InvalidValue,
+                    span_of(v),
+                    "`metadata` in [pipeline] holds a password, and a spec is shared".into(),
+                    Some("remove it from the URL; put it in PGPASSWORD or ~/.pgpass".into()),
+                );
+                return None;
+            }
+            return Some(s.to_owned());
+        }
+        Some(
+            self.file
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(s)
+                .display()
+                .to_string(),
+        )
+    }
+
     fn spec(&mut self, root: &DeTable<'_>) -> Option<Spec> {
         self.check_keys(root, TOP_KEYS, "the top-level table");
 
         let mut name = None;
         let mut description = None;
         let mut store = None;
+        let mut metadata = None;
         let mut limits = Limits::default();
         let mut pipeline_span = Span::default();
         match get(root, "pipeline") {
@@ -598,6 +632,9 @@ impl Parser<'_> {
                                     .to_string()
                             }
                         });
+                    }
+                    if let Some((_, v)) = get(t, "metadata") {
+                        metadata = self.metadata_location(v);
                     }
                 }
             }
@@ -664,6 +701,7 @@ impl Parser<'_> {
             name_span,
             description,
             store,
+            metadata,
             limits,
             data,
             steps,

@@ -21,6 +21,8 @@
 mod db;
 mod digest;
 pub mod gc;
+pub mod identity;
+pub mod lease;
 pub mod lineage;
 pub mod metadata;
 mod objects;
@@ -32,12 +34,13 @@ mod store;
 pub mod time;
 mod watch_state;
 
+pub use db::{DbError, MetadataLocation};
 pub use digest::{Digest, DigestParseError};
 pub use metadata::{Metadata, MetadataError};
 pub use objects::{ObjectInfo, ObjectStore, StoreError};
 pub use registry::{ModelRef, ModelVersion, NewModel};
 pub use request_log::RequestLogChunk;
-pub use store::{OpenError, RunLock, Store};
+pub use store::{OpenError, RunLock, Store, StoreLocation};
 
 /// A digest of the objects under an `s3://bucket/prefix` URL (their keys,
 /// sizes and ETags): it changes when any object there is added, removed or

@@ -13,8 +13,8 @@
 
 use crate::Digest;
 pub(crate) use crate::db::parse_digest;
+use crate::db::{Conn, DbError, Row, vals};
 pub use crate::db::{Metadata, MetadataError};
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 /// Lifecycle of a run.
@@ -93,6 +93,9 @@ pub struct RunRecord {
     pub host: String,
     /// The run this one resumed, if any.
     pub resumed_from: Option<String>,
+    /// Who started it (`SLUICE_USER`, else user@host); `None` for runs
+    /// recorded before identities were.
+    pub started_by: Option<String>,
 }
 
 /// One artifact consumed or produced by an execution.
@@ -233,16 +236,17 @@ impl Metadata {
         size: u64,
         now: &str,
     ) -> Result<(), MetadataError> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
-                "INSERT OR IGNORE INTO components (digest, name, size, first_seen) VALUES (?1, ?2, ?3, ?4)",
-                params![digest.to_hex(), name, size as i64, now],
+                "INSERT INTO components (digest, name, size, first_seen) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO NOTHING",
+                vals![digest.to_hex(), name, size as i64, now],
             )
-            .map(|_| ())
+            .map(drop)
         })
     }
 
-    /// Starts a run.
+    /// Starts a run, recording who started it ([`crate::identity::user`]).
     #[allow(clippy::too_many_arguments)]
     pub fn start_run(
         &self,
@@ -254,13 +258,24 @@ impl Metadata {
         started_at: &str,
         resumed_from: Option<&str>,
     ) -> Result<(), MetadataError> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
-                "INSERT INTO runs (id, pipeline, spec_path, spec_digest, trigger, state, started_at, host, pid, resumed_from)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9)",
-                params![id, pipeline, spec_path, spec_digest.to_hex(), trigger, started_at, hostname(), std::process::id(), resumed_from],
+                "INSERT INTO runs (id, pipeline, spec_path, spec_digest, trigger, state, started_at, host, pid, resumed_from, started_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9, ?10)",
+                vals![
+                    id,
+                    pipeline,
+                    spec_path,
+                    spec_digest.to_hex(),
+                    trigger,
+                    started_at,
+                    hostname(),
+                    std::process::id(),
+                    resumed_from,
+                    crate::identity::user()
+                ],
             )
-            .map(|_| ())
+            .map(drop)
         })
     }
 
@@ -276,17 +291,14 @@ impl Metadata {
         size: u64,
         now: &str,
     ) -> Result<(), MetadataError> {
-        self.with(|c| {
-            let tx = c.transaction()?;
-            tx.execute(
-                "INSERT OR IGNORE INTO artifacts (digest, kind, size, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![digest.to_hex(), kind, size as i64, now],
-            )?;
-            tx.execute(
-                "INSERT OR REPLACE INTO imports (run_id, name, path, artifact) VALUES (?1, ?2, ?3, ?4)",
-                params![run_id, name, path, digest.to_hex()],
-            )?;
-            tx.commit()
+        self.write(|c| {
+            record_artifact(c, digest, kind, size, now)?;
+            c.execute(
+                "INSERT INTO imports (run_id, name, path, artifact) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (run_id, name) DO UPDATE SET path = excluded.path, artifact = excluded.artifact",
+                vals![run_id, name, path, digest.to_hex()],
+            )
+            .map(drop)
         })
     }
 
@@ -297,65 +309,61 @@ impl Metadata {
         state: RunState,
         ended_at: &str,
     ) -> Result<(), MetadataError> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "UPDATE runs SET state = ?2, ended_at = ?3 WHERE id = ?1",
-                params![id, state.as_str(), ended_at],
+                vals![id, state.as_str(), ended_at],
             )
-            .map(|_| ())
+            .map(drop)
         })
     }
 
     /// Records that an execution started (state `running`), with its inputs.
     /// Returns its id.
     pub fn start_execution(&self, e: &NewExecution<'_>) -> Result<i64, MetadataError> {
-        self.with(|c| {
-            let tx = c.transaction()?;
-            tx.execute(
-                "INSERT INTO executions (run_id, step, component, component_digest, cache_key, key_parts, params, state, started_at, host)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8, ?9)",
-                params![
-                    e.run_id,
-                    e.step,
-                    e.component,
-                    e.component_digest.to_hex(),
-                    e.cache_key.to_hex(),
-                    e.key_parts.to_string(),
-                    e.params.to_string(),
-                    e.started_at,
-                    hostname()
-                ],
-            )?;
-            let id = tx.last_insert_rowid();
+        self.write(|c| {
+            let id: i64 = c
+                .query_one(
+                    "INSERT INTO executions (run_id, step, component, component_digest, cache_key, key_parts, params, state, started_at, host)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8, ?9) RETURNING id",
+                    vals![
+                        e.run_id,
+                        e.step,
+                        e.component,
+                        e.component_digest.to_hex(),
+                        e.cache_key.to_hex(),
+                        e.key_parts.to_string(),
+                        e.params.to_string(),
+                        e.started_at,
+                        hostname()
+                    ],
+                )?
+                .get(0)?;
             for (port, digest, source) in e.inputs {
-                tx.execute(
+                c.execute(
                     "INSERT INTO events (execution_id, direction, port, artifact, source) VALUES (?1, 'input', ?2, ?3, ?4)",
-                    params![id, port, digest.to_hex(), source],
+                    vals![id, port, digest.to_hex(), source],
                 )?;
             }
-            tx.commit()?;
             Ok(id)
         })
     }
 
     /// Records how an execution ended and what it produced, in one transaction.
     pub fn finish_execution(&self, id: i64, f: &Finished<'_>) -> Result<(), MetadataError> {
-        self.with(|c| {
-            let tx = c.transaction()?;
+        self.write(|c| {
             for (port, digest, kind, size) in f.outputs {
-                tx.execute(
-                    "INSERT OR IGNORE INTO artifacts (digest, kind, size, created_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![digest.to_hex(), kind, *size as i64, f.ended_at],
-                )?;
-                tx.execute(
-                    "INSERT OR REPLACE INTO events (execution_id, direction, port, artifact) VALUES (?1, 'output', ?2, ?3)",
-                    params![id, port, digest.to_hex()],
+                record_artifact(c, digest, kind, *size, f.ended_at)?;
+                c.execute(
+                    "INSERT INTO events (execution_id, direction, port, artifact) VALUES (?1, 'output', ?2, ?3)
+                     ON CONFLICT (execution_id, direction, port) DO UPDATE SET artifact = excluded.artifact, source = NULL",
+                    vals![id, port, digest.to_hex()],
                 )?;
             }
-            tx.execute(
+            c.execute(
                 "UPDATE executions SET state = ?2, ended_at = ?3, duration_ms = ?4, attempts = ?5, error = ?6,
                         failure = ?7, metrics = ?8, report = ?9, cached_from = ?10 WHERE id = ?1",
-                params![
+                vals![
                     id,
                     f.state.as_str(),
                     f.ended_at,
@@ -369,9 +377,9 @@ impl Metadata {
                 ],
             )?;
             for m in f.models {
-                crate::registry::register(&tx, m, id, f.ended_at)?;
+                crate::registry::register(c, m, id, f.ended_at)?;
             }
-            tx.commit()
+            Ok(())
         })
     }
 
@@ -403,18 +411,13 @@ impl Metadata {
         &self,
         cache_key: &Digest,
     ) -> Result<Option<ExecutionRecord>, MetadataError> {
-        let id: Option<i64> = self.with(|c| {
-            c.query_row(
+        self.read(|c| {
+            let id = c.column::<i64>(
                 "SELECT id FROM executions WHERE cache_key = ?1 AND state = 'succeeded' ORDER BY id DESC LIMIT 1",
-                params![cache_key.to_hex()],
-                |r| r.get(0),
-            )
-            .optional()
-        })?;
-        match id {
-            Some(id) => self.execution(id).map(Some),
-            None => Ok(None),
-        }
+                vals![cache_key.to_hex()],
+            )?;
+            id.first().map(|id| execution(c, *id)).transpose()
+        })
     }
 
     /// The execution of `step` recorded before execution `before` (in any
@@ -425,44 +428,35 @@ impl Metadata {
         pipeline: &str,
         before: i64,
     ) -> Result<Option<ExecutionRecord>, MetadataError> {
-        let id: Option<i64> = self.with(|c| {
-            c.query_row(
+        self.read(|c| {
+            let id = c.column::<i64>(
                 "SELECT e.id FROM executions e JOIN runs r ON r.id = e.run_id
                  WHERE e.step = ?1 AND r.pipeline = ?2 AND e.id < ?3 AND e.state IN ('succeeded', 'cached', 'failed')
                  ORDER BY e.id DESC LIMIT 1",
-                params![step, pipeline, before],
-                |r| r.get(0),
-            )
-            .optional()
-        })?;
-        match id {
-            Some(id) => self.execution(id).map(Some),
-            None => Ok(None),
-        }
+                vals![step, pipeline, before],
+            )?;
+            id.first().map(|id| execution(c, *id)).transpose()
+        })
     }
 
     /// One execution with its events.
     pub fn execution(&self, id: i64) -> Result<ExecutionRecord, MetadataError> {
-        self.with(|c| {
-            let mut rec = c.query_row(
-                &format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?1"),
-                params![id],
-                execution_from_row,
-            )?;
-            rec.events = events_of(c, id)?;
-            Ok(rec)
-        })
+        self.read(|c| execution(c, id))
     }
 
     /// Every execution of a run, in the order they were started.
     pub fn executions(&self, run_id: &str) -> Result<Vec<ExecutionRecord>, MetadataError> {
-        self.with(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {EXECUTION_COLUMNS} FROM executions WHERE run_id = ?1 ORDER BY id"
-            ))?;
-            let mut recs: Vec<ExecutionRecord> = stmt
-                .query_map(params![run_id], execution_from_row)?
-                .collect::<Result<_, _>>()?;
+        self.read(|c| {
+            let mut recs = c
+                .query(
+                    &format!(
+                        "SELECT {EXECUTION_COLUMNS} FROM executions WHERE run_id = ?1 ORDER BY id"
+                    ),
+                    vals![run_id],
+                )?
+                .iter()
+                .map(execution_from_row)
+                .collect::<Result<Vec<_>, _>>()?;
             for r in &mut recs {
                 r.events = events_of(c, r.id)?;
             }
@@ -472,16 +466,19 @@ impl Metadata {
 
     /// A run by id, or by a unique prefix of its id, or `latest`.
     pub fn run(&self, id: &str) -> Result<RunRecord, MetadataError> {
-        let runs = self.with(|c| {
-            let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1 OR id LIKE ?2 || '%' ORDER BY started_at DESC");
-            let latest = format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1");
-            let mut stmt = c.prepare(if id == "latest" { &latest } else { &sql })?;
+        let runs = self.read(|c| {
             let rows = if id == "latest" {
-                stmt.query_map([], run_from_row)?.collect::<Result<Vec<_>, _>>()?
+                c.query(
+                    &format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1"),
+                    &[],
+                )?
             } else {
-                stmt.query_map(params![id, id], run_from_row)?.collect::<Result<Vec<_>, _>>()?
+                c.query(
+                    &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1 OR id LIKE ?2 ORDER BY started_at DESC"),
+                    vals![id, format!("{id}%")],
+                )?
             };
-            Ok(rows)
+            rows.iter().map(run_from_row).collect::<Result<Vec<_>, _>>()
         })?;
         if let Some(exact) = runs.iter().find(|r| r.id == id) {
             return Ok(exact.clone());
@@ -490,7 +487,7 @@ impl Metadata {
             1 => Ok(runs.into_iter().next().unwrap()),
             0 => Err(MetadataError::NotFound(format!(
                 "no run `{id}` in {}; `sluice runs list` shows the runs",
-                self.path().display()
+                self.shown()
             ))),
             n => Err(MetadataError::NotFound(format!(
                 "`{id}` matches {n} runs ({}…); give more of the id",
@@ -509,33 +506,33 @@ impl Metadata {
         pipeline: Option<&str>,
         limit: usize,
     ) -> Result<Vec<RunRecord>, MetadataError> {
-        self.with(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR pipeline = ?1) ORDER BY started_at DESC, rowid DESC LIMIT ?2"
-            ))?;
-            stmt.query_map(params![pipeline, limit as i64], run_from_row)?.collect()
+        self.read(|c| {
+            c.query(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE (CAST(?1 AS TEXT) IS NULL OR pipeline = ?1) ORDER BY started_at DESC, rowid DESC LIMIT ?2"),
+                vals![pipeline, limit.min(i64::MAX as usize) as i64],
+            )?
+            .iter()
+            .map(run_from_row)
+            .collect()
         })
     }
 
     /// The imports of a run: (name, path, digest).
     pub fn imports(&self, run_id: &str) -> Result<Vec<(String, String, Digest)>, MetadataError> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
+        self.read(|c| {
+            c.query(
                 "SELECT name, path, artifact FROM imports WHERE run_id = ?1 ORDER BY name",
-            )?;
-            stmt.query_map(params![run_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, parse_digest(r.get::<_, String>(2)?)))
-            })?
+                vals![run_id],
+            )?
+            .iter()
+            .map(|r| Ok((r.get(0)?, r.get(1)?, parse_digest(r.get(2)?))))
             .collect()
         })
     }
 
     /// Artifacts, newest first.
     pub fn artifacts(&self, limit: usize) -> Result<Vec<ArtifactRecord>, MetadataError> {
-        self.with(|c| {
-            let mut stmt = c.prepare("SELECT digest, kind, size, created_at FROM artifacts ORDER BY created_at DESC, rowid DESC LIMIT ?1")?;
-            stmt.query_map(params![limit as i64], artifact_from_row)?.collect()
-        })
+        self.artifacts_of_kind(None, limit)
     }
 
     /// Artifacts whose digest starts with `prefix` (hex, `sha256:` optional).
@@ -544,21 +541,26 @@ impl Metadata {
             .strip_prefix("sha256:")
             .unwrap_or(prefix)
             .to_ascii_lowercase();
-        self.with(|c| {
-            let mut stmt = c.prepare("SELECT digest, kind, size, created_at FROM artifacts WHERE digest LIKE ?1 || '%' LIMIT 20")?;
-            stmt.query_map(params![prefix], artifact_from_row)?.collect()
+        self.read(|c| {
+            c.query(
+                "SELECT digest, kind, size, created_at FROM artifacts WHERE digest LIKE ?1 LIMIT 20",
+                vals![format!("{prefix}%")],
+            )?
+            .iter()
+            .map(artifact_from_row)
+            .collect()
         })
     }
 
     /// The executions that produced `artifact` (most recent first).
     pub fn producers(&self, artifact: &Digest) -> Result<Vec<ExecutionRecord>, MetadataError> {
-        let ids: Vec<i64> = self.with(|c| {
-            let mut stmt = c.prepare(
+        self.read(|c| {
+            let ids = c.column::<i64>(
                 "SELECT execution_id FROM events WHERE artifact = ?1 AND direction = 'output' ORDER BY execution_id DESC",
+                vals![artifact.to_hex()],
             )?;
-            stmt.query_map(params![artifact.to_hex()], |r| r.get(0))?.collect()
-        })?;
-        ids.into_iter().map(|id| self.execution(id)).collect()
+            ids.into_iter().map(|id| execution(c, id)).collect()
+        })
     }
 
     /// Imports (run, name, path) that brought `artifact` in.
@@ -566,22 +568,27 @@ impl Metadata {
         &self,
         artifact: &Digest,
     ) -> Result<Vec<(String, String, String)>, MetadataError> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
+        self.read(|c| {
+            c.query(
                 "SELECT run_id, name, path FROM imports WHERE artifact = ?1 ORDER BY run_id DESC",
-            )?;
-            stmt.query_map(params![artifact.to_hex()], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?
+                vals![artifact.to_hex()],
+            )?
+            .iter()
+            .map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .collect()
         })
     }
 
     /// Every artifact digest any row refers to (for garbage collection).
     pub fn referenced_artifacts(&self) -> Result<std::collections::HashSet<Digest>, MetadataError> {
-        self.with(|c| {
-            let mut stmt = c.prepare("SELECT digest FROM artifacts UNION SELECT artifact FROM events UNION SELECT artifact FROM imports UNION SELECT object FROM request_logs")?;
-            stmt.query_map([], |r| Ok(parse_digest(r.get::<_, String>(0)?)))?.collect()
+        self.read(|c| {
+            Ok(c.column::<String>(
+                "SELECT digest FROM artifacts UNION SELECT artifact FROM events UNION SELECT artifact FROM imports UNION SELECT object FROM request_logs",
+                &[],
+            )?
+            .into_iter()
+            .map(parse_digest)
+            .collect())
         })
     }
 
@@ -589,39 +596,36 @@ impl Metadata {
     pub fn referenced_components(
         &self,
     ) -> Result<std::collections::HashSet<Digest>, MetadataError> {
-        self.with(|c| {
-            let mut stmt = c.prepare("SELECT digest FROM components")?;
-            stmt.query_map([], |r| Ok(parse_digest(r.get::<_, String>(0)?)))?
-                .collect()
+        self.read(|c| {
+            Ok(c.column::<String>("SELECT digest FROM components", &[])?
+                .into_iter()
+                .map(parse_digest)
+                .collect())
         })
     }
 
-    /// Marks runs left `running` by a process that no longer holds their
-    /// lock (see `is_alive`) as `interrupted`, with their running executions.
-    /// Returns the ids of the runs marked.
+    /// Marks runs left `running` by a process that is gone (see `is_alive`)
+    /// as `interrupted`, with their running executions. Returns the ids of
+    /// the runs marked.
     pub fn recover(
         &self,
         is_alive: impl Fn(&str) -> bool,
         now: &str,
     ) -> Result<Vec<String>, MetadataError> {
-        let running: Vec<String> = self.with(|c| {
-            let mut stmt = c.prepare("SELECT id FROM runs WHERE state = 'running'")?;
-            stmt.query_map([], |r| r.get(0))?.collect()
-        })?;
+        let running: Vec<String> =
+            self.read(|c| c.column("SELECT id FROM runs WHERE state = 'running'", &[]))?;
         let dead: Vec<String> = running.into_iter().filter(|id| !is_alive(id)).collect();
         for id in &dead {
-            self.with(|c| {
-                let tx = c.transaction()?;
-                tx.execute(
+            self.write(|c| {
+                c.execute(
                     "UPDATE executions SET state = 'interrupted', ended_at = ?2, error = 'the process running it stopped'
                      WHERE run_id = ?1 AND state = 'running'",
-                    params![id, now],
+                    vals![id, now],
                 )?;
-                tx.execute(
+                c.execute(
                     "UPDATE runs SET state = 'interrupted', ended_at = ?2 WHERE id = ?1 AND state = 'running'",
-                    params![id, now],
-                )?;
-                tx.commit()
+                    vals![id, now],
+                )
             })?;
         }
         Ok(dead)
@@ -629,13 +633,14 @@ impl Metadata {
 
     /// The artifact with exactly this digest, if recorded.
     pub fn artifact(&self, digest: &Digest) -> Result<Option<ArtifactRecord>, MetadataError> {
-        self.with(|c| {
-            c.query_row(
+        self.read(|c| {
+            c.query_opt(
                 "SELECT digest, kind, size, created_at FROM artifacts WHERE digest = ?1",
-                params![digest.to_hex()],
-                artifact_from_row,
-            )
-            .optional()
+                vals![digest.to_hex()],
+            )?
+            .as_ref()
+            .map(artifact_from_row)
+            .transpose()
         })
     }
 
@@ -645,13 +650,15 @@ impl Metadata {
         kind: Option<&str>,
         limit: usize,
     ) -> Result<Vec<ArtifactRecord>, MetadataError> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT digest, kind, size, created_at FROM artifacts WHERE (?1 IS NULL OR kind = ?1)
+        self.read(|c| {
+            c.query(
+                "SELECT digest, kind, size, created_at FROM artifacts WHERE (CAST(?1 AS TEXT) IS NULL OR kind = ?1)
                  ORDER BY created_at DESC, rowid DESC LIMIT ?2",
-            )?;
-            stmt.query_map(params![kind, limit as i64], artifact_from_row)?
-                .collect()
+                vals![kind, limit.min(i64::MAX as usize) as i64],
+            )?
+            .iter()
+            .map(artifact_from_row)
+            .collect()
         })
     }
 
@@ -659,36 +666,43 @@ impl Metadata {
     /// step and state of its execution; newest execution first. Cheaper
     /// than [`Metadata::producers`] when only the names are needed.
     pub fn artifact_uses(&self, artifact: &Digest) -> Result<Vec<ArtifactUse>, MetadataError> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
+        self.read(|c| {
+            c.query(
                 "SELECT x.id, x.run_id, x.step, x.component, x.state, x.cached_from, e.direction, e.port, e.source
                  FROM events e JOIN executions x ON x.id = e.execution_id
                  WHERE e.artifact = ?1 ORDER BY x.id DESC, e.direction DESC, e.port",
-            )?;
-            stmt.query_map(params![artifact.to_hex()], |r| {
+                vals![artifact.to_hex()],
+            )?
+            .iter()
+            .map(|r| {
                 Ok(ArtifactUse {
                     execution_id: r.get(0)?,
                     run_id: r.get(1)?,
                     step: r.get(2)?,
                     component: r.get(3)?,
-                    state: ExecutionState::parse(&r.get::<_, String>(4)?),
+                    state: ExecutionState::parse(&r.get::<String>(4)?),
                     cached_from: r.get(5)?,
                     direction: r.get(6)?,
                     port: r.get(7)?,
                     source: r.get(8)?,
                 })
-            })?
+            })
             .collect()
         })
     }
 
     /// Runs still marked `running` (alive, or dead and not yet recovered).
     pub fn running_runs(&self) -> Result<Vec<RunRecord>, MetadataError> {
-        self.with(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {RUN_COLUMNS} FROM runs WHERE state = 'running' ORDER BY started_at"
-            ))?;
-            stmt.query_map([], run_from_row)?.collect()
+        self.read(|c| {
+            c.query(
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM runs WHERE state = 'running' ORDER BY started_at"
+                ),
+                &[],
+            )?
+            .iter()
+            .map(run_from_row)
+            .collect()
         })
     }
 }
@@ -717,21 +731,48 @@ pub struct ArtifactUse {
     pub source: Option<String>,
 }
 
-const RUN_COLUMNS: &str = "id, pipeline, spec_path, spec_digest, trigger, state, started_at, ended_at, host, resumed_from";
+const RUN_COLUMNS: &str = "id, pipeline, spec_path, spec_digest, trigger, state, started_at, ended_at, host, resumed_from, started_by";
 const EXECUTION_COLUMNS: &str = "id, run_id, step, component, component_digest, cache_key, key_parts, params, state, cached_from, started_at, ended_at, duration_ms, attempts, error, metrics, report";
 
-fn run_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+/// Records an artifact once per digest (the first kind and time stay).
+fn record_artifact(
+    c: &mut Conn<'_>,
+    digest: &Digest,
+    kind: &str,
+    size: u64,
+    now: &str,
+) -> Result<(), DbError> {
+    c.execute(
+        "INSERT INTO artifacts (digest, kind, size, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+        vals![digest.to_hex(), kind, size as i64, now],
+    )
+    .map(drop)
+}
+
+fn execution(c: &mut Conn<'_>, id: i64) -> Result<ExecutionRecord, DbError> {
+    let row = c.query_opt(
+        &format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?1"),
+        vals![id],
+    )?;
+    let mut rec =
+        execution_from_row(&row.ok_or_else(|| DbError::Decode(format!("no execution {id}")))?)?;
+    rec.events = events_of(c, id)?;
+    Ok(rec)
+}
+
+fn run_from_row(r: &Row) -> Result<RunRecord, DbError> {
     Ok(RunRecord {
         id: r.get(0)?,
         pipeline: r.get(1)?,
         spec_path: r.get(2)?,
         spec_digest: r.get(3)?,
         trigger: r.get(4)?,
-        state: RunState::parse(&r.get::<_, String>(5)?),
+        state: RunState::parse(&r.get::<String>(5)?),
         started_at: r.get(6)?,
         ended_at: r.get(7)?,
         host: r.get(8)?,
         resumed_from: r.get(9)?,
+        started_by: r.get(10)?,
     })
 }
 
@@ -740,17 +781,17 @@ fn json_col(s: Option<String>) -> serde_json::Value {
         .unwrap_or(serde_json::Value::Null)
 }
 
-fn execution_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExecutionRecord> {
+fn execution_from_row(r: &Row) -> Result<ExecutionRecord, DbError> {
     Ok(ExecutionRecord {
         id: r.get(0)?,
         run_id: r.get(1)?,
         step: r.get(2)?,
         component: r.get(3)?,
-        component_digest: parse_digest(r.get::<_, String>(4)?),
-        cache_key: parse_digest(r.get::<_, String>(5)?),
+        component_digest: parse_digest(r.get(4)?),
+        cache_key: parse_digest(r.get(5)?),
         key_parts: json_col(r.get(6)?),
         params: json_col(r.get(7)?),
-        state: ExecutionState::parse(&r.get::<_, String>(8)?),
+        state: ExecutionState::parse(&r.get::<String>(8)?),
         cached_from: r.get(9)?,
         started_at: r.get(10)?,
         ended_at: r.get(11)?,
@@ -759,33 +800,35 @@ fn execution_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExecutionRecord
         error: r.get(14)?,
         metrics: json_col(r.get(15)?),
         report: r
-            .get::<_, Option<String>>(16)?
+            .get::<Option<String>>(16)?
             .and_then(|s| serde_json::from_str(&s).ok()),
         events: Vec::new(),
     })
 }
 
-fn artifact_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ArtifactRecord> {
+fn artifact_from_row(r: &Row) -> Result<ArtifactRecord, DbError> {
     Ok(ArtifactRecord {
-        digest: parse_digest(r.get::<_, String>(0)?),
+        digest: parse_digest(r.get(0)?),
         kind: r.get(1)?,
         size: r.get(2)?,
         created_at: r.get(3)?,
     })
 }
 
-fn events_of(c: &Connection, id: i64) -> rusqlite::Result<Vec<EventRecord>> {
-    let mut stmt = c.prepare(
+fn events_of(c: &mut Conn<'_>, id: i64) -> Result<Vec<EventRecord>, DbError> {
+    c.query(
         "SELECT direction, port, artifact, source FROM events WHERE execution_id = ?1 ORDER BY direction DESC, port",
-    )?;
-    stmt.query_map(params![id], |r| {
+        vals![id],
+    )?
+    .iter()
+    .map(|r| {
         Ok(EventRecord {
             direction: r.get(0)?,
             port: r.get(1)?,
-            artifact: parse_digest(r.get::<_, String>(2)?),
+            artifact: parse_digest(r.get(2)?),
             source: r.get(3)?,
         })
-    })?
+    })
     .collect()
 }
 
@@ -801,11 +844,7 @@ pub fn hostname() -> String {
 mod tests {
     use super::*;
 
-    fn db() -> (tempfile::TempDir, Metadata) {
-        let dir = tempfile::tempdir().unwrap();
-        let m = Metadata::open(dir.path().join("metadata.sqlite")).unwrap();
-        (dir, m)
-    }
+    use crate::db::tests::backends;
 
     fn new_exec<'a>(
         run: &'a str,
@@ -828,41 +867,252 @@ mod tests {
     }
 
     #[test]
-    fn migrations_run_once_and_reopen_is_idempotent() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("m.sqlite");
-        drop(Metadata::open(&path).unwrap());
-        let m = Metadata::open(&path).unwrap();
-        let v: i64 = m
-            .with(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+    fn registered_models_get_versions_and_aliases_keep_their_history() {
+        for (_d, m) in backends() {
+            m.start_run(
+                "r1",
+                "p",
+                "p.toml",
+                &Digest::of(b"spec"),
+                "manual",
+                "t0",
+                None,
+            )
             .unwrap();
-        assert_eq!(v, Metadata::SCHEMA_VERSION);
+            let parts = serde_json::json!({});
+            let register = |artifact: Digest, identity: Option<Digest>, step: &str| {
+                let id = m
+                    .start_execution(&new_exec(
+                        "r1",
+                        step,
+                        Digest::of(step.as_bytes()),
+                        &[],
+                        &parts,
+                    ))
+                    .unwrap();
+                m.finish_execution(
+                    id,
+                    &Finished {
+                        state: ExecutionState::Succeeded,
+                        ended_at: "t1",
+                        duration_ms: 1.0,
+                        attempts: 1,
+                        error: None,
+                        failure: None,
+                        metrics: serde_json::json!({}),
+                        report: None,
+                        outputs: &[("model".to_string(), artifact, "model".to_string(), 9)],
+                        cached_from: None,
+                        models: &[crate::NewModel {
+                            name: "cancer".into(),
+                            artifact,
+                            identity,
+                            metrics: serde_json::json!({"accuracy": 0.97}),
+                        }],
+                    },
+                )
+                .unwrap();
+            };
+            let (a, b) = (Digest::of(b"model a"), Digest::of(b"model b"));
+            let same_onnx = Some(Digest::of(b"onnx a + transform"));
+            register(a, same_onnx, "push1");
+            register(b, None, "push2");
+            register(a, None, "push3");
+            // Model a again from another run: another card, the same ONNX and
+            // transform.
+            register(Digest::of(b"model a, card of run 2"), same_onnx, "push4");
+            let versions = m.model_versions("cancer").unwrap();
+            assert_eq!(
+                versions
+                    .iter()
+                    .map(|v| (v.version, v.artifact))
+                    .collect::<Vec<_>>(),
+                [(2, b), (1, a)],
+                "the same artifact, or the same model in another card, keeps its version"
+            );
+            assert_eq!(versions[1].metrics["accuracy"], 0.97);
+            assert_eq!(versions[1].run_id.as_deref(), Some("r1"));
+
+            let latest = m
+                .resolve_model(&"cancer".parse().unwrap())
+                .unwrap()
+                .unwrap();
+            assert_eq!(latest.version, 2);
+            assert!(
+                m.resolve_model(&"cancer@production".parse().unwrap())
+                    .unwrap()
+                    .is_none()
+            );
+            m.set_alias("cancer", "production", 1, "ann", "first", "t2")
+                .unwrap();
+            let moved = m
+                .set_alias("cancer", "production", 2, "bob", "better", "t3")
+                .unwrap();
+            assert_eq!(moved.previous, Some(1));
+            let prod = m
+                .resolve_model(&"cancer@production".parse().unwrap())
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (prod.version, prod.aliases.clone()),
+                (2, vec!["production".to_string()])
+            );
+            let err = m
+                .set_alias("cancer", "production", 7, "x", "y", "t4")
+                .unwrap_err();
+            assert!(err.to_string().contains("has no version 7"), "{err}");
+            let history = m.alias_history("cancer").unwrap();
+            assert_eq!(
+                history
+                    .iter()
+                    .map(|h| (h.version, h.previous, h.who.as_str(), h.reason.as_str()))
+                    .collect::<Vec<_>>(),
+                [(1, None, "ann", "first"), (2, Some(1), "bob", "better")]
+            );
+            assert_eq!(m.models().unwrap().len(), 1);
+        }
     }
 
     #[test]
-    fn registered_models_get_versions_and_aliases_keep_their_history() {
-        let (_d, m) = db();
-        m.start_run(
-            "r1",
-            "p",
-            "p.toml",
-            &Digest::of(b"spec"),
-            "manual",
-            "t0",
-            None,
-        )
-        .unwrap();
-        let parts = serde_json::json!({});
-        let register = |artifact: Digest, identity: Option<Digest>, step: &str| {
-            let id = m
-                .start_execution(&new_exec(
-                    "r1",
-                    step,
-                    Digest::of(step.as_bytes()),
-                    &[],
-                    &parts,
-                ))
+    fn a_succeeded_execution_is_found_by_its_key_with_its_outputs() {
+        for (_d, m) in backends() {
+            m.start_run(
+                "r1",
+                "p",
+                "p.toml",
+                &Digest::of(b"spec"),
+                "manual",
+                "t0",
+                None,
+            )
+            .unwrap();
+            let key = Digest::of(b"key");
+            let parts = serde_json::json!({});
+            let inputs = [(
+                "data".to_string(),
+                Digest::of(b"in"),
+                "data.raw".to_string(),
+            )];
+            m.record_import("r1", "raw", "raw.csv", &Digest::of(b"in"), "file", 2, "t0")
                 .unwrap();
+            let id = m
+                .start_execution(&new_exec("r1", "s", key, &inputs, &parts))
+                .unwrap();
+            assert!(
+                m.find_cached(&key).unwrap().is_none(),
+                "running executions are not reusable"
+            );
+            let out = Digest::of(b"out");
+            m.finish_execution(
+                id,
+                &Finished {
+                    state: ExecutionState::Succeeded,
+                    ended_at: "t1",
+                    duration_ms: 1.0,
+                    attempts: 1,
+                    error: None,
+                    failure: None,
+                    metrics: serde_json::json!({"rows": 3.0}),
+                    report: None,
+                    outputs: &[("out".to_string(), out, "table".to_string(), 3)],
+                    cached_from: None,
+                    models: &[],
+                },
+            )
+            .unwrap();
+            let hit = m.find_cached(&key).unwrap().unwrap();
+            assert_eq!(hit.id, id);
+            assert_eq!(hit.output("out"), Some(out));
+            assert_eq!(hit.metrics["rows"], 3.0);
+            assert_eq!(m.producers(&out).unwrap()[0].step, "s");
+            assert_eq!(m.imported_as(&Digest::of(b"in")).unwrap()[0].1, "raw");
+            assert!(m.referenced_artifacts().unwrap().contains(&out));
+        }
+    }
+
+    #[test]
+    fn dead_runs_are_marked_interrupted_and_live_ones_left_alone() {
+        for (_d, m) in backends() {
+            for id in ["dead", "alive"] {
+                m.start_run(
+                    id,
+                    "p",
+                    "p.toml",
+                    &Digest::of(b"spec"),
+                    "manual",
+                    "t0",
+                    None,
+                )
+                .unwrap();
+                let parts = serde_json::json!({});
+                m.start_execution(&new_exec(id, "s", Digest::of(id.as_bytes()), &[], &parts))
+                    .unwrap();
+            }
+            let marked = m.recover(|id| id == "alive", "t9").unwrap();
+            assert_eq!(marked, ["dead"]);
+            assert_eq!(m.run("dead").unwrap().state, RunState::Interrupted);
+            assert_eq!(m.run("alive").unwrap().state, RunState::Running);
+            assert_eq!(
+                m.executions("dead").unwrap()[0].state,
+                ExecutionState::Interrupted
+            );
+        }
+    }
+
+    #[test]
+    fn runs_are_found_by_unique_prefix() {
+        for (_d, m) in backends() {
+            m.start_run(
+                "20260101-000000-aaaaaa",
+                "p",
+                "p.toml",
+                &Digest::of(b"s"),
+                "manual",
+                "2026-01-01",
+                None,
+            )
+            .unwrap();
+            m.start_run(
+                "20260102-000000-bbbbbb",
+                "p",
+                "p.toml",
+                &Digest::of(b"s"),
+                "manual",
+                "2026-01-02",
+                None,
+            )
+            .unwrap();
+            assert_eq!(m.run("20260101").unwrap().id, "20260101-000000-aaaaaa");
+            assert_eq!(m.run("latest").unwrap().id, "20260102-000000-bbbbbb");
+            assert!(
+                m.run("2026")
+                    .unwrap_err()
+                    .to_string()
+                    .contains("matches 2 runs")
+            );
+            assert!(
+                m.run("nope")
+                    .unwrap_err()
+                    .to_string()
+                    .contains("sluice runs list")
+            );
+        }
+    }
+
+    #[test]
+    fn artifact_queries_find_kinds_uses_and_running_runs() {
+        for (_d, m) in backends() {
+            m.start_run("r1", "p", "p.toml", &Digest::of(b"s"), "manual", "t0", None)
+                .unwrap();
+            let raw = Digest::of(b"raw");
+            m.record_import("r1", "raw", "raw.csv", &raw, "file", 3, "t0")
+                .unwrap();
+            let parts = serde_json::json!({});
+            let inputs = [("file".to_string(), raw, "data.raw".to_string())];
+            let id = m
+                .start_execution(&new_exec("r1", "ingest", Digest::of(b"k"), &inputs, &parts))
+                .unwrap();
+            let table = Digest::of(b"table");
             m.finish_execution(
                 id,
                 &Finished {
@@ -874,263 +1124,33 @@ mod tests {
                     failure: None,
                     metrics: serde_json::json!({}),
                     report: None,
-                    outputs: &[("model".to_string(), artifact, "model".to_string(), 9)],
+                    outputs: &[("data".to_string(), table, "table".to_string(), 5)],
                     cached_from: None,
-                    models: &[crate::NewModel {
-                        name: "cancer".into(),
-                        artifact,
-                        identity,
-                        metrics: serde_json::json!({"accuracy": 0.97}),
-                    }],
+                    models: &[],
                 },
             )
             .unwrap();
-        };
-        let (a, b) = (Digest::of(b"model a"), Digest::of(b"model b"));
-        let same_onnx = Some(Digest::of(b"onnx a + transform"));
-        register(a, same_onnx, "push1");
-        register(b, None, "push2");
-        register(a, None, "push3");
-        // Model a again from another run: another card, the same ONNX and
-        // transform.
-        register(Digest::of(b"model a, card of run 2"), same_onnx, "push4");
-        let versions = m.model_versions("cancer").unwrap();
-        assert_eq!(
-            versions
-                .iter()
-                .map(|v| (v.version, v.artifact))
-                .collect::<Vec<_>>(),
-            [(2, b), (1, a)],
-            "the same artifact, or the same model in another card, keeps its version"
-        );
-        assert_eq!(versions[1].metrics["accuracy"], 0.97);
-        assert_eq!(versions[1].run_id.as_deref(), Some("r1"));
-
-        let latest = m
-            .resolve_model(&"cancer".parse().unwrap())
-            .unwrap()
-            .unwrap();
-        assert_eq!(latest.version, 2);
-        assert!(
-            m.resolve_model(&"cancer@production".parse().unwrap())
-                .unwrap()
-                .is_none()
-        );
-        m.set_alias("cancer", "production", 1, "ann", "first", "t2")
-            .unwrap();
-        let moved = m
-            .set_alias("cancer", "production", 2, "bob", "better", "t3")
-            .unwrap();
-        assert_eq!(moved.previous, Some(1));
-        let prod = m
-            .resolve_model(&"cancer@production".parse().unwrap())
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (prod.version, prod.aliases.clone()),
-            (2, vec!["production".to_string()])
-        );
-        let err = m
-            .set_alias("cancer", "production", 7, "x", "y", "t4")
-            .unwrap_err();
-        assert!(err.to_string().contains("has no version 7"), "{err}");
-        let history = m.alias_history("cancer").unwrap();
-        assert_eq!(
-            history
-                .iter()
-                .map(|h| (h.version, h.previous, h.who.as_str(), h.reason.as_str()))
-                .collect::<Vec<_>>(),
-            [(1, None, "ann", "first"), (2, Some(1), "bob", "better")]
-        );
-        assert_eq!(m.models().unwrap().len(), 1);
-    }
-
-    #[test]
-    fn a_newer_schema_is_refused_with_advice() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("m.sqlite");
-        Connection::open(&path)
-            .unwrap()
-            .execute_batch("PRAGMA user_version = 99")
-            .unwrap();
-        let err = Metadata::open(&path).err().unwrap();
-        assert!(err.to_string().contains("upgrade sluice"), "{err}");
-    }
-
-    #[test]
-    fn a_succeeded_execution_is_found_by_its_key_with_its_outputs() {
-        let (_d, m) = db();
-        m.start_run(
-            "r1",
-            "p",
-            "p.toml",
-            &Digest::of(b"spec"),
-            "manual",
-            "t0",
-            None,
-        )
-        .unwrap();
-        let key = Digest::of(b"key");
-        let parts = serde_json::json!({});
-        let inputs = [(
-            "data".to_string(),
-            Digest::of(b"in"),
-            "data.raw".to_string(),
-        )];
-        m.record_import("r1", "raw", "raw.csv", &Digest::of(b"in"), "file", 2, "t0")
-            .unwrap();
-        let id = m
-            .start_execution(&new_exec("r1", "s", key, &inputs, &parts))
-            .unwrap();
-        assert!(
-            m.find_cached(&key).unwrap().is_none(),
-            "running executions are not reusable"
-        );
-        let out = Digest::of(b"out");
-        m.finish_execution(
-            id,
-            &Finished {
-                state: ExecutionState::Succeeded,
-                ended_at: "t1",
-                duration_ms: 1.0,
-                attempts: 1,
-                error: None,
-                failure: None,
-                metrics: serde_json::json!({"rows": 3.0}),
-                report: None,
-                outputs: &[("out".to_string(), out, "table".to_string(), 3)],
-                cached_from: None,
-                models: &[],
-            },
-        )
-        .unwrap();
-        let hit = m.find_cached(&key).unwrap().unwrap();
-        assert_eq!(hit.id, id);
-        assert_eq!(hit.output("out"), Some(out));
-        assert_eq!(hit.metrics["rows"], 3.0);
-        assert_eq!(m.producers(&out).unwrap()[0].step, "s");
-        assert_eq!(m.imported_as(&Digest::of(b"in")).unwrap()[0].1, "raw");
-        assert!(m.referenced_artifacts().unwrap().contains(&out));
-    }
-
-    #[test]
-    fn dead_runs_are_marked_interrupted_and_live_ones_left_alone() {
-        let (_d, m) = db();
-        for id in ["dead", "alive"] {
-            m.start_run(
-                id,
-                "p",
-                "p.toml",
-                &Digest::of(b"spec"),
-                "manual",
-                "t0",
-                None,
-            )
-            .unwrap();
-            let parts = serde_json::json!({});
-            m.start_execution(&new_exec(id, "s", Digest::of(id.as_bytes()), &[], &parts))
-                .unwrap();
+            assert_eq!(m.artifact(&table).unwrap().unwrap().kind, "table");
+            assert!(m.artifact(&Digest::of(b"nope")).unwrap().is_none());
+            let tables = m.artifacts_of_kind(Some("table"), 10).unwrap();
+            assert_eq!(tables.len(), 1);
+            assert_eq!(tables[0].digest, table);
+            assert_eq!(m.artifacts_of_kind(None, 10).unwrap().len(), 2);
+            let uses = m.artifact_uses(&raw).unwrap();
+            assert_eq!(uses.len(), 1);
+            assert_eq!(
+                (
+                    uses[0].direction.as_str(),
+                    uses[0].step.as_str(),
+                    uses[0].port.as_str()
+                ),
+                ("input", "ingest", "file")
+            );
+            assert_eq!(uses[0].source.as_deref(), Some("data.raw"));
+            assert_eq!(m.artifact_uses(&table).unwrap()[0].direction, "output");
+            assert_eq!(m.running_runs().unwrap()[0].id, "r1");
+            m.finish_run("r1", RunState::Succeeded, "t2").unwrap();
+            assert!(m.running_runs().unwrap().is_empty());
         }
-        let marked = m.recover(|id| id == "alive", "t9").unwrap();
-        assert_eq!(marked, ["dead"]);
-        assert_eq!(m.run("dead").unwrap().state, RunState::Interrupted);
-        assert_eq!(m.run("alive").unwrap().state, RunState::Running);
-        assert_eq!(
-            m.executions("dead").unwrap()[0].state,
-            ExecutionState::Interrupted
-        );
-    }
-
-    #[test]
-    fn runs_are_found_by_unique_prefix() {
-        let (_d, m) = db();
-        m.start_run(
-            "20260101-000000-aaaaaa",
-            "p",
-            "p.toml",
-            &Digest::of(b"s"),
-            "manual",
-            "2026-01-01",
-            None,
-        )
-        .unwrap();
-        m.start_run(
-            "20260102-000000-bbbbbb",
-            "p",
-            "p.toml",
-            &Digest::of(b"s"),
-            "manual",
-            "2026-01-02",
-            None,
-        )
-        .unwrap();
-        assert_eq!(m.run("20260101").unwrap().id, "20260101-000000-aaaaaa");
-        assert_eq!(m.run("latest").unwrap().id, "20260102-000000-bbbbbb");
-        assert!(
-            m.run("2026")
-                .unwrap_err()
-                .to_string()
-                .contains("matches 2 runs")
-        );
-        assert!(
-            m.run("nope")
-                .unwrap_err()
-                .to_string()
-                .contains("sluice runs list")
-        );
-    }
-
-    #[test]
-    fn artifact_queries_find_kinds_uses_and_running_runs() {
-        let (_d, m) = db();
-        m.start_run("r1", "p", "p.toml", &Digest::of(b"s"), "manual", "t0", None)
-            .unwrap();
-        let raw = Digest::of(b"raw");
-        m.record_import("r1", "raw", "raw.csv", &raw, "file", 3, "t0")
-            .unwrap();
-        let parts = serde_json::json!({});
-        let inputs = [("file".to_string(), raw, "data.raw".to_string())];
-        let id = m
-            .start_execution(&new_exec("r1", "ingest", Digest::of(b"k"), &inputs, &parts))
-            .unwrap();
-        let table = Digest::of(b"table");
-        m.finish_execution(
-            id,
-            &Finished {
-                state: ExecutionState::Succeeded,
-                ended_at: "t1",
-                duration_ms: 1.0,
-                attempts: 1,
-                error: None,
-                failure: None,
-                metrics: serde_json::json!({}),
-                report: None,
-                outputs: &[("data".to_string(), table, "table".to_string(), 5)],
-                cached_from: None,
-                models: &[],
-            },
-        )
-        .unwrap();
-        assert_eq!(m.artifact(&table).unwrap().unwrap().kind, "table");
-        assert!(m.artifact(&Digest::of(b"nope")).unwrap().is_none());
-        let tables = m.artifacts_of_kind(Some("table"), 10).unwrap();
-        assert_eq!(tables.len(), 1);
-        assert_eq!(tables[0].digest, table);
-        assert_eq!(m.artifacts_of_kind(None, 10).unwrap().len(), 2);
-        let uses = m.artifact_uses(&raw).unwrap();
-        assert_eq!(uses.len(), 1);
-        assert_eq!(
-            (
-                uses[0].direction.as_str(),
-                uses[0].step.as_str(),
-                uses[0].port.as_str()
-            ),
-            ("input", "ingest", "file")
-        );
-        assert_eq!(uses[0].source.as_deref(), Some("data.raw"));
-        assert_eq!(m.artifact_uses(&table).unwrap()[0].direction, "output");
-        assert_eq!(m.running_runs().unwrap()[0].id, "r1");
-        m.finish_run("r1", RunState::Succeeded, "t2").unwrap();
-        assert!(m.running_runs().unwrap().is_empty());
     }
 }

@@ -11,8 +11,8 @@
 //! byte for byte registers nothing new, although its card names another run.
 
 use crate::Digest;
+use crate::db::{Conn, DbError, Row, vals};
 use crate::db::{Metadata, MetadataError};
-use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 use std::fmt;
 use std::str::FromStr;
@@ -142,32 +142,29 @@ impl fmt::Display for ModelRef {
 /// returns its version (the existing one if this artifact, or a model of
 /// the same identity, is already registered under this name).
 pub(crate) fn register(
-    tx: &Transaction<'_>,
+    c: &mut Conn<'_>,
     m: &NewModel,
     execution_id: i64,
     now: &str,
-) -> rusqlite::Result<i64> {
-    if let Some(v) = tx
-        .query_row(
-            "SELECT version FROM models
-             WHERE name = ?1 AND (artifact = ?2 OR (?3 IS NOT NULL AND identity = ?3))
-             ORDER BY version LIMIT 1",
-            params![m.name, m.artifact.to_hex(), m.identity.map(|d| d.to_hex())],
-            |r| r.get(0),
-        )
-        .optional()?
-    {
-        return Ok(v);
+) -> Result<i64, DbError> {
+    if let Some(row) = c.query_opt(
+        "SELECT version FROM models
+         WHERE name = ?1 AND (artifact = ?2 OR (CAST(?3 AS TEXT) IS NOT NULL AND identity = ?3))
+         ORDER BY version LIMIT 1",
+        vals![m.name, m.artifact.to_hex(), m.identity.map(|d| d.to_hex())],
+    )? {
+        return row.get(0);
     }
-    let version: i64 = tx.query_row(
-        "SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE name = ?1",
-        params![m.name],
-        |r| r.get(0),
-    )?;
-    tx.execute(
+    let version: i64 = c
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE name = ?1",
+            vals![m.name],
+        )?
+        .get(0)?;
+    c.execute(
         "INSERT INTO models (name, version, artifact, metrics, run_id, execution_id, created_at, identity)
          VALUES (?1, ?2, ?3, ?4, (SELECT run_id FROM executions WHERE id = ?5), ?5, ?6, ?7)",
-        params![
+        vals![
             m.name,
             version,
             m.artifact.to_hex(),
@@ -182,15 +179,12 @@ pub(crate) fn register(
 
 const MODEL_COLUMNS: &str = "name, version, artifact, metrics, run_id, execution_id, created_at";
 
-fn version_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ModelVersion> {
+fn version_from_row(r: &Row) -> Result<ModelVersion, DbError> {
     Ok(ModelVersion {
         name: r.get(0)?,
         version: r.get(1)?,
-        artifact: r
-            .get::<_, String>(2)?
-            .parse()
-            .unwrap_or(Digest::from_bytes([0; 32])),
-        metrics: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
+        artifact: crate::db::parse_digest(r.get(2)?),
+        metrics: serde_json::from_str(&r.get::<String>(3)?).unwrap_or_default(),
         run_id: r.get(4)?,
         execution_id: r.get(5)?,
         created_at: r.get(6)?,
@@ -198,46 +192,51 @@ fn version_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ModelVersion> {
     })
 }
 
-fn aliases_of(c: &rusqlite::Connection, v: &mut ModelVersion) -> rusqlite::Result<()> {
-    let mut stmt = c.prepare(
-        "SELECT alias FROM model_aliases WHERE name = ?1 AND version = ?2 ORDER BY alias",
-    )?;
-    v.aliases = stmt
-        .query_map(params![v.name, v.version], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(())
+/// The versions `sql` selects (its columns [`MODEL_COLUMNS`]), each with
+/// the aliases that point at it.
+fn versions_with_aliases(
+    c: &mut Conn<'_>,
+    sql: &str,
+    params: &[crate::db::Value],
+) -> Result<Vec<ModelVersion>, DbError> {
+    let mut all = c
+        .query(sql, params)?
+        .iter()
+        .map(version_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    for v in &mut all {
+        v.aliases = c.column(
+            "SELECT alias FROM model_aliases WHERE name = ?1 AND version = ?2 ORDER BY alias",
+            vals![v.name, v.version],
+        )?;
+    }
+    Ok(all)
 }
 
 impl Metadata {
     /// Every model name with its latest version, sorted by name.
     pub fn models(&self) -> Result<Vec<ModelVersion>, MetadataError> {
-        self.with(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {MODEL_COLUMNS} FROM models m WHERE version = (SELECT MAX(version) FROM models WHERE name = m.name) ORDER BY name"
-            ))?;
-            let mut all: Vec<ModelVersion> = stmt
-                .query_map([], version_from_row)?
-                .collect::<rusqlite::Result<_>>()?;
-            for v in &mut all {
-                aliases_of(c, v)?;
-            }
-            Ok(all)
+        self.read(|c| {
+            versions_with_aliases(
+                c,
+                &format!(
+                    "SELECT {MODEL_COLUMNS} FROM models m WHERE version = (SELECT MAX(version) FROM models WHERE name = m.name) ORDER BY name"
+                ),
+                &[],
+            )
         })
     }
 
     /// Every version of model `name`, newest first.
     pub fn model_versions(&self, name: &str) -> Result<Vec<ModelVersion>, MetadataError> {
-        self.with(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {MODEL_COLUMNS} FROM models WHERE name = ?1 ORDER BY version DESC"
-            ))?;
-            let mut all: Vec<ModelVersion> = stmt
-                .query_map(params![name], version_from_row)?
-                .collect::<rusqlite::Result<_>>()?;
-            for v in &mut all {
-                aliases_of(c, v)?;
-            }
-            Ok(all)
+        self.read(|c| {
+            versions_with_aliases(
+                c,
+                &format!(
+                    "SELECT {MODEL_COLUMNS} FROM models WHERE name = ?1 ORDER BY version DESC"
+                ),
+                vals![name],
+            )
         })
     }
 
@@ -247,40 +246,28 @@ impl Metadata {
         &self,
         reference: &ModelRef,
     ) -> Result<Option<ModelVersion>, MetadataError> {
-        self.with(|c| {
+        self.read(|c| {
             let found = match reference {
-                ModelRef::Latest(name) => c
-                    .query_row(
-                        &format!("SELECT {MODEL_COLUMNS} FROM models WHERE name = ?1 ORDER BY version DESC LIMIT 1"),
-                        params![name],
-                        version_from_row,
-                    )
-                    .optional()?,
-                ModelRef::Version(name, v) => c
-                    .query_row(
-                        &format!("SELECT {MODEL_COLUMNS} FROM models WHERE name = ?1 AND version = ?2"),
-                        params![name, v],
-                        version_from_row,
-                    )
-                    .optional()?,
-                ModelRef::Alias(name, alias) => c
-                    .query_row(
-                        &format!(
-                            "SELECT {MODEL_COLUMNS} FROM models WHERE name = ?1 AND version =
-                             (SELECT version FROM model_aliases WHERE name = ?1 AND alias = ?2)"
-                        ),
-                        params![name, alias],
-                        version_from_row,
-                    )
-                    .optional()?,
+                ModelRef::Latest(name) => versions_with_aliases(
+                    c,
+                    &format!("SELECT {MODEL_COLUMNS} FROM models WHERE name = ?1 ORDER BY version DESC LIMIT 1"),
+                    vals![name],
+                )?,
+                ModelRef::Version(name, v) => versions_with_aliases(
+                    c,
+                    &format!("SELECT {MODEL_COLUMNS} FROM models WHERE name = ?1 AND version = ?2"),
+                    vals![name, v],
+                )?,
+                ModelRef::Alias(name, alias) => versions_with_aliases(
+                    c,
+                    &format!(
+                        "SELECT {MODEL_COLUMNS} FROM models WHERE name = ?1 AND version =
+                         (SELECT version FROM model_aliases WHERE name = ?1 AND alias = ?2)"
+                    ),
+                    vals![name, alias],
+                )?,
             };
-            match found {
-                Some(mut v) => {
-                    aliases_of(c, &mut v)?;
-                    Ok(Some(v))
-                }
-                None => Ok(None),
-            }
+            Ok(found.into_iter().next())
         })
     }
 
@@ -295,33 +282,33 @@ impl Metadata {
         reason: &str,
         now: &str,
     ) -> Result<AliasMove, MetadataError> {
-        let result = self.with(|c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let exists: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM models WHERE name = ?1 AND version = ?2)",
-                params![name, version],
-                |r| r.get(0),
-            )?;
+        let result = self.write(|c| {
+            let exists: bool = c
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM models WHERE name = ?1 AND version = ?2)",
+                    vals![name, version],
+                )?
+                .get(0)?;
             if !exists {
                 return Ok(None);
             }
-            let previous: Option<i64> = tx
-                .query_row(
-                    "SELECT version FROM model_aliases WHERE name = ?1 AND alias = ?2",
-                    params![name, alias],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            tx.execute(
-                "INSERT OR REPLACE INTO model_aliases (name, alias, version) VALUES (?1, ?2, ?3)",
-                params![name, alias, version],
+            let previous: Option<i64> = match c.query_opt(
+                "SELECT version FROM model_aliases WHERE name = ?1 AND alias = ?2",
+                vals![name, alias],
+            )? {
+                Some(row) => row.get(0)?,
+                None => None,
+            };
+            c.execute(
+                "INSERT INTO model_aliases (name, alias, version) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version",
+                vals![name, alias, version],
             )?;
-            tx.execute(
+            c.execute(
                 "INSERT INTO alias_history (name, alias, version, previous, at, who, reason)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![name, alias, version, previous, now, who, reason],
+                vals![name, alias, version, previous, now, who, reason],
             )?;
-            tx.commit()?;
             Ok(Some(AliasMove {
                 name: name.into(),
                 alias: alias.into(),
@@ -341,12 +328,14 @@ impl Metadata {
 
     /// Every move of the aliases of model `name`, oldest first.
     pub fn alias_history(&self, name: &str) -> Result<Vec<AliasMove>, MetadataError> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
+        self.read(|c| {
+            c.query(
                 "SELECT name, alias, version, previous, at, who, reason FROM alias_history
                  WHERE name = ?1 ORDER BY id",
-            )?;
-            stmt.query_map(params![name], |r| {
+                vals![name],
+            )?
+            .iter()
+            .map(|r| {
                 Ok(AliasMove {
                     name: r.get(0)?,
                     alias: r.get(1)?,
@@ -356,7 +345,7 @@ impl Metadata {
                     who: r.get(5)?,
                     reason: r.get(6)?,
                 })
-            })?
+            })
             .collect()
         })
     }

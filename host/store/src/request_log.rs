@@ -5,8 +5,7 @@
 //! objects.
 
 use crate::Digest;
-use crate::db::{Metadata, MetadataError};
-use rusqlite::params;
+use crate::db::{Metadata, MetadataError, vals};
 use serde::Serialize;
 
 /// One chunk of logged requests.
@@ -31,11 +30,11 @@ pub struct RequestLogChunk {
 impl Metadata {
     /// Records a chunk whose object is already in the object store.
     pub fn record_request_log(&self, chunk: &RequestLogChunk) -> Result<(), MetadataError> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "INSERT INTO request_logs (name, version, object, rows, first_at, last_at, server)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
+                vals![
                     chunk.name,
                     chunk.version,
                     chunk.object.to_string(),
@@ -56,22 +55,24 @@ impl Metadata {
         name: &str,
         since: Option<&str>,
     ) -> Result<Vec<RequestLogChunk>, MetadataError> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
+        self.read(|c| {
+            c.query(
                 "SELECT name, version, object, rows, first_at, last_at, server FROM request_logs
                  WHERE name = ?1 AND last_at >= ?2 ORDER BY first_at, id",
-            )?;
-            stmt.query_map(params![name, since.unwrap_or("")], |r| {
+                vals![name, since.unwrap_or("")],
+            )?
+            .iter()
+            .map(|r| {
                 Ok(RequestLogChunk {
                     name: r.get(0)?,
                     version: r.get(1)?,
-                    object: crate::db::parse_digest(r.get::<_, String>(2)?),
-                    rows: r.get::<_, i64>(3)? as u64,
+                    object: crate::db::parse_digest(r.get(2)?),
+                    rows: r.get::<i64>(3)? as u64,
                     first_at: r.get(4)?,
                     last_at: r.get(5)?,
                     server: r.get(6)?,
                 })
-            })?
+            })
             .collect()
         })
     }
@@ -83,35 +84,35 @@ mod tests {
 
     #[test]
     fn chunks_are_found_by_model_and_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let m = Metadata::open(dir.path().join("m.sqlite")).unwrap();
-        let chunk = |name: &str, version, at: &str| RequestLogChunk {
-            name: name.into(),
-            version,
-            object: Digest::of(format!("{name}{version}{at}").as_bytes()),
-            rows: 3,
-            first_at: at.into(),
-            last_at: at.into(),
-            server: "127.0.0.1:8080".into(),
-        };
-        m.record_request_log(&chunk("cancer", 1, "2026-01-01T00:00:00Z"))
-            .unwrap();
-        m.record_request_log(&chunk("cancer", 2, "2026-01-02T00:00:00Z"))
-            .unwrap();
-        m.record_request_log(&chunk("other", 1, "2026-01-02T00:00:00Z"))
-            .unwrap();
-        let all = m.request_logs("cancer", None).unwrap();
-        assert_eq!(
-            all.iter().map(|c| c.version).collect::<Vec<_>>(),
-            vec![1, 2]
-        );
-        let recent = m
-            .request_logs("cancer", Some("2026-01-01T12:00:00Z"))
-            .unwrap();
-        assert_eq!(recent, vec![chunk("cancer", 2, "2026-01-02T00:00:00Z")]);
-        assert!(
-            m.referenced_artifacts().unwrap().contains(&all[0].object),
-            "gc keeps logged chunks"
-        );
+        for (_dir, m) in crate::db::tests::backends() {
+            let chunk = |name: &str, version, at: &str| RequestLogChunk {
+                name: name.into(),
+                version,
+                object: Digest::of(format!("{name}{version}{at}").as_bytes()),
+                rows: 3,
+                first_at: at.into(),
+                last_at: at.into(),
+                server: "127.0.0.1:8080".into(),
+            };
+            m.record_request_log(&chunk("cancer", 1, "2026-01-01T00:00:00Z"))
+                .unwrap();
+            m.record_request_log(&chunk("cancer", 2, "2026-01-02T00:00:00Z"))
+                .unwrap();
+            m.record_request_log(&chunk("other", 1, "2026-01-02T00:00:00Z"))
+                .unwrap();
+            let all = m.request_logs("cancer", None).unwrap();
+            assert_eq!(
+                all.iter().map(|c| c.version).collect::<Vec<_>>(),
+                vec![1, 2]
+            );
+            let recent = m
+                .request_logs("cancer", Some("2026-01-01T12:00:00Z"))
+                .unwrap();
+            assert_eq!(recent, vec![chunk("cancer", 2, "2026-01-02T00:00:00Z")]);
+            assert!(
+                m.referenced_artifacts().unwrap().contains(&all[0].object),
+                "gc keeps logged chunks"
+            );
+        }
     }
 }

@@ -1,6 +1,9 @@
-//! A store: the object store and the metadata database together, plus the
-//! run locks that tell a live run from one whose process died.
+//! A store: the object store and the metadata database together, where
+//! they are, and the run locks that tell a live run from one whose process
+//! died.
 
+use crate::db::MetadataLocation;
+use crate::lease::{Heartbeat, lease_ttl, run_lease};
 use crate::{Metadata, MetadataError, ObjectStore, StoreError};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -22,10 +25,133 @@ pub enum OpenError {
         /// Why.
         source: std::io::Error,
     },
+    /// A store file (`team.toml`) that cannot be used as written.
+    #[error("store file {path}: {why}")]
+    StoreFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and what to write instead.
+        why: String,
+    },
+    /// Another process holds the run already.
+    #[error("run {run_id} is being executed by another process (its lease is held by {holder})")]
+    Busy {
+        /// The run.
+        run_id: String,
+        /// Who holds it.
+        holder: String,
+    },
 }
 
-/// Objects under `ROOT/objects`, metadata in `ROOT/metadata.sqlite`, run
-/// locks in `ROOT/locks`.
+/// Where a store's two parts are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreLocation {
+    /// The objects: a local folder, or `s3://bucket/prefix`.
+    pub objects: String,
+    /// The metadata: a SQLite file, or a PostgreSQL server.
+    pub metadata: MetadataLocation,
+    /// This machine's folder for the store (run locks, and a SQLite file's
+    /// home when the objects are remote).
+    pub local: PathBuf,
+}
+
+/// A store file: `sluice --store team.toml` for a store a team shares.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreFile {
+    /// A folder (relative to the file) or `s3://bucket/prefix`.
+    objects: String,
+    /// A `postgres://` URL, or a SQLite file (relative to the file).
+    /// Default: `metadata.sqlite` in the local folder.
+    metadata: Option<String>,
+}
+
+impl StoreLocation {
+    /// The store a user named: a local folder holds everything; an
+    /// `s3://bucket/prefix` URL holds the objects, with the metadata in
+    /// `local/metadata.sqlite`; a `.toml` store file names both parts
+    /// (`objects = "s3://…"`, `metadata = "postgres://…"`). `metadata`, when
+    /// given (`--metadata`, `SLUICE_METADATA_URL`), says where the metadata
+    /// is whatever the rest says.
+    pub fn resolve(named: &str, local: &Path, metadata: Option<&str>) -> Result<Self, OpenError> {
+        let mut location = if ObjectStore::is_remote_url(named) {
+            StoreLocation {
+                objects: named.to_string(),
+                metadata: MetadataLocation::Sqlite(local.join("metadata.sqlite")),
+                local: local.to_path_buf(),
+            }
+        } else if named.ends_with(".toml") {
+            Self::from_file(Path::new(named), local)?
+        } else {
+            StoreLocation {
+                objects: named.to_string(),
+                metadata: MetadataLocation::Sqlite(Path::new(named).join("metadata.sqlite")),
+                local: PathBuf::from(named),
+            }
+        };
+        if let Some(m) = metadata.filter(|m| !m.is_empty()) {
+            location.metadata = MetadataLocation::parse(m);
+        }
+        Ok(location)
+    }
+
+    fn from_file(path: &Path, local: &Path) -> Result<Self, OpenError> {
+        let bad = |why: String| OpenError::StoreFile {
+            path: path.to_path_buf(),
+            why,
+        };
+        let text = fs::read_to_string(path).map_err(|e| {
+            bad(format!(
+                "{e}; a store file is TOML naming `objects` (a folder or s3://bucket/prefix) and `metadata` (a postgres:// URL or a SQLite file)"
+            ))
+        })?;
+        let file: StoreFile = toml::from_str(&text).map_err(|e| {
+            bad(format!(
+                "{}; write objects = \"s3://bucket/prefix\" and metadata = \"postgres://user@host/db\"",
+                e.message()
+            ))
+        })?;
+        if file
+            .metadata
+            .as_deref()
+            .is_some_and(|m| MetadataLocation::is_postgres_url(m) && crate::db::url_has_password(m))
+        {
+            return Err(bad(
+                "`metadata` holds a password; a store file is shared, so put the password in PGPASSWORD or ~/.pgpass instead".into(),
+            ));
+        }
+        let beside = |p: &str| -> String {
+            let p = Path::new(p);
+            if p.is_absolute() {
+                p.display().to_string()
+            } else {
+                path.parent()
+                    .unwrap_or(Path::new("."))
+                    .join(p)
+                    .display()
+                    .to_string()
+            }
+        };
+        let objects = if ObjectStore::is_remote_url(&file.objects) {
+            file.objects
+        } else {
+            beside(&file.objects)
+        };
+        let metadata = match file.metadata {
+            Some(m) if MetadataLocation::is_postgres_url(&m) => MetadataLocation::Postgres(m),
+            Some(m) => MetadataLocation::Sqlite(PathBuf::from(beside(&m))),
+            None => MetadataLocation::Sqlite(local.join("metadata.sqlite")),
+        };
+        Ok(StoreLocation {
+            objects,
+            metadata,
+            local: local.to_path_buf(),
+        })
+    }
+}
+
+/// Objects in a folder or a bucket, metadata in a SQLite file or on a
+/// PostgreSQL server, run locks in a local folder.
 pub struct Store {
     root: PathBuf,
     /// Content-addressed bytes.
@@ -34,16 +160,19 @@ pub struct Store {
     pub metadata: Metadata,
 }
 
-/// Held while a run executes; the lock is released when this is dropped,
-/// or by the operating system when the process dies.
+/// Held while a run executes: its lease, renewed by a heartbeat, and on a
+/// store whose metadata is a local file, a file lock that the operating
+/// system releases the moment the process dies.
 pub struct RunLock {
-    _file: File,
-    path: PathBuf,
+    file: Option<(File, PathBuf)>,
+    _heartbeat: Heartbeat,
 }
 
 impl Drop for RunLock {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        if let Some((_, path)) = &self.file {
+            let _ = fs::remove_file(path);
+        }
     }
 }
 
@@ -52,28 +181,6 @@ impl Store {
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, OpenError> {
         let root = root.into();
         let objects = ObjectStore::open(&root)?;
-        Self::with_objects(objects, root)
-    }
-
-    /// Opens a store whose objects live at `objects` (a folder or an
-    /// `s3://bucket/prefix` URL) and whose metadata and run locks live in
-    /// the local folder `local`.
-    pub fn open_split(objects: &str, local: impl Into<PathBuf>) -> Result<Self, OpenError> {
-        Self::with_objects(ObjectStore::open_url(objects)?, local.into())
-    }
-
-    /// Opens the store a user named: a local folder holds everything; an
-    /// `s3://bucket/prefix` URL holds the objects, and the metadata and run
-    /// locks stay in the local folder `local_metadata`.
-    pub fn open_location(location: &str, local_metadata: &Path) -> Result<Self, OpenError> {
-        if ObjectStore::is_remote_url(location) {
-            Self::open_split(location, local_metadata)
-        } else {
-            Self::open(location)
-        }
-    }
-
-    fn with_objects(objects: ObjectStore, root: PathBuf) -> Result<Self, OpenError> {
         let metadata = Metadata::open(root.join("metadata.sqlite"))?;
         Ok(Store {
             root,
@@ -82,7 +189,35 @@ impl Store {
         })
     }
 
-    /// The store's local folder (metadata, locks, and objects unless remote).
+    /// Opens a store whose objects live at `objects` (a folder or an
+    /// `s3://bucket/prefix` URL) and whose metadata and run locks live in
+    /// the local folder `local`.
+    pub fn open_split(objects: &str, local: impl Into<PathBuf>) -> Result<Self, OpenError> {
+        let local = local.into();
+        Self::open_at(&StoreLocation {
+            objects: objects.to_string(),
+            metadata: MetadataLocation::Sqlite(local.join("metadata.sqlite")),
+            local,
+        })
+    }
+
+    /// Opens the store a user named (see [`StoreLocation::resolve`]).
+    pub fn open_location(location: &str, local_metadata: &Path) -> Result<Self, OpenError> {
+        Self::open_at(&StoreLocation::resolve(location, local_metadata, None)?)
+    }
+
+    /// Opens the store at `location`, creating what is missing.
+    pub fn open_at(location: &StoreLocation) -> Result<Self, OpenError> {
+        let objects = ObjectStore::open_url(&location.objects)?;
+        let metadata = Metadata::connect(&location.metadata)?;
+        Ok(Store {
+            root: location.local.clone(),
+            objects,
+            metadata,
+        })
+    }
+
+    /// The store's local folder (run locks, and objects unless remote).
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -91,21 +226,51 @@ impl Store {
         self.root.join("locks").join(format!("{run_id}.lock"))
     }
 
-    /// Takes the lock of a new run.
+    /// Takes the lease (and, on a local store, the lock) of a run; both
+    /// are held until the returned lock is dropped.
     pub fn lock_run(&self, run_id: &str) -> Result<RunLock, OpenError> {
-        let path = self.lock_path(run_id);
-        let err = |source| OpenError::Lock {
-            path: path.clone(),
-            source,
+        let ttl = lease_ttl();
+        let lease = run_lease(run_id);
+        if !self.metadata.try_lease(&lease, run_id, ttl)? {
+            return Err(OpenError::Busy {
+                run_id: run_id.to_string(),
+                holder: self
+                    .metadata
+                    .lease_holder(&lease)?
+                    .unwrap_or_else(|| "another process".into()),
+            });
+        }
+        let heartbeat = Heartbeat::start(self.metadata.clone(), run_id, ttl);
+        let file = if self.metadata.is_shared() {
+            None
+        } else {
+            let path = self.lock_path(run_id);
+            let err = |source| OpenError::Lock {
+                path: path.clone(),
+                source,
+            };
+            fs::create_dir_all(path.parent().unwrap()).map_err(err)?;
+            let file = File::create(&path).map_err(err)?;
+            file.lock().map_err(err)?;
+            Some((file, path))
         };
-        fs::create_dir_all(path.parent().unwrap()).map_err(err)?;
-        let file = File::create(&path).map_err(err)?;
-        file.lock().map_err(err)?;
-        Ok(RunLock { _file: file, path })
+        Ok(RunLock {
+            file,
+            _heartbeat: heartbeat,
+        })
     }
 
-    /// Whether the process running `run_id` still holds its lock.
+    /// Whether the process running `run_id` is alive: on a shared store,
+    /// whether its lease is unexpired; on a local one, whether it still
+    /// holds its lock file (released at once when a process dies).
     pub fn run_is_alive(&self, run_id: &str) -> bool {
+        if self.metadata.is_shared() {
+            // A database that cannot answer is no proof of death.
+            return self
+                .metadata
+                .lease_holder(&run_lease(run_id))
+                .map_or(true, |holder| holder.is_some());
+        }
         let Ok(file) = File::open(self.lock_path(run_id)) else {
             return false;
         };
@@ -122,6 +287,7 @@ impl Store {
         for id in &dead {
             let _ = fs::remove_file(self.lock_path(id));
         }
+        let _ = self.metadata.forget_expired_leases();
         Ok(dead)
     }
 }

@@ -80,6 +80,10 @@ pub struct Watcher {
     settling: HashMap<String, (Digest, Instant)>,
     last_check: Option<Instant>,
     _lock: File,
+    /// On a store machines share: the pipeline's watch lease, renewed
+    /// while this watcher lives, so that a watcher on another machine
+    /// does not act on the same triggers.
+    _lease: Option<sluice_store::lease::Heartbeat>,
 }
 
 impl Watcher {
@@ -110,6 +114,26 @@ impl Watcher {
             Err(std::fs::TryLockError::WouldBlock) => return Err(WatchError::Busy(parsed.name)),
             Err(std::fs::TryLockError::Error(e)) => return Err(store_err(e)),
         }
+        let lease = if store.metadata.is_shared() {
+            use sluice_store::lease::{Heartbeat, lease_ttl};
+            let name = format!("watch:{}", parsed.name);
+            let holder = format!(
+                "{} (pid {})",
+                sluice_store::identity::user(),
+                std::process::id()
+            );
+            let ttl = lease_ttl();
+            if !store
+                .metadata
+                .try_lease(&name, &holder, ttl)
+                .map_err(|e| WatchError::Store(e.to_string()))?
+            {
+                return Err(WatchError::Busy(parsed.name));
+            }
+            Some(Heartbeat::start(store.metadata.clone(), holder, ttl))
+        } else {
+            None
+        };
         Ok(Watcher {
             spec: spec.to_path_buf(),
             pipeline: parsed.name,
@@ -121,6 +145,7 @@ impl Watcher {
             settling: HashMap::new(),
             last_check: None,
             _lock: lock,
+            _lease: lease,
         })
     }
 
@@ -557,7 +582,7 @@ impl Watcher {
                         &name,
                         alias,
                         v.version,
-                        &format!("sluice watch@{}", sluice_store::metadata::hostname()),
+                        &format!("sluice watch ({})", sluice_store::identity::user()),
                         &format!("blessed by run {run_id} (trigger {}: {})", p.kind, p.detail),
                         &now(),
                     )

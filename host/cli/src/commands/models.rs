@@ -81,10 +81,9 @@ fn store_at(dir: &Option<PathBuf>) -> anyhow::Result<Store> {
     open_store(&dir.clone().unwrap_or_else(default_store_dir))
 }
 
-/// Who is moving an alias: `$USER@host`.
+/// Who is moving an alias: `SLUICE_USER`, else `$USER@host`.
 fn who() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    format!("{user}@{}", sluice_store::metadata::hostname())
+    sluice_store::identity::user()
 }
 
 fn metrics_summary(metrics: &serde_json::Value) -> String {

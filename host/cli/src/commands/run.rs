@@ -8,7 +8,7 @@ use sluice_pipeline::diagnostic::Diagnostics;
 use sluice_pipeline::execute::{
     self, ExecuteError, Prepared, RunOptions, RunReport, RunState, StepState,
 };
-use sluice_store::{ObjectStore, Store};
+use sluice_store::{ObjectStore, Store, StoreLocation};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -73,8 +73,7 @@ const EXIT_FAILED: u8 = 1;
 const EXIT_INVALID: u8 = 2;
 
 pub(crate) fn run(ctx: &CliContext, args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let (store_dir, local_default) = store_of(args.pipeline.as_deref(), &args.store);
-    let store = open_store_near(&store_dir, &local_default)?;
+    let store = store_of(args.pipeline.as_deref(), &args.store).open()?;
     let resume = match &args.resume {
         Some(id) => Some(store.metadata.run(id)?),
         None => None,
@@ -165,32 +164,51 @@ pub(crate) fn validate(ctx: &CliContext, args: &ValidateArgs) -> anyhow::Result<
     }
 }
 
+/// `--metadata` / `SLUICE_METADATA_URL`, set once by `main`.
+static METADATA: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Records where every command's store keeps its metadata when the user
+/// said (`--metadata`, `SLUICE_METADATA_URL`); it wins over the spec and
+/// the store file.
+pub(crate) fn set_metadata_location(location: Option<String>) {
+    let _ = METADATA.set(location.filter(|l| !l.is_empty()));
+}
+
 /// Opens the store (metadata in `./.sluice` when the store is remote).
 pub(crate) fn open_store(dir: &Path) -> anyhow::Result<Store> {
-    open_store_near(dir, &default_store_dir())
+    open_store_near(dir, &default_store_dir(), None)
 }
 
 /// Opens the store and marks runs whose process died as interrupted.
 ///
-/// `dir` may be an `s3://bucket/prefix` URL: objects then go to that bucket
-/// (credentials and endpoint from the `AWS_*` environment variables) and the
-/// metadata database stays local, in `SLUICE_METADATA_DIR` or else
+/// `dir` is a folder, an `s3://bucket/prefix` URL or a `.toml` store file
+/// (see [`StoreLocation::resolve`]). The metadata is where `--metadata` /
+/// `SLUICE_METADATA_URL` says, else `spec_metadata` (the spec's
+/// `pipeline.metadata`), else where the store file says, else in the
+/// store's folder — or, for a bucket, in `SLUICE_METADATA_DIR` or else
 /// `local_default`.
-pub(crate) fn open_store_near(dir: &Path, local_default: &Path) -> anyhow::Result<Store> {
+pub(crate) fn open_store_near(
+    dir: &Path,
+    local_default: &Path,
+    spec_metadata: Option<&str>,
+) -> anyhow::Result<Store> {
     let text = dir.to_string_lossy();
     let local = match std::env::var_os("SLUICE_METADATA_DIR") {
-        Some(d) if ObjectStore::is_remote_url(&text) => PathBuf::from(d),
+        Some(d) if ObjectStore::is_remote_url(&text) || text.ends_with(".toml") => PathBuf::from(d),
         _ => local_default.to_path_buf(),
     };
-    let store = Store::open_location(&text, &local).with_context(|| {
-        if ObjectStore::is_remote_url(&text) {
-            format!(
-                "opening the store at {text} (metadata in {})",
-                local.display()
-            )
-        } else {
-            format!("opening the store at {text}")
-        }
+    let metadata = METADATA
+        .get()
+        .cloned()
+        .flatten()
+        .or_else(|| spec_metadata.map(str::to_string));
+    let location = StoreLocation::resolve(&text, &local, metadata.as_deref())
+        .with_context(|| format!("opening the store at {text}"))?;
+    let store = Store::open_at(&location).with_context(|| {
+        format!(
+            "opening the store at {text} (metadata in {})",
+            location.metadata.display()
+        )
     })?;
     let now = sluice_store::time::now();
     for id in store.recover(&now)? {
@@ -206,27 +224,43 @@ pub(crate) fn default_store_dir() -> PathBuf {
     PathBuf::from(".sluice")
 }
 
-/// `.sluice` in the pipeline's folder.
-/// The store of a pipeline and the local folder for its metadata: `--store`
-/// or `SLUICE_STORE`, else the spec's `pipeline.store`, else `.sluice` next
-/// to the spec.
-pub(crate) fn store_of(pipeline: Option<&Path>, store: &Option<PathBuf>) -> (PathBuf, PathBuf) {
-    let local_default = match pipeline {
+/// Where a pipeline's store is.
+pub(crate) struct StoreOf {
+    /// `--store` or `SLUICE_STORE`, else the spec's `pipeline.store`, else
+    /// `.sluice` next to the spec.
+    pub(crate) dir: PathBuf,
+    /// `.sluice` next to the spec: a bucket's metadata folder by default.
+    pub(crate) local: PathBuf,
+    /// The spec's `pipeline.metadata`.
+    pub(crate) metadata: Option<String>,
+}
+
+impl StoreOf {
+    /// Opens it (see [`open_store_near`]).
+    pub(crate) fn open(&self) -> anyhow::Result<Store> {
+        open_store_near(&self.dir, &self.local, self.metadata.as_deref())
+    }
+}
+
+/// The store of a pipeline (see [`StoreOf`]).
+pub(crate) fn store_of(pipeline: Option<&Path>, store: &Option<PathBuf>) -> StoreOf {
+    let local = match pipeline {
         Some(p) => default_store(p),
         None => default_store_dir(),
     };
-    let from_spec = match (store, pipeline) {
-        (None, Some(p)) => sluice_pipeline::spec::Spec::load(p)
-            .ok()
-            .and_then(|s| s.store)
+    let spec = pipeline.and_then(|p| sluice_pipeline::spec::Spec::load(p).ok());
+    let from_spec = match store {
+        None => spec
+            .as_ref()
+            .and_then(|s| s.store.clone())
             .map(PathBuf::from),
-        _ => None,
+        Some(_) => None,
     };
-    let dir = store
-        .clone()
-        .or(from_spec)
-        .unwrap_or_else(|| local_default.clone());
-    (dir, local_default)
+    StoreOf {
+        dir: store.clone().or(from_spec).unwrap_or_else(|| local.clone()),
+        local,
+        metadata: spec.and_then(|s| s.metadata),
+    }
 }
 
 fn default_store(pipeline: &Path) -> PathBuf {

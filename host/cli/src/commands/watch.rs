@@ -1,7 +1,7 @@
 //! `sluice watch`: continuous training — a daemon that evaluates a
 //! pipeline's triggers, runs it, and promotes what it blesses.
 
-use super::run::{open_store_near, report_diagnostics, store_of};
+use super::run::{report_diagnostics, store_of};
 use crate::CliContext;
 use clap::Args;
 use std::path::PathBuf;
@@ -55,8 +55,7 @@ pub(crate) struct WatchArgs {
 
 /// Runs `sluice watch`.
 pub(crate) fn run(ctx: &CliContext, args: &WatchArgs) -> anyhow::Result<ExitCode> {
-    let (dir, local) = store_of(Some(&args.pipeline), &args.store);
-    let store = Arc::new(open_store_near(&dir, &local)?);
+    let store = Arc::new(store_of(Some(&args.pipeline), &args.store).open()?);
     let runtime = Arc::new(ctx.runtime()?);
     let mut watcher = match sluice_watch::Watcher::new(&args.pipeline, store, runtime) {
         Ok(w) => w,

@@ -18,6 +18,10 @@ pub trait Observer: Send + Sync {
     fn step_event(&self, _step: &str, _event: &StepEvent) {}
     /// A step finished, was served from the cache, or was skipped.
     fn step_finished(&self, _report: &StepReport) {}
+    /// A step waits: run `holder` (in this process or another, on this
+    /// machine or another sharing the store) is computing the same step
+    /// with the same cache key, whose outputs it will reuse. Said once.
+    fn step_waiting(&self, _step: &str, _holder: &str) {}
 }
 
 /// An observer that ignores everything.

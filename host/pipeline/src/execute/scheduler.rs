@@ -6,7 +6,7 @@
 use super::artifacts::{import_data, import_model, load_artifact};
 use super::prepare::Prepared;
 use super::report::{DataReport, RunReport, RunState, StepReport, StepState};
-use super::step::{Ran, ResolvedInput, Settled, StepExecutor, StepJob};
+use super::step::{CLAIM_POLL, Claim, Ran, ResolvedInput, Settled, StepExecutor, StepJob};
 use super::{ExecuteError, Observer};
 use crate::diagnostic::{Code, Diagnostics};
 use crate::spec::{DataKind, Source};
@@ -14,7 +14,7 @@ use crate::validate::PlannedStep;
 use sluice_runtime::{ArtifactKind, Digest, InputArtifact};
 use sluice_store::Store;
 use sluice_store::metadata::{ExecutionRecord, ExecutionState, RunRecord};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -224,8 +224,11 @@ pub async fn execute(
         reports.push(settled.report);
     };
 
+    // Steps whose computing another run has claimed (told once each).
+    let mut told_waiting: HashSet<usize> = HashSet::new();
     loop {
         // Start (or settle without running) every step whose inputs are ready.
+        let mut waiting = false;
         let mut i = 0;
         while i < pending.len() {
             let index = pending[i];
@@ -296,6 +299,29 @@ pub async fn execute(
             if running.len() >= jobs {
                 break;
             }
+            match executor.claim(&job, options.use_cache)? {
+                Claim::Unshared => {}
+                Claim::Claimed => {
+                    if let Some(settled) = executor.reuse(&job, options.use_cache, resumed)? {
+                        executor.release(&job);
+                        pending.remove(i);
+                        settle(settled, &mut available, &mut states);
+                        read(planned, &mut available);
+                        continue;
+                    }
+                }
+                Claim::ComputedBy(holder) => {
+                    // Its outputs are reused when that run records them
+                    // (or this run computes it once that run's lease
+                    // expires).
+                    if told_waiting.insert(index) {
+                        observer.step_waiting(planned.name(), &holder);
+                    }
+                    waiting = true;
+                    i += 1;
+                    continue;
+                }
+            }
             pending.remove(i);
             let mut step_inputs = BTreeMap::new();
             for b in &planned.inputs {
@@ -315,15 +341,29 @@ pub async fn execute(
             in_flight.insert(index, (job, started.report));
         }
 
-        let Some(joined) = running.join_next().await else {
+        let joined = if waiting {
+            // Look again for the claimed steps' outputs every CLAIM_POLL.
+            match tokio::time::timeout(CLAIM_POLL, running.join_next()).await {
+                Ok(joined) => joined,
+                Err(_) => continue,
+            }
+        } else {
+            running.join_next().await
+        };
+        let Some(joined) = joined else {
+            if waiting {
+                tokio::time::sleep(CLAIM_POLL).await;
+                continue;
+            }
             break;
         };
         let (index, ran) = joined.expect("step tasks do not panic");
         let (job, report) = in_flight
             .remove(&index)
             .expect("started steps are in flight");
-        let settled = executor.finish(&job, report, ran)?;
-        settle(settled, &mut available, &mut states);
+        let settled = executor.finish(&job, report, ran);
+        executor.release(&job);
+        settle(settled?, &mut available, &mut states);
     }
     debug_assert!(pending.is_empty(), "every step settles");
 

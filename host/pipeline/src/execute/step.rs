@@ -18,6 +18,7 @@ use sluice_runtime::{
     ArtifactKind, Component, Digest, InputArtifact, Invocation, Limits, ModelArtifact,
     OutputArtifact, Runtime, StepEvent, StepFailure, StepOutcome,
 };
+use sluice_store::lease::{cache_lease, lease_ttl};
 use sluice_store::metadata::{ExecutionRecord, ExecutionState, Finished, NewExecution};
 use sluice_store::{NewModel, Store};
 use std::collections::BTreeMap;
@@ -162,6 +163,23 @@ impl StepRun {
     }
 }
 
+/// Whose a step's computing is (see [`StepExecutor::claim`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This run computes it: its outputs are not shared through the cache.
+    Unshared,
+    /// This run computes it and holds the cache key's lease. Another run
+    /// may have recorded the outputs just before giving the lease up, so
+    /// look for them once more ([`StepExecutor::reuse`]) before computing.
+    Claimed,
+    /// Another run (its id) is computing it; look again in [`CLAIM_POLL`].
+    ComputedBy(String),
+}
+
+/// How often a step whose computing another run claimed looks again for
+/// that run's outputs.
+pub const CLAIM_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Settles steps of one run in one store.
 pub struct StepExecutor {
     store: Arc<Store>,
@@ -209,8 +227,27 @@ impl StepExecutor {
         use_cache: bool,
         resumed: Option<&ExecutionRecord>,
     ) -> Result<Settled, ExecuteError> {
-        if let Some(settled) = self.reuse(job, use_cache, resumed)? {
-            return Ok(settled);
+        let mut told = false;
+        loop {
+            if let Some(settled) = self.reuse(job, use_cache, resumed)? {
+                return Ok(settled);
+            }
+            match self.claim(job, use_cache)? {
+                Claim::Unshared => break,
+                Claim::Claimed => match self.reuse(job, use_cache, resumed)? {
+                    Some(settled) => {
+                        self.release(job);
+                        return Ok(settled);
+                    }
+                    None => break,
+                },
+                Claim::ComputedBy(holder) => {
+                    if !std::mem::replace(&mut told, true) {
+                        self.observer.step_waiting(job.name(), &holder);
+                    }
+                    tokio::time::sleep(CLAIM_POLL).await;
+                }
+            }
         }
         let mut loaded = BTreeMap::new();
         for input in &job.inputs {
@@ -219,7 +256,39 @@ impl StepExecutor {
         }
         let started = self.start(job, loaded)?;
         let ran = started.run.run().await;
-        self.finish(job, started.report, ran)
+        let settled = self.finish(job, started.report, ran);
+        self.release(job);
+        settled
+    }
+
+    /// Claims the computing of `job`, so that two runs of one step with
+    /// one cache key — in one process, or on machines sharing the store —
+    /// do not both compute it: the run holding the key's lease computes,
+    /// the others wait and reuse its outputs (or take the lease over when
+    /// it expires because that run died). A step whose outputs are not
+    /// shared through the cache is always this run's to compute.
+    pub fn claim(&self, job: &StepJob<'_>, use_cache: bool) -> Result<Claim, ExecuteError> {
+        let planned = job.planned;
+        if !(use_cache && planned.step.cache && planned.step.clock == ClockMode::Virtual) {
+            return Ok(Claim::Unshared);
+        }
+        let metadata = &self.store.metadata;
+        let lease = cache_lease(&job.key);
+        if metadata.try_lease(&lease, &self.run_id, lease_ttl())? {
+            return Ok(Claim::Claimed);
+        }
+        // Released or expired since: try again at the next look.
+        let holder = metadata.lease_holder(&lease)?.unwrap_or_default();
+        Ok(Claim::ComputedBy(holder))
+    }
+
+    /// Gives up what [`StepExecutor::claim`] took, once the step's end is
+    /// recorded (waiting runs then find its outputs).
+    pub fn release(&self, job: &StepJob<'_>) {
+        let _ = self
+            .store
+            .metadata
+            .release_lease(&cache_lease(&job.key), &self.run_id);
     }
 
     /// Records that the step will not run, with `state` (failed or skipped)

@@ -1,0 +1,10 @@
+-- A model version's identity (registry.rs): a digest of its ONNX and its
+-- transform, so that a retrain reproducing a model byte for byte, whose card
+-- names another run, is found as the version already registered. NULL for
+-- versions registered before this migration (they match by artifact only).
+-- The PostgreSQL twin of sqlite/0005_model_identity.sql: the same tables, columns and
+-- version number; integers are BIGINT, text compares byte-wise (COLLATE "C",
+-- as SQLite does), and row ids are identity columns.
+-- Released: never edit; add a new numbered file instead.
+ALTER TABLE models ADD COLUMN identity TEXT COLLATE "C";
+CREATE INDEX models_by_identity ON models (name, identity);

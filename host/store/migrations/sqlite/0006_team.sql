@@ -1,0 +1,14 @@
+-- The team store, owned by lease.rs: leases (a run's liveness, a cache
+-- key being computed) that expire unless their holder renews them, on the
+-- database's clock, so that machines sharing a store need no file locks;
+-- and who started each run.
+-- Released: never edit; add a new numbered file instead.
+CREATE TABLE leases (
+    name        TEXT PRIMARY KEY,
+    holder      TEXT NOT NULL,
+    expires_ms  INTEGER NOT NULL,
+    acquired_at TEXT NOT NULL
+);
+CREATE INDEX leases_by_holder ON leases(holder);
+-- Who started a run: SLUICE_USER, else user@host.
+ALTER TABLE runs ADD COLUMN started_by TEXT;
