@@ -107,6 +107,14 @@ impl Machine {
 
     /// `sluice ARGS… --store team.toml` as this machine's user.
     fn sluice(&self, args: &[&str]) -> Command {
+        let mut cmd = self.local(args);
+        cmd.args(["--store", "team.toml"]);
+        cmd
+    }
+
+    /// `sluice ARGS…` as this machine's user, on the store its arguments
+    /// name (by default its own `.sluice`).
+    fn local(&self, args: &[&str]) -> Command {
         let endpoint = std::env::var("SLUICE_TEST_S3_ENDPOINT").unwrap();
         let password = std::env::var("SLUICE_TEST_POSTGRES_URL")
             .unwrap()
@@ -131,13 +139,16 @@ impl Machine {
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("NO_COLOR", "1")
-            .args(args)
-            .args(["--store", "team.toml"]);
+            .args(args);
         cmd
     }
 
     fn run(&self, args: &[&str]) -> Run {
         self.sluice(args).output().unwrap().into()
+    }
+
+    fn run_local(&self, args: &[&str]) -> Run {
+        self.local(args).output().unwrap().into()
     }
 }
 
@@ -386,4 +397,165 @@ fn a_run_killed_on_one_machine_is_resumed_from_the_other() {
         .collect();
     assert_eq!(states["ingest"], "cached");
     assert_eq!(states["slow"], "succeeded");
+}
+
+#[test]
+fn a_sqlite_store_migrated_to_postgres_keeps_its_models_lineage_and_cache() {
+    let Some(team) = team("migrate") else {
+        return;
+    };
+    let ann = Machine::new(&team, "ann", &breast_cancer());
+    let local = ann.run_local(&["run", "pipeline.toml", "--json"]);
+    assert_eq!(local.code, 0, "{}", local.stderr);
+    let local_run = local.json()["run_id"].as_str().unwrap().to_string();
+    let promoted = ann.run_local(&[
+        "models",
+        "promote",
+        "breast-cancer",
+        "1",
+        "--alias",
+        "production",
+        "--store",
+        ".sluice",
+    ]);
+    assert_eq!(promoted.code, 0, "{}", promoted.stderr);
+
+    let migrated = ann.run_local(&[
+        "store",
+        "migrate",
+        "--to",
+        &team.metadata,
+        "--objects",
+        &team.bucket,
+        "--store",
+        ".sluice",
+        "--json",
+    ]);
+    assert_eq!(migrated.code, 0, "{}", migrated.stderr);
+    let migrated = migrated.json();
+    let rows: BTreeMap<String, u64> = migrated["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["table"].as_str().unwrap().to_string(),
+                t["rows"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows["runs"], 1);
+    assert_eq!(rows["executions"], 10);
+    assert_eq!(rows["models"], 1);
+    assert_eq!(rows["alias_history"], 1);
+    assert!(
+        migrated["objects"]["copied"].as_u64().unwrap() >= 10,
+        "{migrated}"
+    );
+    assert!(!migrated.to_string().contains("sluice-test-pw"));
+    // Again: the target is not empty any more.
+    let again = ann.run_local(&[
+        "store",
+        "migrate",
+        "--to",
+        &team.metadata,
+        "--store",
+        ".sluice",
+    ]);
+    assert_eq!(again.code, 2);
+    assert!(again.stderr.contains("already holds"), "{}", again.stderr);
+
+    let verified = ann.run(&["store", "verify", "--json"]);
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
+    let verified = verified.json();
+    assert!(
+        verified["problems"].as_array().unwrap().is_empty(),
+        "{verified}"
+    );
+    assert!(verified["checked"].as_u64().unwrap() >= 10, "{verified}");
+
+    let shown = ann.run(&["models", "show", "breast-cancer@production", "--json"]);
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    assert_eq!(shown.json()["version"]["version"], 1, "{}", shown.stdout);
+    let lineage = ann.run(&["lineage", &format!("{local_run}/train/model"), "--json"]);
+    assert_eq!(lineage.code, 0, "{}", lineage.stderr);
+    assert!(
+        lineage.stdout.contains("breast_cancer.csv"),
+        "{}",
+        lineage.stdout
+    );
+    let rerun = ann.run(&["run", "pipeline.toml", "--json"]);
+    assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+    for (step, (state, from)) in steps(&rerun.json()) {
+        if step == "model-validate" || step == "push" {
+            // Its baseline input (`production`) names a model now.
+            continue;
+        }
+        assert_eq!(state, "cached", "{step}");
+        assert_eq!(from.as_deref(), Some(local_run.as_str()), "{step}");
+    }
+    assert_eq!(steps(&rerun.json())["model-validate"].0, "succeeded");
+
+    // A damaged store fails verification, naming the object.
+    let objects = ann.path(".sluice/objects/sha256");
+    let victim = std::fs::read_dir(&objects)
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().path())
+        .find(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .unwrap();
+    std::fs::write(&victim, b"damaged").unwrap();
+    let damaged = ann.run_local(&["store", "verify", "--store", ".sluice"]);
+    assert_eq!(damaged.code, 1, "{}", damaged.stdout);
+    assert!(damaged.stdout.contains("corrupt"), "{}", damaged.stdout);
+    assert!(
+        damaged.stdout.contains("1 missing or corrupt"),
+        "{}",
+        damaged.stdout
+    );
+}
+
+#[test]
+fn one_watcher_per_pipeline_across_machines_and_another_takes_over_when_it_dies() {
+    let Some(team) = team("watch") else {
+        return;
+    };
+    let spec = format!(
+        "{}\n[triggers]\nnew-data = [\"raw\"]\npoll = \"100ms\"\n",
+        breast_cancer()
+    );
+    let ann = Machine::new(&team, "ann", &spec);
+    let bob = Machine::new(&team, "bob", &spec);
+    let mut watcher = ann
+        .sluice(&["watch", "pipeline.toml"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Once Ann's watcher holds the pipeline, Bob's is refused.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let refused = loop {
+        let r = bob.run(&["watch", "pipeline.toml", "--once"]);
+        if r.code != 0 {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Bob's watcher was never refused"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("another `sluice watch` is watching pipeline `breast-cancer`"),
+        "{}",
+        refused.stderr
+    );
+    watcher.kill().unwrap(); // SIGKILL: its lease is not released
+    watcher.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let taken_over = bob.run(&["watch", "pipeline.toml", "--once"]);
+    assert_eq!(taken_over.code, 0, "{}", taken_over.stderr);
 }

@@ -39,6 +39,8 @@ Examples:
   sluice lineage latest/stats/statistics            the steps and data files it came from
   sluice lineage 6a34a3d3 --dot > lineage.dot       the same as a Graphviz digraph
   sluice gc --dry-run                               what unreferenced objects gc would remove
+  sluice store migrate --to postgres://ann@db/sluice  copy this store's metadata to a team's server
+  sluice store verify --store team.toml             every object the metadata names, present and intact
   sluice validate pipeline.toml                     check a spec without running it
   sluice component list                             the standard steps
   sluice component inspect std:statistics           ports, params and imports of a step
@@ -154,6 +156,11 @@ enum Command {
     /// a run is in progress on the store unless --force. Also removes
     /// temporary files older than an hour left by crashed writers.
     Gc(commands::gc::GcArgs),
+
+    /// Move a store's metadata to another database (a team's PostgreSQL
+    /// server) and its objects to another object store; verify a store.
+    #[command(subcommand)]
+    Store(commands::store::StoreCommand),
 }
 
 fn main() -> ExitCode {
@@ -173,6 +180,7 @@ fn main() -> ExitCode {
         Command::Watch(args) => commands::watch::run(&cli_context(&cli), args),
         Command::Lineage(args) => commands::lineage::run(args),
         Command::Gc(args) => commands::gc::run(args),
+        Command::Store(cmd) => commands::store::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -16,7 +16,12 @@
 //!    removed: a run commits an output's rows milliseconds to minutes
 //!    after writing its bytes, so a young unreferenced object is most
 //!    likely one whose rows are on their way (this is what makes forcing
-//!    safe in practice, and covers a run that starts while gc scans);
+//!    safe in practice, and covers a run that starts while gc scans). On a
+//!    store machines share (metadata on a server), an object's timestamp
+//!    is another clock — the bucket's, or another machine's — so there the
+//!    age is how long gc has seen the object unreferenced, recorded on the
+//!    database's clock (`gc_marks`): a first collection only marks, and one
+//!    at least [`RECENT`] later removes what is still unreferenced;
 //! 3. the referenced set is read *after* the objects are listed, and read
 //!    again just before deleting, so rows committed meanwhile are honoured.
 //!
@@ -31,6 +36,7 @@
 //! than [`STALE_TEMPORARY`] (1 hour), never sooner, since a live writer may
 //! be filling one. Fan-out folders are never removed.
 
+use crate::db::vals;
 use crate::metadata::MetadataError;
 use crate::{Digest, Store, StoreError};
 use serde::Serialize;
@@ -226,13 +232,29 @@ pub fn collect(store: &Store, options: &GcOptions) -> Result<GcOutcome, GcError>
 
     let mut report = GcReport::default();
     let mut candidates = Vec::new();
+    // On a shared store: how long each unreferenced object has been seen
+    // so, on the database's clock.
+    let marked = if store.metadata.is_shared() {
+        let unreferenced: Vec<Digest> = objects
+            .iter()
+            .map(|o| o.digest)
+            .filter(|d| !refs.contains(d))
+            .collect();
+        Some(store.metadata.gc_marks(&unreferenced, options.dry_run)?)
+    } else {
+        None
+    };
     for object in objects {
         let digest = object.digest;
         if refs.contains(&digest) {
             report.kept_referenced += 1;
             continue;
         }
-        match now.duration_since(object.modified).ok() {
+        let age = match &marked {
+            Some(ages) => ages.get(&digest).copied(),
+            None => now.duration_since(object.modified).ok(),
+        };
+        match age {
             Some(a) if a >= options.recent => candidates.push(Removal {
                 kind: RemovalKind::Object,
                 digest: Some(digest),
@@ -292,7 +314,68 @@ pub fn collect(store: &Store, options: &GcOptions) -> Result<GcOutcome, GcError>
             Err(e) => report.errors.push(e),
         }
     }
+    if marked.is_some() {
+        let gone: Vec<Digest> = report.removed.iter().filter_map(|r| r.digest).collect();
+        store.metadata.forget_gc_marks(&gone)?;
+    }
     Ok(GcOutcome::Collected(report))
+}
+
+impl crate::Metadata {
+    /// How long each of the unreferenced objects `digests` has been seen
+    /// unreferenced by gc, on the database's clock. Objects seen for the
+    /// first time are marked now (age zero) unless `dry`; marks of objects
+    /// not among `digests` (referenced again, or gone) are forgotten.
+    pub fn gc_marks(
+        &self,
+        digests: &[Digest],
+        dry: bool,
+    ) -> Result<std::collections::HashMap<Digest, Duration>, MetadataError> {
+        let wanted: HashSet<Digest> = digests.iter().copied().collect();
+        let mark = |c: &mut crate::db::Conn<'_>| {
+            let now = c.now_ms()?;
+            let mut ages = std::collections::HashMap::new();
+            for row in c.query("SELECT digest, first_seen_ms FROM gc_marks", &[])? {
+                let digest = crate::db::parse_digest(row.get(0)?);
+                let first: i64 = row.get(1)?;
+                if wanted.contains(&digest) {
+                    ages.insert(digest, Duration::from_millis((now - first).max(0) as u64));
+                } else if !dry {
+                    c.execute(
+                        "DELETE FROM gc_marks WHERE digest = ?1",
+                        vals![digest.to_hex()],
+                    )?;
+                }
+            }
+            for d in digests {
+                if !ages.contains_key(d) {
+                    ages.insert(*d, Duration::ZERO);
+                    if !dry {
+                        c.execute(
+                            "INSERT INTO gc_marks (digest, first_seen_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                            vals![d.to_hex(), now],
+                        )?;
+                    }
+                }
+            }
+            Ok(ages)
+        };
+        if dry {
+            self.read(mark)
+        } else {
+            self.write(mark)
+        }
+    }
+
+    /// Forgets the marks of objects gc removed.
+    pub fn forget_gc_marks(&self, digests: &[Digest]) -> Result<(), MetadataError> {
+        self.write(|c| {
+            for d in digests {
+                c.execute("DELETE FROM gc_marks WHERE digest = ?1", vals![d.to_hex()])?;
+            }
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]
@@ -352,6 +435,58 @@ mod tests {
         assert!(r.errors.is_empty());
         assert!(!store.objects.contains(&garbage));
         assert!(store.objects.contains(&kept));
+    }
+
+    #[test]
+    fn on_a_shared_store_the_grace_period_runs_on_the_database_clock() {
+        for (_dir, store) in crate::store::tests::stores() {
+            if !store.metadata.is_shared() {
+                continue;
+            }
+            let garbage = store.objects.put(b"garbage").unwrap();
+            let rescued = store.objects.put(b"named later").unwrap();
+            // The files claim to be two hours old: another clock, not
+            // trusted on a shared store.
+            for d in [garbage, rescued] {
+                std::fs::File::options()
+                    .write(true)
+                    .open(store.objects.path_of(&d))
+                    .unwrap()
+                    .set_modified(SystemTime::now() - Duration::from_secs(7200))
+                    .unwrap();
+            }
+            let grace = GcOptions {
+                recent: Duration::from_millis(300),
+                ..GcOptions::default()
+            };
+            let dry = GcOptions {
+                dry_run: true,
+                ..grace.clone()
+            };
+            // A dry run marks nothing; the first collection only marks.
+            let r = collected(collect(&store, &dry).unwrap());
+            assert!(r.removed.is_empty());
+            assert_eq!(r.kept_recent.len(), 2);
+            let r = collected(collect(&store, &grace).unwrap());
+            assert!(r.removed.is_empty(), "{:?}", r.removed);
+            assert_eq!(r.kept_recent.len(), 2);
+            // Named by a row meanwhile: its mark is forgotten, it stays.
+            store
+                .metadata
+                .record_component(&rescued, "c.wasm", 11, "t0")
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(400));
+            let r = collected(collect(&store, &grace).unwrap());
+            assert_eq!(
+                r.removed.iter().map(|r| r.digest).collect::<Vec<_>>(),
+                [Some(garbage)]
+            );
+            assert!(store.objects.contains(&rescued));
+            assert!(
+                store.metadata.gc_marks(&[], true).unwrap().is_empty(),
+                "no mark is left behind"
+            );
+        }
     }
 
     #[test]

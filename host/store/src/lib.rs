@@ -32,6 +32,7 @@ mod remote;
 pub mod request_log;
 mod store;
 pub mod time;
+pub mod transfer;
 mod watch_state;
 
 pub use db::{DbError, MetadataLocation};

@@ -604,6 +604,16 @@ impl Metadata {
         })
     }
 
+    /// Every component recorded: (digest, name as the spec named it).
+    pub fn components(&self) -> Result<Vec<(Digest, String)>, MetadataError> {
+        self.read(|c| {
+            c.query("SELECT digest, name FROM components ORDER BY digest", &[])?
+                .iter()
+                .map(|r| Ok((parse_digest(r.get(0)?), r.get(1)?)))
+                .collect()
+        })
+    }
+
     /// Marks runs left `running` by a process that is gone (see `is_alive`)
     /// as `interrupted`, with their running executions. Returns the ids of
     /// the runs marked.

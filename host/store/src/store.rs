@@ -165,7 +165,18 @@ pub struct Store {
 /// system releases the moment the process dies.
 pub struct RunLock {
     file: Option<(File, PathBuf)>,
+    holder: String,
     _heartbeat: Heartbeat,
+}
+
+impl RunLock {
+    /// Who holds the run's leases: the run, who started it, where and in
+    /// which process. Leases the run takes for its steps (a cache key
+    /// being computed) are taken in this name, so the run's heartbeat
+    /// renews them too and other runs can say who they wait for.
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
 }
 
 impl Drop for RunLock {
@@ -229,9 +240,16 @@ impl Store {
     /// Takes the lease (and, on a local store, the lock) of a run; both
     /// are held until the returned lock is dropped.
     pub fn lock_run(&self, run_id: &str) -> Result<RunLock, OpenError> {
+        static TAKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let holder = format!(
+            "{run_id} ({} pid {}#{})",
+            crate::identity::user(),
+            std::process::id(),
+            TAKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let ttl = lease_ttl();
         let lease = run_lease(run_id);
-        if !self.metadata.try_lease(&lease, run_id, ttl)? {
+        if !self.metadata.try_lease(&lease, &holder, ttl)? {
             return Err(OpenError::Busy {
                 run_id: run_id.to_string(),
                 holder: self
@@ -240,7 +258,7 @@ impl Store {
                     .unwrap_or_else(|| "another process".into()),
             });
         }
-        let heartbeat = Heartbeat::start(self.metadata.clone(), run_id, ttl);
+        let heartbeat = Heartbeat::start(self.metadata.clone(), holder.clone(), ttl);
         let file = if self.metadata.is_shared() {
             None
         } else {
@@ -250,12 +268,27 @@ impl Store {
                 source,
             };
             fs::create_dir_all(path.parent().unwrap()).map_err(err)?;
-            let file = File::create(&path).map_err(err)?;
-            file.lock().map_err(err)?;
+            let file = File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(err)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(OpenError::Busy {
+                        run_id: run_id.to_string(),
+                        holder: format!("the process holding {}", path.display()),
+                    });
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(err(e)),
+            }
             Some((file, path))
         };
         Ok(RunLock {
             file,
+            holder,
             _heartbeat: heartbeat,
         })
     }
@@ -293,9 +326,102 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::Digest;
+
+    /// A fresh store with objects in a folder and its metadata on every
+    /// backend the tests reach (see `db::tests::backends`).
+    pub(crate) fn stores() -> Vec<(tempfile::TempDir, Store)> {
+        crate::db::tests::backends()
+            .into_iter()
+            .map(|(dir, metadata)| {
+                let store = Store::open_at(&StoreLocation {
+                    objects: dir.path().display().to_string(),
+                    metadata: metadata.location().clone(),
+                    local: dir.path().to_path_buf(),
+                })
+                .unwrap();
+                (dir, store)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_run_is_alive_while_its_lease_is_and_dead_once_it_expires() {
+        for (_dir, store) in stores() {
+            store
+                .metadata
+                .start_run("r", "p", "p.toml", &Digest::of(b"s"), "manual", "t0", None)
+                .unwrap();
+            let lock = store.lock_run("r").unwrap();
+            assert!(store.run_is_alive("r"));
+            let again = store.lock_run("r").err().unwrap().to_string();
+            assert!(
+                again.contains("being executed by another process"),
+                "{again}"
+            );
+            assert!(store.recover("t1").unwrap().is_empty());
+            drop(lock);
+            assert!(!store.run_is_alive("r"));
+            assert_eq!(store.recover("t1").unwrap(), ["r"]);
+            assert_eq!(
+                store.metadata.run("r").unwrap().state,
+                crate::metadata::RunState::Interrupted
+            );
+        }
+    }
+
+    #[test]
+    fn store_files_name_both_parts_relative_to_themselves() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("team.toml");
+        let local = dir.path().join("here");
+        std::fs::write(
+            &file,
+            "objects = \"objs\"\nmetadata = \"postgres://ann@db/team\"\n",
+        )
+        .unwrap();
+        let at = StoreLocation::resolve(file.to_str().unwrap(), &local, None).unwrap();
+        assert_eq!(at.objects, dir.path().join("objs").display().to_string());
+        assert_eq!(
+            at.metadata,
+            MetadataLocation::Postgres("postgres://ann@db/team".into())
+        );
+        assert_eq!(at.local, local);
+        // --metadata / SLUICE_METADATA_URL win.
+        let at = StoreLocation::resolve(file.to_str().unwrap(), &local, Some("m.sqlite")).unwrap();
+        assert_eq!(at.metadata, MetadataLocation::Sqlite("m.sqlite".into()));
+        std::fs::write(&file, "objects = \"s3://b/p\"\n").unwrap();
+        let at = StoreLocation::resolve(file.to_str().unwrap(), &local, None).unwrap();
+        assert_eq!(at.objects, "s3://b/p");
+        assert_eq!(
+            at.metadata,
+            MetadataLocation::Sqlite(local.join("metadata.sqlite"))
+        );
+        for (text, expected) in [
+            ("objects = 1\n", "invalid type"),
+            ("metadata = \"x\"\n", "missing field `objects`"),
+            (
+                "objects = \"o\"\nmetadata = \"postgres://ann:pw@db/x\"\n",
+                "holds a password",
+            ),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = StoreLocation::resolve(file.to_str().unwrap(), &local, None)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.contains(expected), "{text}: {err}");
+            assert!(!err.contains("pw@"), "{err}");
+        }
+        let missing =
+            StoreLocation::resolve(dir.path().join("nope.toml").to_str().unwrap(), &local, None)
+                .err()
+                .unwrap()
+                .to_string();
+        assert!(missing.contains("nope.toml"), "{missing}");
+    }
 
     #[test]
     fn a_locked_run_is_alive_and_an_unlocked_one_is_recovered() {

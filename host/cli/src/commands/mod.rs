@@ -13,4 +13,5 @@ pub(crate) mod run;
 pub(crate) mod runs;
 pub(crate) mod scaffold;
 pub(crate) mod serve;
+pub(crate) mod store;
 pub(crate) mod watch;

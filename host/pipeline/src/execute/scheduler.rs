@@ -90,7 +90,7 @@ pub async fn execute(
         None => HashMap::new(),
     };
 
-    let _lock = store.lock_run(&run_id)?;
+    let lock = store.lock_run(&run_id)?;
     let spec_path = spec
         .path
         .canonicalize()
@@ -167,6 +167,7 @@ pub async fn execute(
     }
 
     let executor = StepExecutor::new(store.clone(), run_id.clone(), observer.clone())
+        .with_lease_holder(lock.holder())
         .with_runtime(prepared.runtime.clone())
         .with_default_limits(crate::spec::Limits {
             memory: options.memory.or(spec.limits.memory),

@@ -184,6 +184,9 @@ pub const CLAIM_POLL: std::time::Duration = std::time::Duration::from_millis(250
 pub struct StepExecutor {
     store: Arc<Store>,
     run_id: String,
+    /// In whose name the steps' cache-key leases are taken (the run's
+    /// lease holder, whose heartbeat renews them).
+    holder: String,
     observer: Arc<dyn Observer>,
     defaults: SpecLimits,
     runtime: Option<Runtime>,
@@ -192,13 +195,23 @@ pub struct StepExecutor {
 impl StepExecutor {
     /// An executor recording into `store` under run `run_id`.
     pub fn new(store: Arc<Store>, run_id: impl Into<String>, observer: Arc<dyn Observer>) -> Self {
+        let run_id = run_id.into();
         StepExecutor {
             store,
-            run_id: run_id.into(),
+            holder: run_id.clone(),
+            run_id,
             observer,
             defaults: SpecLimits::default(),
             runtime: None,
         }
+    }
+
+    /// Takes the steps' cache-key leases in the name of `holder`: the
+    /// run's lease holder ([`sluice_store::RunLock::holder`]), so that the
+    /// run's heartbeat renews them.
+    pub fn with_lease_holder(mut self, holder: impl Into<String>) -> Self {
+        self.holder = holder.into();
+        self
     }
 
     /// Lets steps replay the transforms models record (`model.transform`,
@@ -274,7 +287,7 @@ impl StepExecutor {
         }
         let metadata = &self.store.metadata;
         let lease = cache_lease(&job.key);
-        if metadata.try_lease(&lease, &self.run_id, lease_ttl())? {
+        if metadata.try_lease(&lease, &self.holder, lease_ttl())? {
             return Ok(Claim::Claimed);
         }
         // Released or expired since: try again at the next look.
@@ -288,7 +301,7 @@ impl StepExecutor {
         let _ = self
             .store
             .metadata
-            .release_lease(&cache_lease(&job.key), &self.run_id);
+            .release_lease(&cache_lease(&job.key), &self.holder);
     }
 
     /// Records that the step will not run, with `state` (failed or skipped)

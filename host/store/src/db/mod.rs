@@ -347,6 +347,11 @@ pub(crate) use vals;
 pub(crate) struct Row(Vec<Value>);
 
 impl Row {
+    /// Every column, as read.
+    pub(crate) fn values(&self) -> &[Value] {
+        &self.0
+    }
+
     /// Column `i` as a `T`.
     pub(crate) fn get<T: FromValue>(&self, i: usize) -> Result<T, DbError> {
         let value = self
@@ -446,6 +451,18 @@ impl Conn<'_> {
         params: &[Value],
     ) -> Result<Vec<T>, DbError> {
         self.query(sql, params)?.iter().map(|r| r.get(0)).collect()
+    }
+
+    /// Makes the numbers the database gives `table`'s identity `column`
+    /// follow the largest one in it (after rows were copied in with their
+    /// numbers). SQLite does so by itself.
+    pub(crate) fn follow_numbering(&mut self, table: &str, column: &str) -> Result<(), DbError> {
+        match self.backend {
+            Backend::Sqlite(_) => Ok(()),
+            Backend::Postgres(db) => db.batch(&format!(
+                "SELECT setval(pg_get_serial_sequence('{table}', '{column}'), MAX({column})) FROM {table} HAVING MAX({column}) IS NOT NULL"
+            )),
+        }
     }
 
     /// The database's clock, in milliseconds since the Unix epoch: the one
