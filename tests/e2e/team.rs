@@ -132,7 +132,7 @@ impl Machine {
             .env("HOME", self.path("home"))
             .env("SLUICE_CACHE_DIR", self.path("home/cache"))
             .env("SLUICE_USER", self.user)
-            .env("SLUICE_LEASE_SECONDS", "1")
+            .env("SLUICE_LEASE_SECONDS", "2")
             .env("PGPASSWORD", password)
             .env("AWS_ENDPOINT_URL", endpoint)
             .env("AWS_ALLOW_HTTP", "true")
@@ -374,9 +374,9 @@ fn a_run_killed_on_one_machine_is_resumed_from_the_other() {
     child.kill().unwrap(); // SIGKILL: no chance to say anything
     child.wait().unwrap();
 
-    // Its lease lasts a second (SLUICE_LEASE_SECONDS=1), then Bob's
+    // Its lease lasts two seconds (SLUICE_LEASE_SECONDS=2), then Bob's
     // machine sees it dead.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::thread::sleep(std::time::Duration::from_millis(2500));
     let listed = bob.run(&["runs", "list", "--json"]);
     assert!(
         listed.stderr.contains("was interrupted"),
@@ -526,25 +526,30 @@ fn one_watcher_per_pipeline_across_machines_and_another_takes_over_when_it_dies(
     );
     let ann = Machine::new(&team, "ann", &spec);
     let bob = Machine::new(&team, "bob", &spec);
+    // A lease of 3 s: Ann's heartbeat renews it every second, however
+    // busy the machine running the tests is.
+    let log = ann.path("watch.log");
     let mut watcher = ann
         .sluice(&["watch", "pipeline.toml"])
+        .env("SLUICE_LEASE_SECONDS", "3")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    // Once Ann's watcher holds the pipeline, Bob's is refused.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let refused = loop {
-        let r = bob.run(&["watch", "pipeline.toml", "--once"]);
-        if r.code != 0 {
-            break r;
-        }
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("watching pipeline `breast-cancer`")
+    {
         assert!(
-            std::time::Instant::now() < deadline,
-            "Bob's watcher was never refused"
+            std::time::Instant::now() < deadline && watcher.try_wait().unwrap().is_none(),
+            "Ann's watcher did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
         );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Ann's watcher holds the pipeline: Bob's is refused.
+    let refused = bob.run(&["watch", "pipeline.toml", "--once"]);
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     assert!(
         refused
@@ -555,7 +560,7 @@ fn one_watcher_per_pipeline_across_machines_and_another_takes_over_when_it_dies(
     );
     watcher.kill().unwrap(); // SIGKILL: its lease is not released
     watcher.wait().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::thread::sleep(std::time::Duration::from_millis(3500));
     let taken_over = bob.run(&["watch", "pipeline.toml", "--once"]);
     assert_eq!(taken_over.code, 0, "{}", taken_over.stderr);
 }

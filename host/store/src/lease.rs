@@ -113,6 +113,7 @@ impl Metadata {
 /// Renews every lease of one holder, from a thread of its own, until
 /// dropped; then releases them.
 pub struct Heartbeat {
+    lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
     stop: Option<mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     metadata: Metadata,
@@ -124,30 +125,45 @@ impl Heartbeat {
     pub fn start(metadata: Metadata, holder: impl Into<String>, ttl: Duration) -> Self {
         let holder = holder.into();
         let (stop, stopped) = mpsc::channel::<()>();
+        let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let thread = {
             let metadata = metadata.clone();
             let holder = holder.clone();
+            let lost = lost.clone();
             std::thread::Builder::new()
                 .name("sluice-heartbeat".into())
                 .spawn(move || {
                     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(ttl / 3)
                     {
-                        if let Err(e) = metadata.renew_leases(&holder, ttl) {
-                            eprintln!(
+                        match metadata.renew_leases(&holder, ttl) {
+                            // Expired before this renewal, and taken.
+                            Ok(0) => lost.store(true, std::sync::atomic::Ordering::Relaxed),
+                            Ok(_) => {}
+                            Err(e) => eprintln!(
                                 "warning: renewing the leases of {holder}: {e}; another machine may take this run for dead in {:.0} s",
                                 ttl.as_secs_f64()
-                            );
+                            ),
                         }
                     }
                 })
                 .ok()
         };
         Heartbeat {
+            lost,
             stop: Some(stop),
             thread,
             metadata,
             holder,
         }
+    }
+}
+
+impl Heartbeat {
+    /// Whether the holder's leases expired before a renewal (the process
+    /// stalled longer than the lease lasts) and were all taken by others:
+    /// what they guarded is someone else's now.
+    pub fn lost(&self) -> bool {
+        self.lost.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

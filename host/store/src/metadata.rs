@@ -13,7 +13,7 @@
 
 use crate::Digest;
 pub(crate) use crate::db::parse_digest;
-use crate::db::{Conn, DbError, Row, vals};
+use crate::db::{Conn, DbError, Row, Value, vals};
 pub use crate::db::{Metadata, MetadataError};
 use serde::Serialize;
 
@@ -236,14 +236,7 @@ impl Metadata {
         size: u64,
         now: &str,
     ) -> Result<(), MetadataError> {
-        self.write(|c| {
-            c.execute(
-                "INSERT INTO components (digest, name, size, first_seen) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT DO NOTHING",
-                vals![digest.to_hex(), name, size as i64, now],
-            )
-            .map(drop)
-        })
+        self.write(|c| insert_component(c, digest, name, size, now))
     }
 
     /// Starts a run, recording who started it ([`crate::identity::user`]).
@@ -321,87 +314,41 @@ impl Metadata {
     /// Records that an execution started (state `running`), with its inputs.
     /// Returns its id.
     pub fn start_execution(&self, e: &NewExecution<'_>) -> Result<i64, MetadataError> {
-        self.write(|c| {
-            let id: i64 = c
-                .query_one(
-                    "INSERT INTO executions (run_id, step, component, component_digest, cache_key, key_parts, params, state, started_at, host)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8, ?9) RETURNING id",
-                    vals![
-                        e.run_id,
-                        e.step,
-                        e.component,
-                        e.component_digest.to_hex(),
-                        e.cache_key.to_hex(),
-                        e.key_parts.to_string(),
-                        e.params.to_string(),
-                        e.started_at,
-                        hostname()
-                    ],
-                )?
-                .get(0)?;
-            for (port, digest, source) in e.inputs {
-                c.execute(
-                    "INSERT INTO events (execution_id, direction, port, artifact, source) VALUES (?1, 'input', ?2, ?3, ?4)",
-                    vals![id, port, digest.to_hex(), source],
-                )?;
-            }
-            Ok(id)
-        })
+        self.write(|c| insert_execution(c, e))
     }
 
     /// Records how an execution ended and what it produced, in one transaction.
     pub fn finish_execution(&self, id: i64, f: &Finished<'_>) -> Result<(), MetadataError> {
+        self.write(|c| finish(c, id, f))
+    }
+
+    /// Records an execution that is over as soon as it starts — reused
+    /// from the cache, skipped — with its component (name, size), in one
+    /// transaction. Returns its id.
+    pub fn record_execution(
+        &self,
+        component: (&str, u64),
+        e: &NewExecution<'_>,
+        f: &Finished<'_>,
+    ) -> Result<i64, MetadataError> {
         self.write(|c| {
-            for (port, digest, kind, size) in f.outputs {
-                record_artifact(c, digest, kind, *size, f.ended_at)?;
-                c.execute(
-                    "INSERT INTO events (execution_id, direction, port, artifact) VALUES (?1, 'output', ?2, ?3)
-                     ON CONFLICT (execution_id, direction, port) DO UPDATE SET artifact = excluded.artifact, source = NULL",
-                    vals![id, port, digest.to_hex()],
-                )?;
-            }
-            c.execute(
-                "UPDATE executions SET state = ?2, ended_at = ?3, duration_ms = ?4, attempts = ?5, error = ?6,
-                        failure = ?7, metrics = ?8, report = ?9, cached_from = ?10 WHERE id = ?1",
-                vals![
-                    id,
-                    f.state.as_str(),
-                    f.ended_at,
-                    f.duration_ms,
-                    f.attempts,
-                    f.error,
-                    f.failure.as_ref().map(|v| v.to_string()),
-                    f.metrics.to_string(),
-                    f.report.as_ref().map(|v| v.to_string()),
-                    f.cached_from
-                ],
+            insert_component(
+                c,
+                &e.component_digest,
+                component.0,
+                component.1,
+                e.started_at,
             )?;
-            for m in f.models {
-                crate::registry::register(c, m, id, f.ended_at)?;
-            }
-            Ok(())
+            let id = insert_execution(c, e)?;
+            finish(c, id, f)?;
+            Ok(id)
         })
     }
 
     /// Records a step that did not run (skipped) in one go.
     pub fn record_skipped(&self, e: &NewExecution<'_>, reason: &str) -> Result<i64, MetadataError> {
         let id = self.start_execution(e)?;
-        self.finish_execution(
-            id,
-            &Finished {
-                state: ExecutionState::Skipped,
-                ended_at: e.started_at,
-                duration_ms: 0.0,
-                attempts: 0,
-                error: Some(reason),
-                failure: None,
-                metrics: serde_json::json!({}),
-                report: None,
-                outputs: &[],
-                cached_from: None,
-                models: &[],
-            },
-        )?;
+        self.finish_execution(id, &skipped(e, reason))?;
         Ok(id)
     }
 
@@ -412,11 +359,16 @@ impl Metadata {
         cache_key: &Digest,
     ) -> Result<Option<ExecutionRecord>, MetadataError> {
         self.read(|c| {
-            let id = c.column::<i64>(
-                "SELECT id FROM executions WHERE cache_key = ?1 AND state = 'succeeded' ORDER BY id DESC LIMIT 1",
+            let Some(row) = c.query_opt(
+                &format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE cache_key = ?1 AND state = 'succeeded' ORDER BY id DESC LIMIT 1"),
                 vals![cache_key.to_hex()],
-            )?;
-            id.first().map(|id| execution(c, *id)).transpose()
+            )?
+            else {
+                return Ok(None);
+            };
+            let mut rec = execution_from_row(&row)?;
+            rec.events = events_of(c, rec.id)?;
+            Ok(Some(rec))
         })
     }
 
@@ -743,6 +695,112 @@ pub struct ArtifactUse {
 
 const RUN_COLUMNS: &str = "id, pipeline, spec_path, spec_digest, trigger, state, started_at, ended_at, host, resumed_from, started_by";
 const EXECUTION_COLUMNS: &str = "id, run_id, step, component, component_digest, cache_key, key_parts, params, state, cached_from, started_at, ended_at, duration_ms, attempts, error, metrics, report";
+
+fn insert_component(
+    c: &mut Conn<'_>,
+    digest: &Digest,
+    name: &str,
+    size: u64,
+    now: &str,
+) -> Result<(), DbError> {
+    c.execute(
+        "INSERT INTO components (digest, name, size, first_seen) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT DO NOTHING",
+        vals![digest.to_hex(), name, size as i64, now],
+    )
+    .map(drop)
+}
+
+fn insert_execution(c: &mut Conn<'_>, e: &NewExecution<'_>) -> Result<i64, DbError> {
+    let id: i64 = c
+        .query_one(
+            "INSERT INTO executions (run_id, step, component, component_digest, cache_key, key_parts, params, state, started_at, host)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8, ?9) RETURNING id",
+            vals![
+                e.run_id,
+                e.step,
+                e.component,
+                e.component_digest.to_hex(),
+                e.cache_key.to_hex(),
+                e.key_parts.to_string(),
+                e.params.to_string(),
+                e.started_at,
+                hostname()
+            ],
+        )?
+        .get(0)?;
+    let inputs: Vec<Vec<Value>> = e
+        .inputs
+        .iter()
+        .map(|(port, digest, source)| vals![id, port, digest.to_hex(), source].to_vec())
+        .collect();
+    c.execute_all(
+        "INSERT INTO events (execution_id, direction, port, artifact, source) VALUES (?1, 'input', ?2, ?3, ?4)",
+        &inputs,
+    )?;
+    Ok(id)
+}
+
+fn finish(c: &mut Conn<'_>, id: i64, f: &Finished<'_>) -> Result<(), DbError> {
+    let artifacts: Vec<Vec<Value>> = f
+        .outputs
+        .iter()
+        .map(|(_, digest, kind, size)| {
+            vals![digest.to_hex(), kind, *size as i64, f.ended_at].to_vec()
+        })
+        .collect();
+    c.execute_all(
+        "INSERT INTO artifacts (digest, kind, size, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+        &artifacts,
+    )?;
+    let events: Vec<Vec<Value>> = f
+        .outputs
+        .iter()
+        .map(|(port, digest, _, _)| vals![id, port, digest.to_hex()].to_vec())
+        .collect();
+    c.execute_all(
+        "INSERT INTO events (execution_id, direction, port, artifact) VALUES (?1, 'output', ?2, ?3)
+         ON CONFLICT (execution_id, direction, port) DO UPDATE SET artifact = excluded.artifact, source = NULL",
+        &events,
+    )?;
+    c.execute(
+        "UPDATE executions SET state = ?2, ended_at = ?3, duration_ms = ?4, attempts = ?5, error = ?6,
+                failure = ?7, metrics = ?8, report = ?9, cached_from = ?10 WHERE id = ?1",
+        vals![
+            id,
+            f.state.as_str(),
+            f.ended_at,
+            f.duration_ms,
+            f.attempts,
+            f.error,
+            f.failure.as_ref().map(|v| v.to_string()),
+            f.metrics.to_string(),
+            f.report.as_ref().map(|v| v.to_string()),
+            f.cached_from
+        ],
+    )?;
+    for m in f.models {
+        crate::registry::register(c, m, id, f.ended_at)?;
+    }
+    Ok(())
+}
+
+/// How a skipped execution ends.
+pub fn skipped<'a>(e: &NewExecution<'a>, reason: &'a str) -> Finished<'a> {
+    Finished {
+        state: ExecutionState::Skipped,
+        ended_at: e.started_at,
+        duration_ms: 0.0,
+        attempts: 0,
+        error: Some(reason),
+        failure: None,
+        metrics: serde_json::json!({}),
+        report: None,
+        outputs: &[],
+        cached_from: None,
+        models: &[],
+    }
+}
 
 /// Records an artifact once per digest (the first kind and time stay).
 fn record_artifact(

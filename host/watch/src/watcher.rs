@@ -83,7 +83,7 @@ pub struct Watcher {
     /// On a store machines share: the pipeline's watch lease, renewed
     /// while this watcher lives, so that a watcher on another machine
     /// does not act on the same triggers.
-    _lease: Option<sluice_store::lease::Heartbeat>,
+    lease: Option<sluice_store::lease::Heartbeat>,
 }
 
 impl Watcher {
@@ -145,7 +145,7 @@ impl Watcher {
             settling: HashMap::new(),
             last_check: None,
             _lock: lock,
-            _lease: lease,
+            lease,
         })
     }
 
@@ -202,6 +202,9 @@ impl Watcher {
         self.once = once;
         self.initialise()?;
         loop {
+            if self.lease.as_ref().is_some_and(|l| l.lost()) {
+                return Err(WatchError::Busy(self.pipeline.clone()));
+            }
             if let Some(p) = self.pending()? {
                 self.act(&p)?;
             }

@@ -312,11 +312,13 @@ impl StepExecutor {
         state: StepState,
         reason: String,
     ) -> Result<Settled, ExecuteError> {
-        self.record_component(job)?;
         let mut report = self.report(job);
-        report.execution_id = self.store.metadata.record_skipped(
-            &self.new_execution(job, &sluice_store::time::now()),
-            &reason,
+        let now = sluice_store::time::now();
+        let execution = self.new_execution(job, &now);
+        report.execution_id = self.store.metadata.record_execution(
+            (&job.component_label, job.component.size() as u64),
+            &execution,
+            &sluice_store::metadata::skipped(&execution, &reason),
         )?;
         report.state = state;
         report.message = Some(reason);
@@ -347,31 +349,32 @@ impl StepExecutor {
             }
             _ => None,
         };
-        let Some(original) = candidate.filter(|e| {
-            planned.manifest.outputs.iter().all(|p| {
-                e.output(&p.name)
-                    .is_some_and(|d| store.objects.contains(&d))
-            })
-        }) else {
+        let Some(original) = candidate else {
             return Ok(None);
         };
-        self.record_component(job)?;
-        let now = sluice_store::time::now();
-        let execution_id = store
-            .metadata
-            .start_execution(&self.new_execution(job, &now))?;
-        let outputs: Vec<(String, Digest, String, u64)> = planned
+        // Every output must still be in the object store (gc may have
+        // removed it): one request per output, all at once.
+        let Some(digests) = planned
             .manifest
             .outputs
             .iter()
-            .map(|p| {
-                let d = original.output(&p.name).expect("reusable checked outputs");
-                let size = store.objects.size_of(&d).unwrap_or(0);
-                (p.name.clone(), d, p.kind.as_str().to_string(), size)
-            })
-            .collect();
-        store.metadata.finish_execution(
-            execution_id,
+            .map(|p| original.output(&p.name))
+            .collect::<Option<Vec<Digest>>>()
+        else {
+            return Ok(None);
+        };
+        let sizes = store.objects.sizes_of(&digests);
+        let mut outputs: Vec<(String, Digest, String, u64)> = Vec::new();
+        for ((p, digest), size) in planned.manifest.outputs.iter().zip(digests).zip(sizes) {
+            let Some(size) = size else {
+                return Ok(None);
+            };
+            outputs.push((p.name.clone(), digest, p.kind.as_str().to_string(), size));
+        }
+        let now = sluice_store::time::now();
+        let execution_id = store.metadata.record_execution(
+            (&job.component_label, job.component.size() as u64),
+            &self.new_execution(job, &now),
             &Finished {
                 state: ExecutionState::Cached,
                 ended_at: &sluice_store::time::now(),

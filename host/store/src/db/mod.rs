@@ -424,6 +424,16 @@ impl Conn<'_> {
         self.backend.execute(sql, params)
     }
 
+    /// Runs one statement once per parameter row; returns how many rows
+    /// they changed. On PostgreSQL the executions are pipelined: one
+    /// round trip's wait for all of them.
+    pub(crate) fn execute_all(&mut self, sql: &str, rows: &[Vec<Value>]) -> Result<u64, DbError> {
+        match self.backend {
+            Backend::Sqlite(db) => rows.iter().map(|params| db.execute(sql, params)).sum(),
+            Backend::Postgres(db) => db.execute_all(sql, rows),
+        }
+    }
+
     /// Runs a query; returns every row.
     pub(crate) fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
         self.backend.query(sql, params)
@@ -567,6 +577,11 @@ impl Backend {
     fn migrate_once(&mut self) -> Result<i64, DbError> {
         if let Backend::Sqlite(db) = self {
             db.prepare()?;
+        }
+        // Up to date (the usual case): no need for the write lock.
+        let seen = self.schema_version()?;
+        if seen >= Metadata::SCHEMA_VERSION {
+            return Ok(seen);
         }
         self.begin_write()?;
         let result = (|| {

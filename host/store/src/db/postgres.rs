@@ -134,6 +134,21 @@ impl Postgres {
         Ok(wait(self.client.execute(&statement, &params))?)
     }
 
+    pub(super) fn execute_all(&mut self, sql: &str, rows: &[Vec<Value>]) -> Result<u64, DbError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let statement = self.statement(sql)?;
+        let params: Vec<Vec<&(dyn ToSql + Sync)>> = rows
+            .iter()
+            .map(|row| row.iter().map(|p| p as _).collect())
+            .collect();
+        let client = &self.client;
+        let pending = params.iter().map(|p| client.execute(&statement, p));
+        let changed = wait(futures::future::join_all(pending));
+        changed.into_iter().try_fold(0, |sum, n| Ok(sum + n?))
+    }
+
     pub(super) fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
         let statement = self.statement(sql)?;
         let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
@@ -152,9 +167,14 @@ impl Postgres {
     }
 
     pub(super) fn schema_version(&mut self) -> Result<i64, DbError> {
+        // The catalog itself, read under this statement's snapshot: a
+        // lookup through the catalog caches (to_regclass) may not yet see
+        // a table another migrator committed while this one waited for
+        // the write lock.
         let exists: bool = self.query(
-            "SELECT EXISTS (SELECT 1 FROM information_schema.tables
-             WHERE table_schema = current_schema() AND table_name = 'sluice_schema')",
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = current_schema() AND c.relname = 'sluice_schema')",
             &[],
         )?[0]
             .get(0)?;
