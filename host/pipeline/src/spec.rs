@@ -1265,6 +1265,27 @@ component = "sha256:ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef012345
     }
 
     #[test]
+    fn metadata_is_a_server_without_a_password_or_a_file_beside_the_spec() {
+        let spec = |m: &str| {
+            format!(
+                "[pipeline]\nname = \"q\"\nmetadata = \"{m}\"\n[steps.s]\ncomponent = \"std:statistics\"\n"
+            )
+        };
+        let ok = parse(&spec("postgres://ann@db.internal/sluice")).unwrap();
+        assert_eq!(
+            ok.metadata.as_deref(),
+            Some("postgres://ann@db.internal/sluice")
+        );
+        let file = parse(&spec("team.sqlite")).unwrap();
+        assert_eq!(file.metadata.as_deref(), Some("examples/q/team.sqlite"));
+        let d = one(&spec("postgres://ann:hunter2@db.internal/sluice"));
+        assert_eq!(d.code, Code::InvalidValue);
+        assert!(d.message.contains("holds a password"), "{}", d.message);
+        assert!(!d.message.contains("hunter2"), "{}", d.message);
+        assert_eq!(at(&d), (3, 12));
+    }
+
+    #[test]
     fn unknown_keys_everywhere() {
         let src = "[pipeline]\nnmae = \"q\"\n[data.x]\npath = \"a\"\nknd = \"file\"\n[steps.s]\ncomponent = \"std:s\"\nlimits = { mem = \"1B\" }\n[stpes]\n";
         let diags = parse(src).unwrap_err();

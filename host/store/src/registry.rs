@@ -354,6 +354,110 @@ impl Metadata {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metadata::{ExecutionState, Finished, NewExecution};
+
+    /// Registers `artifact` as model `name` from a step of run `run`, as
+    /// `std:push` does, through its own connection.
+    fn push(m: &Metadata, run: &str, step: &str, name: &str, artifact: Digest) -> i64 {
+        let parts = serde_json::json!({});
+        let id = m
+            .start_execution(&NewExecution {
+                run_id: run,
+                step,
+                component: "std:push",
+                component_digest: Digest::of(b"push"),
+                cache_key: Digest::of(step.as_bytes()),
+                key_parts: &parts,
+                params: &parts,
+                inputs: &[],
+                started_at: "t0",
+            })
+            .unwrap();
+        m.finish_execution(
+            id,
+            &Finished {
+                state: ExecutionState::Succeeded,
+                ended_at: "t1",
+                duration_ms: 1.0,
+                attempts: 1,
+                error: None,
+                failure: None,
+                metrics: serde_json::json!({}),
+                report: None,
+                outputs: &[("model".into(), artifact, "model".into(), 1)],
+                cached_from: None,
+                models: &[NewModel {
+                    name: name.into(),
+                    artifact,
+                    identity: None,
+                    metrics: serde_json::json!({}),
+                }],
+            },
+        )
+        .unwrap();
+        id
+    }
+
+    #[test]
+    fn registrations_and_alias_moves_from_many_connections_at_once_serialize() {
+        for (_dir, m) in crate::db::tests::backends() {
+            m.start_run("r", "p", "p.toml", &Digest::of(b"s"), "manual", "t0", None)
+                .unwrap();
+            // Eight machines push eight different models under one name at
+            // once: eight versions, 1 to 8, none lost or doubled.
+            let start = std::sync::Barrier::new(8);
+            std::thread::scope(|scope| {
+                for i in 0..8 {
+                    let m = Metadata::connect(m.location()).unwrap();
+                    let start = &start;
+                    scope.spawn(move || {
+                        start.wait();
+                        push(
+                            &m,
+                            "r",
+                            &format!("push{i}"),
+                            "churn",
+                            Digest::of(&[i as u8]),
+                        )
+                    });
+                }
+            });
+            let mut versions: Vec<i64> = m
+                .model_versions("churn")
+                .unwrap()
+                .iter()
+                .map(|v| v.version)
+                .collect();
+            versions.sort();
+            assert_eq!(versions, (1..=8).collect::<Vec<_>>());
+
+            // Eight alias moves at once: the history is one chain, each
+            // move's `previous` the version the one before it set.
+            let start = std::sync::Barrier::new(8);
+            std::thread::scope(|scope| {
+                for v in 1..=8 {
+                    let m = Metadata::connect(m.location()).unwrap();
+                    let start = &start;
+                    scope.spawn(move || {
+                        start.wait();
+                        m.set_alias("churn", "production", v, &format!("u{v}"), "race", "t2")
+                            .unwrap()
+                    });
+                }
+            });
+            let history = m.alias_history("churn").unwrap();
+            assert_eq!(history.len(), 8);
+            assert_eq!(history[0].previous, None);
+            for pair in history.windows(2) {
+                assert_eq!(pair[1].previous, Some(pair[0].version), "{history:?}");
+            }
+            let current = m
+                .resolve_model(&"churn@production".parse().unwrap())
+                .unwrap()
+                .unwrap();
+            assert_eq!(current.version, history[7].version);
+        }
+    }
 
     #[test]
     fn model_references_parse_and_print() {

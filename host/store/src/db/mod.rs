@@ -24,6 +24,7 @@
 
 mod postgres;
 mod sqlite;
+mod tls;
 
 use crate::Digest;
 use std::path::{Path, PathBuf};
@@ -69,6 +70,9 @@ pub enum DbError {
     /// PostgreSQL (or the connection to it) failed.
     #[error("{}", postgres::describe(.0))]
     Postgres(#[from] tokio_postgres::Error),
+    /// TLS to the server cannot be set up as the URL asks.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// A value read back is not of the type its column holds.
     #[error("{0}")]
     Decode(String),

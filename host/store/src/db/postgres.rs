@@ -10,6 +10,8 @@
 //! connection. The schema version is the one row of `sluice_schema`.
 //! Writers serialize on one transaction-scoped advisory lock per schema.
 //!
+//! TLS as libpq's `sslmode` and `sslrootcert` ask ([`super::tls`]).
+//!
 //! The password comes from the URL, else `PGPASSWORD`, else a `.pgpass`
 //! file (`PGPASSFILE`, else `~/.pgpass`), as libpq reads them; it is
 //! never shown (see [`redact`]).
@@ -17,6 +19,7 @@
 use super::{DbError, Row, Value};
 use bytes::BytesMut;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, Config, NoTls, Statement};
@@ -32,6 +35,8 @@ pub(super) enum ConnectError {
 /// A connection to a PostgreSQL database.
 pub(super) struct Postgres {
     config: Config,
+    /// TLS, when the URL asks for it.
+    tls: Option<Arc<rustls::ClientConfig>>,
     client: Client,
     statements: HashMap<String, Statement>,
     runtime: Option<tokio::runtime::Runtime>,
@@ -58,7 +63,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 impl Postgres {
     /// Connects to the database `url` names.
     pub(super) fn connect(url: &str) -> Result<Self, ConnectError> {
-        let mut config: Config = url.parse().map_err(|e| {
+        let (parsable, tls) = super::tls::settings(url);
+        let tls = match tls.required {
+            true => Some(super::tls::client_config(&tls).map_err(ConnectError::Db)?),
+            false => None,
+        };
+        let mut config: Config = parsable.parse().map_err(|e| {
             ConnectError::Location(format!(
                 "metadata URL {}: {e}; write postgres://USER@HOST:PORT/DATABASE",
                 redact(url)
@@ -83,9 +93,10 @@ impl Postgres {
             .enable_all()
             .build()
             .map_err(|e| ConnectError::Location(format!("starting the I/O runtime: {e}")))?;
-        let client = open_client(&runtime, &config).map_err(ConnectError::Db)?;
+        let client = open_client(&runtime, &config, tls.clone()).map_err(ConnectError::Db)?;
         Ok(Postgres {
             config,
+            tls,
             client,
             statements: HashMap::new(),
             runtime: Some(runtime),
@@ -97,7 +108,7 @@ impl Postgres {
     pub(super) fn reconnect_if_closed(&mut self) -> Result<(), DbError> {
         if self.client.is_closed() {
             let runtime = self.runtime.as_ref().expect("the runtime lives until drop");
-            self.client = open_client(runtime, &self.config)?;
+            self.client = open_client(runtime, &self.config, self.tls.clone())?;
             self.statements.clear();
         }
         Ok(())
@@ -193,23 +204,41 @@ impl Postgres {
     }
 }
 
-/// Connects on `runtime`, which then drives the connection until the
-/// client is dropped or the server closes it.
-fn open_client(runtime: &tokio::runtime::Runtime, config: &Config) -> Result<Client, DbError> {
+/// Connects on `runtime` (over TLS with `tls`), which then drives the
+/// connection until the client is dropped or the server closes it.
+fn open_client(
+    runtime: &tokio::runtime::Runtime,
+    config: &Config,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<Client, DbError> {
     let (tx, rx) = std::sync::mpsc::channel();
     let config = config.clone();
     runtime.spawn(async move {
-        match config.connect(NoTls).await {
-            Ok((client, connection)) => {
-                let _ = tx.send(Ok(client));
-                let _ = connection.await;
-            }
-            Err(e) => {
-                let _ = tx.send(Err(e));
-            }
+        match tls {
+            Some(tls) => drive(config.connect(super::tls::MakeRustls(tls)).await, tx).await,
+            None => drive(config.connect(NoTls).await, tx).await,
         }
     });
     Ok(rx.recv().expect("the connecting task answers")?)
+}
+
+/// Hands the client over, then runs the connection.
+async fn drive<S, T>(
+    connected: Result<(Client, tokio_postgres::Connection<S, T>), tokio_postgres::Error>,
+    tx: std::sync::mpsc::Sender<Result<Client, tokio_postgres::Error>>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    match connected {
+        Ok((client, connection)) => {
+            let _ = tx.send(Ok(client));
+            let _ = connection.await;
+        }
+        Err(e) => {
+            let _ = tx.send(Err(e));
+        }
+    }
 }
 
 /// Waits for one request; the connection's runtime does the I/O.
@@ -442,6 +471,53 @@ pub(crate) mod tests {
             .expect("creating a test schema");
         let separator = if url.contains('?') { '&' } else { '?' };
         Some(format!("{url}{separator}options=-csearch_path%3D{schema}"))
+    }
+
+    /// Whether the connection `url` names is encrypted, by the server's
+    /// own account.
+    fn encrypted(url: &str) -> Result<bool, String> {
+        let m = crate::Metadata::connect(&crate::db::MetadataLocation::Postgres(url.into()))
+            .map_err(|e| e.to_string())?;
+        m.read(|c| {
+            c.query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )?
+            .get(0)
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn tls_is_used_and_verified_when_the_url_asks_for_it() {
+        let (Ok(url), Ok(ca)) = (
+            std::env::var("SLUICE_TEST_POSTGRES_URL"),
+            std::env::var("SLUICE_TEST_POSTGRES_CA"),
+        ) else {
+            eprintln!("NOTICE: no TLS test server (scripts/test starts one where openssl is)");
+            return;
+        };
+        // The certificate names localhost and 127.0.0.1.
+        let by_name = url.replace("@127.0.0.1:", "@localhost:");
+        assert_eq!(encrypted(&url), Ok(false), "plain unless asked");
+        assert_eq!(
+            encrypted(&format!("{by_name}?sslmode=verify-full&sslrootcert={ca}")),
+            Ok(true)
+        );
+        assert_eq!(
+            encrypted(&format!("{url}?sslmode=require&sslrootcert={ca}")),
+            Ok(true)
+        );
+        // The system's roots do not know the test CA: refused, not
+        // connected unverified.
+        let refused = encrypted(&format!("{url}?sslmode=require")).unwrap_err();
+        assert!(refused.to_lowercase().contains("certificate"), "{refused}");
+        assert!(!refused.contains("sluice-test-pw"), "{refused}");
+        let missing = encrypted(&format!(
+            "{url}?sslmode=require&sslrootcert=/nonexistent/ca.pem"
+        ))
+        .unwrap_err();
+        assert!(missing.contains("/nonexistent/ca.pem"), "{missing}");
     }
 
     #[test]
