@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 /// A fresh bucket URL, or `None` (with a note) when no server is configured.
-fn bucket(name: &str) -> Option<String> {
+pub(crate) fn bucket(name: &str) -> Option<String> {
     let Ok(endpoint) = std::env::var("SLUICE_TEST_S3_ENDPOINT") else {
         eprintln!(
             "SLUICE_TEST_S3_ENDPOINT is not set: S3 scenario `{name}` not run (scripts/test sets it)"

@@ -7,7 +7,7 @@
 use crate::support::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -20,7 +20,7 @@ struct Team {
 }
 
 fn team(name: &str) -> Option<Team> {
-    let (Ok(url), Ok(admin), Ok(endpoint)) = (
+    let (Ok(url), Ok(admin), Ok(_)) = (
         std::env::var("SLUICE_TEST_POSTGRES_URL"),
         std::env::var("SLUICE_TEST_POSTGRES_ADMIN"),
         std::env::var("SLUICE_TEST_S3_ENDPOINT"),
@@ -53,21 +53,8 @@ fn team(name: &str) -> Option<Team> {
     let host = host_db.split_once('/').unwrap().0;
     let metadata = format!("{scheme_user}://{user}@{host}/{database}");
 
-    let bucket = format!("team-{name}-{}", std::process::id());
-    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
-    let mut s = std::net::TcpStream::connect(host).expect("S3 test server reachable");
-    write!(
-        s,
-        "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut reply = String::new();
-    s.read_to_string(&mut reply).unwrap();
-    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-    Some(Team {
-        metadata,
-        bucket: format!("s3://{bucket}/store"),
-    })
+    let bucket = crate::s3::bucket(&format!("team-{name}"))?;
+    Some(Team { metadata, bucket })
 }
 
 /// One machine of the team: its own folder (a checkout of the pipeline),

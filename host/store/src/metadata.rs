@@ -909,10 +909,30 @@ pub fn hostname() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     use crate::db::tests::backends;
+
+    /// How a test's execution succeeded, with `outputs` and `models`.
+    pub(crate) fn succeeded<'a>(
+        outputs: &'a [(String, Digest, String, u64)],
+        models: &'a [crate::NewModel],
+    ) -> Finished<'a> {
+        Finished {
+            state: ExecutionState::Succeeded,
+            ended_at: "t1",
+            duration_ms: 1.0,
+            attempts: 1,
+            error: None,
+            failure: None,
+            metrics: serde_json::json!({}),
+            report: None,
+            outputs,
+            cached_from: None,
+            models,
+        }
+    }
 
     fn new_exec<'a>(
         run: &'a str,
@@ -960,24 +980,15 @@ mod tests {
                     .unwrap();
                 m.finish_execution(
                     id,
-                    &Finished {
-                        state: ExecutionState::Succeeded,
-                        ended_at: "t1",
-                        duration_ms: 1.0,
-                        attempts: 1,
-                        error: None,
-                        failure: None,
-                        metrics: serde_json::json!({}),
-                        report: None,
-                        outputs: &[("model".to_string(), artifact, "model".to_string(), 9)],
-                        cached_from: None,
-                        models: &[crate::NewModel {
+                    &succeeded(
+                        &[("model".to_string(), artifact, "model".to_string(), 9)],
+                        &[crate::NewModel {
                             name: "cancer".into(),
                             artifact,
                             identity,
                             metrics: serde_json::json!({"accuracy": 0.97}),
                         }],
-                    },
+                    ),
                 )
                 .unwrap();
             };
@@ -1074,17 +1085,8 @@ mod tests {
             m.finish_execution(
                 id,
                 &Finished {
-                    state: ExecutionState::Succeeded,
-                    ended_at: "t1",
-                    duration_ms: 1.0,
-                    attempts: 1,
-                    error: None,
-                    failure: None,
                     metrics: serde_json::json!({"rows": 3.0}),
-                    report: None,
-                    outputs: &[("out".to_string(), out, "table".to_string(), 3)],
-                    cached_from: None,
-                    models: &[],
+                    ..succeeded(&[("out".to_string(), out, "table".to_string(), 3)], &[])
                 },
             )
             .unwrap();
@@ -1183,19 +1185,7 @@ mod tests {
             let table = Digest::of(b"table");
             m.finish_execution(
                 id,
-                &Finished {
-                    state: ExecutionState::Succeeded,
-                    ended_at: "t1",
-                    duration_ms: 1.0,
-                    attempts: 1,
-                    error: None,
-                    failure: None,
-                    metrics: serde_json::json!({}),
-                    report: None,
-                    outputs: &[("data".to_string(), table, "table".to_string(), 5)],
-                    cached_from: None,
-                    models: &[],
-                },
+                &succeeded(&[("data".to_string(), table, "table".to_string(), 5)], &[]),
             )
             .unwrap();
             assert_eq!(m.artifact(&table).unwrap().unwrap().kind, "table");

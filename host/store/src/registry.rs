@@ -354,7 +354,8 @@ impl Metadata {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::{ExecutionState, Finished, NewExecution};
+    use crate::metadata::NewExecution;
+    use crate::metadata::tests::succeeded;
 
     /// Registers `artifact` as model `name` from a step of run `run`, as
     /// `std:push` does, through its own connection.
@@ -375,24 +376,15 @@ mod tests {
             .unwrap();
         m.finish_execution(
             id,
-            &Finished {
-                state: ExecutionState::Succeeded,
-                ended_at: "t1",
-                duration_ms: 1.0,
-                attempts: 1,
-                error: None,
-                failure: None,
-                metrics: serde_json::json!({}),
-                report: None,
-                outputs: &[("model".into(), artifact, "model".into(), 1)],
-                cached_from: None,
-                models: &[NewModel {
+            &succeeded(
+                &[("model".into(), artifact, "model".into(), 1)],
+                &[NewModel {
                     name: name.into(),
                     artifact,
                     identity: None,
                     metrics: serde_json::json!({}),
                 }],
-            },
+            ),
         )
         .unwrap();
         id

@@ -352,16 +352,10 @@ mod tests {
             } else {
                 ExecutionState::Succeeded
             },
-            ended_at: "t2",
             duration_ms: 1.5,
-            attempts: 1,
-            error: None,
-            failure: None,
             metrics: serde_json::json!({"accuracy": 0.9}),
-            report: None,
-            outputs,
             cached_from,
-            models,
+            ..crate::metadata::tests::succeeded(outputs, models)
         }
     }
 
