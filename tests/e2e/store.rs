@@ -4,7 +4,6 @@
 use crate::support::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 /// step name → state, from a run report.
@@ -329,7 +328,8 @@ inputs = {{ data = "ingest.data" }}
     assert_eq!(states(&again)["stats"], "cached");
 }
 
-const RESUMABLE: &str = r#"
+/// Ingest, a slow step (1.5 s) and statistics, on `d.csv`.
+pub(crate) const RESUMABLE: &str = r#"
 [pipeline]
 name = "resumable"
 [data]
@@ -370,21 +370,10 @@ fn outputs(report: &Value) -> BTreeMap<String, Value> {
 fn a_run_killed_mid_step_is_marked_interrupted_and_resume_completes_it() {
     let p = resumable_project();
     let spec = p.spec();
-    let mut child = sluice()
-        .args(["run", spec.to_str().unwrap(), "--jobs", "1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    for line in stderr.lines() {
-        if line.unwrap().starts_with("running   slow") {
-            break;
-        }
-    }
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    kill_once_running(
+        sluice().args(["run", spec.to_str().unwrap(), "--jobs", "1"]),
+        "slow",
+    );
 
     let store = p.dir.path().join(".sluice");
     let store = store.to_str().unwrap();

@@ -176,3 +176,24 @@ pub fn raw_step(dir: &Path, declarations: &str, describe_body: &str, run_body: &
     std::fs::write(&path, component).unwrap();
     path
 }
+
+/// Spawns `cmd` (a `sluice run`), waits until it says step `step` is
+/// running, and kills it with SIGKILL — no chance to say anything.
+pub fn kill_once_running(cmd: &mut Command, step: &str) {
+    use std::io::BufRead as _;
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let wanted = format!("running   {step}");
+    for line in stderr.lines() {
+        if line.unwrap().starts_with(&wanted) {
+            break;
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

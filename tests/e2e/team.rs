@@ -7,7 +7,6 @@
 use crate::support::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -278,24 +277,12 @@ fn a_password_in_a_store_file_is_refused_and_never_echoed() {
     );
 }
 
-const SLOW: &str = r#"
-[pipeline]
-name = "slow"
-[data]
-raw = "data/breast_cancer.csv"
-[steps.ingest]
-component = "std:ingest-csv"
-inputs = { file = "data.raw" }
-[steps.slow]
-component = "ADVERSARY"
-params = { behaviour = "busy", size = 2500 }
-[steps.stats]
-component = "std:statistics"
-inputs = { data = "ingest.data" }
-"#;
-
+/// The store tests' resumable pipeline (a slow step between two quick
+/// ones) on the breast-cancer data.
 fn slow_spec() -> String {
-    SLOW.replace("ADVERSARY", adversary())
+    crate::store::RESUMABLE
+        .replace("ADVERSARY", adversary())
+        .replace("\"d.csv\"", "\"data/breast_cancer.csv\"")
 }
 
 #[test]
@@ -345,21 +332,10 @@ fn a_run_killed_on_one_machine_is_resumed_from_the_other() {
     };
     let ann = Machine::new(&team, "ann", &slow_spec());
     let bob = Machine::new(&team, "bob", &slow_spec());
-    let mut child = ann
-        .sluice(&["run", "pipeline.toml", "--jobs", "1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    for line in stderr.lines() {
-        if line.unwrap().starts_with("running   slow") {
-            break;
-        }
-    }
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    child.kill().unwrap(); // SIGKILL: no chance to say anything
-    child.wait().unwrap();
+    kill_once_running(
+        &mut ann.sluice(&["run", "pipeline.toml", "--jobs", "1"]),
+        "slow",
+    );
 
     // Its lease lasts two seconds (SLUICE_LEASE_SECONDS=2), then Bob's
     // machine sees it dead.
