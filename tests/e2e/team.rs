@@ -211,6 +211,12 @@ fn two_machines_share_runs_cache_lineage_and_the_registry() {
         assert_eq!(who[&bob_run], "bob");
     }
 
+    let table = bob.run(&["runs", "list"]).stdout;
+    let header = table.lines().next().unwrap_or_default();
+    assert!(header.contains("BY"), "{table}");
+    let ann_line = table.lines().find(|l| l.starts_with(&ann_run)).unwrap();
+    assert!(ann_line.contains(" ann "), "{table}");
+
     // Lineage of Ann's model, traced from Bob's machine.
     let lineage = bob.run(&["lineage", &format!("{ann_run}/train/model"), "--json"]);
     assert_eq!(lineage.code, 0, "{}", lineage.stderr);

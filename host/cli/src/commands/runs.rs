@@ -62,6 +62,7 @@ pub(crate) fn run(cmd: &RunsCommand) -> anyhow::Result<ExitCode> {
                 "PIPELINE".into(),
                 "STATE".into(),
                 "STARTED".into(),
+                "BY".into(),
                 "TRIGGER".into(),
             ]];
             for r in &runs {
@@ -70,6 +71,7 @@ pub(crate) fn run(cmd: &RunsCommand) -> anyhow::Result<ExitCode> {
                     r.pipeline.clone(),
                     r.state.to_string(),
                     r.started_at.clone(),
+                    r.started_by.clone().unwrap_or_else(|| "-".into()),
                     r.trigger.clone(),
                 ]);
             }
