@@ -159,6 +159,70 @@ params = { bins = 10 }
     assert_eq!(gc.json()["removed"].as_array().unwrap().len(), 0);
     let again = s3_run(meta.path(), &["run", spec, "--store", &url, "--json"]).json();
     assert_eq!(step(&again, "stats")["state"], "cached");
+
+    // The table deleted from the bucket behind sluice's back: a bucket is
+    // not asked about objects the metadata names (sluice never removes
+    // those), so a step that needs it says what is missing and what to
+    // do, and `store verify` finds it.
+    let table = step(&again, "ingest")["outputs"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    delete_object(
+        &url,
+        &format!("pipelines/objects/sha256/{}/{}", &table[..2], &table[2..]),
+    );
+    let verify = s3_run(meta.path(), &["store", "verify", "--store", &url, "--json"]);
+    assert_eq!(verify.code, 1, "{}", verify.stdout);
+    let problems = verify.json()["problems"].clone();
+    assert_eq!(problems[0]["kind"], "missing", "{problems}");
+    assert_eq!(
+        problems[0]["digest"],
+        format!("sha256:{table}"),
+        "{problems}"
+    );
+    std::fs::write(
+        p.spec(),
+        std::fs::read_to_string(p.spec())
+            .unwrap()
+            .replace("bins = 3", "bins = 4"),
+    )
+    .unwrap();
+    let broken = s3_run(meta.path(), &["run", spec, "--store", &url]);
+    assert_ne!(broken.code, 0);
+    assert!(broken.stderr.contains(&table), "{}", broken.stderr);
+    assert!(broken.stderr.contains("--no-cache"), "{}", broken.stderr);
+    let mended = s3_run(
+        meta.path(),
+        &["run", spec, "--store", &url, "--no-cache", "--json"],
+    );
+    assert_eq!(mended.code, 0, "{}", mended.stderr);
+    let verify = s3_run(meta.path(), &["store", "verify", "--store", &url]);
+    assert_eq!(verify.code, 0, "{}", verify.stdout);
+}
+
+/// Deletes `s3://BUCKET/KEY` on the test server, as a user's own tool
+/// would (boto3, which the test server itself requires; a signed request).
+fn delete_object(url: &str, key: &str) {
+    let endpoint = std::env::var("SLUICE_TEST_S3_ENDPOINT").unwrap();
+    let bucket = url.trim_start_matches("s3://").split('/').next().unwrap();
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, boto3; boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', \
+             aws_access_key_id='test', aws_secret_access_key='test').delete_object(Bucket=sys.argv[2], Key=sys.argv[3])",
+            &endpoint,
+            bucket,
+            key,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// PUTs `body` at `s3://BUCKET/KEY` on the test server.

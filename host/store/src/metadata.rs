@@ -606,6 +606,30 @@ impl Metadata {
         })
     }
 
+    /// The recorded sizes of those of `digests` that are artifacts.
+    pub fn artifact_sizes(
+        &self,
+        digests: &[Digest],
+    ) -> Result<std::collections::HashMap<Digest, u64>, MetadataError> {
+        if digests.is_empty() {
+            return Ok(Default::default());
+        }
+        let placeholders: Vec<String> = (1..=digests.len()).map(|i| format!("?{i}")).collect();
+        let params: Vec<Value> = digests.iter().map(|d| Value::Text(d.to_hex())).collect();
+        self.read(|c| {
+            c.query(
+                &format!(
+                    "SELECT digest, size FROM artifacts WHERE digest IN ({})",
+                    placeholders.join(", ")
+                ),
+                &params,
+            )?
+            .iter()
+            .map(|r| Ok((parse_digest(r.get(0)?), r.get::<i64>(1)? as u64)))
+            .collect()
+        })
+    }
+
     /// Artifacts, newest first, only those of `kind` when given.
     pub fn artifacts_of_kind(
         &self,

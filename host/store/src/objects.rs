@@ -18,7 +18,9 @@ pub enum StoreError {
         source: io::Error,
     },
     /// An object is missing.
-    #[error("object {digest} is not in the store at {root}")]
+    #[error(
+        "object {digest} is not in the store at {root} (removed from outside sluice?); `sluice store verify` lists every missing object, and `sluice run --no-cache` makes them again"
+    )]
     Missing {
         /// The object asked for.
         digest: Digest,

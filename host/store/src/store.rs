@@ -228,6 +228,39 @@ impl Store {
         })
     }
 
+    /// Stores `bytes` (see [`ObjectStore::put`]) and returns their digest.
+    /// With `trust_recorded`, bytes a metadata row already names are not
+    /// sent to a remote object store again, nor asked about: sluice never
+    /// removes an object a row names (gc removes unreferenced ones only;
+    /// rows are never deleted), so it is there unless removed from
+    /// outside, which `sluice store verify` finds and a run with
+    /// `--no-cache` (which does not trust) mends.
+    pub fn put(&self, bytes: &[u8], trust_recorded: bool) -> Result<crate::Digest, OpenError> {
+        if trust_recorded && self.objects.is_remote() {
+            let digest = crate::Digest::of(bytes);
+            if self.metadata.artifact(&digest)?.is_some() {
+                return Ok(digest);
+            }
+        }
+        Ok(self.objects.put(bytes)?)
+    }
+
+    /// The sizes of the objects the metadata names as `digests` (`None`
+    /// where one is absent): what reusing an execution's outputs needs. A
+    /// local folder is looked at; a remote object store is not asked,
+    /// since a named object is never removed by sluice (see
+    /// [`Store::put`]): the sizes are the recorded ones.
+    pub fn sizes_of_recorded(
+        &self,
+        digests: &[crate::Digest],
+    ) -> Result<Vec<Option<u64>>, OpenError> {
+        if !self.objects.is_remote() {
+            return Ok(self.objects.sizes_of(digests));
+        }
+        let recorded = self.metadata.artifact_sizes(digests)?;
+        Ok(digests.iter().map(|d| recorded.get(d).copied()).collect())
+    }
+
     /// The store's local folder (run locks, and objects unless remote).
     pub fn root(&self) -> &Path {
         &self.root

@@ -69,7 +69,8 @@ pub(crate) fn import_model(
 /// Reads a `[data]` file into the store and decodes it for the steps.
 pub(crate) fn import_data(
     input: &DataInput,
-    store: &ObjectStore,
+    store: &sluice_store::Store,
+    trust_recorded: bool,
 ) -> Result<(InputArtifact, Digest, u64), String> {
     let bytes = std::fs::read(&input.path).map_err(|e| {
         format!(
@@ -78,7 +79,9 @@ pub(crate) fn import_data(
             input.path.display()
         )
     })?;
-    let digest = store.put(&bytes).map_err(|e| e.to_string())?;
+    let digest = store
+        .put(&bytes, trust_recorded)
+        .map_err(|e| e.to_string())?;
     let size = bytes.len() as u64;
     let artifact = match input.kind {
         DataKind::File => InputArtifact::Bytes(bytes.into()),

@@ -120,7 +120,7 @@ pub async fn execute(
             }
             resolved
         } else {
-            match import_data(input, &store.objects) {
+            match import_data(input, &store, options.use_cache) {
                 Ok((artifact, digest, size)) => {
                     store.metadata.record_import(
                         &run_id,
@@ -168,6 +168,7 @@ pub async fn execute(
 
     let executor = StepExecutor::new(store.clone(), run_id.clone(), observer.clone())
         .with_lease_holder(lock.holder())
+        .trusting_recorded_objects(options.use_cache)
         .with_runtime(prepared.runtime.clone())
         .with_default_limits(crate::spec::Limits {
             memory: options.memory.or(spec.limits.memory),

@@ -187,6 +187,9 @@ pub struct StepExecutor {
     /// In whose name the steps' cache-key leases are taken (the run's
     /// lease holder, whose heartbeat renews them).
     holder: String,
+    /// Whether objects the metadata names are taken to be in the object
+    /// store (see `Store::put`); not with `--no-cache`.
+    trust_recorded: bool,
     observer: Arc<dyn Observer>,
     defaults: SpecLimits,
     runtime: Option<Runtime>,
@@ -199,11 +202,21 @@ impl StepExecutor {
         StepExecutor {
             store,
             holder: run_id.clone(),
+            trust_recorded: true,
             run_id,
             observer,
             defaults: SpecLimits::default(),
             runtime: None,
         }
+    }
+
+    /// Whether objects the metadata names are taken to be in the object
+    /// store, rather than asked about and sent again (`--no-cache` turns
+    /// it off, and so mends a store whose objects were removed from
+    /// outside).
+    pub fn trusting_recorded_objects(mut self, trust: bool) -> Self {
+        self.trust_recorded = trust;
+        self
     }
 
     /// Takes the steps' cache-key leases in the name of `holder`: the
@@ -352,8 +365,8 @@ impl StepExecutor {
         let Some(original) = candidate else {
             return Ok(None);
         };
-        // Every output must still be in the object store (gc may have
-        // removed it): one request per output, all at once.
+        // Every output must still be in the store (see
+        // `Store::sizes_of_recorded`).
         let Some(digests) = planned
             .manifest
             .outputs
@@ -363,7 +376,7 @@ impl StepExecutor {
         else {
             return Ok(None);
         };
-        let sizes = store.objects.sizes_of(&digests);
+        let sizes = store.sizes_of_recorded(&digests)?;
         let mut outputs: Vec<(String, Digest, String, u64)> = Vec::new();
         for ((p, digest), size) in planned.manifest.outputs.iter().zip(digests).zip(sizes) {
             let Some(size) = size else {
@@ -549,11 +562,14 @@ impl StepExecutor {
                             let m = m.annotated(made_by);
                             let onnx = store.objects.put(m.onnx())?;
                             let card = m.stored_card(&onnx);
-                            (store.objects.put(card.as_bytes())?, card.len() as u64)
+                            (
+                                store.put(card.as_bytes(), self.trust_recorded)?,
+                                card.len() as u64,
+                            )
                         }
                         other => {
                             let bytes = other.stored_bytes();
-                            (store.objects.put(bytes)?, bytes.len() as u64)
+                            (store.put(bytes, self.trust_recorded)?, bytes.len() as u64)
                         }
                     };
                     recorded.push((
