@@ -391,6 +391,8 @@ mod tests {
 
     #[test]
     fn unreferenced_objects_go_referenced_and_young_ones_stay() {
+        // A local store, whose objects' ages are their files' times (on a
+        // shared store they are gc marks: the next test).
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let kept = store.objects.put(b"component").unwrap();
@@ -491,42 +493,42 @@ mod tests {
 
     #[test]
     fn a_live_run_stops_gc_unless_forced() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        store
-            .metadata
-            .start_run("r1", "p", "p.toml", &Digest::of(b"s"), "manual", "t0", None)
-            .unwrap();
-        let _lock = store.lock_run("r1").unwrap();
-        assert!(
-            matches!(collect(&store, &GcOptions::default()).unwrap(), GcOutcome::Skipped(r) if r == ["r1"])
-        );
-        let forced = GcOptions {
-            force: true,
-            ..GcOptions::default()
-        };
-        assert!(matches!(
-            collect(&store, &forced).unwrap(),
-            GcOutcome::Collected(_)
-        ));
+        for (_dir, store) in crate::store::tests::stores() {
+            store
+                .metadata
+                .start_run("r1", "p", "p.toml", &Digest::of(b"s"), "manual", "t0", None)
+                .unwrap();
+            let _lock = store.lock_run("r1").unwrap();
+            assert!(
+                matches!(collect(&store, &GcOptions::default()).unwrap(), GcOutcome::Skipped(r) if r == ["r1"])
+            );
+            let forced = GcOptions {
+                force: true,
+                ..GcOptions::default()
+            };
+            assert!(matches!(
+                collect(&store, &forced).unwrap(),
+                GcOutcome::Collected(_)
+            ));
+        }
     }
 
     #[test]
     fn an_unreadable_model_card_stops_gc() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        store
-            .metadata
-            .start_run("r1", "p", "p.toml", &Digest::of(b"s"), "manual", "t0", None)
-            .unwrap();
-        let card = store.objects.put(b"not a card").unwrap();
-        store
-            .metadata
-            .record_import("r1", "m", "m.json", &card, "model", 10, "t0")
-            .unwrap();
-        assert!(matches!(
-            collect(&store, &GcOptions::default()),
-            Err(GcError::UnreadableCard(d)) if d == card
-        ));
+        for (_dir, store) in crate::store::tests::stores() {
+            store
+                .metadata
+                .start_run("r1", "p", "p.toml", &Digest::of(b"s"), "manual", "t0", None)
+                .unwrap();
+            let card = store.objects.put(b"not a card").unwrap();
+            store
+                .metadata
+                .record_import("r1", "m", "m.json", &card, "model", 10, "t0")
+                .unwrap();
+            assert!(matches!(
+                collect(&store, &GcOptions::default()),
+                Err(GcError::UnreadableCard(d)) if d == card
+            ));
+        }
     }
 }

@@ -352,9 +352,7 @@ mod tests {
 
     /// data.rows → clean(table) → stats(statistics), then a second run
     /// whose `stats` is cached from the first.
-    fn pipeline() -> (tempfile::TempDir, Store, [Digest; 3]) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+    fn pipeline(dir: tempfile::TempDir, store: Store) -> (tempfile::TempDir, Store, [Digest; 3]) {
         let json = serde_json::json!({});
         let rows = store.objects.put(b"a\n1\n").unwrap();
         let table = store.objects.put(b"table").unwrap();
@@ -424,34 +422,38 @@ mod tests {
 
     #[test]
     fn lineage_follows_cached_executions_to_their_original() {
-        let (_dir, store, [rows, table, stats]) = pipeline();
-        let l = trace(&store, stats).unwrap();
-        assert_eq!(l.artifact.kind, "statistics");
-        let e = l.artifact.produced_by.as_ref().unwrap();
-        assert_eq!((e.step.as_str(), e.run_id.as_str()), ("stats", "r1"));
-        assert_eq!(e.producers, 2);
-        assert_eq!(e.reused_by.as_ref().unwrap().run_id, "r2");
-        assert_eq!(e.port, "statistics");
-        let clean = &e.inputs[0].artifact;
-        assert_eq!(clean.digest, table);
-        let c = clean.produced_by.as_ref().unwrap();
-        let data = &c.inputs[0].artifact;
-        assert_eq!(data.digest, rows);
-        let import = data.imported_as.as_ref().unwrap();
-        assert_eq!((import.name.as_str(), import.imports), ("rows", 2));
-        assert_eq!(l.steps.len(), 2);
-        assert_eq!(l.data.len(), 1);
-        let json = serde_json::to_value(&l).unwrap();
-        assert!(json.get("artifact").is_some() && json.get("steps").is_some());
-        assert!(json["artifact"].get("repeated").is_none());
+        for (dir, store) in crate::store::tests::stores() {
+            let (_dir, store, [rows, table, stats]) = pipeline(dir, store);
+            let l = trace(&store, stats).unwrap();
+            assert_eq!(l.artifact.kind, "statistics");
+            let e = l.artifact.produced_by.as_ref().unwrap();
+            assert_eq!((e.step.as_str(), e.run_id.as_str()), ("stats", "r1"));
+            assert_eq!(e.producers, 2);
+            assert_eq!(e.reused_by.as_ref().unwrap().run_id, "r2");
+            assert_eq!(e.port, "statistics");
+            let clean = &e.inputs[0].artifact;
+            assert_eq!(clean.digest, table);
+            let c = clean.produced_by.as_ref().unwrap();
+            let data = &c.inputs[0].artifact;
+            assert_eq!(data.digest, rows);
+            let import = data.imported_as.as_ref().unwrap();
+            assert_eq!((import.name.as_str(), import.imports), ("rows", 2));
+            assert_eq!(l.steps.len(), 2);
+            assert_eq!(l.data.len(), 1);
+            let json = serde_json::to_value(&l).unwrap();
+            assert!(json.get("artifact").is_some() && json.get("steps").is_some());
+            assert!(json["artifact"].get("repeated").is_none());
+        }
     }
 
     #[test]
     fn unknown_artifacts_have_no_origin() {
-        let (_dir, store, _) = pipeline();
-        let l = trace(&store, Digest::of(b"nothing")).unwrap();
-        assert_eq!(l.artifact.kind, "unknown");
-        assert!(l.artifact.produced_by.is_none() && l.artifact.imported_as.is_none());
-        assert!(l.steps.is_empty() && l.data.is_empty());
+        for (dir, store) in crate::store::tests::stores() {
+            let (_dir, store, _) = pipeline(dir, store);
+            let l = trace(&store, Digest::of(b"nothing")).unwrap();
+            assert_eq!(l.artifact.kind, "unknown");
+            assert!(l.artifact.produced_by.is_none() && l.artifact.imported_as.is_none());
+            assert!(l.steps.is_empty() && l.data.is_empty());
+        }
     }
 }

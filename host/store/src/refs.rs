@@ -297,9 +297,10 @@ mod tests {
         }
     }
 
-    fn store_with_artifacts() -> (tempfile::TempDir, Store, Vec<Digest>) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+    fn store_with_artifacts(
+        dir: tempfile::TempDir,
+        store: Store,
+    ) -> (tempfile::TempDir, Store, Vec<Digest>) {
         let spec = Digest::of(b"spec");
         store
             .metadata
@@ -353,52 +354,56 @@ mod tests {
 
     #[test]
     fn references_resolve_against_the_store() {
-        let (_dir, store, digests) = store_with_artifacts();
-        let stats = digests[1];
-        let by_output = resolve(&store, "latest/stats/statistics").unwrap();
-        assert_eq!(by_output.digest, stats);
-        let by_prefix = resolve(&store, &format!("sha256:{}", &stats.to_hex()[..8])).unwrap();
-        assert_eq!(by_prefix.digest, stats);
-        assert!(matches!(
-            resolve(&store, "latest/nope/statistics"),
-            Err(RefError::NoStep { steps, .. }) if steps == ["stats"]
-        ));
-        assert!(matches!(
-            resolve(&store, "latest/stats/nope"),
-            Err(RefError::NoPort { ports, .. }) if ports == ["statistics"]
-        ));
-        assert!(matches!(
-            resolve(&store, "missing/stats/statistics"),
-            Err(RefError::Metadata(_))
-        ));
-        let unmatched = if stats.to_hex().starts_with("00") {
-            "ff"
-        } else {
-            "00"
-        };
-        if !digests.iter().any(|d| d.to_hex().starts_with(unmatched)) {
+        for (dir, store) in crate::store::tests::stores() {
+            let (_dir, store, digests) = store_with_artifacts(dir, store);
+            let stats = digests[1];
+            let by_output = resolve(&store, "latest/stats/statistics").unwrap();
+            assert_eq!(by_output.digest, stats);
+            let by_prefix = resolve(&store, &format!("sha256:{}", &stats.to_hex()[..8])).unwrap();
+            assert_eq!(by_prefix.digest, stats);
             assert!(matches!(
-                resolve(&store, unmatched),
-                Err(RefError::NoMatch { .. })
+                resolve(&store, "latest/nope/statistics"),
+                Err(RefError::NoStep { steps, .. }) if steps == ["stats"]
             ));
+            assert!(matches!(
+                resolve(&store, "latest/stats/nope"),
+                Err(RefError::NoPort { ports, .. }) if ports == ["statistics"]
+            ));
+            assert!(matches!(
+                resolve(&store, "missing/stats/statistics"),
+                Err(RefError::Metadata(_))
+            ));
+            let unmatched = if stats.to_hex().starts_with("00") {
+                "ff"
+            } else {
+                "00"
+            };
+            if !digests.iter().any(|d| d.to_hex().starts_with(unmatched)) {
+                assert!(matches!(
+                    resolve(&store, unmatched),
+                    Err(RefError::NoMatch { .. })
+                ));
+            }
         }
     }
 
     #[test]
     fn producers_are_outputs_then_imports() {
-        let (_dir, store, digests) = store_with_artifacts();
-        assert_eq!(
-            producer(&store, &digests[1]).unwrap().to_string(),
-            "r1/stats/statistics"
-        );
-        assert_eq!(
-            producer(&store, &digests[0]).unwrap().to_string(),
-            "data.rows"
-        );
-        assert_eq!(
-            producer(&store, &Digest::of(b"?")).unwrap(),
-            Producer::Unknown
-        );
+        for (dir, store) in crate::store::tests::stores() {
+            let (_dir, store, digests) = store_with_artifacts(dir, store);
+            assert_eq!(
+                producer(&store, &digests[1]).unwrap().to_string(),
+                "r1/stats/statistics"
+            );
+            assert_eq!(
+                producer(&store, &digests[0]).unwrap().to_string(),
+                "data.rows"
+            );
+            assert_eq!(
+                producer(&store, &Digest::of(b"?")).unwrap(),
+                Producer::Unknown
+            );
+        }
     }
 
     #[test]
