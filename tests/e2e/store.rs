@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 
 /// step name → state, from a run report.
-fn states(report: &Value) -> BTreeMap<String, String> {
+pub(crate) fn states(report: &Value) -> BTreeMap<String, String> {
     report["steps"]
         .as_array()
         .unwrap()

@@ -360,10 +360,7 @@ fn a_run_killed_on_one_machine_is_resumed_from_the_other() {
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     let resumed = resumed.json();
     assert_eq!(resumed["resumed_from"], killed);
-    let states: BTreeMap<String, String> = steps(&resumed)
-        .into_iter()
-        .map(|(k, (s, _))| (k, s))
-        .collect();
+    let states = crate::store::states(&resumed);
     assert_eq!(states["ingest"], "cached");
     assert_eq!(states["slow"], "succeeded");
 }

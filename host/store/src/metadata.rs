@@ -345,13 +345,6 @@ impl Metadata {
         })
     }
 
-    /// Records a step that did not run (skipped) in one go.
-    pub fn record_skipped(&self, e: &NewExecution<'_>, reason: &str) -> Result<i64, MetadataError> {
-        let id = self.start_execution(e)?;
-        self.finish_execution(id, &skipped(e, reason))?;
-        Ok(id)
-    }
-
     /// The most recent successful execution with this cache key, whose
     /// outputs can be reused.
     pub fn find_cached(

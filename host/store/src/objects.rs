@@ -155,15 +155,6 @@ impl ObjectStore {
             .map(|m| m.len())
     }
 
-    /// The sizes of several stored objects (`None` where absent); on S3
-    /// the requests go out together.
-    pub fn sizes_of(&self, digests: &[Digest]) -> Vec<Option<u64>> {
-        match &self.remote {
-            Some(r) => r.sizes_of(digests),
-            None => digests.iter().map(|d| self.size_of(d)).collect(),
-        }
-    }
-
     /// Stores `bytes` and returns their digest. Storing the same bytes twice
     /// is a no-op the second time.
     pub fn put(&self, bytes: &[u8]) -> Result<Digest, StoreError> {

@@ -133,19 +133,6 @@ impl Remote {
             .map(|m| m.size)
     }
 
-    /// The sizes of several objects (`None` where absent), asked for all at
-    /// once: one round trip's wait rather than one per object.
-    pub(crate) fn sizes_of(&self, digests: &[Digest]) -> Vec<Option<u64>> {
-        let heads: Vec<_> = digests
-            .iter()
-            .map(|d| {
-                let (store, key) = (self.store.clone(), self.key(d));
-                async move { store.head(&key).await.ok().map(|m| m.size) }
-            })
-            .collect();
-        self.block(futures::future::join_all(heads))
-    }
-
     /// Stores bytes under their digest; a single PUT, atomic on S3.
     pub(crate) fn put(&self, digest: &Digest, bytes: &[u8]) -> Result<(), StoreError> {
         if self.contains(digest) {

@@ -255,7 +255,7 @@ impl Store {
         digests: &[crate::Digest],
     ) -> Result<Vec<Option<u64>>, OpenError> {
         if !self.objects.is_remote() {
-            return Ok(self.objects.sizes_of(digests));
+            return Ok(digests.iter().map(|d| self.objects.size_of(d)).collect());
         }
         let recorded = self.metadata.artifact_sizes(digests)?;
         Ok(digests.iter().map(|d| recorded.get(d).copied()).collect())
@@ -348,12 +348,17 @@ impl Store {
     }
 
     /// Marks runs whose process died as interrupted; returns their ids.
+    /// Their expired leases go with them (only then: every command opens
+    /// the store this way, and a write on each would be start-up work; a
+    /// lease left expired is taken over by the next claimant anyway).
     pub fn recover(&self, now: &str) -> Result<Vec<String>, OpenError> {
         let dead = self.metadata.recover(|id| self.run_is_alive(id), now)?;
         for id in &dead {
             let _ = fs::remove_file(self.lock_path(id));
         }
-        let _ = self.metadata.forget_expired_leases();
+        if !dead.is_empty() {
+            let _ = self.metadata.forget_expired_leases();
+        }
         Ok(dead)
     }
 }
