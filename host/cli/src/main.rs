@@ -42,6 +42,10 @@ Examples:
   sluice store migrate --to postgres://ann@db/sluice  copy this store's metadata to a team's server
   sluice store verify --store team.toml             every object the metadata names, present and intact
   sluice validate pipeline.toml                     check a spec without running it
+  sluice run pipeline.toml --plan-only --store team.toml   plan a run for an engine; prints RUN
+  sluice step exec RUN train --store team.toml      execute one step of it, as a pod would
+  sluice runs finish RUN --store team.toml          end it once every step's task is done
+  sluice export kfp pipeline.toml --image IMAGE --store team.toml -o pipeline.yaml
   sluice component list                             the standard steps
   sluice component inspect std:statistics           ports, params and imports of a step
   sluice component inspect ./target/my_step.wasm    the same for your own component
@@ -157,6 +161,17 @@ enum Command {
     /// temporary files older than an hour left by crashed writers.
     Gc(commands::gc::GcArgs),
 
+    /// Execute one step of a planned run: the unit a cluster's engine
+    /// schedules (see `sluice run --plan-only`, `sluice export kfp`).
+    #[command(subcommand)]
+    Step(commands::step::StepCommand),
+
+    /// Write a pipeline for a cluster's workflow engine: Kubeflow Pipelines
+    /// v2 (also Vertex AI Pipelines), one pod per step sharing the team
+    /// store.
+    #[command(subcommand)]
+    Export(commands::export::ExportCommand),
+
     /// Move a store's metadata to another database (a team's PostgreSQL
     /// server) and its objects to another object store; verify a store.
     #[command(subcommand)]
@@ -181,6 +196,8 @@ fn main() -> ExitCode {
         Command::Lineage(args) => commands::lineage::run(args),
         Command::Gc(args) => commands::gc::run(args),
         Command::Store(cmd) => commands::store::run(cmd),
+        Command::Step(cmd) => commands::step::run(&cli_context(&cli), cmd),
+        Command::Export(cmd) => commands::export::run(&cli_context(&cli), cmd),
     };
     match result {
         Ok(code) => code,

@@ -16,7 +16,7 @@ fn color() -> bool {
         && std::env::var_os("NO_COLOR").is_none()
 }
 
-fn paint(code: &str, s: &str) -> String {
+pub(crate) fn paint(code: &str, s: &str) -> String {
     if color() {
         format!("\x1b[{code}m{s}\x1b[0m")
     } else {

@@ -18,10 +18,12 @@
 
 mod artifacts;
 pub mod cache_key;
+pub mod package;
 mod prepare;
 pub mod report;
 pub mod scheduler;
 pub mod step;
+pub mod task;
 
 pub use cache_key::{explain, key_parts, step_key};
 pub use prepare::{Prepared, prepare};

@@ -212,6 +212,11 @@ pub struct Limits {
     pub time: Option<Duration>,
     /// Limit on the total size of the step's outputs, in bytes.
     pub output: Option<u64>,
+    /// The CPU the step needs, in thousandths of a core (`cpu = 2`,
+    /// `cpu = 0.5`, `cpu = "500m"`): what an engine reserves for the
+    /// step's pod (`sluice export kfp`). A local run schedules by `--jobs`
+    /// and does not reserve cores.
+    pub cpu: Option<u32>,
 }
 
 /// One `[steps.NAME]` table.
@@ -244,6 +249,20 @@ pub struct StepSpec {
     /// The clocks the step sees: virtual (deterministic, the default) or
     /// the host's real ones, which make its results never reused.
     pub clock: ClockMode,
+    /// The accelerator the step asks for (`accelerator = "nvidia.com/gpu"`,
+    /// or `{ type = "nvidia.com/gpu", count = 2 }`): an engine schedules
+    /// the step's pod on a node that has it (`sluice export kfp`).
+    pub accelerator: Option<Accelerator>,
+}
+
+/// An accelerator a step asks an engine for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accelerator {
+    /// The resource's name, as Kubernetes' device plugins call it
+    /// (`nvidia.com/gpu`, `amd.com/gpu`, `google.com/tpu`).
+    pub kind: String,
+    /// How many.
+    pub count: u32,
 }
 
 impl StepSpec {
@@ -354,8 +373,11 @@ const STEP_KEYS: &[&str] = &[
     "retries",
     "cache",
     "clock",
+    "accelerator",
 ];
-const LIMIT_KEYS: &[&str] = &["memory", "time", "output"];
+const LIMIT_KEYS: &[&str] = &["memory", "time", "output", "cpu"];
+const ACCELERATOR_KEYS: &[&str] = &["type", "count"];
+const CPU_HELP: &str = "write a number of cores such as 2 or 0.5, or millicores such as \"500m\"";
 const SIZE_HELP: &str = "write a size such as \"512MiB\": a whole number with B, KB, MB, GB, TB, KiB, MiB, GiB or TiB, or a plain integer for bytes";
 const DURATION_HELP: &str = "write a duration such as \"30s\": a whole number with ms, s, m or h";
 
@@ -931,6 +953,8 @@ impl Parser<'_> {
             }
         }
 
+        let accelerator = get(t, "accelerator").and_then(|(_, v)| self.accelerator(v, &location));
+
         let (component, component_span) = component?;
         ok.then(|| StepSpec {
             name: name.to_owned(),
@@ -946,6 +970,7 @@ impl Parser<'_> {
             retries,
             cache,
             clock,
+            accelerator,
         })
     }
 
@@ -1033,8 +1058,140 @@ impl Parser<'_> {
             if let Some((_, v)) = get(lt, "time") {
                 limits.time = self.duration(v, whose);
             }
+            if let Some((_, v)) = get(lt, "cpu") {
+                limits.cpu = self.cpu(v, whose);
+            }
         }
         limits
+    }
+
+    /// A `cpu` limit, in millicores.
+    fn cpu(&mut self, v: &Val<'_>, whose: &str) -> Option<u32> {
+        let result = match v.get_ref() {
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+                .ok()
+                .map(|n| n as f64 * 1000.0),
+            DeValue::Float(f) => f.as_str().parse::<f64>().ok().map(|f| f * 1000.0),
+            DeValue::String(s) => match s.strip_suffix('m') {
+                Some(milli) => milli.parse::<u32>().ok().map(f64::from),
+                None => s.parse::<f64>().ok().map(|f| f * 1000.0),
+            },
+            _ => {
+                self.type_error(
+                    v,
+                    "a number of cores or a millicores string",
+                    &format!("the `cpu` limit of {whose}"),
+                );
+                return None;
+            }
+        };
+        match result {
+            Some(m) if m.is_finite() && m >= 1.0 && m <= f64::from(u32::MAX) => {
+                Some(m.round() as u32)
+            }
+            _ => {
+                self.error(
+                    Code::InvalidLimit,
+                    span_of(v),
+                    format!(
+                        "invalid `cpu` limit for {whose}: `{}` is not a positive number of cores",
+                        match v.get_ref() {
+                            DeValue::String(s) => s.to_string(),
+                            _ => self.source[span_of(v).range()].trim().to_string(),
+                        }
+                    ),
+                    Some(CPU_HELP.into()),
+                );
+                None
+            }
+        }
+    }
+
+    /// A step's `accelerator`: a resource name, or `{ type, count }`.
+    fn accelerator(&mut self, v: &Val<'_>, location: &str) -> Option<Accelerator> {
+        let bad_kind = |kind: &str| {
+            kind.is_empty()
+                || !kind
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"./-_".contains(&b))
+        };
+        let help = "name a Kubernetes extended resource such as \"nvidia.com/gpu\"";
+        match v.get_ref() {
+            DeValue::String(kind) if !bad_kind(kind) => Some(Accelerator {
+                kind: kind.to_string(),
+                count: 1,
+            }),
+            DeValue::Table(_) => {
+                let t = self.table(v, &format!("`accelerator` in {location}"))?;
+                self.check_keys(t, ACCELERATOR_KEYS, &format!("`accelerator` in {location}"));
+                let kind = match get(t, "type") {
+                    Some((_, k)) => match k.get_ref() {
+                        DeValue::String(kind) if !bad_kind(kind) => kind.to_string(),
+                        _ => {
+                            self.error(
+                                Code::InvalidValue,
+                                span_of(k),
+                                format!("invalid accelerator `type` in {location}"),
+                                Some(help.into()),
+                            );
+                            return None;
+                        }
+                    },
+                    None => {
+                        self.error(
+                            Code::MissingKey,
+                            span_of(v),
+                            format!("missing `type` in the `accelerator` of {location}"),
+                            Some(help.into()),
+                        );
+                        return None;
+                    }
+                };
+                let count = match get(t, "count") {
+                    None => 1,
+                    Some((_, c)) => match c.get_ref() {
+                        DeValue::Integer(i) => match u32::from_str_radix(i.as_str(), i.radix()) {
+                            Ok(n) if n > 0 => n,
+                            _ => {
+                                self.error(
+                                    Code::InvalidValue,
+                                    span_of(c),
+                                    format!("invalid accelerator `count` in {location}: `{i}` is not a whole number above 0"),
+                                    None,
+                                );
+                                return None;
+                            }
+                        },
+                        _ => {
+                            self.type_error(
+                                c,
+                                "an integer",
+                                &format!("the accelerator `count` in {location}"),
+                            );
+                            return None;
+                        }
+                    },
+                };
+                Some(Accelerator { kind, count })
+            }
+            DeValue::String(kind) => {
+                self.error(
+                    Code::InvalidValue,
+                    span_of(v),
+                    format!("invalid `accelerator` in {location}: `{kind}` is not a resource name"),
+                    Some(help.into()),
+                );
+                None
+            }
+            _ => {
+                self.type_error(
+                    v,
+                    "a resource name or a table { type, count }",
+                    &format!("`accelerator` in {location}"),
+                );
+                None
+            }
+        }
     }
 
     fn size(&mut self, v: &Val<'_>, which: &str, whose: &str) -> Option<u64> {
@@ -1162,9 +1319,10 @@ extra = { path = "t.parquet", kind = "table" }
 component = "std:ingest-csv"
 inputs = { file = "data.iris" }
 params = { header = true, delimiter = ";", cols = ["a", 1], ratio = 0.5, n = 3 }
-limits = { memory = "512MiB", time = "30s", output = 1000 }
+limits = { memory = "512MiB", time = "30s", output = 1000, cpu = 0.5 }
 retries = 2
 cache = false
+accelerator = "nvidia.com/gpu"
 
 [steps.stats]
 component = "./steps/stats.wasm"
@@ -1227,9 +1385,17 @@ component = "sha256:ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef012345
                 memory: Some(512 << 20),
                 time: Some(Duration::from_secs(30)),
                 output: Some(1000),
+                cpu: Some(500),
             }
         );
         assert_eq!((ingest.retries, ingest.cache), (2, false));
+        assert_eq!(
+            ingest.accelerator,
+            Some(Accelerator {
+                kind: "nvidia.com/gpu".into(),
+                count: 1
+            })
+        );
 
         let stats = &spec.steps[1];
         assert_eq!(
@@ -1258,7 +1424,7 @@ component = "sha256:ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef012345
         assert_eq!(d.code, Code::UnknownKey);
         assert_eq!(
             d.message,
-            "unknown key `inptus` in [steps.stats]; expected one of component, inputs, params, limits, retries, cache, clock"
+            "unknown key `inptus` in [steps.stats]; expected one of component, inputs, params, limits, retries, cache, clock, accelerator"
         );
         assert_eq!(d.help.as_deref(), Some("did you mean `inputs`?"));
         assert_eq!(at(&d), (6, 1));
@@ -1306,7 +1472,7 @@ component = "sha256:ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef012345
         );
         assert_eq!(
             diags.0[3].message,
-            "unknown key `mem` in [steps.s.limits]; expected one of memory, time, output"
+            "unknown key `mem` in [steps.s.limits]; expected one of memory, time, output, cpu"
         );
         assert_eq!(
             diags.0[4].message,
@@ -1428,6 +1594,60 @@ component = "sha256:ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef012345
         );
         assert_eq!(diags.0[0].help.as_deref(), Some(SIZE_HELP));
         assert_eq!(diags.0[3].help.as_deref(), Some(DURATION_HELP));
+    }
+
+    #[test]
+    fn cpu_and_accelerators_are_what_an_engine_reserves() {
+        let src = "[pipeline]\nname = \"q\"\n[steps.a]\ncomponent = \"std:s\"\nlimits = { cpu = 2 }\naccelerator = { type = \"amd.com/gpu\", count = 2 }\n[steps.b]\ncomponent = \"std:s\"\nlimits = { cpu = \"250m\" }\n";
+        let spec = parse(src).unwrap();
+        assert_eq!(spec.steps[0].limits.cpu, Some(2000));
+        assert_eq!(
+            spec.steps[0].accelerator,
+            Some(Accelerator {
+                kind: "amd.com/gpu".into(),
+                count: 2
+            })
+        );
+        assert_eq!(spec.steps[1].limits.cpu, Some(250));
+        assert_eq!(spec.steps[1].accelerator, None);
+
+        let src = "[pipeline]\nname = \"q\"\n[steps.a]\ncomponent = \"std:s\"\nlimits = { cpu = -1 }\naccelerator = \"a gpu\"\n[steps.b]\ncomponent = \"std:s\"\nlimits = { cpu = \"lots\" }\naccelerator = { count = 0, kind = \"x\" }\n";
+        let diags = parse(src).unwrap_err();
+        let got: Vec<_> = diags
+            .iter()
+            .map(|d| (d.code, d.message.as_str(), d.line))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    Code::InvalidLimit,
+                    "invalid `cpu` limit for step `a`: `-1` is not a positive number of cores",
+                    5
+                ),
+                (
+                    Code::InvalidValue,
+                    "invalid `accelerator` in [steps.a]: `a gpu` is not a resource name",
+                    6
+                ),
+                (
+                    Code::InvalidLimit,
+                    "invalid `cpu` limit for step `b`: `lots` is not a positive number of cores",
+                    9
+                ),
+                (
+                    Code::MissingKey,
+                    "missing `type` in the `accelerator` of [steps.b]",
+                    10
+                ),
+                (
+                    Code::UnknownKey,
+                    "unknown key `kind` in `accelerator` in [steps.b]; expected one of type, count",
+                    10
+                ),
+            ]
+        );
+        assert_eq!(diags.0[0].help.as_deref(), Some(CPU_HELP));
     }
 
     #[test]

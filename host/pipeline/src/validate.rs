@@ -79,6 +79,17 @@ pub type Resolver<'a> = dyn Fn(&ComponentRef) -> Result<Manifest, String> + 'a;
 /// steps, output ports and data inputs, missing data files, duplicate names
 /// and cycles.
 pub fn validate(spec: &Spec, manifests: &Resolver<'_>) -> Result<Plan, Diagnostics> {
+    validate_with(spec, manifests, true)
+}
+
+/// [`validate`], with the data files looked for on disk only when
+/// `data_on_disk`: a published spec's data is in the store, not beside it
+/// (see `execute::package`).
+pub fn validate_with(
+    spec: &Spec,
+    manifests: &Resolver<'_>,
+    data_on_disk: bool,
+) -> Result<Plan, Diagnostics> {
     let mut v = Validator {
         spec,
         diags: Vec::new(),
@@ -87,7 +98,9 @@ pub fn validate(spec: &Spec, manifests: &Resolver<'_>) -> Result<Plan, Diagnosti
         suggested: HashSet::new(),
     };
     v.duplicates();
-    v.data_files();
+    if data_on_disk {
+        v.data_files();
+    }
     v.resolve(manifests);
     for (i, step) in spec.steps.iter().enumerate() {
         v.bindings(i, step);

@@ -28,6 +28,13 @@ pub fn run_lease(run_id: &str) -> String {
     format!("run:{run_id}")
 }
 
+/// The lease that says step `step` of run `run_id` is being executed by
+/// an engine's task (`sluice step exec`): a second task for the same step
+/// waits for the first rather than running it again.
+pub fn step_lease(run_id: &str, step: &str) -> String {
+    format!("step:{run_id}:{step}")
+}
+
 /// The lease that says a step with cache key `key` is being computed.
 pub fn cache_lease(key: &crate::Digest) -> String {
     format!("cache:{}", key.to_hex())

@@ -96,6 +96,10 @@ pub struct RunRecord {
     /// Who started it (`SLUICE_USER`, else user@host); `None` for runs
     /// recorded before identities were.
     pub started_by: Option<String>,
+    /// For a run an engine drives step by step (`sluice run --plan-only`,
+    /// then `sluice step exec` per step): the digest of its stored plan.
+    /// No process holds such a run while it is `running`.
+    pub plan: Option<String>,
 }
 
 /// One artifact consumed or produced by an execution.
@@ -251,22 +255,63 @@ impl Metadata {
         started_at: &str,
         resumed_from: Option<&str>,
     ) -> Result<(), MetadataError> {
+        let run = NewRun {
+            id,
+            pipeline,
+            spec_path,
+            spec_digest,
+            trigger,
+            started_at,
+        };
+        self.write(|c| insert_run(c, &run, resumed_from, None))
+    }
+
+    /// Starts a run that an engine drives step by step, whose plan is
+    /// stored as `plan`; with the data it imported (name, path, digest,
+    /// kind, size), in one transaction. No process holds it, so
+    /// [`Metadata::recover`] leaves it `running` until
+    /// [`Metadata::finish_run`].
+    pub fn start_planned_run(
+        &self,
+        run: &NewRun<'_>,
+        plan: &Digest,
+        imports: &[(&str, &str, Digest, &str, u64)],
+    ) -> Result<(), MetadataError> {
+        self.write(|c| {
+            insert_run(c, run, None, Some(plan))?;
+            for (name, path, digest, kind, size) in imports {
+                record_artifact(c, digest, kind, *size, run.started_at)?;
+                c.execute(
+                    "INSERT INTO imports (run_id, name, path, artifact) VALUES (?1, ?2, ?3, ?4)",
+                    vals![run.id, *name, *path, digest.to_hex()],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Records objects that no execution produced but that runs need —
+    /// a published pipeline's spec, package and data, a run's plan — as
+    /// artifacts (digest, kind, size), so that gc keeps them and `store
+    /// verify` and `store migrate` cover them.
+    pub fn record_artifacts(&self, artifacts: &[(Digest, &str, u64)]) -> Result<(), MetadataError> {
+        let now = crate::time::now();
+        self.write(|c| {
+            for (digest, kind, size) in artifacts {
+                record_artifact(c, digest, kind, *size, &now)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Marks a `running` execution whose process is gone (its task's
+    /// lease expired) as interrupted, so that it can run again.
+    pub fn interrupt_execution(&self, id: i64, now: &str) -> Result<(), MetadataError> {
         self.write(|c| {
             c.execute(
-                "INSERT INTO runs (id, pipeline, spec_path, spec_digest, trigger, state, started_at, host, pid, resumed_from, started_by)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9, ?10)",
-                vals![
-                    id,
-                    pipeline,
-                    spec_path,
-                    spec_digest.to_hex(),
-                    trigger,
-                    started_at,
-                    hostname(),
-                    std::process::id(),
-                    resumed_from,
-                    crate::identity::user()
-                ],
+                "UPDATE executions SET state = 'interrupted', ended_at = ?2, error = 'the process running it stopped'
+                 WHERE id = ?1 AND state = 'running'",
+                vals![id, now],
             )
             .map(drop)
         })
@@ -567,8 +612,14 @@ impl Metadata {
         is_alive: impl Fn(&str) -> bool,
         now: &str,
     ) -> Result<Vec<String>, MetadataError> {
-        let running: Vec<String> =
-            self.read(|c| c.column("SELECT id FROM runs WHERE state = 'running'", &[]))?;
+        // A run an engine drives has no process to die (each step's task
+        // has a lease of its own); `sluice runs finish` ends it.
+        let running: Vec<String> = self.read(|c| {
+            c.column(
+                "SELECT id FROM runs WHERE state = 'running' AND plan IS NULL",
+                &[],
+            )
+        })?;
         let dead: Vec<String> = running.into_iter().filter(|id| !is_alive(id)).collect();
         for id in &dead {
             self.write(|c| {
@@ -710,8 +761,50 @@ pub struct ArtifactUse {
     pub source: Option<String>,
 }
 
-const RUN_COLUMNS: &str = "id, pipeline, spec_path, spec_digest, trigger, state, started_at, ended_at, host, resumed_from, started_by";
+const RUN_COLUMNS: &str = "id, pipeline, spec_path, spec_digest, trigger, state, started_at, ended_at, host, resumed_from, started_by, plan";
 const EXECUTION_COLUMNS: &str = "id, run_id, step, component, component_digest, cache_key, key_parts, params, state, cached_from, started_at, ended_at, duration_ms, attempts, error, metrics, report";
+
+/// A run about to start.
+pub struct NewRun<'a> {
+    /// Its id.
+    pub id: &'a str,
+    /// The pipeline's name.
+    pub pipeline: &'a str,
+    /// The spec file it runs.
+    pub spec_path: &'a str,
+    /// SHA-256 of the spec's text.
+    pub spec_digest: &'a Digest,
+    /// What started it.
+    pub trigger: &'a str,
+    /// RFC 3339.
+    pub started_at: &'a str,
+}
+
+fn insert_run(
+    c: &mut Conn<'_>,
+    run: &NewRun<'_>,
+    resumed_from: Option<&str>,
+    plan: Option<&Digest>,
+) -> Result<(), DbError> {
+    c.execute(
+        "INSERT INTO runs (id, pipeline, spec_path, spec_digest, trigger, state, started_at, host, pid, resumed_from, started_by, plan)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9, ?10, ?11)",
+        vals![
+            run.id,
+            run.pipeline,
+            run.spec_path,
+            run.spec_digest.to_hex(),
+            run.trigger,
+            run.started_at,
+            hostname(),
+            std::process::id(),
+            resumed_from,
+            crate::identity::user(),
+            plan.map(Digest::to_hex)
+        ],
+    )
+    .map(drop)
+}
 
 fn insert_component(
     c: &mut Conn<'_>,
@@ -728,11 +821,27 @@ fn insert_component(
     .map(drop)
 }
 
+/// Inserts an execution, `running`, with its inputs. A step has one
+/// execution per run; one that was interrupted (its task died, and an
+/// engine runs the task again) is started afresh in the same row.
 fn insert_execution(c: &mut Conn<'_>, e: &NewExecution<'_>) -> Result<i64, DbError> {
+    c.execute(
+        "DELETE FROM events WHERE execution_id IN
+         (SELECT id FROM executions WHERE run_id = ?1 AND step = ?2 AND state = 'interrupted')",
+        vals![e.run_id, e.step],
+    )?;
     let id: i64 = c
-        .query_one(
+        .query_opt(
             "INSERT INTO executions (run_id, step, component, component_digest, cache_key, key_parts, params, state, started_at, host)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8, ?9) RETURNING id",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8, ?9)
+             ON CONFLICT (run_id, step) DO UPDATE SET
+                component = excluded.component, component_digest = excluded.component_digest,
+                cache_key = excluded.cache_key, key_parts = excluded.key_parts, params = excluded.params,
+                state = 'running', cached_from = NULL, started_at = excluded.started_at, ended_at = NULL,
+                duration_ms = NULL, attempts = 0, error = NULL, failure = NULL, metrics = NULL,
+                report = NULL, host = excluded.host
+             WHERE executions.state = 'interrupted'
+             RETURNING id",
             vals![
                 e.run_id,
                 e.step,
@@ -745,6 +854,12 @@ fn insert_execution(c: &mut Conn<'_>, e: &NewExecution<'_>) -> Result<i64, DbErr
                 hostname()
             ],
         )?
+        .ok_or_else(|| {
+            DbError::Decode(format!(
+                "step `{}` of run {} has an execution already",
+                e.step, e.run_id
+            ))
+        })?
         .get(0)?;
     let inputs: Vec<Vec<Value>> = e
         .inputs
@@ -858,6 +973,7 @@ fn run_from_row(r: &Row) -> Result<RunRecord, DbError> {
         host: r.get(8)?,
         resumed_from: r.get(9)?,
         started_by: r.get(10)?,
+        plan: r.get(11)?,
     })
 }
 

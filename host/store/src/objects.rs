@@ -45,6 +45,15 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether trying again later may succeed: a remote object store that
+    /// failed (object_store has retried already) — not a missing or
+    /// corrupt object, nor a local file system's refusal.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Remote { .. })
+    }
+}
+
 /// One stored object, as listed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ObjectInfo {

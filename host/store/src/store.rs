@@ -43,6 +43,20 @@ pub enum OpenError {
     },
 }
 
+impl OpenError {
+    /// Whether trying again later may succeed (a server that could not be
+    /// reached, a run another process holds); see
+    /// [`MetadataError::is_transient`].
+    pub fn is_transient(&self) -> bool {
+        match self {
+            OpenError::Objects(e) => e.is_transient(),
+            OpenError::Metadata(e) => e.is_transient(),
+            OpenError::Busy { .. } => true,
+            OpenError::Lock { .. } | OpenError::StoreFile { .. } => false,
+        }
+    }
+}
+
 /// Where a store's two parts are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreLocation {

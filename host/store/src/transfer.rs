@@ -21,7 +21,7 @@ const TABLES: &[(&str, &str, &str)] = &[
     ("artifacts", "digest, kind, size, created_at", "rowid"),
     (
         "runs",
-        "id, pipeline, spec_path, spec_digest, trigger, state, started_at, ended_at, host, pid, resumed_from, started_by",
+        "id, pipeline, spec_path, spec_digest, trigger, state, started_at, ended_at, host, pid, resumed_from, started_by, plan",
         "rowid",
     ),
     (

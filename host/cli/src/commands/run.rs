@@ -15,9 +15,37 @@ use std::sync::Arc;
 
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
-    /// The pipeline spec (TOML). Optional with --resume: the run's spec is used.
-    #[arg(required_unless_present = "resume")]
+    /// The pipeline spec (TOML). Optional with --resume (the run's spec is
+    /// used) and with --package.
+    #[arg(required_unless_present_any = ["resume", "package"])]
     pipeline: Option<PathBuf>,
+
+    /// Create the run and its plan without executing any step: an engine
+    /// (or you) then executes each step with `sluice step exec RUN STEP`,
+    /// and ends the run with `sluice runs finish RUN`. Publishes the spec,
+    /// its components and data into the store first. Prints the run id.
+    #[arg(long, conflicts_with_all = ["resume", "jobs"])]
+    plan_only: bool,
+
+    /// With --plan-only: plan a run of the pipeline published in the store
+    /// as DIGEST (what `sluice export kfp` prints), instead of a spec file.
+    #[arg(
+        long,
+        value_name = "DIGEST",
+        requires = "plan_only",
+        conflicts_with = "pipeline"
+    )]
+    package: Option<String>,
+
+    /// With --plan-only: the run's id (letters, digits, `.`, `_`, `-`)
+    /// instead of a fresh one. Planning the same id again for the same
+    /// pipeline does nothing, so an engine may retry the task that does it.
+    #[arg(long, value_name = "ID", requires = "plan_only")]
+    run_id: Option<String>,
+
+    /// What started the run, recorded with it [default: manual].
+    #[arg(long, value_name = "NAME")]
+    trigger: Option<String>,
 
     /// Artifact store folder [default: .sluice next to the pipeline, or in
     /// the current folder with --resume and no PIPELINE].
@@ -73,6 +101,9 @@ const EXIT_FAILED: u8 = 1;
 const EXIT_INVALID: u8 = 2;
 
 pub(crate) fn run(ctx: &CliContext, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    if args.plan_only {
+        return plan_only(ctx, args);
+    }
     let store = store_of(args.pipeline.as_deref(), &args.store).open()?;
     let resume = match &args.resume {
         Some(id) => Some(store.metadata.run(id)?),
@@ -93,10 +124,10 @@ pub(crate) fn run(ctx: &CliContext, args: &RunArgs) -> anyhow::Result<ExitCode> 
         jobs: args.jobs.unwrap_or(defaults.jobs).max(1),
         use_cache: !args.no_cache,
         memory: args.memory,
-        trigger: if resume.is_some() {
-            "resume".into()
-        } else {
-            "manual".into()
+        trigger: match (&args.trigger, &resume) {
+            (Some(t), _) => t.clone(),
+            (None, Some(_)) => "resume".into(),
+            (None, None) => "manual".into(),
         },
         resume,
     };
@@ -122,6 +153,69 @@ pub(crate) fn run(ctx: &CliContext, args: &RunArgs) -> anyhow::Result<ExitCode> 
         RunState::Succeeded => ExitCode::SUCCESS,
         RunState::Failed => ExitCode::from(EXIT_FAILED),
     })
+}
+
+/// `sluice run --plan-only`: publishes the spec (unless --package names
+/// one published already) and plans a run of it.
+fn plan_only(ctx: &CliContext, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    use sluice_pipeline::execute::package::{PlanOptions, plan_run, publish};
+    let store = store_of(args.pipeline.as_deref(), &args.store).open()?;
+    let runtime = ctx.runtime()?;
+    let package: sluice_store::Digest = match (&args.package, &args.pipeline) {
+        (Some(digest), _) => digest
+            .trim_start_matches("sha256:")
+            .parse()
+            .with_context(|| format!("--package {digest}: not a SHA-256 digest"))?,
+        (None, Some(pipeline)) => {
+            let prepared = match execute::prepare(pipeline, &runtime, Some(&store.objects)) {
+                Ok(p) => p,
+                Err(diags) => return Ok(report_diagnostics(&diags, args.json)),
+            };
+            match publish(&prepared, &store) {
+                Ok((digest, _)) => digest,
+                Err(ExecuteError::Data(diags)) => return Ok(report_diagnostics(&diags, args.json)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        (None, None) => unreachable!("clap requires PIPELINE or --package"),
+    };
+    let options = PlanOptions {
+        run_id: args.run_id.clone(),
+        use_cache: !args.no_cache,
+        memory: args.memory,
+        trigger: args.trigger.clone().unwrap_or_else(|| "manual".into()),
+    };
+    let planned = match plan_run(&store, &runtime, &package, &options) {
+        Ok(p) => p,
+        Err(ExecuteError::Data(diags)) => return Ok(report_diagnostics(&diags, args.json)),
+        Err(e) => return Err(e.into()),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&planned)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !args.quiet {
+        eprintln!(
+            "{} run {} of pipeline {} (package {}, plan {}): {} step(s): {}",
+            if planned.existed {
+                "already planned:"
+            } else {
+                "planned"
+            },
+            planned.run_id,
+            planned.pipeline,
+            planned.package.short(12),
+            planned.plan.short(12),
+            planned.steps.len(),
+            planned.steps.join(" → ")
+        );
+        eprintln!(
+            "execute each step with `sluice step exec {} STEP` (in that order, or any order an engine's dependencies allow), then end the run with `sluice runs finish {}`",
+            planned.run_id, planned.run_id
+        );
+    }
+    println!("{}", planned.run_id);
+    Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) fn validate(ctx: &CliContext, args: &ValidateArgs) -> anyhow::Result<ExitCode> {
@@ -193,17 +287,7 @@ pub(crate) fn open_store_near(
     spec_metadata: Option<&str>,
 ) -> anyhow::Result<Store> {
     let text = dir.to_string_lossy();
-    let local = match std::env::var_os("SLUICE_METADATA_DIR") {
-        Some(d) if ObjectStore::is_remote_url(&text) || text.ends_with(".toml") => PathBuf::from(d),
-        _ => local_default.to_path_buf(),
-    };
-    let metadata = METADATA
-        .get()
-        .cloned()
-        .flatten()
-        .or_else(|| spec_metadata.map(str::to_string));
-    let location = StoreLocation::resolve(&text, &local, metadata.as_deref())
-        .with_context(|| format!("opening the store at {text}"))?;
+    let location = store_location(dir, local_default, spec_metadata)?;
     let store = Store::open_at(&location).with_context(|| {
         format!(
             "opening the store at {text} (metadata in {})",
@@ -217,6 +301,27 @@ pub(crate) fn open_store_near(
         );
     }
     Ok(store)
+}
+
+/// Where the store named `dir` keeps its objects and metadata (see
+/// [`open_store_near`]).
+pub(crate) fn store_location(
+    dir: &Path,
+    local_default: &Path,
+    spec_metadata: Option<&str>,
+) -> anyhow::Result<StoreLocation> {
+    let text = dir.to_string_lossy();
+    let local = match std::env::var_os("SLUICE_METADATA_DIR") {
+        Some(d) if ObjectStore::is_remote_url(&text) || text.ends_with(".toml") => PathBuf::from(d),
+        _ => local_default.to_path_buf(),
+    };
+    let metadata = METADATA
+        .get()
+        .cloned()
+        .flatten()
+        .or_else(|| spec_metadata.map(str::to_string));
+    StoreLocation::resolve(&text, &local, metadata.as_deref())
+        .with_context(|| format!("opening the store at {text}"))
 }
 
 /// The store of commands that take no pipeline: `.sluice` here.

@@ -7,6 +7,7 @@ use sluice_pipeline::execute::explain;
 use sluice_store::metadata::ExecutionRecord;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum RunsCommand {
@@ -41,10 +42,31 @@ pub(crate) enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// End a run planned with `sluice run --plan-only` once its steps'
+    /// tasks are done: what the last task of an exported pipeline runs.
+    ///
+    /// A step no task settled is recorded as skipped, saying why (the
+    /// step upstream that did not succeed, or that its task never ran); a
+    /// step whose task died is recorded as interrupted. The run succeeds
+    /// when every step succeeded or was cached. Ending it again reports how
+    /// it ended. Exit status: 0 succeeded, 1 failed, 2 no such planned run,
+    /// 75 a step's task is still running (try again later).
+    Finish {
+        /// The run (its exact id).
+        run: String,
+        /// The store: a folder, s3://bucket/prefix, or a store file
+        /// (team.toml) [default: .sluice in the current folder].
+        #[arg(long, env = "SLUICE_STORE", value_name = "STORE")]
+        store: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub(crate) fn run(cmd: &RunsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        RunsCommand::Finish { run, store, json } => finish(run, store, *json),
         RunsCommand::List {
             pipeline,
             limit,
@@ -172,4 +194,76 @@ pub(crate) fn run(cmd: &RunsCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `sluice runs finish`.
+fn finish(run: &str, store: &Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
+    use crate::commands::step::{EXIT_FAILED, EXIT_RETRY, EXIT_USAGE, is_transient};
+    use sluice_pipeline::execute::task::finish_run;
+    use sluice_store::metadata::RunState;
+    let store = match open_store(&store.clone().unwrap_or_else(default_store_dir)) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("{} {e:#}", ui::error_label());
+            return Ok(ExitCode::from(if is_transient(&e) {
+                EXIT_RETRY
+            } else {
+                EXIT_USAGE
+            }));
+        }
+    };
+    let finished = match finish_run(&store, run) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{} {e}", ui::error_label());
+            return Ok(ExitCode::from(if e.is_retryable() {
+                EXIT_RETRY
+            } else {
+                EXIT_USAGE
+            }));
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&finished)?);
+    } else {
+        let mut rows = vec![vec![
+            "STEP".to_string(),
+            "STATE".into(),
+            "EXECUTION".into(),
+            "OUTPUTS".into(),
+        ]];
+        for s in &finished.steps {
+            let outputs: Vec<String> = s
+                .outputs
+                .iter()
+                .map(|(port, d)| format!("{port}: {}", d.short(12)))
+                .collect();
+            rows.push(vec![
+                s.step.clone(),
+                ui::state(s.state),
+                s.execution_id.to_string(),
+                if outputs.is_empty() {
+                    s.message.clone().unwrap_or_default()
+                } else {
+                    outputs.join(", ")
+                },
+            ]);
+        }
+        ui::print_table(&rows);
+        println!(
+            "run {} of {} {}{}",
+            finished.run_id,
+            finished.pipeline,
+            finished.state,
+            if finished.finished_now {
+                ""
+            } else {
+                " (ended earlier)"
+            }
+        );
+    }
+    Ok(match finished.state {
+        RunState::Succeeded => ExitCode::SUCCESS,
+        _ => ExitCode::from(EXIT_FAILED),
+    })
 }

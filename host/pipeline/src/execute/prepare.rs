@@ -3,10 +3,10 @@
 
 use crate::diagnostic::Diagnostics;
 use crate::spec::{ComponentRef, Spec};
-use crate::validate::{Plan, validate};
+use crate::validate::{Plan, validate_with};
 use sluice_runtime::{Component, ComponentSource, Digest, Manifest, Runtime};
 use sluice_store::ObjectStore;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// A spec that parsed and validated, with its components loaded.
@@ -30,12 +30,32 @@ pub fn prepare(
     store: Option<&ObjectStore>,
 ) -> Result<Prepared, Diagnostics> {
     let spec = Spec::load(path)?;
+    prepare_spec(spec, runtime, store, ComponentFiles::OnDisk)
+}
+
+/// Where the `.wasm` files a spec names by path are.
+#[derive(Clone, Copy)]
+pub(crate) enum ComponentFiles<'a> {
+    /// Beside the spec, on this machine.
+    OnDisk,
+    /// In the store, by digest, keyed by the path as the published spec
+    /// names it (see `super::package`); data files are in the store too.
+    Published(&'a BTreeMap<String, Digest>),
+}
+
+/// [`prepare`] for a spec already parsed, its components found in `files`.
+pub(crate) fn prepare_spec(
+    spec: Spec,
+    runtime: &Runtime,
+    store: Option<&ObjectStore>,
+    files: ComponentFiles<'_>,
+) -> Result<Prepared, Diagnostics> {
     let mut loaded: HashMap<ComponentRef, Result<(Component, Manifest), String>> = HashMap::new();
     for step in &spec.steps {
         if loaded.contains_key(&step.component) {
             continue;
         }
-        let result = load_component(&step.component, runtime, store)
+        let result = load_component(&step.component, runtime, store, files)
             .and_then(|c| c.describe().map(|m| (c, m)).map_err(|e| e.to_string()));
         loaded.insert(step.component.clone(), result);
     }
@@ -44,7 +64,7 @@ pub fn prepare(
         Some(Err(e)) => Err(e.clone()),
         None => Err(format!("component {r} was not loaded")),
     };
-    let plan = validate(&spec, &resolver)?;
+    let plan = validate_with(&spec, &resolver, matches!(files, ComponentFiles::OnDisk))?;
     let components = loaded
         .into_iter()
         .filter_map(|(r, c)| c.ok().map(|(c, _)| (r, c)))
@@ -61,10 +81,23 @@ fn load_component(
     r: &ComponentRef,
     runtime: &Runtime,
     store: Option<&ObjectStore>,
+    files: ComponentFiles<'_>,
 ) -> Result<Component, String> {
-    let source = match r {
-        ComponentRef::Std(name) => ComponentSource::Std(name.clone()),
-        ComponentRef::Path(path) => {
+    let source = match (r, files) {
+        (ComponentRef::Std(name), _) => ComponentSource::Std(name.clone()),
+        (ComponentRef::Path(path), ComponentFiles::Published(published)) => {
+            let name = path.display().to_string();
+            let digest = published.get(&name).ok_or_else(|| {
+                format!("component `{name}` is not in the published pipeline; publish it again")
+            })?;
+            let store = store
+                .ok_or("a published pipeline's components are in a store, and none is open")?;
+            ComponentSource::Bytes {
+                name,
+                bytes: store.get(digest).map_err(|e| e.to_string())?,
+            }
+        }
+        (ComponentRef::Path(path), ComponentFiles::OnDisk) => {
             let bytes = std::fs::read(path)
                 .map_err(|e| format!("could not read {}: {e}", path.display()))?;
             if let Some(store) = store {
@@ -75,7 +108,7 @@ fn load_component(
                 bytes,
             }
         }
-        ComponentRef::Digest(hex) => {
+        (ComponentRef::Digest(hex), _) => {
             let digest: Digest = hex
                 .parse()
                 .map_err(|e: sluice_store::DigestParseError| e.to_string())?;

@@ -411,7 +411,7 @@ fn step_dependencies(planned: &PlannedStep) -> Vec<&str> {
 }
 
 /// `YYYYMMDD-HHMMSS-xxxxxx`: sortable by time, unique by its suffix.
-fn new_run_id(at: SystemTime) -> String {
+pub(crate) fn new_run_id(at: SystemTime) -> String {
     let since = at
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();

@@ -42,8 +42,11 @@ pub struct ResolvedInput {
 pub struct StepJob<'p> {
     /// The planned step (spec, manifest, resolved params).
     pub planned: &'p PlannedStep,
-    /// The component it runs.
-    pub component: Component,
+    /// The component it runs, once loaded: a step reused from the cache
+    /// needs only its digest (see [`StepJob::unloaded`]).
+    component: Option<Component>,
+    component_digest: Digest,
+    component_size: u64,
     /// Its bound inputs (an optional port left unbound is absent).
     pub inputs: Vec<ResolvedInput>,
     /// The cache key; also the seed of the step's randomness.
@@ -61,9 +64,23 @@ impl<'p> StepJob<'p> {
         component: &Component,
         inputs: Vec<ResolvedInput>,
     ) -> Self {
+        Self::unloaded(planned, component.digest(), component.size() as u64, inputs)
+            .with_component(component.clone())
+    }
+
+    /// The job of `planned` running the component with digest
+    /// `component_digest` (of `component_size` bytes) on `inputs`, without
+    /// the component loaded: enough to find the step's result in the cache
+    /// and record its reuse. [`StepJob::with_component`] before running it.
+    pub fn unloaded(
+        planned: &'p PlannedStep,
+        component_digest: Digest,
+        component_size: u64,
+        inputs: Vec<ResolvedInput>,
+    ) -> Self {
         let digests: BTreeMap<String, Digest> =
             inputs.iter().map(|i| (i.port.clone(), i.digest)).collect();
-        let mut key_parts = key_parts(&component.digest(), &planned.params, &digests);
+        let mut key_parts = key_parts(&component_digest, &planned.params, &digests);
         if planned.step.clock == ClockMode::Real {
             // Recorded with the execution, and a key of its own: a result
             // made with the real time is never mistaken for a reproducible one.
@@ -75,7 +92,9 @@ impl<'p> StepJob<'p> {
             .collect();
         StepJob {
             planned,
-            component: component.clone(),
+            component: None,
+            component_digest,
+            component_size,
             key: key_of(&key_parts),
             params: params_json(&planned.params),
             key_parts,
@@ -83,6 +102,23 @@ impl<'p> StepJob<'p> {
             edges,
             component_label: planned.step.component.to_string(),
         }
+    }
+
+    /// The job with its component loaded (whose digest must be the one
+    /// the job was made with).
+    pub fn with_component(mut self, component: Component) -> Self {
+        assert_eq!(
+            component.digest(),
+            self.component_digest,
+            "a job runs the component its key was made with"
+        );
+        self.component = Some(component);
+        self
+    }
+
+    /// Whether the component must still be loaded to run the step.
+    pub fn is_loaded(&self) -> bool {
+        self.component.is_some()
     }
 
     /// The step's name.
@@ -329,7 +365,7 @@ impl StepExecutor {
         let now = sluice_store::time::now();
         let execution = self.new_execution(job, &now);
         report.execution_id = self.store.metadata.record_execution(
-            (&job.component_label, job.component.size() as u64),
+            (&job.component_label, job.component_size),
             &execution,
             &sluice_store::metadata::skipped(&execution, &reason),
         )?;
@@ -386,7 +422,7 @@ impl StepExecutor {
         }
         let now = sluice_store::time::now();
         let execution_id = store.metadata.record_execution(
-            (&job.component_label, job.component.size() as u64),
+            (&job.component_label, job.component_size),
             &self.new_execution(job, &now),
             &Finished {
                 state: ExecutionState::Cached,
@@ -442,6 +478,13 @@ impl StepExecutor {
         inputs: BTreeMap<String, InputArtifact>,
     ) -> Result<Started, ExecuteError> {
         let planned = job.planned;
+        let component = job.component.clone().ok_or_else(|| {
+            ExecuteError::Artifact(format!(
+                "step `{}`: its component {} was not loaded",
+                job.name(),
+                job.component_digest
+            ))
+        })?;
         self.record_component(job)?;
         let execution_id = self
             .store
@@ -491,7 +534,7 @@ impl StepExecutor {
         Ok(Started {
             report,
             run: StepRun {
-                component: job.component.clone(),
+                component,
                 invocation,
                 retries: planned.step.retries,
                 execution_id,
@@ -645,9 +688,9 @@ impl StepExecutor {
     /// scheduler to have done it.
     fn record_component(&self, job: &StepJob<'_>) -> Result<(), ExecuteError> {
         Ok(self.store.metadata.record_component(
-            &job.component.digest(),
+            &job.component_digest,
             &job.component_label,
-            job.component.size() as u64,
+            job.component_size,
             &sluice_store::time::now(),
         )?)
     }
@@ -658,7 +701,7 @@ impl StepExecutor {
             run_id: &self.run_id,
             step: job.name(),
             component: job.component_name(),
-            component_digest: job.component.digest(),
+            component_digest: job.component_digest,
             cache_key: job.key,
             key_parts: &job.key_parts,
             params: &job.params,
@@ -673,7 +716,7 @@ impl StepExecutor {
             name: job.name().to_string(),
             execution_id: 0,
             component: job.component_label.clone(),
-            component_digest: job.component.digest(),
+            component_digest: job.component_digest,
             state: StepState::Skipped,
             message: None,
             failure: None,

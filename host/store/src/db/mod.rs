@@ -61,6 +61,25 @@ pub enum MetadataError {
     NotFound(String),
 }
 
+impl MetadataError {
+    /// Whether trying again later may succeed: the database could not be
+    /// reached, dropped the connection or was busy — not a refusal, a
+    /// schema mismatch or a missing record. What an engine's retry is for.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            MetadataError::Database { source, .. } => match source {
+                DbError::Postgres(e) => postgres::is_transient(e),
+                DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
 /// What a database backend reported.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -147,6 +166,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         include_str!("../../migrations/sqlite/0006_team.sql"),
         include_str!("../../migrations/postgres/0006_team.sql"),
+    ),
+    (
+        include_str!("../../migrations/sqlite/0007_planned_runs.sql"),
+        include_str!("../../migrations/postgres/0007_planned_runs.sql"),
     ),
 ];
 

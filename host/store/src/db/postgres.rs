@@ -323,6 +323,23 @@ impl ToSql for Value {
 
 /// What a PostgreSQL error says, with the server's detail and hint when
 /// it gave them.
+/// Whether `e` may go away by itself: the server could not be reached or
+/// dropped the connection, is shutting down or out of resources, or gave
+/// up a transaction to a concurrent one — not a statement it refused.
+pub(super) fn is_transient(e: &tokio_postgres::Error) -> bool {
+    match e.as_db_error() {
+        None => true,
+        Some(db) => {
+            let code = db.code().code();
+            ["08", "53", "57P"]
+                .iter()
+                .any(|class| code.starts_with(class))
+                || code == "40001"
+                || code == "40P01"
+        }
+    }
+}
+
 pub(super) fn describe(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
         let mut text = format!("{}: {}", db.severity(), db.message());
