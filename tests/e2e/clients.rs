@@ -17,7 +17,7 @@ const MODEL: &str = "breast-cancer";
 
 /// Whether `python3` can import every module in `modules`; otherwise a
 /// notice (or, with `SLUICE_REQUIRE_CLIENTS=1`, a failure).
-fn python_has(modules: &[&str], install: &str) -> bool {
+pub(crate) fn python_has(modules: &[&str], install: &str) -> bool {
     let ok = Command::new("python3")
         .args(["-c", &format!("import {}", modules.join(", "))])
         .stderr(Stdio::null())

@@ -8,6 +8,7 @@ mod support;
 mod cache;
 mod check;
 mod clients;
+mod cluster;
 mod containment;
 mod contract;
 mod dataplane;

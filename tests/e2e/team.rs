@@ -12,13 +12,13 @@ use std::process::{Command, Stdio};
 
 /// A fresh database and bucket, or `None` (with a note) without the test
 /// servers — a failure instead when `SLUICE_REQUIRE_POSTGRES=1` (CI).
-struct Team {
+pub(crate) struct Team {
     /// The database, without its password (machines get `PGPASSWORD`).
-    metadata: String,
-    bucket: String,
+    pub(crate) metadata: String,
+    pub(crate) bucket: String,
 }
 
-fn team(name: &str) -> Option<Team> {
+pub(crate) fn team(name: &str) -> Option<Team> {
     let (Ok(url), Ok(admin), Ok(_)) = (
         std::env::var("SLUICE_TEST_POSTGRES_URL"),
         std::env::var("SLUICE_TEST_POSTGRES_ADMIN"),
@@ -58,7 +58,7 @@ fn team(name: &str) -> Option<Team> {
 
 /// One machine of the team: its own folder (a checkout of the pipeline),
 /// HOME, compiled cache and user name.
-struct Machine {
+pub(crate) struct Machine {
     dir: tempfile::TempDir,
     user: &'static str,
 }
@@ -66,7 +66,7 @@ struct Machine {
 impl Machine {
     /// A machine with `spec` (and the breast-cancer data) in its folder,
     /// and the team's store file `team.toml`.
-    fn new(team: &Team, user: &'static str, spec: &str) -> Self {
+    pub(crate) fn new(team: &Team, user: &'static str, spec: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
@@ -87,12 +87,12 @@ impl Machine {
         Machine { dir, user }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// `sluice ARGS… --store team.toml` as this machine's user.
-    fn sluice(&self, args: &[&str]) -> Command {
+    pub(crate) fn sluice(&self, args: &[&str]) -> Command {
         let mut cmd = self.local(args);
         cmd.args(["--store", "team.toml"]);
         cmd
@@ -100,7 +100,7 @@ impl Machine {
 
     /// `sluice ARGS…` as this machine's user, on the store its arguments
     /// name (by default its own `.sluice`).
-    fn local(&self, args: &[&str]) -> Command {
+    pub(crate) fn local(&self, args: &[&str]) -> Command {
         let endpoint = std::env::var("SLUICE_TEST_S3_ENDPOINT").unwrap();
         let password = std::env::var("SLUICE_TEST_POSTGRES_URL")
             .unwrap()
@@ -129,11 +129,11 @@ impl Machine {
         cmd
     }
 
-    fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         self.sluice(args).output().unwrap().into()
     }
 
-    fn run_local(&self, args: &[&str]) -> Run {
+    pub(crate) fn run_local(&self, args: &[&str]) -> Run {
         self.local(args).output().unwrap().into()
     }
 }
@@ -156,7 +156,7 @@ fn steps(report: &Value) -> BTreeMap<String, (String, Option<String>)> {
         .collect()
 }
 
-fn breast_cancer() -> String {
+pub(crate) fn breast_cancer() -> String {
     std::fs::read_to_string(repo().join("examples/breast-cancer/pipeline.toml")).unwrap()
 }
 

@@ -134,6 +134,15 @@ pub fn looks_like_credential(name: &str) -> bool {
         || matches!(upper.as_str(), "AWS_ACCESS_KEY_ID" | "PGPASSFILE")
 }
 
+/// Refuses plain environment variables that look like credentials: they
+/// would be written into the definition.
+pub fn check_env(env: &[(String, String)]) -> Result<(), ExportError> {
+    match env.iter().find(|(n, _)| looks_like_credential(n)) {
+        Some((name, _)) => Err(ExportError::CredentialInEnv(name.clone())),
+        None => Ok(()),
+    }
+}
+
 /// `name` as a KFP task or pipeline name: lower case, `-` for anything
 /// else than letters and digits.
 pub fn kfp_name(name: &str) -> String {
@@ -178,9 +187,7 @@ pub fn export(
     defaults: &sluice_pipeline::spec::Limits,
     options: &KfpOptions,
 ) -> Result<KfpPipeline, ExportError> {
-    if let Some((name, _)) = options.env.iter().find(|(n, _)| looks_like_credential(n)) {
-        return Err(ExportError::CredentialInEnv(name.clone()));
-    }
+    check_env(&options.env)?;
     // Task names: the step's, made KFP-safe, unique.
     let mut task_of: BTreeMap<&str, String> = BTreeMap::new();
     let mut taken: HashMap<String, &str> = HashMap::new();
@@ -521,4 +528,233 @@ fn cycle(tasks: &Map<String, Value>) -> Option<Vec<String>> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_pipeline::spec::Spec;
+    use sluice_pipeline::validate::validate_with;
+    use sluice_runtime::{ArtifactKind, Manifest, Port};
+    use std::path::Path;
+
+    /// A plan of `spec` where every `std:` step takes optional files `a`
+    /// and `b` and gives a file `out`.
+    fn plan(spec: &str) -> (Plan, sluice_pipeline::spec::Limits) {
+        let spec = Spec::parse(Path::new("p.toml"), spec).unwrap();
+        let optional = |name: &str| Port {
+            optional: true,
+            ..Port::new(name, ArtifactKind::File)
+        };
+        let resolver = |_: &sluice_pipeline::spec::ComponentRef| {
+            Ok(Manifest::new("s", "1.0.0")
+                .input(optional("a"))
+                .input(optional("b"))
+                .output(Port::new("out", ArtifactKind::File)))
+        };
+        (validate_with(&spec, &resolver, false).unwrap(), spec.limits)
+    }
+
+    fn options() -> KfpOptions {
+        KfpOptions {
+            image: "img:1".into(),
+            package: "ab".repeat(32),
+            objects: "s3://b/p".into(),
+            metadata: "postgres://ann@db/s".into(),
+            env: vec![("AWS_REGION".into(), "eu-west-1".into())],
+            secret_env: vec![],
+            pod_retries: 2,
+            default_memory: 1 << 30,
+            sluice_version: "0.1.0".into(),
+        }
+    }
+
+    const DIAMOND: &str = r#"
+[pipeline]
+name = "my_pipe"
+limits = { cpu = "500m" }
+[steps.first_one]
+component = "std:x"
+[steps.left]
+component = "std:x"
+inputs = { a = "first_one.out" }
+limits = { memory = "3GiB", cpu = 4 }
+accelerator = { type = "nvidia.com/gpu", count = 2 }
+retries = 3
+[steps.right]
+component = "std:x"
+inputs = { a = "first_one.out" }
+[steps.last]
+component = "std:x"
+inputs = { a = "left.out", b = "right.out" }
+"#;
+
+    #[test]
+    fn each_step_is_a_task_after_the_steps_it_consumes_from_with_its_resources() {
+        let (plan, limits) = plan(DIAMOND);
+        let exported = export(&plan, &limits, &options()).unwrap();
+        let spec = &exported.spec;
+        assert!(check(spec).is_empty());
+        assert_eq!(spec["pipelineInfo"]["name"], "my-pipe");
+        let tasks = spec["root"]["dag"]["tasks"].as_object().unwrap();
+        let names: Vec<&str> = tasks.keys().map(String::as_str).collect();
+        assert_eq!(
+            names.iter().copied().collect::<BTreeSet<_>>(),
+            ["first-one", "last", "left", "right", PLAN_TASK, REPORT_TASK]
+                .into_iter()
+                .collect()
+        );
+        assert_eq!(tasks["first-one"]["dependentTasks"], json!([PLAN_TASK]));
+        assert_eq!(tasks["last"]["dependentTasks"], json!(["left", "right"]));
+        assert_eq!(tasks["left"]["retryPolicy"]["maxRetryCount"], 5);
+        assert_eq!(tasks["right"]["retryPolicy"]["maxRetryCount"], 2);
+        assert_eq!(
+            tasks[REPORT_TASK]["triggerPolicy"]["strategy"],
+            "ALL_UPSTREAM_TASKS_COMPLETED"
+        );
+        assert!(
+            tasks
+                .values()
+                .all(|t| t["cachingOptions"]["enableCache"] == false)
+        );
+
+        let executors = &spec["deploymentSpec"]["executors"];
+        let left = &executors["exec-left"]["container"];
+        assert_eq!(
+            left["args"],
+            json!(["step", "exec", RUN_ID, "left"]),
+            "the step's own name, not the task's"
+        );
+        assert_eq!(left["resources"]["resourceMemoryLimit"], "3584Mi");
+        assert_eq!(left["resources"]["resourceCpuRequest"], "4");
+        assert_eq!(
+            left["resources"]["accelerator"],
+            json!({"resourceType": "nvidia.com/gpu", "resourceCount": "2"})
+        );
+        let first = &executors["exec-first-one"]["container"];
+        assert_eq!(first["args"][3], "first_one");
+        assert_eq!(first["resources"]["resourceMemoryRequest"], "1536Mi");
+        assert_eq!(
+            first["resources"]["resourceCpuLimit"], "500m",
+            "[pipeline] limits"
+        );
+        assert_eq!(
+            first["env"],
+            json!([
+                {"name": "SLUICE_STORE", "value": "s3://b/p"},
+                {"name": "SLUICE_METADATA_URL", "value": "postgres://ann@db/s"},
+                {"name": "AWS_REGION", "value": "eu-west-1"},
+            ])
+        );
+        assert!(exported.platform.is_none(), "no secrets, no platform spec");
+    }
+
+    #[test]
+    fn secrets_are_referenced_by_every_executor_and_never_inlined() {
+        let (plan, limits) = plan(DIAMOND);
+        let mut o = options();
+        o.secret_env = vec![
+            SecretEnv {
+                env: "PGPASSWORD".into(),
+                secret: "db".into(),
+                key: "password".into(),
+            },
+            SecretEnv {
+                env: "AWS_SECRET_ACCESS_KEY".into(),
+                secret: "s3".into(),
+                key: "secret".into(),
+            },
+        ];
+        let exported = export(&plan, &limits, &o).unwrap();
+        let platform = exported.platform.as_ref().unwrap();
+        let executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+            .as_object()
+            .unwrap();
+        assert_eq!(executors.len(), 6);
+        let secrets = &executors["exec-sluice-plan"]["secretAsEnv"];
+        assert_eq!(secrets[0]["secretName"], "db");
+        assert_eq!(
+            secrets[1]["keyToEnv"],
+            json!([{"secretKey": "secret", "envVar": "AWS_SECRET_ACCESS_KEY"}])
+        );
+        let yaml = exported.to_yaml("PIPELINE DEFINITION");
+        assert!(yaml.starts_with("# PIPELINE DEFINITION\n"));
+        assert_eq!(yaml.matches("\n---\n").count(), 1, "two documents");
+
+        o.env.push(("DB_PASSWORD".into(), "hunter2".into()));
+        assert_eq!(
+            export(&plan, &limits, &o).unwrap_err(),
+            ExportError::CredentialInEnv("DB_PASSWORD".into())
+        );
+    }
+
+    #[test]
+    fn steps_that_would_share_a_task_name_are_refused() {
+        let (plan, limits) = plan(
+            "[pipeline]\nname = \"p\"\n[steps.a_b]\ncomponent = \"std:x\"\n[steps.a-b]\ncomponent = \"std:x\"\n",
+        );
+        assert_eq!(
+            export(&plan, &limits, &options()).unwrap_err(),
+            ExportError::TaskNameClash("a_b".into(), "a-b".into(), "a-b".into())
+        );
+    }
+
+    #[test]
+    fn check_finds_what_the_schema_does_not() {
+        let (plan, limits) = plan(DIAMOND);
+        let good = export(&plan, &limits, &options()).unwrap().spec;
+        let broken = |f: &dyn Fn(&mut Value)| {
+            let mut spec = good.clone();
+            f(&mut spec);
+            check(&spec)
+        };
+        assert_eq!(
+            broken(&|s| s["root"]["dag"]["tasks"]["left"]["dependentTasks"] = json!(["last"])),
+            ["the tasks depend on each other in a cycle: last → left → last"]
+        );
+        assert_eq!(
+            broken(
+                &|s| s["root"]["dag"]["tasks"]["left"]["componentRef"]["name"] = "comp-gone".into()
+            ),
+            ["task `left` runs component `comp-gone`, which is not defined"]
+        );
+        assert_eq!(
+            broken(&|s| {
+                s["deploymentSpec"]["executors"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("exec-right");
+            }),
+            ["component `comp-right` runs executor `exec-right`, which is not defined"]
+        );
+        assert_eq!(
+            broken(
+                &|s| s["deploymentSpec"]["executors"]["exec-last"]["container"]["args"][2] =
+                    "{{$.inputs.parameters['run']}}".into()
+            ),
+            [
+                "executor `exec-last` uses placeholder {{$.inputs.parameters['run']}}, which nothing provides"
+            ]
+        );
+        assert_eq!(
+            broken(&|s| {
+                s["root"]["dag"]["tasks"]["last"]["inputs"] = json!({});
+            }),
+            ["task `last` does not bind input parameter `run_id`"]
+        );
+        assert_eq!(
+            broken(&|s| s["root"]["dag"]["tasks"]["last"]["dependentTasks"] = json!(["lefty"])),
+            ["task `last` depends on `lefty`, which is not a task"]
+        );
+    }
+
+    #[test]
+    fn quantities_are_what_kubernetes_writes() {
+        assert_eq!(quantity(1 << 30), "1Gi");
+        assert_eq!(quantity(1536 << 20), "1536Mi");
+        assert_eq!(quantity(1_000_000_000), "1000000000");
+        assert_eq!(cpu_quantity(2000), "2");
+        assert_eq!(cpu_quantity(250), "250m");
+        assert_eq!(kfp_name("Train_Model.v2"), "train-model-v2");
+    }
 }

@@ -115,6 +115,7 @@ pub(crate) fn run(ctx: &CliContext, cmd: &ExportCommand) -> anyhow::Result<ExitC
         pod_retries,
         memory,
     } = cmd;
+    kfp::check_env(env)?;
     let of = store_of(Some(pipeline), store);
     let location = store_location(&of.dir, &of.local, of.metadata.as_deref())?;
     let objects = location.objects.clone();
