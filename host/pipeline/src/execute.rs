@@ -12,6 +12,11 @@
 //! - [`step`] settles one planned step against a store ([`StepExecutor`]):
 //!   cache check, run with retries, record — the unit a cluster task or a
 //!   device calls;
+//! - [`package`] makes a pipeline runnable from the store alone and plans
+//!   runs for an engine to drive ([`package::plan_run`]);
+//! - [`task`] executes one step of such a run in a fresh process
+//!   ([`task::exec_step`]: what each pod of a cluster runs) and ends the
+//!   run ([`task::finish_run`]);
 //! - [`cache_key`] says what a step's result depends on
 //!   ([`step_key`], [`explain`]);
 //! - [`report`] is what callers see ([`Observer`], [`RunReport`]).

@@ -266,19 +266,23 @@ impl Metadata {
         self.write(|c| insert_run(c, &run, resumed_from, None))
     }
 
-    /// Starts a run that an engine drives step by step, whose plan is
-    /// stored as `plan`; with the data it imported (name, path, digest,
+    /// Starts a run that an engine drives step by step, with its plan
+    /// (digest, JSON text); with the data it imported (name, path, digest,
     /// kind, size), in one transaction. No process holds it, so
     /// [`Metadata::recover`] leaves it `running` until
     /// [`Metadata::finish_run`].
     pub fn start_planned_run(
         &self,
         run: &NewRun<'_>,
-        plan: &Digest,
+        plan: (&Digest, &str),
         imports: &[(&str, &str, Digest, &str, u64)],
     ) -> Result<(), MetadataError> {
         self.write(|c| {
-            insert_run(c, run, None, Some(plan))?;
+            c.execute(
+                "INSERT INTO run_plans (digest, plan) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                vals![plan.0.to_hex(), plan.1],
+            )?;
+            insert_run(c, run, None, Some(plan.0))?;
             for (name, path, digest, kind, size) in imports {
                 record_artifact(c, digest, kind, *size, run.started_at)?;
                 c.execute(
@@ -287,6 +291,18 @@ impl Metadata {
                 )?;
             }
             Ok(())
+        })
+    }
+
+    /// The plan stored under `digest` (see [`Metadata::start_planned_run`]).
+    pub fn run_plan(&self, digest: &Digest) -> Result<Option<String>, MetadataError> {
+        self.read(|c| {
+            c.query_opt(
+                "SELECT plan FROM run_plans WHERE digest = ?1",
+                vals![digest.to_hex()],
+            )?
+            .map(|r| r.get(0))
+            .transpose()
         })
     }
 
@@ -1342,6 +1358,70 @@ pub(crate) mod tests {
             assert_eq!(m.running_runs().unwrap()[0].id, "r1");
             m.finish_run("r1", RunState::Succeeded, "t2").unwrap();
             assert!(m.running_runs().unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn a_planned_run_is_left_to_its_engine_and_an_interrupted_step_restarts_in_its_row() {
+        for (_d, m) in backends() {
+            let plan = Digest::of(b"plan");
+            let data = Digest::of(b"data");
+            m.start_planned_run(
+                &NewRun {
+                    id: "job-1",
+                    pipeline: "p",
+                    spec_path: "p.toml",
+                    spec_digest: &Digest::of(b"spec"),
+                    trigger: "kfp",
+                    started_at: "t0",
+                },
+                (&plan, "{}"),
+                &[("raw", "raw.csv", data, "file", 4)],
+            )
+            .unwrap();
+            let run = m.run("job-1").unwrap();
+            assert_eq!(run.plan, Some(plan.to_hex()));
+            assert_eq!(m.run_plan(&plan).unwrap().as_deref(), Some("{}"));
+            assert_eq!(m.imports("job-1").unwrap()[0].2, data);
+            assert_eq!(m.artifact(&data).unwrap().unwrap().size, 4);
+            // No process holds it, and it is not taken for dead.
+            assert!(m.recover(|_| false, "t1").unwrap().is_empty());
+            assert_eq!(m.run("job-1").unwrap().state, RunState::Running);
+
+            let parts = serde_json::json!({});
+            let inputs = [("in".to_string(), data, "data.raw".to_string())];
+            let first = m
+                .start_execution(&new_exec("job-1", "s", Digest::of(b"k"), &inputs, &parts))
+                .unwrap();
+            // A second start of a step that is running is refused …
+            let err = m
+                .start_execution(&new_exec("job-1", "s", Digest::of(b"k"), &inputs, &parts))
+                .unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("step `s` of run job-1 has an execution already"),
+                "{err}"
+            );
+            // … but once its task is gone, it starts again in the same row,
+            // with its inputs recorded once.
+            m.interrupt_execution(first, "t2").unwrap();
+            assert_eq!(
+                m.execution(first).unwrap().state,
+                ExecutionState::Interrupted
+            );
+            let again = m
+                .start_execution(&new_exec("job-1", "s", Digest::of(b"k2"), &inputs, &parts))
+                .unwrap();
+            assert_eq!(again, first);
+            let e = m.execution(again).unwrap();
+            assert_eq!(
+                (e.state, e.cache_key),
+                (ExecutionState::Running, Digest::of(b"k2"))
+            );
+            assert_eq!(e.error, None);
+            assert_eq!(e.events.len(), 1, "{:?}", e.events);
+            m.finish_run("job-1", RunState::Failed, "t3").unwrap();
+            assert_eq!(m.run("job-1").unwrap().state, RunState::Failed);
         }
     }
 }

@@ -19,6 +19,7 @@ const TABLES: &[(&str, &str, &str)] = &[
         "first_seen, digest",
     ),
     ("artifacts", "digest, kind, size, created_at", "rowid"),
+    ("run_plans", "digest, plan", "digest"),
     (
         "runs",
         "id, pipeline, spec_path, spec_digest, trigger, state, started_at, ended_at, host, pid, resumed_from, started_by, plan",

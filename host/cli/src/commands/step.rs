@@ -80,7 +80,10 @@ pub(crate) fn run(ctx: &CliContext, cmd: &StepCommand) -> anyhow::Result<ExitCod
             }));
         }
     };
-    let runtime = ctx.runtime()?;
+    let runtime = || {
+        ctx.runtime()
+            .map_err(|e| sluice_pipeline::execute::ExecuteError::Artifact(format!("{e:#}")))
+    };
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_time()

@@ -11,15 +11,16 @@
 //!   pod needs to know of the pipeline;
 //! - [`plan_run`] creates a run of a package without executing it: it
 //!   loads and describes every component once, resolves registry models,
-//!   records the data imports and stores the run's [`RunPlan`] (whose
-//!   digest the run's row keeps). Planning a run id twice is a no-op, so
+//!   records the data imports and the run's [`RunPlan`] — in the metadata
+//!   database, with the run, so that a task whose step is cached reads
+//!   nothing from the object store. Planning a run id twice is a no-op, so
 //!   an engine may retry the task that does it;
 //! - [`super::task`] executes one step of a planned run in a fresh process
 //!   from the plan alone, and ends the run.
 //!
-//! Every object here is also recorded as an artifact (kinds `spec`,
-//! `package`, `plan`, and the data's own), so that gc keeps it and `sluice
-//! store verify` and `store migrate` cover it.
+//! Every object published is also recorded as an artifact (kinds `spec`,
+//! `package`, and the data's own), so that gc keeps it and `sluice store
+//! verify` and `store migrate` cover it.
 
 use super::ExecuteError;
 use super::prepare::{ComponentFiles, Prepared, prepare_spec};
@@ -74,17 +75,22 @@ pub struct StoredInput {
     pub size: u64,
 }
 
-/// What a planned run executes: the package, each component's digest and
+/// What a planned run executes: the spec, each component's digest and
 /// manifest (so a step's task validates the spec without loading every
 /// component), the registry models as they were when the run was planned,
-/// and the run's options.
+/// and the run's options. Self-contained: a step's task reads nothing
+/// else.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunPlan {
     /// [`PLAN_FORMAT`].
     pub format: String,
-    /// The digest of the [`Package`].
+    /// The digest of the [`Package`] it plans.
     pub package: Digest,
+    /// The spec's file name (see [`Package::spec_name`]).
+    pub spec_name: String,
+    /// The spec's text.
+    pub spec: String,
     /// Each component, by the name the spec gives it (`std:train`, a
     /// path, `sha256:…`).
     pub components: BTreeMap<String, PlannedComponent>,
@@ -219,9 +225,14 @@ pub fn load_package(store: &Store, digest: &Digest) -> Result<Package, ExecuteEr
     Ok(package)
 }
 
-/// The run plan stored as `digest`.
+/// The plan of a run, recorded under `digest`.
 pub fn load_plan(store: &Store, digest: &Digest) -> Result<RunPlan, ExecuteError> {
-    let plan: RunPlan = load_json(store, digest, "run plan")?;
+    let text = store
+        .metadata
+        .run_plan(digest)?
+        .ok_or_else(|| ExecuteError::Artifact(format!("no run plan {digest} in the metadata")))?;
+    let plan: RunPlan = serde_json::from_str(&text)
+        .map_err(|e| ExecuteError::Artifact(format!("run plan {digest} cannot be read: {e}")))?;
     if plan.format != PLAN_FORMAT {
         return Err(ExecuteError::Artifact(format!(
             "{digest} is a run plan of format `{}`, which this sluice does not read (it reads {PLAN_FORMAT}); run every task with the sluice that planned the run",
@@ -280,7 +291,7 @@ pub fn plan_run(
         None => super::scheduler::new_run_id(std::time::SystemTime::now()),
     };
     if let Some(existing) = existing_run(store, &run_id)? {
-        return already_planned(store, &existing, package_digest, &package);
+        return already_planned(store, &existing, package_digest);
     }
 
     let spec = package_spec(store, &package)?;
@@ -315,16 +326,15 @@ pub fn plan_run(
     let plan = RunPlan {
         format: PLAN_FORMAT.into(),
         package: *package_digest,
+        spec_name: package.spec_name.clone(),
+        spec: prepared.spec.source.clone(),
         components,
         models,
         use_cache: options.use_cache,
         memory: options.memory,
     };
-    let bytes = serde_json::to_vec_pretty(&plan).expect("a plan serialises");
-    let plan_digest = store.put(&bytes, true)?;
-    store
-        .metadata
-        .record_artifacts(&[(plan_digest, "plan", bytes.len() as u64)])?;
+    let text = serde_json::to_string(&plan).expect("a plan serialises");
+    let plan_digest = Digest::of(text.as_bytes());
     let imports: Vec<(&str, &str, Digest, &str, u64)> = package
         .data
         .iter()
@@ -348,13 +358,13 @@ pub fn plan_run(
             trigger: &options.trigger,
             started_at: &started_at,
         },
-        &plan_digest,
+        (&plan_digest, &text),
         &imports,
     );
     if let Err(e) = started {
         // Two tries of the same task at once: the other one planned it.
         return match existing_run(store, &run_id)? {
-            Some(existing) => already_planned(store, &existing, package_digest, &package),
+            Some(existing) => already_planned(store, &existing, package_digest),
             None => Err(e.into()),
         };
     }
@@ -387,7 +397,6 @@ fn already_planned(
     store: &Store,
     existing: &RunRecord,
     package_digest: &Digest,
-    package: &Package,
 ) -> Result<PlannedRun, ExecuteError> {
     let taken = |what: String| {
         ExecuteError::Resume(format!(
@@ -411,8 +420,8 @@ fn already_planned(
             plan.package.short(12)
         )));
     }
-    let spec = package_spec(store, package)?;
-    let order = validate_planned(&spec, &plan)
+    let order = plan_spec(&plan)
+        .and_then(|spec| validate_planned(&spec, &plan).map_err(ExecuteError::Data))
         .map(|p| p.steps.iter().map(|s| s.name().to_string()).collect())
         .unwrap_or_default();
     Ok(PlannedRun {
@@ -478,8 +487,7 @@ pub fn open_planned(store: &Store, run_id: &str) -> Result<OpenedRun, ExecuteErr
         .parse()
         .map_err(|e: sluice_store::DigestParseError| ExecuteError::Artifact(e.to_string()))?;
     let plan = load_plan(store, &plan_digest)?;
-    let package = load_package(store, &plan.package)?;
-    let spec = package_spec(store, &package)?;
+    let spec = plan_spec(&plan)?;
     let steps = validate_planned(&spec, &plan).map_err(ExecuteError::Data)?;
     Ok(OpenedRun {
         run,
@@ -487,6 +495,11 @@ pub fn open_planned(store: &Store, run_id: &str) -> Result<OpenedRun, ExecuteErr
         spec,
         steps,
     })
+}
+
+/// The spec a plan carries, parsed under its file name.
+fn plan_spec(plan: &RunPlan) -> Result<Spec, ExecuteError> {
+    Spec::parse(Path::new(&plan.spec_name), &plan.spec).map_err(ExecuteError::Data)
 }
 
 /// Validates `spec` against the manifests `plan` recorded.

@@ -137,12 +137,13 @@ pub struct TaskReport {
 }
 
 /// Executes step `step` of the planned run `run_id`: reuses its cached
-/// result when it has one (loading no component), else loads its
-/// component (by digest: a standard step of this build, or the store's
-/// bytes) and runs it, recording everything as `sluice run` would.
+/// result when it has one (starting no component runtime: `runtime` is
+/// called only when the step must run), else loads its component (by
+/// digest: a standard step of this build, or the store's bytes) and runs
+/// it, recording everything as `sluice run` would.
 pub async fn exec_step(
     store: Arc<Store>,
-    runtime: &Runtime,
+    runtime: &dyn Fn() -> Result<Runtime, ExecuteError>,
     run_id: &str,
     step: &str,
     observer: Arc<dyn Observer>,
@@ -209,7 +210,6 @@ pub async fn exec_step(
     let executor = StepExecutor::new(store.clone(), run_id, observer)
         .with_lease_holder(holder)
         .trusting_recorded_objects(opened.plan.use_cache)
-        .with_runtime(runtime.clone())
         .with_default_limits(crate::spec::Limits {
             memory: opened.plan.memory.or(opened.spec.limits.memory),
             ..opened.spec.limits
@@ -235,7 +235,9 @@ pub async fn exec_step(
     if let Some(settled) = executor.reuse(&job, use_cache, None)? {
         return Ok(settled_report(run_id, &settled.report));
     }
-    let job = job.with_component(load(&store, runtime, planned, component)?);
+    let runtime = runtime()?;
+    let job = job.with_component(load(&store, &runtime, planned, component)?);
+    let executor = executor.with_runtime(runtime);
     let settled: Settled = executor.execute(&job, use_cache, None).await?;
     Ok(settled_report(run_id, &settled.report))
 }
