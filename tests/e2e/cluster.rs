@@ -22,7 +22,7 @@
 //! should retry.
 
 use crate::support::*;
-use crate::team::{Machine, breast_cancer, team};
+use crate::team::{Machine, breast_cancer, password, team};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,17 +52,8 @@ fn cluster_spec(machine: &Machine) -> String {
 
 /// The secrets the export references, as the launcher's "cluster" holds them.
 fn secrets() -> String {
-    let password = std::env::var("SLUICE_TEST_POSTGRES_URL")
-        .unwrap()
-        .rsplit_once('@')
-        .unwrap()
-        .0
-        .rsplit_once(':')
-        .unwrap()
-        .1
-        .to_string();
     serde_json::json!({
-        "sluice-db": {"password": password},
+        "sluice-db": {"password": password()},
         "sluice-s3": {"access-key": "test", "secret-key": "test"},
     })
     .to_string()
@@ -178,17 +169,24 @@ fn card_without_maker(bytes: &[u8]) -> Value {
     card
 }
 
-#[test]
-fn a_kfp_export_parses_strictly_into_kfps_schema_and_equals_what_kfps_compiler_makes() {
-    let Some(team) = team("kfp-schema") else {
-        return;
-    };
+/// A machine of a fresh team with the cluster spec, exported; `None` (with
+/// a notice) without the servers or the KFP packages.
+fn exported(name: &str) -> Option<(Machine, PathBuf)> {
+    let team = team(name)?;
     if !have_kfp() {
-        return;
+        return None;
     }
     let machine = Machine::new(&team, "ann", "");
     std::fs::write(machine.path("pipeline.toml"), cluster_spec(&machine)).unwrap();
     let yaml = export(&machine);
+    Some((machine, yaml))
+}
+
+#[test]
+fn a_kfp_export_parses_strictly_into_kfps_schema_and_equals_what_kfps_compiler_makes() {
+    let Some((machine, yaml)) = exported("kfp-schema") else {
+        return;
+    };
     let yaml_path = yaml.to_str().unwrap();
 
     // 1. KFP's protobufs, strictly, and the checks they do not make.
@@ -301,15 +299,9 @@ fn a_kfp_export_parses_strictly_into_kfps_schema_and_equals_what_kfps_compiler_m
 
 #[test]
 fn a_conformance_run_equals_a_local_run_survives_a_killed_pod_and_is_cached_the_second_time() {
-    let Some(team) = team("kfp-run") else {
+    let Some((machine, yaml)) = exported("kfp-run") else {
         return;
     };
-    if !have_kfp() {
-        return;
-    }
-    let machine = Machine::new(&team, "ann", "");
-    std::fs::write(machine.path("pipeline.toml"), cluster_spec(&machine)).unwrap();
-    let yaml = export(&machine);
 
     // Every task a fresh process; the pod running `slow` is killed mid-step.
     let first = launch(&yaml, &machine.path("pods-1"), &["--kill", "slow"]);
@@ -544,6 +536,24 @@ fn planning_a_run_id_again_is_a_no_op_and_a_run_started_by_sluice_run_is_not_an_
     assert_eq!(again.stdout.trim(), run);
     assert!(again.stderr.contains("already planned"), "{}", again.stderr);
 
+    // The same files published from another folder are the same package.
+    let (elsewhere, _) = planned();
+    let package = |project: &Project| {
+        let out = in_project(project, &["run", "pipeline.toml", "--plan-only", "--json"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let digest = out.json()["package"].as_str().unwrap().to_string();
+        digest.trim_start_matches("sha256:").to_string()
+    };
+    assert_eq!(package(&project), package(&elsewhere));
+    let shown = in_project(&project, &["runs", "show", &run]);
+    assert!(
+        shown
+            .stdout
+            .contains(&format!("spec pipeline.toml@{}", &package(&project)[..12])),
+        "{}",
+        shown.stdout
+    );
+
     // The same id for another pipeline is refused.
     std::fs::write(
         project.dir.path().join("other.toml"),
@@ -605,73 +615,38 @@ fn export_refuses_a_store_pods_cannot_reach_and_credentials_written_in() {
         data.join("breast_cancer.csv"),
     )
     .unwrap();
-    let local = in_project(
-        &project,
-        &["export", "kfp", "pipeline.toml", "--image", "sluice:1"],
-    );
-    assert_eq!(local.code, 2);
-    assert!(
-        local
-            .stderr
-            .contains("a folder on this machine, which a cluster's pods cannot reach"),
-        "{}",
-        local.stderr
-    );
-    let sqlite = in_project(
-        &project,
-        &[
-            "export",
-            "kfp",
-            "pipeline.toml",
-            "--image",
-            "sluice:1",
-            "--store",
-            "s3://bucket/p",
-            "--metadata",
-            "meta.sqlite",
-        ],
-    );
-    assert_eq!(sqlite.code, 2);
-    assert!(sqlite.stderr.contains("SQLite file"), "{}", sqlite.stderr);
-    let secret = in_project(
-        &project,
-        &[
-            "export",
-            "kfp",
-            "pipeline.toml",
-            "--image",
-            "sluice:1",
-            "--env",
-            "AWS_SECRET_ACCESS_KEY=hunter2",
-        ],
-    );
-    assert_eq!(secret.code, 2);
-    assert!(
-        secret
-            .stderr
-            .contains("--secret-env AWS_SECRET_ACCESS_KEY=SECRET:KEY")
-            && !secret.stderr.contains("hunter2"),
-        "{}",
-        secret.stderr
-    );
-    let password = in_project(
-        &project,
-        &[
-            "export",
-            "kfp",
-            "pipeline.toml",
-            "--image",
-            "sluice:1",
-            "--store",
-            "s3://bucket/p",
-            "--metadata",
-            "postgres://ann:hunter2@db/sluice",
-        ],
-    );
-    assert_eq!(password.code, 2);
-    assert!(
-        password.stderr.contains("carries a password") && !password.stderr.contains("hunter2"),
-        "{}",
-        password.stderr
-    );
+    for (extra, expected) in [
+        (
+            &[][..],
+            "a folder on this machine, which a cluster's pods cannot reach",
+        ),
+        (
+            &["--store", "s3://bucket/p", "--metadata", "meta.sqlite"][..],
+            "is the SQLite file",
+        ),
+        (
+            &["--env", "AWS_SECRET_ACCESS_KEY=hunter2"][..],
+            "pass it by reference: --secret-env AWS_SECRET_ACCESS_KEY=SECRET:KEY",
+        ),
+        (
+            &[
+                "--store",
+                "s3://bucket/p",
+                "--metadata",
+                "postgres://ann:hunter2@db/sluice",
+            ][..],
+            "carries a password, which would be written into the pipeline definition",
+        ),
+    ] {
+        let mut args = vec!["export", "kfp", "pipeline.toml", "--image", "sluice:1"];
+        args.extend_from_slice(extra);
+        let refused = in_project(&project, &args);
+        assert_eq!(refused.code, 2, "{extra:?}: {}", refused.stderr);
+        assert!(
+            refused.stderr.contains(expected),
+            "{extra:?}: {}",
+            refused.stderr
+        );
+        assert!(!refused.stderr.contains("hunter2"), "{}", refused.stderr);
+    }
 }

@@ -56,6 +56,19 @@ pub(crate) fn team(name: &str) -> Option<Team> {
     Some(Team { metadata, bucket })
 }
 
+/// The test server's password (what a team member's `PGPASSWORD` holds).
+pub(crate) fn password() -> String {
+    std::env::var("SLUICE_TEST_POSTGRES_URL")
+        .unwrap()
+        .rsplit_once('@')
+        .unwrap()
+        .0
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .to_string()
+}
+
 /// One machine of the team: its own folder (a checkout of the pipeline),
 /// HOME, compiled cache and user name.
 pub(crate) struct Machine {
@@ -102,15 +115,7 @@ impl Machine {
     /// name (by default its own `.sluice`).
     pub(crate) fn local(&self, args: &[&str]) -> Command {
         let endpoint = std::env::var("SLUICE_TEST_S3_ENDPOINT").unwrap();
-        let password = std::env::var("SLUICE_TEST_POSTGRES_URL")
-            .unwrap()
-            .rsplit_once('@')
-            .unwrap()
-            .0
-            .rsplit_once(':')
-            .unwrap()
-            .1
-            .to_string();
+        let password = password();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
         cmd.current_dir(self.dir.path())
             .env_clear()

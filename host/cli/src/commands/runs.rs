@@ -198,19 +198,12 @@ pub(crate) fn run(cmd: &RunsCommand) -> anyhow::Result<ExitCode> {
 
 /// `sluice runs finish`.
 fn finish(run: &str, store: &Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
-    use crate::commands::step::{EXIT_FAILED, EXIT_RETRY, EXIT_USAGE, is_transient};
+    use crate::commands::step::{EXIT_FAILED, EXIT_RETRY, EXIT_USAGE, open_task_store};
     use sluice_pipeline::execute::task::finish_run;
     use sluice_store::metadata::RunState;
-    let store = match open_store(&store.clone().unwrap_or_else(default_store_dir)) {
+    let store = match open_task_store(store) {
         Ok(s) => Arc::new(s),
-        Err(e) => {
-            eprintln!("{} {e:#}", ui::error_label());
-            return Ok(ExitCode::from(if is_transient(&e) {
-                EXIT_RETRY
-            } else {
-                EXIT_USAGE
-            }));
-        }
+        Err(code) => return Ok(code),
     };
     let finished = match finish_run(&store, run) {
         Ok(f) => f,

@@ -69,16 +69,9 @@ pub(crate) fn run(ctx: &CliContext, cmd: &StepCommand) -> anyhow::Result<ExitCod
         json,
         quiet,
     } = cmd;
-    let store = match open_store(&store.clone().unwrap_or_else(default_store_dir)) {
+    let store = match open_task_store(store) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("{} {e:#}", ui::error_label());
-            return Ok(ExitCode::from(if is_transient(&e) {
-                EXIT_RETRY
-            } else {
-                EXIT_USAGE
-            }));
-        }
+        Err(code) => return Ok(code),
     };
     let runtime = || {
         ctx.runtime()
@@ -104,6 +97,20 @@ pub(crate) fn run(ctx: &CliContext, cmd: &StepCommand) -> anyhow::Result<ExitCod
         print_report(&report);
     }
     Ok(ExitCode::from(exit_for(&report)))
+}
+
+/// Opens the store for an engine's task; when it cannot, says why and
+/// gives the exit status: 75 (try again) when the store could not be
+/// reached, 2 when it is misnamed.
+pub(crate) fn open_task_store(store: &Option<PathBuf>) -> Result<sluice_store::Store, ExitCode> {
+    open_store(&store.clone().unwrap_or_else(default_store_dir)).map_err(|e| {
+        eprintln!("{} {e:#}", ui::error_label());
+        ExitCode::from(if is_transient(&e) {
+            EXIT_RETRY
+        } else {
+            EXIT_USAGE
+        })
+    })
 }
 
 /// The exit status of a settled step.
@@ -133,7 +140,7 @@ fn exit_for_error(e: &TaskError) -> u8 {
 
 /// Whether opening the store failed in a way that may pass (a server that
 /// could not be reached).
-pub(crate) fn is_transient(e: &anyhow::Error) -> bool {
+fn is_transient(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<sluice_store::OpenError>()
             .is_some_and(|e| e.is_transient())

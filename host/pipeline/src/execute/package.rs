@@ -51,8 +51,6 @@ pub struct Package {
     /// The spec's file name: diagnostics name it, and the paths the spec
     /// writes are relative to it.
     pub spec_name: String,
-    /// Where the spec was published from (shown by `runs show`).
-    pub spec_path: String,
     /// The digest of the spec's text.
     pub spec: Digest,
     /// Each component the spec names by path (as it writes it) → its digest.
@@ -148,7 +146,8 @@ pub struct PlannedRun {
 
 /// Puts the spec of `prepared`, the components it names by path and its
 /// data files into `store`, then the [`Package`] listing them; returns the
-/// package's digest. Publishing the same files again gives the same digest.
+/// package's digest. Publishing the same files again — from any folder, on
+/// any machine — gives the same digest.
 pub fn publish(prepared: &Prepared, store: &Store) -> Result<(Digest, Package), ExecuteError> {
     let spec = &prepared.spec;
     let spec_name = spec
@@ -196,12 +195,6 @@ pub fn publish(prepared: &Prepared, store: &Store) -> Result<(Digest, Package), 
         format: PACKAGE_FORMAT.into(),
         pipeline: prepared.plan.name.clone(),
         spec_name,
-        spec_path: spec
-            .path
-            .canonicalize()
-            .unwrap_or_else(|_| spec.path.clone())
-            .display()
-            .to_string(),
         spec: spec_digest,
         components,
         data,
@@ -353,7 +346,7 @@ pub fn plan_run(
         &NewRun {
             id: &run_id,
             pipeline: &package.pipeline,
-            spec_path: &package.spec_path,
+            spec_path: &format!("{}@{}", package.spec_name, package_digest.short(12)),
             spec_digest: &package.spec,
             trigger: &options.trigger,
             started_at: &started_at,
