@@ -59,6 +59,19 @@ impl Remote {
         if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
             builder = builder.with_region("us-east-1");
         }
+        // A plain-HTTP endpoint (MinIO or moto on a private network) never
+        // speaks TLS: do not read the system's CA certificates (about 6 ms
+        // of every process's start, for nothing).
+        use object_store::aws::AmazonS3ConfigKey;
+        if builder
+            .get_config_value(&AmazonS3ConfigKey::Endpoint)
+            .is_some_and(|e| e.starts_with("http://"))
+        {
+            builder = builder.with_config(
+                AmazonS3ConfigKey::Client(object_store::ClientConfigKey::NoSystemCertificates),
+                "true",
+            );
+        }
         let store = builder.build().map_err(|e| invalid(e.to_string()))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
