@@ -284,10 +284,13 @@ impl Metadata {
             )?;
             insert_run(c, run, None, Some(plan.0))?;
             for (name, path, digest, kind, size) in imports {
-                record_artifact(c, digest, kind, *size, run.started_at)?;
-                c.execute(
-                    "INSERT INTO imports (run_id, name, path, artifact) VALUES (?1, ?2, ?3, ?4)",
-                    vals![run.id, *name, *path, digest.to_hex()],
+                insert_import(
+                    c,
+                    run.id,
+                    (name, path),
+                    digest,
+                    (kind, *size),
+                    run.started_at,
                 )?;
             }
             Ok(())
@@ -345,15 +348,7 @@ impl Metadata {
         size: u64,
         now: &str,
     ) -> Result<(), MetadataError> {
-        self.write(|c| {
-            record_artifact(c, digest, kind, size, now)?;
-            c.execute(
-                "INSERT INTO imports (run_id, name, path, artifact) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (run_id, name) DO UPDATE SET path = excluded.path, artifact = excluded.artifact",
-                vals![run_id, name, path, digest.to_hex()],
-            )
-            .map(drop)
-        })
+        self.write(|c| insert_import(c, run_id, (name, path), digest, (kind, size), now))
     }
 
     /// Ends a run.
@@ -794,6 +789,25 @@ pub struct NewRun<'a> {
     pub trigger: &'a str,
     /// RFC 3339.
     pub started_at: &'a str,
+}
+
+/// Records that run `run_id` imported the data file `name` (at `path`)
+/// as artifact `digest` of (kind, size).
+fn insert_import(
+    c: &mut Conn<'_>,
+    run_id: &str,
+    (name, path): (&str, &str),
+    digest: &Digest,
+    (kind, size): (&str, u64),
+    now: &str,
+) -> Result<(), DbError> {
+    record_artifact(c, digest, kind, size, now)?;
+    c.execute(
+        "INSERT INTO imports (run_id, name, path, artifact) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (run_id, name) DO UPDATE SET path = excluded.path, artifact = excluded.artifact",
+        vals![run_id, name, path, digest.to_hex()],
+    )
+    .map(drop)
 }
 
 fn insert_run(

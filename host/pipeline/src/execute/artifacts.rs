@@ -66,19 +66,24 @@ pub(crate) fn import_model(
     )))
 }
 
+/// The bytes of a `[data]` file.
+pub(crate) fn read_data_file(input: &DataInput) -> Result<Vec<u8>, String> {
+    std::fs::read(&input.path).map_err(|e| {
+        format!(
+            "could not read data input `{}` from {}: {e}",
+            input.name,
+            input.path.display()
+        )
+    })
+}
+
 /// Reads a `[data]` file into the store and decodes it for the steps.
 pub(crate) fn import_data(
     input: &DataInput,
     store: &sluice_store::Store,
     trust_recorded: bool,
 ) -> Result<(InputArtifact, Digest, u64), String> {
-    let bytes = std::fs::read(&input.path).map_err(|e| {
-        format!(
-            "could not read data input `{}` from {}: {e}",
-            input.name,
-            input.path.display()
-        )
-    })?;
+    let bytes = read_data_file(input)?;
     let digest = store
         .put(&bytes, trust_recorded)
         .map_err(|e| e.to_string())?;

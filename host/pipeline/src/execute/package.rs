@@ -23,6 +23,7 @@
 //! verify` and `store migrate` cover it.
 
 use super::ExecuteError;
+use super::artifacts::read_data_file;
 use super::prepare::{ComponentFiles, Prepared, prepare_spec};
 use crate::diagnostic::Diagnostics;
 use crate::spec::{ComponentRef, DataKind, Spec};
@@ -169,13 +170,7 @@ pub fn publish(prepared: &Prepared, store: &Store) -> Result<(Digest, Package), 
     }
     let mut data = BTreeMap::new();
     for input in spec.data.iter().filter(|d| d.kind != DataKind::Model) {
-        let bytes = std::fs::read(&input.path).map_err(|e| {
-            ExecuteError::Artifact(format!(
-                "could not read data input `{}` from {}: {e}",
-                input.name,
-                input.path.display()
-            ))
-        })?;
+        let bytes = read_data_file(input).map_err(ExecuteError::Artifact)?;
         let digest = store.put(&bytes, true)?;
         let kind = input.kind.artifact_kind().as_str();
         objects.push((digest, kind, bytes.len() as u64));
@@ -208,7 +203,10 @@ pub fn publish(prepared: &Prepared, store: &Store) -> Result<(Digest, Package), 
 
 /// The package stored as `digest`.
 pub fn load_package(store: &Store, digest: &Digest) -> Result<Package, ExecuteError> {
-    let package: Package = load_json(store, digest, "published pipeline")?;
+    let bytes = store.objects.get(digest)?;
+    let package: Package = serde_json::from_slice(&bytes).map_err(|e| {
+        ExecuteError::Artifact(format!("{digest} is not a published pipeline: {e}"))
+    })?;
     if package.format != PACKAGE_FORMAT {
         return Err(ExecuteError::Artifact(format!(
             "{digest} is a published pipeline of format `{}`, which this sluice does not read (it reads {PACKAGE_FORMAT}); publish it again with this sluice",
@@ -233,16 +231,6 @@ pub fn load_plan(store: &Store, digest: &Digest) -> Result<RunPlan, ExecuteError
         )));
     }
     Ok(plan)
-}
-
-fn load_json<T: serde::de::DeserializeOwned>(
-    store: &Store,
-    digest: &Digest,
-    what: &str,
-) -> Result<T, ExecuteError> {
-    let bytes = store.objects.get(digest)?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ExecuteError::Artifact(format!("{digest} is not a {what}: {e}")))
 }
 
 /// The spec of `package`, parsed under its file name.

@@ -289,20 +289,38 @@ impl StepExecutor {
         use_cache: bool,
         resumed: Option<&ExecutionRecord>,
     ) -> Result<Settled, ExecuteError> {
+        match self.reuse_or_claim(job, use_cache, resumed).await? {
+            Some(settled) => Ok(settled),
+            None => self.run_claimed(job).await,
+        }
+    }
+
+    /// Reuses an execution when one fits (waiting while another run
+    /// computes the same step); `None` when this run must compute it, with
+    /// the claim taken ([`StepExecutor::claim`]): then
+    /// [`StepExecutor::run_claimed`], or [`StepExecutor::release`] if it
+    /// cannot. A job whose component is not loaded yet may be settled
+    /// this way, and loaded only when it must run.
+    pub async fn reuse_or_claim(
+        &self,
+        job: &StepJob<'_>,
+        use_cache: bool,
+        resumed: Option<&ExecutionRecord>,
+    ) -> Result<Option<Settled>, ExecuteError> {
         let mut told = false;
         loop {
             if let Some(settled) = self.reuse(job, use_cache, resumed)? {
-                return Ok(settled);
+                return Ok(Some(settled));
             }
             match self.claim(job, use_cache)? {
-                Claim::Unshared => break,
-                Claim::Claimed => match self.reuse(job, use_cache, resumed)? {
-                    Some(settled) => {
+                Claim::Unshared => return Ok(None),
+                Claim::Claimed => {
+                    let reused = self.reuse(job, use_cache, resumed)?;
+                    if reused.is_some() {
                         self.release(job);
-                        return Ok(settled);
                     }
-                    None => break,
-                },
+                    return Ok(reused);
+                }
                 Claim::ComputedBy(holder) => {
                     if !std::mem::replace(&mut told, true) {
                         self.observer.step_waiting(job.name(), &holder);
@@ -311,6 +329,12 @@ impl StepExecutor {
                 }
             }
         }
+    }
+
+    /// Loads the inputs of a job this run computes (see
+    /// [`StepExecutor::reuse_or_claim`]), runs it, records it and gives
+    /// up the claim.
+    pub async fn run_claimed(&self, job: &StepJob<'_>) -> Result<Settled, ExecuteError> {
         let mut loaded = BTreeMap::new();
         for input in &job.inputs {
             let artifact = load_artifact(&self.store.objects, &input.digest, input.kind)?;

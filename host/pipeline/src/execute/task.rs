@@ -16,7 +16,7 @@
 use super::ExecuteError;
 use super::package::{OpenedRun, PlannedComponent, open_planned};
 use super::report::{Observer, StepReport, StepState};
-use super::step::{CLAIM_POLL, ResolvedInput, Settled, StepExecutor, StepJob};
+use super::step::{CLAIM_POLL, ResolvedInput, StepExecutor, StepJob};
 use crate::spec::{ComponentRef, DataKind, Source};
 use crate::validate::PlannedStep;
 use serde::Serialize;
@@ -231,14 +231,25 @@ pub async fn exec_step(
         }
     };
     let job = StepJob::unloaded(planned, component.digest, component.size, inputs);
-    let use_cache = opened.plan.use_cache;
-    if let Some(settled) = executor.reuse(&job, use_cache, None)? {
+    if let Some(settled) = executor
+        .reuse_or_claim(&job, opened.plan.use_cache, None)
+        .await?
+    {
         return Ok(settled_report(run_id, &settled.report));
     }
-    let runtime = runtime()?;
-    let job = job.with_component(load(&store, &runtime, planned, component)?);
-    let executor = executor.with_runtime(runtime);
-    let settled: Settled = executor.execute(&job, use_cache, None).await?;
+    // This task computes the step: only now start a runtime and load it.
+    let loaded = runtime()
+        .map_err(TaskError::from)
+        .and_then(|runtime| Ok((load(&store, &runtime, planned, component)?, runtime)));
+    let (component, runtime) = match loaded {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            executor.release(&job);
+            return Err(e);
+        }
+    };
+    let job = job.with_component(component);
+    let settled = executor.with_runtime(runtime).run_claimed(&job).await?;
     Ok(settled_report(run_id, &settled.report))
 }
 
