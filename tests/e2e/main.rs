@@ -13,6 +13,7 @@ mod containment;
 mod contract;
 mod dataplane;
 mod drift;
+mod edge;
 mod lineage;
 mod ml;
 mod monitor;

@@ -22,8 +22,8 @@
 use sluice_runtime::{CacheOutcome, ComponentSource, Digest, Runtime, RuntimeConfig};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use wasmtime::Engine;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// Bytes of the cache entry's frame: magic, length, CRC-32.
@@ -46,13 +46,11 @@ impl WasiView for State {
     }
 }
 
-/// An engine configured the way `Runtime::new` configures its own, so the
-/// runtime's cache entries deserialise into it.
+/// An engine configured the way `Runtime::new` configures its own (the
+/// shared engine settings), so the runtime's cache entries deserialise
+/// into it.
 fn engine() -> Engine {
-    let mut cfg = Config::new();
-    cfg.wasm_component_model(true)
-        .epoch_interruption(true)
-        .cranelift_opt_level(wasmtime::OptLevel::Speed);
+    let cfg = sluice_runtime::engine_config::compiling_config(None).expect("engine settings");
     Engine::new(&cfg).expect("an engine")
 }
 

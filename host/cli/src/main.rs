@@ -134,6 +134,11 @@ enum Command {
     /// model, writing Parquet; streamed in chunks with bounded memory.
     Predict(commands::predict::PredictArgs),
 
+    /// Bundle a model for a device: its graph, its transform and chosen
+    /// pipeline steps compiled ahead of time for the device's architecture,
+    /// in one verifiable (optionally signed) file that `sluice-edge` runs.
+    Bundle(commands::bundle::BundleArgs),
+
     /// Monitor a served model: drift of its served inputs and predictions
     /// from its training data, and live quality from feedback labels; a
     /// JSON report and a self-contained HTML page with charts.
@@ -191,6 +196,7 @@ fn main() -> ExitCode {
         Command::Models(cmd) => commands::models::run(cmd),
         Command::Serve(args) => commands::serve::run(&cli_context(&cli), args),
         Command::Predict(args) => commands::predict::run(&cli_context(&cli), args),
+        Command::Bundle(args) => commands::bundle::run(&cli_context(&cli), args),
         Command::Monitor(args) => commands::monitor::run(&cli_context(&cli), args),
         Command::Watch(args) => commands::watch::run(&cli_context(&cli), args),
         Command::Lineage(args) => commands::lineage::run(args),

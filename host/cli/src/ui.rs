@@ -42,6 +42,7 @@ pub(crate) fn cache_outcome(o: &CacheOutcome) -> String {
         CacheOutcome::Recompiled(why) => format!("recompiled: cache entry was unusable ({why})"),
         CacheOutcome::Memory => "already loaded".into(),
         CacheOutcome::Uncached => "compiled, cache disabled".into(),
+        CacheOutcome::Precompiled => "precompiled (a bundle's code)".into(),
     }
 }
 

@@ -30,7 +30,8 @@
 //! With no key file (no home folder), the key lives only in memory: entries
 //! this process wrote are usable by it, and recompiled by the next one.
 
-use sluice_store::Digest;
+use crate::engine::{CacheOutcome, CacheStats};
+use sluice_digest::Digest;
 use std::fs;
 use std::hash::{Hash, Hasher};
 use std::io::{self, Write};
@@ -152,33 +153,6 @@ fn random_bytes() -> [u8; 32] {
     key
 }
 
-/// How a component's native code was obtained.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case", tag = "outcome", content = "reason")]
-pub enum CacheOutcome {
-    /// Read from the compiled cache.
-    Hit,
-    /// Not in the cache: compiled and stored.
-    Compiled,
-    /// In the cache but unusable (the reason says why): compiled and stored again.
-    Recompiled(String),
-    /// Already loaded by this process.
-    Memory,
-    /// Compiled without a cache (none configured).
-    Uncached,
-}
-
-/// Counters of what the cache did, for tests and `--verbose` output.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct CacheStats {
-    /// Entries read and used.
-    pub hits: u64,
-    /// Components compiled because no entry existed.
-    pub misses: u64,
-    /// Entries found unusable and replaced.
-    pub recompiled: u64,
-}
-
 /// An on-disk cache of compiled components for one engine configuration.
 #[derive(Debug)]
 pub struct CompiledCache {
@@ -204,11 +178,9 @@ impl CompiledCache {
     /// A cache in `dir` for the engine whose compatibility hash is `engine`,
     /// whose entries are authenticated with `key`.
     pub fn new(dir: impl Into<PathBuf>, engine: &wasmtime::Engine, key: CacheKey) -> Self {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut h);
         CompiledCache {
             dir: dir.into(),
-            engine_hash: format!("{:016x}", h.finish()),
+            engine_hash: crate::engine_config::compatibility_hash(engine),
             key,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -265,7 +237,7 @@ impl CompiledCache {
             CacheOutcome::Hit => &self.hits,
             CacheOutcome::Compiled => &self.misses,
             CacheOutcome::Recompiled(_) => &self.recompiled,
-            CacheOutcome::Memory | CacheOutcome::Uncached => return,
+            CacheOutcome::Memory | CacheOutcome::Uncached | CacheOutcome::Precompiled => return,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }

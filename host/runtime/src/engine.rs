@@ -2,7 +2,8 @@
 //! pre-linking and running components.
 
 use crate::bindings::{self, StepPre};
-use crate::cache::{CacheKey, CacheOutcome, CacheStats, CompiledCache, Lookup};
+#[cfg(feature = "compiler")]
+use crate::cache::{CacheKey, CompiledCache, Lookup};
 use crate::clocks::{ClockMode, ClockReads};
 use crate::dataplane::HostMemoryExceeded;
 use crate::error::RuntimeError;
@@ -11,14 +12,14 @@ use crate::manifest::{ArtifactKind, Manifest, ParamSpec, Port, Value, ValueType}
 use crate::outcome::{Invocation, LogLevel, StepFailure, StepOutcome};
 use crate::sandbox::{Capture, Limiter, Limits};
 use rand::SeedableRng;
-use sluice_store::Digest;
+use sluice_digest::Digest;
 use sluice_tables::Session;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Linker, ResourceTable, types::ComponentItem};
-use wasmtime::{Config, Engine, Store, Trap};
+use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::WasiCtx;
 
 /// The WIT package every step implements.
@@ -27,14 +28,45 @@ pub const WIT_PACKAGE: &str = "sluice:pipeline@0.1.2";
 /// How often the engine's epoch advances; the granularity of time limits.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// The preamble of a WebAssembly component (magic, version 0x0d, layer 1).
+#[cfg(feature = "compiler")]
 const COMPONENT_HEADER: &[u8] = b"\0asm\x0d\0\x01\0";
 /// The preamble of a core WebAssembly module (magic, version 1, layer 0).
+#[cfg(feature = "compiler")]
 const CORE_MODULE_HEADER: &[u8] = b"\0asm\x01\0\0\0";
 /// Host handles (tables, builders, models, WASI streams) a step may hold
 /// at once.
 const MAX_HANDLES: usize = 100_000;
 /// Bytes of guest stdout and of stderr kept per execution.
 const CAPTURE_BYTES: usize = 1 << 20;
+
+/// How a component's native code was obtained.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "outcome", content = "reason")]
+pub enum CacheOutcome {
+    /// Read from the compiled cache.
+    Hit,
+    /// Not in the cache: compiled and stored.
+    Compiled,
+    /// In the cache but unusable (the reason says why): compiled and stored again.
+    Recompiled(String),
+    /// Already loaded by this process.
+    Memory,
+    /// Compiled without a cache (none configured).
+    Uncached,
+    /// Compiled ahead of time, elsewhere (an edge bundle's code).
+    Precompiled,
+}
+
+/// Counters of what the cache did, for tests and `--verbose` output.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct CacheStats {
+    /// Entries read and used.
+    pub hits: u64,
+    /// Components compiled because no entry existed.
+    pub misses: u64,
+    /// Entries found unusable and replaced.
+    pub recompiled: u64,
+}
 
 /// How a [`Runtime`] is set up.
 #[derive(Debug, Clone, Default)]
@@ -89,6 +121,7 @@ impl ComponentSource {
 pub struct Runtime {
     engine: Engine,
     linker: Linker<StepState>,
+    #[cfg(feature = "compiler")]
     cache: Option<Arc<CompiledCache>>,
     loaded: Arc<Mutex<HashMap<Digest, Component>>>,
 }
@@ -97,13 +130,40 @@ impl Runtime {
     /// An engine with epoch interruption and the component model, a linker
     /// holding the contract's imports and a WASI with no authority, and an
     /// epoch ticker thread that lives as long as the engine.
+    #[cfg(feature = "compiler")]
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
-        let mut cfg = Config::new();
-        cfg.wasm_component_model(true)
-            .epoch_interruption(true)
-            .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let cfg = crate::engine_config::compiling_config(None).map_err(RuntimeError::Engine)?;
         let engine = Engine::new(&cfg).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let cache = match config.cache_dir {
+            None => None,
+            Some(dir) => {
+                let key = match &config.cache_key_file {
+                    None => CacheKey::ephemeral(),
+                    Some(path) => CacheKey::load_or_create(path).map_err(|e| {
+                        RuntimeError::Engine(format!(
+                            "the compiled cache's key {} cannot be used: {e} (or run with --no-compile-cache)",
+                            path.display()
+                        ))
+                    })?,
+                };
+                Some(Arc::new(CompiledCache::new(dir, &engine, key)))
+            }
+        };
+        let mut runtime = Runtime::with_engine(engine)?;
+        runtime.cache = cache;
+        Ok(runtime)
+    }
 
+    /// A runtime that cannot compile: it loads only code compiled ahead of
+    /// time for this machine ([`Runtime::load_precompiled`]), as the edge
+    /// runtime, built without a compiler, does.
+    pub fn precompiled_only() -> Result<Self, RuntimeError> {
+        let cfg = crate::engine_config::loading_config().map_err(RuntimeError::Engine)?;
+        let engine = Engine::new(&cfg).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        Runtime::with_engine(engine)
+    }
+
+    fn with_engine(engine: Engine) -> Result<Self, RuntimeError> {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
@@ -121,42 +181,33 @@ impl Runtime {
                 }
             })
             .map_err(|e| RuntimeError::Engine(format!("starting the epoch thread: {e}")))?;
-
-        let cache = match config.cache_dir {
-            None => None,
-            Some(dir) => {
-                let key = match &config.cache_key_file {
-                    None => CacheKey::ephemeral(),
-                    Some(path) => CacheKey::load_or_create(path).map_err(|e| {
-                        RuntimeError::Engine(format!(
-                            "the compiled cache's key {} cannot be used: {e} (or run with --no-compile-cache)",
-                            path.display()
-                        ))
-                    })?,
-                };
-                Some(Arc::new(CompiledCache::new(dir, &engine, key)))
-            }
-        };
         Ok(Runtime {
             engine,
             linker,
-            cache,
+            #[cfg(feature = "compiler")]
+            cache: None,
             loaded: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
     /// What the compiled cache has done in this process.
     pub fn cache_stats(&self) -> CacheStats {
-        self.cache.as_ref().map(|c| c.stats()).unwrap_or_default()
+        #[cfg(feature = "compiler")]
+        if let Some(c) = &self.cache {
+            return c.stats();
+        }
+        CacheStats::default()
     }
 
     /// The compiled cache, if one is configured.
+    #[cfg(feature = "compiler")]
     pub fn cache(&self) -> Option<&CompiledCache> {
         self.cache.as_deref()
     }
 
     /// Resolves, checks, compiles (or loads from the cache) and pre-links a
     /// component. Loading the same bytes again in this process is free.
+    #[cfg(feature = "compiler")]
     pub fn load(&self, source: &ComponentSource) -> Result<Component, RuntimeError> {
         let start = Instant::now();
         let name = source.display_name();
@@ -184,6 +235,58 @@ impl Runtime {
         }
 
         let (component, outcome) = self.compile(&name, &bytes, &digest)?;
+        self.link(name, component, digest, bytes.len(), outcome, start)
+    }
+
+    /// Loads code that `Engine::precompile_component` produced for this
+    /// machine under the shared engine settings (a bundle's), then checks
+    /// and pre-links it as [`Runtime::load`] does. `digest` and `size` are
+    /// the original component's, whose identity the code carries.
+    ///
+    /// # Safety
+    ///
+    /// wasmtime only lightly validates precompiled code: arbitrary bytes
+    /// can run arbitrary native code. The caller must have established that
+    /// `code` is exactly what the compiler produced, unmodified: its digest
+    /// matched a manifest that was signed by a trusted key, or that came
+    /// from a source the caller trusts as much as this binary.
+    pub unsafe fn load_precompiled(
+        &self,
+        name: &str,
+        digest: Digest,
+        size: usize,
+        code: &[u8],
+    ) -> Result<Component, RuntimeError> {
+        let start = Instant::now();
+        if let Some(c) = self.loaded.lock().unwrap().get(&digest) {
+            return Ok(c.renamed(name.to_string(), CacheOutcome::Memory, start.elapsed()));
+        }
+        // SAFETY: the caller's contract above.
+        let component = unsafe { wasmtime::component::Component::deserialize(&self.engine, code) }
+            .map_err(|e| RuntimeError::Invalid {
+                name: name.to_string(),
+                detail: format!("its precompiled code cannot be loaded here: {e:#}"),
+            })?;
+        self.link(
+            name.to_string(),
+            component,
+            digest,
+            size,
+            CacheOutcome::Precompiled,
+            start,
+        )
+    }
+
+    /// Checks a compiled component against the step world and pre-links it.
+    fn link(
+        &self,
+        name: String,
+        component: wasmtime::component::Component,
+        digest: Digest,
+        size: usize,
+        outcome: CacheOutcome,
+        start: Instant,
+    ) -> Result<Component, RuntimeError> {
         let (imports, exports) = check_world(&self.engine, &name, &component)?;
         let instance_pre =
             self.linker
@@ -201,7 +304,7 @@ impl Runtime {
                 engine: self.engine.clone(),
                 pre,
                 digest,
-                size: bytes.len(),
+                size,
                 imports,
                 exports,
             }),
@@ -216,6 +319,7 @@ impl Runtime {
     /// Loads the component a digest names (as a model card's transform
     /// records it): a standard step of this build, else the bytes the object
     /// store holds under that digest.
+    #[cfg(feature = "compiler")]
     pub fn load_digest(
         &self,
         digest: &Digest,
@@ -241,6 +345,7 @@ impl Runtime {
         self.load(&source).map_err(|e| e.to_string())
     }
 
+    #[cfg(feature = "compiler")]
     fn compile(
         &self,
         name: &str,

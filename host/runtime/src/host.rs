@@ -72,7 +72,7 @@ pub(crate) struct StepIo {
     pub(crate) started: Option<Instant>,
     pub(crate) events: Option<EventSink>,
     /// The running component's digest (recorded in transform artifacts).
-    pub(crate) component: Option<sluice_store::Digest>,
+    pub(crate) component: Option<sluice_digest::Digest>,
     pub(crate) registrations: Vec<Registration>,
     /// Reservations for outputs written but not yet stored.
     pub(crate) output_holds: Vec<Hold>,

@@ -49,10 +49,12 @@ mod bindings {
     });
 }
 
+#[cfg(feature = "compiler")]
 pub mod cache;
 pub mod clocks;
 mod dataplane;
 mod engine;
+pub mod engine_config;
 mod error;
 mod host;
 pub mod manifest;
@@ -63,8 +65,8 @@ pub mod sandbox;
 pub mod table;
 pub mod transform;
 
-pub use cache::{CacheOutcome, CacheStats};
 pub use clocks::ClockMode;
+pub use engine::{CacheOutcome, CacheStats};
 pub use engine::{Component, ComponentSource, Runtime, RuntimeConfig, WIT_PACKAGE};
 pub use error::RuntimeError;
 pub use manifest::{ArtifactKind, DType, Manifest, ParamSpec, Port, Value, ValueType};
@@ -74,5 +76,5 @@ pub use outcome::{
     Registration, StepEvent, StepFailure, StepOutcome,
 };
 pub use sandbox::Limits;
-pub use sluice_store::Digest;
+pub use sluice_digest::Digest;
 pub use transform::{TransformError, TransformRunner};

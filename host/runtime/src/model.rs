@@ -10,7 +10,7 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, Field, Schema};
 use serde_json::{Map, Value};
-use sluice_store::Digest;
+use sluice_digest::Digest;
 use sluice_tables::Table;
 use std::sync::{Arc, OnceLock};
 

@@ -125,7 +125,7 @@ pub type EventSink = Arc<dyn Fn(StepEvent) + Send + Sync>;
 /// recorded transform (`model.transform`, `ml.evaluate-raw`): typically
 /// [`crate::Runtime::load_digest`] over the run's object store.
 pub type ComponentLoader =
-    Arc<dyn Fn(&sluice_store::Digest) -> Result<crate::Component, String> + Send + Sync>;
+    Arc<dyn Fn(&sluice_digest::Digest) -> Result<crate::Component, String> + Send + Sync>;
 
 /// Everything a step execution needs.
 #[derive(Clone, Default)]

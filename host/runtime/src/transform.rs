@@ -112,10 +112,10 @@ impl TransformRunner {
     /// "sha256:…", "state": …}`), its component found by `load`.
     pub fn recorded(
         doc: &serde_json::Value,
-        load: &dyn Fn(&sluice_store::Digest) -> Result<Component, String>,
+        load: &dyn Fn(&sluice_digest::Digest) -> Result<Component, String>,
         limits: Limits,
     ) -> Result<Self, String> {
-        let digest: sluice_store::Digest = doc
+        let digest: sluice_digest::Digest = doc
             .get("component")
             .and_then(serde_json::Value::as_str)
             .ok_or("the card's `transform` names no `component` digest")?

@@ -9,25 +9,40 @@
 //! logging to the store, Prometheus metrics, and hot reload when an alias
 //! moves.
 //!
+//! Features: `server` (default) is the server itself and loading models
+//! from a store. Without it the crate is the prediction path alone — a
+//! model assembled from its parts, request and response signatures, the
+//! protocol's documents — which the edge runtime serves from a bundle.
+//!
 //! Neighbours: models and request-log chunks come from and go to
 //! `sluice-store`; transforms run in `sluice-runtime`; inference is
 //! `sluice-ml`'s; column types are `sluice-contract`'s. `sluice-monitor`
 //! reads what this crate logs.
 
+#[cfg(feature = "server")]
 mod batcher;
+#[cfg(feature = "server")]
 mod connections;
+#[cfg(feature = "server")]
 pub mod grpc;
+#[cfg(feature = "server")]
 mod metrics;
+#[cfg(feature = "server")]
 mod parse_errors;
 pub mod protocol;
+#[cfg(feature = "server")]
 mod reqlog;
 mod served;
+#[cfg(feature = "server")]
 mod server;
 pub mod signature;
 
+#[cfg(feature = "server")]
 pub use batcher::BatchConfig;
+#[cfg(feature = "server")]
 pub use reqlog::LogConfig;
 pub use served::{LoadError, PredictError, ServedModel};
+#[cfg(feature = "server")]
 pub use server::{ServeConfig, ServeError, Server, shutdown_signal};
 
 /// Lets the kernel take back the pages of the `sluice` executable that

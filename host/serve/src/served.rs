@@ -5,8 +5,13 @@
 use crate::signature::{ArrowDType, ColumnSpec, DType, DataError, Signature};
 use arrow_array::{ArrayRef, Float64Array, RecordBatch};
 use serde_json::Value;
-use sluice_runtime::{Limits, ModelArtifact, ModelError, Runtime, TransformError, TransformRunner};
-use sluice_store::{Digest, ModelRef, Store};
+#[cfg(feature = "server")]
+use sluice_runtime::Runtime;
+use sluice_runtime::{
+    Component, Digest, Limits, ModelArtifact, ModelError, TransformError, TransformRunner,
+};
+#[cfg(feature = "server")]
+use sluice_store::{ModelRef, Store};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -91,6 +96,7 @@ impl ServedModel {
     /// Loads the version `reference` names from `store`: fetches the card
     /// and ONNX bytes, compiles the graph, loads the transform component
     /// (embedded standard step, else from the store) and warms one instance.
+    #[cfg(feature = "server")]
     pub fn load(store: &Store, runtime: &Runtime, reference: &ModelRef) -> Result<Self, LoadError> {
         let store_err = |e: &dyn std::fmt::Display| LoadError::Store(e.to_string());
         let version = store
@@ -117,9 +123,26 @@ impl ServedModel {
             reference: id.clone(),
             source,
         })?;
+        let load = |digest: &Digest| runtime.load_digest(digest, Some(&store.objects));
+        ServedModel::assemble(version.name, version.version, model, &load)
+    }
+
+    /// A model version made ready from its parts, wherever they were kept
+    /// (a store, an edge bundle): the model, and `load_component`, which
+    /// finds the transform component its card records by digest. Loads the
+    /// transform with its fitted state, warms one instance, and works out
+    /// the request and response signatures (predicting one row, which also
+    /// compiles the graph before the first request).
+    pub fn assemble(
+        name: String,
+        version: i64,
+        model: ModelArtifact,
+        load_component: &dyn Fn(&Digest) -> Result<Component, String>,
+    ) -> Result<Self, LoadError> {
+        let id = format!("{name}:{version}");
         let transform = match model.card().get("transform") {
             None | Some(Value::Null) => None,
-            Some(doc) => Some(load_transform(store, runtime, doc).map_err(|detail| {
+            Some(doc) => Some(load_transform(doc, load_component).map_err(|detail| {
                 LoadError::Transform {
                     reference: id.clone(),
                     detail,
@@ -148,8 +171,8 @@ impl ServedModel {
             source,
         })?;
         Ok(ServedModel {
-            name: version.name,
-            version: version.version,
+            name,
+            version,
             model,
             transform,
             inputs,
@@ -228,6 +251,7 @@ fn all_finite(batch: &RecordBatch) -> bool {
 }
 
 /// What exists when a reference finds nothing, as advice.
+#[cfg(feature = "server")]
 fn not_found_hint(store: &Store, reference: &ModelRef) -> String {
     match store.metadata.model_versions(reference.name()) {
         Ok(versions) if !versions.is_empty() => {
@@ -265,12 +289,10 @@ fn not_found_hint(store: &Store, reference: &ModelRef) -> String {
 
 /// Loads the transform a card records: `{"component": "sha256:…", "state": …}`.
 fn load_transform(
-    store: &Store,
-    runtime: &Runtime,
     doc: &Value,
+    load: &dyn Fn(&Digest) -> Result<Component, String>,
 ) -> Result<TransformRunner, String> {
-    let load = |digest: &Digest| runtime.load_digest(digest, Some(&store.objects));
-    let runner = TransformRunner::recorded(doc, &load, TRANSFORM_LIMITS)?;
+    let runner = TransformRunner::recorded(doc, load, TRANSFORM_LIMITS)?;
     runner.warm().map_err(|e| e.to_string())?;
     Ok(runner)
 }

@@ -19,7 +19,6 @@
 //! the watcher and the CLI — records and reads through it.
 
 mod db;
-mod digest;
 pub mod gc;
 pub mod identity;
 pub mod lease;
@@ -36,11 +35,11 @@ pub mod transfer;
 mod watch_state;
 
 pub use db::{DbError, MetadataLocation};
-pub use digest::{Digest, DigestParseError};
 pub use metadata::{Metadata, MetadataError};
 pub use objects::{ObjectInfo, ObjectStore, StoreError};
 pub use registry::{ModelRef, ModelVersion, NewModel};
 pub use request_log::RequestLogChunk;
+pub use sluice_digest::{Digest, DigestParseError};
 pub use store::{OpenError, RunLock, Store, StoreLocation};
 
 /// A digest of the objects under an `s3://bucket/prefix` URL (their keys,

@@ -2,6 +2,7 @@
 
 pub(crate) mod artifacts;
 pub(crate) mod build;
+pub(crate) mod bundle;
 pub(crate) mod check;
 pub(crate) mod component;
 pub(crate) mod export;

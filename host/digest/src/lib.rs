@@ -1,3 +1,9 @@
+//! The SHA-256 digest that names every object sluice keeps: stored
+//! artifacts, components (the step cache's keys and the compiled cache's),
+//! model files, and the files of an edge bundle. Its own crate so that the
+//! edge runtime can name and check content without the store's database and
+//! network clients.
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
 use std::fmt;

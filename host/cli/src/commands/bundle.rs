@@ -1,0 +1,397 @@
+//! `sluice bundle`: one model version, its transform and chosen pipeline
+//! steps compiled ahead of time for a device, in one verifiable file that
+//! `sluice-edge` runs (see `sluice_bundle` for the format and its checks).
+//! `sluice bundle keygen` makes the signing key pair.
+
+use super::run::{default_store_dir, open_store};
+use crate::CliContext;
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Map, Value};
+use sluice_bundle::{
+    BundleWriter, BundledComponent, ComponentRole, EngineId, Manifest, ModelEntry, PublicKey,
+    SecretKey, SelfTest,
+};
+use sluice_pipeline::spec::{ComponentRef, Spec};
+use sluice_runtime::engine_config::{self, CrossCompiler};
+use sluice_runtime::table::ArrowDType;
+use sluice_runtime::{ComponentSource, Digest};
+use sluice_serve::ServedModel;
+use sluice_store::{ModelRef, Store};
+use sluice_tables::{ChunkOptions, ChunkReader};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Arguments of `sluice bundle`.
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "\
+A bundle holds the model's card and ONNX graph, its recorded transform
+component with the fitted state, and the components of any --steps, each
+compiled ahead of time for --target (so the device needs no compiler), plus
+a manifest of every file's SHA-256, the target and the engine. `sluice-edge`
+checks all of it before it runs anything, and refuses a bundle for another
+architecture or engine with what to rebuild.
+
+With --sample, the first rows of a file travel in the bundle with what this
+machine predicts for them: the device predicts them again before it takes
+the bundle (labels must be equal, numbers within 1e-6 relative).
+
+Examples:
+  sluice bundle --model breast-cancer@production --target aarch64-unknown-linux-gnu -o bc.bundle
+  sluice bundle keygen edge.key          # writes edge.key and edge.pub
+  sluice bundle --model breast-cancer@production --sign edge.key --sample test.csv -o bc.bundle
+  sluice-edge serve --bundle bc.bundle --trust edge.pub"
+)]
+pub(crate) struct BundleArgs {
+    #[command(subcommand)]
+    command: Option<BundleCommand>,
+
+    /// The model: NAME@ALIAS, NAME:VERSION or NAME (the latest version).
+    #[arg(long, value_name = "NAME@ALIAS", required = true)]
+    model: Option<ModelRef>,
+
+    /// The device's target triple [default: this machine's].
+    #[arg(long, value_name = "TRIPLE")]
+    target: Option<String>,
+
+    /// Where to write the bundle.
+    #[arg(long, short, value_name = "FILE", required = true)]
+    output: Option<PathBuf>,
+
+    /// A pipeline spec whose --steps' components go in the bundle too.
+    #[arg(long, value_name = "SPEC", requires = "steps")]
+    pipeline: Option<PathBuf>,
+
+    /// Steps of --pipeline to include, comma-separated.
+    #[arg(long, value_name = "a,b", value_delimiter = ',', requires = "pipeline")]
+    steps: Vec<String>,
+
+    /// Sign the bundle with this ed25519 private key (PEM).
+    #[arg(long, value_name = "KEY")]
+    sign: Option<PathBuf>,
+
+    /// Rows (CSV or Parquet of the model's raw columns) for the device's
+    /// self-test.
+    #[arg(long, value_name = "FILE")]
+    sample: Option<PathBuf>,
+
+    /// How many of --sample's rows to take.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    sample_rows: usize,
+
+    /// Store folder [default: .sluice in the current folder].
+    #[arg(long, env = "SLUICE_STORE", value_name = "DIR")]
+    store: Option<PathBuf>,
+
+    /// Print a JSON summary.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum BundleCommand {
+    /// Makes an ed25519 key pair for signing bundles: KEY (private, mode
+    /// 0600) and KEY with `.pub` (public, for `sluice-edge --trust`).
+    Keygen {
+        /// The private key's file (never overwritten).
+        key: PathBuf,
+    },
+}
+
+/// The target triple of this machine, as `--target` takes it.
+fn host_triple() -> String {
+    sluice_bundle::suggested_triple(std::env::consts::ARCH, std::env::consts::OS)
+}
+
+/// Runs `sluice bundle`.
+pub(crate) fn run(ctx: &CliContext, args: &BundleArgs) -> anyhow::Result<ExitCode> {
+    if let Some(BundleCommand::Keygen { key }) = &args.command {
+        return keygen(key, args.json);
+    }
+    let (Some(model_ref), Some(output)) = (&args.model, &args.output) else {
+        bail!("--model and --output are required");
+    };
+    let target = args.target.clone().unwrap_or_else(host_triple);
+    let sign = args
+        .sign
+        .as_deref()
+        .map(SecretKey::read)
+        .transpose()
+        .context("reading --sign")?;
+    let compiler = CrossCompiler::new(&target).map_err(anyhow::Error::msg)?;
+    let store = open_store(&args.store.clone().unwrap_or_else(default_store_dir))?;
+    let runtime = ctx.runtime()?;
+    // Loading the model as the server would checks all of it on this
+    // machine first: the card, the graph, the transform's world.
+    let served = ServedModel::load(&store, &runtime, model_ref)?;
+    let version = store
+        .metadata
+        .resolve_model(model_ref)?
+        .filter(|v| v.name == served.name && v.version == served.version)
+        .context("the model's alias moved while the bundle was being made; run it again")?;
+    let card_bytes = store.objects.get(&version.artifact)?;
+    let card: Map<String, Value> =
+        serde_json::from_slice(&card_bytes).context("the model card is not JSON")?;
+    let onnx_digest: Digest = card
+        .get("onnx")
+        .and_then(Value::as_str)
+        .context("the model card names no ONNX graph")?
+        .parse()?;
+
+    let mut writer = BundleWriter::new(Manifest {
+        format: sluice_bundle::FORMAT.into(),
+        created_by: format!("sluice {}", env!("CARGO_PKG_VERSION")),
+        target: target.clone(),
+        engine: engine_id(),
+        compatibility_hash: compiler.compatibility_hash(),
+        model: ModelEntry {
+            name: served.name.clone(),
+            version: served.version,
+            reference: model_ref.to_string(),
+            card: "model/card.json".into(),
+            onnx: "model/model.onnx".into(),
+        },
+        components: Vec::new(),
+        selftest: None,
+        files: Default::default(),
+    });
+    writer.add("model/card.json", card_bytes);
+    writer.add("model/model.onnx", store.objects.get(&onnx_digest)?);
+
+    let mut components = Vec::new();
+    if let Some(digest) = served.transform_component() {
+        let bytes = component_bytes(&store, &digest)?;
+        components.push((
+            std_name(&digest).unwrap_or_else(|| digest.to_string()),
+            ComponentRole::Transform,
+            None,
+            bytes,
+        ));
+    }
+    if let Some(spec_path) = &args.pipeline {
+        let spec = Spec::load(spec_path).map_err(|d| anyhow::anyhow!("{d}"))?;
+        for name in &args.steps {
+            let step = spec.step(name).with_context(|| {
+                format!(
+                    "{} has no step `{name}` (it has {})",
+                    spec_path.display(),
+                    spec.steps
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+            let bytes = step_bytes(&store, &step.component)?;
+            // Checked against the step world on this machine: the target's
+            // engine can compile but not instantiate.
+            runtime.load(&ComponentSource::Bytes {
+                name: step.component.to_string(),
+                bytes: bytes.clone(),
+            })?;
+            components.push((
+                step.component.to_string(),
+                ComponentRole::Step,
+                Some(name.clone()),
+                bytes,
+            ));
+        }
+    }
+    for (name, role, step, bytes) in components {
+        let digest = Digest::of(&bytes);
+        let code = format!("components/{}.cwasm", digest.to_hex());
+        let compiled = compiler
+            .precompile(&bytes)
+            .map_err(|e| anyhow::anyhow!("compiling {name} for {target}: {e}"))?;
+        writer.add(&code, compiled);
+        writer.manifest_mut().components.push(BundledComponent {
+            name,
+            role,
+            step,
+            digest,
+            size: bytes.len() as u64,
+            code,
+        });
+    }
+    if let Some(sample) = &args.sample {
+        let (rows, predictions) = self_test(&served, sample, args.sample_rows.max(1))?;
+        writer.add("selftest/rows.csv", rows);
+        writer.add("selftest/predictions.json", predictions);
+        writer.manifest_mut().selftest = Some(SelfTest {
+            rows: "selftest/rows.csv".into(),
+            predictions: "selftest/predictions.json".into(),
+        });
+    }
+    let manifest = writer.manifest_mut().clone();
+    let bytes = writer.finish(sign.as_ref());
+    write_atomically(output, &bytes)?;
+
+    let signed = sign.as_ref().map(|k| k.public().id());
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "bundle": output,
+                "bytes": bytes.len(),
+                "sha256": Digest::of(&bytes),
+                "model": {"name": served.name, "version": served.version},
+                "target": target,
+                "engine": manifest.engine,
+                "components": manifest.components,
+                "selftest_rows": manifest.selftest.is_some(),
+                "signed_by": signed,
+            }))?
+        );
+    } else {
+        eprintln!(
+            "bundled {} for {target}: {} component{} compiled, {}{} → {} ({:.1} MB)",
+            served.id(),
+            manifest.components.len(),
+            if manifest.components.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
+            match &signed {
+                Some(id) => format!("signed by key {id}"),
+                None => "unsigned".into(),
+            },
+            if manifest.selftest.is_some() {
+                ", with self-test rows"
+            } else {
+                ""
+            },
+            output.display(),
+            bytes.len() as f64 / 1e6
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The engine bundles are compiled for: this build's.
+fn engine_id() -> EngineId {
+    EngineId {
+        profile: engine_config::ENGINE_PROFILE.into(),
+        wasmtime: engine_config::WASMTIME_VERSION.into(),
+    }
+}
+
+/// `std:NAME` if the digest is a standard step of this build.
+fn std_name(digest: &Digest) -> Option<String> {
+    sluice_std_components::by_sha256(&digest.to_hex()).map(|c| format!("std:{}", c.name))
+}
+
+/// A component's bytes by digest: a standard step of this build, else the
+/// store's.
+fn component_bytes(store: &Store, digest: &Digest) -> anyhow::Result<Vec<u8>> {
+    if let Some(std) = sluice_std_components::by_sha256(&digest.to_hex()) {
+        return Ok(std.bytes.to_vec());
+    }
+    store
+        .objects
+        .get(digest)
+        .with_context(|| format!("component {digest} is neither a standard step nor in the store"))
+}
+
+/// The bytes of the component a step runs.
+fn step_bytes(store: &Store, component: &ComponentRef) -> anyhow::Result<Vec<u8>> {
+    match component {
+        ComponentRef::Std(name) => sluice_std_components::get(name)
+            .map(|c| c.bytes.to_vec())
+            .with_context(|| format!("std:{name} is not a standard step of this build")),
+        ComponentRef::Path(path) => {
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+        }
+        ComponentRef::Digest(hex) => component_bytes(store, &hex.parse()?),
+    }
+}
+
+/// The first `n` rows of `sample` as CSV, and what `served` predicts for
+/// them (a JSON object of prediction columns).
+fn self_test(served: &ServedModel, sample: &Path, n: usize) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+    let types = |name: &str| {
+        served
+            .inputs()
+            .and_then(|s| s.column(name))
+            .map(|c| c.column_type.arrow())
+    };
+    let mut reader = ChunkReader::open(
+        sample,
+        ChunkOptions {
+            chunk_rows: n,
+            column_types: Some(&types),
+            progress: None,
+        },
+    )?;
+    let rows = reader
+        .next()
+        .transpose()?
+        .with_context(|| format!("{} holds no rows", sample.display()))?;
+    let predictions = served
+        .predict(&rows)
+        .with_context(|| format!("predicting the self-test rows of {}", sample.display()))?;
+    let mut csv = Vec::new();
+    {
+        let mut w = arrow_csv::WriterBuilder::new()
+            .with_header(true)
+            .build(&mut csv);
+        w.write(&rows)?;
+    }
+    let columns: Map<String, Value> = predictions
+        .schema()
+        .fields()
+        .iter()
+        .zip(predictions.columns())
+        .map(|(f, c)| {
+            (
+                f.name().clone(),
+                Value::Array(sluice_serve::protocol::column_json(c.as_ref())),
+            )
+        })
+        .collect();
+    Ok((csv, serde_json::to_vec_pretty(&columns)?))
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder,
+/// so that a device watching the folder never sees half a bundle.
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// `sluice bundle keygen KEY`.
+fn keygen(key: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let secret = SecretKey::generate()?;
+    let public_path = PathBuf::from(format!("{}.pub", key.display()));
+    secret.write(key)?;
+    let public: PublicKey = secret.public();
+    public.write(&public_path)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"private": key, "public": public_path, "id": public.id()})
+        );
+    } else {
+        eprintln!(
+            "made key {}: {} (private: sign with `sluice bundle --sign`), {} (public: `sluice-edge --trust`)",
+            public.id(),
+            key.display(),
+            public_path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,795 @@
+//! The edge: `sluice bundle` makes a bundle of a registered model, and the
+//! separate `sluice-edge` binary checks it, predicts and serves with it —
+//! natively, and for aarch64 under qemu-user — and takes updates from a
+//! folder without a failed request.
+//!
+//! The `sluice-edge` binaries come from `scripts/test` (built as they ship:
+//! `cargo build -p sluice-edge`, and for aarch64-unknown-linux-gnu), named
+//! by SLUICE_EDGE_BIN and SLUICE_EDGE_AARCH64_BIN; without them the tests
+//! fall back to target/debug/sluice-edge, or print a NOTICE and skip unless
+//! SLUICE_REQUIRE_EDGE=1 (set by .ci/run).
+
+use crate::serve::{csv_path, data, floats, http, read_parquet, strings, trained_store};
+use crate::support::*;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn required() -> bool {
+    std::env::var_os("SLUICE_REQUIRE_EDGE").is_some_and(|v| v == "1")
+}
+
+/// The native `sluice-edge`, or `None` (skip) when it was not built.
+fn edge_bin() -> Option<PathBuf> {
+    let path = std::env::var_os("SLUICE_EDGE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_BIN_EXE_sluice")).with_file_name("sluice-edge"));
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        !required(),
+        "SLUICE_REQUIRE_EDGE=1 but {} is missing",
+        path.display()
+    );
+    eprintln!(
+        "NOTICE: {} is missing (cargo build -p sluice-edge); skipping",
+        path.display()
+    );
+    None
+}
+
+/// `qemu-aarch64` and the aarch64 `sluice-edge`, or `None` (skip).
+fn aarch64_edge() -> Option<Command> {
+    let bin = std::env::var_os("SLUICE_EDGE_AARCH64_BIN").map(PathBuf::from);
+    let qemu = Command::new("qemu-aarch64")
+        .arg("--version")
+        .output()
+        .is_ok();
+    match bin {
+        Some(bin) if bin.is_file() && qemu => {
+            let mut cmd = Command::new("qemu-aarch64");
+            // An ARMv8.0 core, the baseline every device has (qemu's
+            // default CPU has SVE and SME, which tract would pick).
+            cmd.args(["-L", "/usr/aarch64-linux-gnu", "-cpu", "cortex-a72"])
+                .arg(bin);
+            Some(cmd)
+        }
+        _ => {
+            assert!(
+                !required(),
+                "SLUICE_REQUIRE_EDGE=1 but SLUICE_EDGE_AARCH64_BIN or qemu-aarch64 is missing"
+            );
+            eprintln!("NOTICE: no aarch64 sluice-edge or qemu-aarch64; skipping the aarch64 test");
+            None
+        }
+    }
+}
+
+/// `sluice bundle ARGS… --store STORE`, which must succeed; its JSON.
+fn bundle(store: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["bundle", "--store", store.to_str().unwrap(), "--json"];
+    all.extend_from_slice(args);
+    let r = run(&all);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.json()
+}
+
+/// `sluice predict --predictions-only` of the whole breast-cancer file.
+fn reference_predictions(store: &Path, dir: &Path) -> arrow_array::RecordBatch {
+    let out = dir.join("reference.parquet");
+    let r = run(&[
+        "predict",
+        "--model",
+        "breast-cancer@production",
+        "--input",
+        csv_path().to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--predictions-only",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    read_parquet(&out)
+}
+
+/// CSV predictions (`sluice-edge predict`'s output), by column.
+fn csv_columns(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut lines = text.lines();
+    let header: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
+    let mut columns = vec![Vec::new(); header.len()];
+    for line in lines.filter(|l| !l.is_empty()) {
+        for (i, v) in line.split(',').enumerate() {
+            columns[i].push(v.to_string());
+        }
+    }
+    (header, columns)
+}
+
+/// Asserts the edge's CSV predictions equal `sluice predict`'s: labels
+/// exactly, probabilities within `tolerance` (0: bit for bit). Returns the
+/// largest difference seen.
+fn assert_same_predictions(
+    edge_csv: &str,
+    reference: &arrow_array::RecordBatch,
+    tolerance: f64,
+) -> f64 {
+    let (header, columns) = csv_columns(edge_csv);
+    assert_eq!(
+        header,
+        reference
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(strings(reference, "prediction"), columns[0]);
+    let mut largest = 0f64;
+    for (i, name) in header.iter().enumerate().skip(1) {
+        let want = floats(reference, name);
+        assert_eq!(want.len(), columns[i].len());
+        for (row, (w, g)) in want.iter().zip(&columns[i]).enumerate() {
+            let g: f64 = g.parse().unwrap();
+            let d = (g - w).abs();
+            largest = largest.max(d);
+            assert!(d <= tolerance, "{name} row {row}: edge {g}, sluice {w}");
+        }
+    }
+    largest
+}
+
+/// A running `sluice-edge serve`; its stderr is collected.
+struct EdgeServer {
+    child: Child,
+    addr: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl EdgeServer {
+    fn start(mut cmd: Command, args: &[&str]) -> EdgeServer {
+        let mut child = cmd
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sluice-edge starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                if let Some(addr) = line.strip_prefix("sluice-edge listening on http://") {
+                    let _ = tx.send(addr.to_string());
+                }
+                kept.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let Ok(addr) = rx.recv_timeout(Duration::from_secs(120)) else {
+            let _ = child.kill();
+            panic!("sluice-edge did not start:\n{}", log.lock().unwrap());
+        };
+        EdgeServer { child, addr, log }
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        let (status, text) = http(&self.addr, "GET", path, b"", false);
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    fn infer(&self, rows: std::ops::Range<usize>) -> (u16, Value) {
+        let body = data().infer_body(rows, Some("edge")).to_string();
+        let (status, text) = http(
+            &self.addr,
+            "POST",
+            "/v2/models/breast-cancer/infer",
+            body.as_bytes(),
+            false,
+        );
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
+
+impl Drop for EdgeServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An infer response's output `name`, as text.
+fn output(response: &Value, name: &str) -> Vec<String> {
+    response["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == name)
+        .unwrap_or_else(|| panic!("no output {name}: {response}"))["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .map(String::from)
+                .unwrap_or_else(|| v.to_string())
+        })
+        .collect()
+}
+
+/// `sluice-edge predict BUNDLE < breast_cancer.csv`: its stdout.
+fn edge_predict(mut cmd: Command, bundle: &Path) -> String {
+    let mut child = cmd
+        .arg("predict")
+        .arg(bundle)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&std::fs::read(csv_path()).unwrap())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The entries of a tar: name and the byte range of its contents.
+fn tar_entries(bytes: &[u8]) -> Vec<(String, std::ops::Range<usize>)> {
+    let mut entries = Vec::new();
+    let mut at = 0;
+    while at + 512 <= bytes.len() && bytes[at] != 0 {
+        let header = &bytes[at..at + 512];
+        let name = String::from_utf8_lossy(&header[..100])
+            .trim_end_matches('\0')
+            .to_string();
+        let size = String::from_utf8_lossy(&header[124..136]);
+        let size =
+            usize::from_str_radix(size.trim_matches(|c: char| c == '\0' || c == ' '), 8).unwrap();
+        entries.push((name, at + 512..at + 512 + size));
+        at += 512 + size.div_ceil(512) * 512;
+    }
+    entries
+}
+
+/// The byte range of `name`'s contents in a tar.
+fn tar_entry(bytes: &[u8], name: &str) -> std::ops::Range<usize> {
+    tar_entries(bytes)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no {name} in the bundle"))
+        .1
+}
+
+/// The name of the first tar entry whose name starts with `prefix`.
+fn tar_name(bytes: &[u8], prefix: &str) -> String {
+    tar_entries(bytes)
+        .into_iter()
+        .find(|(n, _)| n.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix}… in the bundle"))
+        .0
+}
+
+#[test]
+fn a_bundle_predicts_on_the_edge_exactly_what_sluice_predicts_and_serves_the_protocol() {
+    let Some(edge) = edge_bin() else { return };
+    let (dir, store) = trained_store(false);
+    let path = dir.path().join("bc.bundle");
+    let csv = csv_path();
+    let summary = bundle(
+        &store,
+        &[
+            "--model",
+            "breast-cancer@production",
+            "-o",
+            path.to_str().unwrap(),
+            "--sample",
+            csv.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        summary["target"],
+        format!("{}-unknown-linux-gnu", std::env::consts::ARCH)
+    );
+    assert_eq!(summary["model"]["version"], 1);
+    let components = summary["components"].as_array().unwrap();
+    assert_eq!(components.len(), 1, "{summary}");
+    assert_eq!(components[0]["role"], "transform");
+    assert_eq!(components[0]["name"], "std:transform");
+    assert_eq!(summary["selftest_rows"], true);
+    assert!(summary["signed_by"].is_null());
+
+    // Verified, loaded and self-tested, with what it holds.
+    let out = Command::new(&edge)
+        .args(["verify", path.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["model"]["name"], "breast-cancer");
+    assert_eq!(v["selftest_rows"], 32);
+    assert_eq!(v["sha256"], summary["sha256"]);
+
+    // Same machine, same code: bit for bit.
+    let reference = reference_predictions(&store, dir.path());
+    let text = edge_predict(Command::new(&edge), &path);
+    assert_eq!(assert_same_predictions(&text, &reference, 0.0), 0.0);
+
+    // Over HTTP, the protocol's answers for the same rows.
+    let server = EdgeServer::start(Command::new(&edge), &["--bundle", path.to_str().unwrap()]);
+    assert_eq!(server.get("/v2/health/ready").0, 200);
+    let (status, meta) = server.get("/v2/models/breast-cancer");
+    assert_eq!(status, 200);
+    assert_eq!(meta["inputs"].as_array().unwrap().len(), 30, "{meta}");
+    let (status, answer) = server.infer(0..25);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["model_version"], "1");
+    assert_eq!(answer["id"], "edge");
+    assert_eq!(
+        output(&answer, "prediction"),
+        strings(&reference, "prediction")[..25]
+    );
+    let p: Vec<f64> = output(&answer, "probability_malignant")
+        .iter()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    for (got, want) in p.iter().zip(floats(&reference, "probability_malignant")) {
+        // Answered at float32 precision, as `sluice serve` does.
+        assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+    }
+    let (status, e) = server.get("/v2/models/another");
+    assert_eq!(status, 404);
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("this device serves `breast-cancer`"),
+        "{e}"
+    );
+    let (status, e) = http(
+        &server.addr,
+        "POST",
+        "/v2/models/breast-cancer/infer",
+        b"{\"inputs\": [",
+        false,
+    );
+    assert_eq!(status, 400, "{e}");
+    assert!(e.contains("invalid inference request"), "{e}");
+}
+
+#[test]
+fn tampered_mismatched_or_unsigned_bundles_are_refused_with_what_to_rebuild() {
+    let Some(edge) = edge_bin() else { return };
+    let (dir, store) = trained_store(false);
+    let d = dir.path();
+    let good = d.join("good.bundle");
+    let model = ["--model", "breast-cancer@production"];
+    bundle(
+        &store,
+        &[&model[..], &["-o", good.to_str().unwrap()]].concat(),
+    );
+    let bytes = std::fs::read(&good).unwrap();
+    let verify = |path: &Path, extra: &[&str]| {
+        let out = Command::new(&edge)
+            .arg("verify")
+            .arg(path)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(verify(&good, &[]).0, 0);
+
+    // One byte changed in the component's code, the ONNX graph, the manifest.
+    let component = tar_name(&bytes, "components/");
+    for (entry, expected) in [
+        (
+            component.as_str(),
+            format!("`{component}` in the bundle was modified or damaged"),
+        ),
+        (
+            "model/model.onnx",
+            "`model/model.onnx` in the bundle was modified or damaged".to_string(),
+        ),
+        (
+            "manifest.json",
+            "the bundle's manifest was modified or damaged".to_string(),
+        ),
+    ] {
+        let range = tar_entry(&bytes, entry);
+        let mut tampered = bytes.clone();
+        tampered[range.start + range.len() / 2] ^= 0x20;
+        let path = d.join("tampered.bundle");
+        std::fs::write(&path, &tampered).unwrap();
+        let (code, err) = verify(&path, &[]);
+        assert_eq!(code, 1, "{entry}: {err}");
+        assert!(err.contains(&expected), "{entry}: {err}");
+    }
+
+    // Built for the other architecture.
+    let other = if std::env::consts::ARCH == "x86_64" {
+        "aarch64"
+    } else {
+        "x86_64"
+    };
+    let foreign = d.join("foreign.bundle");
+    let triple = format!("{other}-unknown-linux-gnu");
+    bundle(
+        &store,
+        &[
+            &model[..],
+            &["-o", foreign.to_str().unwrap(), "--target", &triple],
+        ]
+        .concat(),
+    );
+    let (code, err) = verify(&foreign, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!(
+            "the bundle was compiled for {triple}, and this device is {}-linux: rebuild it with `sluice bundle … --target {}-unknown-linux-gnu`",
+            std::env::consts::ARCH,
+            std::env::consts::ARCH
+        )),
+        "{err}"
+    );
+
+    // Compiled for another engine: a manifest rewritten (and its digest
+    // recomputed) to name another wasmtime.
+    let expect = sluice_bundle::Expectations::this_machine(
+        sluice_bundle::EngineId {
+            profile: sluice_runtime::engine_config::ENGINE_PROFILE.into(),
+            wasmtime: sluice_runtime::engine_config::WASMTIME_VERSION.into(),
+        },
+        vec![],
+    );
+    let opened = sluice_bundle::Bundle::open(&bytes, &expect).unwrap();
+    let mut manifest = opened.manifest().clone();
+    manifest.engine.wasmtime = "47.0.1".into();
+    let mut writer = sluice_bundle::BundleWriter::new(manifest.clone());
+    for path in manifest.files.keys() {
+        writer.add(path, opened.file(path).unwrap().to_vec());
+    }
+    let older = d.join("older.bundle");
+    std::fs::write(&older, writer.finish(None)).unwrap();
+    let (code, err) = verify(&older, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("compiled for engine sluice-engine-1 (wasmtime 47.0.1)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("rebuild the bundle with the `sluice` of the same release"),
+        "{err}"
+    );
+
+    // Signatures: an unsigned bundle where a key is trusted, a bundle
+    // signed by another key, and one signed by the trusted key.
+    let key = d.join("team.key");
+    let r = run(&["bundle", "keygen", key.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let public = d.join("team.key.pub");
+    let trust = ["--trust", public.to_str().unwrap()];
+    let (code, err) = verify(&good, &trust);
+    assert_eq!(code, 1);
+    assert!(err.contains("the bundle is not signed"), "{err}");
+    assert!(err.contains("sluice bundle --sign KEY"), "{err}");
+    let signed = d.join("signed.bundle");
+    bundle(
+        &store,
+        &[
+            &model[..],
+            &[
+                "-o",
+                signed.to_str().unwrap(),
+                "--sign",
+                key.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    let (code, err) = verify(&signed, &trust);
+    assert_eq!(code, 0, "{err}");
+    let stranger = d.join("stranger.key");
+    assert_eq!(
+        run(&["bundle", "keygen", stranger.to_str().unwrap()]).code,
+        0
+    );
+    let (code, err) = verify(
+        &signed,
+        &["--trust", d.join("stranger.key.pub").to_str().unwrap()],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("not valid for any trusted key"), "{err}");
+    // The key is never overwritten.
+    let r = run(&["bundle", "keygen", key.to_str().unwrap()]);
+    assert_ne!(r.code, 0);
+}
+
+#[test]
+fn a_newer_bundle_replaces_the_served_one_without_a_failed_request_and_a_bad_one_changes_nothing() {
+    let Some(edge) = edge_bin() else { return };
+    let (dir, store) = trained_store(true);
+    let d = dir.path();
+    let watched = d.join("bundles");
+    std::fs::create_dir(&watched).unwrap();
+    let csv = csv_path();
+    let make = |reference: &str, name: &str| {
+        let out = d.join(name);
+        bundle(
+            &store,
+            &[
+                "--model",
+                reference,
+                "-o",
+                out.to_str().unwrap(),
+                "--sample",
+                csv.to_str().unwrap(),
+            ],
+        );
+        out
+    };
+    let v1 = make("breast-cancer@production", "v1.bundle");
+    let v2 = make("breast-cancer@staging", "v2.bundle");
+    // Arrives in the folder whole, as `sluice bundle -o` writes it.
+    let arrive = |from: &Path, name: &str| {
+        let tmp = watched.join(format!(".{name}.part"));
+        std::fs::copy(from, &tmp).unwrap();
+        std::fs::rename(&tmp, watched.join(name)).unwrap();
+    };
+    arrive(&v1, "a.bundle");
+    let server = EdgeServer::start(
+        Command::new(&edge),
+        &["--bundle-dir", watched.to_str().unwrap(), "--poll", "100ms"],
+    );
+
+    // Requests without pause, counting failures and the versions answering.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (failed, answered) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let versions = Arc::new(Mutex::new(Vec::<String>::new()));
+    let addr = server.addr.clone();
+    let looping = {
+        let (stop, failed, answered, versions) = (
+            stop.clone(),
+            failed.clone(),
+            answered.clone(),
+            versions.clone(),
+        );
+        std::thread::spawn(move || {
+            let body = data().infer_body(0..5, None).to_string();
+            while !stop.load(Ordering::Relaxed) {
+                let (status, text) = http(
+                    &addr,
+                    "POST",
+                    "/v2/models/breast-cancer/infer",
+                    body.as_bytes(),
+                    false,
+                );
+                if status != 200 {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                answered.fetch_add(1, Ordering::Relaxed);
+                let v: Value = serde_json::from_str(&text).unwrap();
+                let version = v["model_version"].as_str().unwrap().to_string();
+                let mut seen = versions.lock().unwrap();
+                if seen.last() != Some(&version) {
+                    seen.push(version);
+                }
+            }
+        })
+    };
+    let wait_for = |what: &str, done: &dyn Fn(&Value) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (_, info) = server.get("/v2/edge/bundle");
+            if done(&info) {
+                return info;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: {info}\n{}",
+                server.log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    // A bundle whose self-test fails (it predicts, but not what the machine
+    // that built it predicted): refused, version 1 still answers.
+    let bytes = std::fs::read(&v2).unwrap();
+    let expect = sluice_bundle::Expectations::this_machine(
+        sluice_bundle::EngineId {
+            profile: sluice_runtime::engine_config::ENGINE_PROFILE.into(),
+            wasmtime: sluice_runtime::engine_config::WASMTIME_VERSION.into(),
+        },
+        vec![],
+    );
+    let opened = sluice_bundle::Bundle::open(&bytes, &expect).unwrap();
+    let manifest = opened.manifest().clone();
+    let mut writer = sluice_bundle::BundleWriter::new(manifest.clone());
+    for path in manifest.files.keys() {
+        let mut content = opened.file(path).unwrap().to_vec();
+        if path == "selftest/predictions.json" {
+            let mut p: Value = serde_json::from_slice(&content).unwrap();
+            let labels = p["prediction"].as_array_mut().unwrap();
+            labels[3] = Value::String(
+                if labels[3] == "benign" {
+                    "malignant"
+                } else {
+                    "benign"
+                }
+                .into(),
+            );
+            content = serde_json::to_vec(&p).unwrap();
+        }
+        writer.add(path, content);
+    }
+    let lying = d.join("lying.bundle");
+    std::fs::write(&lying, writer.finish(None)).unwrap();
+    std::thread::sleep(Duration::from_millis(1100)); // a newer modification time
+    arrive(&lying, "b.bundle");
+    let info = wait_for("the lying bundle refused", &|i| {
+        i["last_refused"]["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("b.bundle"))
+    });
+    assert!(
+        info["last_refused"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("row 4 `prediction`"),
+        "{info}"
+    );
+    assert_eq!(info["model"]["version"], 1);
+
+    // A damaged one: refused too.
+    let mut damaged = std::fs::read(&v2).unwrap();
+    let at = tar_entry(&damaged, "model/model.onnx").start + 40;
+    damaged[at] ^= 1;
+    let damaged_path = d.join("damaged.bundle");
+    std::fs::write(&damaged_path, damaged).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    arrive(&damaged_path, "c.bundle");
+    let info = wait_for("the damaged bundle refused", &|i| {
+        i["last_refused"]["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("c.bundle"))
+    });
+    assert!(
+        info["last_refused"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("modified or damaged"),
+        "{info}"
+    );
+    assert_eq!(info["model"]["version"], 1);
+
+    // The good one: taken.
+    std::thread::sleep(Duration::from_millis(1100));
+    arrive(&v2, "d.bundle");
+    wait_for("version 2 in use", &|i| i["model"]["version"] == 2);
+    let before = answered.load(Ordering::Relaxed);
+    while answered.load(Ordering::Relaxed) < before + 20 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    looping.join().unwrap();
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "{}",
+        server.log.lock().unwrap()
+    );
+    assert_eq!(*versions.lock().unwrap(), ["1", "2"]);
+    let log = server.log.lock().unwrap().clone();
+    assert!(
+        log.contains("refused") && log.contains("switched to"),
+        "{log}"
+    );
+}
+
+#[test]
+fn the_edge_runtime_has_no_compiler() {
+    // Its dependency graph, as cargo resolves it for `-p sluice-edge`.
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "-p",
+            "sluice-edge",
+            "-e",
+            "normal",
+            "--offline",
+            "-i",
+            "cranelift-codegen",
+        ])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "cranelift-codegen is in sluice-edge's graph:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(err.contains("did not match any packages"), "{err}");
+    // And the shipped aarch64 binary: wasmtime's runtime, no cranelift.
+    if let Some(bin) = std::env::var_os("SLUICE_EDGE_AARCH64_BIN") {
+        let bytes = std::fs::read(bin).unwrap();
+        let has = |s: &str| bytes.windows(s.len()).any(|w| w == s.as_bytes());
+        assert!(
+            has("wasmtime"),
+            "no wasmtime symbols: the check would prove nothing"
+        );
+        assert!(
+            !has("cranelift_codegen"),
+            "cranelift_codegen symbols in the aarch64 sluice-edge"
+        );
+    }
+}
+
+#[test]
+fn a_bundle_for_aarch64_predicts_under_qemu_what_sluice_predicts_on_this_machine() {
+    let Some(_) = aarch64_edge() else { return };
+    let (dir, store) = trained_store(false);
+    let path = dir.path().join("arm.bundle");
+    let csv = csv_path();
+    bundle(
+        &store,
+        &[
+            "--model",
+            "breast-cancer@production",
+            "--target",
+            "aarch64-unknown-linux-gnu",
+            "-o",
+            path.to_str().unwrap(),
+            "--sample",
+            csv.to_str().unwrap(),
+        ],
+    );
+    let reference = reference_predictions(&store, dir.path());
+    // Loading runs the self-test (32 rows, within 1e-6) on the device too.
+    let text = edge_predict(aarch64_edge().unwrap(), &path);
+    // Labels equal; probabilities within 1e-6 (tract's aarch64 and x86_64
+    // kernels round differently).
+    let largest = assert_same_predictions(&text, &reference, 1e-6);
+    eprintln!("aarch64 vs x86_64: largest probability difference {largest:e}");
+
+    let server = EdgeServer::start(
+        aarch64_edge().unwrap(),
+        &["--bundle", path.to_str().unwrap()],
+    );
+    let (status, answer) = server.infer(0..40);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        output(&answer, "prediction"),
+        strings(&reference, "prediction")[..40]
+    );
+}
