@@ -291,6 +291,35 @@ fn tar_name(bytes: &[u8], prefix: &str) -> String {
         .0
 }
 
+/// A bundle rebuilt from `bytes` (unsigned) after `edit` changed its
+/// manifest and files: what someone who can write the file but not sign
+/// it can make.
+fn rewritten(
+    bytes: &[u8],
+    edit: impl Fn(&mut sluice_bundle::Manifest, &str, &mut Vec<u8>),
+) -> Vec<u8> {
+    let expect = sluice_bundle::Expectations::this_machine(
+        sluice_bundle::EngineId {
+            profile: sluice_runtime::engine_config::ENGINE_PROFILE.into(),
+            wasmtime: sluice_runtime::engine_config::WASMTIME_VERSION.into(),
+        },
+        vec![],
+    );
+    let opened = sluice_bundle::Bundle::open(bytes, &expect).unwrap();
+    let mut manifest = opened.manifest().clone();
+    let mut files = Vec::new();
+    for path in opened.manifest().files.keys() {
+        let mut content = opened.file(path).unwrap().to_vec();
+        edit(&mut manifest, path, &mut content);
+        files.push((path.clone(), content));
+    }
+    let mut writer = sluice_bundle::BundleWriter::new(manifest);
+    for (path, content) in files {
+        writer.add(&path, content);
+    }
+    writer.finish(None)
+}
+
 #[test]
 fn a_bundle_predicts_on_the_edge_exactly_what_sluice_predicts_and_serves_the_protocol() {
     let Some(edge) = edge_bin() else { return };
@@ -463,22 +492,9 @@ fn tampered_mismatched_or_unsigned_bundles_are_refused_with_what_to_rebuild() {
 
     // Compiled for another engine: a manifest rewritten (and its digest
     // recomputed) to name another wasmtime.
-    let expect = sluice_bundle::Expectations::this_machine(
-        sluice_bundle::EngineId {
-            profile: sluice_runtime::engine_config::ENGINE_PROFILE.into(),
-            wasmtime: sluice_runtime::engine_config::WASMTIME_VERSION.into(),
-        },
-        vec![],
-    );
-    let opened = sluice_bundle::Bundle::open(&bytes, &expect).unwrap();
-    let mut manifest = opened.manifest().clone();
-    manifest.engine.wasmtime = "47.0.1".into();
-    let mut writer = sluice_bundle::BundleWriter::new(manifest.clone());
-    for path in manifest.files.keys() {
-        writer.add(path, opened.file(path).unwrap().to_vec());
-    }
+    let older_bytes = rewritten(&bytes, |m, _, _| m.engine.wasmtime = "47.0.1".into());
     let older = d.join("older.bundle");
-    std::fs::write(&older, writer.finish(None)).unwrap();
+    std::fs::write(&older, older_bytes).unwrap();
     let (code, err) = verify(&older, &[]);
     assert_eq!(code, 1);
     assert!(
@@ -625,72 +641,44 @@ fn a_newer_bundle_replaces_the_served_one_without_a_failed_request_and_a_bad_one
     // A bundle whose self-test fails (it predicts, but not what the machine
     // that built it predicted): refused, version 1 still answers.
     let bytes = std::fs::read(&v2).unwrap();
-    let expect = sluice_bundle::Expectations::this_machine(
-        sluice_bundle::EngineId {
-            profile: sluice_runtime::engine_config::ENGINE_PROFILE.into(),
-            wasmtime: sluice_runtime::engine_config::WASMTIME_VERSION.into(),
-        },
-        vec![],
-    );
-    let opened = sluice_bundle::Bundle::open(&bytes, &expect).unwrap();
-    let manifest = opened.manifest().clone();
-    let mut writer = sluice_bundle::BundleWriter::new(manifest.clone());
-    for path in manifest.files.keys() {
-        let mut content = opened.file(path).unwrap().to_vec();
+    let lying_bytes = rewritten(&bytes, |_, path, content| {
         if path == "selftest/predictions.json" {
-            let mut p: Value = serde_json::from_slice(&content).unwrap();
+            let mut p: Value = serde_json::from_slice(content).unwrap();
             let labels = p["prediction"].as_array_mut().unwrap();
-            labels[3] = Value::String(
-                if labels[3] == "benign" {
-                    "malignant"
-                } else {
-                    "benign"
-                }
-                .into(),
-            );
-            content = serde_json::to_vec(&p).unwrap();
+            let flipped = if labels[3] == "benign" {
+                "malignant"
+            } else {
+                "benign"
+            };
+            labels[3] = Value::String(flipped.into());
+            *content = serde_json::to_vec(&p).unwrap();
         }
-        writer.add(path, content);
-    }
-    let lying = d.join("lying.bundle");
-    std::fs::write(&lying, writer.finish(None)).unwrap();
-    std::thread::sleep(Duration::from_millis(1100)); // a newer modification time
-    arrive(&lying, "b.bundle");
-    let info = wait_for("the lying bundle refused", &|i| {
-        i["last_refused"]["file"]
-            .as_str()
-            .is_some_and(|f| f.ends_with("b.bundle"))
     });
-    assert!(
-        info["last_refused"]["error"]
-            .as_str()
-            .unwrap()
-            .contains("row 4 `prediction`"),
-        "{info}"
-    );
-    assert_eq!(info["model"]["version"], 1);
+    let lying = d.join("lying.bundle");
+    std::fs::write(&lying, lying_bytes).unwrap();
+    // Each arrives with a newer modification time, is refused for its
+    // reason, and version 1 goes on answering.
+    let refused = |path: &Path, name: &str, why: &str| {
+        std::thread::sleep(Duration::from_millis(1100));
+        arrive(path, name);
+        let info = wait_for(&format!("{name} refused"), &|i| {
+            i["last_refused"]["file"]
+                .as_str()
+                .is_some_and(|f| f.ends_with(name))
+        });
+        let error = info["last_refused"]["error"].as_str().unwrap();
+        assert!(error.contains(why), "{info}");
+        assert_eq!(info["model"]["version"], 1);
+    };
+    refused(&lying, "b.bundle", "row 4 `prediction`");
 
-    // A damaged one: refused too.
+    // A damaged one.
     let mut damaged = std::fs::read(&v2).unwrap();
     let at = tar_entry(&damaged, "model/model.onnx").start + 40;
     damaged[at] ^= 1;
     let damaged_path = d.join("damaged.bundle");
     std::fs::write(&damaged_path, damaged).unwrap();
-    std::thread::sleep(Duration::from_millis(1100));
-    arrive(&damaged_path, "c.bundle");
-    let info = wait_for("the damaged bundle refused", &|i| {
-        i["last_refused"]["file"]
-            .as_str()
-            .is_some_and(|f| f.ends_with("c.bundle"))
-    });
-    assert!(
-        info["last_refused"]["error"]
-            .as_str()
-            .unwrap()
-            .contains("modified or damaged"),
-        "{info}"
-    );
-    assert_eq!(info["model"]["version"], 1);
+    refused(&damaged_path, "c.bundle", "modified or damaged");
 
     // The good one: taken.
     std::thread::sleep(Duration::from_millis(1100));
