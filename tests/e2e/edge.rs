@@ -19,6 +19,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The flagship model's version on `production`.
+const PRODUCTION: &str = "breast-cancer@production";
+
 fn required() -> bool {
     std::env::var_os("SLUICE_REQUIRE_EDGE").is_some_and(|v| v == "1")
 }
@@ -70,10 +73,20 @@ fn aarch64_edge() -> Option<Command> {
     }
 }
 
-/// `sluice bundle ARGS… --store STORE`, which must succeed; its JSON.
-fn bundle(store: &Path, args: &[&str]) -> Value {
-    let mut all = vec!["bundle", "--store", store.to_str().unwrap(), "--json"];
-    all.extend_from_slice(args);
+/// `sluice bundle --model REFERENCE -o OUT EXTRA… --store STORE`, which
+/// must succeed; its JSON.
+fn bundle(store: &Path, reference: &str, out: &Path, extra: &[&str]) -> Value {
+    let mut all = vec![
+        "bundle",
+        "--store",
+        store.to_str().unwrap(),
+        "--json",
+        "--model",
+        reference,
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    all.extend_from_slice(extra);
     let r = run(&all);
     assert_eq!(r.code, 0, "{}", r.stderr);
     r.json()
@@ -85,7 +98,7 @@ fn reference_predictions(store: &Path, dir: &Path) -> arrow_array::RecordBatch {
     let r = run(&[
         "predict",
         "--model",
-        "breast-cancer@production",
+        PRODUCTION,
         "--input",
         csv_path().to_str().unwrap(),
         "--output",
@@ -328,14 +341,9 @@ fn a_bundle_predicts_on_the_edge_exactly_what_sluice_predicts_and_serves_the_pro
     let csv = csv_path();
     let summary = bundle(
         &store,
-        &[
-            "--model",
-            "breast-cancer@production",
-            "-o",
-            path.to_str().unwrap(),
-            "--sample",
-            csv.to_str().unwrap(),
-        ],
+        PRODUCTION,
+        &path,
+        &["--sample", csv.to_str().unwrap()],
     );
     assert_eq!(
         summary["target"],
@@ -417,11 +425,7 @@ fn tampered_mismatched_or_unsigned_bundles_are_refused_with_what_to_rebuild() {
     let (dir, store) = trained_store(false);
     let d = dir.path();
     let good = d.join("good.bundle");
-    let model = ["--model", "breast-cancer@production"];
-    bundle(
-        &store,
-        &[&model[..], &["-o", good.to_str().unwrap()]].concat(),
-    );
+    bundle(&store, PRODUCTION, &good, &[]);
     let bytes = std::fs::read(&good).unwrap();
     let verify = |path: &Path, extra: &[&str]| {
         let out = Command::new(&edge)
@@ -471,14 +475,7 @@ fn tampered_mismatched_or_unsigned_bundles_are_refused_with_what_to_rebuild() {
     };
     let foreign = d.join("foreign.bundle");
     let triple = format!("{other}-unknown-linux-gnu");
-    bundle(
-        &store,
-        &[
-            &model[..],
-            &["-o", foreign.to_str().unwrap(), "--target", &triple],
-        ]
-        .concat(),
-    );
+    bundle(&store, PRODUCTION, &foreign, &["--target", &triple]);
     let (code, err) = verify(&foreign, &[]);
     assert_eq!(code, 1);
     assert!(
@@ -520,16 +517,9 @@ fn tampered_mismatched_or_unsigned_bundles_are_refused_with_what_to_rebuild() {
     let signed = d.join("signed.bundle");
     bundle(
         &store,
-        &[
-            &model[..],
-            &[
-                "-o",
-                signed.to_str().unwrap(),
-                "--sign",
-                key.to_str().unwrap(),
-            ],
-        ]
-        .concat(),
+        PRODUCTION,
+        &signed,
+        &["--sign", key.to_str().unwrap()],
     );
     let (code, err) = verify(&signed, &trust);
     assert_eq!(code, 0, "{err}");
@@ -561,18 +551,13 @@ fn a_newer_bundle_replaces_the_served_one_without_a_failed_request_and_a_bad_one
         let out = d.join(name);
         bundle(
             &store,
-            &[
-                "--model",
-                reference,
-                "-o",
-                out.to_str().unwrap(),
-                "--sample",
-                csv.to_str().unwrap(),
-            ],
+            reference,
+            &out,
+            &["--sample", csv.to_str().unwrap()],
         );
         out
     };
-    let v1 = make("breast-cancer@production", "v1.bundle");
+    let v1 = make(PRODUCTION, "v1.bundle");
     let v2 = make("breast-cancer@staging", "v2.bundle");
     // Arrives in the folder whole, as `sluice bundle -o` writes it.
     let arrive = |from: &Path, name: &str| {
@@ -751,13 +736,11 @@ fn a_bundle_for_aarch64_predicts_under_qemu_what_sluice_predicts_on_this_machine
     let csv = csv_path();
     bundle(
         &store,
+        PRODUCTION,
+        &path,
         &[
-            "--model",
-            "breast-cancer@production",
             "--target",
             "aarch64-unknown-linux-gnu",
-            "-o",
-            path.to_str().unwrap(),
             "--sample",
             csv.to_str().unwrap(),
         ],

@@ -70,8 +70,17 @@ pub fn load(bytes: &[u8], trusted: &[PublicKey], runtime: &Runtime) -> Result<Ar
     }
     let card = file(&manifest.model.card)?;
     let onnx = file(&manifest.model.onnx)?.to_vec();
-    let model = ModelArtifact::from_stored(card, |_| Ok(bytes::Bytes::from(onnx)))
-        .map_err(|e| format!("the bundle's model: {e}"))?;
+    let onnx_digest = manifest.files[&manifest.model.onnx].sha256;
+    let model = ModelArtifact::from_stored(card, |named| {
+        if *named == onnx_digest {
+            Ok(bytes::Bytes::from(onnx))
+        } else {
+            Err(format!(
+                "its card names the graph {named}, and the bundle's is {onnx_digest}: rebuild it with `sluice bundle`"
+            ))
+        }
+    })
+    .map_err(|e| format!("the bundle's model: {e}"))?;
     let transforms: Vec<Component> = components
         .iter()
         .filter(|(c, _)| c.role == ComponentRole::Transform)

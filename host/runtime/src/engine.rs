@@ -104,6 +104,55 @@ impl ComponentSource {
         }
     }
 
+    /// The source of the component a digest names (as a model card's
+    /// transform records it): a standard step of this build, else the
+    /// bytes `objects` holds under that digest.
+    #[cfg(feature = "compiler")]
+    pub fn of_digest(
+        digest: &Digest,
+        objects: Option<&sluice_store::ObjectStore>,
+    ) -> Result<Self, String> {
+        if let Some(std) = sluice_std_components::by_sha256(&digest.to_hex()) {
+            return Ok(ComponentSource::Std(std.name.to_string()));
+        }
+        let bytes = objects
+            .ok_or_else(|| format!("component {digest} is not a standard step of this build"))?
+            .get(digest)
+            .map_err(|e| {
+                format!(
+                    "component {digest} is neither a standard step of this build nor in the store: {e}"
+                )
+            })?;
+        Ok(ComponentSource::Bytes {
+            name: digest.to_string(),
+            bytes,
+        })
+    }
+
+    /// The component's bytes and their digest.
+    #[cfg(feature = "compiler")]
+    pub fn read(&self) -> Result<(std::borrow::Cow<'_, [u8]>, Digest), RuntimeError> {
+        Ok(match self {
+            ComponentSource::Std(n) => {
+                let c = sluice_std_components::get(n).ok_or_else(|| RuntimeError::UnknownStd {
+                    name: n.clone(),
+                    available: sluice_std_components::names().map(str::to_string).collect(),
+                })?;
+                let digest = c.sha256.parse().expect("build script writes valid digests");
+                (c.bytes.into(), digest)
+            }
+            ComponentSource::Path(p) => {
+                let bytes = std::fs::read(p).map_err(|source| RuntimeError::Read {
+                    path: p.clone(),
+                    source,
+                })?;
+                let digest = Digest::of(&bytes);
+                (bytes.into(), digest)
+            }
+            ComponentSource::Bytes { bytes, .. } => (bytes.as_slice().into(), Digest::of(bytes)),
+        })
+    }
+
     /// How the component is named in messages.
     pub fn display_name(&self) -> String {
         match self {
@@ -211,25 +260,7 @@ impl Runtime {
     pub fn load(&self, source: &ComponentSource) -> Result<Component, RuntimeError> {
         let start = Instant::now();
         let name = source.display_name();
-        let (bytes, digest): (std::borrow::Cow<'_, [u8]>, Digest) = match source {
-            ComponentSource::Std(n) => {
-                let c = sluice_std_components::get(n).ok_or_else(|| RuntimeError::UnknownStd {
-                    name: n.clone(),
-                    available: sluice_std_components::names().map(str::to_string).collect(),
-                })?;
-                let digest = c.sha256.parse().expect("build script writes valid digests");
-                (c.bytes.into(), digest)
-            }
-            ComponentSource::Path(p) => {
-                let bytes = std::fs::read(p).map_err(|source| RuntimeError::Read {
-                    path: p.clone(),
-                    source,
-                })?;
-                let digest = Digest::of(&bytes);
-                (bytes.into(), digest)
-            }
-            ComponentSource::Bytes { bytes, .. } => (bytes.as_slice().into(), Digest::of(bytes)),
-        };
+        let (bytes, digest) = source.read()?;
         if let Some(c) = self.loaded.lock().unwrap().get(&digest) {
             return Ok(c.renamed(name, CacheOutcome::Memory, start.elapsed()));
         }
@@ -325,23 +356,7 @@ impl Runtime {
         digest: &Digest,
         objects: Option<&sluice_store::ObjectStore>,
     ) -> Result<Component, String> {
-        let source = match sluice_std_components::by_sha256(&digest.to_hex()) {
-            Some(std) => ComponentSource::Std(std.name.to_string()),
-            None => {
-                let bytes = objects
-                    .ok_or_else(|| format!("component {digest} is not a standard step of this build"))?
-                    .get(digest)
-                    .map_err(|e| {
-                        format!(
-                            "component {digest} is neither a standard step of this build nor in the store: {e}"
-                        )
-                    })?;
-                ComponentSource::Bytes {
-                    name: digest.to_string(),
-                    bytes,
-                }
-            }
-        };
+        let source = ComponentSource::of_digest(digest, objects)?;
         self.load(&source).map_err(|e| e.to_string())
     }
 

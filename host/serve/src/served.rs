@@ -202,6 +202,11 @@ impl ServedModel {
         self.model.is_classifier()
     }
 
+    /// The model: its ONNX bytes and card, as loaded and checked.
+    pub fn model(&self) -> &ModelArtifact {
+        &self.model
+    }
+
     /// The model card.
     pub fn card(&self) -> &serde_json::Map<String, Value> {
         self.model.card()

@@ -17,7 +17,7 @@ use sluice_runtime::engine_config::{self, CrossCompiler};
 use sluice_runtime::table::ArrowDType;
 use sluice_runtime::{ComponentSource, Digest};
 use sluice_serve::ServedModel;
-use sluice_store::{ModelRef, Store};
+use sluice_store::ModelRef;
 use sluice_tables::{ChunkOptions, ChunkReader};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -127,19 +127,9 @@ pub(crate) fn run(ctx: &CliContext, args: &BundleArgs) -> anyhow::Result<ExitCod
     // Loading the model as the server would checks all of it on this
     // machine first: the card, the graph, the transform's world.
     let served = ServedModel::load(&store, &runtime, model_ref)?;
-    let version = store
-        .metadata
-        .resolve_model(model_ref)?
-        .filter(|v| v.name == served.name && v.version == served.version)
-        .context("the model's alias moved while the bundle was being made; run it again")?;
-    let card_bytes = store.objects.get(&version.artifact)?;
-    let card: Map<String, Value> =
-        serde_json::from_slice(&card_bytes).context("the model card is not JSON")?;
-    let onnx_digest: Digest = card
-        .get("onnx")
-        .and_then(Value::as_str)
-        .context("the model card names no ONNX graph")?
-        .parse()?;
+    // The bundle holds exactly what was loaded and checked.
+    let onnx = served.model().onnx().to_vec();
+    let card = served.model().stored_card(&Digest::of(&onnx)).into_bytes();
 
     let mut writer = BundleWriter::new(Manifest {
         format: sluice_bundle::FORMAT.into(),
@@ -158,17 +148,18 @@ pub(crate) fn run(ctx: &CliContext, args: &BundleArgs) -> anyhow::Result<ExitCod
         selftest: None,
         files: Default::default(),
     });
-    writer.add("model/card.json", card_bytes);
-    writer.add("model/model.onnx", store.objects.get(&onnx_digest)?);
+    writer.add("model/card.json", card);
+    writer.add("model/model.onnx", onnx);
 
     let mut components = Vec::new();
     if let Some(digest) = served.transform_component() {
-        let bytes = component_bytes(&store, &digest)?;
+        let source = ComponentSource::of_digest(&digest, Some(&store.objects))
+            .map_err(anyhow::Error::msg)?;
         components.push((
-            std_name(&digest).unwrap_or_else(|| digest.to_string()),
+            source.display_name(),
             ComponentRole::Transform,
             None,
-            bytes,
+            source.read()?.0.into_owned(),
         ));
     }
     if let Some(spec_path) = &args.pipeline {
@@ -185,7 +176,15 @@ pub(crate) fn run(ctx: &CliContext, args: &BundleArgs) -> anyhow::Result<ExitCod
                         .join(", ")
                 )
             })?;
-            let bytes = step_bytes(&store, &step.component)?;
+            let source = match &step.component {
+                ComponentRef::Std(name) => ComponentSource::Std(name.clone()),
+                ComponentRef::Path(path) => ComponentSource::Path(path.clone()),
+                ComponentRef::Digest(hex) => {
+                    ComponentSource::of_digest(&hex.parse()?, Some(&store.objects))
+                        .map_err(anyhow::Error::msg)?
+                }
+            };
+            let bytes = source.read()?.0.into_owned();
             // Checked against the step world on this machine: the target's
             // engine can compile but not instantiate.
             runtime.load(&ComponentSource::Bytes {
@@ -276,36 +275,6 @@ fn engine_id() -> EngineId {
     EngineId {
         profile: engine_config::ENGINE_PROFILE.into(),
         wasmtime: engine_config::WASMTIME_VERSION.into(),
-    }
-}
-
-/// `std:NAME` if the digest is a standard step of this build.
-fn std_name(digest: &Digest) -> Option<String> {
-    sluice_std_components::by_sha256(&digest.to_hex()).map(|c| format!("std:{}", c.name))
-}
-
-/// A component's bytes by digest: a standard step of this build, else the
-/// store's.
-fn component_bytes(store: &Store, digest: &Digest) -> anyhow::Result<Vec<u8>> {
-    if let Some(std) = sluice_std_components::by_sha256(&digest.to_hex()) {
-        return Ok(std.bytes.to_vec());
-    }
-    store
-        .objects
-        .get(digest)
-        .with_context(|| format!("component {digest} is neither a standard step nor in the store"))
-}
-
-/// The bytes of the component a step runs.
-fn step_bytes(store: &Store, component: &ComponentRef) -> anyhow::Result<Vec<u8>> {
-    match component {
-        ComponentRef::Std(name) => sluice_std_components::get(name)
-            .map(|c| c.bytes.to_vec())
-            .with_context(|| format!("std:{name} is not a standard step of this build")),
-        ComponentRef::Path(path) => {
-            std::fs::read(path).with_context(|| format!("reading {}", path.display()))
-        }
-        ComponentRef::Digest(hex) => component_bytes(store, &hex.parse()?),
     }
 }
 
