@@ -713,6 +713,32 @@ fn the_edge_runtime_has_no_compiler() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(err.contains("did not match any packages"), "{err}");
+    // Nor SQL: the parser and planner are a fifth of a binary's code, and
+    // replaying a transform needs neither.
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "-p",
+            "sluice-edge",
+            "-e",
+            "normal",
+            "--offline",
+            "-i",
+            "sqlparser",
+        ])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "",
+        "sqlparser is in sluice-edge's graph"
+    );
     // And the shipped aarch64 binary: wasmtime's runtime, no cranelift.
     if let Some(bin) = std::env::var_os("SLUICE_EDGE_AARCH64_BIN") {
         let bytes = std::fs::read(bin).unwrap();

@@ -120,8 +120,9 @@ pub(crate) fn df_error(
             }
             _ => OpError::Invalid(clean(root)),
         },
+        #[cfg(feature = "sql")]
+        DataFusionError::SQL(..) => OpError::Invalid(clean(root)),
         DataFusionError::Plan(_)
-        | DataFusionError::SQL(..)
         | DataFusionError::NotImplemented(_)
         | DataFusionError::Configuration(_)
         | DataFusionError::Execution(_) => OpError::Invalid(clean(root)),
@@ -158,6 +159,7 @@ fn no_such_column(name: &str, t: &Table) -> String {
 /// A DataFusion error's message without its category prefix or backtrace.
 fn clean(e: &DataFusionError) -> String {
     let message = match e {
+        #[cfg(feature = "sql")]
         DataFusionError::SQL(p, _) => p.to_string(),
         other => other.message().into_owned(),
     };
@@ -670,6 +672,27 @@ fn units(t: &Table) -> Vec<RecordBatch> {
 /// The most rows a work unit of a row-wise kernel has.
 const UNIT: usize = 256 * 1024;
 
+/// What a build without SQL (the edge runtime's) says when asked for it.
+#[cfg(not(feature = "sql"))]
+pub(crate) const NO_SQL: &str = "SQL is not available in this build of sluice (the edge runtime has no SQL \
+     engine; it replays transforms): run this step with `sluice`";
+
+/// `sql` read as an expression over `df_schema`'s columns.
+#[cfg(feature = "sql")]
+fn parse_expression(
+    state: &SessionState,
+    sql: &str,
+    df_schema: &DFSchema,
+) -> Result<Expr, DataFusionError> {
+    state.create_logical_expr(sql, df_schema)
+}
+
+/// Without SQL, no expression can be read.
+#[cfg(not(feature = "sql"))]
+fn parse_expression(_: &SessionState, sql: &str, _: &DFSchema) -> Result<Expr, DataFusionError> {
+    Err(DataFusionError::Plan(format!("`{sql}`: {NO_SQL}")))
+}
+
 /// `sql`, a SQL expression over `t`'s columns, planned against `t`'s
 /// schema (types coerced, functions resolved) for evaluation per batch.
 fn plan_expression(
@@ -678,7 +701,7 @@ fn plan_expression(
     sql: &str,
     df_schema: &DFSchema,
 ) -> Result<Arc<dyn PhysicalExpr>, DataFusionError> {
-    let expr = state.create_logical_expr(sql, df_schema)?;
+    let expr = parse_expression(state, sql, df_schema)?;
     let aggregate = expr.exists(|e| {
         Ok(matches!(
             e,

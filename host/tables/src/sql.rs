@@ -8,11 +8,17 @@
 //! brought to the column types host tables hold by [`normalize`].
 
 use crate::engine::Session;
-use crate::ops::{OpError, assemble, df_error, normalize, provider};
+use crate::ops::OpError;
+#[cfg(feature = "sql")]
+use crate::ops::{assemble, df_error, normalize, provider};
 use crate::table::Table;
+#[cfg(feature = "sql")]
 use arrow_schema::SchemaRef;
+#[cfg(feature = "sql")]
 use datafusion::common::TableReference;
+#[cfg(feature = "sql")]
 use datafusion::prelude::SQLOptions;
+#[cfg(feature = "sql")]
 use std::sync::Arc;
 
 /// Runs `query` (a single query in DataFusion's SQL dialect) over `inputs`,
@@ -28,6 +34,7 @@ use std::sync::Arc;
 /// the step's memory limit; a query that cannot fit is [`OpError::Memory`].
 /// Parse and planning errors (an unknown table or column, a type
 /// mismatch, a write) are [`OpError::Invalid`].
+#[cfg(feature = "sql")]
 pub async fn sql(s: &Session, query: &str, inputs: &[(String, Table)]) -> Result<Table, OpError> {
     for (i, (name, _)) in inputs.iter().enumerate() {
         if name.is_empty() {
@@ -81,7 +88,13 @@ pub async fn sql(s: &Session, query: &str, inputs: &[(String, Table)]) -> Result
     normalize(assemble(schema, batches)?)
 }
 
-#[cfg(test)]
+/// Without SQL (the edge runtime's build), every query is refused.
+#[cfg(not(feature = "sql"))]
+pub async fn sql(_: &Session, _: &str, _: &[(String, Table)]) -> Result<Table, OpError> {
+    Err(OpError::Invalid(format!("sql: {}", crate::ops::NO_SQL)))
+}
+
+#[cfg(all(test, feature = "sql"))]
 mod tests {
     use super::*;
     use arrow_array::cast::AsArray;
