@@ -689,10 +689,10 @@ fn a_newer_bundle_replaces_the_served_one_without_a_failed_request_and_a_bad_one
     );
 }
 
-#[test]
-fn the_edge_runtime_has_no_compiler() {
-    // Its dependency graph, as cargo resolves it for `-p sluice-edge`.
-    let out = Command::new(env!("CARGO"))
+/// `cargo tree -p sluice-edge -e normal -i PACKAGE`: how `package` is in
+/// the edge's dependency graph as cargo resolves it for `-p sluice-edge`.
+fn edge_depends_on(package: &str) -> std::process::Output {
+    Command::new(env!("CARGO"))
         .args([
             "tree",
             "-p",
@@ -701,11 +701,17 @@ fn the_edge_runtime_has_no_compiler() {
             "normal",
             "--offline",
             "-i",
-            "cranelift-codegen",
+            package,
         ])
         .current_dir(repo())
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn the_edge_runtime_has_no_compiler() {
+    // Not in its graph: cargo finds no package of that name there.
+    let out = edge_depends_on("cranelift-codegen");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
@@ -713,22 +719,9 @@ fn the_edge_runtime_has_no_compiler() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(err.contains("did not match any packages"), "{err}");
-    // Nor SQL: the parser and planner are a fifth of a binary's code, and
-    // replaying a transform needs neither.
-    let out = Command::new(env!("CARGO"))
-        .args([
-            "tree",
-            "-p",
-            "sluice-edge",
-            "-e",
-            "normal",
-            "--offline",
-            "-i",
-            "sqlparser",
-        ])
-        .current_dir(repo())
-        .output()
-        .unwrap();
+    // Nor SQL (the `sluice` binary has it): the parser and planner were a
+    // third of the edge binary's code, and replaying a transform needs neither.
+    let out = edge_depends_on("sqlparser");
     assert!(
         out.status.success(),
         "{}",
