@@ -11,6 +11,7 @@
 
 use crate::serve::{csv_path, data, floats, http, read_parquet, strings, trained_store};
 use crate::support::*;
+use arrow_array::RecordBatch;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -687,6 +688,196 @@ fn a_newer_bundle_replaces_the_served_one_without_a_failed_request_and_a_bad_one
         log.contains("refused") && log.contains("switched to"),
         "{log}"
     );
+}
+
+impl EdgeServer {
+    /// Stops the server as a device's service manager would (SIGTERM) and
+    /// waits for it; its exit code.
+    fn terminate(mut self) -> i32 {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+        let status = self.child.wait().unwrap();
+        status.code().unwrap_or(-1)
+    }
+}
+
+/// A copy of request-log file `from` whose metadata names another graph.
+fn with_another_graph(from: &Path, to: &Path) {
+    let file = std::fs::File::open(from).unwrap();
+    let builder =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let mut metadata = builder.schema().metadata().clone();
+    metadata.insert("sluice.graph".into(), format!("sha256:{}", "ab".repeat(32)));
+    let schema = Arc::new(builder.schema().as_ref().clone().with_metadata(metadata));
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(to).unwrap(),
+        schema.clone(),
+        None,
+    )
+    .unwrap();
+    for batch in builder.build().unwrap() {
+        writer
+            .write(&batch.unwrap().with_schema(schema.clone()).unwrap())
+            .unwrap();
+    }
+    writer.close().unwrap();
+}
+
+#[test]
+fn a_devices_request_log_taken_into_the_store_is_monitored_like_a_servers() {
+    let Some(edge) = edge_bin() else { return };
+    let (dir, store) = trained_store(false);
+    let path = dir.path().join("bc.bundle");
+    bundle(&store, PRODUCTION, &path, &[]);
+    let logs = dir.path().join("device-logs");
+    let server = EdgeServer::start(
+        Command::new(&edge),
+        &[
+            "--bundle",
+            path.to_str().unwrap(),
+            "--request-log",
+            logs.to_str().unwrap(),
+            "--log-every",
+            "200ms",
+        ],
+    );
+    // Every row, two columns shifted, in requests of ten (ids dev-K)…
+    let d = data();
+    crate::monitor::send(
+        &server.addr,
+        &d,
+        "dev",
+        &["mean_radius", "mean_texture"],
+        1.6,
+    );
+    // …and one request without an id: the answer carries the one logged.
+    let (status, answer) = server.infer(0..3);
+    assert_eq!(status, 200, "{answer}");
+    let (status, anonymous) = {
+        let body = d.infer_body(3..4, None).to_string();
+        http(
+            &server.addr,
+            "POST",
+            "/v2/models/breast-cancer/infer",
+            body.as_bytes(),
+            false,
+        )
+    };
+    assert_eq!(status, 200, "{anonymous}");
+    let anonymous: Value = serde_json::from_str(&anonymous).unwrap();
+    let given = anonymous["id"].as_str().unwrap().to_string();
+    assert!(given.len() > 9 && given.contains('-'), "{given}");
+    assert_eq!(server.terminate(), 0, "a stop writes what is buffered");
+    let files: Vec<_> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!files.is_empty());
+    assert!(
+        files
+            .iter()
+            .all(|f| f.starts_with("requests-") && f.ends_with(".parquet")),
+        "no half-written files: {files:?}"
+    );
+    let logged = d.rows.len() + 3 + 1;
+
+    // Into another store (no such model): refused, nothing taken.
+    let empty = dir.path().join("empty-store");
+    let r = run(&[
+        "monitor",
+        "--model",
+        PRODUCTION,
+        "--store",
+        empty.to_str().unwrap(),
+        "--ingest",
+        logs.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("holds requests of breast-cancer:1, which this store does not have"),
+        "{}",
+        r.stderr
+    );
+    // A file that claims another graph, beside good ones: refused by name,
+    // and the good ones are not taken either.
+    let forged_dir = dir.path().join("forged");
+    std::fs::create_dir(&forged_dir).unwrap();
+    let first = logs.join(&files[0]);
+    std::fs::copy(&first, forged_dir.join(&files[0])).unwrap();
+    with_another_graph(
+        &first,
+        &forged_dir.join("requests-99990101-000000-999999.parquet"),
+    );
+    let r = crate::monitor::monitor(&store, &["--ingest", forged_dir.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("requests-99990101-000000-999999.parquet")
+            && r.stderr
+                .contains(&format!("answered by the graph sha256:{}", "ab".repeat(32))),
+        "{}",
+        r.stderr
+    );
+    let r = crate::monitor::monitor(&store, &["--json"]);
+    assert_eq!(r.code, 2, "nothing was taken: {}", r.stderr);
+    // A file that is not a request log.
+    let stray = dir.path().join("stray.parquet");
+    std::fs::copy(&path, &stray).unwrap();
+    let r = crate::monitor::monitor(&store, &["--ingest", stray.to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("stray.parquet: not a Parquet file"),
+        "{}",
+        r.stderr
+    );
+
+    // Into the store the bundle came from: every request, the shifted
+    // columns flagged (and only them), the predictions' rows as served.
+    let r = crate::monitor::monitor(&store, &["--ingest", logs.to_str().unwrap(), "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let report: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(report["serving"]["rows"], logged);
+    let ingested = report["ingested"].as_array().unwrap();
+    assert_eq!(ingested.len(), files.len());
+    assert!(
+        ingested
+            .iter()
+            .all(|f| f["already"] == false && f["model"] == "breast-cancer:1")
+    );
+    let drifted: Vec<&str> = report["drifted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(
+        drifted.contains(&"mean_radius") && drifted.contains(&"mean_texture"),
+        "{drifted:?}"
+    );
+    assert!(!drifted.contains(&"worst_symmetry"), "{drifted:?}");
+
+    // Taken again: nothing counted twice.
+    let r = crate::monitor::monitor(&store, &["--ingest", logs.to_str().unwrap(), "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let report: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(report["serving"]["rows"], logged);
+    assert!(
+        report["ingested"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["already"] == true)
+    );
+
+    // The rows carry the ids the answers carried.
+    let all: Vec<RecordBatch> = files.iter().map(|f| read_parquet(&logs.join(f))).collect();
+    let ids: Vec<String> = all.iter().flat_map(|b| strings(b, "request_id")).collect();
+    assert!(
+        ids.contains(&"edge".to_string()) && ids.contains(&given),
+        "{ids:?}"
+    );
+    assert!(ids.contains(&"dev-0".to_string()));
 }
 
 /// `cargo tree -p sluice-edge -e normal -i PACKAGE`: how `package` is in

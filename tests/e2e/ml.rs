@@ -501,7 +501,7 @@ fn a_train_test_split_and_a_float_label_train_serve_and_monitor_in_kind() {
         .filter(|(p, l)| p == l)
         .count();
     assert!(right >= 18, "{predicted:?} against {labels:?}");
-    crate::monitor::send(&server, &rows, "all", &[], 1.0);
+    crate::monitor::send(&server.addr, &rows, "all", &[], 1.0);
     assert_eq!(server.stop().0, 0);
 
     let r = run(&[

@@ -5,15 +5,16 @@
 //! show as degradation; the HTML report renders in headless Chromium with
 //! one chart per feature.
 
-use crate::serve::{Data, Server, data, trained_store};
+use crate::serve::{Data, Server, data, http, trained_store};
 use crate::support::*;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 
 /// Sends every row of the data set in requests of ten rows (ids
-/// `PREFIX-K`), the columns in `shifted` multiplied by `factor`.
-pub(crate) fn send(server: &Server, data: &Data, prefix: &str, shifted: &[&str], factor: f64) {
+/// `PREFIX-K`) to the server at `addr` (`sluice serve` or `sluice-edge
+/// serve`), the columns in `shifted` multiplied by `factor`.
+pub(crate) fn send(addr: &str, data: &Data, prefix: &str, shifted: &[&str], factor: f64) {
     let mut d = Data {
         features: data.features.clone(),
         rows: data.rows.clone(),
@@ -27,15 +28,19 @@ pub(crate) fn send(server: &Server, data: &Data, prefix: &str, shifted: &[&str],
     }
     for k in (0..d.rows.len()).step_by(10) {
         let end = (k + 10).min(d.rows.len());
-        let (status, body) = server.post(
+        let body = d.infer_body(k..end, Some(&format!("{prefix}-{k}")));
+        let (status, body) = http(
+            addr,
+            "POST",
             "/v2/models/breast-cancer/infer",
-            &d.infer_body(k..end, Some(&format!("{prefix}-{k}"))),
+            body.to_string().as_bytes(),
+            false,
         );
         assert_eq!(status, 200, "{body}");
     }
 }
 
-fn monitor(store: &Path, extra: &[&str]) -> Run {
+pub(crate) fn monitor(store: &Path, extra: &[&str]) -> Run {
     let mut args = vec![
         "monitor",
         "--model",
@@ -83,7 +88,7 @@ fn shifted_traffic_is_flagged_unshifted_is_not_and_feedback_gives_live_quality()
     );
 
     let server = Server::production(&store);
-    send(&server, &data, "plain", &[], 1.0);
+    send(&server.addr, &data, "plain", &[], 1.0);
     assert_eq!(server.stop().0, 0);
 
     let r = monitor(&store, &["--json", "--fail-on-alert"]);
@@ -113,7 +118,7 @@ fn shifted_traffic_is_flagged_unshifted_is_not_and_feedback_gives_live_quality()
     let since = now();
     let server = Server::production(&store);
     send(
-        &server,
+        &server.addr,
         &data,
         "shifted",
         &["mean_radius", "mean_texture"],

@@ -266,14 +266,14 @@ fn drift_over_the_threshold_retrains_and_the_new_version_goes_to_staging() {
     // particular order (the file is sorted by nothing in particular, but a
     // check may see any prefix of what was sent).
     let d = shuffled(data());
-    send(&server, &d, "plain", &[], 1.0);
+    send(&server.addr, &d, "plain", &[], 1.0);
     watch.wait_for("no drift over");
     assert_eq!(runs(&store).len(), 1);
 
     // The world shifts: new labelled data arrives and the traffic follows.
     let shifted = ["mean_radius", "mean_texture"];
     write_data(dir.path(), 569, &shifted, 1.6);
-    send(&server, &d, "shifted", &shifted, 1.6);
+    send(&server.addr, &d, "shifted", &shifted, 1.6);
     watch.wait_for("→ staging");
     let (code, log) = watch.stop();
     assert_eq!(code, 0, "{log}");

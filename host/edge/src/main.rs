@@ -16,6 +16,8 @@ mod updates;
 use clap::{Parser, Subcommand};
 use sluice_bundle::PublicKey;
 use sluice_runtime::Runtime;
+use sluice_serve::LogConfig;
+use sluice_serve::reqlog::{NoCounters, RequestLog, folder::FolderSink};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -39,6 +41,9 @@ Examples:
   sluice-edge predict model.bundle < rows.csv > predictions.csv
   sluice-edge serve --bundle model.bundle --addr 0.0.0.0:8080
   sluice-edge serve --bundle-dir /var/lib/sluice --trust team.pub
+  sluice-edge serve --bundle model.bundle --request-log /var/log/sluice
+    (later, on a machine with the store: sluice monitor --model NAME@ALIAS
+     --ingest DIR-copied-off-the-device)
   sluice-edge verify model.bundle --trust team.pub"
 )]
 struct Cli {
@@ -95,12 +100,31 @@ enum Command {
         /// The address to listen on (port 0: any free port, printed).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
-        /// Largest request body, in bytes.
-        #[arg(long, default_value_t = 32 << 20, value_name = "BYTES")]
-        max_body: usize,
+        /// Largest request body (bytes; K, M, G suffixes: 32M).
+        #[arg(long, default_value = "32MiB", value_parser = parse_bytes, value_name = "SIZE")]
+        max_body: u64,
         /// Connections open at once; more wait.
         #[arg(long, default_value_t = 64, value_name = "N")]
         max_connections: usize,
+        /// Log answered requests (raw inputs, predictions, request id,
+        /// time, model version) as Parquet files in this folder, for
+        /// `sluice monitor --ingest DIR` on a machine with the store.
+        #[arg(long, value_name = "DIR")]
+        request_log: Option<PathBuf>,
+        /// Fraction of requests logged, 0 to 1.
+        #[arg(
+            long,
+            default_value_t = 1.0,
+            value_name = "FRACTION",
+            requires = "request_log"
+        )]
+        log_sample: f64,
+        /// Write logged requests to a new file this often (and at exit).
+        #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION", requires = "request_log")]
+        log_every: Duration,
+        /// Most space the log files take; the oldest are removed first.
+        #[arg(long, default_value = "256MiB", value_parser = parse_bytes, value_name = "SIZE", requires = "request_log")]
+        log_max_bytes: u64,
     },
 }
 
@@ -119,6 +143,29 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         _ => return Err(format!("`{text}` is not a duration (500ms, 2s, 1m)")),
     };
     Ok(Duration::from_secs_f64(seconds))
+}
+
+/// A size in bytes: a whole number with an optional K, M or G (powers of
+/// 1024; `KiB`, `MB` … are read the same).
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let bad = || format!("`{text}` is not a size (4096, 512K, 32M, 1G)");
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let shift = match unit
+        .trim()
+        .to_ascii_uppercase()
+        .trim_end_matches('B')
+        .trim_end_matches('I')
+    {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(1 << shift).ok_or_else(bad)
 }
 
 fn main() -> ExitCode {
@@ -200,7 +247,16 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             addr,
             max_body,
             max_connections,
+            request_log,
+            log_sample,
+            log_every,
+            log_max_bytes,
         } => {
+            if !(0.0..=1.0).contains(log_sample) {
+                return Err(format!(
+                    "--log-sample {log_sample} is not a fraction between 0 and 1"
+                ));
+            }
             let first = match (bundle, bundle_dir) {
                 (Some(file), _) => {
                     let l = loaded::load(&read(file)?, &trusted, &runtime)
@@ -225,8 +281,29 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                     .spawn(move || updates::watch(dir, every, trusted, runtime, current))
                     .map_err(|e| format!("starting the update thread: {e}"))?;
             }
+            let log = match request_log {
+                Some(dir) => {
+                    let sink =
+                        FolderSink::open(dir, *log_max_bytes, format!("sluice-edge@{addr}"))?;
+                    eprintln!(
+                        "logging requests to {} (at most {log_max_bytes} bytes)",
+                        dir.display()
+                    );
+                    Some(RequestLog::start(
+                        Box::new(sink),
+                        LogConfig {
+                            sample: *log_sample,
+                            flush_every: *log_every,
+                            ..LogConfig::default()
+                        },
+                        Arc::new(NoCounters),
+                    ))
+                }
+                None => None,
+            };
+            let service = Arc::new(server::Service::new(current, log));
             let limits = server::Limits {
-                max_body: *max_body,
+                max_body: usize::try_from(*max_body).unwrap_or(usize::MAX),
                 max_connections: *max_connections,
                 header_timeout: Duration::from_secs(10),
             };
@@ -234,14 +311,17 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                 .enable_all()
                 .build()
                 .map_err(|e| format!("starting the server: {e}"))?;
-            rt.block_on(async {
+            let served = rt.block_on(async {
                 let listener = server::bind(*addr)
                     .await
                     .map_err(|e| format!("listening on {addr}: {e}"))?;
-                server::serve(listener, current, limits)
+                server::serve(listener, service.clone(), limits)
                     .await
                     .map_err(|e| format!("serving: {e}"))
-            })?;
+            });
+            // What the request log holds is written whatever ended serving.
+            service.close();
+            served?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -1,7 +1,8 @@
 //! `sluice-edge serve`: the Open Inference Protocol v2 over HTTP/1 (health,
 //! server and model metadata, infer with JSON or binary tensors) for the
 //! bundle in use, which a new bundle replaces without a moment with no
-//! model (see [`crate::updates`]).
+//! model (see [`crate::updates`]); answered requests are logged to a
+//! folder when asked (`--request-log`, see [`sluice_serve::reqlog::folder`]).
 
 use crate::loaded::Loaded;
 use bytes::Bytes;
@@ -10,7 +11,9 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 use sluice_serve::protocol;
+use sluice_serve::reqlog::RequestLog;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -48,6 +51,52 @@ impl Current {
     }
 }
 
+/// What every request is answered with: the bundle in use, the request
+/// log, the ids given to requests that bring none.
+pub struct Service {
+    current: Arc<Current>,
+    log: Option<RequestLog>,
+    id_prefix: String,
+    next_id: AtomicU64,
+}
+
+impl Service {
+    /// Serves `current`, logging answered requests to `log` if given.
+    pub fn new(current: Arc<Current>, log: Option<RequestLog>) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Service {
+            current,
+            log,
+            // Unique enough that ids of two runs of the device do not meet
+            // in a store that ingests both logs.
+            id_prefix: format!(
+                "{:08x}",
+                (nanos ^ (u64::from(std::process::id()) << 32)) as u32
+            ),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// An id for a request that brought none, so its logged rows can be
+    /// joined with labels later (it is in the response).
+    fn request_id(&self) -> String {
+        format!(
+            "{}-{}",
+            self.id_prefix,
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// Writes what the request log holds (at shutdown).
+    pub fn close(&self) {
+        if let Some(log) = &self.log {
+            log.close();
+        }
+    }
+}
+
 /// How the server bounds its work.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -62,7 +111,7 @@ pub struct Limits {
 /// Serves until the process is told to stop (SIGINT, SIGTERM).
 pub async fn serve(
     listener: TcpListener,
-    current: Arc<Current>,
+    service: Arc<Service>,
     limits: Limits,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -77,13 +126,13 @@ pub async fn serve(
             a = listener.accept() => a?,
             _ = &mut stop => return Ok(()),
         };
-        let current = current.clone();
+        let service = service.clone();
         let limits = limits.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let current = current.clone();
+                let service = service.clone();
                 let max_body = limits.max_body;
-                async move { Ok::<_, std::convert::Infallible>(handle(req, &current, max_body).await) }
+                async move { Ok::<_, std::convert::Infallible>(handle(req, service, max_body).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
@@ -131,11 +180,12 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>
 
 async fn handle(
     req: Request<Incoming>,
-    current: &Current,
+    service: Arc<Service>,
     max_body: usize,
 ) -> Response<Full<Bytes>> {
     let path = req.uri().path().trim_end_matches('/').to_string();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let current = &service.current;
     let loaded = current.get();
     let model = &loaded.model;
     let get = req.method() == Method::GET;
@@ -201,7 +251,7 @@ async fn handle(
                     json_response(StatusCode::OK, &json!({"name": model.name, "ready": true}))
                 }
                 ["infer"] if req.method() == Method::POST => {
-                    infer(req, loaded.clone(), max_body).await
+                    infer(req, loaded.clone(), service.clone(), max_body).await
                 }
                 [] | ["ready"] | ["infer"] => {
                     error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
@@ -216,6 +266,7 @@ async fn handle(
 async fn infer(
     req: Request<Incoming>,
     loaded: Arc<Loaded>,
+    service: Arc<Service>,
     max_body: usize,
 ) -> Response<Full<Bytes>> {
     let header_length = match req.headers().get("inference-header-content-length") {
@@ -254,7 +305,10 @@ async fn infer(
         let predictions = model
             .predict(&table)
             .map_err(|e| (e.blames_request(), e.to_string()))?;
-        let id = request.id.clone().unwrap_or_default();
+        let id = request.id.clone().unwrap_or_else(|| service.request_id());
+        if let Some(log) = service.log.as_ref().filter(|l| l.sampled()) {
+            log.record(model, &id, &table, &predictions);
+        }
         protocol::infer_response(&model.name, model.version, &id, &predictions, &request)
             .map_err(|e| (true, e.to_string()))
     })

@@ -4,7 +4,8 @@
 //! live quality against the evaluation recorded at registration.
 //!
 //! [`monitor`] makes a [`Report`]; [`html::render`] turns it into a page
-//! that opens offline.
+//! that opens offline. [`ingest`] takes the request logs a device wrote
+//! (`sluice-edge serve --request-log`) into the store first.
 //!
 //! Neighbours: drift statistics come from `sluice-drift` (the same code
 //! `std:validate` runs, so both give the same score for the same data);
@@ -14,9 +15,11 @@
 
 pub mod drift;
 pub mod html;
+mod ingest;
 mod report;
 
 pub use drift::{
     ColumnDrift, DEFAULT_CATEGORICAL_THRESHOLD, DEFAULT_NUMERIC_THRESHOLD, Thresholds,
 };
+pub use ingest::{IngestedFile, ingest};
 pub use report::{LiveQuality, MonitorError, MonitorOptions, Report, Source, Window, monitor};

@@ -31,6 +31,9 @@ pub enum MonitorError {
     /// The feedback file is unusable.
     #[error("feedback: {0}")]
     Feedback(String),
+    /// A request-log file cannot be ingested.
+    #[error("--ingest {0}")]
+    Ingest(String),
 }
 
 fn store_err(e: impl std::fmt::Display) -> MonitorError {

@@ -30,8 +30,7 @@ mod metrics;
 #[cfg(feature = "server")]
 mod parse_errors;
 pub mod protocol;
-#[cfg(feature = "server")]
-mod reqlog;
+pub mod reqlog;
 mod served;
 #[cfg(feature = "server")]
 mod server;
@@ -39,7 +38,6 @@ pub mod signature;
 
 #[cfg(feature = "server")]
 pub use batcher::BatchConfig;
-#[cfg(feature = "server")]
 pub use reqlog::LogConfig;
 pub use served::{LoadError, PredictError, ServedModel};
 #[cfg(feature = "server")]

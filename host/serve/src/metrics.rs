@@ -116,21 +116,6 @@ impl Metrics {
         }
     }
 
-    /// Counts a request accepted for the request log (queued for writing).
-    pub fn logged(&self) {
-        self.state.lock().unwrap().logged += 1;
-    }
-
-    /// Counts rows written to the request log (at each flush).
-    pub fn logged_rows(&self, rows: u64) {
-        self.state.lock().unwrap().logged_rows += rows;
-    }
-
-    /// Counts a request not logged because the writer fell behind.
-    pub fn log_dropped(&self) {
-        self.state.lock().unwrap().log_dropped += 1;
-    }
-
     /// The exposition text.
     pub fn render(&self) -> String {
         let s = self.state.lock().unwrap();
@@ -213,6 +198,21 @@ fn escape(s: &str) -> String {
         .replace('"', "\\\"")
         .replace('\n', "\\n")
         .replace(|c: char| c.is_control(), "\u{fffd}")
+}
+
+/// The request log's counts, in the exposition.
+impl crate::reqlog::LogCounters for Metrics {
+    fn logged(&self) {
+        self.state.lock().unwrap().logged += 1;
+    }
+
+    fn dropped(&self) {
+        self.state.lock().unwrap().log_dropped += 1;
+    }
+
+    fn written(&self, rows: u64) {
+        self.state.lock().unwrap().logged_rows += rows;
+    }
 }
 
 #[cfg(test)]

@@ -80,6 +80,7 @@ pub struct ServedModel {
     /// The registered version.
     pub version: i64,
     model: ModelArtifact,
+    graph: Digest,
     transform: Option<TransformRunner>,
     inputs: Option<Signature>,
     outputs: Signature,
@@ -173,6 +174,7 @@ impl ServedModel {
         Ok(ServedModel {
             name,
             version,
+            graph: Digest::of(model.onnx()),
             model,
             transform,
             inputs,
@@ -205,6 +207,13 @@ impl ServedModel {
     /// The model: its ONNX bytes and card, as loaded and checked.
     pub fn model(&self) -> &ModelArtifact {
         &self.model
+    }
+
+    /// The ONNX graph's digest: what a request log names beside the name
+    /// and version, so logs are never credited to another model that
+    /// happens to share them (another store's version 3).
+    pub fn graph(&self) -> Digest {
+        self.graph
     }
 
     /// The model card.

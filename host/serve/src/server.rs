@@ -7,7 +7,7 @@ use crate::batcher::{BatchConfig, Batcher};
 use crate::connections;
 use crate::metrics::Metrics;
 use crate::protocol;
-use crate::reqlog::{LogConfig, RequestLog};
+use crate::reqlog::{LogConfig, RequestLog, StoreSink};
 use crate::served::{LoadError, PredictError, ServedModel};
 use arrow_array::RecordBatch;
 use axum::Router;
@@ -308,9 +308,8 @@ impl Server {
             .local_addr()
             .map_err(|e| ServeError::Io(e.to_string()))?;
         let log = RequestLog::start(
-            store.clone(),
+            Box::new(StoreSink::new(store.clone(), local.to_string())),
             config.log,
-            local.to_string(),
             metrics.clone(),
         );
         let app = Arc::new(App {
@@ -923,8 +922,7 @@ impl App {
         let predictions = predict(self, &model, &table).await?;
         let id = request.id.clone().unwrap_or_else(|| self.request_id());
         if self.log.sampled() {
-            self.log
-                .record(&model.name, model.version, &id, &table, &predictions);
+            self.log.record(&model, &id, &table, &predictions);
         }
         Ok(Answer {
             model,
@@ -955,8 +953,7 @@ async fn invocations(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
         let predictions = predict(&app, &model, &table).await?;
         if app.log.sampled() {
             let id = app.request_id();
-            app.log
-                .record(&model.name, model.version, &id, &table, &predictions);
+            app.log.record(&model, &id, &table, &predictions);
         }
         Ok::<_, ApiError>(json_response(protocol::invocations_response(&predictions)))
     }

@@ -30,7 +30,7 @@ pub mod registry;
 mod remote;
 pub mod request_log;
 mod store;
-pub mod time;
+pub use sluice_time as time;
 pub mod transfer;
 mod watch_state;
 

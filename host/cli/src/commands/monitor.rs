@@ -24,13 +24,20 @@ the label column and optionally `row`), it joins true labels to the logged
 requests and flags metrics that fell more than --degradation below the
 evaluation recorded when the version was registered.
 
+With --ingest (repeatable), request logs written away from the store —
+`sluice-edge serve --request-log DIR` on a device, the folder copied off
+it — are taken into the store first: each file must name a version this
+store has, answered by the same ONNX graph; nothing is taken unless every
+file passes; a file taken before is not counted twice.
+
 Exit codes: 0, or 1 with --fail-on-alert when a column drifted or quality
 degraded; 2 when the report cannot be made.
 
 Examples:
   sluice monitor --model breast-cancer@production
   sluice monitor --model breast-cancer@production --since 2026-11-25T00:00:00Z --html report.html
-  sluice monitor --model breast-cancer@production --feedback labels.csv --json")]
+  sluice monitor --model breast-cancer@production --feedback labels.csv --json
+  sluice monitor --model breast-cancer@production --ingest device-7-logs/")]
 pub(crate) struct MonitorArgs {
     /// The model: NAME@ALIAS, NAME:VERSION or NAME (the latest version).
     #[arg(long, value_name = "NAME@ALIAS")]
@@ -57,6 +64,11 @@ pub(crate) struct MonitorArgs {
     #[arg(long, default_value_t = 0.05, value_name = "AMOUNT")]
     degradation: f64,
 
+    /// Take a device's request logs into the store first: a folder of
+    /// them (`sluice-edge serve --request-log`) or one file. Repeatable.
+    #[arg(long, value_name = "DIR|FILE")]
+    ingest: Vec<PathBuf>,
+
     /// Also write the report as a self-contained HTML page.
     #[arg(long, value_name = "FILE.html")]
     html: Option<PathBuf>,
@@ -78,6 +90,24 @@ pub(crate) struct MonitorArgs {
 pub(crate) fn run(ctx: &CliContext, args: &MonitorArgs) -> anyhow::Result<ExitCode> {
     let store = open_store(&args.store.clone().unwrap_or_else(default_store_dir))?;
     let runtime = ctx.runtime()?;
+    let ingested = if args.ingest.is_empty() {
+        Vec::new()
+    } else {
+        let files = sluice_monitor::ingest(&store, &args.ingest)?;
+        if !args.json {
+            let new: Vec<_> = files.iter().filter(|f| !f.already).collect();
+            eprintln!(
+                "ingested {} request-log file(s), {} row(s){}",
+                new.len(),
+                new.iter().map(|f| f.rows).sum::<u64>(),
+                match files.len() - new.len() {
+                    0 => String::new(),
+                    n => format!("; {n} already in the store"),
+                }
+            );
+        }
+        files
+    };
     let feedback = match &args.feedback {
         Some(path) => Some(sluice_tables::read_table(path)?),
         None => None,
@@ -96,7 +126,11 @@ pub(crate) fn run(ctx: &CliContext, args: &MonitorArgs) -> anyhow::Result<ExitCo
         write_html(path, &sluice_monitor::html::render(&report))?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut doc = serde_json::to_value(&report)?;
+        if !args.ingest.is_empty() {
+            doc["ingested"] = serde_json::to_value(&ingested)?;
+        }
+        println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         println!(
             "{}:{}  training {} rows ({})  served {} rows ({} to {})",

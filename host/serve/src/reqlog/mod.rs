@@ -1,21 +1,33 @@
 //! Request logging for monitoring: a sample of the served requests — their
-//! raw inputs, the predictions, the version that made them, the request id
-//! and time — written in Parquet chunks to the store's object store, each
-//! chunk recorded in the metadata database (`request_logs`).
+//! raw inputs, the predictions, the model that made them, the request id
+//! and time — gathered into chunks that a [`LogSink`] keeps: the server's
+//! writes each chunk as a Parquet object in the store and records it in the
+//! metadata database (`request_logs`); the edge runtime's writes Parquet
+//! files to a folder of bounded size ([`folder`]) that `sluice monitor
+//! --ingest` later takes into a store. Both hold the same rows, so a
+//! monitor reads a device's traffic as it reads a server's.
 //!
 //! Logging never slows a request: the request's tables (shared, not copied)
 //! go over a bounded channel to a writer thread — when it is full, the entry
 //! is dropped and counted rather than waited for — which builds the rows,
 //! compacts them every few hundred requests (a one-row batch per request
-//! would cost kilobytes of overhead each), and writes a model version's rows
-//! when `flush_rows` have gathered or `flush_every` has passed, and
+//! would cost kilobytes of overhead each), and hands a model's rows to the
+//! sink when `flush_rows` have gathered or `flush_every` has passed, and
 //! everything on shutdown.
 
-use crate::metrics::Metrics;
+pub mod folder;
+#[cfg(feature = "server")]
+mod store;
+
+#[cfg(feature = "server")]
+pub use store::StoreSink;
+
+use crate::ServedModel;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{Field, Schema};
-use sluice_store::{RequestLogChunk, Store};
+use sluice_runtime::Digest;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -42,6 +54,47 @@ impl Default for LogConfig {
     }
 }
 
+/// What a chunk of logged rows is: whose requests, how many, when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogChunk {
+    /// The model's registered name.
+    pub name: String,
+    /// The version that served the requests.
+    pub version: i64,
+    /// The digest of the ONNX graph that made the predictions.
+    pub graph: Digest,
+    /// How many rows the chunk holds.
+    pub rows: u64,
+    /// When the first of its requests was served (RFC 3339).
+    pub first_at: String,
+    /// When the last of them was served (RFC 3339).
+    pub last_at: String,
+}
+
+/// Where chunks of logged rows go. Called on the writer thread only.
+pub trait LogSink: Send + 'static {
+    /// Keeps one chunk: `rows` are `request_id`, `row`, `served_at`, the
+    /// request's input columns, then the prediction columns. An error is
+    /// reported on stderr and the rows are dropped (serving goes on).
+    fn write(&mut self, chunk: &LogChunk, rows: &RecordBatch) -> Result<(), String>;
+}
+
+/// What the logger counts, for a server's metrics.
+pub trait LogCounters: Send + Sync + 'static {
+    /// A request was queued for the log.
+    fn logged(&self) {}
+    /// A request was not logged because the writer fell behind.
+    fn dropped(&self) {}
+    /// A chunk of `rows` rows was written.
+    fn written(&self, _rows: u64) {}
+}
+
+/// Counts nothing (a logger with no metrics to feed).
+#[derive(Debug, Default)]
+pub struct NoCounters;
+
+impl LogCounters for NoCounters {}
+
 /// Requests waiting for the writer before new ones are dropped.
 const QUEUE: usize = 2048;
 /// Requests' rows gathered before they are compacted into one batch.
@@ -50,6 +103,7 @@ const COMPACT_EVERY: usize = 64;
 struct Entry {
     name: String,
     version: i64,
+    graph: Digest,
     request_id: String,
     inputs: RecordBatch,
     outputs: RecordBatch,
@@ -60,59 +114,78 @@ struct Entry {
 pub struct RequestLog {
     config: LogConfig,
     sender: Mutex<Option<mpsc::SyncSender<Entry>>>,
-    metrics: Arc<Metrics>,
+    counters: Arc<dyn LogCounters>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    draws: AtomicU64,
 }
 
 impl RequestLog {
-    /// Starts the writer thread; `server` names this server in the records.
+    /// Starts the writer thread, which hands chunks to `sink`.
     pub fn start(
-        store: Arc<Store>,
+        sink: Box<dyn LogSink>,
         config: LogConfig,
-        server: String,
-        metrics: Arc<Metrics>,
+        counters: Arc<dyn LogCounters>,
     ) -> Self {
         let (sender, entries) = mpsc::sync_channel(QUEUE);
-        let m = metrics.clone();
+        let c = counters.clone();
         let writer = std::thread::Builder::new()
             .name("sluice-request-log".into())
-            .spawn(move || write(&store, &entries, config, &server, &m))
+            .spawn(move || write(sink, &entries, config, &*c))
             .expect("the request-log thread can be started");
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
         RequestLog {
             config,
             sender: Mutex::new(Some(sender)),
-            metrics,
+            counters,
             writer: Mutex::new(Some(writer)),
+            draws: AtomicU64::new(seed),
         }
     }
 
     /// Whether to log the next request (a draw against the sample rate).
     pub fn sampled(&self) -> bool {
-        self.config.sample >= 1.0
-            || (self.config.sample > 0.0 && rand::random::<f64>() < self.config.sample)
+        if self.config.sample >= 1.0 {
+            return true;
+        }
+        if self.config.sample <= 0.0 {
+            return false;
+        }
+        // SplitMix64 over a shared counter: uniform, lock-free, and no
+        // random-number crate in the edge runtime.
+        let mut z = self
+            .draws
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+            .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z >> 11) as f64 / (1u64 << 53) as f64) < self.config.sample
     }
 
-    /// Logs one request: `inputs` and `outputs` have a row per predicted row.
+    /// Logs one request `model` answered: `inputs` and `outputs` have a
+    /// row per predicted row.
     pub fn record(
         &self,
-        name: &str,
-        version: i64,
+        model: &ServedModel,
         request_id: &str,
         inputs: &RecordBatch,
         outputs: &RecordBatch,
     ) {
         let entry = Entry {
-            name: name.to_string(),
-            version,
+            name: model.name.clone(),
+            version: model.version,
+            graph: model.graph(),
             request_id: request_id.to_string(),
             inputs: inputs.clone(),
             outputs: outputs.clone(),
-            at: sluice_store::time::now(),
+            at: sluice_time::now(),
         };
         if let Some(s) = self.sender.lock().unwrap().as_ref() {
             match s.try_send(entry) {
-                Ok(()) => self.metrics.logged(),
-                Err(mpsc::TrySendError::Full(_)) => self.metrics.log_dropped(),
+                Ok(()) => self.counters.logged(),
+                Err(mpsc::TrySendError::Full(_)) => self.counters.dropped(),
                 Err(mpsc::TrySendError::Disconnected(_)) => {}
             }
         }
@@ -124,6 +197,12 @@ impl RequestLog {
         if let Some(w) = self.writer.lock().unwrap().take() {
             let _ = w.join();
         }
+    }
+}
+
+impl Drop for RequestLog {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
@@ -167,14 +246,16 @@ struct Buffer {
     since: Option<Instant>,
 }
 
+/// A model's buffer: its name, version and graph.
+type Key = (String, i64, Digest);
+
 fn write(
-    store: &Store,
+    mut sink: Box<dyn LogSink>,
     entries: &mpsc::Receiver<Entry>,
     config: LogConfig,
-    server: &str,
-    metrics: &Metrics,
+    counters: &dyn LogCounters,
 ) {
-    let mut buffers: HashMap<(String, i64), Buffer> = HashMap::new();
+    let mut buffers: HashMap<Key, Buffer> = HashMap::new();
     let tick = config
         .flush_every
         .min(Duration::from_secs(1))
@@ -185,7 +266,7 @@ fn write(
                 let Some(rows) = log_rows(&e.request_id, &e.at, &e.inputs, &e.outputs) else {
                     continue;
                 };
-                let key = (e.name, e.version);
+                let key = (e.name, e.version, e.graph);
                 let b = buffers.entry(key.clone()).or_default();
                 // A request whose columns differ (a model without a
                 // recorded signature) starts a new chunk.
@@ -195,7 +276,7 @@ fn write(
                     .next()
                     .is_some_and(|f| f.schema() != rows.schema())
                 {
-                    flush(store, &key, b, server, metrics);
+                    flush(&mut *sink, &key, b, counters);
                 }
                 if b.rows == 0 {
                     b.first_at = e.at.clone();
@@ -208,7 +289,7 @@ fn write(
                     compact(b);
                 }
                 if b.rows >= config.flush_rows {
-                    flush(store, &key, b, server, metrics);
+                    flush(&mut *sink, &key, b, counters);
                 }
                 false
             }
@@ -217,7 +298,7 @@ fn write(
         };
         for (key, b) in buffers.iter_mut() {
             if closed || b.since.is_some_and(|s| s.elapsed() >= config.flush_every) {
-                flush(store, key, b, server, metrics);
+                flush(&mut *sink, key, b, counters);
             }
         }
         if closed {
@@ -238,9 +319,9 @@ fn compact(b: &mut Buffer) {
     }
 }
 
-/// Writes a buffer as one Parquet object and records it; a failure is
-/// reported on stderr and the rows are dropped (serving goes on).
-fn flush(store: &Store, key: &(String, i64), b: &mut Buffer, server: &str, metrics: &Metrics) {
+/// Hands a buffer to the sink as one chunk; a failure is reported on
+/// stderr and the rows are dropped (serving goes on).
+fn flush(sink: &mut dyn LogSink, key: &Key, b: &mut Buffer, counters: &dyn LogCounters) {
     compact(b);
     if b.batches.is_empty() {
         return;
@@ -248,29 +329,22 @@ fn flush(store: &Store, key: &(String, i64), b: &mut Buffer, server: &str, metri
     let batches = std::mem::take(&mut b.batches);
     let rows = std::mem::take(&mut b.rows);
     b.since = None;
-    let result = (|| -> Result<(), String> {
-        let all = arrow_select::concat::concat_batches(&batches[0].schema(), &batches)
-            .map_err(|e| e.to_string())?;
-        let bytes = sluice_runtime::table::batch_to_parquet(&all).map_err(|e| e.to_string())?;
-        let object = store.objects.put(&bytes).map_err(|e| e.to_string())?;
-        store
-            .metadata
-            .record_request_log(&RequestLogChunk {
-                name: key.0.clone(),
-                version: key.1,
-                object,
-                rows: rows as u64,
-                first_at: std::mem::take(&mut b.first_at),
-                last_at: std::mem::take(&mut b.last_at),
-                server: server.to_string(),
-            })
-            .map_err(|e| e.to_string())
-    })();
+    let chunk = LogChunk {
+        name: key.0.clone(),
+        version: key.1,
+        graph: key.2,
+        rows: rows as u64,
+        first_at: std::mem::take(&mut b.first_at),
+        last_at: std::mem::take(&mut b.last_at),
+    };
+    let result = arrow_select::concat::concat_batches(&batches[0].schema(), &batches)
+        .map_err(|e| e.to_string())
+        .and_then(|all| sink.write(&chunk, &all));
     match result {
-        Ok(()) => metrics.logged_rows(rows as u64),
+        Ok(()) => counters.written(rows as u64),
         Err(e) => eprintln!(
-            "sluice serve: could not write {rows} logged request row(s) of {}:{}: {e}",
-            key.0, key.1
+            "request log: could not write {rows} logged request row(s) of {}:{}: {e}",
+            chunk.name, chunk.version
         ),
     }
 }

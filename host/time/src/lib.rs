@@ -1,7 +1,8 @@
-//! Timestamps as the store records them: RFC 3339 in UTC with milliseconds
+//! Timestamps as sluice records them: RFC 3339 in UTC with milliseconds
 //! (`2026-11-25T14:15:57.123Z`), which sort as text in time order. Every
-//! crate that writes a time into the metadata or a document uses these, so
-//! the format exists once; the calendar maths is chrono's.
+//! crate that writes a time into the metadata, a document or a log file
+//! (the store, the edge runtime's request log) uses these, so the format
+//! exists once; the calendar maths is chrono's.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::time::SystemTime;
