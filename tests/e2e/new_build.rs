@@ -1,13 +1,18 @@
 //! `sluice component new` → `component build` → `component check`, in each
-//! language, and the message `build` gives when a toolchain is missing.
+//! language; the four languages' template steps built by a copy of `sluice`
+//! outside the checkout, from an empty HOME, run in one pipeline with
+//! byte-identical outputs and rebuilt to the same bytes; and the message
+//! `build` gives when a toolchain is missing.
 //!
-//! The Python and JavaScript toolchains (componentize-py, node with the JS
-//! SDK's npm packages) are optional on a developer's machine: without them
-//! these tests print a notice and pass. CI sets `SLUICE_REQUIRE_POLYGLOT=1`,
-//! and there a missing toolchain fails the test instead.
+//! The Python, JavaScript and C toolchains (componentize-py; node and npm;
+//! clang for wasm32-wasi with wasi-libc) are optional on a developer's
+//! machine: without them these tests print a notice and pass. CI sets
+//! `SLUICE_REQUIRE_POLYGLOT=1`, and there a missing toolchain fails the test
+//! instead.
 
 use crate::support::*;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// Whether `name` is an executable on PATH.
 fn on_path(name: &str) -> bool {
@@ -24,9 +29,10 @@ pub fn toolchain(lang: &str) -> bool {
             on_path("componentize-py"),
             "pip install componentize-py==0.25.1",
         ),
-        "js" => (
-            on_path("node") && repo().join("sdk/js/node_modules/.bin/jco").exists(),
-            "Node.js >= 20, then `npm ci` in sdk/js",
+        "js" => (on_path("node") && on_path("npm"), "Node.js >= 20 with npm"),
+        "c" => (
+            on_path("clang-19") || on_path("clang") || on_path("zig"),
+            "apt-get install clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32",
         ),
         other => panic!("no toolchain check for {other}"),
     };
@@ -228,6 +234,167 @@ fn a_new_js_step_builds_and_passes_check() {
 }
 
 #[test]
+fn a_new_c_step_builds_and_passes_check() {
+    if toolchain("c") {
+        new_build_check("c");
+    }
+}
+
+/// The environment of a user who installed `sluice` and the languages'
+/// public toolchains, and nothing else: HOME is `home` (empty), and only
+/// the variables that say where the toolchains are installed are kept.
+fn as_a_new_user(cmd: &mut Command, home: &Path) {
+    let real_home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+    cmd.env_clear()
+        .env("HOME", home)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("NO_COLOR", "1")
+        // Where rustup, cargo and pyenv keep the toolchains (which default
+        // to the HOME this test replaces).
+        .env(
+            "RUSTUP_HOME",
+            std::env::var_os("RUSTUP_HOME").unwrap_or_else(|| real_home.join(".rustup").into()),
+        )
+        .env(
+            "CARGO_HOME",
+            std::env::var_os("CARGO_HOME").unwrap_or_else(|| real_home.join(".cargo").into()),
+        )
+        .env(
+            "PYENV_ROOT",
+            std::env::var_os("PYENV_ROOT").unwrap_or_else(|| real_home.join(".pyenv").into()),
+        )
+        // Rust steps share one target folder across test runs.
+        .env(
+            "CARGO_TARGET_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-rust-steps"),
+        );
+}
+
+#[test]
+fn steps_in_four_languages_build_outside_the_checkout_reproducibly_and_scale_alike() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (home, work, bin) = (
+        tmp.path().join("home"),
+        tmp.path().join("work"),
+        tmp.path().join("bin"),
+    );
+    for d in [&home, &work, &bin] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    // The installed binary: a copy, away from the checkout it was built in.
+    let installed = bin.join("sluice");
+    std::fs::copy(env!("CARGO_BIN_EXE_sluice"), &installed).unwrap();
+    let sluice = |args: &[&str]| -> Run {
+        let mut cmd = Command::new(&installed);
+        as_a_new_user(&mut cmd, &home);
+        cmd.args(args).current_dir(&work).output().unwrap().into()
+    };
+    let langs: Vec<&str> = ["rust", "python", "js", "c"]
+        .into_iter()
+        .filter(|l| *l == "rust" || toolchain(l))
+        .collect();
+    let checkout = repo().canonicalize().unwrap();
+    let mut spec = String::from(
+        "[pipeline]\nname = \"four-languages\"\n[data]\niris = \"iris.csv\"\n\
+         [steps.ingest]\ncomponent = \"std:ingest-csv\"\ninputs = { file = \"data.iris\" }\n",
+    );
+    std::fs::copy(
+        repo().join("examples/quickstart/data/iris.csv"),
+        work.join("iris.csv"),
+    )
+    .unwrap();
+    for lang in &langs {
+        let name = format!("scale-{lang}");
+        let r = sluice(&["component", "new", "--lang", lang, &name]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let project = work.join(&name);
+        // Nothing in the project points into the checkout.
+        copy_tree(
+            &project,
+            &tmp.path().join("inspected").join(&name),
+            &mut |path, bytes| {
+                let text = String::from_utf8_lossy(bytes);
+                assert!(
+                    !text.contains(checkout.to_str().unwrap()),
+                    "{} names the checkout",
+                    path.display()
+                );
+            },
+        );
+        let build = |dir: &str| {
+            let r = sluice(&["component", "build", dir, "--json"]);
+            assert_eq!(r.code, 0, "building {dir}: {}", r.stderr);
+            let v = r.json();
+            (
+                v["digest"].as_str().unwrap().to_string(),
+                v["reused"].as_bool().unwrap(),
+            )
+        };
+        let (first, reused) = build(&name);
+        assert!(!reused, "{lang}");
+        let r = sluice(&[
+            "component",
+            "check",
+            &format!("{name}/build/{name}.wasm"),
+            "--inputs",
+            &format!("{name}/samples"),
+        ]);
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains("passed: 6 checks"), "{}", r.stdout);
+        // The same sources, the same bytes: Rust and C rebuild to them;
+        // Python and JavaScript keep the component (componentize-py and
+        // componentize-js snapshot an interpreter initialised with the
+        // machine's randomness and clocks, so they never give the same
+        // bytes twice).
+        let (again, reused) = build(&name);
+        assert_eq!(again, first, "{lang}: a rebuild changed the component");
+        assert_eq!(reused, matches!(*lang, "python" | "js"), "{lang}");
+        if *lang == "c" {
+            // Wherever the project is.
+            copy_tree(&project, &work.join("moved/elsewhere"), &mut |_, _| {});
+            std::fs::remove_dir_all(work.join("moved/elsewhere/build")).unwrap();
+            assert_eq!(build("moved/elsewhere").0, first, "a moved C project");
+        }
+        spec.push_str(&format!(
+            "[steps.{step}]\ncomponent = \"{name}/build/{name}.wasm\"\n\
+             inputs = {{ data = \"ingest.data\" }}\n\
+             params = {{ column = \"sepal_length\", factor = 10 }}\n",
+            step = name.replace('-', "_")
+        ));
+    }
+    std::fs::write(work.join("pipeline.toml"), &spec).unwrap();
+    let r = sluice(&["run", "pipeline.toml", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let report = r.json();
+    let outputs: Vec<(String, Vec<u8>)> = langs
+        .iter()
+        .map(|lang| {
+            let s = step(&report, &format!("scale_{lang}"));
+            assert_eq!(s["metrics"]["rows"], 150.0, "{lang}");
+            // "10" (Python writes the float as "10.0").
+            let log = s["logs"][0]["message"].as_str().unwrap();
+            assert!(
+                log.starts_with("scaled `sepal_length` by 10"),
+                "{lang}: {log}"
+            );
+            let out = s["outputs"].as_array().unwrap();
+            let path = out.iter().find(|o| o["port"] == "scaled").unwrap()["path"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            (lang.to_string(), std::fs::read(work.join(path)).unwrap())
+        })
+        .collect();
+    for (lang, bytes) in &outputs[1..] {
+        assert!(
+            *bytes == outputs[0].1,
+            "{lang}'s output differs from {}'s",
+            outputs[0].0
+        );
+    }
+}
+
+#[test]
 fn new_refuses_bad_names_and_folders_in_use() {
     let tmp = tempfile::tempdir().unwrap();
     let r = run(&[
@@ -264,20 +431,22 @@ fn new_refuses_bad_names_and_folders_in_use() {
     assert_eq!(r.code, 2);
     assert!(
         r.stderr
-            .contains("no step.toml, Cargo.toml, app.py or app.js"),
+            .contains("no step.toml, Cargo.toml, app.py, app.js or step.c"),
         "{}",
         r.stderr
     );
 }
 
-/// `sluice component build` with PATH set to `path` (and more env).
-fn build_with_path(dir: &Path, path: &Path, env: &[(&str, &Path)]) -> Run {
-    let mut cmd = sluice();
-    cmd.args(["component", "build"]).arg(dir).env("PATH", path);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap().into()
+/// `sluice component build` with PATH set to `path`.
+fn build_with_path(dir: &Path, path: &Path) -> Run {
+    sluice()
+        .args(["component", "build"])
+        .arg(dir)
+        .env("PATH", path)
+        .env_remove("CC")
+        .output()
+        .unwrap()
+        .into()
 }
 
 #[test]
@@ -285,7 +454,7 @@ fn a_missing_toolchain_is_named_with_the_command_that_installs_it() {
     let tmp = tempfile::tempdir().unwrap();
     let empty = tmp.path().join("empty-bin");
     std::fs::create_dir(&empty).unwrap();
-    for lang in ["rust", "python", "js"] {
+    for lang in ["rust", "python", "js", "c"] {
         let r = run(&[
             "component",
             "new",
@@ -299,7 +468,7 @@ fn a_missing_toolchain_is_named_with_the_command_that_installs_it() {
     }
 
     // Nothing on PATH.
-    let r = build_with_path(&tmp.path().join("python"), &empty, &[]);
+    let r = build_with_path(&tmp.path().join("python"), &empty);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
         r.stderr.contains(
@@ -308,7 +477,7 @@ fn a_missing_toolchain_is_named_with_the_command_that_installs_it() {
         "{}",
         r.stderr
     );
-    let r = build_with_path(&tmp.path().join("rust"), &empty, &[]);
+    let r = build_with_path(&tmp.path().join("rust"), &empty);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
         r.stderr
@@ -317,14 +486,9 @@ fn a_missing_toolchain_is_named_with_the_command_that_installs_it() {
         r.stderr
     );
 
-    // No node, and an SDK whose npm packages were never installed: both named.
-    let sdk = tmp.path().join("sdk");
-    std::fs::create_dir_all(sdk.join("rust")).unwrap();
-    std::fs::create_dir_all(sdk.join("python")).unwrap();
-    std::fs::create_dir_all(sdk.join("js")).unwrap();
-    std::fs::write(sdk.join("rust/Cargo.toml"), "").unwrap();
-    std::fs::write(sdk.join("js/build.sh"), "").unwrap();
-    let r = build_with_path(&tmp.path().join("js"), &empty, &[("SLUICE_SDK_DIR", &sdk)]);
+    // No node and no npm (the project's pinned packages are not installed
+    // yet): both named.
+    let r = build_with_path(&tmp.path().join("js"), &empty);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
         r.stderr
@@ -332,8 +496,36 @@ fn a_missing_toolchain_is_named_with_the_command_that_installs_it() {
         "{}",
         r.stderr
     );
+    assert!(r.stderr.contains("npm not found on PATH"), "{}", r.stderr);
+    // No C compiler; then a clang without wasi-libc (a stand-in that fails
+    // as clang does).
+    let r = build_with_path(&tmp.path().join("c"), &empty);
+    assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
-        r.stderr.contains("&& npm ci)") && r.stderr.contains("sdk/js"),
+        r.stderr.contains(
+            "no C compiler for wasm32-wasi on PATH (clang-19, clang or zig); install one: apt-get install clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32"
+        ),
+        "{}",
+        r.stderr
+    );
+    let no_libc = tmp.path().join("no-libc-bin");
+    std::fs::create_dir(&no_libc).unwrap();
+    let clang = no_libc.join("clang");
+    std::fs::write(
+        &clang,
+        "#!/bin/sh\necho \"probe.c:1:10: fatal error: 'stdlib.h' file not found\" >&2\nexit 1\n",
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&clang, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let r = build_with_path(&tmp.path().join("c"), &no_libc);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "has no C library for wasm32-wasi (wasi-libc); install it: apt-get install wasi-libc"
+        ),
         "{}",
         r.stderr
     );
@@ -356,7 +548,7 @@ fn a_missing_toolchain_is_named_with_the_command_that_installs_it() {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let r = build_with_path(&tmp.path().join("rust"), &fake, &[]);
+    let r = build_with_path(&tmp.path().join("rust"), &fake);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
         r.stderr
@@ -365,7 +557,7 @@ fn a_missing_toolchain_is_named_with_the_command_that_installs_it() {
         r.stderr
     );
     // Nothing was built.
-    for lang in ["rust", "python", "js"] {
+    for lang in ["rust", "python", "js", "c"] {
         assert!(!tmp.path().join(lang).join("build").exists(), "{lang}");
     }
 }

@@ -59,8 +59,7 @@ Environment:
                      `objects = \"s3://…\"` and `metadata = \"postgres://…\"`
   SLUICE_METADATA_URL  the store's metadata: postgres://USER@HOST/DB or a SQLite file
   SLUICE_USER        who you are in the store's records (default: $USER@host)
-  SLUICE_CACHE_DIR   compiled-component cache (default: ~/.cache/sluice)
-  SLUICE_SDK_DIR     sdk/ folder for component new/build (default: this build's checkout)";
+  SLUICE_CACHE_DIR   compiled components, the JavaScript step toolchain (default: ~/.cache/sluice)";
 
 /// Command-line interface of `sluice`.
 #[derive(Debug, Parser)]

@@ -1,29 +1,35 @@
 //! New step projects: what `sluice component new` writes.
 //!
-//! A project in Rust, Python or JavaScript builds with [`crate::build`] and
-//! passes [`crate::check`] as generated. The step is the SDKs' template (a
-//! step that scales one numeric column): `sdk/python/template/app.py`,
-//! `sdk/js/template/app.js`, and for Rust the SDK's documentation example
+//! A project in Rust, Python, JavaScript or C builds with [`crate::build`]
+//! and passes [`crate::check`] as generated, with nothing but the
+//! language's public toolchain: the SDK travels in the project ([`crate::sdk`]
+//! embeds it in this crate). The step is the SDKs' template (a step that
+//! scales one numeric column), the same in every language:
+//! `sdk/python/template/app.py`, `sdk/js/template/app.js`,
+//! `sdk/c/template/step.c`, and for Rust the SDK's documentation example
 //! `components/test-programs/scale`, all built and tested by the test suite.
 //! The project also gets `step.toml` (its name and language, read by
 //! [`crate::Project::detect`]), a sample input in `samples/` for `component
 //! check --inputs`, a README and a `.gitignore`.
 //!
-//! A Rust project gets a copy of the Rust SDK, embedded in this crate by its
-//! build script ([`rust_sdk_files`]), in [`VENDOR_DIR`] and depends on it by
-//! a relative path; it starts from the lock file and toolchain file this
-//! crate was built with, so it builds offline, wherever it is moved, with or
-//! without a sluice checkout.
+//! What each language's project carries of the SDK:
+//! - Rust: the SDK crate in [`VENDOR_DIR`], a dependency by relative path,
+//!   with the lock file and toolchain file this crate was built with, so it
+//!   builds offline, wherever it is moved.
+//! - Python: the `sluice_sdk` module, the WIT, and `requirements.txt`
+//!   pinning componentize-py.
+//! - JavaScript: the `sluice-sdk` helper in `sluice-sdk/`, the WIT, and a
+//!   `package.json` and `package-lock.json` pinning componentize-js, jco and
+//!   preview2-shim (`npm ci` installs them in the project).
+//! - C: the generated bindings in `bindings/`, the helper header
+//!   `sluice.h`, and the WIT they were generated from.
 //!
 //! [`files`] makes a project's files in memory; [`create`] checks the name
 //! and the folder and writes them.
 
 use crate::build::Lang;
+use crate::sdk;
 use std::path::{Path, PathBuf};
-
-mod embedded {
-    include!(concat!(env!("OUT_DIR"), "/rust_sdk.rs"));
-}
 
 /// Where a Rust project keeps its copy of the SDK (and the files of the
 /// sluice checkout it builds from, at their paths in the checkout),
@@ -69,7 +75,7 @@ pub enum ScaffoldError {
     /// bug of this crate, caught by its tests).
     #[error("the {what} template no longer contains `{from}`; update scaffold.rs")]
     TemplateChanged {
-        /// The template's language (`Python`, `JavaScript`, `Rust`).
+        /// The template's language (`Python`, `JavaScript`, `Rust`, `C`).
         what: &'static str,
         /// The text it should contain.
         from: String,
@@ -88,21 +94,26 @@ fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> S
     }
 }
 
-/// The Rust SDK and the files it builds from (the WIT contract, its path
-/// dependencies), by `/`-separated path relative to a sluice checkout, as
-/// embedded by this crate's build script. Each `Cargo.toml` among them is
-/// rewritten to stand alone (nothing inherited from a workspace).
-pub fn rust_sdk_files() -> &'static [(&'static str, &'static [u8])] {
-    embedded::RUST_SDK_FILES
-}
+/// The folders of a project that hold a copy of the SDK (or of what it is
+/// generated from), with what they hold: a listing shows each as one line.
+pub const SDK_FOLDERS: &[(&str, &str)] = &[
+    (VENDOR_DIR, "the Rust SDK and the WIT it is generated from"),
+    ("sluice_sdk", "the Python SDK"),
+    ("sluice-sdk", "the JavaScript SDK helper"),
+    (
+        "bindings",
+        "C bindings generated from the WIT by wit-bindgen",
+    ),
+    ("wit", "the WIT contract the step is built against"),
+];
 
-/// Where the SDK crate is among [`rust_sdk_files`] (`sdk/rust`).
-pub const RUST_SDK_DIR: &str = embedded::RUST_SDK_DIR;
-
-/// Whether a project file's path (as [`files`] gives it) is in the vendored
-/// SDK, [`VENDOR_DIR`].
-pub fn is_vendored(path: &str) -> bool {
-    path.starts_with(VENDOR_DIR)
+/// The SDK folder a project file's path (as [`files`] gives it) is in, if
+/// any (see [`SDK_FOLDERS`]).
+pub fn sdk_folder(path: &str) -> Option<&'static (&'static str, &'static str)> {
+    SDK_FOLDERS.iter().find(|(dir, _)| {
+        path.strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
+    })
 }
 
 /// Checks a step name: lowercase ASCII letters, digits, `-` and `_`,
@@ -160,27 +171,39 @@ pub fn write(dir: &Path, files: &[ProjectFile]) -> Result<(), ScaffoldError> {
 
 /// The files of the step project `name` in `lang`, by path relative to its
 /// folder: the step's source, `step.toml`, `.gitignore`, `README.md`,
-/// `samples/data.parquet`, and for Rust `Cargo.toml`, `.cargo/config.toml`,
-/// `rust-toolchain.toml`, `Cargo.lock` and the SDK under [`VENDOR_DIR`].
-/// The name is not checked here ([`check_name`]).
+/// `samples/data.parquet`, and what the language's toolchain builds with
+/// (see the module's documentation). The name is not checked here
+/// ([`check_name`]).
 pub fn files(lang: Lang, name: &str) -> Result<Vec<ProjectFile>, ScaffoldError> {
     let mut out: Vec<ProjectFile> = Vec::new();
     let mut text = |path: &str, contents: String| out.push((path.to_string(), contents.into()));
+    let entry = lang.default_entry();
+    text(entry, step_source(lang, name)?);
+    text("step.toml", step_toml(name, lang, entry));
     match lang {
         Lang::Python => {
-            text("app.py", python_source(name)?);
-            text("step.toml", step_toml(name, lang, "app.py"));
             text(".gitignore", "build/\n__pycache__/\n.sluice/\n".into());
+            text(
+                "requirements.txt",
+                format!(
+                    "# The toolchain `sluice component build` uses for this step.\n\
+                     componentize-py=={}\n",
+                    sdk::COMPONENTIZE_PY
+                ),
+            );
         }
         Lang::Js => {
-            text("app.js", js_source(name)?);
-            text("step.toml", step_toml(name, lang, "app.js"));
             text(".gitignore", "build/\nnode_modules/\n.sluice/\n".into());
+            text("package.json", sdk::js_package_json(name));
+            text("package-lock.json", sdk::js_package_lock(name));
+            text("sluice-sdk/sluice.js", sdk::JS_SDK.into());
+        }
+        Lang::C => {
+            text(".gitignore", "build/\n.sluice/\n".into());
+            text("sluice.h", sdk::C_HELPER.into());
         }
         Lang::Rust => {
             text("Cargo.toml", cargo_toml(name));
-            text("src/lib.rs", rust_source(name)?);
-            text("step.toml", step_toml(name, lang, "src/lib.rs"));
             text(
                 ".cargo/config.toml",
                 "# Steps are WebAssembly components: `cargo build --release` builds one.\n\
@@ -197,10 +220,25 @@ pub fn files(lang: Lang, name: &str) -> Result<Vec<ProjectFile>, ScaffoldError> 
         }
     }
     text("README.md", readme(name, lang));
-    if matches!(lang, Lang::Rust) {
-        for (path, contents) in rust_sdk_files() {
-            out.push((format!("{VENDOR_DIR}/{path}"), contents.to_vec()));
-        }
+    let copied: Vec<(String, &[u8])> = match lang {
+        Lang::Rust => sdk::rust_sdk_files()
+            .iter()
+            .map(|(p, c)| (format!("{VENDOR_DIR}/{p}"), *c))
+            .collect(),
+        Lang::Python => sdk::python_sdk_files()
+            .iter()
+            .map(|(p, c)| (p.to_string(), *c))
+            .collect(),
+        Lang::C => sdk::c_bindings()
+            .iter()
+            .map(|(p, c)| (p.to_string(), *c))
+            .collect(),
+        Lang::Js => Vec::new(),
+    };
+    out.extend(copied.into_iter().map(|(p, c)| (p, c.to_vec())));
+    if lang != Lang::Rust {
+        // Rust's copy of the WIT is in the vendored SDK.
+        out.push(("wit/pipeline.wit".into(), sdk::WIT.as_bytes().to_vec()));
     }
     let sample = sluice_runtime::table::batch_to_parquet(&sluice_runtime::table::synthetic())
         .map_err(ScaffoldError::Sample)?;
@@ -217,22 +255,32 @@ pub fn step_toml(name: &str, lang: Lang, entry: &str) -> String {
          [step]\n\
          # The manifest's name; the build writes build/{name}.wasm.\n\
          name = \"{name}\"\n\
-         # rust, python or js\n\
+         # rust, python, js or c\n\
          lang = \"{lang}\"\n\
          # The step's source file.\n\
          entry = \"{entry}\"\n"
     )
 }
 
-/// The step's source file for `lang` (`src/lib.rs`, `app.py` or `app.js`):
-/// the SDK's template with the manifest named `name` and a header that says
-/// how to build and check it.
+/// The step's source file for `lang` (`src/lib.rs`, `app.py`, `app.js` or
+/// `step.c`): the SDK's template with the manifest named `name` and a
+/// header that says how to build and check it.
 pub fn step_source(lang: Lang, name: &str) -> Result<String, ScaffoldError> {
-    match lang {
-        Lang::Rust => rust_source(name),
-        Lang::Python => python_source(name),
-        Lang::Js => js_source(name),
+    let (template, named) = match lang {
+        Lang::Rust => return rust_source(name),
+        Lang::Python => (PYTHON_TEMPLATE, "scale-py"),
+        Lang::Js => (JS_TEMPLATE, "scale-js"),
+        Lang::C => (sdk::C_TEMPLATE, "scale-c"),
+    };
+    // The template's name, in its manifest and in its header's commands.
+    let quoted = format!("\"{named}\"");
+    if !template.contains(&quoted) {
+        return Err(ScaffoldError::TemplateChanged {
+            what: lang.display_name(),
+            from: quoted,
+        });
     }
+    Ok(template.replace(named, name))
 }
 
 /// Replaces `from` (which must occur) in a template.
@@ -249,44 +297,6 @@ fn replace(
         });
     }
     Ok(template.replacen(from, to, 1))
-}
-
-fn python_source(name: &str) -> Result<String, ScaffoldError> {
-    let s = replace(
-        PYTHON_TEMPLATE,
-        "Python",
-        "Manifest(\"scale-py\", \"0.1.0\")",
-        &format!("Manifest(\"{name}\", \"0.1.0\")"),
-    )?;
-    let s = replace(
-        &s,
-        "Python",
-        "Build:   sdk/python/build.sh sdk/python/template step.wasm\nInspect: sluice component inspect step.wasm",
-        &format!(
-            "Build:   sluice component build            (-> build/{name}.wasm)\n\
-             Check:   sluice component check build/{name}.wasm --inputs samples"
-        ),
-    )?;
-    Ok(s)
-}
-
-fn js_source(name: &str) -> Result<String, ScaffoldError> {
-    let s = replace(
-        JS_TEMPLATE,
-        "JavaScript",
-        "new Manifest(\"scale-js\", \"0.1.0\")",
-        &format!("new Manifest(\"{name}\", \"0.1.0\")"),
-    )?;
-    let s = replace(
-        &s,
-        "JavaScript",
-        "// Build:   sdk/js/build.sh sdk/js/template step.wasm\n// Inspect: sluice component inspect step.wasm",
-        &format!(
-            "// Build:   sluice component build            (-> build/{name}.wasm)\n\
-             // Check:   sluice component check build/{name}.wasm --inputs samples"
-        ),
-    )?;
-    Ok(s)
 }
 
 fn rust_source(name: &str) -> Result<String, ScaffoldError> {
@@ -315,7 +325,7 @@ fn rust_source(name: &str) -> Result<String, ScaffoldError> {
 /// A Rust project's `Cargo.toml`: a `cdylib` of its own (an empty
 /// `[workspace]`) depending on the SDK copy in [`VENDOR_DIR`].
 pub fn cargo_toml(name: &str) -> String {
-    let sdk_path = format!("{VENDOR_DIR}/{RUST_SDK_DIR}");
+    let sdk_path = format!("{VENDOR_DIR}/{}", sdk::RUST_SDK_DIR);
     format!(
         r#"[package]
 name = "{name}"
@@ -344,32 +354,44 @@ strip = true
 }
 
 /// The project's `README.md`: how to build, check and inspect the step,
-/// the toolchain it needs, and how a pipeline uses it.
+/// the toolchain it needs, what the project carries of the SDK, and how a
+/// pipeline uses it.
 pub fn readme(name: &str, lang: Lang) -> String {
-    let (source, toolchain) = match lang {
+    let source = lang.default_entry();
+    let (toolchain, carried) = match lang {
         Lang::Rust => (
-            "src/lib.rs",
-            "Rust with the `wasm32-wasip2` target (`rustup target add wasm32-wasip2`)",
-        ),
-        Lang::Python => ("app.py", "`pip install componentize-py==0.25.1`"),
-        Lang::Js => (
-            "app.js",
-            "Node.js >= 20 and the JS SDK's packages (`npm ci` in the checkout's `sdk/js`)",
-        ),
-    };
-    let vendored = match lang {
-        Lang::Rust => String::from(
+            "Rust with the `wasm32-wasip2` target (`rustup target add wasm32-wasip2`)".to_string(),
             "`vendor/sluice/` is a copy of the Rust SDK (and the WIT contract it is\n\
-             generated from) made by `sluice component new`, so the project builds\n\
-             without a sluice checkout; `Cargo.toml` points at it.\n\
-             \n",
+             generated from); `Cargo.toml` points at it.",
         ),
-        Lang::Python | Lang::Js => String::new(),
+        Lang::Python => (
+            format!(
+                "componentize-py (`pip install -r requirements.txt`: componentize-py=={})",
+                sdk::COMPONENTIZE_PY
+            ),
+            "`sluice_sdk/` is the Python SDK and `wit/` the contract the step is built\n\
+             against.",
+        ),
+        Lang::Js => (
+            "Node.js >= 20; the first build runs `npm ci` here, which installs the pinned\n\
+             componentize-js and jco (`package.json`, `package-lock.json`)"
+                .to_string(),
+            "`sluice-sdk/sluice.js` is the JavaScript SDK (imported as `sluice-sdk`) and\n\
+             `wit/` the contract the step is built against.",
+        ),
+        Lang::C => (
+            "clang for `wasm32-wasi` with wasi-libc (Debian: `apt-get install clang-19\n\
+             lld-19 wasi-libc libclang-rt-19-dev-wasm32`), or `zig cc`"
+                .to_string(),
+            "`bindings/` holds the C bindings of the step world, generated from `wit/` by\n\
+             wit-bindgen; `sluice.h` has helpers and the rules for who frees what.",
+        ),
     };
     let doc = match lang {
         Lang::Rust => "rust",
         Lang::Python => "python",
         Lang::Js => "js",
+        Lang::C => "c",
     };
     format!(
         "# {name}\n\
@@ -384,8 +406,8 @@ pub fn readme(name: &str, lang: Lang) -> String {
          ```\n\
          \n\
          Building needs {toolchain}; `sluice component build` says what is missing.\n\
+         Nothing else is needed: {carried} The same sources build to the same bytes.\n\
          \n\
-         {vendored}\
          `samples/` holds one file per input port (`data.parquet` for the `data` table),\n\
          used by `component check --inputs samples`; replace it with data like yours.\n\
          In a pipeline:\n\
@@ -407,11 +429,16 @@ mod tests {
 
     #[test]
     fn the_templates_are_renamed() {
-        let py = python_source("my-step").unwrap();
+        let py = step_source(Lang::Python, "my-step").unwrap();
         assert!(py.contains("Manifest(\"my-step\", \"0.1.0\")"));
-        assert!(py.contains("sluice component build"));
-        let js = js_source("my-step").unwrap();
+        assert!(py.contains("sluice component check build/my-step.wasm"));
+        let js = step_source(Lang::Js, "my-step").unwrap();
         assert!(js.contains("new Manifest(\"my-step\", \"0.1.0\")"));
+        let c = step_source(Lang::C, "my-step").unwrap();
+        assert!(c.contains("\"my-step\""), "{c}");
+        for source in [&py, &js, &c] {
+            assert!(!source.contains("scale-"), "{source}");
+        }
         let rs = rust_source("my-step").unwrap();
         assert!(rs.contains("Manifest::new(\"my-step\", \"0.1.0\")"));
         assert!(rs.starts_with("//! A sluice step in Rust"));
@@ -479,24 +506,54 @@ mod tests {
                 "{path}"
             );
         }
-        assert!(written.iter().all(|(p, _)| !is_vendored(p)));
+        assert!(written.iter().any(|(p, _)| p == "package.json"));
         let step = std::fs::read_to_string(empty.join("step.toml")).unwrap();
         assert!(step.contains("name = \"my-step\"") && step.contains("lang = \"js\""));
     }
 
     #[test]
-    fn only_a_rust_project_vendors_the_sdk() {
-        let rust = files(Lang::Rust, "s").unwrap();
-        assert!(rust.iter().any(|(p, _)| p == "src/lib.rs"));
-        assert_eq!(
-            rust.iter().filter(|(p, _)| is_vendored(p)).count(),
-            rust_sdk_files().len()
-        );
-        for lang in [Lang::Python, Lang::Js] {
+    fn every_project_carries_what_its_toolchain_builds_with() {
+        let has = |files: &[ProjectFile], p: &str| files.iter().any(|(path, _)| path == p);
+        for lang in [Lang::Rust, Lang::Python, Lang::Js, Lang::C] {
             let files = files(lang, "s").unwrap();
-            assert!(files.iter().all(|(p, _)| !is_vendored(p)));
-            assert!(files.iter().any(|(p, _)| p == lang.default_entry()));
-            assert!(files.iter().any(|(p, _)| p == "samples/data.parquet"));
+            assert!(has(&files, lang.default_entry()), "{lang}");
+            assert!(has(&files, "samples/data.parquet"), "{lang}");
+            let wit = if lang == Lang::Rust {
+                "vendor/sluice/wit/pipeline.wit"
+            } else {
+                "wit/pipeline.wit"
+            };
+            assert!(has(&files, wit), "{lang}");
+            let root = env!("CARGO_MANIFEST_DIR").trim_end_matches("/host/component-tools");
+            for (path, contents) in &files {
+                let text = String::from_utf8_lossy(contents);
+                assert!(
+                    !text.contains(root),
+                    "{lang}: {path} names the checkout {root}"
+                );
+            }
         }
+        let python = files(Lang::Python, "s").unwrap();
+        assert!(has(&python, "sluice_sdk/__init__.py"));
+        assert!(has(&python, "requirements.txt"));
+        let js = files(Lang::Js, "s").unwrap();
+        for p in ["package.json", "package-lock.json", "sluice-sdk/sluice.js"] {
+            assert!(has(&js, p), "{p}");
+        }
+        let c = files(Lang::C, "s").unwrap();
+        for p in [
+            "sluice.h",
+            "bindings/step.h",
+            "bindings/step.c",
+            "bindings/step_component_type.o",
+        ] {
+            assert!(has(&c, p), "{p}");
+        }
+        assert_eq!(sdk_folder("bindings/step.h").unwrap().0, "bindings");
+        assert_eq!(
+            sdk_folder("vendor/sluice/sdk/rust/src/lib.rs").unwrap().0,
+            VENDOR_DIR
+        );
+        assert!(sdk_folder("sluice.h").is_none() && sdk_folder("wit.txt").is_none());
     }
 }

@@ -1,7 +1,7 @@
 // A sluice step in JavaScript: scales one numeric column by a factor.
 //
-// Build:   sdk/js/build.sh sdk/js/template step.wasm
-// Inspect: sluice component inspect step.wasm
+// Build:   sluice component build           (-> build/scale-js.wasm)
+// Check:   sluice component check build/scale-js.wasm --inputs samples
 
 import { Manifest, Param, Port, Step, StepError, TableBuilder } from "sluice-sdk";
 

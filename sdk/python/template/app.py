@@ -1,7 +1,7 @@
 """A sluice step in Python: scales one numeric column by a factor.
 
-Build:   sdk/python/build.sh sdk/python/template step.wasm
-Inspect: sluice component inspect step.wasm
+Build:   sluice component build           (-> build/scale-py.wasm)
+Check:   sluice component check build/scale-py.wasm --inputs samples
 """
 
 from sluice_sdk import Context, Manifest, Param, Port, Step, StepError, TableBuilder

@@ -2,14 +2,14 @@
 //! language's toolchain and prints the path of the component.
 //!
 //! Finding the project's language, checking its toolchain and running the
-//! build are `sluice_component_tools::build`; this module parses the flags,
-//! finds the SDK folder ([`sdk_dir`]) and prints the result.
+//! build are `sluice_component_tools::build` (which carries the SDKs: no
+//! sluice checkout is needed); this module parses the flags and prints the
+//! result.
 
 use crate::ui;
-use anyhow::bail;
 use clap::Args;
 use sluice_component_tools::build::{self as tools, BuildError, Project};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub(crate) use sluice_component_tools::Lang;
@@ -24,20 +24,23 @@ pub(crate) struct BuildArgs {
     #[arg(long, short, value_name = "FILE")]
     out: Option<PathBuf>,
 
-    /// Print the result as JSON (path, name, language, size, digest, time).
+    /// Print the result as JSON (path, name, language, size, digest, time,
+    /// whether it was reused).
     #[arg(long)]
     json: bool,
+
+    /// Build even when the component is up to date. (A Python or
+    /// JavaScript component is kept while its sources, SDK and tools are
+    /// unchanged: componentize-py and componentize-js give different bytes
+    /// on every build.)
+    #[arg(long)]
+    force: bool,
 }
 
 pub(crate) fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
     let project = Project::detect(&args.dir)?;
     let out = args.out.clone().unwrap_or_else(|| project.default_output());
-    let sdk = if project.lang.needs_sdk() {
-        Some(sdk_dir()?)
-    } else {
-        None
-    };
-    let toolchain = tools::check_toolchain(&project, sdk.as_deref())?;
+    let toolchain = tools::check_toolchain(&project)?;
     for w in &toolchain.warnings {
         eprintln!("warning: {w}");
     }
@@ -50,7 +53,7 @@ pub(crate) fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         project.name,
         project.dir.display()
     );
-    let built = match tools::build(&project, &out_abs, sdk.as_deref()) {
+    let built = match tools::build(&project, &out_abs, args.force) {
         Ok(b) => b,
         Err(BuildError::Failed(why)) => {
             eprintln!(
@@ -70,48 +73,29 @@ pub(crate) fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
             "size": built.size,
             "digest": built.digest,
             "duration_ms": built.duration.as_secs_f64() * 1000.0,
+            "reused": built.reused,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        eprintln!(
-            "built `{}` ({}) in {}: {}, {}",
-            project.name,
-            project.lang,
-            ui::duration(built.duration),
-            sluice_runtime::outcome::bytes(built.size as u64),
-            built.digest.short(12)
-        );
+        if built.reused {
+            eprintln!(
+                "`{}` ({}) is up to date: {}, {} (its sources, SDK and tools are unchanged; --force rebuilds)",
+                project.name,
+                project.lang,
+                sluice_runtime::outcome::bytes(built.size as u64),
+                built.digest.short(12)
+            );
+        } else {
+            eprintln!(
+                "built `{}` ({}) in {}: {}, {}",
+                project.name,
+                project.lang,
+                ui::duration(built.duration),
+                sluice_runtime::outcome::bytes(built.size as u64),
+                built.digest.short(12)
+            );
+        }
         println!("{}", out.display());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The SDK folder (`sdk/` of a sluice checkout): `SLUICE_SDK_DIR`, else the
-/// checkout this binary was built from, else an `sdk/` beside or above the
-/// binary.
-pub(crate) fn sdk_dir() -> anyhow::Result<PathBuf> {
-    let valid = |d: &Path| d.join("rust/Cargo.toml").is_file() && d.join("python").is_dir();
-    if let Some(d) = std::env::var_os("SLUICE_SDK_DIR").filter(|v| !v.is_empty()) {
-        let d = PathBuf::from(d);
-        if !valid(&d) {
-            bail!(
-                "SLUICE_SDK_DIR={} is not the sdk/ folder of a sluice checkout (no rust/Cargo.toml and python/)",
-                d.display()
-            );
-        }
-        return Ok(std::path::absolute(&d)?);
-    }
-    let mut candidates = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk")];
-    if let Ok(exe) = std::env::current_exe() {
-        candidates.extend(exe.ancestors().skip(1).map(|a| a.join("sdk")));
-    }
-    for c in &candidates {
-        if valid(c) {
-            return Ok(c.canonicalize().unwrap_or_else(|_| c.clone()));
-        }
-    }
-    bail!(
-        "the sluice SDK was not found (looked in {}); set SLUICE_SDK_DIR to the sdk/ folder of a sluice checkout",
-        candidates[0].display()
-    )
 }

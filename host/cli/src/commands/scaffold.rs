@@ -1,6 +1,7 @@
-//! `sluice component new`: scaffolds a step project in Rust, Python or
-//! JavaScript that builds with `sluice component build` and passes
-//! `sluice component check` as generated.
+//! `sluice component new`: scaffolds a step project in Rust, Python,
+//! JavaScript or C that builds with `sluice component build` and passes
+//! `sluice component check` as generated, with nothing but the language's
+//! public toolchain.
 //!
 //! What the project holds, and writing it, is
 //! `sluice_component_tools::scaffold`; this module parses the flags and
@@ -8,7 +9,7 @@
 
 use crate::commands::build::Lang;
 use clap::Args;
-use sluice_component_tools::scaffold::{self, VENDOR_DIR};
+use sluice_component_tools::scaffold;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -39,15 +40,24 @@ pub(crate) fn run(args: &NewArgs) -> anyhow::Result<ExitCode> {
 
     let shown = dir.display();
     println!("created {} step `{}` in {shown}", args.lang, args.name);
-    let vendored = files
+    for (path, _) in files
         .iter()
-        .filter(|(p, _)| scaffold::is_vendored(p))
-        .count();
-    for (path, _) in files.iter().filter(|(p, _)| !scaffold::is_vendored(p)) {
+        .filter(|(p, _)| scaffold::sdk_folder(p).is_none())
+    {
         println!("  {path}");
     }
-    if vendored > 0 {
-        println!("  {VENDOR_DIR}/  (the Rust SDK, {vendored} files)");
+    // The SDK's folders, one line each.
+    for (dir, what) in scaffold::SDK_FOLDERS {
+        let n = files
+            .iter()
+            .filter(|(p, _)| scaffold::sdk_folder(p).is_some_and(|(d, _)| d == dir))
+            .count();
+        if n > 0 {
+            println!(
+                "  {dir}/  ({what}, {n} file{})",
+                if n == 1 { "" } else { "s" }
+            );
+        }
     }
     println!();
     println!("next:");

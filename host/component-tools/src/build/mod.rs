@@ -2,12 +2,22 @@
 //!
 //! The language comes from the project's `step.toml` (written by `sluice
 //! component new`), else from what the folder holds: `Cargo.toml` is Rust,
-//! `app.py` Python, `app.js` JavaScript ([`Project::detect`]). Rust builds
-//! with `cargo build --release --target wasm32-wasip2`; Python and
-//! JavaScript with the SDKs' build scripts (`sdk/python/build.sh`,
-//! componentize-py; `sdk/js/build.sh`, componentize-js through jco). Before
-//! building, [`check_toolchain`] names every missing piece with the command
-//! that installs it. The tools' own output goes to this process's stderr.
+//! `app.py` Python, `app.js` JavaScript, `step.c` C ([`Project::detect`]).
+//! Each language has its module: Rust builds with `cargo build --release
+//! --target wasm32-wasip2` ([`rust`]); Python with componentize-py
+//! ([`python`]); JavaScript with componentize-js through jco ([`js`]); C
+//! with clang or `zig cc` for a `wasm32-wasi` reactor module, which this
+//! crate makes into a component with the WASI preview1 adapter ([`c`]).
+//! None needs a sluice checkout: a project's own copy of the SDK is used,
+//! else the one embedded in this crate ([`crate::sdk`]). Before building,
+//! [`check_toolchain`] names every missing piece with the command that
+//! installs it. The tools' own output goes to this process's stderr.
+
+mod c;
+mod js;
+mod python;
+mod rust;
+mod stage;
 
 use serde::Serialize;
 use sluice_runtime::Digest;
@@ -15,9 +25,6 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// The componentize-py version the Python SDK is built and tested with.
-pub const COMPONENTIZE_PY: &str = "0.25.1";
 
 /// The lowest Node.js major version the JavaScript SDK runs on.
 pub const NODE_MAJOR: u32 = 20;
@@ -34,6 +41,9 @@ pub enum Lang {
     /// JavaScript, with `sluice-sdk` (componentize-js through jco).
     #[cfg_attr(feature = "clap", value(alias = "javascript"))]
     Js,
+    /// C, with the generated bindings and `sluice.h` (clang or `zig cc`
+    /// for `wasm32-wasi`).
+    C,
 }
 
 impl Lang {
@@ -43,6 +53,7 @@ impl Lang {
             Lang::Rust => "Rust",
             Lang::Python => "Python",
             Lang::Js => "JavaScript",
+            Lang::C => "C",
         }
     }
 
@@ -52,32 +63,30 @@ impl Lang {
             Lang::Rust => "src/lib.rs",
             Lang::Python => "app.py",
             Lang::Js => "app.js",
+            Lang::C => "step.c",
         }
     }
 
-    /// Whether building needs the SDK folder (its `build.sh`).
-    pub fn needs_sdk(self) -> bool {
-        !matches!(self, Lang::Rust)
-    }
-
-    /// The language named `rust`, `python`, `js` or `javascript`.
+    /// The language named `rust`, `python`, `js`, `javascript` or `c`.
     pub fn from_name(name: &str) -> Option<Lang> {
         match name {
             "rust" => Some(Lang::Rust),
             "python" => Some(Lang::Python),
             "js" | "javascript" => Some(Lang::Js),
+            "c" => Some(Lang::C),
             _ => None,
         }
     }
 }
 
 impl fmt::Display for Lang {
-    /// `rust`, `python` or `js`.
+    /// `rust`, `python`, `js` or `c`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Lang::Rust => "rust",
             Lang::Python => "python",
             Lang::Js => "js",
+            Lang::C => "c",
         })
     }
 }
@@ -109,7 +118,7 @@ pub enum BuildError {
         source: toml::de::Error,
     },
     /// `step.toml` names a language sluice cannot build.
-    #[error("{}: unknown lang `{lang}`; use rust, python or js", path.display())]
+    #[error("{}: unknown lang `{lang}`; use rust, python, js or c", path.display())]
     UnknownLang {
         /// The `step.toml`.
         path: PathBuf,
@@ -117,18 +126,15 @@ pub enum BuildError {
         lang: String,
     },
     /// `step.toml` has no `lang` in `[step]`.
-    #[error("{}: no `lang` in [step]; use rust, python or js", .0.display())]
+    #[error("{}: no `lang` in [step]; use rust, python, js or c", .0.display())]
     NoLang(PathBuf),
     /// The folder holds no file that tells its language.
     #[error(
-        "cannot tell the language of the step in {}: it has no step.toml, Cargo.toml, app.py or app.js\n  \
-         (create a project with `sluice component new --lang rust|python|js NAME`)",
+        "cannot tell the language of the step in {}: it has no step.toml, Cargo.toml, app.py, app.js or step.c\n  \
+         (create a project with `sluice component new --lang rust|python|js|c NAME`)",
         .0.display()
     )]
     UnknownProject(PathBuf),
-    /// A Python or JavaScript build was asked for without the SDK folder.
-    #[error("building a {} step needs the sluice SDK folder (sdk/ of a sluice checkout)", .0.display_name())]
-    NoSdk(Lang),
     /// The step's source file (`entry`) does not exist.
     #[error("the step's source {} does not exist", .0.display())]
     MissingSource(PathBuf),
@@ -235,6 +241,8 @@ impl Project {
             (Lang::Python, folder_name())
         } else if dir.join("app.js").is_file() {
             (Lang::Js, folder_name())
+        } else if dir.join("step.c").is_file() {
+            (Lang::C, folder_name())
         } else {
             return Err(BuildError::UnknownProject(dir.to_path_buf()));
         };
@@ -318,120 +326,21 @@ fn output_line(program: &Path, args: &[&str], dir: &Path) -> Option<String> {
     )
 }
 
-/// The major version in `node --version`'s output (`v20.11.1` → 20).
-fn node_major(version: &str) -> Option<u32> {
-    version
-        .trim_start_matches('v')
-        .split('.')
-        .next()
-        .and_then(|m| m.parse().ok())
-}
-
 /// What the project's toolchain lacks, and what it has in an untested
-/// version. `sdk` is the SDK folder (`sdk/` of a sluice checkout), needed
-/// for Python and JavaScript ([`Lang::needs_sdk`]).
-pub fn check_toolchain(project: &Project, sdk: Option<&Path>) -> Result<Toolchain, BuildError> {
+/// version.
+pub fn check_toolchain(project: &Project) -> Result<Toolchain, BuildError> {
     let mut t = Toolchain::default();
-    let sdk = || sdk.ok_or(BuildError::NoSdk(project.lang));
-    let source = || {
+    if project.lang != Lang::Rust {
         let path = project.dir.join(&project.entry);
-        if path.is_file() {
-            Ok(())
-        } else {
-            Err(BuildError::MissingSource(path))
+        if !path.is_file() {
+            return Err(BuildError::MissingSource(path));
         }
-    };
+    }
     match project.lang {
-        Lang::Rust => match (find_program("cargo"), find_program("rustc")) {
-            (Some(_), Some(rustc)) => {
-                let sysroot = output_line(&rustc, &["--print", "sysroot"], &project.dir);
-                match sysroot {
-                    Some(s) if !Path::new(&s).join("lib/rustlib/wasm32-wasip2").is_dir() => {
-                        let toolchain = Path::new(&s)
-                            .file_name()
-                            .map(|n| n.to_string_lossy().into_owned());
-                        t.missing.push(match (find_program("rustup"), toolchain) {
-                            (Some(_), Some(tc)) => format!(
-                                "the wasm32-wasip2 target is not installed for toolchain {tc}; install it: rustup target add wasm32-wasip2 --toolchain {tc}"
-                            ),
-                            _ => format!(
-                                "the wasm32-wasip2 target is not installed in {s}; install it: rustup target add wasm32-wasip2"
-                            ),
-                        });
-                    }
-                    Some(_) => {}
-                    None => t.missing.push(
-                        "rustc does not run; repair the Rust toolchain (https://rustup.rs), then: rustup target add wasm32-wasip2"
-                            .into(),
-                    ),
-                }
-            }
-            _ => t.missing.push(
-                "cargo not found on PATH; install Rust from https://rustup.rs, then: rustup target add wasm32-wasip2"
-                    .into(),
-            ),
-        },
-        Lang::Python => {
-            let sdk = sdk()?;
-            if find_program("bash").is_none() {
-                t.missing.push(
-                    "bash not found on PATH (it runs sdk/python/build.sh); install bash".into(),
-                );
-            }
-            match find_program("componentize-py") {
-                None => t.missing.push(format!(
-                    "componentize-py not found on PATH; install it: pip install componentize-py=={COMPONENTIZE_PY}"
-                )),
-                Some(p) => {
-                    let version = output_line(&p, &["--version"], &project.dir).unwrap_or_default();
-                    if !version.ends_with(COMPONENTIZE_PY) {
-                        t.warnings.push(format!(
-                            "`{version}` found; the Python SDK is built and tested with componentize-py {COMPONENTIZE_PY} (pip install componentize-py=={COMPONENTIZE_PY})"
-                        ));
-                    }
-                }
-            }
-            if !sdk.join("python/build.sh").is_file() {
-                t.missing.push(format!(
-                    "{} is missing; set SLUICE_SDK_DIR to the sdk/ folder of a complete sluice checkout",
-                    sdk.join("python/build.sh").display()
-                ));
-            }
-            source()?;
-        }
-        Lang::Js => {
-            let js = sdk()?.join("js");
-            if find_program("bash").is_none() {
-                t.missing
-                    .push("bash not found on PATH (it runs sdk/js/build.sh); install bash".into());
-            }
-            match find_program("node") {
-                None => t.missing.push(format!(
-                    "node not found on PATH; install Node.js >= {NODE_MAJOR} (https://nodejs.org)"
-                )),
-                Some(node) => {
-                    let version =
-                        output_line(&node, &["--version"], &project.dir).unwrap_or_default();
-                    if node_major(&version).is_none_or(|m| m < NODE_MAJOR) {
-                        t.missing.push(format!(
-                            "node {version} is too old; install Node.js >= {NODE_MAJOR} (https://nodejs.org)"
-                        ));
-                    }
-                }
-            }
-            if !js.join("build.sh").is_file() {
-                t.missing.push(format!(
-                    "{} is missing; set SLUICE_SDK_DIR to the sdk/ folder of a complete sluice checkout",
-                    js.join("build.sh").display()
-                ));
-            } else if !js.join("node_modules/.bin/jco").exists() {
-                t.missing.push(format!(
-                    "the JavaScript SDK's packages (componentize-js, jco) are not installed; install them: (cd {} && npm ci)",
-                    js.display()
-                ));
-            }
-            source()?;
-        }
+        Lang::Rust => rust::check(project, &mut t),
+        Lang::Python => python::check(project, &mut t),
+        Lang::Js => js::check(project, &mut t),
+        Lang::C => c::check(project, &mut t),
     }
     Ok(t)
 }
@@ -455,18 +364,24 @@ pub struct Built {
     pub digest: Digest,
     /// How long the build took.
     pub duration: Duration,
+    /// Whether the component was already up to date and kept (a Python or
+    /// JavaScript build whose inputs had not changed; see `stage`).
+    pub reused: bool,
 }
 
 /// Builds `project` into the component `out` (an absolute path whose folder
 /// exists; see [`prepare_output`]). A build that ran and failed is
-/// [`BuildError::Failed`]; the tools' output has gone to stderr.
-pub fn build(project: &Project, out: &Path, sdk: Option<&Path>) -> Result<Built, BuildError> {
+/// [`BuildError::Failed`]; the tools' output has gone to stderr. A Python
+/// or JavaScript component built from the same inputs is kept unless
+/// `force` (their tools do not give the same bytes twice).
+pub fn build(project: &Project, out: &Path, force: bool) -> Result<Built, BuildError> {
     let start = Instant::now();
-    match project.lang {
-        Lang::Rust => build_rust(project, out)?,
-        Lang::Python => build_with_script(project, "python", out, sdk)?,
-        Lang::Js => build_with_script(project, "js", out, sdk)?,
-    }
+    let reused = match project.lang {
+        Lang::Rust => rust::build(project, out).map(|()| false)?,
+        Lang::Python => python::build(project, out, force)?,
+        Lang::Js => js::build(project, out, force)?,
+        Lang::C => c::build(project, out).map(|()| false)?,
+    };
     let duration = start.elapsed();
     let bytes =
         std::fs::read(out).map_err(io_err("the build succeeded but wrote no component at", out))?;
@@ -475,6 +390,7 @@ pub fn build(project: &Project, out: &Path, sdk: Option<&Path>) -> Result<Built,
         size: bytes.len(),
         digest: Digest::of(&bytes),
         duration,
+        reused,
     })
 }
 
@@ -483,126 +399,6 @@ pub fn build(project: &Project, out: &Path, sdk: Option<&Path>) -> Result<Built,
 fn to_stderr(cmd: &mut Command) -> &mut Command {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::from(std::io::stderr()))
-}
-
-/// Runs `sdk/LANG/build.sh DIR OUT`.
-fn build_with_script(
-    project: &Project,
-    lang_dir: &str,
-    out: &Path,
-    sdk: Option<&Path>,
-) -> Result<(), BuildError> {
-    let script = sdk
-        .ok_or(BuildError::NoSdk(project.lang))?
-        .join(lang_dir)
-        .join("build.sh");
-    let module = match project.lang {
-        // build.sh takes a module name for Python, a file name for JS.
-        Lang::Python => project
-            .entry
-            .strip_suffix(".py")
-            .unwrap_or(&project.entry)
-            .to_string(),
-        _ => project.entry.clone(),
-    };
-    let status = to_stderr(
-        Command::new("bash")
-            .arg(&script)
-            .arg(&project.dir)
-            .arg(out)
-            .env("STEP_MODULE", module),
-    )
-    .status()
-    .map_err(|source| BuildError::Spawn {
-        program: script.display().to_string(),
-        source,
-    })?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(BuildError::Failed(format!(
-            "{} exited with {status}",
-            script.display()
-        )))
-    }
-}
-
-/// The `.wasm` cargo built for the package of `manifest`, from cargo's
-/// `--message-format=json` output (the last one listed).
-fn wasm_from_cargo_messages(stdout: &str, manifest: &Path) -> Option<PathBuf> {
-    let mut wasm = None;
-    for line in stdout.lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if msg["reason"] != "compiler-artifact" {
-            continue;
-        }
-        let same_manifest = msg["manifest_path"]
-            .as_str()
-            .map(|p| Path::new(p).canonicalize().unwrap_or_else(|_| p.into()))
-            .is_some_and(|p| p == manifest);
-        if !same_manifest {
-            continue;
-        }
-        if let Some(files) = msg["filenames"].as_array() {
-            wasm = files
-                .iter()
-                .filter_map(|f| f.as_str())
-                .find(|f| f.ends_with(".wasm"))
-                .map(PathBuf::from)
-                .or(wasm);
-        }
-    }
-    wasm
-}
-
-/// `cargo build --release --target wasm32-wasip2`, then copies the
-/// project's `.wasm` (found in cargo's JSON messages) to `out`.
-fn build_rust(project: &Project, out: &Path) -> Result<(), BuildError> {
-    let manifest_path = project.dir.join("Cargo.toml");
-    let manifest = std::path::absolute(&manifest_path)
-        .map_err(io_err("resolving the path of", &manifest_path))?;
-    let child = to_stderr(
-        Command::new("cargo")
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--message-format=json-render-diagnostics",
-                "--manifest-path",
-            ])
-            .arg(&manifest)
-            .current_dir(&project.dir),
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit())
-    .output()
-    .map_err(|source| BuildError::Spawn {
-        program: "cargo".into(),
-        source,
-    })?;
-    if !child.status.success() {
-        return Err(BuildError::Failed(format!(
-            "cargo build exited with {}",
-            child.status
-        )));
-    }
-    let manifest = manifest.canonicalize().unwrap_or(manifest);
-    let Some(wasm) = wasm_from_cargo_messages(&String::from_utf8_lossy(&child.stdout), &manifest)
-    else {
-        return Err(BuildError::Failed(
-            "cargo built no .wasm for this package; is it a `cdylib` (`[lib] crate-type = [\"cdylib\"]`)?"
-                .into(),
-        ));
-    };
-    std::fs::copy(&wasm, out).map_err(|source| BuildError::Io {
-        action: "copying the component to",
-        path: out.to_path_buf(),
-        source,
-    })?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -642,7 +438,7 @@ mod tests {
         let e = Project::detect(d.path()).unwrap_err();
         assert!(
             e.to_string()
-                .ends_with("unknown lang `cobol`; use rust, python or js"),
+                .ends_with("unknown lang `cobol`; use rust, python, js or c"),
             "{e}"
         );
         std::fs::write(&step, "[step]\nname = \"x\"\n").unwrap();
@@ -667,23 +463,15 @@ mod tests {
         .unwrap();
         let p = Project::detect(d.path()).unwrap();
         assert_eq!((p.lang, p.name.as_str()), (Lang::Rust, "scale"));
-        assert!(!p.lang.needs_sdk());
     }
 
     #[test]
     fn languages_have_names() {
-        for lang in [Lang::Rust, Lang::Python, Lang::Js] {
+        for lang in [Lang::Rust, Lang::Python, Lang::Js, Lang::C] {
             assert_eq!(Lang::from_name(&lang.to_string()), Some(lang));
         }
         assert_eq!(Lang::from_name("javascript"), Some(Lang::Js));
         assert_eq!(Lang::Js.display_name(), "JavaScript");
-    }
-
-    #[test]
-    fn node_versions_are_read() {
-        assert_eq!(node_major("v20.11.1"), Some(20));
-        assert_eq!(node_major("18.0.0"), Some(18));
-        assert_eq!(node_major(""), None);
     }
 
     #[test]
@@ -703,33 +491,5 @@ mod tests {
             "cannot build the Python step `s`: its toolchain is incomplete\n  - a\n  - b"
         );
         assert!(Toolchain::default().ensure_complete(&p).is_ok());
-        assert!(matches!(
-            check_toolchain(&p, None),
-            Err(BuildError::NoSdk(Lang::Python))
-        ));
-    }
-
-    #[test]
-    fn the_wasm_is_found_in_cargo_messages() {
-        let d = tempfile::tempdir().unwrap();
-        let manifest = d.path().join("Cargo.toml");
-        std::fs::write(&manifest, "").unwrap();
-        let manifest = manifest.canonicalize().unwrap();
-        let msg = |m: &str, files: &[&str]| {
-            serde_json::json!({"reason": "compiler-artifact", "manifest_path": m, "filenames": files})
-                .to_string()
-        };
-        let out = [
-            "not json".to_string(),
-            msg("/elsewhere/Cargo.toml", &["/t/dep.wasm"]),
-            msg(manifest.to_str().unwrap(), &["/t/x.rlib", "/t/x.wasm"]),
-            serde_json::json!({"reason": "build-finished"}).to_string(),
-        ]
-        .join("\n");
-        assert_eq!(
-            wasm_from_cargo_messages(&out, &manifest),
-            Some(PathBuf::from("/t/x.wasm"))
-        );
-        assert_eq!(wasm_from_cargo_messages("", &manifest), None);
     }
 }
