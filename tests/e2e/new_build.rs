@@ -349,11 +349,12 @@ fn steps_in_four_languages_build_outside_the_checkout_reproducibly_and_scale_ali
         let (again, reused) = build(&name);
         assert_eq!(again, first, "{lang}: a rebuild changed the component");
         assert_eq!(reused, matches!(*lang, "python" | "js"), "{lang}");
-        if *lang == "c" {
+        if matches!(*lang, "c" | "rust") {
             // Wherever the project is.
-            copy_tree(&project, &work.join("moved/elsewhere"), &mut |_, _| {});
-            std::fs::remove_dir_all(work.join("moved/elsewhere/build")).unwrap();
-            assert_eq!(build("moved/elsewhere").0, first, "a moved C project");
+            let moved = format!("moved/{name}");
+            copy_tree(&project, &work.join(&moved), &mut |_, _| {});
+            std::fs::remove_dir_all(work.join(&moved).join("build")).unwrap();
+            assert_eq!(build(&moved).0, first, "a moved {lang} project");
         }
         spec.push_str(&format!(
             "[steps.{step}]\ncomponent = \"{name}/build/{name}.wasm\"\n\
