@@ -17,7 +17,7 @@
 //! the build's paths), not that custom section.
 
 use super::stage::{self, Stage};
-use super::{BuildError, Project, Toolchain, find_program, to_stderr};
+use super::{BuildError, Project, Toolchain, find_program, run_tool};
 use crate::sdk;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -177,19 +177,10 @@ pub(super) fn build(project: &Project, out: &Path) -> Result<(), BuildError> {
     sources.sort();
     let stage = Stage::new("c", &files)?;
     let core = stage.dir().join("step.core.wasm");
-    let status = to_stderr(&mut compiler.command(stage.dir(), &sources, &core))
-        .stderr(Stdio::inherit())
-        .status()
-        .map_err(|source| BuildError::Spawn {
-            program: compiler.program.display().to_string(),
-            source,
-        })?;
-    if !status.success() {
-        return Err(BuildError::Failed(format!(
-            "{} exited with {status}",
-            compiler.program.display()
-        )));
-    }
+    run_tool(
+        &mut compiler.command(stage.dir(), &sources, &core),
+        &compiler.program.display().to_string(),
+    )?;
     let module = std::fs::read(&core).map_err(super::io_err("reading", &core))?;
     let component = componentize(&module).map_err(|e| {
         BuildError::Failed(format!(

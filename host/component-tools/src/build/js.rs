@@ -29,7 +29,7 @@
 //! while its inputs are unchanged (see [`super::stage::up_to_date`]).
 
 use super::stage::{self, Stage};
-use super::{BuildError, Project, Toolchain, find_program, io_err, output_line, to_stderr};
+use super::{BuildError, Project, Toolchain, find_program, io_err, output_line, run_tool};
 use crate::sdk;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -121,24 +121,12 @@ fn install(dir: &Path) -> Result<(), BuildError> {
             "installing the JavaScript toolchain (npm ci in {}) ...",
             at.display()
         );
-        let status = to_stderr(
+        run_tool(
             Command::new("npm")
                 .args(["ci", "--no-audit", "--no-fund"])
                 .current_dir(at),
+            &format!("`npm ci` in {}", at.display()),
         )
-        .status()
-        .map_err(|source| BuildError::Spawn {
-            program: "npm".into(),
-            source,
-        })?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(BuildError::Failed(format!(
-                "`npm ci` in {} exited with {status}",
-                at.display()
-            )))
-        }
     };
     if dir.join("package.json").is_file() {
         // The project's own toolchain.
@@ -220,7 +208,7 @@ pub(super) fn build(project: &Project, out: &Path, force: bool) -> Result<bool, 
         std::os::unix::fs::symlink(&modules, &link).map_err(io_err("linking", &link))?;
     }
     let jco = jco(&toolchain);
-    let status = to_stderr(
+    run_tool(
         Command::new(&jco)
             .args(["componentize", "sluice_step_entry.js", "--bundle"])
             .args([
@@ -234,20 +222,10 @@ pub(super) fn build(project: &Project, out: &Path, force: bool) -> Result<bool, 
             .args(["-d", "http", "fetch-event", "-o"])
             .arg(out)
             .current_dir(stage.dir()),
-    )
-    .status()
-    .map_err(|source| BuildError::Spawn {
-        program: jco.display().to_string(),
-        source,
-    })?;
-    if status.success() {
-        stage::record(out, &inputs)?;
-        Ok(false)
-    } else {
-        Err(BuildError::Failed(format!(
-            "jco componentize exited with {status}"
-        )))
-    }
+        "jco componentize",
+    )?;
+    stage::record(out, &inputs)?;
+    Ok(false)
 }
 
 #[cfg(test)]

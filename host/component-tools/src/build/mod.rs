@@ -394,6 +394,23 @@ pub fn build(project: &Project, out: &Path, force: bool) -> Result<Built, BuildE
     })
 }
 
+/// Runs a build tool (its output to our stderr): a failure to start is
+/// [`BuildError::Spawn`], a failure to succeed [`BuildError::Failed`]
+/// naming `what` ran.
+fn run_tool(cmd: &mut Command, what: &str) -> Result<(), BuildError> {
+    let status = to_stderr(cmd)
+        .status()
+        .map_err(|source| BuildError::Spawn {
+            program: what.to_string(),
+            source,
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(BuildError::Failed(format!("{what} exited with {status}")))
+    }
+}
+
 /// A child process whose output goes to our stderr, so that stdout carries
 /// only the result.
 fn to_stderr(cmd: &mut Command) -> &mut Command {

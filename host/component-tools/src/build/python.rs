@@ -25,7 +25,7 @@
 //! [`super::stage::up_to_date`]).
 
 use super::stage::{self, Stage};
-use super::{BuildError, Project, Toolchain, find_program, output_line, to_stderr};
+use super::{BuildError, Project, Toolchain, find_program, output_line, run_tool};
 use crate::sdk;
 use std::path::Path;
 use std::process::Command;
@@ -88,25 +88,15 @@ pub(super) fn build(project: &Project, out: &Path, force: bool) -> Result<bool, 
     let stage = Stage::new("python", &files)?;
     let empty_venv = stage.dir().join("no-site-packages");
     std::fs::create_dir_all(&empty_venv).map_err(super::io_err("creating", &empty_venv))?;
-    let status = to_stderr(
+    run_tool(
         Command::new("componentize-py")
             .args(["-q", "-d", "src/wit", "-w", "step", "componentize"])
             .args(["sluice_step_entry", "-p", ".", "-p", "src", "-o"])
             .arg(out)
             .current_dir(stage.dir())
             .env("VIRTUAL_ENV", &empty_venv),
-    )
-    .status()
-    .map_err(|source| BuildError::Spawn {
-        program: "componentize-py".into(),
-        source,
-    })?;
-    if status.success() {
-        stage::record(out, &inputs)?;
-        Ok(false)
-    } else {
-        Err(BuildError::Failed(format!(
-            "componentize-py exited with {status}"
-        )))
-    }
+        "componentize-py",
+    )?;
+    stage::record(out, &inputs)?;
+    Ok(false)
 }
