@@ -94,14 +94,14 @@ fn bundle(store: &Path, reference: &str, out: &Path, extra: &[&str]) -> Value {
 }
 
 /// `sluice predict --predictions-only` of the whole breast-cancer file.
-fn reference_predictions(store: &Path, dir: &Path) -> arrow_array::RecordBatch {
+fn reference_predictions(store: &Path, dir: &Path, csv: &Path) -> arrow_array::RecordBatch {
     let out = dir.join("reference.parquet");
     let r = run(&[
         "predict",
         "--model",
         PRODUCTION,
         "--input",
-        csv_path().to_str().unwrap(),
+        csv.to_str().unwrap(),
         "--output",
         out.to_str().unwrap(),
         "--predictions-only",
@@ -244,8 +244,8 @@ fn output(response: &Value, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// `sluice-edge predict BUNDLE < breast_cancer.csv`: its stdout.
-fn edge_predict(mut cmd: Command, bundle: &Path) -> String {
+/// `sluice-edge predict BUNDLE < CSV`: its stdout.
+fn edge_predict(mut cmd: Command, bundle: &Path, csv: &Path) -> String {
     let mut child = cmd
         .arg("predict")
         .arg(bundle)
@@ -258,7 +258,7 @@ fn edge_predict(mut cmd: Command, bundle: &Path) -> String {
         .stdin
         .take()
         .unwrap()
-        .write_all(&std::fs::read(csv_path()).unwrap())
+        .write_all(&std::fs::read(csv).unwrap())
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
@@ -374,8 +374,18 @@ fn a_bundle_predicts_on_the_edge_exactly_what_sluice_predicts_and_serves_the_pro
     assert_eq!(v["sha256"], summary["sha256"]);
 
     // Same machine, same code: bit for bit.
-    let reference = reference_predictions(&store, dir.path());
-    let text = edge_predict(Command::new(&edge), &path);
+    let reference = reference_predictions(&store, dir.path(), &csv_path());
+    let text = edge_predict(Command::new(&edge), &path, &csv_path());
+    assert_eq!(assert_same_predictions(&text, &reference, 0.0), 0.0);
+    // Many rows at once: std:transform computes batches of 4096 rows or
+    // more with SQL expressions in the host, which the edge must carry.
+    let many = dir.path().join("many.csv");
+    let text = std::fs::read_to_string(csv_path()).unwrap();
+    let (header, rows) = text.split_once('\n').unwrap();
+    std::fs::write(&many, format!("{header}\n{}", rows.repeat(9))).unwrap();
+    let reference = reference_predictions(&store, dir.path(), &many);
+    assert_eq!(reference.num_rows(), 569 * 9);
+    let text = edge_predict(Command::new(&edge), &path, &many);
     assert_eq!(assert_same_predictions(&text, &reference, 0.0), 0.0);
 
     // Over HTTP, the protocol's answers for the same rows.
@@ -910,19 +920,6 @@ fn the_edge_runtime_has_no_compiler() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(err.contains("did not match any packages"), "{err}");
-    // Nor SQL (the `sluice` binary has it): the parser and planner were a
-    // third of the edge binary's code, and replaying a transform needs neither.
-    let out = edge_depends_on("sqlparser");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "",
-        "sqlparser is in sluice-edge's graph"
-    );
     // And the shipped aarch64 binary: wasmtime's runtime, no cranelift.
     if let Some(bin) = std::env::var_os("SLUICE_EDGE_AARCH64_BIN") {
         let bytes = std::fs::read(bin).unwrap();
@@ -955,9 +952,9 @@ fn a_bundle_for_aarch64_predicts_under_qemu_what_sluice_predicts_on_this_machine
             csv.to_str().unwrap(),
         ],
     );
-    let reference = reference_predictions(&store, dir.path());
+    let reference = reference_predictions(&store, dir.path(), &csv_path());
     // Loading runs the self-test (32 rows, within 1e-6) on the device too.
-    let text = edge_predict(aarch64_edge().unwrap(), &path);
+    let text = edge_predict(aarch64_edge().unwrap(), &path, &csv_path());
     // Labels equal; probabilities within 1e-6 (tract's aarch64 and x86_64
     // kernels round differently).
     let largest = assert_same_predictions(&text, &reference, 1e-6);
