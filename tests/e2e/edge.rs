@@ -431,6 +431,30 @@ fn a_bundle_predicts_on_the_edge_exactly_what_sluice_predicts_and_serves_the_pro
 }
 
 #[test]
+fn a_models_standard_transform_is_kept_in_the_store_for_later_releases() {
+    // A model names its transform by digest. std:transform's bytes ship in
+    // the binary, so a later sluice whose std:transform changed would find
+    // neither: the run that fits it keeps its bytes in the store, which is
+    // where `sluice bundle`, `sluice serve` and `sluice predict` look next.
+    let (dir, store) = trained_store(false);
+    let summary = bundle(&store, PRODUCTION, &dir.path().join("b.bundle"), &[]);
+    let transform = &summary["components"][0];
+    assert_eq!(transform["name"], "std:transform", "{summary}");
+    let hex = transform["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let object = store.join("objects/sha256").join(&hex[..2]).join(&hex[2..]);
+    let bytes = std::fs::read(&object).unwrap_or_else(|e| panic!("{}: {e}", object.display()));
+    assert_eq!(
+        sluice_store::Digest::of(&bytes).to_hex(),
+        hex,
+        "the object holds the component's bytes"
+    );
+}
+
+#[test]
 fn tampered_mismatched_or_unsigned_bundles_are_refused_with_what_to_rebuild() {
     let Some(edge) = edge_bin() else { return };
     let (dir, store) = trained_store(false);

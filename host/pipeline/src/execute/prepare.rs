@@ -56,7 +56,11 @@ pub(crate) fn prepare_spec(
             continue;
         }
         let result = load_component(&step.component, runtime, store, files)
-            .and_then(|c| c.describe().map(|m| (c, m)).map_err(|e| e.to_string()));
+            .and_then(|c| c.describe().map(|m| (c, m)).map_err(|e| e.to_string()))
+            .and_then(|(c, m)| {
+                keep_std_transform(&step.component, &m, store)?;
+                Ok((c, m))
+            });
         loaded.insert(step.component.clone(), result);
     }
     let resolver = |r: &ComponentRef| match loaded.get(r) {
@@ -75,6 +79,32 @@ pub(crate) fn prepare_spec(
         components,
         runtime: runtime.clone(),
     })
+}
+
+/// Puts the bytes of a standard step that outputs a transform into the
+/// store (once; objects are content-addressed). A model records its
+/// transform by digest, and a later `sluice` whose standard step has
+/// changed must still find the bytes the model was fitted with — in the
+/// store, where a component run from its `.wasm` path already is.
+fn keep_std_transform(
+    r: &ComponentRef,
+    manifest: &Manifest,
+    store: Option<&ObjectStore>,
+) -> Result<(), String> {
+    let (ComponentRef::Std(name), Some(store)) = (r, store) else {
+        return Ok(());
+    };
+    if !manifest
+        .outputs
+        .iter()
+        .any(|p| p.kind == sluice_runtime::ArtifactKind::Transform)
+    {
+        return Ok(());
+    }
+    let source = ComponentSource::Std(name.clone());
+    let (bytes, _) = source.read().map_err(|e| e.to_string())?;
+    store.put(&bytes).map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 fn load_component(
