@@ -11,9 +11,8 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 use sluice_serve::protocol;
-use sluice_serve::reqlog::RequestLog;
+use sluice_serve::reqlog::{RequestIds, RequestLog};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -56,8 +55,7 @@ impl Current {
 pub struct Service {
     current: Arc<Current>,
     log: Option<RequestLog>,
-    id_prefix: String,
-    next_id: AtomicU64,
+    ids: RequestIds,
 }
 
 impl Service {
@@ -71,22 +69,8 @@ impl Service {
             log,
             // Unique enough that ids of two runs of the device do not meet
             // in a store that ingests both logs.
-            id_prefix: format!(
-                "{:08x}",
-                (nanos ^ (u64::from(std::process::id()) << 32)) as u32
-            ),
-            next_id: AtomicU64::new(1),
+            ids: RequestIds::new((nanos ^ (u64::from(std::process::id()) << 32)) as u32),
         }
-    }
-
-    /// An id for a request that brought none, so its logged rows can be
-    /// joined with labels later (it is in the response).
-    fn request_id(&self) -> String {
-        format!(
-            "{}-{}",
-            self.id_prefix,
-            self.next_id.fetch_add(1, Ordering::Relaxed)
-        )
     }
 
     /// Writes what the request log holds (at shutdown).
@@ -305,7 +289,7 @@ async fn infer(
         let predictions = model
             .predict(&table)
             .map_err(|e| (e.blames_request(), e.to_string()))?;
-        let id = request.id.clone().unwrap_or_else(|| service.request_id());
+        let id = request.id.clone().unwrap_or_else(|| service.ids.next());
         if let Some(log) = service.log.as_ref().filter(|l| l.sampled()) {
             log.record(model, &id, &table, &predictions);
         }

@@ -75,7 +75,11 @@ pub fn ingest(store: &Store, paths: &[PathBuf]) -> Result<Vec<IngestedFile>, Mon
                     ),
                 )
             })?;
-        let graph = stored_graph(store, &version.artifact)?;
+        let card = store
+            .objects
+            .get(&version.artifact)
+            .map_err(|e| MonitorError::Store(e.to_string()))?;
+        let graph = sluice_store::refs::model_onnx(&card);
         if graph != Some(c.graph) {
             return Err(refused(
                 &path,
@@ -134,18 +138,4 @@ pub fn ingest(store: &Store, paths: &[PathBuf]) -> Result<Vec<IngestedFile>, Mon
         });
     }
     Ok(taken)
-}
-
-/// The ONNX graph a stored model card names (`"onnx"`), if it names one.
-fn stored_graph(store: &Store, card: &Digest) -> Result<Option<Digest>, MonitorError> {
-    let bytes = store
-        .objects
-        .get(card)
-        .map_err(|e| MonitorError::Store(e.to_string()))?;
-    let card: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| MonitorError::Store(e.to_string()))?;
-    Ok(card
-        .get("onnx")
-        .and_then(|v| v.as_str())
-        .and_then(|s| s.parse().ok()))
 }

@@ -7,7 +7,7 @@ use crate::batcher::{BatchConfig, Batcher};
 use crate::connections;
 use crate::metrics::Metrics;
 use crate::protocol;
-use crate::reqlog::{LogConfig, RequestLog, StoreSink};
+use crate::reqlog::{LogConfig, RequestIds, RequestLog, StoreSink};
 use crate::served::{LoadError, PredictError, ServedModel};
 use arrow_array::RecordBatch;
 use axum::Router;
@@ -20,7 +20,6 @@ use serde_json::{Value, json};
 use sluice_runtime::Runtime;
 use sluice_store::{ModelRef, Store};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -135,8 +134,7 @@ struct App {
     log: RequestLog,
     timeout: Duration,
     max_body: usize,
-    next_id: AtomicU64,
-    id_prefix: String,
+    ids: RequestIds,
 }
 
 impl App {
@@ -151,14 +149,6 @@ impl App {
                     .join(", ")
             ))
         })
-    }
-
-    fn request_id(&self) -> String {
-        format!(
-            "{}-{}",
-            self.id_prefix,
-            self.next_id.fetch_add(1, Ordering::Relaxed)
-        )
     }
 }
 
@@ -319,8 +309,7 @@ impl Server {
             log,
             timeout: config.timeout,
             max_body: config.max_body,
-            next_id: AtomicU64::new(1),
-            id_prefix: format!("{:08x}", rand::random::<u32>()),
+            ids: RequestIds::new(rand::random()),
         });
         Ok(Server {
             listener,
@@ -920,7 +909,7 @@ impl App {
         let table = protocol::infer_table(request, model.inputs())
             .map_err(|e| ApiError::bad_request(e.0))?;
         let predictions = predict(self, &model, &table).await?;
-        let id = request.id.clone().unwrap_or_else(|| self.request_id());
+        let id = request.id.clone().unwrap_or_else(|| self.ids.next());
         if self.log.sampled() {
             self.log.record(&model, &id, &table, &predictions);
         }
@@ -952,7 +941,7 @@ async fn invocations(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
         .map_err(|e| ApiError::bad_request(e.0))?;
         let predictions = predict(&app, &model, &table).await?;
         if app.log.sampled() {
-            let id = app.request_id();
+            let id = app.ids.next();
             app.log.record(&model, &id, &table, &predictions);
         }
         Ok::<_, ApiError>(json_response(protocol::invocations_response(&predictions)))

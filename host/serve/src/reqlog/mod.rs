@@ -95,6 +95,36 @@ pub struct NoCounters;
 
 impl LogCounters for NoCounters {}
 
+/// Ids for requests that bring none (`PREFIX-N`), so their logged rows can
+/// be joined with labels later (the id is in the response): a per-process
+/// prefix, then a counter. `sluice serve` and `sluice-edge serve` both
+/// give them.
+#[derive(Debug)]
+pub struct RequestIds {
+    prefix: String,
+    next: AtomicU64,
+}
+
+impl RequestIds {
+    /// Ids starting with `prefix` (8 hex digits), which should differ
+    /// between processes that log into one store.
+    pub fn new(prefix: u32) -> Self {
+        RequestIds {
+            prefix: format!("{prefix:08x}"),
+            next: AtomicU64::new(1),
+        }
+    }
+
+    /// The next id.
+    pub fn next(&self) -> String {
+        format!(
+            "{}-{}",
+            self.prefix,
+            self.next.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+}
+
 /// Requests waiting for the writer before new ones are dropped.
 const QUEUE: usize = 2048;
 /// Requests' rows gathered before they are compacted into one batch.
