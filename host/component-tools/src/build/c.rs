@@ -16,7 +16,7 @@
 //! and exports mean. `--strip-all` drops debug information and names (which hold
 //! the build's paths), not that custom section.
 
-use super::stage::{self, Stage};
+use super::stage::{self, Reuse};
 use super::{BuildError, Project, Toolchain, find_program, run_tool};
 use crate::sdk;
 use std::path::{Path, PathBuf};
@@ -175,19 +175,21 @@ pub(super) fn build(project: &Project, out: &Path) -> Result<(), BuildError> {
         .cloned()
         .collect();
     sources.sort();
-    let stage = Stage::new("c", &files)?;
-    let core = stage.dir().join("step.core.wasm");
-    run_tool(
-        &mut compiler.command(stage.dir(), &sources, &core),
-        &compiler.program.display().to_string(),
-    )?;
-    let module = std::fs::read(&core).map_err(super::io_err("reading", &core))?;
-    let component = componentize(&module).map_err(|e| {
-        BuildError::Failed(format!(
-            "making a component of the compiled module: {e:#}; does the project link bindings/step_component_type.o?"
-        ))
-    })?;
-    std::fs::write(out, component).map_err(super::io_err("writing", out))
+    stage::build_staged("c", &files, out, Reuse::Never, |stage| {
+        let core = stage.join("step.core.wasm");
+        run_tool(
+            &mut compiler.command(stage, &sources, &core),
+            &compiler.program.display().to_string(),
+        )?;
+        let module = std::fs::read(&core).map_err(super::io_err("reading", &core))?;
+        let component = componentize(&module).map_err(|e| {
+            BuildError::Failed(format!(
+                "making a component of the compiled module: {e:#}; does the project link bindings/step_component_type.o?"
+            ))
+        })?;
+        std::fs::write(out, component).map_err(super::io_err("writing", out))
+    })
+    .map(|_built| ())
 }
 
 /// The component of a reactor module that carries its world's type:

@@ -28,7 +28,7 @@
 //! (hash keys and timestamps land in the snapshot). So the build is skipped
 //! while its inputs are unchanged (see [`super::stage::up_to_date`]).
 
-use super::stage::{self, Stage};
+use super::stage::{self, Reuse};
 use super::{BuildError, Project, Toolchain, find_program, io_err, output_line, run_tool};
 use crate::sdk;
 use std::path::{Path, PathBuf};
@@ -194,38 +194,38 @@ pub(super) fn build(project: &Project, out: &Path, force: bool) -> Result<bool, 
     let node = find_program("node")
         .and_then(|n| output_line(&n, &["--version"], &project.dir))
         .unwrap_or_default();
-    let inputs = stage::inputs("js", &files, &format!("{node}\n{lock}"));
-    if !force && stage::up_to_date(out, &inputs) {
-        return Ok(true);
-    }
-    install(&toolchain)?;
-    let stage = Stage::new("js", &files)?;
-    // The step's own npm dependencies, for the bundler.
-    let modules = toolchain.join("node_modules");
-    #[cfg(unix)]
-    if modules.is_dir() {
-        let link = stage.dir().join("node_modules");
-        std::os::unix::fs::symlink(&modules, &link).map_err(io_err("linking", &link))?;
-    }
-    let jco = jco(&toolchain);
-    run_tool(
-        Command::new(&jco)
-            .args(["componentize", "sluice_step_entry.js", "--bundle"])
-            .args([
-                "--bundle-config",
-                "bundle.config.js",
-                "-w",
-                "wit",
-                "-n",
-                "step",
-            ])
-            .args(["-d", "http", "fetch-event", "-o"])
-            .arg(out)
-            .current_dir(stage.dir()),
-        "jco componentize",
-    )?;
-    stage::record(out, &inputs)?;
-    Ok(false)
+    let tools = format!("{node}\n{lock}");
+    let reuse = Reuse::WhileUnchanged {
+        tools: &tools,
+        force,
+    };
+    stage::build_staged("js", &files, out, reuse, |stage| {
+        install(&toolchain)?;
+        // The step's own npm dependencies, for the bundler.
+        let modules = toolchain.join("node_modules");
+        #[cfg(unix)]
+        if modules.is_dir() {
+            let link = stage.join("node_modules");
+            std::os::unix::fs::symlink(&modules, &link).map_err(io_err("linking", &link))?;
+        }
+        let jco = jco(&toolchain);
+        run_tool(
+            Command::new(&jco)
+                .args(["componentize", "sluice_step_entry.js", "--bundle"])
+                .args([
+                    "--bundle-config",
+                    "bundle.config.js",
+                    "-w",
+                    "wit",
+                    "-n",
+                    "step",
+                ])
+                .args(["-d", "http", "fetch-event", "-o"])
+                .arg(out)
+                .current_dir(stage),
+            "jco componentize",
+        )
+    })
 }
 
 #[cfg(test)]

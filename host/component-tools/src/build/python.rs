@@ -24,7 +24,7 @@
 //! build is skipped while its inputs are unchanged (see
 //! [`super::stage::up_to_date`]).
 
-use super::stage::{self, Stage};
+use super::stage::{self, Reuse};
 use super::{BuildError, Project, Toolchain, find_program, output_line, run_tool};
 use crate::sdk;
 use std::path::Path;
@@ -81,22 +81,21 @@ pub(super) fn build(project: &Project, out: &Path, force: bool) -> Result<bool, 
     let tool = find_program("componentize-py")
         .and_then(|p| output_line(&p, &["--version"], &project.dir))
         .unwrap_or_default();
-    let inputs = stage::inputs("python", &files, &tool);
-    if !force && stage::up_to_date(out, &inputs) {
-        return Ok(true);
-    }
-    let stage = Stage::new("python", &files)?;
-    let empty_venv = stage.dir().join("no-site-packages");
-    std::fs::create_dir_all(&empty_venv).map_err(super::io_err("creating", &empty_venv))?;
-    run_tool(
-        Command::new("componentize-py")
-            .args(["-q", "-d", "src/wit", "-w", "step", "componentize"])
-            .args(["sluice_step_entry", "-p", ".", "-p", "src", "-o"])
-            .arg(out)
-            .current_dir(stage.dir())
-            .env("VIRTUAL_ENV", &empty_venv),
-        "componentize-py",
-    )?;
-    stage::record(out, &inputs)?;
-    Ok(false)
+    let reuse = Reuse::WhileUnchanged {
+        tools: &tool,
+        force,
+    };
+    stage::build_staged("python", &files, out, reuse, |stage| {
+        let empty_venv = stage.join("no-site-packages");
+        std::fs::create_dir_all(&empty_venv).map_err(super::io_err("creating", &empty_venv))?;
+        run_tool(
+            Command::new("componentize-py")
+                .args(["-q", "-d", "src/wit", "-w", "step", "componentize"])
+                .args(["sluice_step_entry", "-p", ".", "-p", "src", "-o"])
+                .arg(out)
+                .current_dir(stage)
+                .env("VIRTUAL_ENV", &empty_venv),
+            "componentize-py",
+        )
+    })
 }

@@ -62,19 +62,60 @@ fn walk(dir: &Path, prefix: &str, out: &mut Files) -> Result<(), BuildError> {
     Ok(())
 }
 
+/// Whether a staged build keeps a component already built from the same
+/// inputs.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Reuse<'a> {
+    /// Never: the tools give the same bytes for the same inputs (C).
+    Never,
+    /// While the files and the tools (`tools` identifies them: versions,
+    /// lock file) are unchanged, unless `force` (Python, JavaScript).
+    WhileUnchanged {
+        /// What identifies the tools.
+        tools: &'a str,
+        /// Build anyway.
+        force: bool,
+    },
+}
+
+/// Stages `files` for a build of `kind` and runs `build` in the stage (its
+/// folder) to write the component `out` — unless `reuse` keeps the one
+/// already there, which then is the result. Whether it was kept.
+pub(super) fn build_staged(
+    kind: &str,
+    files: &Files,
+    out: &Path,
+    reuse: Reuse<'_>,
+    build: impl FnOnce(&Path) -> Result<(), BuildError>,
+) -> Result<bool, BuildError> {
+    let (tools, recorded, force) = match reuse {
+        Reuse::Never => ("", false, true),
+        Reuse::WhileUnchanged { tools, force } => (tools, true, force),
+    };
+    let inputs = inputs(kind, files, tools);
+    if recorded && !force && up_to_date(out, &inputs) {
+        return Ok(true);
+    }
+    let stage = Stage::new(kind, &inputs, files)?;
+    build(stage.dir())?;
+    if recorded {
+        record(out, &inputs)?;
+    }
+    Ok(false)
+}
+
 /// A staging folder holding a build's files, removed when dropped. Only
 /// one build at a time uses a given folder (a lock file beside it).
-pub(super) struct Stage {
+struct Stage {
     dir: PathBuf,
     _lock: File,
 }
 
 impl Stage {
     /// Writes `files` into the staging folder of `kind` (`python`, `js`,
-    /// `c`) named after their digest, emptied first.
-    pub(super) fn new(kind: &str, files: &Files) -> Result<Stage, BuildError> {
-        let digest = inputs(kind, files, "").to_string();
-        let hex = digest.trim_start_matches("sha256:");
+    /// `c`) named after their `inputs` digest, emptied first.
+    fn new(kind: &str, inputs: &Digest, files: &Files) -> Result<Stage, BuildError> {
+        let hex = inputs.to_hex();
         let root = std::env::temp_dir().join(format!("sluice-build-{}", user_id()));
         std::fs::create_dir_all(&root).map_err(io_err("creating", &root))?;
         let dir = root.join(format!("{kind}-{}", &hex[..16]));
@@ -96,7 +137,7 @@ impl Stage {
     }
 
     /// The staging folder.
-    pub(super) fn dir(&self) -> &Path {
+    fn dir(&self) -> &Path {
         &self.dir
     }
 }
@@ -109,7 +150,7 @@ impl Drop for Stage {
 
 /// The digest of a build's inputs: its kind, its files (paths and bytes)
 /// and what identifies its tools (their versions, the lock file).
-pub(super) fn inputs(kind: &str, files: &Files, tools: &str) -> Digest {
+fn inputs(kind: &str, files: &Files, tools: &str) -> Digest {
     let mut hashed = Vec::new();
     for part in [kind.as_bytes(), tools.as_bytes()] {
         hashed.extend_from_slice(&(part.len() as u64).to_le_bytes());
@@ -132,7 +173,7 @@ fn record_path(out: &Path) -> PathBuf {
 
 /// Whether `out` is the component a build from `inputs` wrote: its record
 /// names these inputs and the bytes it holds now.
-pub(super) fn up_to_date(out: &Path, inputs: &Digest) -> bool {
+fn up_to_date(out: &Path, inputs: &Digest) -> bool {
     let (Ok(record), Ok(bytes)) = (
         std::fs::read_to_string(record_path(out)),
         std::fs::read(out),
@@ -143,7 +184,7 @@ pub(super) fn up_to_date(out: &Path, inputs: &Digest) -> bool {
 }
 
 /// Records that `out` was just built from `inputs`.
-pub(super) fn record(out: &Path, inputs: &Digest) -> Result<(), BuildError> {
+fn record(out: &Path, inputs: &Digest) -> Result<(), BuildError> {
     let bytes = std::fs::read(out).map_err(io_err("reading", out))?;
     let path = record_path(out);
     std::fs::write(
@@ -208,7 +249,7 @@ mod tests {
         let files = sources(d.path(), "src/").unwrap();
         let names: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(names, ["src/app.py", "src/lib/util.py"]);
-        let a = Stage::new("test", &files).unwrap();
+        let a = Stage::new("test", &inputs("test", &files, ""), &files).unwrap();
         assert_eq!(
             std::fs::read_to_string(a.dir().join("src/lib/util.py")).unwrap(),
             "lib/util.py"
@@ -216,12 +257,17 @@ mod tests {
         let path = a.dir().to_path_buf();
         drop(a);
         assert!(!path.exists(), "removed when done");
-        let again = Stage::new("test", &files).unwrap();
+        let again = Stage::new("test", &inputs("test", &files, ""), &files).unwrap();
         assert_eq!(again.dir(), path, "the same sources, the same folder");
         let mut other = files.clone();
         other[0].1.push(b'!');
         drop(again);
-        assert_ne!(Stage::new("test", &other).unwrap().dir(), path);
+        assert_ne!(
+            Stage::new("test", &inputs("test", &other, ""), &other)
+                .unwrap()
+                .dir(),
+            path
+        );
     }
 
     #[test]
