@@ -18,6 +18,7 @@ mod lineage;
 mod ml;
 mod monitor;
 mod new_build;
+mod pipeline_test;
 mod polyglot;
 mod quickstart;
 mod s3;

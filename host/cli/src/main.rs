@@ -107,6 +107,13 @@ enum Command {
     /// errors.
     Validate(commands::run::ValidateArgs),
 
+    /// Pipeline CI: run a pipeline on a sample of its data in a scratch
+    /// store and check that its components integrate, every step produces
+    /// what it declares, and training produces no NaN; a JUnit report.
+    ///
+    /// Exits with 1 if a check failed and 2 if the spec is invalid.
+    Test(commands::pipeline_test::TestArgs),
+
     /// Create, build, check, inspect and list step components.
     #[command(subcommand)]
     Component(commands::component::ComponentCommand),
@@ -189,6 +196,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Run(args) => commands::run::run(&cli_context(&cli), args),
         Command::Validate(args) => commands::run::validate(&cli_context(&cli), args),
+        Command::Test(args) => commands::pipeline_test::run(&cli_context(&cli), args),
         Command::Component(cmd) => commands::component::run(&cli_context(&cli), cmd),
         Command::Runs(cmd) => commands::runs::run(cmd),
         Command::Artifacts(cmd) => commands::artifacts::run(cmd),

@@ -9,6 +9,7 @@
 //! memory against the limits. The results come as a [`CheckReport`], which
 //! also writes itself as JUnit XML.
 
+use crate::junit;
 use serde::Serialize;
 use sluice_runtime::outcome::bytes;
 use sluice_runtime::outcome::duration;
@@ -468,42 +469,21 @@ fn find_sample(dir: &Path, port: &str) -> Option<PathBuf> {
 
 /// The results as a JUnit XML test suite.
 fn junit(component: &str, checks: &[CheckResult]) -> String {
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
-    let failures = checks.iter().filter(|c| c.status == Status::Failed).count();
-    let skipped = checks
+    let cases: Vec<junit::Case<'_>> = checks
         .iter()
-        .filter(|c| c.status == Status::Skipped)
-        .count();
-    let mut xml = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"sluice component check {}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">\n",
-        esc(component),
-        checks.len()
-    );
-    for c in checks {
-        let open = format!(
-            "  <testcase classname=\"sluice.component.check\" name=\"{}\"",
-            c.name
-        );
-        match c.status {
-            Status::Passed => xml.push_str(&format!("{open}/>\n")),
-            Status::Failed => xml.push_str(&format!(
-                "{open}>\n    <failure message=\"{}\">{}</failure>\n  </testcase>\n",
-                esc(&c.detail),
-                esc(&c.detail)
-            )),
-            Status::Skipped => xml.push_str(&format!(
-                "{open}>\n    <skipped message=\"{}\"/>\n  </testcase>\n",
-                esc(&c.detail)
-            )),
-        }
-    }
-    xml.push_str("</testsuite>\n");
-    xml
+        .map(|c| junit::Case {
+            classname: "sluice.component.check",
+            name: c.name,
+            outcome: match c.status {
+                Status::Passed => junit::Outcome::Passed,
+                Status::Failed => junit::Outcome::Failed(&c.detail),
+                Status::Skipped => junit::Outcome::Skipped(&c.detail),
+            },
+            time: None,
+            stderr: None,
+        })
+        .collect();
+    junit::suite(&format!("sluice component check {component}"), &cases)
 }
 
 #[cfg(test)]
@@ -545,7 +525,7 @@ mod tests {
         assert_eq!(report.failed(), 1);
         assert!(!report.passed());
         let xml = report.junit();
-        assert!(xml.contains("tests=\"3\" failures=\"1\" skipped=\"1\""));
+        assert!(xml.contains("tests=\"3\" failures=\"1\" errors=\"0\" skipped=\"1\""));
         assert!(xml.contains("a &lt;b&gt; &amp; &quot;c&quot;"));
         assert!(xml.contains("<testcase classname=\"sluice.component.check\" name=\"world\"/>"));
         assert!(xml.contains("<skipped message=\"why\"/>"));

@@ -5,7 +5,8 @@
 //! Python, JavaScript or C ([`scaffold`]) that carries its SDK ([`sdk`]
 //! embeds the SDKs, the WIT and the generated C bindings, so nothing needs
 //! a sluice checkout), the conformance check a CI runs on a component,
-//! whatever language built it, with its JUnit report ([`check`]), and
+//! whatever language built it, with its JUnit report ([`check`], written by [`junit`], which `sluice
+//! test` shares), and
 //! finding a step project's language, checking its toolchain and building
 //! it into a component ([`build`]).
 //!
@@ -14,6 +15,7 @@
 
 pub mod build;
 pub mod check;
+pub mod junit;
 pub mod scaffold;
 pub mod sdk;
 

@@ -99,6 +99,7 @@ mod params;
 mod prediction;
 mod rng;
 pub mod trees;
+mod weights;
 
 pub use algorithm::Algorithm;
 pub use cancel::Cancel;
@@ -115,6 +116,7 @@ pub use params::{
     BoostingParams, ForestParams, LinearParams, LogisticParams, MlpParams, TrainParams,
 };
 pub use prediction::Prediction;
+pub use weights::{NonFinite, non_finite};
 
 /// Names and versions of the exported ONNX graphs (see the crate docs).
 pub mod onnx {

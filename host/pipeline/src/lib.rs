@@ -13,12 +13,15 @@
 //!   column, rendered like rustc's or serialised as JSON;
 //! - [`execute`] runs a validated plan: the local scheduler, the executor
 //!   of one step against a store (the unit a cluster task or a device
-//!   calls), and the cache key.
+//!   calls), and the cache key;
+//! - [`ci`] samples a pipeline's data and turns a run into test cases
+//!   (`sluice test`).
 //!
 //! Neighbours: components are loaded and run by `sluice-runtime`; outputs
 //! and records go to `sluice-store`. `sluice-watch` and the CLI drive runs
 //! through this crate.
 
+pub mod ci;
 pub mod diagnostic;
 pub mod execute;
 pub mod spec;

@@ -501,20 +501,32 @@ fn type_name(t: &DataType) -> String {
 }
 
 /// `rows` rows of `t` chosen at random without replacement (the whole
-/// table if it has no more), in table order, reproducibly for `seed`.
-///
-/// The rows are chosen by Floyd's algorithm driven by SplitMix64 seeded
-/// with `seed`: for `j` from `n − rows` to `n − 1`, draw `r` uniform in
-/// `0..=j`; choose `r`, or `j` if `r` is already chosen.
+/// table if it has no more), in table order, reproducibly for `seed`: the
+/// rows [`sample_indices`] names.
 pub fn sample(t: &Table, rows: u64, seed: u64) -> Result<Table, OpError> {
     let n = t.num_rows();
     if rows >= n as u64 {
         return Ok(t.clone());
     }
-    let k = rows as usize;
+    gather(t, &sample_indices(n as u64, rows, seed))
+}
+
+/// The indices, increasing, of `k` of `n` rows chosen at random without
+/// replacement (all `n` if `k ≥ n`), reproducibly for `seed`: what
+/// [`sample`] (and so a step's `tables.sample`) keeps, which `sluice test`
+/// also uses to sample a file it never holds whole.
+///
+/// The rows are chosen by Floyd's algorithm driven by SplitMix64 seeded
+/// with `seed`: for `j` from `n − k` to `n − 1`, draw `r` uniform in
+/// `0..=j`; choose `r`, or `j` if `r` is already chosen.
+pub fn sample_indices(n: u64, k: u64, seed: u64) -> Vec<u64> {
+    if k >= n {
+        return (0..n).collect();
+    }
+    let n = n as usize;
     let mut chosen = vec![0u64; n.div_ceil(64)];
     let mut rng = SplitMix64::new(seed);
-    for j in n - k..n {
+    for j in n - k as usize..n {
         let r = rng.below(j as u64 + 1) as usize;
         let pick = if (chosen[r / 64] >> (r % 64)) & 1 == 1 {
             j
@@ -523,7 +535,7 @@ pub fn sample(t: &Table, rows: u64, seed: u64) -> Result<Table, OpError> {
         };
         chosen[pick / 64] |= 1 << (pick % 64);
     }
-    let mut indices = Vec::with_capacity(k);
+    let mut indices = Vec::with_capacity(k as usize);
     for (w, &bits) in chosen.iter().enumerate() {
         let mut bits = bits;
         while bits != 0 {
@@ -531,7 +543,7 @@ pub fn sample(t: &Table, rows: u64, seed: u64) -> Result<Table, OpError> {
             bits &= bits - 1;
         }
     }
-    gather(t, &indices)
+    indices
 }
 
 // ---------------------------------------------------------------------------

@@ -36,6 +36,7 @@ const BEHAVIOURS: &[&str] = &[
     "invalid",
     "reject",
     "clock",
+    "nan-metric",
     "sleep",
     "busy",
     "lie",
@@ -132,6 +133,10 @@ impl Step for Adversary {
                 loop {
                     kept.push(black_box(TableBuilder::new()));
                 }
+            }
+            "nan-metric" => {
+                ctx.metric("loss", f64::NAN);
+                ctx.output_bytes("out", b"diverged")
             }
             "metric-flood" => {
                 for i in 0..2_000 {

@@ -10,6 +10,7 @@ pub(crate) mod gc;
 pub(crate) mod lineage;
 pub(crate) mod models;
 pub(crate) mod monitor;
+pub(crate) mod pipeline_test;
 pub(crate) mod predict;
 pub(crate) mod run;
 pub(crate) mod runs;

@@ -131,14 +131,7 @@ pub(crate) fn run(ctx: &CliContext, args: &RunArgs) -> anyhow::Result<ExitCode> 
         },
         resume,
     };
-    let progress = Arc::new(ui::Progress::new(args.quiet));
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(options.jobs + 1)
-        .enable_time()
-        .build()
-        .context("starting the async runtime")?;
-    let run = execute::execute(&prepared, Arc::new(store), &options, progress);
-    let report = match tokio.block_on(run) {
+    let report = match execute_blocking(&prepared, Arc::new(store), &options, args.quiet)? {
         Ok(r) => r,
         Err(ExecuteError::Data(diags)) => return Ok(report_diagnostics(&diags, args.json)),
         Err(ExecuteError::Resume(why)) => anyhow::bail!(why),
@@ -153,6 +146,24 @@ pub(crate) fn run(ctx: &CliContext, args: &RunArgs) -> anyhow::Result<ExitCode> 
         RunState::Succeeded => ExitCode::SUCCESS,
         RunState::Failed => ExitCode::from(EXIT_FAILED),
     })
+}
+
+/// Runs a prepared pipeline to its end on a runtime of `options.jobs`
+/// worker threads, showing each step's progress unless `quiet`; the outer
+/// error is the runtime's failing to start.
+pub(crate) fn execute_blocking(
+    prepared: &Prepared,
+    store: Arc<Store>,
+    options: &RunOptions,
+    quiet: bool,
+) -> anyhow::Result<Result<RunReport, ExecuteError>> {
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(options.jobs + 1)
+        .enable_time()
+        .build()
+        .context("starting the async runtime")?;
+    let progress = Arc::new(ui::Progress::new(quiet));
+    Ok(tokio.block_on(execute::execute(prepared, store, options, progress)))
 }
 
 /// `sluice run --plan-only`: publishes the spec (unless --package names
