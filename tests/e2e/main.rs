@@ -20,6 +20,7 @@ mod monitor;
 mod new_build;
 mod pipeline_test;
 mod polyglot;
+mod predict_validation;
 mod quickstart;
 mod s3;
 mod sandbox;

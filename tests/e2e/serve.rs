@@ -884,8 +884,16 @@ fn concurrent_requests_are_batched_and_batch_prediction_refuses_bad_files() {
         .map(|l| l.split(',').skip(1).collect::<Vec<_>>().join(",") + "\n")
         .collect();
     std::fs::write(&csv, partial).unwrap();
+    // (Validation would refuse it first, in std:validate's words: see
+    // predict_validation.rs; this checks predict's own refusal.)
     let out = dir.path().join("out.parquet");
-    let r = predict(&store, "breast-cancer@production", &csv, &out, &[]);
+    let r = predict(
+        &store,
+        "breast-cancer@production",
+        &csv,
+        &out,
+        &["--no-validate"],
+    );
     assert_ne!(r.code, 0);
     assert!(
         r.stderr.contains("missing column `mean_radius`"),

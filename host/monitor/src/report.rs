@@ -9,7 +9,7 @@ use serde_json::Value;
 use sluice_runtime::Runtime;
 use sluice_serve::ServedModel;
 use sluice_store::{Digest, ModelRef, Store};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 
 /// Most windows in the drift-over-time series.
 const MAX_WINDOWS: usize = 10;
@@ -416,41 +416,25 @@ fn training_table(
                 "the model's card does not say which execution made it (`made_by`), so its training data is unknown".into(),
             )
         })?;
-    let mut queue = VecDeque::from([execution]);
-    let mut seen = HashSet::new();
-    while let Some(id) = queue.pop_front() {
-        if !seen.insert(id) {
-            continue;
+    let found = sluice_store::upstream::find_upstream(store, execution, |e| {
+        if transform.is_some_and(|t| t != e.component_digest) {
+            return None;
         }
-        let e = store.metadata.execution(id).map_err(store_err)?;
-        let e = match e.cached_from {
-            Some(original) => store.metadata.execution(original).map_err(store_err)?,
-            None => e,
-        };
         let mut inputs: Vec<_> = e
             .events
             .iter()
             .filter(|ev| ev.direction == "input")
             .collect();
-        if transform.is_none_or(|t| t == e.component_digest) {
-            inputs.sort_by_key(|ev| ev.port != "train");
-            for event in &inputs {
-                if let Some(batch) = read_table(store, &event.artifact)
-                    && columns.iter().all(|c| batch.column_by_name(c).is_some())
-                {
-                    return Ok((batch, format!("{}/{}/{}", e.run_id, e.step, event.port)));
-                }
-            }
-        }
-        for event in inputs {
-            for producer in store
-                .metadata
-                .producers(&event.artifact)
-                .map_err(store_err)?
-            {
-                queue.push_back(producer.id);
-            }
-        }
+        inputs.sort_by_key(|ev| ev.port != "train");
+        inputs.iter().find_map(|event| {
+            read_table(store, &event.artifact)
+                .filter(|batch| columns.iter().all(|c| batch.column_by_name(c).is_some()))
+                .map(|batch| (batch, format!("{}/{}/{}", e.run_id, e.step, event.port)))
+        })
+    })
+    .map_err(store_err)?;
+    if let Some(found) = found {
+        return Ok(found);
     }
     Err(MonitorError::NoData(format!(
         "no table upstream of the model's training step has its raw input columns ({}); was the model trained by a pipeline in this store?",

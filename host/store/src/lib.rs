@@ -32,6 +32,7 @@ pub mod request_log;
 mod store;
 pub use sluice_time as time;
 pub mod transfer;
+pub mod upstream;
 mod watch_state;
 
 pub use db::{DbError, MetadataLocation};

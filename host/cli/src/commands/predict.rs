@@ -1,7 +1,11 @@
 //! `sluice predict`: batch prediction over a CSV or Parquet file, in
 //! chunks (bounded memory), through the same transform-then-model path as
 //! the server. The input is read and the output written through
-//! `sluice_tables`.
+//! `sluice_tables`. Unless `--no-validate`, each chunk is first checked
+//! against the schema and statistics of the model's training data
+//! ([`validation`]).
+
+mod validation;
 
 use super::run::{default_store_dir, open_store};
 use crate::CliContext;
@@ -10,6 +14,7 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{Field, Schema};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use sluice_runtime::DType;
 use sluice_runtime::table::ArrowDType;
 use sluice_serve::ServedModel;
 use sluice_store::ModelRef;
@@ -19,6 +24,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
+use validation::Validation;
 
 /// Arguments of `sluice predict`.
 #[derive(Debug, Args)]
@@ -30,9 +36,23 @@ classifiers `probability_<class>` per class. Rows are read, predicted and
 written a chunk at a time, so memory stays bounded whatever the file size.
 The output appears only when every row is predicted.
 
+Validation: unless --no-validate, the input is first checked against the
+schema and statistics of the data the model was trained on (found through
+the store's lineage: the std:schema and std:statistics steps of the
+training pipeline), by std:statistics and std:validate themselves, so the
+messages are the pipeline's. Only the model's input columns are checked;
+others (the label, columns to copy through) are not. Schema skew — a
+missing column, a wrong type, missing or out-of-range values — refuses the
+file (exit 2; checked on every row, chunk by chunk, and nothing is
+written). Drift from the training data — measured on the first chunk, if
+it has 100 rows or more — is a warning, and the rows are predicted anyway. A model with no recorded
+schema (imported, or trained without std:schema) is not validated; a
+notice says so.
+
 Examples:
   sluice predict --model breast-cancer@production --input patients.csv --output scored.parquet
-  sluice predict --model diabetes:3 --input batch.parquet --output out.parquet --predictions-only")]
+  sluice predict --model diabetes:3 --input batch.parquet --output out.parquet --predictions-only
+  sluice predict --model breast-cancer:1 --input odd.csv --output out.parquet --no-validate")]
 pub(crate) struct PredictArgs {
     /// The model: NAME@ALIAS, NAME:VERSION or NAME (the latest version).
     #[arg(long, value_name = "NAME@ALIAS")]
@@ -49,6 +69,11 @@ pub(crate) struct PredictArgs {
     /// Write only the prediction columns, not the input's columns too.
     #[arg(long)]
     predictions_only: bool,
+
+    /// Predict without checking the input against the training data's
+    /// schema and statistics.
+    #[arg(long)]
+    no_validate: bool,
 
     /// Rows per chunk.
     #[arg(long, default_value_t = 8192, value_name = "ROWS")]
@@ -73,12 +98,24 @@ pub(crate) fn run(ctx: &CliContext, args: &PredictArgs) -> anyhow::Result<ExitCo
     let runtime = ctx.runtime()?;
     let model = ServedModel::load(&store, &runtime, &args.model)?;
     let started = Instant::now();
+    let mut validation = Validation::prepare(&store, &runtime, &model, args.no_validate)?;
+    if let Validation::Unavailable(why) = &validation {
+        eprintln!("note: {why}");
+    }
 
-    let (chunks, bar) = open_input(args, &model)?;
-    let result = predict_all(args, &model, chunks, &bar);
+    let (chunks, bar) = open_input(args, &model, &validation)?;
+    let result = predict_all(args, &model, chunks, &bar, &mut validation);
     bar.finish_and_clear();
     let rows = result?;
     let seconds = started.elapsed().as_secs_f64();
+    let warnings = validation.warnings();
+    if !warnings.is_empty() {
+        eprintln!(
+            "warning: the input drifted from {}'s training data (predicted anyway):\n- {}",
+            model.id(),
+            warnings.join("\n- ")
+        );
+    }
     if args.json {
         println!(
             "{}",
@@ -88,6 +125,7 @@ pub(crate) fn run(ctx: &CliContext, args: &PredictArgs) -> anyhow::Result<ExitCo
                 "rows": rows,
                 "output": args.output,
                 "seconds": seconds,
+                "validation": validation.summary(),
             }))?
         );
     } else {
@@ -105,6 +143,7 @@ pub(crate) fn run(ctx: &CliContext, args: &PredictArgs) -> anyhow::Result<ExitCo
 fn open_input(
     args: &PredictArgs,
     model: &ServedModel,
+    validation: &Validation,
 ) -> anyhow::Result<(ChunkReader, ProgressBar)> {
     let show = !args.quiet && std::io::stderr().is_terminal();
     let bar = if show {
@@ -114,11 +153,17 @@ fn open_input(
     };
     let counted = bar.clone();
     // The model's inputs are read with the types it takes; other CSV
-    // columns keep the types inferred over the whole file.
+    // columns keep the types inferred over the whole file. When validating,
+    // only text inputs are (reading text never fails): the others keep
+    // their inferred types, so that text in a numeric column is the
+    // schema's wrong-type skew rather than a parse error; predicting casts
+    // them to the model's types.
+    let validating = matches!(validation, Validation::Checked(_));
     let types = |name: &str| {
         model
             .inputs()
             .and_then(|s| s.column(name))
+            .filter(|c| !validating || c.column_type == DType::Utf8)
             .map(|c| c.column_type.arrow())
     };
     let reader = ChunkReader::open(
@@ -152,11 +197,15 @@ fn predict_all(
     model: &ServedModel,
     chunks: ChunkReader,
     bar: &ProgressBar,
+    validation: &mut Validation,
 ) -> anyhow::Result<u64> {
     let mut output = ParquetOutput::new(&args.output);
     let mut rows = 0u64;
     for chunk in chunks {
         let chunk = chunk?;
+        if let Validation::Checked(v) = validation {
+            v.check(&chunk, &args.input)?;
+        }
         let predictions = model.predict(&chunk).map_err(|e| {
             // Rows count from 1, the first data row of the file (the line
             // after a CSV header); the error's own row counts within them.
