@@ -208,6 +208,50 @@ fn new_data_starts_exactly_one_run_and_its_blessed_version_goes_to_staging() {
 }
 
 #[test]
+fn watch_moves_an_alias_only_when_its_promotion_gates_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = project(
+        dir.path(),
+        &format!(
+            "{NEW_DATA}[promotion]\nproduction = true\n[promotion.require.staging]\nblessing = true\n[promotion.require.production]\nsoak = \"1h\"\n"
+        ),
+    );
+    let store = dir.path().join(".sluice");
+    let watch = Watch::start(&spec, None);
+    std::thread::sleep(Duration::from_millis(500));
+    write_data(dir.path(), 450, &[], 1.0);
+    watch.wait_for("stays out of production");
+    let (code, log) = watch.stop();
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(alias(&store, "staging"), Some(1), "{log}");
+    assert_eq!(alias(&store, "production"), None, "{log}");
+    assert!(
+        log.contains(
+            "breast-cancer:1 stays out of production: 1 gate(s) unmet — soak: held staging for "
+        ),
+        "{log}"
+    );
+    // The move into staging kept its gate's verdict; the policy is stored.
+    let r = run(&[
+        "models",
+        "show",
+        "breast-cancer",
+        "--json",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    let show = r.json();
+    let moved = &show["history"][0];
+    assert_eq!(moved["alias"], "staging");
+    assert_eq!(moved["gates"][0]["gate"], "blessing");
+    assert_eq!(moved["gates"][0]["passed"], true);
+    assert_eq!(
+        show["promotion_policy"]["require"]["production"]["soak-ms"],
+        3_600_000
+    );
+}
+
+#[test]
 fn a_restart_after_a_crash_neither_loses_nor_repeats_a_trigger() {
     let dir = tempfile::tempdir().unwrap();
     let spec = project(dir.path(), NEW_DATA);

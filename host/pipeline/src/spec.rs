@@ -36,7 +36,10 @@
 pub mod cron;
 mod triggers;
 
-pub use triggers::{DegradationTrigger, DriftTrigger, Promotion, Triggers};
+pub use triggers::{
+    DegradationTrigger, DriftTrigger, Promotion, PromotionPolicy, Requirements, Triggers,
+    parse_policy,
+};
 
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, Span, did_you_mean};
 use sluice_runtime::ClockMode;
@@ -403,25 +406,7 @@ impl Spec {
     /// for the relative paths of data inputs and components. All problems
     /// found are reported, in source order.
     pub fn parse(path: &Path, source: &str) -> Result<Spec, Diagnostics> {
-        let root = match DeTable::parse(source) {
-            Ok(root) => root,
-            Err(e) => return Err(syntax_error(path, source, &e).into()),
-        };
-        let mut p = Parser {
-            file: path,
-            source,
-            base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
-            diags: Vec::new(),
-        };
-        let spec = p.spec(root.get_ref());
-        match spec {
-            Some(spec) if p.diags.is_empty() => Ok(spec),
-            _ => {
-                let mut diags = Diagnostics(p.diags);
-                diags.sort();
-                Err(diags)
-            }
-        }
+        parse_table_with(path, source, |p, root| p.spec(root))
     }
 
     /// The directory relative paths in the spec are resolved against.
@@ -442,6 +427,32 @@ impl Spec {
     /// A diagnostic located at `span` of this spec.
     pub fn diagnostic(&self, code: Code, span: Span, message: impl Into<String>) -> Diagnostic {
         Diagnostic::new(code, &self.path, &self.source, span, message)
+    }
+}
+
+/// Parses `source` (the TOML file at `path`) with `parse`, which reads
+/// its top-level table; every problem found, in source order.
+fn parse_table_with<T>(
+    path: &Path,
+    source: &str,
+    parse: impl FnOnce(&mut Parser<'_>, &DeTable<'_>) -> Option<T>,
+) -> Result<T, Diagnostics> {
+    let root =
+        DeTable::parse(source).map_err(|e| Diagnostics::from(syntax_error(path, source, &e)))?;
+    let mut p = Parser {
+        file: path,
+        source,
+        base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        diags: Vec::new(),
+    };
+    let parsed = parse(&mut p, root.get_ref());
+    match parsed {
+        Some(t) if p.diags.is_empty() => Ok(t),
+        _ => {
+            let mut diags = Diagnostics(p.diags);
+            diags.sort();
+            Err(diags)
+        }
     }
 }
 

@@ -6,18 +6,19 @@
 //! then the ONNX graph through tract. [`Server`] puts served models behind
 //! the Open Inference Protocol v2 (KServe, Triton clients) and MLflow's
 //! `/invocations`, with canary splits, dynamic batching, sampled request
-//! logging to the store, Prometheus metrics, and hot reload when an alias
-//! moves.
+//! logging to the store, serving statistics in the store (requests, errors
+//! and latency per model version, for promotion gates), Prometheus
+//! metrics, and hot reload when an alias moves.
 //!
 //! Features: `server` (default) is the server itself and loading models
 //! from a store. Without it the crate is the prediction path alone — a
 //! model assembled from its parts, request and response signatures, the
 //! protocol's documents — which the edge runtime serves from a bundle.
 //!
-//! Neighbours: models and request-log chunks come from and go to
-//! `sluice-store`; transforms run in `sluice-runtime`; inference is
-//! `sluice-ml`'s; column types are `sluice-contract`'s. `sluice-monitor`
-//! reads what this crate logs.
+//! Neighbours: models, request-log chunks and serving statistics come
+//! from and go to `sluice-store`; transforms run in `sluice-runtime`;
+//! inference is `sluice-ml`'s; column types are `sluice-contract`'s.
+//! `sluice-monitor` reads what this crate logs.
 
 #[cfg(feature = "server")]
 mod batcher;
@@ -35,6 +36,8 @@ mod served;
 #[cfg(feature = "server")]
 mod server;
 pub mod signature;
+#[cfg(feature = "server")]
+mod stats;
 
 #[cfg(feature = "server")]
 pub use batcher::BatchConfig;

@@ -7,25 +7,29 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Upper bounds of the latency histogram, in seconds.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+/// Upper bounds of the latency histogram, in milliseconds: the store's
+/// serving-statistics buckets, so that `/metrics` and the windows summed
+/// for promotion gates agree (rendered in seconds, Prometheus's unit).
+const LATENCY_BUCKETS_MS: &[f64] = sluice_store::serving_stats::LATENCY_BUCKETS_MS;
 /// Upper bounds of the batch-size histogram, in rows.
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0];
 
 #[derive(Debug, Clone)]
 struct Histogram {
     bounds: &'static [f64],
+    /// Observed units per rendered one (1000: milliseconds observed,
+    /// seconds rendered).
+    per: f64,
     counts: Vec<u64>,
     sum: f64,
     count: u64,
 }
 
 impl Histogram {
-    fn new(bounds: &'static [f64]) -> Self {
+    fn new(bounds: &'static [f64], per: f64) -> Self {
         Histogram {
             bounds,
+            per,
             counts: vec![0; bounds.len()],
             sum: 0.0,
             count: 0,
@@ -44,10 +48,14 @@ impl Histogram {
         let mut cumulative = 0;
         for (b, c) in self.bounds.iter().zip(&self.counts) {
             cumulative += c;
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {cumulative}");
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels},le=\"{}\"}} {cumulative}",
+                bound_label(b / self.per)
+            );
         }
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum / self.per);
         let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
     }
 }
@@ -62,6 +70,8 @@ struct State {
     logged: u64,
     logged_rows: u64,
     log_dropped: u64,
+    stats_written: u64,
+    stats_dropped: u64,
 }
 
 /// The server's metrics. Cheap to update from many threads.
@@ -89,8 +99,8 @@ impl Metrics {
         if !version.is_empty() {
             s.latency
                 .entry((model.into(), version))
-                .or_insert_with(|| Histogram::new(LATENCY_BUCKETS))
-                .observe(took.as_secs_f64());
+                .or_insert_with(|| Histogram::new(LATENCY_BUCKETS_MS, 1000.0))
+                .observe(took.as_nanos() as f64 / 1e6);
         }
     }
 
@@ -101,7 +111,7 @@ impl Metrics {
             .unwrap()
             .batches
             .entry((model.into(), version.to_string()))
-            .or_insert_with(|| Histogram::new(BATCH_BUCKETS))
+            .or_insert_with(|| Histogram::new(BATCH_BUCKETS, 1.0))
             .observe(rows as f64);
     }
 
@@ -114,6 +124,17 @@ impl Metrics {
         {
             s.reloads += 1;
         }
+    }
+
+    /// Counts serving-statistics windows written to the store.
+    pub fn stats_written(&self, windows: u64) {
+        self.state.lock().unwrap().stats_written += windows;
+    }
+
+    /// Counts serving-statistics windows dropped: kept too long (or too
+    /// many) after failed writes, or not written at shutdown.
+    pub fn stats_dropped(&self, windows: u64) {
+        self.state.lock().unwrap().stats_dropped += windows;
     }
 
     /// The exposition text.
@@ -187,8 +208,28 @@ impl Metrics {
             "# HELP sluice_log_dropped_total Sampled requests not logged because the log writer fell behind.\n# TYPE sluice_log_dropped_total counter\nsluice_log_dropped_total {}",
             s.log_dropped
         );
+        let _ = writeln!(
+            out,
+            "# HELP sluice_serving_stats_windows_total Serving-statistics windows written to the store.\n# TYPE sluice_serving_stats_windows_total counter\nsluice_serving_stats_windows_total {}",
+            s.stats_written
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sluice_serving_stats_dropped_total Serving-statistics windows lost: not written to the store within a few minutes of retries, or at shutdown.\n# TYPE sluice_serving_stats_dropped_total counter\nsluice_serving_stats_dropped_total {}",
+            s.stats_dropped
+        );
         out
     }
+}
+
+/// A histogram bound as a label: the shortest decimal that reads back as
+/// it (`0.0004`, not `0.00039999999999999996`, for 0.4 ms in seconds).
+fn bound_label(b: f64) -> String {
+    let mut text = format!("{b:.9}");
+    if text.contains('.') {
+        text.truncate(text.trim_end_matches('0').trim_end_matches('.').len());
+    }
+    text
 }
 
 /// A label value in the exposition format: backslash, quote and newline
@@ -234,13 +275,27 @@ mod tests {
         ));
         assert!(text.contains("sluice_request_errors_total{model=\"cancer\",version=\"\"} 1"));
         assert!(text.contains(
-            "sluice_request_duration_seconds_bucket{model=\"cancer\",version=\"2\",le=\"0.005\"} 1"
+            "sluice_request_duration_seconds_bucket{model=\"cancer\",version=\"2\",le=\"0.004\"} 1"
         ));
         assert!(text.contains(
             "sluice_request_duration_seconds_bucket{model=\"cancer\",version=\"2\",le=\"+Inf\"} 2"
         ));
         assert!(
             text.contains("sluice_batch_rows_bucket{model=\"cancer\",version=\"2\",le=\"8\"} 1")
+        );
+        assert!(text.contains(
+            "sluice_request_duration_seconds_bucket{model=\"cancer\",version=\"2\",le=\"0.00025\"} 0"
+        ));
+        assert!(text.contains(
+            "sluice_request_duration_seconds_bucket{model=\"cancer\",version=\"2\",le=\"0.0063\"} 1"
+        ));
+        assert!(text.contains(
+            "sluice_request_duration_seconds_bucket{model=\"cancer\",version=\"2\",le=\"10\"} 2"
+        ));
+        assert!(
+            text.contains(
+                "sluice_request_duration_seconds_sum{model=\"cancer\",version=\"2\"} 0.033"
+            )
         );
         assert!(text.contains("sluice_model_reloads_total 1"));
         assert!(

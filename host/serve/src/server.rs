@@ -9,6 +9,7 @@ use crate::metrics::Metrics;
 use crate::protocol;
 use crate::reqlog::{LogConfig, RequestIds, RequestLog, StoreSink};
 use crate::served::{LoadError, PredictError, ServedModel};
+use crate::stats::{Answered, ServingStats, StoreStatsSink};
 use arrow_array::RecordBatch;
 use axum::Router;
 use axum::body::Bytes;
@@ -18,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use sluice_runtime::Runtime;
-use sluice_store::{ModelRef, Store};
+use sluice_store::{ModelRef, ServingRole, Store};
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -52,6 +53,10 @@ pub struct ServeConfig {
     /// Most connections open at once; beyond it new ones wait to be
     /// accepted (the kernel queues them) until one closes.
     pub max_connections: usize,
+    /// How often the requests answered per model version (counts, errors,
+    /// latency) are written to the store as a window of serving
+    /// statistics, for promotion gates; `None` writes none.
+    pub stats_every: Option<Duration>,
 }
 
 /// Why the server could not start.
@@ -71,6 +76,9 @@ pub enum ServeError {
 /// A model reference and the version it currently resolves to.
 struct Slot {
     reference: ModelRef,
+    /// `reference` as written (`NAME@ALIAS`): what serving statistics are
+    /// counted under.
+    shown: String,
     model: RwLock<Arc<ServedModel>>,
     /// A version that failed to load, not to be tried again.
     failed: RwLock<Option<i64>>,
@@ -80,6 +88,14 @@ impl Slot {
     fn current(&self) -> Arc<ServedModel> {
         self.model.read().unwrap().clone()
     }
+}
+
+/// The model version a request was given to, and by which role of its
+/// route: what the response header names and what it is counted under.
+#[derive(Debug, Clone, Copy)]
+struct Picked {
+    version: i64,
+    role: ServingRole,
 }
 
 /// A served name: its main slot and maybe a canary with its share.
@@ -94,14 +110,24 @@ impl Route {
         std::iter::once(&self.primary).chain(self.canary.as_ref().map(|(s, _)| s))
     }
 
-    /// The slot a request goes to: by version if one is named, else a draw
-    /// against the canary's share.
+    /// The model a request goes to: see [`Route::pick_role`].
     fn pick(&self, version: Option<&str>) -> Result<Arc<ServedModel>, ApiError> {
+        self.pick_role(version).map(|(model, _)| model)
+    }
+
+    /// The model a request goes to and the role that has it: by version if
+    /// one is named (the primary's when both serve it), else a draw against
+    /// the canary's share.
+    fn pick_role(
+        &self,
+        version: Option<&str>,
+    ) -> Result<(Arc<ServedModel>, ServingRole), ApiError> {
         match version {
             Some(v) => self
                 .slots()
-                .map(Slot::current)
-                .find(|m| m.version.to_string() == v)
+                .zip([ServingRole::Primary, ServingRole::Canary])
+                .map(|(slot, role)| (slot.current(), role))
+                .find(|(m, _)| m.version.to_string() == v)
                 .ok_or_else(|| {
                     ApiError::not_found(format!(
                         "version {v} of `{}` is not served here; loaded: {}",
@@ -114,9 +140,19 @@ impl Route {
                     ))
                 }),
             None => Ok(match &self.canary {
-                Some((slot, percent)) if rand::random::<f64>() * 100.0 < *percent => slot.current(),
-                _ => self.primary.current(),
+                Some((slot, percent)) if rand::random::<f64>() * 100.0 < *percent => {
+                    (slot.current(), ServingRole::Canary)
+                }
+                _ => (self.primary.current(), ServingRole::Primary),
             }),
+        }
+    }
+
+    /// The slot of `role`.
+    fn slot(&self, role: ServingRole) -> Option<&Slot> {
+        match role {
+            ServingRole::Primary => Some(&self.primary),
+            ServingRole::Canary => self.canary.as_ref().map(|(s, _)| s),
         }
     }
 
@@ -132,6 +168,7 @@ struct App {
     batcher: Batcher,
     metrics: Arc<Metrics>,
     log: RequestLog,
+    stats: ServingStats,
     timeout: Duration,
     max_body: usize,
     ids: RequestIds,
@@ -302,14 +339,27 @@ impl Server {
             config.log,
             metrics.clone(),
         );
+        // One random prefix per process: request ids, and the server's
+        // name in its serving statistics (a port is reused by restarts).
+        let prefix: u32 = rand::random();
+        let stats = match config.stats_every {
+            Some(every) => ServingStats::start(
+                Box::new(StoreStatsSink::new(store.clone())),
+                format!("{local}/{prefix:08x}"),
+                every,
+                metrics.clone(),
+            ),
+            None => ServingStats::off(),
+        };
         let app = Arc::new(App {
             routes,
             batcher: Batcher::start(config.batch, metrics.clone()),
             metrics,
             log,
+            stats,
             timeout: config.timeout,
             max_body: config.max_body,
-            ids: RequestIds::new(rand::random()),
+            ids: RequestIds::new(prefix),
         });
         Ok(Server {
             listener,
@@ -356,7 +406,7 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests
-    /// and writes the buffered request log.
+    /// and writes the buffered request log and serving statistics.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -401,9 +451,12 @@ impl Server {
         let served = http.and(grpc).map_err(ServeError::Io);
         reload.abort();
         let app = self.app.clone();
-        tokio::task::spawn_blocking(move || app.log.close())
-            .await
-            .map_err(|e| ServeError::Io(e.to_string()))?;
+        tokio::task::spawn_blocking(move || {
+            app.log.close();
+            app.stats.close();
+        })
+        .await
+        .map_err(|e| ServeError::Io(e.to_string()))?;
         served
     }
 }
@@ -504,6 +557,7 @@ async fn load_slot(
         .expect("loading a model does not panic")?;
     Ok(Slot {
         reference: reference.clone(),
+        shown: reference.to_string(),
         model: RwLock::new(Arc::new(model)),
         failed: RwLock::new(None),
     })
@@ -859,7 +913,7 @@ async fn infer_on(
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
-    let mut served: Option<i64> = None;
+    let mut served: Option<Picked> = None;
     let result = async {
         app.route(&name)?;
         let body = request_body(&headers, body, app.max_body)?;
@@ -902,10 +956,13 @@ impl App {
         name: &str,
         version: Option<&str>,
         request: &protocol::InferRequest,
-        served: &mut Option<i64>,
+        served: &mut Option<Picked>,
     ) -> Result<Answer, ApiError> {
-        let model = self.route(name)?.pick(version)?;
-        *served = Some(model.version);
+        let (model, role) = self.route(name)?.pick_role(version)?;
+        *served = Some(Picked {
+            version: model.version,
+            role,
+        });
         let table = protocol::infer_table(request, model.inputs())
             .map_err(|e| ApiError::bad_request(e.0))?;
         let predictions = predict(self, &model, &table).await?;
@@ -924,11 +981,14 @@ impl App {
 async fn invocations(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
     let started = Instant::now();
     let name = app.routes[0].name.clone();
-    let mut served: Option<i64> = None;
+    let mut served: Option<Picked> = None;
     let result = async {
         let body = request_body(&headers, body, app.max_body)?;
-        let model = app.routes[0].pick(None)?;
-        served = Some(model.version);
+        let (model, role) = app.routes[0].pick_role(None)?;
+        served = Some(Picked {
+            version: model.version,
+            role,
+        });
         let csv = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -1004,40 +1064,56 @@ async fn predict(
 fn finish<E: IntoResponse>(
     app: &App,
     name: &str,
-    version: Option<i64>,
+    served: Option<Picked>,
     endpoint: &str,
     started: Instant,
     result: Result<Response, E>,
 ) -> Response {
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
-    if let Some(v) = version {
+    if let Some(p) = served {
         response
             .headers_mut()
-            .insert(MODEL_VERSION_HEADER, HeaderValue::from(v));
+            .insert(MODEL_VERSION_HEADER, HeaderValue::from(p.version));
     }
-    app.count(name, version, endpoint, response.status().as_u16(), started);
+    app.count(name, served, endpoint, response.status().as_u16(), started);
     response
 }
 
 impl App {
     /// Counts a request in the metrics: under the model's name when it is
     /// served here, else under one label for all unknown names (a client
-    /// cannot grow `/metrics`).
+    /// cannot grow `/metrics`); and, when a version of a served model was
+    /// picked for it, in the serving statistics under that version and the
+    /// role and reference that picked it.
     fn count(
         &self,
         name: &str,
-        version: Option<i64>,
+        served: Option<Picked>,
         endpoint: &str,
         status: u16,
         started: Instant,
     ) {
-        let label = if self.routes.iter().any(|r| r.name == name) {
+        let took = started.elapsed();
+        let route = self.routes.iter().find(|r| r.name == name);
+        let label = if route.is_some() {
             name
         } else {
             UNKNOWN_MODEL_LABEL
         };
         self.metrics
-            .request(label, version, endpoint, status, started.elapsed());
+            .request(label, served.map(|p| p.version), endpoint, status, took);
+        if let (Some(route), Some(p)) = (route, served)
+            && let Some(slot) = route.slot(p.role)
+        {
+            self.stats.record(&Answered {
+                name: &route.name,
+                version: p.version,
+                reference: &slot.shown,
+                role: p.role,
+                status,
+                took,
+            });
+        }
     }
 }
 

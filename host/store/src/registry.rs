@@ -69,6 +69,39 @@ pub struct AliasMove {
     pub who: String,
     /// Why.
     pub reason: String,
+    /// Whether the move overrode promotion gates that were unmet
+    /// (`sluice models promote --force`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
+    /// The promotion gates checked for the move and what each said, as
+    /// JSON; `None` when no policy applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gates: Option<serde_json::Value>,
+}
+
+/// A move of an alias to ask for (see [`Metadata::move_alias`]).
+#[derive(Debug, Clone, Default)]
+pub struct AliasRequest<'a> {
+    /// The model's name.
+    pub name: &'a str,
+    /// The alias.
+    pub alias: &'a str,
+    /// The version to point it at.
+    pub version: i64,
+    /// When set, the move happens only if the alias points at this version
+    /// now (`Some(None)`: only if it is unset), so that a decision taken on
+    /// what the alias held is not applied after another move.
+    pub expected: Option<Option<i64>>,
+    /// Who moves it.
+    pub who: &'a str,
+    /// Why.
+    pub reason: &'a str,
+    /// Whether unmet gates are overridden.
+    pub forced: bool,
+    /// The gates checked, as JSON.
+    pub gates: Option<serde_json::Value>,
+    /// When (RFC 3339).
+    pub now: &'a str,
 }
 
 /// A reference to a model version: `NAME` (the latest version),
@@ -282,6 +315,34 @@ impl Metadata {
         reason: &str,
         now: &str,
     ) -> Result<AliasMove, MetadataError> {
+        self.move_alias(&AliasRequest {
+            name,
+            alias,
+            version,
+            who,
+            reason,
+            now,
+            ..AliasRequest::default()
+        })
+    }
+
+    /// Moves an alias as `request` says and records the move in the
+    /// history, in one transaction; with `request.expected`, only if the
+    /// alias still points where the caller saw it (else
+    /// [`MetadataError::Conflict`]).
+    pub fn move_alias(&self, request: &AliasRequest<'_>) -> Result<AliasMove, MetadataError> {
+        let AliasRequest {
+            name,
+            alias,
+            version,
+            expected,
+            who,
+            reason,
+            forced,
+            ref gates,
+            now,
+        } = *request;
+        let gates_text = gates.as_ref().map(|g| g.to_string());
         let result = self.write(|c| {
             let exists: bool = c
                 .query_one(
@@ -290,7 +351,7 @@ impl Metadata {
                 )?
                 .get(0)?;
             if !exists {
-                return Ok(None);
+                return Ok(Err(None));
             }
             let previous: Option<i64> = match c.query_opt(
                 "SELECT version FROM model_aliases WHERE name = ?1 AND alias = ?2",
@@ -299,17 +360,32 @@ impl Metadata {
                 Some(row) => row.get(0)?,
                 None => None,
             };
+            if let Some(expected) = expected
+                && expected != previous
+            {
+                return Ok(Err(Some(previous)));
+            }
             c.execute(
                 "INSERT INTO model_aliases (name, alias, version) VALUES (?1, ?2, ?3)
                  ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version",
                 vals![name, alias, version],
             )?;
             c.execute(
-                "INSERT INTO alias_history (name, alias, version, previous, at, who, reason)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                vals![name, alias, version, previous, now, who, reason],
+                "INSERT INTO alias_history (name, alias, version, previous, at, who, reason, forced, gates)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                vals![
+                    name,
+                    alias,
+                    version,
+                    previous,
+                    now,
+                    who,
+                    reason,
+                    i64::from(forced),
+                    gates_text.clone()
+                ],
             )?;
-            Ok(Some(AliasMove {
+            Ok(Ok(AliasMove {
                 name: name.into(),
                 alias: alias.into(),
                 version,
@@ -317,12 +393,21 @@ impl Metadata {
                 at: now.into(),
                 who: who.into(),
                 reason: reason.into(),
+                forced,
+                gates: gates.clone(),
             }))
         })?;
-        result.ok_or_else(|| {
-            MetadataError::NotFound(format!(
+        result.map_err(|holder| match holder {
+            None => MetadataError::NotFound(format!(
                 "model `{name}` has no version {version}; `sluice models show {name}` lists its versions"
-            ))
+            )),
+            Some(now_at) => MetadataError::Conflict(format!(
+                "`{name}@{alias}` moved while this move was decided: it points at {} now, not {}; decide again",
+                now_at.map_or("nothing".to_string(), |v| format!("version {v}")),
+                expected
+                    .flatten()
+                    .map_or("nothing".to_string(), |v| format!("version {v}"))
+            )),
         })
     }
 
@@ -330,8 +415,8 @@ impl Metadata {
     pub fn alias_history(&self, name: &str) -> Result<Vec<AliasMove>, MetadataError> {
         self.read(|c| {
             c.query(
-                "SELECT name, alias, version, previous, at, who, reason FROM alias_history
-                 WHERE name = ?1 ORDER BY id",
+                "SELECT name, alias, version, previous, at, who, reason, forced, gates
+                 FROM alias_history WHERE name = ?1 ORDER BY id",
                 vals![name],
             )?
             .iter()
@@ -344,6 +429,10 @@ impl Metadata {
                     at: r.get(4)?,
                     who: r.get(5)?,
                     reason: r.get(6)?,
+                    forced: r.get::<i64>(7)? != 0,
+                    gates: r
+                        .get::<Option<String>>(8)?
+                        .and_then(|g| serde_json::from_str(&g).ok()),
                 })
             })
             .collect()

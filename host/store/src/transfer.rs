@@ -44,13 +44,23 @@ const TABLES: &[(&str, &str, &str)] = &[
     ("model_aliases", "name, alias, version", "name, alias"),
     (
         "alias_history",
-        "id, name, alias, version, previous, at, who, reason",
+        "id, name, alias, version, previous, at, who, reason, forced, gates",
         "id",
     ),
     (
         "request_logs",
         "id, name, version, object, rows, first_at, last_at, server",
         "id",
+    ),
+    (
+        "serving_stats",
+        "id, server, name, version, reference, role, window_start, window_end, requests, errors_4xx, errors_5xx, latency_counts, latency_sum_ms",
+        "id",
+    ),
+    (
+        "promotion_policies",
+        "name, policy, updated_at, who",
+        "name",
     ),
     (
         "watch_state",
@@ -61,7 +71,12 @@ const TABLES: &[(&str, &str, &str)] = &[
 
 /// Tables whose `id` column the database numbers (the next number must
 /// follow the copied ones).
-const NUMBERED: &[&str] = &["executions", "alias_history", "request_logs"];
+const NUMBERED: &[&str] = &[
+    "executions",
+    "alias_history",
+    "request_logs",
+    "serving_stats",
+];
 
 /// Rows read from the source per query.
 const PAGE: i64 = 500;

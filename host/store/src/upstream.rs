@@ -46,7 +46,7 @@ pub fn find_upstream<T>(
 const MAX_CACHE_HOPS: usize = 64;
 
 /// The execution that computed a cached execution's outputs, else `e`.
-fn original(store: &Store, mut e: ExecutionRecord) -> Result<ExecutionRecord, MetadataError> {
+pub fn original(store: &Store, mut e: ExecutionRecord) -> Result<ExecutionRecord, MetadataError> {
     for _ in 0..MAX_CACHE_HOPS {
         match e.cached_from {
             Some(from) if from != e.id => e = store.metadata.execution(from)?,

@@ -533,6 +533,7 @@ impl Watcher {
             model,
             staging,
             production,
+            policy,
         } = &self.config.promotion;
         let names: Vec<String> = match model {
             Some(m) => vec![m.clone()],
@@ -559,6 +560,20 @@ impl Watcher {
                 continue;
             };
             promoted = true;
+            // The spec's policy travels with the runs that register the
+            // model, so that `sluice models promote` anywhere applies it.
+            if let Some(policy) = policy {
+                self.store
+                    .metadata
+                    .set_promotion_policy(
+                        &name,
+                        &serde_json::to_string(policy).expect("a policy serialises"),
+                        &format!("sluice watch ({})", sluice_store::identity::user()),
+                        &now(),
+                    )
+                    .map_err(store_err)?;
+            }
+            let gates = sluice_delivery::policy(&self.store, &name).map_err(store_err)?;
             let aliases: Vec<(&str, bool)> =
                 vec![("staging", *staging), ("production", *production)];
             for (alias, allowed) in aliases {
@@ -576,19 +591,52 @@ impl Watcher {
                     .metadata
                     .resolve_model(&ModelRef::Alias(name.clone(), alias.into()))
                     .map_err(store_err)?;
-                if current.is_some_and(|c| c.version == v.version) {
+                let current = current.map(|c| c.version);
+                if current == Some(v.version) {
+                    continue;
+                }
+                let verdict = match &gates {
+                    Some(policy) => sluice_delivery::check(
+                        &self.store,
+                        policy,
+                        &name,
+                        v.version,
+                        alias,
+                        SystemTime::now(),
+                    )
+                    .map_err(store_err)?,
+                    None => sluice_delivery::Verdict::default(),
+                };
+                let unmet = verdict.unmet();
+                if !unmet.is_empty() {
+                    let why: Vec<String> = unmet
+                        .iter()
+                        .map(|g| format!("{}: {}", g.gate, g.detail))
+                        .collect();
+                    log(&format!(
+                        "{name}:{} stays out of {alias}: {} gate(s) unmet — {}",
+                        v.version,
+                        unmet.len(),
+                        why.join("; ")
+                    ));
                     continue;
                 }
                 self.store
                     .metadata
-                    .set_alias(
-                        &name,
+                    .move_alias(&sluice_store::AliasRequest {
+                        name: &name,
                         alias,
-                        v.version,
-                        &format!("sluice watch ({})", sluice_store::identity::user()),
-                        &format!("blessed by run {run_id} (trigger {}: {})", p.kind, p.detail),
-                        &now(),
-                    )
+                        version: v.version,
+                        expected: Some(current),
+                        who: &format!("sluice watch ({})", sluice_store::identity::user()),
+                        reason: &format!(
+                            "blessed by run {run_id} (trigger {}: {})",
+                            p.kind, p.detail
+                        ),
+                        forced: false,
+                        gates: verdict.to_json(),
+                        now: &now(),
+                    })
                     .map_err(store_err)?;
                 log(&format!("{name}:{} → {alias}", v.version));
             }

@@ -131,12 +131,14 @@ pub(crate) fn run(ctx: &CliContext, args: &RunArgs) -> anyhow::Result<ExitCode> 
         },
         resume,
     };
-    let report = match execute_blocking(&prepared, Arc::new(store), &options, args.quiet)? {
+    let store = Arc::new(store);
+    let report = match execute_blocking(&prepared, store.clone(), &options, args.quiet)? {
         Ok(r) => r,
         Err(ExecuteError::Data(diags)) => return Ok(report_diagnostics(&diags, args.json)),
         Err(ExecuteError::Resume(why)) => anyhow::bail!(why),
         Err(e) => return Err(e.into()),
     };
+    record_policy(&store, &prepared, &report)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -146,6 +148,29 @@ pub(crate) fn run(ctx: &CliContext, args: &RunArgs) -> anyhow::Result<ExitCode> 
         RunState::Succeeded => ExitCode::SUCCESS,
         RunState::Failed => ExitCode::from(EXIT_FAILED),
     })
+}
+
+/// Stores the spec's promotion policy (`[promotion]` environments and
+/// gates) for each model the run registered, so that `sluice models
+/// promote` anywhere applies it; a spec without one leaves the stored
+/// policy alone.
+fn record_policy(store: &Store, prepared: &Prepared, report: &RunReport) -> anyhow::Result<()> {
+    let Some(promotion) = &prepared.spec.promotion else {
+        return Ok(());
+    };
+    let Some(policy) = &promotion.policy else {
+        return Ok(());
+    };
+    let text = serde_json::to_string(policy)?;
+    let who = format!("sluice run {}", report.run_id);
+    for name in report.steps.iter().flat_map(|s| &s.registered) {
+        if promotion.model.as_ref().is_none_or(|m| m == name) {
+            store
+                .metadata
+                .set_promotion_policy(name, &text, &who, &sluice_store::time::now())?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs a prepared pipeline to its end on a runtime of `options.jobs`

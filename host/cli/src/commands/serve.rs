@@ -37,13 +37,17 @@ within --body-timeout (408); predictions within --timeout (504); at most
 --max-connections open per port (at the limit the connection idle longest
 is closed for a new one; when every connection is busy, new ones wait).
 On SIGTERM the server stops accepting, answers the requests in flight with
-`Connection: close`, writes the request log, then exits.
+`Connection: close`, writes the request log and serving statistics, then
+exits.
 
 Each request runs the model's recorded transform component (the same Wasm
 bytes and fitted state as in training), then its ONNX graph. When an alias
 moves (`sluice models promote`, `rollback`), the server switches to the new
 version within --reload-every; requests in flight finish on the old one.
-Sampled requests are logged to the store for `sluice monitor`.
+Sampled requests are logged to the store for `sluice monitor`. Every
+--stats-every, the requests answered per model version (count, 4xx and 5xx
+errors, latency histogram) are written to the store as serving statistics,
+which promotion gates sum over every server.
 
 Examples:
   sluice serve --model breast-cancer@production
@@ -132,7 +136,18 @@ pub(crate) struct ServeArgs {
     /// How often aliases are looked up again, to follow promotions.
     #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
     reload_every: Duration,
+
+    /// Write serving statistics to the store every this often (and at
+    /// exit): per model version, requests, 4xx and 5xx errors and a
+    /// latency histogram, summed over every server for promotion gates.
+    /// `off` writes none.
+    #[arg(long, default_value = "10s", value_parser = parse_stats_every, value_name = "DURATION|off")]
+    stats_every: StatsEvery,
 }
+
+/// `--stats-every`: a period, or none (`off`).
+#[derive(Debug, Clone, Copy)]
+struct StatsEvery(Option<Duration>);
 
 fn parse_delay(s: &str) -> Result<Duration, String> {
     if s.trim_start_matches('0')
@@ -142,6 +157,18 @@ fn parse_delay(s: &str) -> Result<Duration, String> {
         return Ok(Duration::ZERO);
     }
     parse_duration(s)
+}
+
+/// `--stats-every`: a duration, or `off`.
+fn parse_stats_every(s: &str) -> Result<StatsEvery, String> {
+    if s.trim().eq_ignore_ascii_case("off") {
+        return Ok(StatsEvery(None));
+    }
+    let every = parse_duration(s)?;
+    if every.is_zero() {
+        return Err("a period of 0 would write constantly; give a duration, or `off`".into());
+    }
+    Ok(StatsEvery(Some(every)))
 }
 
 fn parse_canary(s: &str) -> Result<(ModelRef, f64), String> {
@@ -195,6 +222,7 @@ pub(crate) fn run(ctx: &CliContext, args: &ServeArgs) -> anyhow::Result<ExitCode
         header_timeout: args.header_timeout,
         body_timeout: args.body_timeout,
         max_connections: args.max_connections,
+        stats_every: args.stats_every.0,
     };
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -221,7 +249,7 @@ pub(crate) fn run(ctx: &CliContext, args: &ServeArgs) -> anyhow::Result<ExitCode
         }
         println!("listening on http://{}", server.local_addr());
         server.run(sluice_serve::shutdown_signal()).await?;
-        eprintln!("stopped; logged requests are written to the store");
+        eprintln!("stopped; logged requests and serving statistics are written to the store");
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)

@@ -18,14 +18,28 @@
 //! model = "breast-cancer"         # default: every model the run registered
 //! staging = true                  # a blessed version goes to `staging` (default)
 //! production = false              # …and to `production` only if this is true
+//! environments = ["staging", "production"]   # the order versions move in (default)
+//!
+//! [promotion.require.production]  # the gates of a move into `production`
+//! blessing = true                 # pushed with a blessing that says blessed
+//! soak = "1h"                     # held the previous environment this long
+//! min-requests = 500              # …serving at least this many requests there
+//! max-error-rate = 0.01           # …with at most this share answered 4xx/5xx
+//! max-p99-ms = 50                 # …and a p99 latency at most this
 //! ```
+//!
+//! The environments and their requirements are the model's promotion
+//! policy ([`PromotionPolicy`]); a run stores it in the registry, where
+//! `sluice models promote` and `sluice watch` check it.
 
 use super::cron::Cron;
 use super::{
     DURATION_HELP, DataInput, DataKind, LimitError, Parser, Val, get, parse_duration, span_of,
 };
 use crate::diagnostic::{Code, Span, suggest};
+use serde::{Deserialize, Serialize};
 use sluice_store::ModelRef;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 use toml::de::{DeTable, DeValue};
@@ -85,8 +99,9 @@ pub struct DegradationTrigger {
 }
 
 /// The `[promotion]` table: which aliases a version blessed by a watched
-/// run moves. [`Default`] is the policy when the table is absent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// run moves, and the gates of each environment. [`Default`] is the policy
+/// when the table is absent.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Promotion {
     /// Only this model (default: every model the run registered).
     pub model: Option<String>,
@@ -94,6 +109,10 @@ pub struct Promotion {
     pub staging: bool,
     /// Move `production` too (default `false`: a person promotes).
     pub production: bool,
+    /// The environments and their gates; `None` when the table sets
+    /// neither `environments` nor `require` (a policy set otherwise, with
+    /// `sluice models policy`, is then left alone).
+    pub policy: Option<PromotionPolicy>,
 }
 
 impl Default for Promotion {
@@ -102,7 +121,97 @@ impl Default for Promotion {
             model: None,
             staging: true,
             production: false,
+            policy: None,
         }
+    }
+}
+
+/// A model's promotion policy: the environments (aliases) its versions
+/// move through, in order, and what a move into each requires. Stored in
+/// the registry as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromotionPolicy {
+    /// The environments, in order: a version reaches one after the one
+    /// before it.
+    pub environments: Vec<String>,
+    /// The gates of a move into an environment; one not listed has none.
+    #[serde(default)]
+    pub require: BTreeMap<String, Requirements>,
+}
+
+impl Default for PromotionPolicy {
+    fn default() -> Self {
+        PromotionPolicy {
+            environments: vec!["staging".into(), "production".into()],
+            require: BTreeMap::new(),
+        }
+    }
+}
+
+impl PromotionPolicy {
+    /// The environment before `alias`, if `alias` is one and not the first.
+    pub fn previous(&self, alias: &str) -> Option<&str> {
+        let i = self.environments.iter().position(|e| e == alias)?;
+        i.checked_sub(1).map(|p| self.environments[p].as_str())
+    }
+}
+
+/// What a move into one environment requires. Live gates (soak, requests,
+/// error rate, latency) are measured while the version held the previous
+/// environment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Requirements {
+    /// The version was pushed with a blessing document that says
+    /// `"blessed": true`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blessing: bool,
+    /// It held the previous environment at least this long (milliseconds
+    /// in JSON).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "soak-ms",
+        with = "millis"
+    )]
+    pub soak: Option<Duration>,
+    /// It answered at least this many requests there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_requests: Option<u64>,
+    /// At most this share of those requests were answered 4xx or 5xx.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_error_rate: Option<f64>,
+    /// Their 99th-percentile latency was at most this, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_p99_ms: Option<f64>,
+}
+
+impl Requirements {
+    /// Whether any gate needs the version to have held the previous
+    /// environment.
+    pub fn needs_previous(&self) -> bool {
+        self.soak.is_some()
+            || self.min_requests.is_some()
+            || self.max_error_rate.is_some()
+            || self.max_p99_ms.is_some()
+    }
+}
+
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_u64(d.as_millis() as u64),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
     }
 }
 
@@ -117,7 +226,28 @@ const TRIGGER_KEYS: &[&str] = &[
 ];
 const DRIFT_KEYS: &[&str] = &["model", "threshold", "min-rows"];
 const DEGRADATION_KEYS: &[&str] = &["model", "feedback", "metric", "below"];
-const PROMOTION_KEYS: &[&str] = &["model", "staging", "production"];
+const PROMOTION_KEYS: &[&str] = &["model", "staging", "production", "environments", "require"];
+/// The keys of a promotion policy file (`sluice models policy --set`).
+const POLICY_KEYS: &[&str] = &["environments", "require"];
+
+/// Parses a promotion policy file: the `environments` and `require` keys
+/// of `[promotion]` at its top level, reported like a spec's problems.
+pub fn parse_policy(
+    path: &std::path::Path,
+    source: &str,
+) -> Result<PromotionPolicy, crate::diagnostic::Diagnostics> {
+    super::parse_table_with(path, source, |p, root| {
+        p.check_keys(root, POLICY_KEYS, "the policy file");
+        p.policy(root, "the policy file")
+    })
+}
+const REQUIRE_KEYS: &[&str] = &[
+    "blessing",
+    "soak",
+    "min-requests",
+    "max-error-rate",
+    "max-p99-ms",
+];
 
 impl Parser<'_> {
     /// The `[triggers]` table; `data` are the spec's data inputs, which
@@ -176,7 +306,7 @@ impl Parser<'_> {
 
         let mut duration = |key: &str, default: Duration| match get(t, key) {
             None => Some(default),
-            Some((_, v)) => self.trigger_duration(v, key),
+            Some((_, v)) => self.trigger_duration(v, key, "[triggers]"),
         };
         let poll = duration("poll", Duration::from_secs(5));
         let debounce = duration("debounce", Duration::from_secs(2));
@@ -408,7 +538,153 @@ impl Parser<'_> {
                 }
             }
         }
+        if get(t, "environments").is_some() || get(t, "require").is_some() {
+            match self.policy(t, location) {
+                Some(policy) => p.policy = Some(policy),
+                None => ok = false,
+            }
+        }
         ok.then_some(p)
+    }
+
+    /// The `environments` and `require` keys of `t` (the `[promotion]`
+    /// table, or a policy file's top level).
+    fn policy(&mut self, t: &DeTable<'_>, location: &str) -> Option<PromotionPolicy> {
+        let mut policy = PromotionPolicy::default();
+        let mut ok = true;
+        if let Some((_, v)) = get(t, "environments") {
+            let names = match v.get_ref() {
+                DeValue::Array(items) if !items.is_empty() => items
+                    .iter()
+                    .map(|item| self.string(item, &format!("an environment in {location}")))
+                    .map(|n| n.map(str::to_string))
+                    .collect::<Option<Vec<String>>>(),
+                _ => {
+                    self.type_error(
+                        v,
+                        "a non-empty array of alias names",
+                        &format!("`environments` in {location}"),
+                    );
+                    None
+                }
+            };
+            match names {
+                Some(names) => {
+                    let mut seen = Vec::new();
+                    for name in &names {
+                        if !super::is_valid_name(name) || seen.contains(&name) {
+                            self.error(
+                                Code::InvalidValue,
+                                span_of(v),
+                                format!(
+                                    "invalid `environments` in {location}: `{name}` is {}",
+                                    if seen.contains(&name) { "listed twice" } else { "not an alias name (lower-case letters, digits, `-` and `_`)" }
+                                ),
+                                None,
+                            );
+                            ok = false;
+                        }
+                        seen.push(name);
+                    }
+                    policy.environments = names;
+                }
+                None => ok = false,
+            }
+        }
+        if let Some((_, v)) = get(t, "require") {
+            let require_location = format!("{location} `require`");
+            if let Some(req) = self.table(v, &format!("`require` in {location}")) {
+                for (key, value) in super::entries(req) {
+                    let env: &str = key.get_ref();
+                    let env_location = if location == "[promotion]" {
+                        format!("[promotion.require.{env}]")
+                    } else {
+                        format!("[require.{env}] of {location}")
+                    };
+                    if !policy.environments.iter().any(|e| e == env) {
+                        let help = suggest(
+                            env,
+                            policy.environments.iter().map(String::as_str),
+                            "add it to `environments`, in the order versions reach it".into(),
+                        );
+                        self.error(
+                            Code::InvalidValue,
+                            span_of(key),
+                            format!(
+                                "`{env}` in {require_location} is not one of the environments ({})",
+                                policy.environments.join(", ")
+                            ),
+                            Some(help),
+                        );
+                        ok = false;
+                        continue;
+                    }
+                    match self.requirements(value, &env_location) {
+                        Some(r) => {
+                            if r.needs_previous() && policy.previous(env).is_none() {
+                                self.error(
+                                    Code::InvalidValue,
+                                    span_of(key),
+                                    format!(
+                                        "`{env}` is the first environment, so {env_location} cannot ask for soak, requests, error rate or latency: they are measured in the environment before"
+                                    ),
+                                    Some("put those gates on a later environment, or list one before it".into()),
+                                );
+                                ok = false;
+                            }
+                            policy.require.insert(env.to_string(), r);
+                        }
+                        None => ok = false,
+                    }
+                }
+            } else {
+                ok = false;
+            }
+        }
+        ok.then_some(policy)
+    }
+
+    /// One `[promotion.require.ENV]` table.
+    fn requirements(&mut self, value: &Val<'_>, location: &str) -> Option<Requirements> {
+        let t = self.table(value, location)?;
+        self.check_keys(t, REQUIRE_KEYS, location);
+        let mut r = Requirements::default();
+        let mut ok = true;
+        if let Some((_, v)) = get(t, "blessing") {
+            match v.get_ref() {
+                DeValue::Boolean(b) => r.blessing = *b,
+                _ => {
+                    self.type_error(v, "a boolean", &format!("`blessing` in {location}"));
+                    ok = false;
+                }
+            }
+        }
+        if let Some((_, v)) = get(t, "soak") {
+            r.soak = self.trigger_duration(v, "soak", location);
+            ok &= r.soak.is_some();
+        }
+        if let Some((_, v)) = get(t, "min-requests") {
+            r.min_requests = self.number(v, "min-requests", location).map(|x| x as u64);
+            ok &= r.min_requests.is_some();
+        }
+        if let Some((_, v)) = get(t, "max-error-rate") {
+            r.max_error_rate = self.number(v, "max-error-rate", location);
+            if r.max_error_rate.is_some_and(|x| x > 1.0) {
+                self.error(
+                    Code::InvalidValue,
+                    span_of(v),
+                    format!("invalid `max-error-rate` in {location}: a share is between 0 and 1"),
+                    Some("write 0.01 for 1%".into()),
+                );
+                ok = false;
+            }
+            ok &= r.max_error_rate.is_some();
+        }
+        if let Some((_, v)) = get(t, "max-p99-ms") {
+            r.max_p99_ms = self.number(v, "max-p99-ms", location);
+            ok &= r.max_p99_ms.is_some();
+        }
+        ok.then_some(r)
     }
 
     /// The required `model` reference of a drift or degradation trigger.
@@ -475,12 +751,12 @@ impl Parser<'_> {
         }
     }
 
-    fn trigger_duration(&mut self, v: &Val<'_>, key: &str) -> Option<Duration> {
+    fn trigger_duration(&mut self, v: &Val<'_>, key: &str, location: &str) -> Option<Duration> {
         let result = match v.get_ref() {
             DeValue::String(s) => parse_duration(s),
             DeValue::Integer(i) => Err(LimitError::BadDuration(i.to_string())),
             _ => {
-                self.type_error(v, "a duration string", &format!("`{key}` in [triggers]"));
+                self.type_error(v, "a duration string", &format!("`{key}` in {location}"));
                 return None;
             }
         };
@@ -492,9 +768,9 @@ impl Parser<'_> {
                     span_of(v),
                     match e {
                         LimitError::Zero => {
-                            format!("invalid `{key}` in [triggers]: a duration must be greater than zero")
+                            format!("invalid `{key}` in {location}: a duration must be greater than zero")
                         }
-                        e => format!("invalid `{key}` in [triggers]: {e}"),
+                        e => format!("invalid `{key}` in {location}: {e}"),
                     },
                     Some(DURATION_HELP.to_owned()),
                 );
@@ -570,6 +846,7 @@ mod tests {
             spec.promotion,
             Some(Promotion {
                 model: Some("m".into()),
+                policy: None,
                 staging: true,
                 production: true,
             })
@@ -635,7 +912,7 @@ mod tests {
                     Code::UnknownKey,
                     12,
                     1,
-                    "unknown key `prodution` in [promotion]; expected one of model, staging, production".into(),
+                    "unknown key `prodution` in [promotion]; expected one of model, staging, production, environments, require".into(),
                     help("production")
                 ),
                 (
@@ -838,6 +1115,90 @@ mod tests {
         assert_eq!(
             (d.0[0].line, d.0[0].message.as_str()),
             (1, "expected a table for `triggers`, found integer")
+        );
+    }
+
+    #[test]
+    fn a_promotion_policy_lists_environments_and_their_gates() {
+        let spec = parse(
+            "[promotion]\nenvironments = [\"staging\", \"canary\", \"production\"]\n[promotion.require.staging]\nblessing = true\n[promotion.require.production]\nsoak = \"90s\"\nmin-requests = 500\nmax-error-rate = 0.01\nmax-p99-ms = 12.5\n",
+        )
+        .unwrap();
+        let policy = spec.promotion.unwrap().policy.unwrap();
+        assert_eq!(policy.environments, ["staging", "canary", "production"]);
+        assert_eq!(policy.previous("production"), Some("canary"));
+        assert_eq!(policy.previous("staging"), None);
+        assert!(policy.require["staging"].blessing);
+        let prod = &policy.require["production"];
+        assert_eq!(
+            (
+                prod.soak,
+                prod.min_requests,
+                prod.max_error_rate,
+                prod.max_p99_ms,
+                prod.blessing
+            ),
+            (
+                Some(Duration::from_secs(90)),
+                Some(500),
+                Some(0.01),
+                Some(12.5),
+                false
+            )
+        );
+        // Stored as JSON and read back unchanged.
+        let json = serde_json::to_string(&policy).unwrap();
+        assert!(json.contains("\"soak-ms\":90000"), "{json}");
+        assert_eq!(
+            serde_json::from_str::<PromotionPolicy>(&json).unwrap(),
+            policy
+        );
+    }
+
+    #[test]
+    fn policy_mistakes_are_reported_where_they_are() {
+        let e = errors(
+            "[promotion]\n[promotion.require.prodution]\nblessing = true\n[promotion.require.staging]\nsoak = \"1h\"\nmax-eror-rate = 0.1\n[promotion.require.production]\nmax-error-rate = 5\n",
+        );
+        let messages: Vec<&str> = e.iter().map(|d| d.3.as_str()).collect();
+        assert_eq!(e.len(), 4, "{messages:#?}");
+        assert_eq!(e[0].1, 9);
+        assert!(messages[0].starts_with("`prodution` in [promotion] `require` is not one of the environments (staging, production)"));
+        assert_eq!(
+            e[0].4
+                .as_deref()
+                .map(|h| h.starts_with("did you mean `production`?")),
+            Some(true)
+        );
+        assert!(
+            messages[1].starts_with("`staging` is the first environment"),
+            "{}",
+            messages[1]
+        );
+        assert!(
+            messages[2].starts_with("unknown key `max-eror-rate` in [promotion.require.staging]")
+        );
+        assert!(messages[3].starts_with(
+            "invalid `max-error-rate` in [promotion.require.production]: a share is between 0 and 1"
+        ));
+    }
+
+    #[test]
+    fn a_policy_file_holds_the_policy_keys_alone() {
+        let p = parse_policy(
+            Path::new("policy.toml"),
+            "environments = [\"qa\", \"production\"]\n[require.production]\nsoak = \"5m\"\n",
+        )
+        .unwrap();
+        assert_eq!(p.environments, ["qa", "production"]);
+        assert_eq!(p.require["production"].soak, Some(Duration::from_secs(300)));
+        let e = parse_policy(Path::new("policy.toml"), "model = \"x\"\n").unwrap_err();
+        assert!(
+            e.0[0]
+                .message
+                .starts_with("unknown key `model` in the policy file"),
+            "{}",
+            e.0[0].message
         );
     }
 }

@@ -139,10 +139,10 @@ impl GrpcInferenceService for Api {
         };
         app.count(&name, served, "grpc_infer", code, started);
         let mut response = Response::new(result.map_err(status)?);
-        if let Some(v) = served {
+        if let Some(p) = served {
             response
                 .metadata_mut()
-                .insert(MODEL_VERSION_HEADER, v.into());
+                .insert(MODEL_VERSION_HEADER, p.version.into());
         }
         Ok(response)
     }

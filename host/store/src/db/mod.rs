@@ -59,6 +59,10 @@ pub enum MetadataError {
     /// A run, execution or artifact asked for does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// A conditional write found the record changed since it was read
+    /// (an alias moved by someone else in between).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl MetadataError {
@@ -170,6 +174,14 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         include_str!("../../migrations/sqlite/0007_planned_runs.sql"),
         include_str!("../../migrations/postgres/0007_planned_runs.sql"),
+    ),
+    (
+        include_str!("../../migrations/sqlite/0008_promotion.sql"),
+        include_str!("../../migrations/postgres/0008_promotion.sql"),
+    ),
+    (
+        include_str!("../../migrations/sqlite/0009_serving_stats.sql"),
+        include_str!("../../migrations/postgres/0009_serving_stats.sql"),
     ),
 ];
 
