@@ -28,6 +28,7 @@ mod sandbox;
 mod sdk_example;
 mod serve;
 mod serving_stats;
+mod shadow;
 mod spec_errors;
 mod store;
 mod team;

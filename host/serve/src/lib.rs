@@ -35,6 +35,8 @@ pub mod reqlog;
 mod served;
 #[cfg(feature = "server")]
 mod server;
+#[cfg(feature = "server")]
+mod shadow;
 pub mod signature;
 #[cfg(feature = "server")]
 mod stats;
@@ -44,7 +46,7 @@ pub use batcher::BatchConfig;
 pub use reqlog::LogConfig;
 pub use served::{LoadError, PredictError, ServedModel};
 #[cfg(feature = "server")]
-pub use server::{ServeConfig, ServeError, Server, shutdown_signal};
+pub use server::{ServeConfig, ServeError, Server, VariantKey, shutdown_signal};
 
 /// Lets the kernel take back the pages of the `sluice` executable that
 /// start-up touched and serving does not use: the dynamic relocations the

@@ -72,6 +72,34 @@ struct State {
     log_dropped: u64,
     stats_written: u64,
     stats_dropped: u64,
+    shadow: BTreeMap<(String, String), ShadowCounts>,
+}
+
+/// What happened to the copies of requests sent to one shadow version.
+#[derive(Debug, Clone, Copy, Default)]
+struct ShadowCounts {
+    compared: u64,
+    disagreed: u64,
+    dropped: u64,
+    errors: u64,
+    max_abs_diff: f64,
+}
+
+/// What became of one request's copy sent to a shadow version.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ShadowOutcome {
+    /// Predicted and compared with the primary's answer: whether they
+    /// disagreed, and the largest absolute difference of a numeric output.
+    Compared {
+        /// A label differed, or a regressor's value beyond the tolerance.
+        disagreed: bool,
+        /// The largest |Δ| of a numeric output (probabilities, values).
+        max_abs_diff: f64,
+    },
+    /// Not sent: the shadow's queue was full (`--shadow-max-inflight`).
+    Dropped,
+    /// The shadow version failed to predict it (or took too long).
+    Error,
 }
 
 /// The server's metrics. Cheap to update from many threads.
@@ -135,6 +163,30 @@ impl Metrics {
     /// many) after failed writes, or not written at shutdown.
     pub fn stats_dropped(&self, windows: u64) {
         self.state.lock().unwrap().stats_dropped += windows;
+    }
+
+    /// Counts what became of a request's copy sent to the shadow `version`
+    /// of `model`.
+    pub fn shadow(&self, model: &str, version: i64, outcome: ShadowOutcome) {
+        let mut s = self.state.lock().unwrap();
+        let c = s
+            .shadow
+            .entry((model.into(), version.to_string()))
+            .or_default();
+        match outcome {
+            ShadowOutcome::Compared {
+                disagreed,
+                max_abs_diff,
+            } => {
+                c.compared += 1;
+                c.disagreed += u64::from(disagreed);
+                if max_abs_diff > c.max_abs_diff {
+                    c.max_abs_diff = max_abs_diff;
+                }
+            }
+            ShadowOutcome::Dropped => c.dropped += 1,
+            ShadowOutcome::Error => c.errors += 1,
+        }
     }
 
     /// The exposition text.
@@ -218,6 +270,49 @@ impl Metrics {
             "# HELP sluice_serving_stats_dropped_total Serving-statistics windows lost: not written to the store within a few minutes of retries, or at shutdown.\n# TYPE sluice_serving_stats_dropped_total counter\nsluice_serving_stats_dropped_total {}",
             s.stats_dropped
         );
+        type Field = fn(&ShadowCounts) -> u64;
+        let counters: [(&str, &str, Field); 4] = [
+            (
+                "sluice_shadow_compared_total",
+                "Requests copied to a shadow version, predicted by it and compared with the primary's answer.",
+                |c| c.compared,
+            ),
+            (
+                "sluice_shadow_disagreed_total",
+                "Compared shadow requests whose answer differed from the primary's (a label, or a value beyond 1e-6 relative).",
+                |c| c.disagreed,
+            ),
+            (
+                "sluice_shadow_dropped_total",
+                "Requests not copied to a shadow version because its queue was full (--shadow-max-inflight).",
+                |c| c.dropped,
+            ),
+            (
+                "sluice_shadow_errors_total",
+                "Shadow predictions that failed or took longer than --timeout.",
+                |c| c.errors,
+            ),
+        ];
+        for (name, help, field) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for ((m, v), c) in &s.shadow {
+                let _ = writeln!(
+                    out,
+                    "{name}{{model=\"{}\",version=\"{v}\"}} {}",
+                    escape(m),
+                    field(c)
+                );
+            }
+        }
+        out.push_str("# HELP sluice_shadow_max_abs_diff The largest absolute difference seen between a numeric output (probability, value) of a shadow version and the primary's.\n# TYPE sluice_shadow_max_abs_diff gauge\n");
+        for ((m, v), c) in &s.shadow {
+            let _ = writeln!(
+                out,
+                "sluice_shadow_max_abs_diff{{model=\"{}\",version=\"{v}\"}} {}",
+                escape(m),
+                c.max_abs_diff
+            );
+        }
         out
     }
 }
@@ -298,6 +393,34 @@ mod tests {
             )
         );
         assert!(text.contains("sluice_model_reloads_total 1"));
+        m.shadow(
+            "cancer",
+            3,
+            ShadowOutcome::Compared {
+                disagreed: true,
+                max_abs_diff: 0.25,
+            },
+        );
+        m.shadow(
+            "cancer",
+            3,
+            ShadowOutcome::Compared {
+                disagreed: false,
+                max_abs_diff: 0.5,
+            },
+        );
+        m.shadow("cancer", 3, ShadowOutcome::Dropped);
+        m.shadow("cancer", 3, ShadowOutcome::Error);
+        let text = m.render();
+        for line in [
+            "sluice_shadow_compared_total{model=\"cancer\",version=\"3\"} 2",
+            "sluice_shadow_disagreed_total{model=\"cancer\",version=\"3\"} 1",
+            "sluice_shadow_dropped_total{model=\"cancer\",version=\"3\"} 1",
+            "sluice_shadow_errors_total{model=\"cancer\",version=\"3\"} 1",
+            "sluice_shadow_max_abs_diff{model=\"cancer\",version=\"3\"} 0.5",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
         assert!(
             text.contains("sluice_model_loaded{route=\"cancer\",model=\"cancer\",version=\"2\"} 1")
         );

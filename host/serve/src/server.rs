@@ -1,14 +1,15 @@
-//! The HTTP and gRPC server: routes, canary splits, hot reload, limits,
-//! shutdown.
+//! The HTTP and gRPC server: routes, canary splits (sticky by a key when
+//! one is sent), shadow versions, hot reload, limits, shutdown.
 
 mod grpc_api;
 
 use crate::batcher::{BatchConfig, Batcher};
 use crate::connections;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ShadowOutcome};
 use crate::protocol;
 use crate::reqlog::{LogConfig, RequestIds, RequestLog, StoreSink};
 use crate::served::{LoadError, PredictError, ServedModel};
+use crate::shadow::{compare, field_key, sticky_draw};
 use crate::stats::{Answered, ServingStats, StoreStatsSink};
 use arrow_array::RecordBatch;
 use axum::Router;
@@ -31,6 +32,17 @@ pub struct ServeConfig {
     pub models: Vec<ModelRef>,
     /// Canary versions: a share of a served name's requests, in percent.
     pub canaries: Vec<(ModelRef, f64)>,
+    /// What decides a request's side of a canary split when it is sent:
+    /// the same key always gets the same side, on every server.
+    pub variant_key: VariantKey,
+    /// Shadow versions, at most one per served name: each predicts a copy
+    /// of the requests its name's primary answered, off the request's path,
+    /// and answers no client; the answers are compared and counted.
+    pub shadows: Vec<ModelRef>,
+    /// Most shadow predictions queued or running at once, over every
+    /// shadow; a request's copy beyond them is dropped and counted, so a
+    /// slow shadow never holds the primary's memory or workers.
+    pub shadow_max_inflight: usize,
     /// Where to listen (`127.0.0.1:0` picks a free port).
     pub addr: SocketAddr,
     /// Where to answer the Open Inference Protocol over gRPC, if anywhere.
@@ -57,6 +69,60 @@ pub struct ServeConfig {
     /// latency) are written to the store as a window of serving
     /// statistics, for promotion gates; `None` writes none.
     pub stats_every: Option<Duration>,
+}
+
+/// Where a request's variant key is read, for a sticky canary split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VariantKey {
+    /// A request header (name in lowercase), e.g. `sluice-variant-key`; on
+    /// gRPC, the metadata entry of that name.
+    Header(String),
+    /// An input column: its value in the request's first row, as text.
+    Field(String),
+}
+
+impl VariantKey {
+    /// The header a key is read from unless told otherwise.
+    pub const DEFAULT_HEADER: &'static str = "sluice-variant-key";
+}
+
+impl Default for VariantKey {
+    fn default() -> Self {
+        VariantKey::Header(Self::DEFAULT_HEADER.into())
+    }
+}
+
+impl std::str::FromStr for VariantKey {
+    type Err = String;
+
+    /// `header:NAME` or `field:COLUMN`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not header:NAME or field:COLUMN (e.g. header:x-user-id)");
+        let (kind, name) = s.split_once(':').ok_or_else(bad)?;
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(bad());
+        }
+        match kind.trim() {
+            "header" => {
+                let name = name.to_ascii_lowercase();
+                header::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| format!("`{name}` is not a valid header name"))?;
+                Ok(VariantKey::Header(name))
+            }
+            "field" => Ok(VariantKey::Field(name.to_string())),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl std::fmt::Display for VariantKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VariantKey::Header(h) => write!(f, "header:{h}"),
+            VariantKey::Field(c) => write!(f, "field:{c}"),
+        }
+    }
 }
 
 /// Why the server could not start.
@@ -98,29 +164,42 @@ struct Picked {
     role: ServingRole,
 }
 
-/// A served name: its main slot and maybe a canary with its share.
+/// A served name: its main slot, maybe a canary with its share, and maybe
+/// a shadow (which answers no client).
 struct Route {
     name: String,
     primary: Slot,
     canary: Option<(Slot, f64)>,
+    shadow: Option<Slot>,
 }
 
 impl Route {
+    /// The slots that answer clients: the primary, then the canary.
     fn slots(&self) -> impl Iterator<Item = &Slot> {
         std::iter::once(&self.primary).chain(self.canary.as_ref().map(|(s, _)| s))
     }
 
+    /// Every slot and its role, the shadow too (for hot reload).
+    fn all_slots(&self) -> impl Iterator<Item = (&Slot, ServingRole)> {
+        self.slots()
+            .zip([ServingRole::Primary, ServingRole::Canary])
+            .chain(self.shadow.as_ref().map(|s| (s, ServingRole::Shadow)))
+    }
+
     /// The model a request goes to: see [`Route::pick_role`].
     fn pick(&self, version: Option<&str>) -> Result<Arc<ServedModel>, ApiError> {
-        self.pick_role(version).map(|(model, _)| model)
+        self.pick_role(version, None).map(|(model, _)| model)
     }
 
     /// The model a request goes to and the role that has it: by version if
-    /// one is named (the primary's when both serve it), else a draw against
-    /// the canary's share.
+    /// one is named (the primary's when both serve it), else the canary's
+    /// share decides — by `key` when one is given (the same key always
+    /// lands on the same side: [`sticky_draw`] salted with the canary's
+    /// reference), else by a random draw.
     fn pick_role(
         &self,
         version: Option<&str>,
+        key: Option<&str>,
     ) -> Result<(Arc<ServedModel>, ServingRole), ApiError> {
         match version {
             Some(v) => self
@@ -140,7 +219,7 @@ impl Route {
                     ))
                 }),
             None => Ok(match &self.canary {
-                Some((slot, percent)) if rand::random::<f64>() * 100.0 < *percent => {
+                Some((slot, percent)) if on_canary(&slot.shown, key, *percent) => {
                     (slot.current(), ServingRole::Canary)
                 }
                 _ => (self.primary.current(), ServingRole::Primary),
@@ -153,9 +232,11 @@ impl Route {
         match role {
             ServingRole::Primary => Some(&self.primary),
             ServingRole::Canary => self.canary.as_ref().map(|(s, _)| s),
+            ServingRole::Shadow => self.shadow.as_ref(),
         }
     }
 
+    /// The versions that answer clients here (not the shadow's).
     fn versions(&self) -> Vec<i64> {
         let mut v: Vec<i64> = self.slots().map(|s| s.current().version).collect();
         v.dedup();
@@ -163,9 +244,30 @@ impl Route {
     }
 }
 
+/// Whether a request goes to a canary holding `percent` of the traffic:
+/// by where its `key` falls (sticky) when it has one, else at random.
+fn on_canary(salt: &str, key: Option<&str>, percent: f64) -> bool {
+    let draw = match key.filter(|k| !k.is_empty()) {
+        Some(key) => sticky_draw(salt, key),
+        None => rand::random::<f64>(),
+    };
+    draw * 100.0 < percent
+}
+
+/// Where shadow predictions run: their own batcher (queue and worker
+/// threads, so they never wait in the primary's queue nor hold its
+/// workers) and a bound on how many are queued or running.
+struct ShadowLane {
+    batcher: Batcher,
+    permits: Arc<tokio::sync::Semaphore>,
+    max: u32,
+}
+
 struct App {
     routes: Vec<Route>,
     batcher: Batcher,
+    shadow: Option<ShadowLane>,
+    variant_key: VariantKey,
     metrics: Arc<Metrics>,
     log: RequestLog,
     stats: ServingStats,
@@ -297,6 +399,7 @@ impl Server {
                 name: reference.name().to_string(),
                 primary,
                 canary: None,
+                shadow: None,
             });
         }
         for (reference, percent) in &config.canaries {
@@ -326,6 +429,58 @@ impl Server {
             );
             route.canary = Some((slot, *percent));
         }
+        if let VariantKey::Field(column) = &config.variant_key {
+            for route in routes.iter().filter(|r| r.canary.is_some()) {
+                let primary = route.primary.current();
+                if let Some(inputs) = primary.inputs()
+                    && inputs.column(column).is_none()
+                {
+                    return Err(ServeError::Config(format!(
+                        "--variant-key field:{column}: model `{}` takes no input `{column}`; it takes: {}",
+                        route.name,
+                        inputs.names()
+                    )));
+                }
+            }
+        }
+        for reference in &config.shadows {
+            let Some(route) = routes.iter_mut().find(|r| r.name == reference.name()) else {
+                return Err(ServeError::Config(format!(
+                    "shadow `{reference}` copies requests of model `{}`, which is not served; add `--model {}@ALIAS`",
+                    reference.name(),
+                    reference.name()
+                )));
+            };
+            if route.shadow.is_some() {
+                return Err(ServeError::Config(format!(
+                    "model `{}` has two shadows; give it one",
+                    route.name
+                )));
+            }
+            let slot = load_slot(&store, &runtime, reference).await?;
+            metrics.loaded(
+                &format!("{} (shadow)", route.name),
+                reference.name(),
+                slot.current().version,
+            );
+            route.shadow = Some(slot);
+        }
+        let shadow = routes.iter().any(|r| r.shadow.is_some()).then(|| {
+            let max = u32::try_from(config.shadow_max_inflight).unwrap_or(u32::MAX >> 3);
+            ShadowLane {
+                // Half the workers at most: under load the shadow gets
+                // behind and drops, rather than taking the primary's cores.
+                batcher: Batcher::start(
+                    BatchConfig {
+                        workers: (config.batch.workers / 2).max(1),
+                        ..config.batch
+                    },
+                    metrics.clone(),
+                ),
+                permits: Arc::new(tokio::sync::Semaphore::new(max as usize)),
+                max,
+            }
+        });
         let listener = bind(config.addr, "--addr").await?;
         let grpc_listener = match config.grpc_addr {
             Some(addr) => Some(bind(addr, "--grpc-addr").await?),
@@ -354,6 +509,8 @@ impl Server {
         let app = Arc::new(App {
             routes,
             batcher: Batcher::start(config.batch, metrics.clone()),
+            shadow,
+            variant_key: config.variant_key,
             metrics,
             log,
             stats,
@@ -405,6 +562,15 @@ impl Server {
             .collect()
     }
 
+    /// The shadow of each served name that has one: `(name, version)`.
+    pub fn shadows(&self) -> Vec<(String, i64)> {
+        self.app
+            .routes
+            .iter()
+            .filter_map(|r| Some((r.name.clone(), r.shadow.as_ref()?.current().version)))
+            .collect()
+    }
+
     /// Serves until `shutdown` resolves, then finishes in-flight requests
     /// and writes the buffered request log and serving statistics.
     pub async fn run(
@@ -450,6 +616,15 @@ impl Server {
         let (http, grpc, ()) = tokio::join!(http, grpc, signal);
         let served = http.and(grpc).map_err(ServeError::Io);
         reload.abort();
+        // Shadow predictions still running are counted before the windows
+        // close (each is bounded by --timeout).
+        if let Some(lane) = &self.app.shadow {
+            let _ = tokio::time::timeout(
+                self.app.timeout + Duration::from_secs(1),
+                lane.permits.acquire_many(lane.max),
+            )
+            .await;
+        }
         let app = self.app.clone();
         tokio::task::spawn_blocking(move || {
             app.log.close();
@@ -570,7 +745,7 @@ async fn reload_loop(app: Arc<App>, store: Arc<Store>, runtime: Arc<Runtime>, ev
     loop {
         tokio::time::sleep(every).await;
         for route in &app.routes {
-            for (slot, canary) in route.slots().zip([false, true]) {
+            for (slot, role) in route.all_slots() {
                 let reference = slot.reference.clone();
                 let s = store.clone();
                 let resolved =
@@ -588,7 +763,11 @@ async fn reload_loop(app: Arc<App>, store: Arc<Store>, runtime: Arc<Runtime>, ev
                 let (s, rt) = (store.clone(), runtime.clone());
                 let loaded =
                     tokio::task::spawn_blocking(move || ServedModel::load(&s, &rt, &r)).await;
-                let which = if canary { " (canary)" } else { "" };
+                let which = match role {
+                    ServingRole::Primary => "",
+                    ServingRole::Canary => " (canary)",
+                    ServingRole::Shadow => " (shadow)",
+                };
                 match loaded {
                     Ok(Ok(model)) => {
                         *slot.model.write().unwrap() = Arc::new(model);
@@ -920,8 +1099,9 @@ async fn infer_on(
         let request = protocol::parse_infer_with(&body, inference_header_length(&headers)?)
             .map_err(|e| ApiError::bad_request(e.0))?;
         drop(body);
+        let key = app.header_key(|h| headers.get(h).and_then(|v| v.to_str().ok()));
         let answer = app
-            .infer(&name, version.as_deref(), &request, &mut served)
+            .infer(&name, version.as_deref(), &request, key, &mut served)
             .await?;
         let response = protocol::infer_response(
             &answer.model.name,
@@ -946,35 +1126,152 @@ struct Answer {
 }
 
 impl App {
-    /// Answers `request` with the model served as `name` (its `version`
-    /// if one is named, else the canary split's pick): the request table,
-    /// the prediction through the batcher, the request logged when
-    /// sampled. `served` is set to the version that answered as soon as
-    /// one is picked (for the response header and metrics, errors too).
-    async fn infer(
+    /// The request's variant key when keys come from a header
+    /// (`--variant-key header:NAME`): `get` reads a header or gRPC metadata
+    /// entry by name.
+    fn header_key<'a>(&self, get: impl FnOnce(&str) -> Option<&'a str>) -> Option<String> {
+        match &self.variant_key {
+            VariantKey::Header(h) => get(h).map(str::trim).map(str::to_string),
+            VariantKey::Field(_) => None,
+        }
+    }
+
+    /// Picks the model version a request goes to, and makes its request
+    /// table with `table` (given the version's inputs). With keys read from
+    /// an input column and a canary to split for, the table is made for
+    /// the primary first to read the key, and made again only when the
+    /// version picked takes other inputs. A table refused before a version
+    /// was picked is counted under none.
+    fn pick_and_table(
         &self,
-        name: &str,
+        route: &Route,
         version: Option<&str>,
-        request: &protocol::InferRequest,
+        key: Option<String>,
+        table: impl Fn(Option<&crate::signature::Signature>) -> Result<RecordBatch, ApiError>,
         served: &mut Option<Picked>,
-    ) -> Result<Answer, ApiError> {
-        let (model, role) = self.route(name)?.pick_role(version)?;
+    ) -> Result<(Arc<ServedModel>, ServingRole, RecordBatch), ApiError> {
+        let mut early = None;
+        let key = match &self.variant_key {
+            VariantKey::Field(column) if version.is_none() && route.canary.is_some() => {
+                let primary = route.primary.current();
+                let t = table(primary.inputs())?;
+                let key = field_key(&t, column);
+                early = Some((primary, t));
+                key
+            }
+            _ => key,
+        };
+        let (model, role) = route.pick_role(version, key.as_deref())?;
         *served = Some(Picked {
             version: model.version,
             role,
         });
-        let table = protocol::infer_table(request, model.inputs())
-            .map_err(|e| ApiError::bad_request(e.0))?;
+        let table = match early {
+            Some((primary, t)) if primary.inputs() == model.inputs() => t,
+            _ => table(model.inputs())?,
+        };
+        Ok((model, role, table))
+    }
+
+    /// Answers `request` with the model served as `name` (its `version`
+    /// if one is named, else the canary split's pick, by `key` when the
+    /// request has one): the request table, the prediction through the
+    /// batcher, the request logged when sampled, and a copy handed to the
+    /// route's shadow when the primary answered. `served` is set to the
+    /// version that answered as soon as one is picked (for the response
+    /// headers and metrics, errors too).
+    async fn infer(
+        self: &Arc<Self>,
+        name: &str,
+        version: Option<&str>,
+        request: &protocol::InferRequest,
+        key: Option<String>,
+        served: &mut Option<Picked>,
+    ) -> Result<Answer, ApiError> {
+        let route = self.route(name)?;
+        let (model, role, table) = self.pick_and_table(
+            route,
+            version,
+            key,
+            |inputs| protocol::infer_table(request, inputs).map_err(|e| ApiError::bad_request(e.0)),
+            served,
+        )?;
         let predictions = predict(self, &model, &table).await?;
         let id = request.id.clone().unwrap_or_else(|| self.ids.next());
         if self.log.sampled() {
             self.log.record(&model, &id, &table, &predictions);
+        }
+        if role == ServingRole::Primary {
+            self.shadow(route, &model, table, &predictions);
         }
         Ok(Answer {
             model,
             id,
             predictions,
         })
+    }
+
+    /// Hands a copy of a request the primary answered to the route's shadow,
+    /// if it has one: predicted in a task of its own, through the shadow's
+    /// batcher, compared with the primary's `answer` and counted (metrics,
+    /// and the serving statistics under the role `shadow`). The client's
+    /// answer is already made from the primary's; nothing here waits. When
+    /// `--shadow-max-inflight` copies are already queued or running, this
+    /// one is dropped and counted.
+    fn shadow(
+        self: &Arc<Self>,
+        route: &Route,
+        primary: &ServedModel,
+        table: RecordBatch,
+        answer: &RecordBatch,
+    ) {
+        let (Some(lane), Some(slot)) = (&self.shadow, &route.shadow) else {
+            return;
+        };
+        let shadow = slot.current();
+        let Ok(permit) = lane.permits.clone().try_acquire_owned() else {
+            self.metrics
+                .shadow(&route.name, shadow.version, ShadowOutcome::Dropped);
+            return;
+        };
+        let app = self.clone();
+        let answer = answer.clone();
+        let classifier = primary.is_classifier();
+        let (name, reference) = (route.name.clone(), slot.shown.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let Some(lane) = &app.shadow else {
+                return;
+            };
+            let started = Instant::now();
+            let predicted =
+                tokio::time::timeout(app.timeout, lane.batcher.predict(shadow.clone(), table))
+                    .await;
+            let took = started.elapsed();
+            let (outcome, status) = match predicted {
+                Ok(Ok(p)) => {
+                    let c = compare(&answer, &p, classifier);
+                    (
+                        ShadowOutcome::Compared {
+                            disagreed: c.disagreed,
+                            max_abs_diff: c.max_abs_diff,
+                        },
+                        200,
+                    )
+                }
+                Ok(Err(e)) => (ShadowOutcome::Error, ApiError::predict(e).status.as_u16()),
+                Err(_) => (ShadowOutcome::Error, StatusCode::GATEWAY_TIMEOUT.as_u16()),
+            };
+            app.metrics.shadow(&name, shadow.version, outcome);
+            app.stats.record(&Answered {
+                name: &name,
+                version: shadow.version,
+                reference: &reference,
+                role: ServingRole::Shadow,
+                status,
+                took,
+            });
+        });
     }
 }
 
@@ -984,25 +1281,33 @@ async fn invocations(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
     let mut served: Option<Picked> = None;
     let result = async {
         let body = request_body(&headers, body, app.max_body)?;
-        let (model, role) = app.routes[0].pick_role(None)?;
-        served = Some(Picked {
-            version: model.version,
-            role,
-        });
         let csv = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("text/csv"));
-        let table = if csv {
-            protocol::invocations_csv_table(&body, model.inputs())
-        } else {
-            protocol::invocations_table(&body, model.inputs())
-        }
-        .map_err(|e| ApiError::bad_request(e.0))?;
+        let route = &app.routes[0];
+        let key = app.header_key(|h| headers.get(h).and_then(|v| v.to_str().ok()));
+        let (model, role, table) = app.pick_and_table(
+            route,
+            None,
+            key,
+            |inputs| {
+                if csv {
+                    protocol::invocations_csv_table(&body, inputs)
+                } else {
+                    protocol::invocations_table(&body, inputs)
+                }
+                .map_err(|e| ApiError::bad_request(e.0))
+            },
+            &mut served,
+        )?;
         let predictions = predict(&app, &model, &table).await?;
         if app.log.sampled() {
             let id = app.ids.next();
             app.log.record(&model, &id, &table, &predictions);
+        }
+        if role == ServingRole::Primary {
+            app.shadow(route, &model, table, &predictions);
         }
         Ok::<_, ApiError>(json_response(protocol::invocations_response(&predictions)))
     }
@@ -1071,9 +1376,9 @@ fn finish<E: IntoResponse>(
 ) -> Response {
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
     if let Some(p) = served {
-        response
-            .headers_mut()
-            .insert(MODEL_VERSION_HEADER, HeaderValue::from(p.version));
+        let headers = response.headers_mut();
+        headers.insert(MODEL_VERSION_HEADER, HeaderValue::from(p.version));
+        headers.insert(VARIANT_HEADER, HeaderValue::from_static(p.role.as_str()));
     }
     app.count(name, served, endpoint, response.status().as_u16(), started);
     response
@@ -1120,6 +1425,10 @@ impl App {
 /// The response header naming the model version that answered a request
 /// (under a canary, which of the two did).
 pub const MODEL_VERSION_HEADER: &str = "sluice-model-version";
+
+/// The response header naming the side of the route that answered a
+/// request: `primary` or `canary`.
+pub const VARIANT_HEADER: &str = "sluice-variant";
 
 /// The metrics label of requests for models this server does not serve.
 pub const UNKNOWN_MODEL_LABEL: &str = "(unknown)";

@@ -7,7 +7,8 @@
 //! `/metrics` is one process's view and dies with it.
 //!
 //! A request counts under the version that answered it, the route's role
-//! that picked it (primary or canary) and the reference that role serves
+//! that picked it (primary or canary; shadow for the copies a shadow
+//! version predicted, which no client saw) and the reference that role serves
 //! (`NAME@ALIAS`), so evidence gathered while a version held an alias can
 //! be told apart. Requests for a name this server does not serve, or
 //! refused before a version was chosen (a body that is not a request), are
@@ -351,7 +352,7 @@ mod tests {
             version,
             reference: match role {
                 ServingRole::Primary => "cancer@production",
-                ServingRole::Canary => "cancer@staging",
+                ServingRole::Canary | ServingRole::Shadow => "cancer@staging",
             },
             role,
             status,
@@ -373,9 +374,10 @@ mod tests {
         stats.record(&answered(ServingRole::Primary, 1, 400, 1));
         stats.record(&answered(ServingRole::Primary, 1, 503, 20));
         stats.record(&answered(ServingRole::Canary, 2, 200, 2));
+        stats.record(&answered(ServingRole::Shadow, 2, 504, 30));
         stats.close();
         let written = sink.written.lock().unwrap().clone();
-        assert_eq!(written.len(), 2);
+        assert_eq!(written.len(), 3);
         let primary = written
             .iter()
             .find(|w| w.role == ServingRole::Primary)
@@ -396,10 +398,20 @@ mod tests {
             .find(|w| w.role == ServingRole::Canary)
             .unwrap();
         assert_eq!((canary.version, canary.requests), (2, 1));
+        // A shadow's copies count apart from the canary's answers, though
+        // both are version 2 under one reference.
+        let shadow = written
+            .iter()
+            .find(|w| w.role == ServingRole::Shadow)
+            .unwrap();
+        assert_eq!(
+            (shadow.version, shadow.requests, shadow.errors_5xx),
+            (2, 1, 1)
+        );
         assert!(
             metrics
                 .render()
-                .contains("sluice_serving_stats_windows_total 2")
+                .contains("sluice_serving_stats_windows_total 3")
         );
     }
 

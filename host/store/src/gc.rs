@@ -86,7 +86,14 @@ pub struct GcOptions {
     pub recent: Duration,
     /// Temporary files older than this are removed ([`STALE_TEMPORARY`]).
     pub stale_temporary: Duration,
+    /// Serving windows that closed longer ago than this are pruned
+    /// ([`SERVING_WINDOWS_KEPT`]); `None` keeps them all.
+    pub serving_windows_kept: Option<Duration>,
 }
+
+/// How long serving windows are kept by default: 30 days, far longer than
+/// any promotion gate looks back.
+pub const SERVING_WINDOWS_KEPT: Duration = Duration::from_secs(30 * 24 * 3600);
 
 impl Default for GcOptions {
     fn default() -> Self {
@@ -95,6 +102,7 @@ impl Default for GcOptions {
             force: false,
             recent: RECENT,
             stale_temporary: STALE_TEMPORARY,
+            serving_windows_kept: Some(SERVING_WINDOWS_KEPT),
         }
     }
 }
@@ -145,6 +153,9 @@ pub struct GcReport {
     pub kept_recent: Vec<Kept>,
     /// Files that could not be removed, one message each.
     pub errors: Vec<String>,
+    /// Serving windows pruned (or that would be), older than
+    /// [`GcOptions::serving_windows_kept`].
+    pub serving_windows_pruned: u64,
 }
 
 impl GcReport {
@@ -279,6 +290,12 @@ pub fn collect(store: &Store, options: &GcOptions) -> Result<GcOutcome, GcError>
         }
     }
 
+    if let Some(kept) = options.serving_windows_kept {
+        let before = crate::time::rfc3339(now.checked_sub(kept).unwrap_or(SystemTime::UNIX_EPOCH));
+        report.serving_windows_pruned = store
+            .metadata
+            .prune_serving_windows(&before, options.dry_run)?;
+    }
     if options.dry_run {
         report.removed = candidates;
         return Ok(GcOutcome::Collected(report));

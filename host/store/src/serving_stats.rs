@@ -8,7 +8,9 @@
 //! ([`Metadata::record_serving_window`]); counts and fixed-bucket
 //! histograms add, so [`Metadata::serving_totals`] sums the windows of any
 //! number of servers exactly. Promotion gates read live evidence (requests
-//! served, error rate, p99 latency) from these sums.
+//! served, error rate, p99 latency) from these sums. Each window names the
+//! role its version had on the server ([`ServingRole`]: primary, canary,
+//! or shadow for a version that only predicted copies of requests).
 
 use crate::db::{DbError, Metadata, MetadataError, Value, vals};
 use serde::Serialize;
@@ -51,14 +53,19 @@ pub enum ServingRole {
     /// A version given a share of the route's requests
     /// (`sluice serve --canary`).
     Canary,
+    /// A version that predicts a copy of the primary's requests and answers
+    /// no client (`sluice serve --shadow`): its requests, errors and
+    /// latency are evidence about a candidate that served no one.
+    Shadow,
 }
 
 impl ServingRole {
-    /// The role as stored: `primary` or `canary`.
+    /// The role as stored: `primary`, `canary` or `shadow`.
     pub fn as_str(self) -> &'static str {
         match self {
             ServingRole::Primary => "primary",
             ServingRole::Canary => "canary",
+            ServingRole::Shadow => "shadow",
         }
     }
 }
@@ -235,6 +242,29 @@ fn params(w: &ServingWindow) -> Vec<Value> {
 }
 
 impl Metadata {
+    /// Removes the serving windows that closed before `before` (RFC 3339),
+    /// or with `dry_run` only counts them; how many. What `sluice gc`
+    /// prunes: a window is 10 seconds of one server, so a busy store gains
+    /// thousands a day, and the gates look back hours, not months.
+    pub fn prune_serving_windows(&self, before: &str, dry_run: bool) -> Result<u64, MetadataError> {
+        if dry_run {
+            return self.read(|c| {
+                Ok(c.query_one(
+                    "SELECT COUNT(*) FROM serving_stats WHERE window_end < ?1",
+                    vals![before],
+                )?
+                .get::<i64>(0)?
+                .max(0) as u64)
+            });
+        }
+        self.write(|c| {
+            c.execute(
+                "DELETE FROM serving_stats WHERE window_end < ?1",
+                vals![before],
+            )
+        })
+    }
+
     /// Records one window a server answered.
     pub fn record_serving_window(&self, window: &ServingWindow) -> Result<(), MetadataError> {
         self.record_serving_windows(std::slice::from_ref(window))
@@ -256,6 +286,12 @@ impl Metadata {
     /// `reference` (`NAME@ALIAS`, as the server was asked) when one is
     /// given. A window counts whole when it closed at or after `since`,
     /// even if it opened before.
+    ///
+    /// What the version answered to clients counts — its primary and
+    /// canary windows. A shadow's windows are left out: nobody received
+    /// those answers, and a version shadowing `NAME@staging` must not gain
+    /// staging's evidence for promotion gates by it; see
+    /// [`Metadata::serving_totals_in_role`] for one role's, shadow included.
     pub fn serving_totals(
         &self,
         name: &str,
@@ -263,16 +299,52 @@ impl Metadata {
         reference: Option<&str>,
         since: &str,
     ) -> Result<ServingTotals, MetadataError> {
+        self.totals(name, version, reference, None, since)
+    }
+
+    /// [`Metadata::serving_totals`] of the windows counted under `role`
+    /// only: what a version answered as a shadow, say, apart from what it
+    /// answered to clients.
+    pub fn serving_totals_in_role(
+        &self,
+        name: &str,
+        version: i64,
+        reference: Option<&str>,
+        role: ServingRole,
+        since: &str,
+    ) -> Result<ServingTotals, MetadataError> {
+        self.totals(name, version, reference, Some(role), since)
+    }
+
+    fn totals(
+        &self,
+        name: &str,
+        version: i64,
+        reference: Option<&str>,
+        role: Option<ServingRole>,
+        since: &str,
+    ) -> Result<ServingTotals, MetadataError> {
         const COLUMNS: &str = "SELECT requests, errors_4xx, errors_5xx, latency_counts,
              latency_sum_ms, window_start, window_end FROM serving_stats
              WHERE name = ?1 AND version = ?2 AND window_end >= ?3";
         self.read(|c| {
-            let rows = match reference {
-                Some(r) => c.query(
-                    &format!("{COLUMNS} AND reference = ?4"),
+            let rows = match (reference, role) {
+                (Some(r), None) => c.query(
+                    &format!("{COLUMNS} AND reference = ?4 AND role <> 'shadow'"),
                     vals![name, version, since, r],
                 )?,
-                None => c.query(COLUMNS, vals![name, version, since])?,
+                (None, None) => c.query(
+                    &format!("{COLUMNS} AND role <> 'shadow'"),
+                    vals![name, version, since],
+                )?,
+                (Some(r), Some(role)) => c.query(
+                    &format!("{COLUMNS} AND reference = ?4 AND role = ?5"),
+                    vals![name, version, since, r, role.as_str()],
+                )?,
+                (None, Some(role)) => c.query(
+                    &format!("{COLUMNS} AND role = ?4"),
+                    vals![name, version, since, role.as_str()],
+                )?,
             };
             let mut totals = ServingTotals {
                 latency_counts: vec![0; LATENCY_COUNTS],
@@ -330,6 +402,76 @@ mod tests {
             errors_5xx: e5,
             latency_counts: counts,
             latency_sum_ms: ms.iter().sum(),
+        }
+    }
+
+    #[test]
+    fn a_role_chooses_its_windows_and_shadow_windows_are_not_answers() {
+        for (_dir, m) in crate::db::tests::backends() {
+            let primary = window(
+                "a",
+                "cancer@staging",
+                "2026-01-01T00:00:10.000Z",
+                0,
+                0,
+                &[1.0],
+            );
+            let shadow = ServingWindow {
+                role: ServingRole::Shadow,
+                ..window(
+                    "a",
+                    "cancer@staging",
+                    "2026-01-01T00:00:10.000Z",
+                    1,
+                    0,
+                    &[2.0, 3.0],
+                )
+            };
+            m.record_serving_windows(&[primary, shadow]).unwrap();
+            // What clients received: the shadow's windows are left out.
+            let answered = m.serving_totals("cancer", 2, None, "").unwrap();
+            assert_eq!(answered.requests, 1);
+            let answered = m
+                .serving_totals("cancer", 2, Some("cancer@staging"), "")
+                .unwrap();
+            assert_eq!((answered.requests, answered.errors_4xx), (1, 0));
+            let t = m
+                .serving_totals_in_role(
+                    "cancer",
+                    2,
+                    Some("cancer@staging"),
+                    ServingRole::Shadow,
+                    "",
+                )
+                .unwrap();
+            assert_eq!((t.requests, t.errors_4xx, t.windows), (2, 1, 1));
+            let t = m
+                .serving_totals_in_role("cancer", 2, None, ServingRole::Primary, "")
+                .unwrap();
+            assert_eq!((t.requests, t.errors_4xx), (1, 0));
+            let t = m
+                .serving_totals_in_role("cancer", 2, None, ServingRole::Canary, "")
+                .unwrap();
+            assert_eq!(t.requests, 0);
+        }
+    }
+
+    #[test]
+    fn windows_closed_before_a_time_are_pruned_and_a_dry_run_only_counts_them() {
+        for (_dir, m) in crate::db::tests::backends() {
+            for end in ["2026-01-01T00:00:10.000Z", "2026-02-01T00:00:10.000Z"] {
+                m.record_serving_window(&window("a", "cancer@staging", end, 0, 0, &[1.0]))
+                    .unwrap();
+            }
+            let cut = "2026-01-15T00:00:00.000Z";
+            assert_eq!(m.prune_serving_windows(cut, true).unwrap(), 1);
+            assert_eq!(m.serving_totals("cancer", 2, None, "").unwrap().windows, 2);
+            assert_eq!(m.prune_serving_windows(cut, false).unwrap(), 1);
+            let left = m.serving_totals("cancer", 2, None, "").unwrap();
+            assert_eq!(
+                (left.windows, left.last_window_end.as_deref()),
+                (1, Some("2026-02-01T00:00:10.000Z"))
+            );
         }
     }
 

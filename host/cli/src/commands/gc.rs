@@ -22,6 +22,11 @@ pub(crate) struct GcArgs {
     #[arg(long)]
     force: bool,
 
+    /// Keep serving windows (what `sluice serve` records for promotion
+    /// gates) this many days; older ones are pruned. 0 keeps them all.
+    #[arg(long, default_value_t = 30, value_name = "DAYS")]
+    keep_serving_stats: u64,
+
     /// Store folder [default: .sluice in the current folder].
     #[arg(long, env = "SLUICE_STORE", value_name = "DIR")]
     store: Option<PathBuf>,
@@ -36,6 +41,8 @@ pub(crate) fn run(args: &GcArgs) -> anyhow::Result<ExitCode> {
     let options = GcOptions {
         dry_run: args.dry_run,
         force: args.force,
+        serving_windows_kept: (args.keep_serving_stats > 0)
+            .then(|| std::time::Duration::from_secs(args.keep_serving_stats * 24 * 3600)),
         ..GcOptions::default()
     };
     let report = match sluice_store::gc::collect(&store, &options)? {
@@ -64,6 +71,7 @@ pub(crate) fn run(args: &GcArgs) -> anyhow::Result<ExitCode> {
             "bytes_freed": freed,
             "kept_referenced": report.kept_referenced,
             "kept_recent": report.kept_recent,
+            "serving_windows_pruned": report.serving_windows_pruned,
             "errors": report.errors,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -102,6 +110,18 @@ pub(crate) fn run(args: &GcArgs) -> anyhow::Result<ExitCode> {
                 )
             }
         );
+        if report.serving_windows_pruned > 0 {
+            println!(
+                "{} {} serving window(s) older than {} days",
+                if args.dry_run {
+                    "would prune"
+                } else {
+                    "pruned"
+                },
+                report.serving_windows_pruned,
+                args.keep_serving_stats
+            );
+        }
         if args.dry_run && !report.removed.is_empty() {
             println!("dry run: nothing was removed; `sluice gc` removes them");
         }

@@ -6,7 +6,7 @@ use super::run::{default_store_dir, open_store};
 use crate::CliContext;
 use anyhow::Context as _;
 use clap::Args;
-use sluice_serve::{BatchConfig, LogConfig, ServeConfig, Server};
+use sluice_serve::{BatchConfig, LogConfig, ServeConfig, Server, VariantKey};
 use sluice_store::ModelRef;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,10 +49,26 @@ Sampled requests are logged to the store for `sluice monitor`. Every
 errors, latency histogram) are written to the store as serving statistics,
 which promotion gates sum over every server.
 
+Sticky variants: a --canary split is decided per request by its variant key
+when it has one (--variant-key, default the `sluice-variant-key` header):
+the same key gets the same side on every server and after restarts.
+Without a key the side is drawn at random. Every answer names its side in
+a `sluice-variant: primary|canary` header, beside `sluice-model-version`.
+
+Shadow traffic: with --shadow NAME@ALIAS, every request NAME's primary
+answers is copied to that version after the answer is made; the client
+only ever gets the primary's answer. The two are compared (labels, or
+values within 1e-6 relative) and counted in /metrics
+(sluice_shadow_compared_total, _disagreed_total, _dropped_total,
+_errors_total) and in the serving statistics under the role `shadow`.
+
 Examples:
   sluice serve --model breast-cancer@production
   sluice serve --model breast-cancer@production --canary breast-cancer@staging=10 --addr 0.0.0.0:8080
   sluice serve --model breast-cancer@production --grpc-addr 127.0.0.1:8081
+  sluice serve --model breast-cancer@production --shadow breast-cancer@staging
+  sluice serve --model breast-cancer@production --canary breast-cancer@staging=50 \\
+       --variant-key header:x-user-id
   curl -s localhost:8080/v2/models/breast-cancer
   curl -s localhost:8080/invocations -H 'content-type: application/json' \\
        -d '{\"dataframe_records\": [{\"radius_mean\": 17.99, ...}]}'";
@@ -71,6 +87,29 @@ pub(crate) struct ServeArgs {
     /// answered.
     #[arg(long = "canary", value_name = "NAME@ALIAS=PERCENT", value_parser = parse_canary)]
     canaries: Vec<(ModelRef, f64)>,
+
+    /// Where a request's variant key is read, to keep its side of a
+    /// --canary split: `header:NAME` (on gRPC, the metadata entry NAME) or
+    /// `field:COLUMN` (that input's value in the request's first row). A
+    /// key's side is SHA-256(canary reference, key) against the share: the
+    /// same on every server and after restarts. Requests without a key are
+    /// drawn at random.
+    #[arg(long, value_name = "header:NAME|field:COLUMN", default_value_t = VariantKey::default())]
+    variant_key: VariantKey,
+
+    /// Copy every request NAME's primary answers to another version,
+    /// NAME@ALIAS (e.g. breast-cancer@staging), after the answer is made:
+    /// the shadow answers no client; its predictions are compared with the
+    /// primary's and counted (/metrics, serving statistics). One per
+    /// served model; follows its alias like --model.
+    #[arg(long = "shadow", value_name = "NAME@ALIAS")]
+    shadows: Vec<ModelRef>,
+
+    /// Most shadow predictions queued or running at once; a copy beyond
+    /// them is dropped and counted (sluice_shadow_dropped_total), so a
+    /// slow shadow never holds up the primary.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    shadow_max_inflight: usize,
 
     /// Address to listen on (port 0 picks a free port; the chosen address
     /// is printed).
@@ -202,6 +241,9 @@ pub(crate) fn run(ctx: &CliContext, args: &ServeArgs) -> anyhow::Result<ExitCode
     let config = ServeConfig {
         models: args.models.clone(),
         canaries: args.canaries.clone(),
+        variant_key: args.variant_key.clone(),
+        shadows: args.shadows.clone(),
+        shadow_max_inflight: args.shadow_max_inflight,
         addr: args.addr,
         grpc_addr: args.grpc_addr,
         batch: BatchConfig {
@@ -241,6 +283,9 @@ pub(crate) fn run(ctx: &CliContext, args: &ServeArgs) -> anyhow::Result<ExitCode
                 ),
                 None => eprintln!("serving {name}: version {version}"),
             }
+        }
+        for (name, version) in server.shadows() {
+            eprintln!("shadowing {name}: version {version} predicts a copy of each request");
         }
         // On stdout, for scripts that started us on port 0: the gRPC
         // address if any, then (last) the HTTP one.

@@ -2,7 +2,7 @@
 //! splits, batcher, request log and metrics as the HTTP endpoints; only
 //! the encoding differs (`crate::grpc`).
 
-use super::{ApiError, App, MODEL_VERSION_HEADER, SERVER_NAME, metadata_model};
+use super::{ApiError, App, MODEL_VERSION_HEADER, SERVER_NAME, VARIANT_HEADER, metadata_model};
 use crate::grpc::inference::grpc_inference_service_server::{
     GrpcInferenceService, GrpcInferenceServiceServer,
 };
@@ -112,6 +112,7 @@ impl GrpcInferenceService for Api {
     ) -> Result<Response<ModelInferResponse>, Status> {
         let started = Instant::now();
         let app = &self.app;
+        let key = app.header_key(|h| request.metadata().get(h).and_then(|v| v.to_str().ok()));
         let message = request.into_inner();
         let name = message.model_name.clone();
         let wanted = message.model_version.clone();
@@ -121,7 +122,7 @@ impl GrpcInferenceService for Api {
             let request =
                 crate::grpc::infer_request(message).map_err(|e| ApiError::bad_request(e.0))?;
             let answer = app
-                .infer(&name, version(&wanted), &request, &mut served)
+                .infer(&name, version(&wanted), &request, key, &mut served)
                 .await?;
             crate::grpc::infer_response(
                 &answer.model.name,
@@ -140,9 +141,12 @@ impl GrpcInferenceService for Api {
         app.count(&name, served, "grpc_infer", code, started);
         let mut response = Response::new(result.map_err(status)?);
         if let Some(p) = served {
-            response
-                .metadata_mut()
-                .insert(MODEL_VERSION_HEADER, p.version.into());
+            let metadata = response.metadata_mut();
+            metadata.insert(MODEL_VERSION_HEADER, p.version.into());
+            metadata.insert(
+                VARIANT_HEADER,
+                tonic::metadata::MetadataValue::from_static(p.role.as_str()),
+            );
         }
         Ok(response)
     }
