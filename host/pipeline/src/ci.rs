@@ -193,6 +193,7 @@ fn for_each_record(
     Ok(())
 }
 
+#[derive(Debug)]
 enum ParquetError {
     Io(std::io::Error),
     Table(String),
@@ -492,6 +493,34 @@ mod tests {
         assert_eq!(kept[1..], expected[..]);
         // Asking for more rows than there are keeps them all.
         assert_eq!(sample_csv(&path, &out, 1000, 7).unwrap(), (100, 100));
+    }
+
+    #[test]
+    fn a_parquet_sample_keeps_the_rows_tables_sample_chooses() {
+        use arrow_array::{Array, Int64Array, RecordBatch};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.parquet");
+        let batch = RecordBatch::try_from_iter([(
+            "i",
+            std::sync::Arc::new(Int64Array::from_iter_values(0..500)) as _,
+        )])
+        .unwrap();
+        std::fs::write(
+            &path,
+            sluice_runtime::table::batch_to_parquet(&batch).unwrap(),
+        )
+        .unwrap();
+        let out = dir.path().join("out.parquet");
+        assert_eq!(sample_parquet(&path, &out, 20, 3).ok(), Some((20, 500)));
+        let kept = sluice_runtime::table::batch_from_parquet(std::fs::read(&out).unwrap()).unwrap();
+        let column = kept
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        let values: Vec<u64> = column.values().iter().map(|&v| v as u64).collect();
+        assert_eq!(values, sluice_tables::ops::sample_indices(500, 20, 3));
+        assert_eq!(column.null_count(), 0);
     }
 
     fn records_of(path: &Path) -> Vec<String> {

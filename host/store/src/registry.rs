@@ -541,6 +541,44 @@ mod tests {
     }
 
     #[test]
+    fn a_conditional_move_fails_when_the_alias_moved_and_records_gates_and_force() {
+        for (_dir, m) in crate::db::tests::backends() {
+            m.start_run("r", "p", "p.toml", &Digest::of(b"s"), "manual", "t0", None)
+                .unwrap();
+            push(&m, "r", "a", "churn", Digest::of(b"v1"));
+            push(&m, "r", "b", "churn", Digest::of(b"v2"));
+            let request = |version, expected| AliasRequest {
+                name: "churn",
+                alias: "production",
+                version,
+                expected,
+                who: "ann",
+                reason: "gated",
+                forced: version == 2,
+                gates: Some(serde_json::json!([{"gate": "soak", "passed": version != 2}])),
+                now: "t1",
+            };
+            // Expected unset, and it is: moves.
+            let moved = m.move_alias(&request(1, Some(None))).unwrap();
+            assert_eq!((moved.previous, moved.forced), (None, false));
+            // Someone else moved it since the decision: refused, unchanged.
+            let err = m.move_alias(&request(2, Some(None))).unwrap_err();
+            assert!(matches!(err, MetadataError::Conflict(_)), "{err}");
+            assert!(
+                err.to_string()
+                    .contains("it points at version 1 now, not nothing"),
+                "{err}"
+            );
+            // Expected right: moves, and the history keeps force and gates.
+            m.move_alias(&request(2, Some(Some(1)))).unwrap();
+            let history = m.alias_history("churn").unwrap();
+            assert_eq!(history.len(), 2);
+            assert!(history[1].forced && !history[0].forced);
+            assert_eq!(history[1].gates.as_ref().unwrap()[0]["passed"], false);
+        }
+    }
+
+    #[test]
     fn model_references_parse_and_print() {
         let cases = [
             ("churn", ModelRef::Latest("churn".into())),
