@@ -31,8 +31,11 @@ Examples:
   sluice artifacts list --kind statistics           stored artifacts and what produced them
   sluice artifacts show latest/stats/statistics     one artifact: producers, consumers, preview
   sluice artifacts export 6a34a3d3 -o stats.json    copy an artifact's bytes out (digest checked)
+  sluice test pipeline.toml --junit report.xml      pipeline CI on a sample, in a scratch store
+  sluice models policy breast-cancer --set promotion.toml   environments and their promotion gates
   sluice models promote breast-cancer 1 --alias production --reason \"first release\"
   sluice serve --model breast-cancer@production     OIP v2 + /invocations on 127.0.0.1:8080
+  sluice serve --model m@production --shadow m@staging      mirror traffic to a candidate, compare
   sluice predict --model breast-cancer@production --input rows.csv --output scored.parquet
   sluice monitor --model breast-cancer@production --html report.html
   sluice watch examples/continuous-training/pipeline.toml   retrain on new data, drift, schedule
@@ -49,7 +52,7 @@ Examples:
   sluice component list                             the standard steps
   sluice component inspect std:statistics           ports, params and imports of a step
   sluice component inspect ./target/my_step.wasm    the same for your own component
-  sluice component new --lang python my-step        a step project (rust, python or js)
+  sluice component new --lang python my-step        a step project (rust, python, js or c)
   sluice component build my-step                    build it: prints my-step/build/my-step.wasm
   sluice component check my-step/build/my-step.wasm --inputs my-step/samples
 
