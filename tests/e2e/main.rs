@@ -23,6 +23,7 @@ mod polyglot;
 mod predict_validation;
 mod promotion;
 mod quickstart;
+mod rollout;
 mod s3;
 mod sandbox;
 mod sdk_example;

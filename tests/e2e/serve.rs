@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-const MODEL: &str = "breast-cancer";
+pub(crate) const MODEL: &str = "breast-cancer";
 
 /// The breast-cancer data: feature names, rows of features, labels.
 pub(crate) struct Data {

@@ -34,6 +34,7 @@ Examples:
   sluice test pipeline.toml --junit report.xml      pipeline CI on a sample, in a scratch store
   sluice models policy breast-cancer --set promotion.toml   environments and their promotion gates
   sluice models promote breast-cancer 1 --alias production --reason \"first release\"
+  sluice rollout start breast-cancer 2 --run        canary stages; promoted or rolled back
   sluice serve --model breast-cancer@production     OIP v2 + /invocations on 127.0.0.1:8080
   sluice serve --model m@production --shadow m@staging      mirror traffic to a candidate, compare
   sluice predict --model breast-cancer@production --input rows.csv --output scored.parquet
@@ -134,6 +135,12 @@ enum Command {
     #[command(subcommand)]
     Models(commands::models::ModelsCommand),
 
+    /// Online validation: roll a version out on an alias stage by stage,
+    /// compared with the version it holds on live traffic, promoted or
+    /// rolled back by itself.
+    #[command(subcommand)]
+    Rollout(commands::rollout::RolloutCommand),
+
     /// Serve models over HTTP: Open Inference Protocol v2 and MLflow's
     /// /invocations, with canary splits, batching, request logging,
     /// Prometheus metrics and hot reload when an alias moves.
@@ -204,6 +211,7 @@ fn main() -> ExitCode {
         Command::Runs(cmd) => commands::runs::run(cmd),
         Command::Artifacts(cmd) => commands::artifacts::run(cmd),
         Command::Models(cmd) => commands::models::run(cmd),
+        Command::Rollout(cmd) => commands::rollout::run(cmd),
         Command::Serve(args) => commands::serve::run(&cli_context(&cli), args),
         Command::Predict(args) => commands::predict::run(&cli_context(&cli), args),
         Command::Bundle(args) => commands::bundle::run(&cli_context(&cli), args),

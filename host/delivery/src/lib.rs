@@ -19,11 +19,19 @@
 //! `sluice watch` moves an alias only when they pass. Every move keeps the
 //! gates' verdicts in the alias history.
 //!
+//! A **rollout** ([`rollout`]) validates a version online: it answers a
+//! growing share of an alias's requests, stage by stage, and after each
+//! stage [`rollout::tick`] compares it with the version the alias holds —
+//! error rate (a one-sided two-proportion test) and p99 latency — then
+//! advances, promotes or rolls back by itself, each decision kept with its
+//! evidence.
+//!
 //! Neighbours: `sluice-store` holds the policy, the registry, the lineage
 //! and the serving windows; `sluice-pipeline` parses the policy; the CLI
 //! and `sluice-watch` call this crate.
 
 pub mod gates;
+pub mod rollout;
 
 pub use gates::{Gate, Verdict, check};
 pub use sluice_pipeline::spec::{PromotionPolicy, Requirements};

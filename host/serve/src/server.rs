@@ -164,26 +164,57 @@ struct Picked {
     role: ServingRole,
 }
 
+/// A canary: a second version answering `percent` of a route's requests.
+struct Canary {
+    slot: Slot,
+    /// Its share of the requests, in percent.
+    percent: RwLock<f64>,
+    /// The rollout (in the store) that put it here and sets its share;
+    /// `None` for a `--canary` given at start-up.
+    rollout: Option<String>,
+}
+
+impl Canary {
+    fn new(slot: Slot, percent: f64, rollout: Option<String>) -> Arc<Canary> {
+        Arc::new(Canary {
+            slot,
+            percent: RwLock::new(percent),
+            rollout,
+        })
+    }
+
+    fn percent(&self) -> f64 {
+        *self.percent.read().unwrap()
+    }
+}
+
 /// A served name: its main slot, maybe a canary with its share, and maybe
 /// a shadow (which answers no client).
 struct Route {
     name: String,
     primary: Slot,
-    canary: Option<(Slot, f64)>,
+    /// The canary answering now: the start-up one, or a running rollout's
+    /// (which the reload loop puts in and takes out).
+    canary: RwLock<Option<Arc<Canary>>>,
+    /// The `--canary` given at start-up, back in place when a rollout ends.
+    configured_canary: Option<Arc<Canary>>,
     shadow: Option<Slot>,
 }
 
 impl Route {
-    /// The slots that answer clients: the primary, then the canary.
-    fn slots(&self) -> impl Iterator<Item = &Slot> {
-        std::iter::once(&self.primary).chain(self.canary.as_ref().map(|(s, _)| s))
+    /// The canary answering now, if any.
+    fn canary(&self) -> Option<Arc<Canary>> {
+        self.canary.read().unwrap().clone()
     }
 
-    /// Every slot and its role, the shadow too (for hot reload).
-    fn all_slots(&self) -> impl Iterator<Item = (&Slot, ServingRole)> {
-        self.slots()
-            .zip([ServingRole::Primary, ServingRole::Canary])
-            .chain(self.shadow.as_ref().map(|s| (s, ServingRole::Shadow)))
+    /// The models that answer clients now and their roles: the primary's,
+    /// then the canary's.
+    fn answering(&self) -> Vec<(Arc<ServedModel>, ServingRole)> {
+        let mut v = vec![(self.primary.current(), ServingRole::Primary)];
+        if let Some(c) = self.canary() {
+            v.push((c.slot.current(), ServingRole::Canary));
+        }
+        v
     }
 
     /// The model a request goes to: see [`Route::pick_role`].
@@ -203,9 +234,8 @@ impl Route {
     ) -> Result<(Arc<ServedModel>, ServingRole), ApiError> {
         match version {
             Some(v) => self
-                .slots()
-                .zip([ServingRole::Primary, ServingRole::Canary])
-                .map(|(slot, role)| (slot.current(), role))
+                .answering()
+                .into_iter()
                 .find(|(m, _)| m.version.to_string() == v)
                 .ok_or_else(|| {
                     ApiError::not_found(format!(
@@ -218,27 +248,28 @@ impl Route {
                             .join(", ")
                     ))
                 }),
-            None => Ok(match &self.canary {
-                Some((slot, percent)) if on_canary(&slot.shown, key, *percent) => {
-                    (slot.current(), ServingRole::Canary)
+            None => Ok(match self.canary() {
+                Some(c) if on_canary(&c.slot.shown, key, c.percent()) => {
+                    (c.slot.current(), ServingRole::Canary)
                 }
                 _ => (self.primary.current(), ServingRole::Primary),
             }),
         }
     }
 
-    /// The slot of `role`.
-    fn slot(&self, role: ServingRole) -> Option<&Slot> {
+    /// The reference the slot of `role` serves, as written: what its
+    /// requests are counted under.
+    fn shown(&self, role: ServingRole) -> Option<String> {
         match role {
-            ServingRole::Primary => Some(&self.primary),
-            ServingRole::Canary => self.canary.as_ref().map(|(s, _)| s),
-            ServingRole::Shadow => self.shadow.as_ref(),
+            ServingRole::Primary => Some(self.primary.shown.clone()),
+            ServingRole::Canary => self.canary().map(|c| c.slot.shown.clone()),
+            ServingRole::Shadow => self.shadow.as_ref().map(|s| s.shown.clone()),
         }
     }
 
     /// The versions that answer clients here (not the shadow's).
     fn versions(&self) -> Vec<i64> {
-        let mut v: Vec<i64> = self.slots().map(|s| s.current().version).collect();
+        let mut v: Vec<i64> = self.answering().iter().map(|(m, _)| m.version).collect();
         v.dedup();
         v
     }
@@ -398,7 +429,8 @@ impl Server {
             routes.push(Route {
                 name: reference.name().to_string(),
                 primary,
-                canary: None,
+                canary: RwLock::new(None),
+                configured_canary: None,
                 shadow: None,
             });
         }
@@ -415,7 +447,7 @@ impl Server {
                     "canary `{reference}`: {percent}% is not a share between 0 and 100"
                 )));
             }
-            if route.canary.is_some() {
+            if route.configured_canary.is_some() {
                 return Err(ServeError::Config(format!(
                     "model `{}` has two canaries; give it one",
                     route.name
@@ -427,10 +459,12 @@ impl Server {
                 reference.name(),
                 slot.current().version,
             );
-            route.canary = Some((slot, *percent));
+            let canary = Canary::new(slot, *percent, None);
+            *route.canary.write().unwrap() = Some(canary.clone());
+            route.configured_canary = Some(canary);
         }
         if let VariantKey::Field(column) = &config.variant_key {
-            for route in routes.iter().filter(|r| r.canary.is_some()) {
+            for route in routes.iter().filter(|r| r.configured_canary.is_some()) {
                 let primary = route.primary.current();
                 if let Some(inputs) = primary.inputs()
                     && inputs.column(column).is_none()
@@ -556,7 +590,7 @@ impl Server {
                 (
                     r.name.clone(),
                     r.primary.current().version,
-                    r.canary.as_ref().map(|(s, p)| (s.current().version, *p)),
+                    r.canary().map(|c| (c.slot.current().version, c.percent())),
                 )
             })
             .collect()
@@ -745,7 +779,12 @@ async fn reload_loop(app: Arc<App>, store: Arc<Store>, runtime: Arc<Runtime>, ev
     loop {
         tokio::time::sleep(every).await;
         for route in &app.routes {
-            for (slot, role) in route.all_slots() {
+            follow_rollout(&app, route, &store, &runtime).await;
+            let canary = route.canary().filter(|c| c.rollout.is_none());
+            let slots = std::iter::once((&route.primary, ServingRole::Primary))
+                .chain(canary.as_ref().map(|c| (&c.slot, ServingRole::Canary)))
+                .chain(route.shadow.as_ref().map(|s| (s, ServingRole::Shadow)));
+            for (slot, role) in slots {
                 let reference = slot.reference.clone();
                 let s = store.clone();
                 let resolved =
@@ -789,6 +828,68 @@ async fn reload_loop(app: Arc<App>, store: Arc<Store>, runtime: Arc<Runtime>, ev
                     }
                     Err(_) => {}
                 }
+            }
+        }
+    }
+}
+
+/// Puts in, adjusts or takes out the canary of a running rollout of the
+/// route's `NAME@ALIAS` (the store's `rollouts` row is the truth every
+/// server follows): its candidate answers the row's share; when the
+/// rollout ends, the start-up canary (if any) is back.
+async fn follow_rollout(app: &App, route: &Route, store: &Arc<Store>, runtime: &Arc<Runtime>) {
+    let ModelRef::Alias(name, alias) = &route.primary.reference else {
+        return;
+    };
+    let (s, n, a) = (store.clone(), name.clone(), alias.clone());
+    let Ok(Ok(running)) =
+        tokio::task::spawn_blocking(move || s.metadata.running_rollout(&n, &a)).await
+    else {
+        return;
+    };
+    let current = route.canary();
+    match running {
+        None => {
+            if current.as_ref().is_some_and(|c| c.rollout.is_some()) {
+                *route.canary.write().unwrap() = route.configured_canary.clone();
+                eprintln!("sluice serve: {name}@{alias}: the rollout ended; its canary is out");
+            }
+        }
+        Some(r) => {
+            if let Some(c) = current.filter(|c| c.rollout.as_deref() == Some(r.id.as_str())) {
+                if c.percent() != r.share {
+                    *c.percent.write().unwrap() = r.share;
+                    eprintln!(
+                        "sluice serve: {name}@{alias}: rollout {} gives version {} {}%",
+                        r.id, r.candidate, r.share
+                    );
+                }
+                return;
+            }
+            let reference = ModelRef::Version(name.clone(), r.candidate);
+            let (s, rt, rf) = (store.clone(), runtime.clone(), reference.clone());
+            match tokio::task::spawn_blocking(move || ServedModel::load(&s, &rt, &rf)).await {
+                Ok(Ok(model)) => {
+                    let slot = Slot {
+                        shown: reference.to_string(),
+                        reference,
+                        model: RwLock::new(Arc::new(model)),
+                        failed: RwLock::new(None),
+                    };
+                    app.metrics
+                        .loaded(&format!("{name} (canary)"), name, r.candidate);
+                    *route.canary.write().unwrap() =
+                        Some(Canary::new(slot, r.share, Some(r.id.clone())));
+                    eprintln!(
+                        "sluice serve: {name}@{alias}: rollout {} gives version {} {}%",
+                        r.id, r.candidate, r.share
+                    );
+                }
+                Ok(Err(e)) => eprintln!(
+                    "sluice serve: {name}@{alias}: rollout {} names version {}, which cannot be loaded: {e}",
+                    r.id, r.candidate
+                ),
+                Err(_) => {}
             }
         }
     }
@@ -1152,7 +1253,7 @@ impl App {
     ) -> Result<(Arc<ServedModel>, ServingRole, RecordBatch), ApiError> {
         let mut early = None;
         let key = match &self.variant_key {
-            VariantKey::Field(column) if version.is_none() && route.canary.is_some() => {
+            VariantKey::Field(column) if version.is_none() && route.canary().is_some() => {
                 let primary = route.primary.current();
                 let t = table(primary.inputs())?;
                 let key = field_key(&t, column);
@@ -1408,12 +1509,12 @@ impl App {
         self.metrics
             .request(label, served.map(|p| p.version), endpoint, status, took);
         if let (Some(route), Some(p)) = (route, served)
-            && let Some(slot) = route.slot(p.role)
+            && let Some(shown) = route.shown(p.role)
         {
             self.stats.record(&Answered {
                 name: &route.name,
                 version: p.version,
-                reference: &slot.shown,
+                reference: &shown,
                 role: p.role,
                 status,
                 took,

@@ -30,6 +30,7 @@ pub mod refs;
 pub mod registry;
 mod remote;
 pub mod request_log;
+pub mod rollout;
 pub mod serving_stats;
 mod store;
 pub use sluice_time as time;

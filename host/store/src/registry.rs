@@ -331,84 +331,8 @@ impl Metadata {
     /// alias still points where the caller saw it (else
     /// [`MetadataError::Conflict`]).
     pub fn move_alias(&self, request: &AliasRequest<'_>) -> Result<AliasMove, MetadataError> {
-        let AliasRequest {
-            name,
-            alias,
-            version,
-            expected,
-            who,
-            reason,
-            forced,
-            ref gates,
-            now,
-        } = *request;
-        let gates_text = gates.as_ref().map(|g| g.to_string());
-        let result = self.write(|c| {
-            let exists: bool = c
-                .query_one(
-                    "SELECT EXISTS (SELECT 1 FROM models WHERE name = ?1 AND version = ?2)",
-                    vals![name, version],
-                )?
-                .get(0)?;
-            if !exists {
-                return Ok(Err(None));
-            }
-            let previous: Option<i64> = match c.query_opt(
-                "SELECT version FROM model_aliases WHERE name = ?1 AND alias = ?2",
-                vals![name, alias],
-            )? {
-                Some(row) => row.get(0)?,
-                None => None,
-            };
-            if let Some(expected) = expected
-                && expected != previous
-            {
-                return Ok(Err(Some(previous)));
-            }
-            c.execute(
-                "INSERT INTO model_aliases (name, alias, version) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version",
-                vals![name, alias, version],
-            )?;
-            c.execute(
-                "INSERT INTO alias_history (name, alias, version, previous, at, who, reason, forced, gates)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                vals![
-                    name,
-                    alias,
-                    version,
-                    previous,
-                    now,
-                    who,
-                    reason,
-                    i64::from(forced),
-                    gates_text.clone()
-                ],
-            )?;
-            Ok(Ok(AliasMove {
-                name: name.into(),
-                alias: alias.into(),
-                version,
-                previous,
-                at: now.into(),
-                who: who.into(),
-                reason: reason.into(),
-                forced,
-                gates: gates.clone(),
-            }))
-        })?;
-        result.map_err(|holder| match holder {
-            None => MetadataError::NotFound(format!(
-                "model `{name}` has no version {version}; `sluice models show {name}` lists its versions"
-            )),
-            Some(now_at) => MetadataError::Conflict(format!(
-                "`{name}@{alias}` moved while this move was decided: it points at {} now, not {}; decide again",
-                now_at.map_or("nothing".to_string(), |v| format!("version {v}")),
-                expected
-                    .flatten()
-                    .map_or("nothing".to_string(), |v| format!("version {v}"))
-            )),
-        })
+        let result = self.write(|c| move_alias_in(c, request))?;
+        result.map_err(|refusal| refusal.error(request))
     }
 
     /// Every move of the aliases of model `name`, oldest first.
@@ -440,15 +364,111 @@ impl Metadata {
     }
 }
 
+/// Why an alias did not move.
+pub(crate) enum Refusal {
+    /// The version does not exist.
+    NoVersion,
+    /// The alias held this, not what the request expected.
+    Moved(Option<i64>),
+}
+
+impl Refusal {
+    pub(crate) fn error(self, r: &AliasRequest<'_>) -> MetadataError {
+        let (name, alias, version) = (r.name, r.alias, r.version);
+        match self {
+            Refusal::NoVersion => MetadataError::NotFound(format!(
+                "model `{name}` has no version {version}; `sluice models show {name}` lists its versions"
+            )),
+            Refusal::Moved(now_at) => MetadataError::Conflict(format!(
+                "`{name}@{alias}` moved while this move was decided: it points at {} now, not {}; decide again",
+                now_at.map_or("nothing".to_string(), |v| format!("version {v}")),
+                r.expected
+                    .flatten()
+                    .map_or("nothing".to_string(), |v| format!("version {v}"))
+            )),
+        }
+    }
+}
+
+/// [`Metadata::move_alias`] inside a write transaction that may do more.
+pub(crate) fn move_alias_in(
+    c: &mut crate::db::Conn<'_>,
+    request: &AliasRequest<'_>,
+) -> Result<Result<AliasMove, Refusal>, crate::db::DbError> {
+    let AliasRequest {
+        name,
+        alias,
+        version,
+        expected,
+        who,
+        reason,
+        forced,
+        ref gates,
+        now,
+    } = *request;
+    let exists: bool = c
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM models WHERE name = ?1 AND version = ?2)",
+            vals![name, version],
+        )?
+        .get(0)?;
+    if !exists {
+        return Ok(Err(Refusal::NoVersion));
+    }
+    let previous: Option<i64> = match c.query_opt(
+        "SELECT version FROM model_aliases WHERE name = ?1 AND alias = ?2",
+        vals![name, alias],
+    )? {
+        Some(row) => row.get(0)?,
+        None => None,
+    };
+    if let Some(expected) = expected
+        && expected != previous
+    {
+        return Ok(Err(Refusal::Moved(previous)));
+    }
+    c.execute(
+        "INSERT INTO model_aliases (name, alias, version) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version",
+        vals![name, alias, version],
+    )?;
+    c.execute(
+        "INSERT INTO alias_history (name, alias, version, previous, at, who, reason, forced, gates)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        vals![
+            name,
+            alias,
+            version,
+            previous,
+            now,
+            who,
+            reason,
+            i64::from(forced),
+            gates.as_ref().map(|g| g.to_string())
+        ],
+    )?;
+    Ok(Ok(AliasMove {
+        name: name.into(),
+        alias: alias.into(),
+        version,
+        previous,
+        at: now.into(),
+        who: who.into(),
+        reason: reason.into(),
+        forced,
+        gates: gates.clone(),
+    }))
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::metadata::NewExecution;
     use crate::metadata::tests::succeeded;
 
     /// Registers `artifact` as model `name` from a step of run `run`, as
     /// `std:push` does, through its own connection.
-    fn push(m: &Metadata, run: &str, step: &str, name: &str, artifact: Digest) -> i64 {
+    pub(crate) fn push(m: &Metadata, run: &str, step: &str, name: &str, artifact: Digest) -> i64 {
         let parts = serde_json::json!({});
         let id = m
             .start_execution(&NewExecution {

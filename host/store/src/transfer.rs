@@ -63,6 +63,16 @@ const TABLES: &[(&str, &str, &str)] = &[
         "name",
     ),
     (
+        "rollouts",
+        "id, name, alias, baseline, candidate, plan, stage, share, state, started_at, stage_started_at, updated_at, who, reason",
+        "started_at, id",
+    ),
+    (
+        "rollout_decisions",
+        "id, rollout_id, stage, at, decision, evidence, holder",
+        "id",
+    ),
+    (
         "watch_state",
         "pipeline, key, value, updated_at",
         "pipeline, key",
@@ -76,6 +86,7 @@ const NUMBERED: &[&str] = &[
     "alias_history",
     "request_logs",
     "serving_stats",
+    "rollout_decisions",
 ];
 
 /// Rows read from the source per query.

@@ -12,6 +12,7 @@ pub(crate) mod models;
 pub(crate) mod monitor;
 pub(crate) mod pipeline_test;
 pub(crate) mod predict;
+pub(crate) mod rollout;
 pub(crate) mod run;
 pub(crate) mod runs;
 pub(crate) mod scaffold;

@@ -183,6 +183,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/sqlite/0009_serving_stats.sql"),
         include_str!("../../migrations/postgres/0009_serving_stats.sql"),
     ),
+    (
+        include_str!("../../migrations/sqlite/0010_rollouts.sql"),
+        include_str!("../../migrations/postgres/0010_rollouts.sql"),
+    ),
 ];
 
 /// How long a connection waits for another's lock before it fails.

@@ -1,0 +1,409 @@
+//! Canary analysis: a rollout moves a candidate version through growing
+//! shares of an alias's traffic, and after each stage's window compares
+//! it with the version the alias holds (the baseline) on what servers
+//! recorded — error rate and latency — then advances, promotes (moves the
+//! alias) or rolls back, without a person.
+//!
+//! The store's `rollouts` row is the truth: servers follow its share, and
+//! [`tick`] — run by `sluice rollout run`, by anyone, any number of times —
+//! decides a stage at most once (the store refuses a second decision of
+//! the same stage), so a controller that dies is simply started again.
+
+use crate::DeliveryError;
+use serde::{Deserialize, Serialize};
+use sluice_store::Store;
+use sluice_store::rollout::{Decision, Rollout};
+use sluice_store::serving_stats::{ServingRole, ServingTotals};
+use std::time::{Duration, SystemTime};
+
+/// How a rollout proceeds and what it checks at each stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The candidate's share at each stage, in percent, increasing, each
+    /// below 100: after the last stage passes, the alias moves to it.
+    pub steps: Vec<f64>,
+    /// How long each stage lasts at least (milliseconds in JSON).
+    pub window_ms: u64,
+    /// Requests the candidate must have answered in a stage before it is
+    /// judged; the stage waits for them.
+    pub min_requests: u64,
+    /// How much higher than the baseline's the candidate's error rate may
+    /// be (absolute: 0.01 is one point) before it counts against it.
+    pub max_error_rate_increase: f64,
+    /// The significance of the error-rate test (one-sided).
+    pub alpha: f64,
+    /// How many times the baseline's p99 latency the candidate's may be.
+    pub max_p99_ratio: f64,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Plan {
+            steps: vec![5.0, 25.0, 50.0],
+            window_ms: 10 * 60 * 1000,
+            min_requests: 200,
+            max_error_rate_increase: 0.01,
+            alpha: 0.05,
+            max_p99_ratio: 1.5,
+        }
+    }
+}
+
+impl Plan {
+    /// Whether the plan can run; why not, in a sentence, if it cannot.
+    pub fn check(&self) -> Result<(), String> {
+        if self.steps.is_empty() {
+            return Err("a rollout needs at least one step".into());
+        }
+        let mut previous = 0.0;
+        for &s in &self.steps {
+            if !(s > previous && s < 100.0) {
+                return Err(format!(
+                    "steps must increase and stay between 0 and 100 (the last passing stage promotes): {s} after {previous}"
+                ));
+            }
+            previous = s;
+        }
+        if !(self.alpha > 0.0 && self.alpha < 0.5) {
+            return Err(format!(
+                "alpha {} is not a significance level between 0 and 0.5",
+                self.alpha
+            ));
+        }
+        if !(self.max_error_rate_increase >= 0.0 && self.max_error_rate_increase < 1.0) {
+            return Err("the allowed error-rate increase is a share between 0 and 1".into());
+        }
+        if self.max_p99_ratio < 1.0 {
+            return Err("the allowed p99 ratio is at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// One criterion of a stage's judgement.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Test {
+    /// `error-rate` or `p99`.
+    pub criterion: String,
+    /// Whether the candidate passed it.
+    pub passed: bool,
+    /// What was compared, with the numbers.
+    pub detail: String,
+}
+
+/// What [`tick`] did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Tick {
+    /// The stage is not over yet: its window has not passed, or the
+    /// candidate has not answered enough requests.
+    Wait(String),
+    /// The stage was decided: `advance`, `promote` or `rollback`.
+    Decided {
+        /// The decision.
+        decision: String,
+        /// Why, in a sentence.
+        reason: String,
+    },
+    /// Another decider decided this stage first, or the rollout ended.
+    Ended(String),
+}
+
+/// Decides the current stage of rollout `id` if it is over: compares the
+/// candidate's serving windows of the stage with the baseline's, then
+/// advances to the next share, promotes, or rolls back.
+pub fn tick(store: &Store, id: &str, now: SystemTime, holder: &str) -> Result<Tick, DeliveryError> {
+    let Some(r) = store.metadata.rollout(id)? else {
+        return Ok(Tick::Ended(format!("there is no rollout {id}")));
+    };
+    if r.state != "running" {
+        return Ok(Tick::Ended(format!("rollout {id} is {}", r.state)));
+    }
+    let plan: Plan = serde_json::from_value(r.plan.clone()).map_err(|e| DeliveryError::Policy {
+        name: r.name.clone(),
+        reason: format!("rollout {id}'s plan: {e}"),
+    })?;
+    let started = sluice_store::time::parse_rfc3339(&r.stage_started_at).unwrap_or(now);
+    let elapsed = now.duration_since(started).unwrap_or_default();
+    let window = Duration::from_millis(plan.window_ms);
+    if elapsed < window {
+        return Ok(Tick::Wait(format!(
+            "stage {} ({}%) has run {:.1}s of its {:.1}s",
+            r.stage + 1,
+            r.share,
+            elapsed.as_secs_f64(),
+            window.as_secs_f64()
+        )));
+    }
+    let since = &r.stage_started_at;
+    let candidate = store.metadata.serving_totals_in_role(
+        &r.name,
+        r.candidate,
+        None,
+        ServingRole::Canary,
+        since,
+    )?;
+    let reference = format!("{}@{}", r.name, r.alias);
+    let baseline = store.metadata.serving_totals_in_role(
+        &r.name,
+        r.baseline,
+        Some(&reference),
+        ServingRole::Primary,
+        since,
+    )?;
+    if candidate.requests < plan.min_requests {
+        return Ok(Tick::Wait(format!(
+            "stage {} ({}%): version {} has answered {} of the {} requests a stage needs",
+            r.stage + 1,
+            r.share,
+            r.candidate,
+            candidate.requests,
+            plan.min_requests
+        )));
+    }
+    let tests = judge(&plan, &candidate, &baseline);
+    let failed: Vec<&Test> = tests.iter().filter(|t| !t.passed).collect();
+    let last = r.stage as usize + 1 >= plan.steps.len();
+    let stage_name = format!("stage {} ({}%)", r.stage + 1, r.share);
+    let (decision, stage, share, state, reason) = if !failed.is_empty() {
+        let why: Vec<String> = failed
+            .iter()
+            .map(|t| format!("{}: {}", t.criterion, t.detail))
+            .collect();
+        (
+            "rollback",
+            r.stage,
+            0.0,
+            "rolled-back",
+            format!("rolled back at {stage_name}: {}", why.join("; ")),
+        )
+    } else if last {
+        (
+            "promote",
+            r.stage,
+            100.0,
+            "promoted",
+            format!("promoted after {stage_name} passed (rollout {id})"),
+        )
+    } else {
+        let next = plan.steps[r.stage as usize + 1];
+        (
+            "advance",
+            r.stage + 1,
+            next,
+            "running",
+            format!("{stage_name} passed; {next}% next"),
+        )
+    };
+    let evidence = serde_json::json!({
+        "window": {"from": since, "to": sluice_store::time::rfc3339(now)},
+        "candidate": side(r.candidate, &candidate),
+        "baseline": side(r.baseline, &baseline),
+        "tests": tests,
+        "plan": plan,
+    });
+    let applied = store.metadata.decide_rollout(
+        id,
+        r.stage,
+        &Decision {
+            decision,
+            stage,
+            share,
+            state,
+            evidence,
+            holder,
+            reason: &reason,
+            now: &sluice_store::time::rfc3339(now),
+        },
+    )?;
+    Ok(if applied {
+        Tick::Decided {
+            decision: decision.into(),
+            reason,
+        }
+    } else {
+        Tick::Ended(format!(
+            "{stage_name} of rollout {id} was decided by another controller"
+        ))
+    })
+}
+
+fn side(version: i64, t: &ServingTotals) -> serde_json::Value {
+    serde_json::json!({
+        "version": version,
+        "requests": t.requests,
+        "errors_4xx": t.errors_4xx,
+        "errors_5xx": t.errors_5xx,
+        "error_rate": t.error_rate(),
+        "p99_ms": t.p99_ms(),
+    })
+}
+
+/// The stage's criteria: the candidate's error rate is not significantly
+/// more than `max_error_rate_increase` above the baseline's (a one-sided
+/// two-proportion z-test at `alpha`), and its p99 latency is at most
+/// `max_p99_ratio` times the baseline's.
+pub fn judge(plan: &Plan, candidate: &ServingTotals, baseline: &ServingTotals) -> Vec<Test> {
+    let mut tests = Vec::new();
+    let (n1, x1) = (
+        candidate.requests as f64,
+        (candidate.errors_4xx + candidate.errors_5xx) as f64,
+    );
+    let (n2, x2) = (
+        baseline.requests as f64,
+        (baseline.errors_4xx + baseline.errors_5xx) as f64,
+    );
+    let p1 = if n1 > 0.0 { x1 / n1 } else { 0.0 };
+    let p2 = if n2 > 0.0 { x2 / n2 } else { 0.0 };
+    let excess = p1 - p2 - plan.max_error_rate_increase;
+    let (z, passed) = if n2 == 0.0 {
+        (f64::NAN, excess <= 0.0)
+    } else {
+        let pooled = (x1 + x2) / (n1 + n2);
+        let se = (pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2)).sqrt();
+        let z = if se > 0.0 {
+            excess / se
+        } else if excess > 0.0 {
+            f64::INFINITY
+        } else {
+            0.0
+        };
+        (z, z <= z_quantile(1.0 - plan.alpha))
+    };
+    tests.push(Test {
+        criterion: "error-rate".into(),
+        passed,
+        detail: format!(
+            "candidate {:.2}% of {} vs baseline {:.2}% of {} (allowed {:+.2} points; z = {:.2}, one-sided alpha {})",
+            p1 * 100.0,
+            n1,
+            p2 * 100.0,
+            n2,
+            plan.max_error_rate_increase * 100.0,
+            z,
+            plan.alpha
+        ),
+    });
+    if let (Some(c), Some(b)) = (candidate.p99_ms(), baseline.p99_ms()) {
+        tests.push(Test {
+            criterion: "p99".into(),
+            passed: c <= b * plan.max_p99_ratio,
+            detail: format!(
+                "candidate p99 {c} ms vs baseline {b} ms (at most {}×)",
+                plan.max_p99_ratio
+            ),
+        });
+    }
+    tests
+}
+
+/// The standard normal quantile at `p` (Acklam's rational approximation,
+/// relative error below 1.2e-9): the z a one-sided test compares with.
+fn z_quantile(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -39.696_830_286_653_76,
+        220.946_098_424_520_5,
+        -275.928_510_446_968_7,
+        138.357_751_867_269,
+        -30.664_798_066_147_16,
+        2.506_628_277_459_239,
+    ];
+    const B: [f64; 5] = [
+        -54.476_098_798_224_06,
+        161.585_836_858_040_9,
+        -155.698_979_859_886_6,
+        66.801_311_887_719_72,
+        -13.280_681_552_885_72,
+    ];
+    const C: [f64; 6] = [
+        -0.007_784_894_002_430_293,
+        -0.322_396_458_041_136_5,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] = [
+        0.007_784_695_709_041_462,
+        0.322_467_129_070_039_8,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
+    let tail = |q: f64| {
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    if p < 0.02425 {
+        tail((-2.0 * p.ln()).sqrt())
+    } else if p > 1.0 - 0.02425 {
+        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    } else {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    }
+}
+
+/// The rollout's plan, parsed.
+pub fn plan_of(r: &Rollout) -> Option<Plan> {
+    serde_json::from_value(r.plan.clone()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn totals(requests: u64, errors: u64, ms: f64) -> ServingTotals {
+        let mut counts = vec![0; sluice_store::serving_stats::LATENCY_COUNTS];
+        counts[sluice_store::serving_stats::latency_bucket(ms)] = requests;
+        ServingTotals {
+            requests,
+            errors_4xx: errors,
+            latency_counts: counts,
+            ..ServingTotals::default()
+        }
+    }
+
+    #[test]
+    fn the_normal_quantile_is_right_where_tests_use_it() {
+        assert!((z_quantile(0.95) - 1.644_853_626_951).abs() < 1e-6);
+        assert!((z_quantile(0.975) - 1.959_963_984_540).abs() < 1e-6);
+        assert!((z_quantile(0.999) - 3.090_232_306_168).abs() < 1e-6);
+        assert!((z_quantile(0.5)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_candidate_failing_a_fifth_of_its_requests_fails_and_a_like_one_passes() {
+        let plan = Plan::default();
+        let bad = judge(&plan, &totals(100, 20, 2.0), &totals(400, 2, 2.0));
+        assert!(!bad[0].passed, "{bad:?}");
+        let like = judge(&plan, &totals(100, 1, 2.0), &totals(400, 3, 2.0));
+        assert!(like.iter().all(|t| t.passed), "{like:?}");
+        // A small excess within the allowed increase passes.
+        let within = judge(&plan, &totals(1000, 15, 2.0), &totals(1000, 10, 2.0));
+        assert!(within[0].passed, "{within:?}");
+    }
+
+    #[test]
+    fn a_slower_candidate_fails_the_latency_criterion() {
+        let plan = Plan::default();
+        let slow = judge(&plan, &totals(100, 0, 40.0), &totals(400, 0, 2.0));
+        assert_eq!(slow[1].criterion, "p99");
+        assert!(!slow[1].passed, "{slow:?}");
+    }
+
+    #[test]
+    fn plans_must_step_up_below_100() {
+        assert!(Plan::default().check().is_ok());
+        let bad = Plan {
+            steps: vec![10.0, 5.0],
+            ..Plan::default()
+        };
+        assert!(bad.check().unwrap_err().contains("steps must increase"));
+        let full = Plan {
+            steps: vec![50.0, 100.0],
+            ..Plan::default()
+        };
+        assert!(full.check().is_err());
+    }
+}

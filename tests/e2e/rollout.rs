@@ -1,0 +1,301 @@
+//! Rollouts (issue 22): a candidate takes a growing share of an alias's
+//! live traffic; `sluice rollout run` compares it with the version the
+//! alias holds on what the servers recorded and promotes it, or rolls it
+//! back when it answers worse — without a person.
+
+use crate::serve::{MODEL, Server, csv_path, data, train, trained_store};
+use crate::support::{run, sluice};
+use serde_json::Value;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Sends one-row requests to `server` until `stop`; counts the answers by
+/// status (200, 400, other).
+fn traffic(
+    addr: String,
+    stop: Arc<AtomicBool>,
+    counts: Arc<[AtomicU64; 3]>,
+) -> std::thread::JoinHandle<()> {
+    let d = data();
+    std::thread::spawn(move || {
+        let mut i = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let body = serde_json::to_vec(&d.infer_body(i % 500..i % 500 + 1, None)).unwrap();
+            let (code, _) = crate::serve::http(
+                &addr,
+                "POST",
+                "/v2/models/breast-cancer/infer",
+                &body,
+                false,
+            );
+            let slot = match code {
+                200 => 0,
+                400 => 1,
+                _ => 2,
+            };
+            counts[slot].fetch_add(1, Ordering::Relaxed);
+            i += 1;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    })
+}
+
+fn rollout_start(store: &Path, version: &str) -> crate::support::Run {
+    sluice()
+        .args([
+            "rollout",
+            "start",
+            MODEL,
+            version,
+            "--alias",
+            "production",
+            "--steps",
+            "20,50",
+            "--window",
+            "1s",
+            "--min-requests",
+            "15",
+            "--run",
+            "--every",
+            "200ms",
+            "--store",
+        ])
+        .arg(store)
+        .output()
+        .expect("sluice rollout runs")
+        .into()
+}
+
+fn show(store: &Path, id: &str) -> Value {
+    let r = run(&[
+        "rollout",
+        "show",
+        id,
+        "--json",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.json()
+}
+
+fn production(store: &Path) -> i64 {
+    let r = run(&[
+        "models",
+        "show",
+        &format!("{MODEL}@production"),
+        "--json",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    r.json()["version"]["version"].as_i64().unwrap()
+}
+
+/// The rollout id a `rollout start` printed on stderr.
+fn id_of(stderr: &str) -> String {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("rollout ").and_then(|r| r.split(':').next()))
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_good_candidate_is_promoted_stage_by_stage_and_a_worse_one_rolled_back() {
+    let (dir, store) = trained_store(false);
+    // Version 2: as good. Version 3: trained with a column requests lack,
+    // so it refuses every request it is given.
+    train(&store, |s| s.replace("c = 1.0", "c = 0.05"));
+    let text = std::fs::read_to_string(csv_path()).unwrap();
+    let mut lines = text.lines();
+    let mut extra = format!("{},extra\n", lines.next().unwrap());
+    for (i, l) in lines.filter(|l| !l.is_empty()).enumerate() {
+        extra.push_str(&format!("{l},{}\n", i % 7));
+    }
+    let extra_csv = dir.path().join("extra.csv");
+    std::fs::write(&extra_csv, extra).unwrap();
+    train(&store, |s| {
+        s.replace(&format!("{:?}", csv_path()), &format!("{extra_csv:?}"))
+    });
+
+    let server = Server::start(
+        &store,
+        &[
+            "--model",
+            "breast-cancer@production",
+            "--reload-every",
+            "100ms",
+            "--stats-every",
+            "200ms",
+        ],
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
+    let load = traffic(server.addr.clone(), stop.clone(), counts.clone());
+
+    // The good candidate: 20% then 50%, then production moves to it.
+    let started = Instant::now();
+    let r = rollout_start(&store, "2");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "two windows of 1s each"
+    );
+    let id = id_of(&r.stderr);
+    assert_eq!(production(&store), 2);
+    let shown = show(&store, &id);
+    assert_eq!(shown["rollout"]["state"], "promoted");
+    let decisions = shown["decisions"].as_array().unwrap();
+    let kinds: Vec<&str> = decisions
+        .iter()
+        .map(|d| d["decision"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["advance", "promote"], "{shown:#}");
+    for d in decisions {
+        let c = &d["evidence"]["candidate"];
+        assert!(c["requests"].as_u64().unwrap() >= 15, "{d:#}");
+        assert_eq!(c["errors_4xx"], 0);
+        assert!(
+            d["evidence"]["baseline"]["requests"].as_u64().unwrap() > 0,
+            "{d:#}"
+        );
+        assert!(d["evidence"]["tests"][0]["passed"] == true, "{d:#}");
+    }
+    let history = run(&[
+        "models",
+        "show",
+        MODEL,
+        "--json",
+        "--store",
+        store.to_str().unwrap(),
+    ])
+    .json()["history"]
+        .clone();
+    let last = history.as_array().unwrap().last().unwrap();
+    assert_eq!(
+        (last["alias"].as_str(), last["version"].as_i64()),
+        (Some("production"), Some(2))
+    );
+    assert!(
+        last["who"]
+            .as_str()
+            .unwrap()
+            .starts_with("sluice rollout ("),
+        "{last}"
+    );
+    assert!(last["reason"].as_str().unwrap().contains(&id), "{last}");
+
+    // The worse candidate: rolled back in its first stage; production stays.
+    let errors_before = counts[1].load(Ordering::Relaxed);
+    let r = rollout_start(&store, "3");
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains(": rollback: rolled back at stage 1 (20%): error-rate: candidate 100.00% of"),
+        "{}",
+        r.stderr
+    );
+    let id = id_of(&r.stderr);
+    let shown = show(&store, &id);
+    assert_eq!(
+        (
+            shown["rollout"]["state"].as_str(),
+            shown["rollout"]["share"].as_f64()
+        ),
+        (Some("rolled-back"), Some(0.0))
+    );
+    assert_eq!(shown["decisions"].as_array().unwrap().len(), 1);
+    assert_eq!(production(&store), 2);
+    assert!(
+        counts[1].load(Ordering::Relaxed) > errors_before,
+        "the candidate refused its share"
+    );
+
+    // Once the servers follow the rollback, every answer is version 2's.
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    assert_eq!(counts[2].load(Ordering::Relaxed), 0, "no 5xx");
+    let d = data();
+    for i in 0..40 {
+        let (code, body) = server.post(
+            "/v2/models/breast-cancer/infer",
+            &d.infer_body(i..i + 1, None),
+        );
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(body["model_version"], "2");
+    }
+    let list = run(&["rollout", "list", MODEL, "--store", store.to_str().unwrap()]);
+    assert!(
+        list.stdout.contains("1 → 2") && list.stdout.contains("promoted"),
+        "{}",
+        list.stdout
+    );
+    assert!(
+        list.stdout.contains("2 → 3") && list.stdout.contains("rolled-back"),
+        "{}",
+        list.stdout
+    );
+}
+
+#[test]
+fn a_rollout_needs_a_baseline_and_a_sound_plan_and_can_be_aborted() {
+    let (_dir, store) = trained_store(true);
+    let s = store.to_str().unwrap();
+    let r = run(&[
+        "rollout",
+        "start",
+        MODEL,
+        "2",
+        "--alias",
+        "canary-env",
+        "--store",
+        s,
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("`breast-cancer@canary-env` points at no version"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&[
+        "rollout", "start", MODEL, "2", "--steps", "50,100", "--store", s,
+    ]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("steps must increase and stay between 0 and 100"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&["rollout", "start", MODEL, "2", "--store", s]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let id = r.stdout.trim().to_string();
+    // One running rollout per alias.
+    let again = run(&["rollout", "start", MODEL, "2", "--store", s]);
+    assert_eq!(again.code, 2);
+    assert!(
+        again.stderr.contains(&format!(
+            "rollout {id} of breast-cancer:2 on breast-cancer@production is still running"
+        )),
+        "{}",
+        again.stderr
+    );
+    let r = run(&[
+        "rollout",
+        "abort",
+        &id,
+        "--reason",
+        "wrong day",
+        "--store",
+        s,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let shown = show(&store, &id);
+    assert_eq!(shown["rollout"]["state"], "aborted");
+    assert_eq!(shown["decisions"][0]["decision"], "abort");
+    assert_eq!(production(&store), 1);
+}
