@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Sends one-row requests to `server` until `stop`; counts the answers by
-/// status (200, 400, other).
+/// Sends one-row requests to `server` until `stop`, request `i` with id
+/// `req-i` and row `i % 500`; counts the answers by status (200, 400,
+/// other).
 fn traffic(
     addr: String,
     stop: Arc<AtomicBool>,
@@ -22,7 +23,8 @@ fn traffic(
     std::thread::spawn(move || {
         let mut i = 0;
         while !stop.load(Ordering::Relaxed) {
-            let body = serde_json::to_vec(&d.infer_body(i % 500..i % 500 + 1, None)).unwrap();
+            let id = format!("req-{i}");
+            let body = serde_json::to_vec(&d.infer_body(i % 500..i % 500 + 1, Some(&id))).unwrap();
             let (code, _) = crate::serve::http(
                 &addr,
                 "POST",
@@ -42,8 +44,12 @@ fn traffic(
     })
 }
 
-fn rollout_start(store: &Path, version: &str) -> crate::support::Run {
-    sluice()
+/// `sluice rollout start … --run` of `version` on production, two stages
+/// of 1 s (20% and 50%), with `extra` flags.
+fn rollout_start(store: &Path, version: &str, extra: &[&str]) -> crate::support::Run {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = sluice()
         .args([
             "rollout",
             "start",
@@ -63,9 +69,31 @@ fn rollout_start(store: &Path, version: &str) -> crate::support::Run {
             "--store",
         ])
         .arg(store)
-        .output()
-        .expect("sluice rollout runs")
-        .into()
+        .args(extra)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("sluice rollout runs");
+    // Bounded: a rollout that never decides fails the test, not CI's clock.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "the rollout did not end in 120 s:\n{}",
+                std::fs::read_to_string(&err).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    crate::support::Run {
+        code,
+        stdout: std::fs::read_to_string(&out).unwrap(),
+        stderr: std::fs::read_to_string(&err).unwrap(),
+    }
 }
 
 fn show(store: &Path, id: &str) -> Value {
@@ -137,7 +165,7 @@ fn a_good_candidate_is_promoted_stage_by_stage_and_a_worse_one_rolled_back() {
 
     // The good candidate: 20% then 50%, then production moves to it.
     let started = Instant::now();
-    let r = rollout_start(&store, "2");
+    let r = rollout_start(&store, "2", &[]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(
         started.elapsed() >= Duration::from_secs(2),
@@ -189,7 +217,7 @@ fn a_good_candidate_is_promoted_stage_by_stage_and_a_worse_one_rolled_back() {
 
     // The worse candidate: rolled back in its first stage; production stays.
     let errors_before = counts[1].load(Ordering::Relaxed);
-    let r = rollout_start(&store, "3");
+    let r = rollout_start(&store, "3", &[]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(
         r.stderr
@@ -298,4 +326,96 @@ fn a_rollout_needs_a_baseline_and_a_sound_plan_and_can_be_aborted() {
     assert_eq!(shown["rollout"]["state"], "aborted");
     assert_eq!(shown["decisions"][0]["decision"], "abort");
     assert_eq!(production(&store), 1);
+}
+
+#[test]
+fn a_candidate_trained_on_shuffled_labels_is_rolled_back_on_live_accuracy_from_feedback() {
+    let (dir, store) = trained_store(false);
+    // Version 2: the same data with the diagnosis column shuffled (a fixed
+    // permutation), pushed past model-validate, which would refuse it.
+    let text = std::fs::read_to_string(csv_path()).unwrap();
+    let mut lines = text.lines().filter(|l| !l.is_empty());
+    let header = lines.next().unwrap();
+    let label = header.split(',').position(|h| h == "diagnosis").unwrap();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let n = rows.len();
+    let mut shuffled = format!("{header}\n");
+    for (i, row) in rows.iter().enumerate() {
+        let mut row = row.clone();
+        row[label] = rows[i * 211 % n][label];
+        shuffled.push_str(&row.join(","));
+        shuffled.push('\n');
+    }
+    let shuffled_csv = dir.path().join("shuffled.csv");
+    std::fs::write(&shuffled_csv, shuffled).unwrap();
+    train(&store, |s| {
+        s.replace(&format!("{:?}", csv_path()), &format!("{shuffled_csv:?}"))
+            .replace("accuracy = 0.95", "accuracy = 0.0")
+            .replace(", baseline = \"data.production\"", "")
+    });
+    // The true label of every request the traffic will send.
+    let mut labels = String::from("request_id,diagnosis\n");
+    for i in 0..100_000 {
+        labels.push_str(&format!("req-{i},{}\n", rows[i % 500][label]));
+    }
+    let labels_csv = dir.path().join("labels.csv");
+    std::fs::write(&labels_csv, labels).unwrap();
+
+    let server = Server::start(
+        &store,
+        &[
+            "--model",
+            "breast-cancer@production",
+            "--reload-every",
+            "100ms",
+            "--stats-every",
+            "200ms",
+            "--log-every",
+            "200ms",
+        ],
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
+    let load = traffic(server.addr.clone(), stop.clone(), counts.clone());
+    let r = rollout_start(
+        &store,
+        "2",
+        &[
+            "--feedback",
+            labels_csv.to_str().unwrap(),
+            "--min-labels",
+            "40",
+        ],
+    );
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains(": rollback: rolled back at stage 1 (20%): accuracy: candidate "),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(production(&store), 1);
+    let shown = show(&store, &id_of(&r.stderr));
+    let d = &shown["decisions"][0];
+    assert_eq!(d["decision"], "rollback");
+    let quality = &d["evidence"]["quality"];
+    let (candidate, baseline) = (
+        quality["candidate"]["accuracy"].as_f64().unwrap(),
+        quality["baseline"]["accuracy"].as_f64().unwrap(),
+    );
+    assert!(candidate < 0.8 && baseline > 0.9, "{quality:#}");
+    assert!(
+        quality["candidate"]["labelled"].as_u64().unwrap() >= 40,
+        "{quality:#}"
+    );
+    let tests = d["evidence"]["tests"].as_array().unwrap();
+    let verdict = |c: &str| tests.iter().find(|t| t["criterion"] == c).unwrap()["passed"].clone();
+    assert_eq!(verdict("error-rate"), true, "{tests:#?}");
+    assert_eq!(verdict("accuracy"), false, "{tests:#?}");
+    assert_eq!(
+        counts[1].load(Ordering::Relaxed) + counts[2].load(Ordering::Relaxed),
+        0
+    );
 }

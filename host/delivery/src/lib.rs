@@ -52,6 +52,9 @@ pub enum DeliveryError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The feedback labels could not be joined with the logged requests.
+    #[error("feedback labels: {0}")]
+    Feedback(String),
     /// The version to move does not exist.
     #[error(
         "model `{name}` has no version {version}; `sluice models show {name}` lists its versions"

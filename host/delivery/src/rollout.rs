@@ -34,6 +34,27 @@ pub struct Plan {
     pub alpha: f64,
     /// How many times the baseline's p99 latency the candidate's may be.
     pub max_p99_ratio: f64,
+    /// A file of true labels (CSV or Parquet: `request_id`, the model's
+    /// label column, optionally `row`), read again at every decision and
+    /// joined with both versions' logged requests: live quality.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<String>,
+    /// Labelled requests each side needs in a stage before it is judged
+    /// (with `feedback`).
+    #[serde(default = "default_min_labels")]
+    pub min_labels: u64,
+    /// How far below the baseline's the candidate's live accuracy may be
+    /// (absolute: 0.02 is two points) before it counts against it.
+    #[serde(default = "default_max_accuracy_drop")]
+    pub max_accuracy_drop: f64,
+}
+
+fn default_min_labels() -> u64 {
+    50
+}
+
+fn default_max_accuracy_drop() -> f64 {
+    0.02
 }
 
 impl Default for Plan {
@@ -45,6 +66,9 @@ impl Default for Plan {
             max_error_rate_increase: 0.01,
             alpha: 0.05,
             max_p99_ratio: 1.5,
+            feedback: None,
+            min_labels: default_min_labels(),
+            max_accuracy_drop: default_max_accuracy_drop(),
         }
     }
 }
@@ -160,7 +184,23 @@ pub fn tick(store: &Store, id: &str, now: SystemTime, holder: &str) -> Result<Ti
             plan.min_requests
         )));
     }
-    let tests = judge(&plan, &candidate, &baseline);
+    let mut tests = judge(&plan, &candidate, &baseline);
+    let mut quality = serde_json::Value::Null;
+    if let Some(path) = &plan.feedback {
+        match live_quality(store, &r, path, &plan)? {
+            Quality::Wait(why) => {
+                return Ok(Tick::Wait(format!(
+                    "stage {} ({}%): {why}",
+                    r.stage + 1,
+                    r.share
+                )));
+            }
+            Quality::Judged { test, evidence } => {
+                tests.push(test);
+                quality = evidence;
+            }
+        }
+    }
     let failed: Vec<&Test> = tests.iter().filter(|t| !t.passed).collect();
     let last = r.stage as usize + 1 >= plan.steps.len();
     let stage_name = format!("stage {} ({}%)", r.stage + 1, r.share);
@@ -199,6 +239,7 @@ pub fn tick(store: &Store, id: &str, now: SystemTime, holder: &str) -> Result<Ti
         "candidate": side(r.candidate, &candidate),
         "baseline": side(r.baseline, &baseline),
         "tests": tests,
+        "quality": quality,
         "plan": plan,
     });
     let applied = store.metadata.decide_rollout(
@@ -238,6 +279,114 @@ fn side(version: i64, t: &ServingTotals) -> serde_json::Value {
     })
 }
 
+/// Live quality of a stage: judged, or waiting for labels.
+enum Quality {
+    Wait(String),
+    Judged {
+        test: Test,
+        evidence: serde_json::Value,
+    },
+}
+
+/// Both versions' accuracy on the labelled requests they answered in the
+/// stage, and whether the candidate's is significantly more than
+/// `max_accuracy_drop` below the baseline's (one-sided two-proportion
+/// z-test at `alpha`).
+fn live_quality(
+    store: &Store,
+    r: &Rollout,
+    path: &str,
+    plan: &Plan,
+) -> Result<Quality, DeliveryError> {
+    let feedback = match sluice_tables::read_table(std::path::Path::new(path)) {
+        Ok(f) => f,
+        Err(e) => {
+            return Ok(Quality::Wait(format!(
+                "the feedback file {path} cannot be read yet: {e}"
+            )));
+        }
+    };
+    let card = store
+        .metadata
+        .resolve_model(&sluice_store::ModelRef::Version(
+            r.name.clone(),
+            r.candidate,
+        ))?
+        .and_then(|v| store.objects.get(&v.artifact).ok())
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    let label = card
+        .as_ref()
+        .and_then(|c| c.get("label"))
+        .and_then(|l| l.as_str())
+        .filter(|l| feedback.column_by_name(l).is_some())
+        .unwrap_or("label")
+        .to_string();
+    let answers = |version| {
+        sluice_monitor::labelled_answers(
+            store,
+            &r.name,
+            version,
+            &r.stage_started_at,
+            &feedback,
+            &label,
+        )
+        .map_err(|e| DeliveryError::Feedback(e.to_string()))
+    };
+    let (c_right, c_n, c_logged) = answers(r.candidate)?;
+    let (b_right, b_n, b_logged) = answers(r.baseline)?;
+    if c_n < plan.min_labels || b_n < plan.min_labels {
+        return Ok(Quality::Wait(format!(
+            "labelled requests: candidate {c_n} (of {c_logged} logged), baseline {b_n} (of {b_logged} logged); each side needs {}",
+            plan.min_labels
+        )));
+    }
+    let (p1, p2) = (c_right as f64 / c_n as f64, b_right as f64 / b_n as f64);
+    let z = one_sided_z(
+        p2 - p1 - plan.max_accuracy_drop,
+        c_right + b_right,
+        c_n + b_n,
+        c_n,
+        b_n,
+    );
+    let passed = z <= z_quantile(1.0 - plan.alpha);
+    Ok(Quality::Judged {
+        test: Test {
+            criterion: "accuracy".into(),
+            passed,
+            detail: format!(
+                "candidate {:.2}% right of {c_n} labelled vs baseline {:.2}% of {b_n} (allowed {:.2} points lower; z = {z:.2}, one-sided alpha {})",
+                p1 * 100.0,
+                p2 * 100.0,
+                plan.max_accuracy_drop * 100.0,
+                plan.alpha
+            ),
+        },
+        evidence: serde_json::json!({
+            "label": label,
+            "candidate": {"right": c_right, "labelled": c_n, "accuracy": p1},
+            "baseline": {"right": b_right, "labelled": b_n, "accuracy": p2},
+        }),
+    })
+}
+
+/// The z statistic of a one-sided two-proportion test of `excess` (the
+/// difference beyond the allowed margin), with the pooled proportion
+/// `hits / total` and sides of `n1` and `n2`.
+fn one_sided_z(excess: f64, hits: u64, total: u64, n1: u64, n2: u64) -> f64 {
+    let pooled = hits as f64 / total as f64;
+    let se = (pooled * (1.0 - pooled) * (1.0 / n1 as f64 + 1.0 / n2 as f64)).sqrt();
+    if se > 0.0 {
+        excess / se
+    } else if excess > 0.0 {
+        f64::INFINITY
+    } else {
+        0.0
+    }
+}
+
+/// Requests each side needs for its p99 latency to be compared.
+const P99_MIN_REQUESTS: u64 = 100;
+
 /// The stage's criteria: the candidate's error rate is not significantly
 /// more than `max_error_rate_increase` above the baseline's (a one-sided
 /// two-proportion z-test at `alpha`), and its p99 latency is at most
@@ -258,15 +407,13 @@ pub fn judge(plan: &Plan, candidate: &ServingTotals, baseline: &ServingTotals) -
     let (z, passed) = if n2 == 0.0 {
         (f64::NAN, excess <= 0.0)
     } else {
-        let pooled = (x1 + x2) / (n1 + n2);
-        let se = (pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2)).sqrt();
-        let z = if se > 0.0 {
-            excess / se
-        } else if excess > 0.0 {
-            f64::INFINITY
-        } else {
-            0.0
-        };
+        let z = one_sided_z(
+            excess,
+            (x1 + x2) as u64,
+            (n1 + n2) as u64,
+            n1 as u64,
+            n2 as u64,
+        );
         (z, z <= z_quantile(1.0 - plan.alpha))
     };
     tests.push(Test {
@@ -283,7 +430,19 @@ pub fn judge(plan: &Plan, candidate: &ServingTotals, baseline: &ServingTotals) -
             plan.alpha
         ),
     });
-    if let (Some(c), Some(b)) = (candidate.p99_ms(), baseline.p99_ms()) {
+    // A p99 of fewer than 100 requests is their maximum: one slow request
+    // (a compilation, a busy core) would decide. Below that it is not
+    // judged.
+    if candidate.requests < P99_MIN_REQUESTS || baseline.requests < P99_MIN_REQUESTS {
+        tests.push(Test {
+            criterion: "p99".into(),
+            passed: true,
+            detail: format!(
+                "not judged: {} and {} requests, fewer than the {P99_MIN_REQUESTS} a p99 needs on each side",
+                candidate.requests, baseline.requests
+            ),
+        });
+    } else if let (Some(c), Some(b)) = (candidate.p99_ms(), baseline.p99_ms()) {
         tests.push(Test {
             criterion: "p99".into(),
             passed: c <= b * plan.max_p99_ratio,
@@ -390,6 +549,12 @@ mod tests {
         let slow = judge(&plan, &totals(100, 0, 40.0), &totals(400, 0, 2.0));
         assert_eq!(slow[1].criterion, "p99");
         assert!(!slow[1].passed, "{slow:?}");
+        // Too few requests for a p99: not judged.
+        let few = judge(&plan, &totals(30, 0, 40.0), &totals(400, 0, 2.0));
+        assert!(
+            few[1].passed && few[1].detail.starts_with("not judged"),
+            "{few:?}"
+        );
     }
 
     #[test]

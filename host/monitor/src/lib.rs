@@ -22,4 +22,6 @@ pub use drift::{
     ColumnDrift, DEFAULT_CATEGORICAL_THRESHOLD, DEFAULT_NUMERIC_THRESHOLD, Thresholds,
 };
 pub use ingest::{IngestedFile, ingest};
-pub use report::{LiveQuality, MonitorError, MonitorOptions, Report, Source, Window, monitor};
+pub use report::{
+    LiveQuality, MonitorError, MonitorOptions, Report, Source, Window, labelled_answers, monitor,
+};

@@ -447,6 +447,62 @@ fn read_table(store: &Store, digest: &Digest) -> Option<RecordBatch> {
     sluice_runtime::table::batch_from_parquet(bytes).ok()
 }
 
+/// How many of the requests `version` of model `name` answered since
+/// `since` (RFC 3339; the store's request logs) have a label in `feedback`
+/// (joined by `request_id`, and `row` when the feedback has it), and how
+/// many of those it predicted right: `(right, labelled, logged)`, where
+/// `logged` counts every logged row of the version since then. What a
+/// rollout judges live quality by; `label` is the feedback's label column.
+pub fn labelled_answers(
+    store: &Store,
+    name: &str,
+    version: i64,
+    since: &str,
+    feedback: &RecordBatch,
+    label: &str,
+) -> Result<(u64, u64, u64), MonitorError> {
+    let ids = text_column(feedback, "request_id")?;
+    let truth = text_column(feedback, label)?;
+    let rows: Vec<Option<String>> = match feedback.column_by_name("row") {
+        Some(_) => text_column(feedback, "row")?,
+        None => vec![None; feedback.num_rows()],
+    };
+    let mut labels: HashMap<(String, String), String> = HashMap::new();
+    for i in 0..feedback.num_rows() {
+        if let (Some(id), Some(t)) = (&ids[i], &truth[i]) {
+            let row = rows[i].clone().unwrap_or_else(|| "0".into());
+            labels.insert((id.clone(), row), t.clone());
+        }
+    }
+    let (mut right, mut labelled, mut logged) = (0, 0, 0);
+    for chunk in store
+        .metadata
+        .request_logs(name, Some(since))
+        .map_err(store_err)?
+        .into_iter()
+        .filter(|c| c.version == version)
+    {
+        let Some(batch) = read_table(store, &chunk.object) else {
+            continue;
+        };
+        let served_ids = strings(&batch, "request_id");
+        let served_rows = match batch.column_by_name("row") {
+            Some(_) => text_column(&batch, "row")?,
+            None => vec![None; batch.num_rows()],
+        };
+        let predicted = text_column(&batch, "prediction")?;
+        logged += batch.num_rows() as u64;
+        for i in 0..batch.num_rows() {
+            let row = served_rows[i].clone().unwrap_or_else(|| "0".into());
+            if let Some(truth) = labels.get(&(served_ids[i].clone(), row)) {
+                labelled += 1;
+                right += u64::from(predicted[i].as_deref() == Some(truth.as_str()));
+            }
+        }
+    }
+    Ok((right, labelled, logged))
+}
+
 /// Joins feedback labels to served rows by `request_id` (and `row`), and
 /// measures the model on them.
 fn live_quality(

@@ -6,7 +6,7 @@
 use super::check::parse_duration;
 use crate::commands::run::{default_store_dir, open_store};
 use crate::ui;
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use sluice_delivery::rollout::{Plan, Tick, tick};
 use sluice_store::{ModelRef, Store};
@@ -24,7 +24,11 @@ once the candidate answered --min-requests, `sluice rollout run` compares
 the two on what the servers recorded (sluice serve --stats-every) over the
 stage: the candidate's error rate may exceed the baseline's by at most
 --max-error-rate-increase (a one-sided two-proportion test at --alpha), and
-its p99 latency may be at most --max-p99-ratio times the baseline's. A
+its p99 latency may be at most --max-p99-ratio times the baseline's. With
+--feedback, true labels are joined with both versions' logged requests of
+the stage (sluice serve logs them; --log-every sets how soon) and the
+candidate's accuracy may be at most --max-accuracy-drop below the
+baseline's (the same test), once each side has --min-labels. A
 passing stage advances to the next share; after the last, the alias moves
 to the candidate. A failing stage rolls back: share 0, the alias untouched.
 Every decision is kept with its evidence (`sluice rollout show ID`).
@@ -67,6 +71,24 @@ Examples:
         /// How many times the baseline's p99 latency the candidate's may be.
         #[arg(long, default_value_t = 1.5, value_name = "RATIO")]
         max_p99_ratio: f64,
+        /// True labels (CSV or Parquet: `request_id`, the model's label
+        /// column, optionally `row`), read again at each decision and joined
+        /// with both versions' logged requests: the candidate's live
+        /// accuracy is judged too.
+        #[arg(long, value_name = "FILE")]
+        feedback: Option<PathBuf>,
+        /// With --feedback: labelled requests each side needs in a stage.
+        #[arg(long, default_value_t = 50, value_name = "N", requires = "feedback")]
+        min_labels: u64,
+        /// With --feedback: how far below the baseline's the candidate's
+        /// accuracy may be.
+        #[arg(
+            long,
+            default_value_t = 0.02,
+            value_name = "SHARE",
+            requires = "feedback"
+        )]
+        max_accuracy_drop: f64,
         /// Why (kept with the rollout).
         #[arg(long, default_value = "")]
         reason: String,
@@ -152,6 +174,9 @@ pub(crate) fn run(cmd: &RolloutCommand) -> anyhow::Result<ExitCode> {
             max_error_rate_increase,
             alpha,
             max_p99_ratio,
+            feedback,
+            min_labels,
+            max_accuracy_drop,
             reason,
             force,
             run,
@@ -167,6 +192,17 @@ pub(crate) fn run(cmd: &RolloutCommand) -> anyhow::Result<ExitCode> {
                 max_error_rate_increase: *max_error_rate_increase,
                 alpha: *alpha,
                 max_p99_ratio: *max_p99_ratio,
+                feedback: match feedback {
+                    Some(f) => Some(
+                        std::path::absolute(f)
+                            .with_context(|| format!("--feedback {}", f.display()))?
+                            .display()
+                            .to_string(),
+                    ),
+                    None => None,
+                },
+                min_labels: *min_labels,
+                max_accuracy_drop: *max_accuracy_drop,
             };
             if let Err(why) = plan.check() {
                 bail!("{why}");
