@@ -246,9 +246,13 @@ impl Watcher {
             .map_err(store_err)
     }
 
-    /// First sight of the pipeline: records the current data digests and
-    /// the time, so that only what changes from now on triggers.
-    fn initialise(&mut self) -> Result<(), WatchError> {
+    /// Takes the first look: records what the data inputs hold now (so
+    /// that only later changes start runs) and when the schedule and the
+    /// monitors start counting, unless an earlier watcher of this store
+    /// did. Idempotent; [`Watcher::run`] does it too. Call it before
+    /// saying that the pipeline is watched, so that data written right
+    /// after is a change, not the first sight.
+    pub fn initialise(&mut self) -> Result<(), WatchError> {
         let state = self.state()?;
         let mut changes: Vec<(String, String)> = Vec::new();
         for (name, path) in &self.data {

@@ -62,6 +62,7 @@ pub(crate) fn run(ctx: &CliContext, args: &WatchArgs) -> anyhow::Result<ExitCode
         Err(sluice_watch::WatchError::Spec(diags)) => return Ok(report_diagnostics(&diags, false)),
         Err(e) => return Err(e.into()),
     };
+    watcher.initialise()?;
     sluice_watch::log(&format!(
         "watching pipeline `{}` ({}): {}",
         watcher.pipeline(),
