@@ -503,11 +503,6 @@ fn z_quantile(p: f64) -> f64 {
     }
 }
 
-/// The rollout's plan, parsed.
-pub fn plan_of(r: &Rollout) -> Option<Plan> {
-    serde_json::from_value(r.plan.clone()).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

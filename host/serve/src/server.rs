@@ -259,11 +259,13 @@ impl Route {
 
     /// The reference the slot of `role` serves, as written: what its
     /// requests are counted under.
-    fn shown(&self, role: ServingRole) -> Option<String> {
+    /// `f` of it is what is returned, so that counting a request (every
+    /// request) borrows the text rather than copying it.
+    fn with_shown<T>(&self, role: ServingRole, f: impl FnOnce(&str) -> T) -> Option<T> {
         match role {
-            ServingRole::Primary => Some(self.primary.shown.clone()),
-            ServingRole::Canary => self.canary().map(|c| c.slot.shown.clone()),
-            ServingRole::Shadow => self.shadow.as_ref().map(|s| s.shown.clone()),
+            ServingRole::Primary => Some(f(&self.primary.shown)),
+            ServingRole::Canary => self.canary().map(|c| f(&c.slot.shown)),
+            ServingRole::Shadow => self.shadow.as_ref().map(|s| f(&s.shown)),
         }
     }
 
@@ -1508,16 +1510,16 @@ impl App {
         };
         self.metrics
             .request(label, served.map(|p| p.version), endpoint, status, took);
-        if let (Some(route), Some(p)) = (route, served)
-            && let Some(shown) = route.shown(p.role)
-        {
-            self.stats.record(&Answered {
-                name: &route.name,
-                version: p.version,
-                reference: &shown,
-                role: p.role,
-                status,
-                took,
+        if let (Some(route), Some(p)) = (route, served) {
+            route.with_shown(p.role, |shown| {
+                self.stats.record(&Answered {
+                    name: &route.name,
+                    version: p.version,
+                    reference: shown,
+                    role: p.role,
+                    status,
+                    took,
+                })
             });
         }
     }
