@@ -156,8 +156,24 @@ fn inspect_shows_manifest_ports_params_and_imports() {
         .iter()
         .map(|i| i.as_str().unwrap())
         .collect();
-    assert!(imports.contains(&"sluice:pipeline/context@0.1.2"));
+    assert!(imports.contains(&"sluice:pipeline/context@0.1.3"));
     assert!(v["digest"].as_str().unwrap().starts_with("sha256:"));
+    // Starting a model server is an import of its own, which only the
+    // step that does it has: inspect shows who may.
+    assert!(
+        !imports
+            .iter()
+            .any(|i| i.starts_with("sluice:pipeline/serving"))
+    );
+    let infra = run(&["component", "inspect", "std:infra-validate", "--json"]).json();
+    assert!(
+        infra["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i == "sluice:pipeline/serving@0.1.3"),
+        "{infra:#}"
+    );
 
     let text = run(&["component", "inspect", "std:statistics"]);
     assert_eq!(text.code, 0);
@@ -197,7 +213,7 @@ fn a_component_that_is_not_a_step_is_rejected_with_what_is_missing() {
     assert_eq!(r.code, 2);
     assert!(
         r.stderr.contains(
-            "no standard component `std:nope`; available: evaluate, import-model, ingest-csv,"
+            "no standard component `std:nope`; available: evaluate, import-model, infra-validate, ingest-csv,"
         ),
         "{}",
         r.stderr
@@ -220,6 +236,7 @@ fn component_list_names_the_standard_steps() {
         [
             "std:evaluate",
             "std:import-model",
+            "std:infra-validate",
             "std:ingest-csv",
             "std:ingest-parquet",
             "std:model-validate",

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod ab;
 mod cache;
 mod check;
 mod clients;
@@ -14,6 +15,7 @@ mod contract;
 mod dataplane;
 mod drift;
 mod edge;
+mod infra;
 mod lineage;
 mod ml;
 mod monitor;

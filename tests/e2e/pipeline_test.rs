@@ -97,9 +97,13 @@ fn sluice_test_runs_the_flagship_on_a_sample_in_a_scratch_store_with_a_junit_rep
     let report = r.json();
     let cases = case_list(&report);
     assert_eq!(report["failed"], 0);
-    assert_eq!(report["passed"].as_u64().unwrap() as usize, cases.len());
-    // 1 spec + 1 data + 10 steps × (ran + finite).
-    assert_eq!(cases.len(), 22, "{cases:?}");
+    assert_eq!(
+        report["passed"].as_u64().unwrap() as usize,
+        cases.len(),
+        "{report:#}"
+    );
+    // 1 spec + 1 data + 11 steps × (ran + finite).
+    assert_eq!(cases.len(), 24, "{cases:?}");
     let (state, detail) = outcome(&cases, "data/raw");
     assert_eq!(state, "passed");
     assert!(detail.starts_with("200 of 569 rows of "), "{detail}");
@@ -119,7 +123,7 @@ fn sluice_test_runs_the_flagship_on_a_sample_in_a_scratch_store_with_a_junit_rep
     let Some(parsed) = junit(&report_file) else {
         return;
     };
-    assert_eq!(parsed["tests"], 22, "{parsed}");
+    assert_eq!(parsed["tests"], 24, "{parsed}");
     assert_eq!(parsed["failures"], 0);
     assert_eq!(parsed["cases"]["sluice.test.step/push"], "passed");
     assert_eq!(parsed["cases"]["sluice.test.finite/train"], "passed");

@@ -172,6 +172,7 @@ fn a_good_candidate_is_promoted_stage_by_stage_and_a_worse_one_rolled_back() {
         "two windows of 1s each"
     );
     let id = id_of(&r.stderr);
+    let promoted = id.clone();
     assert_eq!(production(&store), 2);
     let shown = show(&store, &id);
     assert_eq!(shown["rollout"]["state"], "promoted");
@@ -226,6 +227,7 @@ fn a_good_candidate_is_promoted_stage_by_stage_and_a_worse_one_rolled_back() {
         r.stderr
     );
     let id = id_of(&r.stderr);
+    let rolled_back = id.clone();
     let shown = show(&store, &id);
     assert_eq!(
         (
@@ -266,6 +268,144 @@ fn a_good_candidate_is_promoted_stage_by_stage_and_a_worse_one_rolled_back() {
         "{}",
         list.stdout
     );
+
+    // `sluice models show` and the monitoring report list both rollouts
+    // with every decision and its evidence, as `sluice rollout show` does.
+    assert_eq!(server.stop().0, 0, "the server stops and writes its logs");
+    assert_rollouts_reported(&store, &[&promoted, &rolled_back]);
+}
+
+/// What a listing of decision `d` of rollout `shown` (`sluice rollout
+/// show --json`) must hold: its stage and share, the decision, and each
+/// side's requests, errors, error rate and p99 as stored.
+fn decision_fragments(shown: &Value, d: &Value) -> Vec<String> {
+    let stage = d["stage"].as_i64().unwrap();
+    let share = shown["rollout"]["plan"]["steps"][stage as usize]
+        .as_f64()
+        .unwrap();
+    let mut fragments = vec![format!(
+        "stage {} ({share}%): {} by {}",
+        stage + 1,
+        d["decision"].as_str().unwrap(),
+        d["holder"].as_str().unwrap()
+    )];
+    for side in ["candidate", "baseline"] {
+        let e = &d["evidence"][side];
+        let errors = e["errors_4xx"].as_u64().unwrap() + e["errors_5xx"].as_u64().unwrap();
+        let mut line = format!(
+            "{side} v{}: {} requests, {errors} errors ({:.2}%)",
+            e["version"],
+            e["requests"],
+            e["error_rate"].as_f64().unwrap() * 100.0
+        );
+        if let Some(p99) = e["p99_ms"].as_f64() {
+            line.push_str(&format!(", p99 {p99} ms"));
+        }
+        fragments.push(line);
+    }
+    for t in d["evidence"]["tests"].as_array().unwrap() {
+        fragments.push(format!(
+            "{} {}",
+            t["criterion"].as_str().unwrap(),
+            if t["passed"] == true {
+                "passed"
+            } else {
+                "FAILED"
+            }
+        ));
+    }
+    fragments
+}
+
+/// `sluice models show` (text and JSON) and `sluice monitor` (JSON and
+/// HTML) list rollouts `ids` of the model, in order, each decision with
+/// its stage, decision and evidence as `sluice rollout show ID --json`
+/// reports them.
+pub(crate) fn assert_rollouts_reported(store: &Path, ids: &[&str]) {
+    let s = store.to_str().unwrap();
+    let expected: Vec<Value> = ids.iter().map(|id| show(store, id)).collect();
+    let decisions = |shown: &Value| shown["decisions"].as_array().unwrap().clone();
+    assert!(expected.iter().all(|e| !decisions(e).is_empty()));
+
+    let model = run(&["models", "show", MODEL, "--json", "--store", s]);
+    assert_eq!(model.code, 0, "{}", model.stderr);
+    assert_eq!(model.json()["rollouts"], Value::from(expected.clone()));
+
+    let text = run(&["models", "show", MODEL, "--store", s]);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    let listing = text
+        .stdout
+        .split_once("\nrollouts:\n")
+        .unwrap_or_else(|| panic!("no rollouts section:\n{}", text.stdout))
+        .1;
+    for shown in &expected {
+        let r = &shown["rollout"];
+        let head = format!(
+            "rollout {}: {MODEL}:{} on {MODEL}@production (baseline {}), {}",
+            r["id"].as_str().unwrap(),
+            r["candidate"],
+            r["baseline"],
+            r["state"].as_str().unwrap()
+        );
+        let at = listing
+            .find(&head)
+            .unwrap_or_else(|| panic!("no `{head}` in:\n{listing}"));
+        // Each decision, in order, below its rollout's headline, its
+        // evidence and tests on the lines indented below it.
+        let mut rest = &listing[at..];
+        for d in decisions(shown) {
+            let line = format!("    {}  stage ", d["at"].as_str().unwrap());
+            let when = rest
+                .find(&line)
+                .unwrap_or_else(|| panic!("no `{line}` in:\n{rest}"));
+            rest = &rest[when..];
+            let mut lines = rest.lines();
+            let mut block = lines.next().unwrap().to_string();
+            for l in lines.take_while(|l| l.starts_with("      ")) {
+                block.push('\n');
+                block.push_str(l);
+            }
+            for f in decision_fragments(shown, &d) {
+                assert!(block.contains(&f), "no `{f}` in:\n{block}");
+            }
+            rest = &rest[block.len()..];
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let html_path = dir.path().join("report.html");
+    let report = crate::monitor::monitor(store, &["--json", "--html", html_path.to_str().unwrap()]);
+    assert_eq!(report.code, 0, "{}", report.stderr);
+    assert_eq!(report.json()["rollouts"], Value::from(expected.clone()));
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    assert!(html.contains("<h2>Rollouts</h2>"), "{html}");
+    for shown in &expected {
+        let id = shown["rollout"]["id"].as_str().unwrap();
+        let section = html
+            .split(&format!("<div class=\"rollout\" data-rollout=\"{id}\">"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("rollout {id} is not in the HTML report"))
+            .split("</div>")
+            .next()
+            .unwrap();
+        let rows: Vec<&str> = section.split("<tr data-stage=").skip(1).collect();
+        assert_eq!(rows.len(), decisions(shown).len(), "{section}");
+        for (row, d) in rows.iter().zip(decisions(shown)) {
+            assert!(
+                row.starts_with(&format!(
+                    "\"{}\" data-decision=\"{}\"",
+                    d["stage"].as_i64().unwrap() + 1,
+                    d["decision"].as_str().unwrap()
+                )),
+                "{row}"
+            );
+            assert!(row.contains(d["at"].as_str().unwrap()), "{row}");
+            // The headline's parts are cells here; the evidence is the same.
+            for f in decision_fragments(shown, &d).iter().skip(1) {
+                assert!(row.contains(f.as_str()), "no `{f}` in:\n{row}");
+            }
+        }
+    }
 }
 
 #[test]

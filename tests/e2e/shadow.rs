@@ -17,10 +17,10 @@ const MODEL: &str = "breast-cancer";
 const INFER: &str = "/v2/models/breast-cancer/infer";
 
 /// An answer with its headers (names in lowercase).
-struct Reply {
-    status: u16,
-    headers: BTreeMap<String, String>,
-    body: Value,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: BTreeMap<String, String>,
+    pub(crate) body: Value,
 }
 
 impl Reply {
@@ -34,7 +34,7 @@ impl Reply {
 
 /// One POST on a fresh connection, with `extra` headers; the status, the
 /// headers and the JSON body.
-fn post(addr: &str, path: &str, body: &Value, extra: &[(&str, &str)]) -> Reply {
+pub(crate) fn post(addr: &str, path: &str, body: &Value, extra: &[(&str, &str)]) -> Reply {
     let body = body.to_string();
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();

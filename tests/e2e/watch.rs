@@ -393,3 +393,142 @@ poll = "100ms"
     assert_eq!(all.len(), 1, "{log}");
     assert!(all[0]["trigger"].as_str().unwrap().starts_with("schedule:"));
 }
+
+#[test]
+fn a_spec_rollout_takes_each_new_version_to_production_through_a_canary_watch_decides() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = project(
+        dir.path(),
+        &format!(
+            "{NEW_DATA}[promotion]\n[promotion.require.production]\nonline = true\n[promotion.rollout]\nsteps = [50]\nwindow = \"1s\"\nmin-requests = 15\n"
+        ),
+    );
+    let store = dir.path().join(".sluice");
+    let watch = Watch::start(&spec, None);
+    assert!(
+        watch
+            .log()
+            .contains("blessed versions go to staging, and production through a rollout"),
+        "{}",
+        watch.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    // The first version has nothing to be compared with, and production
+    // takes a version only through a rollout: a person puts it there.
+    write_data(dir.path(), 450, &[], 1.0);
+    watch.wait_for(
+        "breast-cancer:1 stays out of production: 1 gate(s) unmet — online: version 1 has not passed a rollout on production",
+    );
+    let promote = |version: &str, extra: &[&str]| {
+        let mut args = vec![
+            "models",
+            "promote",
+            "breast-cancer",
+            version,
+            "--alias",
+            "production",
+            "--store",
+            store.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let r = promote(
+        "1",
+        &["--force", "--reason", "the first production version"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // Production serves, following whatever rollout the store holds.
+    let server = Server::start(
+        &store,
+        &[
+            "--model",
+            "breast-cancer@production",
+            "--reload-every",
+            "200ms",
+            "--stats-every",
+            "200ms",
+        ],
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let (addr, stop, d) = (server.addr.clone(), stop.clone(), data());
+        std::thread::spawn(move || {
+            let mut versions = std::collections::BTreeSet::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (code, body) = crate::serve::http(
+                    &addr,
+                    "POST",
+                    "/v2/models/breast-cancer/infer",
+                    &serde_json::to_vec(&d.infer_body(i % 400..i % 400 + 1, None)).unwrap(),
+                    false,
+                );
+                assert_eq!(code, 200, "{body}");
+                let v: Value = serde_json::from_str(&body).unwrap();
+                versions.insert(v["model_version"].as_str().unwrap_or("?").to_string());
+                i += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            versions
+        })
+    };
+
+    // A new version does not move production: watch starts a rollout and
+    // decides its stage on what the server recorded.
+    write_data(dir.path(), 520, &[], 1.0);
+    watch.wait_for(
+        "breast-cancer:2 rolls out on breast-cancer@production: rollout breast-cancer-2-",
+    );
+    assert_eq!(alias(&store, "production"), Some(1), "{}", watch.log());
+    watch.wait_for(": promote — ");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answered_by = traffic.join().unwrap();
+    let (code, log) = watch.stop();
+    assert_eq!(code, 0, "{log}");
+    drop(server);
+
+    assert_eq!(alias(&store, "staging"), Some(2), "{log}");
+    assert_eq!(alias(&store, "production"), Some(2), "{log}");
+    assert!(
+        answered_by.contains("1") && answered_by.contains("2"),
+        "both versions answered during the stage: {answered_by:?}"
+    );
+    let r = run(&[
+        "rollout",
+        "list",
+        "breast-cancer",
+        "--json",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rollouts = r.json();
+    let rollouts = rollouts.as_array().unwrap();
+    assert_eq!(rollouts.len(), 1, "{rollouts:?}");
+    assert_eq!(rollouts[0]["state"], "promoted", "{rollouts:?}");
+    assert_eq!(rollouts[0]["baseline"], 1);
+    assert_eq!(rollouts[0]["candidate"], 2);
+    assert!(
+        rollouts[0]["who"]
+            .as_str()
+            .unwrap()
+            .starts_with("sluice watch ("),
+        "{rollouts:?}"
+    );
+    assert!(
+        log.contains("rollout breast-cancer-2-") && log.contains("of breast-cancer:2: promote"),
+        "{log}"
+    );
+    // Going back by hand is a move like any other: version 1 never passed
+    // a rollout.
+    let r = promote("1", &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("online: version 1 has not passed a rollout on production"),
+        "{}",
+        r.stderr
+    );
+}

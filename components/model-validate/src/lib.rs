@@ -18,7 +18,7 @@
 //! stops the pipeline. The output, when blessed:
 //!
 //! ```json
-//! {"blessed": true, "metric": "accuracy",
+//! {"kind": "blessing", "blessed": true, "metric": "accuracy",
 //!  "checks": [{"check": "threshold accuracy >= 0.9", "passed": true,
 //!              "detail": "accuracy = 0.9649"}, ...],
 //!  "candidate": {"model": {...card summary}, "metrics": {...}},
@@ -184,6 +184,7 @@ impl Step for ModelValidate {
         ctx.output_json(
             "blessing",
             &json!({
+                "kind": "blessing",
                 "blessed": true,
                 "metric": metric,
                 "checks": checks,

@@ -1,6 +1,9 @@
 //! `std:push`: registers a blessed model as a new version of `name` in the
 //! store's model registry, with its evaluation's overall metrics. An
-//! unblessed model is never pushed: the step is `rejected`.
+//! unblessed model is never pushed: the step is `rejected`. With an
+//! `infra-blessing` bound (`std:infra-validate`'s), a model that failed
+//! its serving checks is rejected too, naming each broken budget;
+//! `require-infra = true` makes that blessing required.
 //!
 //! The registration takes effect only when the step succeeds. Output:
 //!
@@ -25,11 +28,21 @@ impl Step for Push {
             .input(Port::model("model").doc("The model to register."))
             .input(Port::metrics("blessing").doc("std:model-validate's verdict on the model; it must say blessed."))
             .input(Port::metrics("evaluation").doc("The model's evaluation; its overall metrics are registered with it."))
+            .input(
+                Port::metrics("infra-blessing")
+                    .optional()
+                    .doc("std:infra-validate's verdict on serving the model; when bound, it must say blessed."),
+            )
             .output(Port::metrics("pushed").doc("The name, the metrics and a summary of the model's card."))
             .param(
                 Param::text("name")
                     .required()
                     .doc("The registry name: letters, digits, `.`, `_` and `-`, starting with a letter or digit."),
+            )
+            .param(
+                Param::boolean("require-infra")
+                    .default(false)
+                    .doc("Refuse to push without an `infra-blessing` bound."),
             )
     }
 
@@ -37,18 +50,42 @@ impl Step for Push {
         let name: String = ctx.param("name")?;
         check_name(&name).map_err(StepError::invalid_input)?;
         let blessing: Json = ctx.input_json("blessing")?;
-        let blessed = is_blessed(&blessing).map_err(StepError::invalid_input)?;
+        let blessed = is_blessed(&blessing, "blessing", "std:model-validate")
+            .map_err(StepError::invalid_input)?;
         if !blessed {
             return Err(StepError::rejected(format!(
                 "the model is not blessed, so it is not pushed to `{name}`{}",
                 failed_checks(&blessing)
             )));
         }
+        let infra: Option<Json> = if ctx.has_input("infra-blessing") {
+            Some(ctx.input_json("infra-blessing")?)
+        } else if ctx.param::<bool>("require-infra")? {
+            return Err(StepError::invalid_input(
+                "`require-infra` is set but no `infra-blessing` is bound; bind                  std:infra-validate's `blessing` output to `infra-blessing`",
+            ));
+        } else {
+            None
+        };
+        if let Some(infra) = &infra {
+            let blessed = is_blessed(infra, "infra-blessing", "std:infra-validate")
+                .map_err(StepError::invalid_input)?;
+            if !blessed {
+                return Err(StepError::rejected(format!(
+                    "the model failed infra validation, so it is not pushed to `{name}`{}",
+                    failed_checks(infra)
+                )));
+            }
+        }
         let model = ctx.input_model("model")?;
         let card = model.card()?;
         let summary = card.summary();
         if let Some(blessed_model) = blessing.pointer("/candidate/model") {
             check_same_model(blessed_model, &summary, "blessing")
+                .map_err(StepError::invalid_input)?;
+        }
+        if let Some(served_model) = infra.as_ref().and_then(|i| i.pointer("/candidate/model")) {
+            check_same_model(served_model, &summary, "infra-blessing")
                 .map_err(StepError::invalid_input)?;
         }
         let evaluation = Evaluation::from_value(ctx.input_json("evaluation")?).map_err(|e| {
@@ -102,12 +139,12 @@ fn check_name(name: &str) -> Result<(), String> {
 
 /// Whether a blessing document says blessed; a document without a boolean
 /// `blessed` is not a blessing.
-fn is_blessed(doc: &Json) -> Result<bool, String> {
+fn is_blessed(doc: &Json, port: &str, made_by: &str) -> Result<bool, String> {
     match doc.get("blessed") {
         Some(Json::Bool(b)) => Ok(*b),
         _ => Err(format!(
-            "input `blessing` is not a blessing: expected an object with a boolean `blessed` \
-             (std:model-validate's output), found {}",
+            "input `{port}` is not a blessing: expected an object with a boolean `blessed` \
+             ({made_by}'s output), found {}",
             sluice_sdk::ml::truncate(&doc.to_string(), 200)
         )),
     }
@@ -169,17 +206,24 @@ mod tests {
     #[test]
     fn blessing_parsing() {
         assert_eq!(
-            is_blessed(&json!({"blessed": true, "checks": []})),
+            is_blessed(&json!({"blessed": true, "checks": []}), "blessing", "m"),
             Ok(true)
         );
-        assert_eq!(is_blessed(&json!({"blessed": false})), Ok(false));
+        assert_eq!(
+            is_blessed(&json!({"blessed": false}), "blessing", "m"),
+            Ok(false)
+        );
         for bad in [
             json!({"blessed": "yes"}),
             json!({"accuracy": 1}),
             json!([true]),
         ] {
-            let e = is_blessed(&bad).unwrap_err();
-            assert!(e.contains("not a blessing"), "{e}");
+            let e = is_blessed(&bad, "infra-blessing", "std:infra-validate").unwrap_err();
+            assert!(
+                e.starts_with("input `infra-blessing` is not a blessing")
+                    && e.contains("(std:infra-validate's output)"),
+                "{e}"
+            );
         }
     }
 

@@ -43,10 +43,11 @@ mod bindings {
         path: "../../wit",
         world: "transform-step",
         with: {
-            "sluice:pipeline/types@0.1.2": sluice_sdk::bindings::sluice::pipeline::types,
-            "sluice:pipeline/tables@0.1.2": sluice_sdk::bindings::sluice::pipeline::tables,
-            "sluice:pipeline/ml@0.1.2": sluice_sdk::bindings::sluice::pipeline::ml,
-            "sluice:pipeline/context@0.1.2": sluice_sdk::bindings::sluice::pipeline::context,
+            "sluice:pipeline/types@0.1.3": sluice_sdk::bindings::sluice::pipeline::types,
+            "sluice:pipeline/tables@0.1.3": sluice_sdk::bindings::sluice::pipeline::tables,
+            "sluice:pipeline/ml@0.1.3": sluice_sdk::bindings::sluice::pipeline::ml,
+            "sluice:pipeline/context@0.1.3": sluice_sdk::bindings::sluice::pipeline::context,
+            "sluice:pipeline/serving@0.1.3": sluice_sdk::bindings::sluice::pipeline::serving,
         },
     });
 }

@@ -35,6 +35,7 @@ Examples:
   sluice models policy breast-cancer --set promotion.toml   environments and their promotion gates
   sluice models promote breast-cancer 1 --alias production --reason \"first release\"
   sluice rollout start breast-cancer 2 --run        canary stages; promoted or rolled back
+  sluice ab breast-cancer@production --feedback labels.csv   primary vs canary, with intervals
   sluice serve --model breast-cancer@production     OIP v2 + /invocations on 127.0.0.1:8080
   sluice serve --model m@production --shadow m@staging      mirror traffic to a candidate, compare
   sluice predict --model breast-cancer@production --input rows.csv --output scored.parquet
@@ -141,6 +142,10 @@ enum Command {
     #[command(subcommand)]
     Rollout(commands::rollout::RolloutCommand),
 
+    /// A/B report of an alias: its primary and canary compared per variant
+    /// (requests, errors, latency, live accuracy) with confidence intervals.
+    Ab(commands::ab::AbArgs),
+
     /// Serve models over HTTP: Open Inference Protocol v2 and MLflow's
     /// /invocations, with canary splits, batching, request logging,
     /// Prometheus metrics and hot reload when an alias moves.
@@ -212,6 +217,7 @@ fn main() -> ExitCode {
         Command::Artifacts(cmd) => commands::artifacts::run(cmd),
         Command::Models(cmd) => commands::models::run(cmd),
         Command::Rollout(cmd) => commands::rollout::run(cmd),
+        Command::Ab(args) => commands::ab::run(args),
         Command::Serve(args) => commands::serve::run(&cli_context(&cli), args),
         Command::Predict(args) => commands::predict::run(&cli_context(&cli), args),
         Command::Bundle(args) => commands::bundle::run(&cli_context(&cli), args),

@@ -195,8 +195,10 @@ fn run_checks(runtime: &Runtime, options: &CheckOptions, report: &mut CheckRepor
         seed: *Digest::of(options.component.as_bytes()).as_bytes(),
         clock: Default::default(),
         events: None,
-        // A component checked alone has no store to load transforms from.
+        // A component checked alone has no store to load transforms from,
+        // and no model to serve.
         components: None,
+        serving: None,
     };
 
     let first = component.run(invocation.clone());

@@ -13,6 +13,9 @@
 //! serde support is optional. The WIT bindings on each side convert to and
 //! from these types; nothing else mirrors them.
 //!
+//! [`numbers_agree`] is the one rule for when a served prediction is the
+//! prediction it is checked against.
+//!
 //! Features: `serde` derives (de)serialisation in the representation the
 //! store records; `json` converts [`Value`] to and from `serde_json::Value`.
 //!
@@ -32,10 +35,12 @@
 
 extern crate alloc;
 
+mod agreement;
 mod dtype;
 mod manifest;
 mod value;
 
+pub use agreement::{PREDICTION_TOLERANCE, numbers_agree};
 pub use dtype::DType;
 pub use manifest::{ArtifactKind, Manifest, ParamSpec, Port};
 pub use value::{Value, ValueType};

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 /// One gate's verdict.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Gate {
-    /// Its name, as in the policy: `blessing`, `soak`, `min-requests`,
-    /// `max-error-rate`, `max-p99-ms`.
+    /// Its name, as in the policy: `blessing`, `infra`, `online`, `soak`,
+    /// `min-requests`, `max-error-rate`, `max-p99-ms`.
     pub gate: String,
     /// Whether it passed.
     pub passed: bool,
@@ -68,7 +68,23 @@ pub fn check(
         })?;
     let mut gates = Vec::new();
     if req.blessing {
-        gates.push(blessing(store, version, record.execution_id)?);
+        gates.push(blessing(
+            store,
+            version,
+            record.execution_id,
+            Blessing::Offline,
+        )?);
+    }
+    if req.infra {
+        gates.push(blessing(
+            store,
+            version,
+            record.execution_id,
+            Blessing::Infra,
+        )?);
+    }
+    if req.online {
+        gates.push(online(store, name, version, alias)?);
     }
     if req.needs_previous() {
         let previous = policy
@@ -82,19 +98,77 @@ pub fn check(
     Ok(Verdict { gates })
 }
 
-/// Whether the execution that registered the version took a blessing that
-/// says blessed.
-fn blessing(store: &Store, version: i64, execution: Option<i64>) -> Result<Gate, DeliveryError> {
+/// Which blessing a gate looks for among the documents the registering
+/// execution took.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Blessing {
+    /// The offline one (`std:model-validate`'s): every blessing document
+    /// that is not an infra blessing.
+    Offline,
+    /// The serving one (`std:infra-validate`'s, `"kind": "infra-blessing"`).
+    Infra,
+}
+
+impl Blessing {
+    fn gate(self) -> &'static str {
+        match self {
+            Blessing::Offline => "blessing",
+            Blessing::Infra => "infra",
+        }
+    }
+
+    /// What it is called in messages.
+    fn what(self) -> &'static str {
+        match self {
+            Blessing::Offline => "blessing",
+            Blessing::Infra => "infra blessing",
+        }
+    }
+
+    /// [`Blessing::what`] with its article.
+    fn noun(self) -> &'static str {
+        match self {
+            Blessing::Offline => "a blessing",
+            Blessing::Infra => "an infra blessing",
+        }
+    }
+
+    /// Whether `doc` is a blessing of this kind.
+    fn matches(self, doc: &serde_json::Value) -> bool {
+        let infra = doc.get("kind").and_then(|k| k.as_str()) == Some("infra-blessing");
+        doc.get("blessed").is_some() && infra == (self == Blessing::Infra)
+    }
+
+    fn how_to_bind(self) -> &'static str {
+        match self {
+            Blessing::Offline => "bind std:model-validate's `blessing` to std:push",
+            Blessing::Infra => {
+                "bind std:infra-validate's `blessing` to std:push's `infra-blessing`"
+            }
+        }
+    }
+}
+
+/// Whether the execution that registered the version took a blessing of
+/// the kind `which` that says blessed.
+fn blessing(
+    store: &Store,
+    version: i64,
+    execution: Option<i64>,
+    which: Blessing,
+) -> Result<Gate, DeliveryError> {
     let gate = |passed: bool, detail: String| Gate {
-        gate: "blessing".into(),
+        gate: which.gate().into(),
         passed,
         detail,
     };
+    let noun = which.noun();
     let Some(id) = execution else {
         return Ok(gate(
             false,
             format!(
-                "version {version} was registered outside a pipeline, so no blessing is recorded for it"
+                "version {version} was registered outside a pipeline, so no {} is recorded for it",
+                which.what()
             ),
         ));
     };
@@ -107,8 +181,9 @@ fn blessing(store: &Store, version: i64, execution: Option<i64>) -> Result<Gate,
         let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
             continue;
         };
-        if let Some(blessed) = doc.get("blessed") {
-            found.push((event.port.clone(), blessed.as_bool() == Some(true)));
+        if which.matches(&doc) {
+            let blessed = doc.get("blessed").and_then(|b| b.as_bool()) == Some(true);
+            found.push((event.port.clone(), blessed));
         }
     }
     let at = format!("step `{}` of run {}", e.step, e.run_id);
@@ -116,24 +191,70 @@ fn blessing(store: &Store, version: i64, execution: Option<i64>) -> Result<Gate,
         [] => gate(
             false,
             format!(
-                "version {version} was pushed without a blessing ({at} took none): bind std:model-validate's `blessing` to std:push"
+                "version {version} was pushed without {noun} ({at} took none): {}",
+                which.how_to_bind()
             ),
         ),
         docs if docs.iter().all(|(_, b)| *b) => gate(
             true,
             format!(
-                "version {version} was pushed with a blessing (`{}` of {at})",
+                "version {version} was pushed with {noun} (`{}` of {at})",
                 docs[0].0
             ),
         ),
         docs => gate(
             false,
             format!(
-                "the blessing `{}` that version {version} was pushed with does not say blessed",
+                "the {} `{}` that version {version} was pushed with does not say blessed",
+                which.what(),
                 docs.iter().find(|(_, b)| !b).expect("one is not").0
             ),
         ),
     })
+}
+
+/// The name of the gate a rollout passes by promoting: checked on every
+/// other move into the environment, never when a rollout starts.
+pub const ONLINE: &str = "online";
+
+/// Whether a rollout of `version` on `alias` passed every stage.
+fn online(store: &Store, name: &str, version: i64, alias: &str) -> Result<Gate, DeliveryError> {
+    let gate = |passed: bool, detail: String| Gate {
+        gate: ONLINE.into(),
+        passed,
+        detail,
+    };
+    let mine: Vec<_> = store
+        .metadata
+        .rollouts(name)?
+        .into_iter()
+        .filter(|r| r.candidate == version && r.alias == alias)
+        .collect();
+    if let Some(r) = mine.iter().find(|r| r.state == "promoted") {
+        return Ok(gate(
+            true,
+            format!(
+                "rollout {} of version {version} on {alias} passed every stage",
+                r.id
+            ),
+        ));
+    }
+    Ok(gate(
+        false,
+        match mine.last() {
+            Some(r) if r.state == "running" => format!(
+                "rollout {} of version {version} on {alias} is still running; it moves the alias itself when it passes",
+                r.id
+            ),
+            Some(r) => format!(
+                "rollout {} of version {version} on {alias} ended {}: {}",
+                r.id, r.state, r.reason
+            ),
+            None => format!(
+                "version {version} has not passed a rollout on {alias}; `sluice rollout start {name} {version} --alias {alias}` validates it online"
+            ),
+        },
+    ))
 }
 
 /// The gates measured while the version held `previous`: soak, then what

@@ -9,6 +9,8 @@
 //! - `blessing`: the version was pushed with a blessing document (from
 //!   `std:model-validate`) that says `"blessed": true`, found through the
 //!   lineage of the execution that registered it;
+//! - `infra`: it was pushed with an infra blessing (`std:infra-validate`'s:
+//!   served by the real model server within its budgets) that says so;
 //! - `soak`: it held the previous environment's alias this long;
 //! - `min-requests`, `max-error-rate`, `max-p99-ms`: what servers of the
 //!   previous environment recorded while it held that alias (the store's
@@ -24,16 +26,27 @@
 //! stage [`rollout::tick`] compares it with the version the alias holds —
 //! error rate (a one-sided two-proportion test) and p99 latency — then
 //! advances, promotes or rolls back by itself, each decision kept with its
-//! evidence.
+//! evidence. [`launch()`] starts one (for `sluice rollout start`, and for
+//! `sluice watch` when a spec has `[promotion.rollout]`).
+//!
+//! An **A/B report** ([`ab::report`]) compares the versions that answered
+//! an alias's requests — its primary and its canary — over a window:
+//! requests, errors and latency per variant, live accuracy from true
+//! labels, and the differences with confidence intervals ([`stats`]:
+//! Wilson and Newcombe intervals, the two-proportion z-test).
 //!
 //! Neighbours: `sluice-store` holds the policy, the registry, the lineage
 //! and the serving windows; `sluice-pipeline` parses the policy; the CLI
 //! and `sluice-watch` call this crate.
 
+pub mod ab;
 pub mod gates;
+pub mod launch;
 pub mod rollout;
+pub mod stats;
 
 pub use gates::{Gate, Verdict, check};
+pub use launch::{Launch, Refusal, launch};
 pub use sluice_pipeline::spec::{PromotionPolicy, Requirements};
 
 /// What can stop the gates from being checked.

@@ -10,6 +10,7 @@
 //! the same stage), so a controller that dies is simply started again.
 
 use crate::DeliveryError;
+use crate::stats::{one_sided_z, z_quantile};
 use serde::{Deserialize, Serialize};
 use sluice_store::Store;
 use sluice_store::rollout::{Decision, Rollout};
@@ -113,6 +114,38 @@ pub struct Test {
     pub passed: bool,
     /// What was compared, with the numbers.
     pub detail: String,
+    /// The test statistic of a significance test (one-sided z), for
+    /// reports to read without parsing `detail`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub z: Option<f64>,
+    /// Its one-sided p-value: the chance of a `z` this large or larger if
+    /// the candidate were no worse than allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_value: Option<f64>,
+}
+
+impl Test {
+    /// A test that is not a significance test (a ratio, a count).
+    fn plain(criterion: &str, passed: bool, detail: String) -> Self {
+        Test {
+            criterion: criterion.into(),
+            passed,
+            detail,
+            z: None,
+            p_value: None,
+        }
+    }
+
+    /// A one-sided significance test with statistic `z`.
+    fn significance(criterion: &str, passed: bool, detail: String, z: f64) -> Self {
+        Test {
+            criterion: criterion.into(),
+            passed,
+            detail,
+            z: z.is_finite().then_some(z),
+            p_value: z.is_finite().then(|| crate::stats::normal_sf(z)),
+        }
+    }
 }
 
 /// What [`tick`] did.
@@ -350,38 +383,24 @@ fn live_quality(
     );
     let passed = z <= z_quantile(1.0 - plan.alpha);
     Ok(Quality::Judged {
-        test: Test {
-            criterion: "accuracy".into(),
+        test: Test::significance(
+            "accuracy",
             passed,
-            detail: format!(
+            format!(
                 "candidate {:.2}% right of {c_n} labelled vs baseline {:.2}% of {b_n} (allowed {:.2} points lower; z = {z:.2}, one-sided alpha {})",
                 p1 * 100.0,
                 p2 * 100.0,
                 plan.max_accuracy_drop * 100.0,
                 plan.alpha
             ),
-        },
+            z,
+        ),
         evidence: serde_json::json!({
             "label": label,
             "candidate": {"right": c_right, "labelled": c_n, "accuracy": p1},
             "baseline": {"right": b_right, "labelled": b_n, "accuracy": p2},
         }),
     })
-}
-
-/// The z statistic of a one-sided two-proportion test of `excess` (the
-/// difference beyond the allowed margin), with the pooled proportion
-/// `hits / total` and sides of `n1` and `n2`.
-fn one_sided_z(excess: f64, hits: u64, total: u64, n1: u64, n2: u64) -> f64 {
-    let pooled = hits as f64 / total as f64;
-    let se = (pooled * (1.0 - pooled) * (1.0 / n1 as f64 + 1.0 / n2 as f64)).sqrt();
-    if se > 0.0 {
-        excess / se
-    } else if excess > 0.0 {
-        f64::INFINITY
-    } else {
-        0.0
-    }
 }
 
 /// Requests each side needs for its p99 latency to be compared.
@@ -416,10 +435,10 @@ pub fn judge(plan: &Plan, candidate: &ServingTotals, baseline: &ServingTotals) -
         );
         (z, z <= z_quantile(1.0 - plan.alpha))
     };
-    tests.push(Test {
-        criterion: "error-rate".into(),
+    tests.push(Test::significance(
+        "error-rate",
         passed,
-        detail: format!(
+        format!(
             "candidate {:.2}% of {} vs baseline {:.2}% of {} (allowed {:+.2} points; z = {:.2}, one-sided alpha {})",
             p1 * 100.0,
             n1,
@@ -429,78 +448,31 @@ pub fn judge(plan: &Plan, candidate: &ServingTotals, baseline: &ServingTotals) -
             z,
             plan.alpha
         ),
-    });
+        z,
+    ));
     // A p99 of fewer than 100 requests is their maximum: one slow request
     // (a compilation, a busy core) would decide. Below that it is not
     // judged.
     if candidate.requests < P99_MIN_REQUESTS || baseline.requests < P99_MIN_REQUESTS {
-        tests.push(Test {
-            criterion: "p99".into(),
-            passed: true,
-            detail: format!(
+        tests.push(Test::plain(
+            "p99",
+            true,
+            format!(
                 "not judged: {} and {} requests, fewer than the {P99_MIN_REQUESTS} a p99 needs on each side",
                 candidate.requests, baseline.requests
             ),
-        });
+        ));
     } else if let (Some(c), Some(b)) = (candidate.p99_ms(), baseline.p99_ms()) {
-        tests.push(Test {
-            criterion: "p99".into(),
-            passed: c <= b * plan.max_p99_ratio,
-            detail: format!(
+        tests.push(Test::plain(
+            "p99",
+            c <= b * plan.max_p99_ratio,
+            format!(
                 "candidate p99 {c} ms vs baseline {b} ms (at most {}×)",
                 plan.max_p99_ratio
             ),
-        });
+        ));
     }
     tests
-}
-
-/// The standard normal quantile at `p` (Acklam's rational approximation,
-/// relative error below 1.2e-9): the z a one-sided test compares with.
-fn z_quantile(p: f64) -> f64 {
-    const A: [f64; 6] = [
-        -39.696_830_286_653_76,
-        220.946_098_424_520_5,
-        -275.928_510_446_968_7,
-        138.357_751_867_269,
-        -30.664_798_066_147_16,
-        2.506_628_277_459_239,
-    ];
-    const B: [f64; 5] = [
-        -54.476_098_798_224_06,
-        161.585_836_858_040_9,
-        -155.698_979_859_886_6,
-        66.801_311_887_719_72,
-        -13.280_681_552_885_72,
-    ];
-    const C: [f64; 6] = [
-        -0.007_784_894_002_430_293,
-        -0.322_396_458_041_136_5,
-        -2.400_758_277_161_838,
-        -2.549_732_539_343_734,
-        4.374_664_141_464_968,
-        2.938_163_982_698_783,
-    ];
-    const D: [f64; 4] = [
-        0.007_784_695_709_041_462,
-        0.322_467_129_070_039_8,
-        2.445_134_137_142_996,
-        3.754_408_661_907_416,
-    ];
-    let tail = |q: f64| {
-        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
-            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
-    };
-    if p < 0.02425 {
-        tail((-2.0 * p.ln()).sqrt())
-    } else if p > 1.0 - 0.02425 {
-        -tail((-2.0 * (1.0 - p).ln()).sqrt())
-    } else {
-        let q = p - 0.5;
-        let r = q * q;
-        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
-            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
-    }
 }
 
 #[cfg(test)]
@@ -516,14 +488,6 @@ mod tests {
             latency_counts: counts,
             ..ServingTotals::default()
         }
-    }
-
-    #[test]
-    fn the_normal_quantile_is_right_where_tests_use_it() {
-        assert!((z_quantile(0.95) - 1.644_853_626_951).abs() < 1e-6);
-        assert!((z_quantile(0.975) - 1.959_963_984_540).abs() < 1e-6);
-        assert!((z_quantile(0.999) - 3.090_232_306_168).abs() < 1e-6);
-        assert!((z_quantile(0.5)).abs() < 1e-12);
     }
 
     #[test]

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 /// How far a self-test's number may be from what the bundling machine
 /// predicted, relative to its size (at least 1): the two machines' float
 /// kernels differ (x86_64 AVX2/FMA, aarch64 NEON), the labels may not.
-pub const SELFTEST_TOLERANCE: f64 = 1e-6;
+/// The same rule `std:infra-validate` holds a served model to.
+pub const SELFTEST_TOLERANCE: f64 = sluice_contract::PREDICTION_TOLERANCE;
 
 /// A loaded bundle.
 pub struct Loaded {
@@ -149,7 +150,7 @@ pub fn compare(predictions: &RecordBatch, expected: &Map<String, Value>) -> Resu
         }
         for (row, (g, w)) in got.iter().zip(want).enumerate() {
             let same = match (g.as_f64(), w.as_f64()) {
-                (Some(a), Some(b)) => (a - b).abs() <= SELFTEST_TOLERANCE * b.abs().max(1.0),
+                (Some(a), Some(b)) => sluice_contract::numbers_agree(a, b, SELFTEST_TOLERANCE),
                 _ => g == w,
             };
             if !same {

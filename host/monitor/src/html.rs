@@ -4,6 +4,7 @@
 
 use crate::drift::ColumnDrift;
 use crate::report::Report;
+use crate::rollouts;
 use std::fmt::Write;
 
 const WIDTH: f64 = 420.0;
@@ -84,6 +85,7 @@ pub fn render(report: &Report) -> String {
             live.joined_rows
         );
     }
+    h.push_str(&rollouts_section(report));
     h.push_str("<h2>Drift scores</h2><table class=\"scores\"><tr><th>column</th><th>kind</th><th>score</th><th>Jensen–Shannon</th><th>L-infinity</th><th>PSI</th><th>missing (train / served)</th><th>out of domain</th></tr>");
     for d in report.features.iter().chain(&report.predictions) {
         let _ = write!(
@@ -118,6 +120,60 @@ pub fn render(report: &Report) -> String {
     }
     h.push_str("</div></body></html>\n");
     h
+}
+
+/// The model's rollouts: each with its plan, then a row per decision with
+/// its evidence and tests (rows of rollbacks and aborts marked).
+fn rollouts_section(report: &Report) -> String {
+    let mut s = String::from("<h2>Rollouts</h2>");
+    if report.rollouts.is_empty() {
+        let _ = write!(s, "<p>{} has had no rollouts.</p>", esc(&report.model));
+        return s;
+    }
+    for history in &report.rollouts {
+        let r = &history.rollout;
+        let _ = write!(
+            s,
+            "<div class=\"rollout\" data-rollout=\"{}\"><p><strong>{}</strong><br><small>{}</small><br><small>plan: {}</small>",
+            esc(&r.id),
+            esc(&rollouts::headline(r)),
+            esc(&rollouts::timeline(r)),
+            esc(&rollouts::plan_summary(&r.plan))
+        );
+        if !r.reason.is_empty() {
+            let _ = write!(s, "<br><small>{}</small>", esc(&r.reason));
+        }
+        s.push_str("</p>");
+        if history.decisions.is_empty() {
+            s.push_str("<p>No decision yet.</p></div>");
+            continue;
+        }
+        s.push_str("<table class=\"scores decisions\"><tr><th>when</th><th>stage</th><th>decision</th><th>by</th><th>evidence</th></tr>");
+        for d in &history.decisions {
+            let bad = matches!(d.decision.as_str(), "rollback" | "abort");
+            let _ = write!(
+                s,
+                "<tr data-stage=\"{}\" data-decision=\"{}\"{}><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}",
+                d.stage + 1,
+                esc(&d.decision),
+                if bad { " class=\"drifted\"" } else { "" },
+                esc(&d.at),
+                d.stage + 1,
+                rollouts::stage_share(&r.plan, d.stage)
+                    .map(|x| format!(" ({x}%)"))
+                    .unwrap_or_default(),
+                esc(&d.decision),
+                esc(&d.holder),
+                esc(&rollouts::evidence_line(&d.evidence).unwrap_or_default())
+            );
+            for t in rollouts::test_lines(&d.evidence) {
+                let _ = write!(s, "<br><small>{}</small>", esc(&t));
+            }
+            s.push_str("</td></tr>");
+        }
+        s.push_str("</table></div>");
+    }
+    s
 }
 
 /// Training and served shares per bin, side by side.
@@ -248,4 +304,85 @@ tr.drifted td{background:#fde0dd}.status{font-weight:bold;padding:.4em .8em;disp
 .status.ok{background:#e5f5e0}.status.alert{background:#fde0dd}\
 .grid{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0;border:1px solid #eee;padding:.5em}\
 figure.drifted{border-color:#d62728}figcaption{font-size:.9em;margin-bottom:.3em}\
-.axis{font-size:10px;fill:#666}.legend span{display:inline-block;width:.9em;height:.9em;margin:0 .3em 0 1em}";
+.axis{font-size:10px;fill:#666}.rollout{margin-bottom:1em}table.decisions td{vertical-align:top}.legend span{display:inline-block;width:.9em;height:.9em;margin:0 .3em 0 1em}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Source;
+    use crate::rollouts::RolloutHistory;
+    use sluice_store::rollout::{Rollout, RolloutDecision};
+
+    fn report(rollouts: Vec<RolloutHistory>) -> Report {
+        let source = Source {
+            description: "d".into(),
+            rows: 0,
+            from: None,
+            to: None,
+        };
+        Report {
+            model: "m".into(),
+            version: 2,
+            reference: "m@production".into(),
+            generated_at: "t".into(),
+            thresholds: Default::default(),
+            training: source.clone(),
+            serving: source,
+            features: vec![],
+            predictions: vec![],
+            over_time: vec![],
+            live: None,
+            drifted: vec![],
+            degraded: false,
+            alerts: vec![],
+            rollouts,
+        }
+    }
+
+    #[test]
+    fn rollouts_are_listed_with_each_decision_and_its_evidence_escaped() {
+        let rollout = Rollout {
+            id: "m-3-x".into(),
+            name: "m".into(),
+            alias: "production".into(),
+            baseline: 2,
+            candidate: 3,
+            plan: serde_json::json!({"steps": [20.0, 50.0], "window_ms": 1000}),
+            stage: 0,
+            share: 0.0,
+            state: "rolled-back".into(),
+            started_at: "t0".into(),
+            stage_started_at: "t0".into(),
+            updated_at: "t1".into(),
+            who: "ann".into(),
+            reason: "rolled back at stage 1 (20%): <bad>".into(),
+        };
+        let decision = RolloutDecision {
+            rollout_id: "m-3-x".into(),
+            stage: 0,
+            at: "t1".into(),
+            decision: "rollback".into(),
+            evidence: serde_json::json!({
+                "candidate": {"version": 3, "requests": 40, "errors_4xx": 40, "errors_5xx": 0, "error_rate": 1.0},
+                "baseline": {"version": 2, "requests": 160, "errors_4xx": 0, "errors_5xx": 0, "error_rate": 0.0},
+                "tests": [{"criterion": "error-rate", "passed": false, "detail": "a < b"}],
+            }),
+            holder: "sluice rollout (ann)".into(),
+        };
+        let page = render(&report(vec![RolloutHistory {
+            rollout,
+            decisions: vec![decision],
+        }]));
+        assert!(page.contains("<h2>Rollouts</h2>"), "{page}");
+        assert!(page.contains("data-rollout=\"m-3-x\""));
+        assert!(page.contains(
+            "<tr data-stage=\"1\" data-decision=\"rollback\" class=\"drifted\"><td>t1</td><td>1 (20%)</td><td>rollback</td>"
+        ));
+        assert!(page.contains("candidate v3: 40 requests, 40 errors (100.00%)"));
+        assert!(page.contains("error-rate FAILED: a &lt; b"));
+        assert!(page.contains("(20%): &lt;bad&gt;"));
+        assert!(!page.contains("<bad>"));
+        let empty = render(&report(vec![]));
+        assert!(empty.contains("<p>m has had no rollouts.</p>"));
+    }
+}

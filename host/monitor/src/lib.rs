@@ -4,7 +4,9 @@
 //! live quality against the evaluation recorded at registration.
 //!
 //! [`monitor`] makes a [`Report`]; [`html::render`] turns it into a page
-//! that opens offline. [`ingest`] takes the request logs a device wrote
+//! that opens offline. The report lists the model's rollouts with every
+//! decision and its evidence; [`rollouts`] formats them, for the page and
+//! for `sluice rollout show` and `sluice models show` alike. [`ingest`] takes the request logs a device wrote
 //! (`sluice-edge serve --request-log`) into the store first.
 //!
 //! Neighbours: drift statistics come from `sluice-drift` (the same code
@@ -17,6 +19,7 @@ pub mod drift;
 pub mod html;
 mod ingest;
 mod report;
+pub mod rollouts;
 
 pub use drift::{
     ColumnDrift, DEFAULT_CATEGORICAL_THRESHOLD, DEFAULT_NUMERIC_THRESHOLD, Thresholds,
@@ -25,3 +28,4 @@ pub use ingest::{IngestedFile, ingest};
 pub use report::{
     LiveQuality, MonitorError, MonitorOptions, Report, Source, Window, labelled_answers, monitor,
 };
+pub use rollouts::RolloutHistory;

@@ -3,6 +3,7 @@
 //! predictions, over time, and — given true labels — how well it does live.
 
 use crate::drift::{self, ColumnDrift, Thresholds, Values};
+use crate::rollouts::RolloutHistory;
 use arrow_array::{Array, Float64Array, RecordBatch, StringArray};
 use serde::Serialize;
 use serde_json::Value;
@@ -124,6 +125,9 @@ pub struct Report {
     pub degraded: bool,
     /// Plain-language findings.
     pub alerts: Vec<String>,
+    /// The model's rollouts, oldest first, each with its decisions and
+    /// their evidence as stored (as `sluice rollout show ID --json`).
+    pub rollouts: Vec<RolloutHistory>,
 }
 
 /// A set of rows and where they came from.
@@ -328,6 +332,7 @@ pub fn monitor(
             ));
         }
     }
+    let rollouts = crate::rollouts::history(store, &model.name).map_err(store_err)?;
     let time_of = |i: Option<&usize>| i.map(|&i| times[i].clone());
     Ok(Report {
         model: model.name.clone(),
@@ -358,6 +363,7 @@ pub fn monitor(
         drifted,
         degraded,
         alerts,
+        rollouts,
     })
 }
 

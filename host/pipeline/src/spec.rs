@@ -37,8 +37,8 @@ pub mod cron;
 mod triggers;
 
 pub use triggers::{
-    DegradationTrigger, DriftTrigger, Promotion, PromotionPolicy, Requirements, Triggers,
-    parse_policy,
+    DegradationTrigger, DriftTrigger, Promotion, PromotionPolicy, Requirements, RolloutSpec,
+    Triggers, parse_policy,
 };
 
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, Span, did_you_mean};
@@ -719,7 +719,7 @@ impl Parser<'_> {
             tables_ok &= triggers.is_some();
         }
         if let Some((_, value)) = get(root, "promotion") {
-            promotion = self.promotion(value);
+            promotion = self.promotion(value, &self.base.clone());
             tables_ok &= promotion.is_some();
         }
 

@@ -23,7 +23,7 @@ use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::WasiCtx;
 
 /// The WIT package every step implements.
-pub const WIT_PACKAGE: &str = "sluice:pipeline@0.1.2";
+pub const WIT_PACKAGE: &str = "sluice:pipeline@0.1.3";
 
 /// How often the engine's epoch advances; the granularity of time limits.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -464,9 +464,9 @@ fn check_world(
 fn refused_import(import: &str) -> Option<String> {
     let (path, version) = import.split_once('@').unwrap_or((import, ""));
     if let Some(iface) = path.strip_prefix("sluice:pipeline/") {
-        if !["types", "tables", "ml", "context"].contains(&iface) {
+        if !["types", "tables", "ml", "context", "serving"].contains(&iface) {
             return Some(format!(
-                "imports `{import}`, which {WIT_PACKAGE} does not define (it has types, tables, ml, context)"
+                "imports `{import}`, which {WIT_PACKAGE} does not define (it has types, tables, ml, context, serving)"
             ));
         }
         if !version.starts_with("0.1.") {
@@ -708,6 +708,7 @@ impl Component {
             clock,
             events,
             components,
+            serving,
         } = invocation;
         let io = StepIo {
             params,
@@ -719,6 +720,7 @@ impl Component {
             events,
             component: Some(self.digest()),
             components,
+            serving,
             limits: Some(limits),
             ..StepIo::default()
         };
@@ -821,6 +823,7 @@ impl Component {
             peak_memory: state.limiter.peak,
             clock_reads: clock_reads.count(),
             registrations,
+            probed: state.io.probed,
         }
     }
 }

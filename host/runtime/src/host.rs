@@ -82,6 +82,10 @@ pub(crate) struct StepIo {
     pub(crate) components: Option<crate::outcome::ComponentLoader>,
     /// Transforms replayed in this step, by their recorded document.
     pub(crate) transforms: BTreeMap<String, Arc<crate::transform::TransformRunner>>,
+    /// What starts a model server for `serving.probe`.
+    pub(crate) serving: Option<Arc<dyn crate::outcome::ServingProbe>>,
+    /// Whether the step called `serving.probe`.
+    pub(crate) probed: bool,
 }
 
 /// Raised (as a trap) when a step writes past its output limit.

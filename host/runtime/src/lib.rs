@@ -18,8 +18,9 @@
 //!
 //! Neighbours: the contract's plain types come from `sluice-contract` (and
 //! are re-exported here); stored artifacts and digests from `sluice-store`;
-//! the `ml` imports are served by `sluice-ml`; the standard steps' bytes by
-//! `sluice-std-components`. Above it, `sluice-pipeline` schedules steps and
+//! the `ml` imports are served by `sluice-ml`; the `serving` import by a
+//! [`ServingProbe`] the caller injects (`sluice-serve` has the real one);
+//! the standard steps' bytes by `sluice-std-components`. Above it, `sluice-pipeline` schedules steps and
 //! `sluice-serve` replays transforms; neither reaches into wasmtime.
 
 mod bindings {
@@ -38,6 +39,9 @@ mod bindings {
             "sluice:pipeline/tables": async | trappable,
             "sluice:pipeline/context.output-table": async | trappable,
             "sluice:pipeline/context.read-file": async | trappable,
+            // Starting a server and loading it takes seconds: the step's
+            // time limit must still apply.
+            "sluice:pipeline/serving.probe": async | trappable,
             default: trappable,
         },
         exports: { default: async },
@@ -62,6 +66,7 @@ mod ml;
 pub mod model;
 pub mod outcome;
 pub mod sandbox;
+mod serving;
 pub mod table;
 pub mod transform;
 
@@ -73,7 +78,7 @@ pub use manifest::{ArtifactKind, DType, Manifest, ParamSpec, Port, Value, ValueT
 pub use model::{ModelArtifact, ModelError};
 pub use outcome::{
     ComponentLoader, EventSink, InputArtifact, Invocation, LogLevel, LogLine, OutputArtifact,
-    Registration, StepEvent, StepFailure, StepOutcome,
+    ProbeAnswer, ProbeOptions, Registration, ServingProbe, StepEvent, StepFailure, StepOutcome,
 };
 pub use sandbox::Limits;
 pub use sluice_digest::Digest;

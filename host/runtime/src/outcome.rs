@@ -127,6 +127,64 @@ pub type EventSink = Arc<dyn Fn(StepEvent) + Send + Sync>;
 pub type ComponentLoader =
     Arc<dyn Fn(&sluice_digest::Digest) -> Result<crate::Component, String> + Send + Sync>;
 
+/// Starts a model in the real model server and measures it: the host side
+/// of `sluice:pipeline/serving` (0.1.3, `std:infra-validate`). Whoever can
+/// start a server (the `sluice` binary, which knows its own executable and
+/// store) injects one; without one, `serving.probe` is refused.
+pub trait ServingProbe: Send + Sync {
+    /// Serves `model` on loopback, sends each row of `examples` as its own
+    /// request, then the bounded load `options` describes (see
+    /// [`ProbeOptions`]), and stops the server. An `Err` is a probe that
+    /// could not be made at all (no server could be started); a server
+    /// that started and then failed is an `Ok` whose report says so.
+    fn probe(
+        &self,
+        model: Arc<ModelArtifact>,
+        examples: arrow_array::RecordBatch,
+        options: ProbeOptions,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<ProbeAnswer, String>> + Send + '_>>;
+}
+
+/// How hard a [`ServingProbe`] pushes the server; the step's `options` JSON.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProbeOptions {
+    /// Clients sending requests at once during the load.
+    pub concurrency: usize,
+    /// Longest the load lasts, in milliseconds.
+    pub duration_ms: u64,
+    /// Most requests the load sends.
+    pub max_requests: u64,
+    /// Rows in each load request (the examples are one row each).
+    pub rows_per_request: usize,
+    /// The server is stopped when its resident memory passes this many
+    /// bytes (`None`: never).
+    pub memory_ceiling_bytes: Option<u64>,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        ProbeOptions {
+            concurrency: 2,
+            duration_ms: 2_000,
+            max_requests: 5_000,
+            rows_per_request: 1,
+            memory_ceiling_bytes: None,
+        }
+    }
+}
+
+/// What a [`ServingProbe`] observed (`serving.probe-result`).
+#[derive(Debug, Clone)]
+pub struct ProbeAnswer {
+    /// One row per example, in order: `status` (Int64, the HTTP status),
+    /// `error` (Utf8, empty when 200) and the prediction columns the server
+    /// answered (null where the request failed).
+    pub answers: arrow_array::RecordBatch,
+    /// The measurements, as the contract's `report` JSON describes them.
+    pub report: serde_json::Value,
+}
+
 /// Everything a step execution needs.
 #[derive(Clone, Default)]
 pub struct Invocation {
@@ -150,6 +208,9 @@ pub struct Invocation {
     /// Where the components that models' recorded transforms name come
     /// from; without it, replaying a transform is refused.
     pub components: Option<ComponentLoader>,
+    /// What starts a model server for `serving.probe`; without it, a probe
+    /// is refused.
+    pub serving: Option<Arc<dyn ServingProbe>>,
 }
 
 /// Why a step did not succeed.
@@ -254,6 +315,9 @@ pub struct StepOutcome {
     pub clock_reads: u64,
     /// Models the step asked to register (only if it succeeded).
     pub registrations: Vec<Registration>,
+    /// Whether the step probed the serving path (`serving.probe`): its
+    /// result measured this machine, so it is not a reproducible one.
+    pub probed: bool,
 }
 
 /// A step's request to register a model in the store's registry

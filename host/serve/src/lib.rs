@@ -8,7 +8,9 @@
 //! `/invocations`, with canary splits, dynamic batching, sampled request
 //! logging to the store, serving statistics in the store (requests, errors
 //! and latency per model version, for promotion gates), Prometheus
-//! metrics, and hot reload when an alias moves.
+//! metrics, and hot reload when an alias moves. [`ServerProbe`] starts a
+//! candidate model in a child `sluice serve` and measures it from outside,
+//! for `std:infra-validate`.
 //!
 //! Features: `server` (default) is the server itself and loading models
 //! from a store. Without it the crate is the prediction path alone — a
@@ -27,6 +29,8 @@ mod connections;
 #[cfg(feature = "server")]
 pub mod grpc;
 #[cfg(feature = "server")]
+pub mod infra;
+#[cfg(feature = "server")]
 mod metrics;
 #[cfg(feature = "server")]
 mod parse_errors;
@@ -43,6 +47,8 @@ mod stats;
 
 #[cfg(feature = "server")]
 pub use batcher::BatchConfig;
+#[cfg(feature = "server")]
+pub use infra::ServerProbe;
 pub use reqlog::LogConfig;
 pub use served::{LoadError, PredictError, ServedModel};
 #[cfg(feature = "server")]

@@ -108,11 +108,29 @@ impl ServedModel {
                 reference: reference.to_string(),
                 hint: not_found_hint(store, reference),
             })?;
-        let id = format!("{}:{}", version.name, version.version);
-        let card = store
-            .objects
-            .get(&version.artifact)
-            .map_err(|e| store_err(&e))?;
+        ServedModel::load_card(
+            store,
+            runtime,
+            version.name,
+            version.version,
+            &version.artifact,
+        )
+    }
+
+    /// Loads the model whose stored card (as [`ModelArtifact::stored_card`]
+    /// writes it) is the object `card` of `store`, registered or not, as
+    /// `name` version `version`; see [`ServedModel::load`].
+    #[cfg(feature = "server")]
+    pub fn load_card(
+        store: &Store,
+        runtime: &Runtime,
+        name: String,
+        version: i64,
+        card: &Digest,
+    ) -> Result<Self, LoadError> {
+        let store_err = |e: &dyn std::fmt::Display| LoadError::Store(e.to_string());
+        let id = format!("{name}:{version}");
+        let card = store.objects.get(card).map_err(|e| store_err(&e))?;
         let model = ModelArtifact::from_stored(&card, |d| {
             store
                 .objects
@@ -125,7 +143,7 @@ impl ServedModel {
             source,
         })?;
         let load = |digest: &Digest| runtime.load_digest(digest, Some(&store.objects));
-        ServedModel::assemble(version.name, version.version, model, &load)
+        ServedModel::assemble(name, version, model, &load)
     }
 
     /// A model version made ready from its parts, wherever they were kept

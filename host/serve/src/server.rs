@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use sluice_runtime::Runtime;
+use sluice_runtime::{Digest, Runtime};
 use sluice_store::{ModelRef, ServingRole, Store};
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -30,6 +30,12 @@ use std::time::{Duration, Instant};
 pub struct ServeConfig {
     /// The models, each served under its registered name.
     pub models: Vec<ModelRef>,
+    /// Unregistered models, each served as `NAME` version 0: the name and
+    /// the digest of its stored card (as [`sluice_runtime::ModelArtifact::stored_card`]
+    /// writes it) in the store's objects. Never reloaded; no canary,
+    /// shadow or rollout applies. What `std:infra-validate` serves a
+    /// candidate with before it is registered.
+    pub artifacts: Vec<(String, Digest)>,
     /// Canary versions: a share of a served name's requests, in percent.
     pub canaries: Vec<(ModelRef, f64)>,
     /// What decides a request's side of a canary split when it is sent:
@@ -141,7 +147,9 @@ pub enum ServeError {
 
 /// A model reference and the version it currently resolves to.
 struct Slot {
-    reference: ModelRef,
+    /// `None` for a stored artifact served as it is (`--artifact`):
+    /// nothing to look up again.
+    reference: Option<ModelRef>,
     /// `reference` as written (`NAME@ALIAS`): what serving statistics are
     /// counted under.
     shown: String,
@@ -407,7 +415,7 @@ impl Server {
         store: Arc<Store>,
         runtime: Arc<Runtime>,
     ) -> Result<Server, ServeError> {
-        if config.models.is_empty() {
+        if config.models.is_empty() && config.artifacts.is_empty() {
             return Err(ServeError::Config(
                 "nothing to serve: name a model with `--model NAME@ALIAS`".into(),
             ));
@@ -436,6 +444,22 @@ impl Server {
                 shadow: None,
             });
         }
+        for (name, card) in &config.artifacts {
+            if routes.iter().any(|r| r.name == *name) {
+                return Err(ServeError::Config(format!(
+                    "model `{name}` is named twice; serve each name once"
+                )));
+            }
+            let primary = load_artifact_slot(&store, &runtime, name, card).await?;
+            metrics.loaded(name, name, primary.current().version);
+            routes.push(Route {
+                name: name.clone(),
+                primary,
+                canary: RwLock::new(None),
+                configured_canary: None,
+                shadow: None,
+            });
+        }
         for (reference, percent) in &config.canaries {
             let Some(route) = routes.iter_mut().find(|r| r.name == reference.name()) else {
                 return Err(ServeError::Config(format!(
@@ -447,6 +471,12 @@ impl Server {
             if !(0.0..=100.0).contains(percent) {
                 return Err(ServeError::Config(format!(
                     "canary `{reference}`: {percent}% is not a share between 0 and 100"
+                )));
+            }
+            if route.primary.reference.is_none() {
+                return Err(ServeError::Config(format!(
+                    "canary `{reference}`: `{}` is a stored artifact, which takes no canary",
+                    route.name
                 )));
             }
             if route.configured_canary.is_some() {
@@ -487,6 +517,12 @@ impl Server {
                     reference.name()
                 )));
             };
+            if route.primary.reference.is_none() {
+                return Err(ServeError::Config(format!(
+                    "shadow `{reference}`: `{}` is a stored artifact, which takes no shadow",
+                    route.name
+                )));
+            }
             if route.shadow.is_some() {
                 return Err(ServeError::Config(format!(
                     "model `{}` has two shadows; give it one",
@@ -767,8 +803,28 @@ async fn load_slot(
         .await
         .expect("loading a model does not panic")?;
     Ok(Slot {
-        reference: reference.clone(),
+        reference: Some(reference.clone()),
         shown: reference.to_string(),
+        model: RwLock::new(Arc::new(model)),
+        failed: RwLock::new(None),
+    })
+}
+
+/// A slot serving the stored card `card` as `name` version 0, for good.
+async fn load_artifact_slot(
+    store: &Arc<Store>,
+    runtime: &Arc<Runtime>,
+    name: &str,
+    card: &Digest,
+) -> Result<Slot, LoadError> {
+    let (store, runtime, n, c) = (store.clone(), runtime.clone(), name.to_string(), *card);
+    let model =
+        tokio::task::spawn_blocking(move || ServedModel::load_card(&store, &runtime, n, 0, &c))
+            .await
+            .expect("loading a model does not panic")?;
+    Ok(Slot {
+        reference: None,
+        shown: format!("{name}={card}"),
         model: RwLock::new(Arc::new(model)),
         failed: RwLock::new(None),
     })
@@ -787,10 +843,12 @@ async fn reload_loop(app: Arc<App>, store: Arc<Store>, runtime: Arc<Runtime>, ev
                 .chain(canary.as_ref().map(|c| (&c.slot, ServingRole::Canary)))
                 .chain(route.shadow.as_ref().map(|s| (s, ServingRole::Shadow)));
             for (slot, role) in slots {
-                let reference = slot.reference.clone();
-                let s = store.clone();
+                let Some(reference) = slot.reference.clone() else {
+                    continue;
+                };
+                let (s, r) = (store.clone(), reference.clone());
                 let resolved =
-                    tokio::task::spawn_blocking(move || s.metadata.resolve_model(&reference)).await;
+                    tokio::task::spawn_blocking(move || s.metadata.resolve_model(&r)).await;
                 let Ok(Ok(Some(version))) = resolved else {
                     continue;
                 };
@@ -817,15 +875,15 @@ async fn reload_loop(app: Arc<App>, store: Arc<Store>, runtime: Arc<Runtime>, ev
                         app.metrics
                             .loaded(&route_name, &version.name, version.version);
                         eprintln!(
-                            "sluice serve: {}{which} now serves version {} (was {current})",
-                            slot.reference, version.version
+                            "sluice serve: {reference}{which} now serves version {} (was {current})",
+                            version.version
                         );
                     }
                     Ok(Err(e)) => {
                         *slot.failed.write().unwrap() = Some(version.version);
                         eprintln!(
-                            "sluice serve: {}{which} moved to version {}, which cannot be loaded; still serving version {current}: {e}",
-                            slot.reference, version.version
+                            "sluice serve: {reference}{which} moved to version {}, which cannot be loaded; still serving version {current}: {e}",
+                            version.version
                         );
                     }
                     Err(_) => {}
@@ -840,7 +898,7 @@ async fn reload_loop(app: Arc<App>, store: Arc<Store>, runtime: Arc<Runtime>, ev
 /// server follows): its candidate answers the row's share; when the
 /// rollout ends, the start-up canary (if any) is back.
 async fn follow_rollout(app: &App, route: &Route, store: &Arc<Store>, runtime: &Arc<Runtime>) {
-    let ModelRef::Alias(name, alias) = &route.primary.reference else {
+    let Some(ModelRef::Alias(name, alias)) = &route.primary.reference else {
         return;
     };
     let (s, n, a) = (store.clone(), name.clone(), alias.clone());
@@ -874,7 +932,7 @@ async fn follow_rollout(app: &App, route: &Route, store: &Arc<Store>, runtime: &
                 Ok(Ok(model)) => {
                     let slot = Slot {
                         shown: reference.to_string(),
-                        reference,
+                        reference: Some(reference),
                         model: RwLock::new(Arc::new(model)),
                         failed: RwLock::new(None),
                     };

@@ -378,6 +378,24 @@ impl Metadata {
         self.write(|c| finish(c, id, f))
     }
 
+    /// Records execution `id` under another cache key: one whose result
+    /// measured the machine it ran on (a step that probed the serving
+    /// path), so that no later run reuses it. `key_parts` says why.
+    pub fn rekey_execution(
+        &self,
+        id: i64,
+        cache_key: &Digest,
+        key_parts: &serde_json::Value,
+    ) -> Result<(), MetadataError> {
+        self.write(|c| {
+            c.execute(
+                "UPDATE executions SET cache_key = ?2, key_parts = ?3 WHERE id = ?1",
+                vals![id, cache_key.to_hex(), key_parts.to_string()],
+            )?;
+            Ok(())
+        })
+    }
+
     /// Records an execution that is over as soon as it starts — reused
     /// from the cache, skipped — with its component (name, size), in one
     /// transaction. Returns its id.

@@ -13,6 +13,7 @@ use crate::config::{Promotion, WatchConfig};
 use serde::{Deserialize, Serialize};
 use sluice_monitor::{MonitorError, MonitorOptions, Thresholds};
 use sluice_pipeline::execute::{self, Observer, RunOptions};
+use sluice_pipeline::spec::RolloutSpec;
 use sluice_runtime::Runtime;
 use sluice_store::metadata::RunState;
 use sluice_store::{Digest, ModelRef, Store};
@@ -84,6 +85,8 @@ pub struct Watcher {
     /// while this watcher lives, so that a watcher on another machine
     /// does not act on the same triggers.
     lease: Option<sluice_store::lease::Heartbeat>,
+    /// What starts a model server for steps that probe the serving path.
+    serving: Option<Arc<dyn sluice_runtime::ServingProbe>>,
 }
 
 impl Watcher {
@@ -146,6 +149,7 @@ impl Watcher {
             last_check: None,
             _lock: lock,
             lease,
+            serving: None,
         })
     }
 
@@ -184,15 +188,21 @@ impl Watcher {
             ));
         }
         let p = &self.config.promotion;
-        format!(
-            "{}; blessed versions go to {}",
-            parts.join(", "),
-            match (p.staging, p.production) {
-                (_, true) => "staging and production",
-                (true, false) => "staging (production waits for `sluice models promote`)",
-                (false, false) => "no alias",
-            }
-        )
+        let to = match (&p.rollout, p.staging, p.production) {
+            (Some(r), staging, _) => format!(
+                "{}{} through a rollout",
+                if staging && r.alias != "staging" {
+                    "staging, and "
+                } else {
+                    ""
+                },
+                r.alias
+            ),
+            (None, _, true) => "staging and production".into(),
+            (None, true, false) => "staging (production waits for `sluice models promote`)".into(),
+            (None, false, false) => "no alias".into(),
+        };
+        format!("{}; blessed versions go to {to}", parts.join(", "))
     }
 
     /// Watches until `stop` is set (or, with `once`, after one evaluation
@@ -213,6 +223,7 @@ impl Watcher {
                 crash_point("after-trigger");
                 self.act(&p)?;
             }
+            self.drive_rollouts()?;
             if once {
                 return Ok(());
             }
@@ -244,6 +255,13 @@ impl Watcher {
             .metadata
             .update_watch_state(&self.pipeline, changes, &now())
             .map_err(store_err)
+    }
+
+    /// Lets the pipeline's steps start their model in the real model
+    /// server (`std:infra-validate`) with `probe`.
+    pub fn with_serving(mut self, probe: Option<Arc<dyn sluice_runtime::ServingProbe>>) -> Self {
+        self.serving = probe;
+        self
     }
 
     /// Takes the first look: records what the data inputs hold now (so
@@ -503,6 +521,7 @@ impl Watcher {
         let options = RunOptions {
             trigger: p.tag.clone(),
             resume,
+            serving: self.serving.clone(),
             ..RunOptions::default()
         };
         let tokio = tokio::runtime::Builder::new_multi_thread()
@@ -534,22 +553,13 @@ impl Watcher {
     /// Points the policy's aliases at the versions `run_id` registered.
     fn promote(&self, run_id: &str, p: &Pending) -> Result<(), WatchError> {
         let Promotion {
-            model,
             staging,
             production,
             policy,
+            rollout,
+            ..
         } = &self.config.promotion;
-        let names: Vec<String> = match model {
-            Some(m) => vec![m.clone()],
-            None => self
-                .store
-                .metadata
-                .models()
-                .map_err(store_err)?
-                .into_iter()
-                .map(|m| m.name)
-                .collect(),
-        };
+        let names = self.promoted_models()?;
         let mut promoted = false;
         for name in names {
             let versions = self
@@ -578,8 +588,19 @@ impl Watcher {
                     .map_err(store_err)?;
             }
             let gates = sluice_delivery::policy(&self.store, &name).map_err(store_err)?;
-            let aliases: Vec<(&str, bool)> =
-                vec![("staging", *staging), ("production", *production)];
+            // The rollout's alias moves only through a rollout, which its
+            // table asks for even when `production` is false.
+            let rollout_alias = rollout.as_ref().map(|r| r.alias.as_str());
+            let mut aliases: Vec<(&str, bool)> = vec![
+                ("staging", *staging || rollout_alias == Some("staging")),
+                (
+                    "production",
+                    *production || rollout_alias == Some("production"),
+                ),
+            ];
+            if let Some(a) = rollout_alias.filter(|a| !["staging", "production"].contains(a)) {
+                aliases.push((a, true));
+            }
             for (alias, allowed) in aliases {
                 if !allowed {
                     if alias == "production" {
@@ -597,6 +618,12 @@ impl Watcher {
                     .map_err(store_err)?;
                 let current = current.map(|c| c.version);
                 if current == Some(v.version) {
+                    continue;
+                }
+                if let (Some(spec), Some(_)) = (rollout.as_ref(), current)
+                    && spec.alias == alias
+                {
+                    self.start_rollout(&name, v.version, spec, run_id, p)?;
                     continue;
                 }
                 let verdict = match &gates {
@@ -651,6 +678,127 @@ impl Watcher {
             ));
         }
         Ok(())
+    }
+}
+
+impl Watcher {
+    /// The models the promotion policy moves: its `model`, else every
+    /// model in the store.
+    fn promoted_models(&self) -> Result<Vec<String>, WatchError> {
+        Ok(match &self.config.promotion.model {
+            Some(m) => vec![m.clone()],
+            None => self
+                .store
+                .metadata
+                .models()
+                .map_err(store_err)?
+                .into_iter()
+                .map(|m| m.name)
+                .collect(),
+        })
+    }
+
+    /// Starts the rollout `[promotion.rollout]` describes of `name:version`
+    /// (blessed by run `run_id`) on its alias; a refusal is logged, not
+    /// an error: the watcher goes on watching.
+    fn start_rollout(
+        &self,
+        name: &str,
+        version: i64,
+        spec: &RolloutSpec,
+        run_id: &str,
+        p: &Pending,
+    ) -> Result<(), WatchError> {
+        let plan = rollout_plan(spec);
+        let who = format!("sluice watch ({})", sluice_store::identity::user());
+        let reason = format!("blessed by run {run_id} (trigger {}: {})", p.kind, p.detail);
+        let launched = sluice_delivery::launch(
+            &self.store,
+            &sluice_delivery::Launch {
+                name,
+                version,
+                alias: &spec.alias,
+                plan: &plan,
+                who: &who,
+                reason: &reason,
+                force: false,
+            },
+            SystemTime::now(),
+        );
+        match launched {
+            Ok(Ok(r)) => log(&format!(
+                "{name}:{version} rolls out on {name}@{}: rollout {} gives it {}% (baseline version {})",
+                spec.alias, r.id, r.share, r.baseline
+            )),
+            Ok(Err(refusal)) => log(&format!(
+                "{name}:{version} is not rolled out on {}: {refusal}",
+                spec.alias
+            )),
+            Err(sluice_delivery::DeliveryError::Metadata(
+                sluice_store::MetadataError::Conflict(why),
+            )) => log(&format!("{name}:{version} is not rolled out: {why}")),
+            Err(e) => return Err(store_err(e)),
+        }
+        Ok(())
+    }
+
+    /// Decides the stage of each running rollout on `[promotion.rollout]`'s
+    /// alias whose time has come (every model the policy moves), whoever
+    /// started it; logs each decision.
+    fn drive_rollouts(&self) -> Result<(), WatchError> {
+        let Some(spec) = &self.config.promotion.rollout else {
+            return Ok(());
+        };
+        let holder = format!(
+            "sluice watch ({} pid {})",
+            sluice_store::identity::user(),
+            std::process::id()
+        );
+        for name in self.promoted_models()? {
+            let Some(r) = self
+                .store
+                .metadata
+                .running_rollout(&name, &spec.alias)
+                .map_err(store_err)?
+            else {
+                continue;
+            };
+            match sluice_delivery::rollout::tick(&self.store, &r.id, SystemTime::now(), &holder)
+                .map_err(store_err)?
+            {
+                sluice_delivery::rollout::Tick::Decided { decision, reason } => log(&format!(
+                    "rollout {} of {name}:{}: {decision} — {reason}",
+                    r.id, r.candidate
+                )),
+                sluice_delivery::rollout::Tick::Wait(_)
+                | sluice_delivery::rollout::Tick::Ended(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The rollout plan of `[promotion.rollout]`: its keys over `sluice
+/// rollout start`'s defaults.
+fn rollout_plan(spec: &RolloutSpec) -> sluice_delivery::rollout::Plan {
+    let d = sluice_delivery::rollout::Plan::default();
+    sluice_delivery::rollout::Plan {
+        steps: spec.steps.clone().unwrap_or(d.steps),
+        window_ms: spec.window.map_or(d.window_ms, |w| w.as_millis() as u64),
+        min_requests: spec.min_requests.unwrap_or(d.min_requests),
+        max_error_rate_increase: spec
+            .max_error_rate_increase
+            .unwrap_or(d.max_error_rate_increase),
+        alpha: spec.alpha.unwrap_or(d.alpha),
+        max_p99_ratio: spec.max_p99_ratio.unwrap_or(d.max_p99_ratio),
+        feedback: spec
+            .feedback
+            .as_ref()
+            .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone()))
+            .map(|f| f.display().to_string())
+            .or(d.feedback),
+        min_labels: spec.min_labels.unwrap_or(d.min_labels),
+        max_accuracy_drop: spec.max_accuracy_drop.unwrap_or(d.max_accuracy_drop),
     }
 }
 

@@ -47,7 +47,9 @@
 //! Models: the host trains, runs and measures them natively; the [`ml`]
 //! module asks it to ([`ml::train`], [`ml::evaluate`], [`Model::predict`]),
 //! and [`Context::input_model`], [`Context::output_model`] and
-//! [`Context::register_model`] move them in and out of a step.
+//! [`Context::register_model`] move them in and out of a step. The
+//! [`serving`] module asks the host to start a model in the real model
+//! server and measure it.
 //!
 //! A panic inside `run` traps the component; before it does, the SDK writes
 //! it to the step's log as one error line, `panic: <message> at
@@ -60,6 +62,7 @@ mod error;
 mod manifest;
 pub mod ml;
 pub mod rng;
+pub mod serving;
 mod table;
 mod value;
 

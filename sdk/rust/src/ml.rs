@@ -731,7 +731,7 @@ fn check_columns(
 /// Maps a host error of the `ml` interface: the host says whether the
 /// request was at fault ([`StepError::InvalidInput`]) or the work failed
 /// ([`StepError::Failed`]).
-fn host_error(doing: &str, e: raw::MlError) -> StepError {
+pub(crate) fn host_error(doing: &str, e: raw::MlError) -> StepError {
     match e {
         raw::MlError::InvalidInput(m) => StepError::InvalidInput(format!("{doing}: {m}")),
         raw::MlError::Failed(m) => StepError::Failed(format!("{doing}: {m}")),

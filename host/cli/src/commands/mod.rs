@@ -1,5 +1,6 @@
 //! One module per top-level command.
 
+pub(crate) mod ab;
 pub(crate) mod artifacts;
 pub(crate) mod build;
 pub(crate) mod bundle;

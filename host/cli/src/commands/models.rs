@@ -20,8 +20,9 @@ pub(crate) enum ModelsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show a model: every version with its metrics, run and aliases, and
-    /// the history of alias moves; or one version with its card.
+    /// Show a model: every version with its metrics, run and aliases, the
+    /// history of alias moves and its rollouts with every decision and its
+    /// evidence; or one version with its card.
     #[command(
         after_help = "Examples:\n  sluice models show breast-cancer\n  sluice models show breast-cancer@production\n  sluice models show breast-cancer:2 --json"
     )]
@@ -223,11 +224,13 @@ pub(crate) fn run(cmd: &ModelsCommand) -> anyhow::Result<ExitCode> {
                 }
                 let history = store.metadata.alias_history(name)?;
                 let logs = store.metadata.request_logs(name, None)?;
+                let rollouts = sluice_monitor::rollouts::history(&store, name)?;
                 if *json {
                     let out = serde_json::json!({
                         "name": name,
                         "versions": versions,
                         "history": history,
+                        "rollouts": rollouts,
                         "request_logs": logs,
                         "promotion_policy": sluice_delivery::policy(&store, name)?,
                     });
@@ -269,6 +272,14 @@ pub(crate) fn run(cmd: &ModelsCommand) -> anyhow::Result<ExitCode> {
                             },
                             gates_note(h)
                         );
+                    }
+                }
+                if !rollouts.is_empty() {
+                    println!("\nrollouts:");
+                    for r in &rollouts {
+                        for line in sluice_monitor::rollouts::describe(r) {
+                            println!("  {line}");
+                        }
                     }
                 }
                 if let (Some(first), Some(last)) = (logs.first(), logs.last()) {

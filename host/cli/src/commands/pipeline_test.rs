@@ -138,14 +138,20 @@ pub(crate) fn run(ctx: &CliContext, args: &TestArgs) -> anyhow::Result<ExitCode>
             );
         }
     }
+    let store = Arc::new(store);
     let options = RunOptions {
         jobs: args.jobs.unwrap_or(RunOptions::default().jobs).max(1),
         use_cache: false,
         memory: None,
         trigger: "test".into(),
         resume: None,
+        serving: super::run::serving_probe(
+            ctx,
+            &store_dir,
+            &sluice_store::MetadataLocation::Sqlite(store_dir.join("metadata.sqlite")),
+            store.clone(),
+        ),
     };
-    let store = Arc::new(store);
     let report = match super::run::execute_blocking(&prepared, store.clone(), &options, args.quiet)?
     {
         Ok(r) => r,

@@ -8,8 +8,9 @@ use crate::commands::run::{default_store_dir, open_store};
 use crate::ui;
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
+use sluice_delivery::Refusal;
 use sluice_delivery::rollout::{Plan, Tick, tick};
-use sluice_store::{ModelRef, Store};
+use sluice_store::Store;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
@@ -204,36 +205,36 @@ pub(crate) fn run(cmd: &RolloutCommand) -> anyhow::Result<ExitCode> {
                 min_labels: *min_labels,
                 max_accuracy_drop: *max_accuracy_drop,
             };
-            if let Err(why) = plan.check() {
-                bail!("{why}");
-            }
             if *force && reason.trim().is_empty() {
                 bail!(
                     "--force needs --reason \"…\": an override of promotion gates is kept with the rollout"
                 );
             }
-            let Some(baseline) = store
-                .metadata
-                .resolve_model(&ModelRef::Alias(name.clone(), alias.clone()))?
-            else {
-                bail!(
-                    "`{name}@{alias}` points at no version, so there is nothing to compare a candidate with; `sluice models promote {name} VERSION --alias {alias}` sets it"
-                );
-            };
-            if baseline.version == *version {
-                bail!("`{name}@{alias}` already holds version {version}");
-            }
-            if let Some(policy) = sluice_delivery::policy(&store, name)? {
-                let verdict = sluice_delivery::check(
-                    &store,
-                    &policy,
+            let who = sluice_store::identity::user();
+            let launched = sluice_delivery::launch(
+                &store,
+                &sluice_delivery::Launch {
                     name,
-                    *version,
+                    version: *version,
                     alias,
-                    SystemTime::now(),
-                )?;
-                let unmet = verdict.unmet();
-                if !unmet.is_empty() && !force {
+                    plan: &plan,
+                    who: &who,
+                    reason,
+                    force: *force,
+                },
+                SystemTime::now(),
+            )?;
+            let rollout = match launched {
+                Ok(r) => r,
+                Err(Refusal::Plan(why)) => bail!("{why}"),
+                Err(Refusal::NoBaseline) => bail!(
+                    "`{name}@{alias}` points at no version, so there is nothing to compare a candidate with; `sluice models promote {name} VERSION --alias {alias}` sets it"
+                ),
+                Err(Refusal::AlreadyThere) => {
+                    bail!("`{name}@{alias}` already holds version {version}")
+                }
+                Err(Refusal::Gates(verdict)) => {
+                    let unmet = verdict.unmet();
                     eprintln!(
                         "{} {name}:{version} cannot be rolled out on {alias}; {} gate(s) unmet:",
                         ui::error_label(),
@@ -245,31 +246,15 @@ pub(crate) fn run(cmd: &RolloutCommand) -> anyhow::Result<ExitCode> {
                     eprintln!("help: `--force --reason \"…\"` starts it anyway");
                     return Ok(ExitCode::from(1));
                 }
-            }
-            let now = sluice_store::time::now();
-            let id = format!(
-                "{name}-{version}-{}",
-                sluice_store::time::compact(SystemTime::now())
-            );
-            let rollout = store.metadata.start_rollout(
-                &id,
-                name,
-                alias,
-                baseline.version,
-                *version,
-                &serde_json::to_value(&plan)?,
-                plan.steps[0],
-                &sluice_store::identity::user(),
-                reason,
-                &now,
-            )?;
+            };
+            let (id, baseline) = (rollout.id.clone(), rollout.baseline);
             if *json && !run {
                 println!("{}", serde_json::to_string_pretty(&rollout)?);
             } else {
                 eprintln!(
                     "rollout {id}: {name}:{version} takes {}% of {name}@{alias} (baseline version {}); stages {} of {} each",
                     plan.steps[0],
-                    baseline.version,
+                    baseline,
                     plan.steps
                         .iter()
                         .map(|s| format!("{s}%"))
@@ -293,54 +278,15 @@ pub(crate) fn run(cmd: &RolloutCommand) -> anyhow::Result<ExitCode> {
         }
         RolloutCommand::Show { id, store, json } => {
             let store = store_at(store)?;
-            let Some(r) = store.metadata.rollout(id)? else {
+            let Some(history) = sluice_monitor::rollouts::one(&store, id)? else {
                 bail!("there is no rollout {id}; `sluice rollout list NAME` lists a model's");
             };
-            let decisions = store.metadata.rollout_decisions(id)?;
             if *json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({"rollout": r, "decisions": decisions})
-                    )?
-                );
+                println!("{}", serde_json::to_string_pretty(&history)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            println!(
-                "rollout {}: {}:{} on {}@{} (baseline {}), {} — stage {}, {}%",
-                r.id,
-                r.name,
-                r.candidate,
-                r.name,
-                r.alias,
-                r.baseline,
-                r.state,
-                r.stage + 1,
-                r.share
-            );
-            if !r.reason.is_empty() {
-                println!("  {}", r.reason);
-            }
-            for d in &decisions {
-                println!(
-                    "  {}  stage {}: {} by {}",
-                    d.at,
-                    d.stage + 1,
-                    d.decision,
-                    d.holder
-                );
-                for t in d.evidence["tests"].as_array().into_iter().flatten() {
-                    println!(
-                        "    {} {}: {}",
-                        t["criterion"].as_str().unwrap_or(""),
-                        if t["passed"] == true {
-                            "passed"
-                        } else {
-                            "FAILED"
-                        },
-                        t["detail"].as_str().unwrap_or("")
-                    );
-                }
+            for line in sluice_monitor::rollouts::describe(&history) {
+                println!("{line}");
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -8,6 +8,7 @@ use sluice_pipeline::diagnostic::Diagnostics;
 use sluice_pipeline::execute::{
     self, ExecuteError, Prepared, RunOptions, RunReport, RunState, StepState,
 };
+use sluice_runtime::ServingProbe;
 use sluice_store::{ObjectStore, Store, StoreLocation};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -119,8 +120,11 @@ pub(crate) fn run(ctx: &CliContext, args: &RunArgs) -> anyhow::Result<ExitCode> 
         Ok(p) => p,
         Err(diags) => return Ok(report_diagnostics(&diags, args.json)),
     };
+    let store = Arc::new(store);
     let defaults = RunOptions::default();
     let options = RunOptions {
+        serving: store_of(args.pipeline.as_deref(), &args.store)
+            .serving_probe(ctx, store.clone())?,
         jobs: args.jobs.unwrap_or(defaults.jobs).max(1),
         use_cache: !args.no_cache,
         memory: args.memory,
@@ -131,7 +135,6 @@ pub(crate) fn run(ctx: &CliContext, args: &RunArgs) -> anyhow::Result<ExitCode> 
         },
         resume,
     };
-    let store = Arc::new(store);
     let report = match execute_blocking(&prepared, store.clone(), &options, args.quiet)? {
         Ok(r) => r,
         Err(ExecuteError::Data(diags)) => return Ok(report_diagnostics(&diags, args.json)),
@@ -381,6 +384,42 @@ impl StoreOf {
     pub(crate) fn open(&self) -> anyhow::Result<Store> {
         open_store_near(&self.dir, &self.local, self.metadata.as_deref())
     }
+
+    /// What starts a model in the real model server on this store, for
+    /// steps that probe the serving path (see [`serving_probe`]).
+    pub(crate) fn serving_probe(
+        &self,
+        ctx: &CliContext,
+        store: Arc<Store>,
+    ) -> anyhow::Result<Option<Arc<dyn ServingProbe>>> {
+        let location = store_location(&self.dir, &self.local, self.metadata.as_deref())?;
+        Ok(serving_probe(ctx, &self.dir, &location.metadata, store))
+    }
+}
+
+/// What starts a model in the real model server for steps that probe the
+/// serving path (`std:infra-validate`): this very binary as `sluice serve`,
+/// on the store at `store_dir` with its metadata at `metadata`, so that the
+/// server loads the model exactly as production would. `None` (a probe is
+/// then refused with a reason) when this executable cannot be found.
+pub(crate) fn serving_probe(
+    ctx: &CliContext,
+    store_dir: &Path,
+    metadata: &sluice_store::MetadataLocation,
+    store: Arc<Store>,
+) -> Option<Arc<dyn ServingProbe>> {
+    let exe = std::env::current_exe().ok()?;
+    let metadata = match metadata {
+        sluice_store::MetadataLocation::Sqlite(path) => path.display().to_string(),
+        sluice_store::MetadataLocation::Postgres(url) => url.clone(),
+    };
+    Some(Arc::new(sluice_serve::infra::ServerProbe::new(
+        exe,
+        store_dir.to_path_buf(),
+        Some(metadata),
+        ctx.cache_dir.clone(),
+        store,
+    )))
 }
 
 /// The store of a pipeline (see [`StoreOf`]).

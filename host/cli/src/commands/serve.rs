@@ -7,7 +7,7 @@ use crate::CliContext;
 use anyhow::Context as _;
 use clap::Args;
 use sluice_serve::{BatchConfig, LogConfig, ServeConfig, Server, VariantKey};
-use sluice_store::ModelRef;
+use sluice_store::{Digest, ModelRef};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -79,8 +79,20 @@ Examples:
 pub(crate) struct ServeArgs {
     /// A model to serve, under its name: NAME@ALIAS (follows the alias),
     /// NAME:VERSION (pinned) or NAME (the latest version). Repeatable.
-    #[arg(long = "model", value_name = "NAME@ALIAS", required = true)]
+    #[arg(
+        long = "model",
+        value_name = "NAME@ALIAS",
+        required_unless_present = "artifacts"
+    )]
     models: Vec<ModelRef>,
+
+    /// Serve an unregistered model as NAME version 0: NAME=sha256:HEX names
+    /// its stored card (JSON, as the registry keeps cards; its ONNX bytes
+    /// and transform component in the same store). Never reloaded; takes no
+    /// canary or shadow. Hidden: it exists for `std:infra-validate`, which
+    /// serves a candidate before it is registered.
+    #[arg(long = "artifact", value_name = "NAME=sha256:HEX", value_parser = parse_artifact, hide = true)]
+    artifacts: Vec<(String, Digest)>,
 
     /// Send PERCENT of NAME's requests to another version: NAME@ALIAS=PERCENT
     /// (e.g. breast-cancer@staging=10). Responses name the version that
@@ -210,6 +222,18 @@ fn parse_stats_every(s: &str) -> Result<StatsEvery, String> {
     Ok(StatsEvery(Some(every)))
 }
 
+/// `--artifact NAME=sha256:HEX`.
+fn parse_artifact(s: &str) -> Result<(String, Digest), String> {
+    let bad = || format!("`{s}` is not NAME=sha256:HEX");
+    let (name, card) = s.split_once('=').ok_or_else(bad)?;
+    let name = match name.parse::<ModelRef>() {
+        Ok(ModelRef::Latest(name)) => name,
+        _ => return Err(bad()),
+    };
+    let card: Digest = card.parse().map_err(|_| bad())?;
+    Ok((name, card))
+}
+
 fn parse_canary(s: &str) -> Result<(ModelRef, f64), String> {
     let (reference, percent) = s.rsplit_once('=').ok_or_else(|| {
         format!("`{s}` is not NAME@ALIAS=PERCENT (e.g. breast-cancer@staging=10)")
@@ -240,6 +264,7 @@ pub(crate) fn run(ctx: &CliContext, args: &ServeArgs) -> anyhow::Result<ExitCode
     let runtime = Arc::new(ctx.runtime()?);
     let config = ServeConfig {
         models: args.models.clone(),
+        artifacts: args.artifacts.clone(),
         canaries: args.canaries.clone(),
         variant_key: args.variant_key.clone(),
         shadows: args.shadows.clone(),

@@ -1,7 +1,7 @@
 //! `sluice step exec`: one step of a planned run, as an engine's task runs it.
 
 use crate::CliContext;
-use crate::commands::run::{default_store_dir, open_store};
+use crate::commands::run::{default_store_dir, open_store, serving_probe, store_location};
 use crate::ui;
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -69,10 +69,14 @@ pub(crate) fn run(ctx: &CliContext, cmd: &StepCommand) -> anyhow::Result<ExitCod
         json,
         quiet,
     } = cmd;
+    let store_dir = store.clone().unwrap_or_else(default_store_dir);
     let store = match open_task_store(store) {
-        Ok(s) => s,
+        Ok(s) => Arc::new(s),
         Err(code) => return Ok(code),
     };
+    let serving = store_location(&store_dir, &default_store_dir(), None)
+        .ok()
+        .and_then(|l| serving_probe(ctx, &store_dir, &l.metadata, store.clone()));
     let runtime = || {
         ctx.runtime()
             .map_err(|e| sluice_pipeline::execute::ExecuteError::Artifact(format!("{e:#}")))
@@ -83,7 +87,7 @@ pub(crate) fn run(ctx: &CliContext, cmd: &StepCommand) -> anyhow::Result<ExitCod
         .build()
         .context("starting the async runtime")?;
     let progress = Arc::new(ui::Progress::new(*quiet));
-    let outcome = tokio.block_on(exec_step(Arc::new(store), &runtime, run, step, progress));
+    let outcome = tokio.block_on(exec_step(store, &runtime, run, step, progress, serving));
     let report = match outcome {
         Ok(report) => report,
         Err(e) => {

@@ -55,10 +55,12 @@ pub(crate) struct WatchArgs {
 
 /// Runs `sluice watch`.
 pub(crate) fn run(ctx: &CliContext, args: &WatchArgs) -> anyhow::Result<ExitCode> {
-    let store = Arc::new(store_of(Some(&args.pipeline), &args.store).open()?);
+    let store_of = store_of(Some(&args.pipeline), &args.store);
+    let store = Arc::new(store_of.open()?);
+    let serving = store_of.serving_probe(ctx, store.clone())?;
     let runtime = Arc::new(ctx.runtime()?);
     let mut watcher = match sluice_watch::Watcher::new(&args.pipeline, store, runtime) {
-        Ok(w) => w,
+        Ok(w) => w.with_serving(serving),
         Err(sluice_watch::WatchError::Spec(diags)) => return Ok(report_diagnostics(&diags, false)),
         Err(e) => return Err(e.into()),
     };

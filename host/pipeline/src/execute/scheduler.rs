@@ -11,6 +11,7 @@ use super::{ExecuteError, Observer};
 use crate::diagnostic::{Code, Diagnostics};
 use crate::spec::{DataKind, Source};
 use crate::validate::PlannedStep;
+use sluice_runtime::ServingProbe;
 use sluice_runtime::{ArtifactKind, Digest, InputArtifact};
 use sluice_store::Store;
 use sluice_store::metadata::{ExecutionRecord, ExecutionState, RunRecord};
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 /// How to run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunOptions {
     /// Most steps running at once.
     pub jobs: usize,
@@ -32,6 +33,23 @@ pub struct RunOptions {
     /// The memory limit of every step that sets none of its own
     /// (`sluice run --memory`); over `[pipeline] limits`.
     pub memory: Option<u64>,
+    /// What starts a model in the real model server for steps that probe
+    /// the serving path (`std:infra-validate`); without it, they are
+    /// refused.
+    pub serving: Option<Arc<dyn ServingProbe>>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("jobs", &self.jobs)
+            .field("use_cache", &self.use_cache)
+            .field("resume", &self.resume)
+            .field("trigger", &self.trigger)
+            .field("memory", &self.memory)
+            .field("serving", &self.serving.is_some())
+            .finish()
+    }
 }
 
 impl Default for RunOptions {
@@ -42,6 +60,7 @@ impl Default for RunOptions {
             resume: None,
             trigger: "manual".into(),
             memory: None,
+            serving: None,
         }
     }
 }
@@ -170,6 +189,7 @@ pub async fn execute(
         .with_lease_holder(lock.holder())
         .trusting_recorded_objects(options.use_cache)
         .with_runtime(prepared.runtime.clone())
+        .with_serving(options.serving.clone())
         .with_default_limits(crate::spec::Limits {
             memory: options.memory.or(spec.limits.memory),
             ..spec.limits

@@ -16,7 +16,7 @@ use crate::validate::PlannedStep;
 use sluice_runtime::ClockMode;
 use sluice_runtime::{
     ArtifactKind, Component, Digest, InputArtifact, Invocation, Limits, ModelArtifact,
-    OutputArtifact, Runtime, StepEvent, StepFailure, StepOutcome,
+    OutputArtifact, Runtime, ServingProbe, StepEvent, StepFailure, StepOutcome,
 };
 use sluice_store::lease::{cache_lease, lease_ttl};
 use sluice_store::metadata::{ExecutionRecord, ExecutionState, Finished, NewExecution};
@@ -52,6 +52,10 @@ pub struct StepJob<'p> {
     /// The cache key; also the seed of the step's randomness.
     pub key: Digest,
     key_parts: serde_json::Value,
+    /// The key a result that measured this machine (a step that probed
+    /// the serving path) is recorded under: reused only on the machine,
+    /// and by the `sluice`, that measured it.
+    machine_key: Digest,
     params: serde_json::Value,
     edges: Vec<(String, Digest, String)>,
     component_label: String,
@@ -96,6 +100,7 @@ impl<'p> StepJob<'p> {
             component_digest,
             component_size,
             key: key_of(&key_parts),
+            machine_key: key_of(&measured_here(&key_parts)),
             params: params_json(&planned.params),
             key_parts,
             inputs,
@@ -199,6 +204,18 @@ impl StepRun {
     }
 }
 
+/// `key_parts` of a result that measured the machine it ran on: the host
+/// and the `sluice` that measured it join the key, so that a team store
+/// reuses it only where it still holds (another machine measures again).
+fn measured_here(key_parts: &serde_json::Value) -> serde_json::Value {
+    let mut parts = key_parts.clone();
+    parts["measured_on"] = serde_json::json!({
+        "host": sluice_store::metadata::hostname(),
+        "sluice": env!("CARGO_PKG_VERSION"),
+    });
+    parts
+}
+
 /// Whose a step's computing is (see [`StepExecutor::claim`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
@@ -229,6 +246,7 @@ pub struct StepExecutor {
     observer: Arc<dyn Observer>,
     defaults: SpecLimits,
     runtime: Option<Runtime>,
+    serving: Option<Arc<dyn ServingProbe>>,
 }
 
 impl StepExecutor {
@@ -243,6 +261,7 @@ impl StepExecutor {
             observer,
             defaults: SpecLimits::default(),
             runtime: None,
+            serving: None,
         }
     }
 
@@ -268,6 +287,14 @@ impl StepExecutor {
     /// standard steps or the store's objects.
     pub fn with_runtime(mut self, runtime: Runtime) -> Self {
         self.runtime = Some(runtime);
+        self
+    }
+
+    /// Lets steps start their model in the real model server
+    /// (`serving.probe`, `std:infra-validate`) with `probe`; without one,
+    /// a probe is refused.
+    pub fn with_serving(mut self, probe: Option<Arc<dyn ServingProbe>>) -> Self {
+        self.serving = probe;
         self
     }
 
@@ -415,10 +442,13 @@ impl StepExecutor {
         let store = &self.store;
         let planned = job.planned;
         let candidate = match resumed {
-            Some(e) if e.cache_key == job.key => Some(e.clone()),
+            Some(e) if e.cache_key == job.key || e.cache_key == job.machine_key => Some(e.clone()),
             // A step that sees the real time gives a new result each run.
             _ if use_cache && planned.step.cache && planned.step.clock == ClockMode::Virtual => {
-                store.metadata.find_cached(&job.key)?
+                match store.metadata.find_cached(&job.key)? {
+                    Some(e) => Some(e),
+                    None => store.metadata.find_cached(&job.machine_key)?,
+                }
             }
             _ => None,
         };
@@ -552,6 +582,7 @@ impl StepExecutor {
                     Arc::new(move |digest| runtime.load_digest(digest, Some(&store.objects)));
                 load
             }),
+            serving: self.serving.clone(),
         };
         self.observer
             .step_started(job.name(), &planned.step.component.to_string());
@@ -670,6 +701,16 @@ impl StepExecutor {
                 report.message = Some(message);
                 report.failure = Some(failure);
             }
+        }
+        if outcome.probed {
+            // The result measured this machine (`serving.probe`): recorded
+            // under the key only this machine and this `sluice` look up.
+            store.metadata.rekey_execution(
+                ran.execution_id,
+                &job.machine_key,
+                &measured_here(&job.key_parts),
+            )?;
+            report.cache_key = job.machine_key;
         }
         let detail = serde_json::json!({
             "logs": report.logs,

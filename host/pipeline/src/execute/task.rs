@@ -140,13 +140,15 @@ pub struct TaskReport {
 /// result when it has one (starting no component runtime: `runtime` is
 /// called only when the step must run), else loads its component (by
 /// digest: a standard step of this build, or the store's bytes) and runs
-/// it, recording everything as `sluice run` would.
+/// it, recording everything as `sluice run` would. `serving` starts a
+/// model server for a step that probes the serving path.
 pub async fn exec_step(
     store: Arc<Store>,
     runtime: &dyn Fn() -> Result<Runtime, ExecuteError>,
     run_id: &str,
     step: &str,
     observer: Arc<dyn Observer>,
+    serving: Option<Arc<dyn sluice_runtime::ServingProbe>>,
 ) -> Result<TaskReport, TaskError> {
     let opened = open_planned(&store, run_id)?;
     let planned = find_step(&opened, step)?;
@@ -208,6 +210,7 @@ pub async fn exec_step(
     }
 
     let executor = StepExecutor::new(store.clone(), run_id, observer)
+        .with_serving(serving)
         .with_lease_holder(holder)
         .trusting_recorded_objects(opened.plan.use_cache)
         .with_default_limits(crate::spec::Limits {

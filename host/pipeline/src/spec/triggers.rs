@@ -22,6 +22,8 @@
 //!
 //! [promotion.require.production]  # the gates of a move into `production`
 //! blessing = true                 # pushed with a blessing that says blessed
+//! infra = true                    # pushed with an infra blessing that says blessed
+//! online = true                   # enters only through a rollout that passed
 //! soak = "1h"                     # held the previous environment this long
 //! min-requests = 500              # …serving at least this many requests there
 //! max-error-rate = 0.01           # …with at most this share answered 4xx/5xx
@@ -40,7 +42,7 @@ use crate::diagnostic::{Code, Span, suggest};
 use serde::{Deserialize, Serialize};
 use sluice_store::ModelRef;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 
@@ -113,6 +115,10 @@ pub struct Promotion {
     /// neither `environments` nor `require` (a policy set otherwise, with
     /// `sluice models policy`, is then left alone).
     pub policy: Option<PromotionPolicy>,
+    /// `[promotion.rollout]`: a blessed version reaches the rollout's
+    /// alias through a canary rollout that `sluice watch` starts and
+    /// decides, never by a direct move.
+    pub rollout: Option<RolloutSpec>,
 }
 
 impl Default for Promotion {
@@ -122,8 +128,37 @@ impl Default for Promotion {
             staging: true,
             production: false,
             policy: None,
+            rollout: None,
         }
     }
+}
+
+/// `[promotion.rollout]`: how `sluice watch` rolls a blessed version out
+/// on an alias (see `sluice rollout start`, whose options these are); a
+/// key left out takes `sluice rollout start`'s default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RolloutSpec {
+    /// The alias rolled out on (default `production`).
+    pub alias: String,
+    /// The candidate's share at each stage, in percent.
+    pub steps: Option<Vec<f64>>,
+    /// How long each stage lasts at least.
+    pub window: Option<Duration>,
+    /// Requests the candidate must answer in a stage before it is judged.
+    pub min_requests: Option<u64>,
+    /// How much higher the candidate's error rate may be (a share).
+    pub max_error_rate_increase: Option<f64>,
+    /// The significance of the error-rate and accuracy tests.
+    pub alpha: Option<f64>,
+    /// How many times the baseline's p99 latency the candidate's may be.
+    pub max_p99_ratio: Option<f64>,
+    /// A file of true labels joined with logged requests (relative to the
+    /// spec's folder).
+    pub feedback: Option<PathBuf>,
+    /// Labelled requests each side needs in a stage.
+    pub min_labels: Option<u64>,
+    /// How far below the baseline's the candidate's accuracy may be.
+    pub max_accuracy_drop: Option<f64>,
 }
 
 /// A model's promotion policy: the environments (aliases) its versions
@@ -166,6 +201,17 @@ pub struct Requirements {
     /// `"blessed": true`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub blessing: bool,
+    /// The version was pushed with an infra blessing
+    /// (`std:infra-validate`'s) that says `"blessed": true`: it was served
+    /// by the real model server within its budgets.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub infra: bool,
+    /// The version enters this environment only through a rollout on it
+    /// that passed every stage (`sluice rollout start`, or
+    /// `[promotion.rollout]` under `sluice watch`): validated online
+    /// against the version it replaces.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub online: bool,
     /// It held the previous environment at least this long (milliseconds
     /// in JSON).
     #[serde(
@@ -226,7 +272,26 @@ const TRIGGER_KEYS: &[&str] = &[
 ];
 const DRIFT_KEYS: &[&str] = &["model", "threshold", "min-rows"];
 const DEGRADATION_KEYS: &[&str] = &["model", "feedback", "metric", "below"];
-const PROMOTION_KEYS: &[&str] = &["model", "staging", "production", "environments", "require"];
+const PROMOTION_KEYS: &[&str] = &[
+    "model",
+    "staging",
+    "production",
+    "environments",
+    "require",
+    "rollout",
+];
+const ROLLOUT_KEYS: &[&str] = &[
+    "alias",
+    "steps",
+    "window",
+    "min-requests",
+    "max-error-rate-increase",
+    "alpha",
+    "max-p99-ratio",
+    "feedback",
+    "min-labels",
+    "max-accuracy-drop",
+];
 /// The keys of a promotion policy file (`sluice models policy --set`).
 const POLICY_KEYS: &[&str] = &["environments", "require"];
 
@@ -243,6 +308,8 @@ pub fn parse_policy(
 }
 const REQUIRE_KEYS: &[&str] = &[
     "blessing",
+    "infra",
+    "online",
     "soak",
     "min-requests",
     "max-error-rate",
@@ -501,7 +568,7 @@ impl Parser<'_> {
     }
 
     /// The `[promotion]` table.
-    pub(super) fn promotion(&mut self, value: &Val<'_>) -> Option<Promotion> {
+    pub(super) fn promotion(&mut self, value: &Val<'_>, base: &Path) -> Option<Promotion> {
         let location = "[promotion]";
         let t = self.table(value, "`promotion`")?;
         self.check_keys(t, PROMOTION_KEYS, location);
@@ -544,7 +611,122 @@ impl Parser<'_> {
                 None => ok = false,
             }
         }
+        if let Some((_, v)) = get(t, "rollout") {
+            match self.rollout(v, base) {
+                Some(r) => p.rollout = Some(r),
+                None => ok = false,
+            }
+        }
         ok.then_some(p)
+    }
+
+    /// The `[promotion.rollout]` table; relative paths are from `base`.
+    fn rollout(&mut self, value: &Val<'_>, base: &Path) -> Option<RolloutSpec> {
+        let location = "[promotion.rollout]";
+        let t = self.table(value, location)?;
+        self.check_keys(t, ROLLOUT_KEYS, location);
+        let mut r = RolloutSpec {
+            alias: "production".into(),
+            ..RolloutSpec::default()
+        };
+        let mut ok = true;
+        if let Some((_, v)) = get(t, "alias") {
+            match self.string(v, &format!("`alias` in {location}")) {
+                Some(a) if super::is_valid_name(a) => r.alias = a.to_string(),
+                Some(a) => {
+                    self.error(
+                        Code::InvalidValue,
+                        span_of(v),
+                        format!("invalid `alias` in {location}: `{a}` is not an alias name"),
+                        Some("an alias is letters, digits, `.`, `_` and `-`".into()),
+                    );
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+        if let Some((_, v)) = get(t, "steps") {
+            let steps = match v.get_ref() {
+                DeValue::Array(items) if !items.is_empty() => items
+                    .iter()
+                    .map(|item| self.number(item, "steps", location))
+                    .collect::<Option<Vec<f64>>>(),
+                _ => {
+                    self.type_error(
+                        v,
+                        "a non-empty array of percentages",
+                        &format!("`steps` in {location}"),
+                    );
+                    None
+                }
+            };
+            let increasing = steps.as_ref().is_some_and(|s| {
+                s.iter()
+                    .try_fold(0.0, |prev, &x| (x > prev && x < 100.0).then_some(x))
+                    .is_some()
+            });
+            if steps.is_some() && !increasing {
+                self.error(
+                    Code::InvalidValue,
+                    span_of(v),
+                    format!("invalid `steps` in {location}: shares must increase and stay between 0 and 100"),
+                    Some("e.g. `steps = [5, 25, 50]`: after the last stage passes, the alias moves to the candidate".into()),
+                );
+            }
+            ok &= increasing;
+            r.steps = steps.filter(|_| increasing);
+        }
+        if let Some((_, v)) = get(t, "window") {
+            r.window = self.trigger_duration(v, "window", location);
+            ok &= r.window.is_some();
+        }
+        for (key, slot) in [
+            ("min-requests", &mut r.min_requests),
+            ("min-labels", &mut r.min_labels),
+        ] {
+            if let Some((_, v)) = get(t, key) {
+                *slot = self.number(v, key, location).map(|x| x as u64);
+                ok &= slot.is_some();
+            }
+        }
+        for (key, slot, range) in [
+            (
+                "max-error-rate-increase",
+                &mut r.max_error_rate_increase,
+                0.0..1.0,
+            ),
+            ("alpha", &mut r.alpha, 0.0..0.5),
+            ("max-accuracy-drop", &mut r.max_accuracy_drop, 0.0..1.0),
+            ("max-p99-ratio", &mut r.max_p99_ratio, 1.0..f64::INFINITY),
+        ] {
+            if let Some((_, v)) = get(t, key) {
+                let x = self.number(v, key, location);
+                if x.is_some_and(|x| !(range.contains(&x) || (key != "alpha" && x == range.start)))
+                {
+                    self.error(
+                        Code::InvalidValue,
+                        span_of(v),
+                        format!(
+                            "invalid `{key}` in {location}: {} is outside {}..{}",
+                            x.unwrap(),
+                            range.start,
+                            range.end
+                        ),
+                        None,
+                    );
+                    ok = false;
+                }
+                *slot = x;
+                ok &= slot.is_some();
+            }
+        }
+        if let Some((_, v)) = get(t, "feedback") {
+            match self.string(v, &format!("`feedback` in {location}")) {
+                Some(f) => r.feedback = Some(base.join(f)),
+                None => ok = false,
+            }
+        }
+        ok.then_some(r)
     }
 
     /// The `environments` and `require` keys of `t` (the `[promotion]`
@@ -650,12 +832,18 @@ impl Parser<'_> {
         self.check_keys(t, REQUIRE_KEYS, location);
         let mut r = Requirements::default();
         let mut ok = true;
-        if let Some((_, v)) = get(t, "blessing") {
-            match v.get_ref() {
-                DeValue::Boolean(b) => r.blessing = *b,
-                _ => {
-                    self.type_error(v, "a boolean", &format!("`blessing` in {location}"));
-                    ok = false;
+        for (key, field) in [
+            ("blessing", &mut r.blessing),
+            ("infra", &mut r.infra),
+            ("online", &mut r.online),
+        ] {
+            if let Some((_, v)) = get(t, key) {
+                match v.get_ref() {
+                    DeValue::Boolean(b) => *field = *b,
+                    _ => {
+                        self.type_error(v, "a boolean", &format!("`{key}` in {location}"));
+                        ok = false;
+                    }
                 }
             }
         }
@@ -849,6 +1037,7 @@ mod tests {
                 policy: None,
                 staging: true,
                 production: true,
+                rollout: None,
             })
         );
     }
@@ -912,7 +1101,7 @@ mod tests {
                     Code::UnknownKey,
                     12,
                     1,
-                    "unknown key `prodution` in [promotion]; expected one of model, staging, production, environments, require".into(),
+                    "unknown key `prodution` in [promotion]; expected one of model, staging, production, environments, require, rollout".into(),
                     help("production")
                 ),
                 (
@@ -1036,6 +1225,50 @@ mod tests {
         assert_eq!(
             got[0].3,
             "expected a boolean or a list of data input names for `new-data` in [triggers], found string"
+        );
+    }
+
+    #[test]
+    fn a_rollout_table_takes_the_rollout_options_and_refuses_bad_ones() {
+        let spec = parse(
+            "[promotion]\n[promotion.rollout]\nsteps = [10, 50]\nwindow = \"5m\"\nmin-requests = 300\nalpha = 0.01\nmax-p99-ratio = 1.2\nfeedback = \"labels.csv\"\n[promotion.require.production]\nonline = true\n",
+        )
+        .unwrap();
+        let p = spec.promotion.unwrap();
+        let r = p.rollout.unwrap();
+        assert_eq!(r.alias, "production");
+        assert_eq!(r.steps, Some(vec![10.0, 50.0]));
+        assert_eq!(r.window, Some(Duration::from_secs(300)));
+        assert_eq!(r.min_requests, Some(300));
+        assert_eq!(r.alpha, Some(0.01));
+        assert_eq!(r.max_p99_ratio, Some(1.2));
+        assert_eq!(r.max_error_rate_increase, None, "left to the default");
+        assert!(r.feedback.unwrap().ends_with("labels.csv"));
+        assert!(p.policy.unwrap().require["production"].online);
+
+        let got = errors(
+            "[promotion]\n[promotion.rollout]\nsteps = [50, 10]\nalpha = 0.7\nalias = \"prod uction\"\nwindwo = \"1m\"\n",
+        );
+        let messages: Vec<&str> = got.iter().map(|g| g.3.as_str()).collect();
+        assert!(
+            messages.contains(&"invalid `steps` in [promotion.rollout]: shares must increase and stay between 0 and 100"),
+            "{messages:?}"
+        );
+        assert!(
+            messages.contains(&"invalid `alpha` in [promotion.rollout]: 0.7 is outside 0..0.5"),
+            "{messages:?}"
+        );
+        assert!(
+            messages.contains(
+                &"invalid `alias` in [promotion.rollout]: `prod uction` is not an alias name"
+            ),
+            "{messages:?}"
+        );
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.starts_with("unknown key `windwo` in [promotion.rollout]")),
+            "{messages:?}"
         );
     }
 
