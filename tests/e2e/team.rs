@@ -416,7 +416,7 @@ fn a_sqlite_store_migrated_to_postgres_keeps_its_models_lineage_and_cache() {
         })
         .collect();
     assert_eq!(rows["runs"], 1);
-    assert_eq!(rows["executions"], 10);
+    assert_eq!(rows["executions"], 11);
     assert_eq!(rows["models"], 1);
     assert_eq!(rows["alias_history"], 1);
     assert!(
