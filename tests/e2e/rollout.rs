@@ -47,6 +47,16 @@ fn traffic(
 /// `sluice rollout start … --run` of `version` on production, two stages
 /// of 1 s (20% and 50%), with `extra` flags.
 fn rollout_start(store: &Path, version: &str, extra: &[&str]) -> crate::support::Run {
+    rollout_start_with(store, version, ("20,50", "1s", "15"), extra)
+}
+
+/// [`rollout_start`] with the plan's (steps, window, min-requests).
+fn rollout_start_with(
+    store: &Path,
+    version: &str,
+    (steps, window, min_requests): (&str, &str, &str),
+    extra: &[&str],
+) -> crate::support::Run {
     let dir = tempfile::tempdir().unwrap();
     let (out, err) = (dir.path().join("out"), dir.path().join("err"));
     let mut child = sluice()
@@ -58,11 +68,11 @@ fn rollout_start(store: &Path, version: &str, extra: &[&str]) -> crate::support:
             "--alias",
             "production",
             "--steps",
-            "20,50",
+            steps,
             "--window",
-            "1s",
+            window,
             "--min-requests",
-            "15",
+            min_requests,
             "--run",
             "--every",
             "200ms",
@@ -557,5 +567,65 @@ fn a_candidate_trained_on_shuffled_labels_is_rolled_back_on_live_accuracy_from_f
     assert_eq!(
         counts[1].load(Ordering::Relaxed) + counts[2].load(Ordering::Relaxed),
         0
+    );
+}
+
+#[test]
+fn a_candidate_answering_one_class_for_everything_is_rolled_back_on_its_prediction_distribution() {
+    let (_dir, store) = trained_store(false);
+    // Version 2: regularised until it answers the majority class for every
+    // request — its error rate is as good as production's, and no label
+    // ever arrives; only the distribution of its answers gives it away.
+    train(&store, |s| {
+        s.replace("c = 1.0", "c = 0.000001")
+            .replace("accuracy = 0.95", "accuracy = 0.0")
+            .replace(", baseline = \"data.production\"", "")
+    });
+    let server = Server::start(
+        &store,
+        &[
+            "--model",
+            "breast-cancer@production",
+            "--reload-every",
+            "100ms",
+            "--stats-every",
+            "200ms",
+            "--log-every",
+            "200ms",
+        ],
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
+    let load = traffic(server.addr.clone(), stop.clone(), counts.clone());
+    let r = rollout_start_with(&store, "2", ("50", "1s", "100"), &[]);
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(
+            ": rollback: rolled back at stage 1 (50%): prediction-divergence: Jensen–Shannon divergence "
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(production(&store), 1);
+    let shown = show(&store, &id_of(&r.stderr));
+    let d = &shown["decisions"][0];
+    assert_eq!(d["decision"], "rollback");
+    let predictions = &d["evidence"]["predictions"];
+    assert!(
+        predictions["jensen_shannon"].as_f64().unwrap() > 0.1
+            && predictions["candidate_rows"].as_u64().unwrap() >= 50
+            && predictions["baseline_rows"].as_u64().unwrap() >= 50,
+        "{predictions:#}"
+    );
+    let tests = d["evidence"]["tests"].as_array().unwrap();
+    let verdict = |c: &str| tests.iter().find(|t| t["criterion"] == c).unwrap()["passed"].clone();
+    assert_eq!(verdict("error-rate"), true, "{tests:#?}");
+    assert_eq!(verdict("prediction-divergence"), false, "{tests:#?}");
+    assert_eq!(
+        counts[1].load(Ordering::Relaxed) + counts[2].load(Ordering::Relaxed),
+        0,
+        "every request was answered"
     );
 }

@@ -48,6 +48,13 @@ pub struct Plan {
     /// (absolute: 0.02 is two points) before it counts against it.
     #[serde(default = "default_max_accuracy_drop")]
     pub max_accuracy_drop: f64,
+    /// The largest Jensen–Shannon divergence (base 2, 0 to 1) between the
+    /// two versions' logged predictions in a stage: a candidate whose
+    /// answers are distributed unlike the baseline's (one class for every
+    /// request, a shifted regression) is rolled back even when no label
+    /// has arrived.
+    #[serde(default = "default_max_prediction_divergence")]
+    pub max_prediction_divergence: f64,
 }
 
 fn default_min_labels() -> u64 {
@@ -56,6 +63,10 @@ fn default_min_labels() -> u64 {
 
 fn default_max_accuracy_drop() -> f64 {
     0.02
+}
+
+fn default_max_prediction_divergence() -> f64 {
+    0.1
 }
 
 impl Default for Plan {
@@ -70,6 +81,7 @@ impl Default for Plan {
             feedback: None,
             min_labels: default_min_labels(),
             max_accuracy_drop: default_max_accuracy_drop(),
+            max_prediction_divergence: default_max_prediction_divergence(),
         }
     }
 }
@@ -100,6 +112,12 @@ impl Plan {
         }
         if self.max_p99_ratio < 1.0 {
             return Err("the allowed p99 ratio is at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.max_prediction_divergence) {
+            return Err(
+                "the allowed prediction divergence is a Jensen–Shannon divergence between 0 and 1"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -234,6 +252,8 @@ pub fn tick(store: &Store, id: &str, now: SystemTime, holder: &str) -> Result<Ti
             }
         }
     }
+    let (divergence, predictions) = divergence_test(store, &r, &plan, since)?;
+    tests.push(divergence);
     let failed: Vec<&Test> = tests.iter().filter(|t| !t.passed).collect();
     let last = r.stage as usize + 1 >= plan.steps.len();
     let stage_name = format!("stage {} ({}%)", r.stage + 1, r.share);
@@ -273,6 +293,7 @@ pub fn tick(store: &Store, id: &str, now: SystemTime, holder: &str) -> Result<Ti
         "baseline": side(r.baseline, &baseline),
         "tests": tests,
         "quality": quality,
+        "predictions": predictions,
         "plan": plan,
     });
     let applied = store.metadata.decide_rollout(
@@ -310,6 +331,91 @@ fn side(version: i64, t: &ServingTotals) -> serde_json::Value {
         "error_rate": t.error_rate(),
         "p99_ms": t.p99_ms(),
     })
+}
+
+/// Predictions each side needs logged in a stage before their
+/// distributions are compared: below it, sampling noise alone diverges.
+const DIVERGENCE_MIN_ROWS: usize = 50;
+/// Distinct numeric predictions beyond which they are a continuous value
+/// (a regressor's) and compared on quantile cells, not as classes.
+const MAX_CLASSES: usize = 20;
+
+/// Whether the two versions' predictions logged in the stage are
+/// distributed alike (at most `max_prediction_divergence` apart), and the
+/// evidence; not judged (passed) while either side has fewer than
+/// [`DIVERGENCE_MIN_ROWS`] logged.
+fn divergence_test(
+    store: &Store,
+    r: &Rollout,
+    plan: &Plan,
+    since: &str,
+) -> Result<(Test, serde_json::Value), DeliveryError> {
+    let logged = |version| {
+        sluice_monitor::logged_predictions(store, &r.name, version, since)
+            .map_err(|e| DeliveryError::Feedback(e.to_string()))
+    };
+    let (candidate, baseline) = (logged(r.candidate)?, logged(r.baseline)?);
+    let rows =
+        serde_json::json!({"candidate_rows": candidate.len(), "baseline_rows": baseline.len()});
+    if candidate.len() < DIVERGENCE_MIN_ROWS || baseline.len() < DIVERGENCE_MIN_ROWS {
+        let detail = format!(
+            "not judged: {} and {} logged predictions, fewer than the {DIVERGENCE_MIN_ROWS} each side needs (are requests logged? `sluice serve --log-sample`)",
+            candidate.len(),
+            baseline.len()
+        );
+        return Ok((Test::plain("prediction-divergence", true, detail), rows));
+    }
+    let js = prediction_divergence(&candidate, &baseline).unwrap_or(0.0);
+    let test = Test::plain(
+        "prediction-divergence",
+        js <= plan.max_prediction_divergence,
+        format!(
+            "Jensen–Shannon divergence {js:.4} between {} candidate and {} baseline predictions (at most {})",
+            candidate.len(),
+            baseline.len(),
+            plan.max_prediction_divergence
+        ),
+    );
+    let mut evidence = rows;
+    evidence["jensen_shannon"] = js.into();
+    Ok((test, evidence))
+}
+
+/// Jensen–Shannon divergence (base 2: 0 the same, 1 disjoint) between two
+/// sets of predictions: of the classes' shares, or, for numbers with more
+/// than [`MAX_CLASSES`] distinct values, of both sides' shares over the
+/// baseline's quantile cells (as `sluice monitor` measures drift). `None`
+/// when a side is empty.
+pub fn prediction_divergence(candidate: &[String], baseline: &[String]) -> Option<f64> {
+    if candidate.is_empty() || baseline.is_empty() {
+        return None;
+    }
+    let numbers = |v: &[String]| {
+        v.iter()
+            .map(|x| x.parse::<f64>().ok())
+            .collect::<Option<Vec<f64>>>()
+    };
+    if let (Some(c), Some(b)) = (numbers(candidate), numbers(baseline)) {
+        let distinct: std::collections::BTreeSet<u64> =
+            b.iter().chain(&c).map(|x| x.to_bits()).collect();
+        if distinct.len() > MAX_CLASSES {
+            let hb = sluice_drift::quantile_histogram(&b, sluice_drift::SUMMARY_BINS)?;
+            let hc = sluice_drift::quantile_histogram(&c, sluice_drift::SUMMARY_BINS)?;
+            return sluice_drift::numeric_drift(&hb, &hc).map(|d| d.jensen_shannon);
+        }
+    }
+    let mut counts: std::collections::BTreeMap<&str, (f64, f64)> = Default::default();
+    for x in candidate {
+        counts.entry(x).or_default().0 += 1.0;
+    }
+    for x in baseline {
+        counts.entry(x).or_default().1 += 1.0;
+    }
+    let (p, q): (Vec<f64>, Vec<f64>) = counts
+        .values()
+        .map(|(c, b)| (c / candidate.len() as f64, b / baseline.len() as f64))
+        .unzip();
+    Some(sluice_drift::jensen_shannon(&p, &q))
 }
 
 /// Live quality of a stage: judged, or waiting for labels.
@@ -488,6 +594,48 @@ mod tests {
             latency_counts: counts,
             ..ServingTotals::default()
         }
+    }
+
+    fn labels(benign: usize, malignant: usize) -> Vec<String> {
+        let mut v = vec!["benign".to_string(); benign];
+        v.extend(vec!["malignant".to_string(); malignant]);
+        v
+    }
+
+    #[test]
+    fn class_predictions_diverge_by_their_shares() {
+        // The same shares: nothing.
+        let same = prediction_divergence(&labels(63, 37), &labels(630, 370)).unwrap();
+        assert!(same.abs() < 1e-12, "{same}");
+        // 63/37 against 50/50: 0.0125 (by hand: ½ KL(p‖m) + ½ KL(q‖m)).
+        let near = prediction_divergence(&labels(50, 50), &labels(63, 37)).unwrap();
+        assert!((near - 0.0125).abs() < 5e-4, "{near}");
+        // One class for every request against a 63/37 mix: 0.2155.
+        let one = prediction_divergence(&labels(100, 0), &labels(63, 37)).unwrap();
+        assert!((one - 0.2155).abs() < 5e-4, "{one}");
+        assert!(one > Plan::default().max_prediction_divergence);
+        // Disjoint classes: 1.
+        let disjoint = prediction_divergence(&labels(10, 0), &labels(0, 10)).unwrap();
+        assert!((disjoint - 1.0).abs() < 1e-12, "{disjoint}");
+        assert_eq!(prediction_divergence(&[], &labels(1, 1)), None);
+    }
+
+    #[test]
+    fn continuous_predictions_diverge_when_shifted() {
+        let values = |shift: f64| -> Vec<String> {
+            (0..400)
+                .map(|i| format!("{}", i as f64 * 0.25 + shift))
+                .collect()
+        };
+        let same = prediction_divergence(&values(0.0), &values(0.0)).unwrap();
+        assert!(same < 1e-9, "{same}");
+        let shifted = prediction_divergence(&values(60.0), &values(0.0)).unwrap();
+        assert!(shifted > 0.3, "{shifted}");
+        // A few distinct numbers are classes (labels 0 and 1).
+        let zero_one: Vec<String> = (0..100).map(|i| (i % 2).to_string()).collect();
+        let ones: Vec<String> = vec!["1".into(); 100];
+        let d = prediction_divergence(&ones, &zero_one).unwrap();
+        assert!((d - 0.3113).abs() < 5e-4, "{d}");
     }
 
     #[test]

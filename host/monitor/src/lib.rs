@@ -26,6 +26,7 @@ pub use drift::{
 };
 pub use ingest::{IngestedFile, ingest};
 pub use report::{
-    LiveQuality, MonitorError, MonitorOptions, Report, Source, Window, labelled_answers, monitor,
+    LiveQuality, MonitorError, MonitorOptions, Report, Source, Window, labelled_answers,
+    logged_predictions, monitor,
 };
 pub use rollouts::RolloutHistory;

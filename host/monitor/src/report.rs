@@ -509,6 +509,35 @@ pub fn labelled_answers(
     Ok((right, labelled, logged))
 }
 
+/// The `prediction` of every row of version `version` of model `name`
+/// logged since `since` (RFC 3339; the store's request logs), as text
+/// (numbers as [`text_column`] writes them), in log order: what a rollout
+/// compares the two versions' prediction distributions on.
+pub fn logged_predictions(
+    store: &Store,
+    name: &str,
+    version: i64,
+    since: &str,
+) -> Result<Vec<String>, MonitorError> {
+    let mut out = Vec::new();
+    for chunk in store
+        .metadata
+        .request_logs(name, Some(since))
+        .map_err(store_err)?
+        .into_iter()
+        .filter(|c| c.version == version)
+    {
+        let Some(batch) = read_table(store, &chunk.object) else {
+            continue;
+        };
+        if batch.column_by_name("prediction").is_none() {
+            continue;
+        }
+        out.extend(text_column(&batch, "prediction")?.into_iter().flatten());
+    }
+    Ok(out)
+}
+
 /// Joins feedback labels to served rows by `request_id` (and `row`), and
 /// measures the model on them.
 fn live_quality(

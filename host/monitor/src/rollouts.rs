@@ -109,6 +109,11 @@ pub fn plan_summary(plan: &Value) -> String {
     if let Some(x) = plan["max_p99_ratio"].as_f64() {
         parts.push(format!("p99 at most {x}× the baseline's"));
     }
+    if let Some(x) = plan["max_prediction_divergence"].as_f64() {
+        parts.push(format!(
+            "predictions distributed alike (Jensen–Shannon at most {x})"
+        ));
+    }
     if let Some(f) = plan["feedback"].as_str() {
         parts.push(format!(
             "accuracy at most {:.2} points lower on at least {} labels a side ({f})",

@@ -799,6 +799,9 @@ fn rollout_plan(spec: &RolloutSpec) -> sluice_delivery::rollout::Plan {
             .or(d.feedback),
         min_labels: spec.min_labels.unwrap_or(d.min_labels),
         max_accuracy_drop: spec.max_accuracy_drop.unwrap_or(d.max_accuracy_drop),
+        max_prediction_divergence: spec
+            .max_prediction_divergence
+            .unwrap_or(d.max_prediction_divergence),
     }
 }
 

@@ -90,6 +90,12 @@ Examples:
             requires = "feedback"
         )]
         max_accuracy_drop: f64,
+        /// Roll back when the Jensen–Shannon divergence (0 to 1) between
+        /// the two versions' logged predictions of a stage is above this:
+        /// answers distributed unlike the baseline's, labels or not
+        /// (judged once each side has 50 logged predictions).
+        #[arg(long, default_value_t = 0.1, value_name = "JS")]
+        max_prediction_divergence: f64,
         /// Why (kept with the rollout).
         #[arg(long, default_value = "")]
         reason: String,
@@ -178,6 +184,7 @@ pub(crate) fn run(cmd: &RolloutCommand) -> anyhow::Result<ExitCode> {
             feedback,
             min_labels,
             max_accuracy_drop,
+            max_prediction_divergence,
             reason,
             force,
             run,
@@ -204,6 +211,7 @@ pub(crate) fn run(cmd: &RolloutCommand) -> anyhow::Result<ExitCode> {
                 },
                 min_labels: *min_labels,
                 max_accuracy_drop: *max_accuracy_drop,
+                max_prediction_divergence: *max_prediction_divergence,
             };
             if *force && reason.trim().is_empty() {
                 bail!(

@@ -28,6 +28,10 @@
 //! min-requests = 500              # …serving at least this many requests there
 //! max-error-rate = 0.01           # …with at most this share answered 4xx/5xx
 //! max-p99-ms = 50                 # …and a p99 latency at most this
+//!
+//! [promotion.rollout]             # production moves only through a rollout
+//! steps = [5, 25, 50]             # `sluice watch` starts and decides
+//! window = "10m"                  # (keys: `sluice rollout start`'s options)
 //! ```
 //!
 //! The environments and their requirements are the model's promotion
@@ -159,6 +163,9 @@ pub struct RolloutSpec {
     pub min_labels: Option<u64>,
     /// How far below the baseline's the candidate's accuracy may be.
     pub max_accuracy_drop: Option<f64>,
+    /// The largest Jensen–Shannon divergence between the two versions'
+    /// logged predictions in a stage.
+    pub max_prediction_divergence: Option<f64>,
 }
 
 /// A model's promotion policy: the environments (aliases) its versions
@@ -291,6 +298,7 @@ const ROLLOUT_KEYS: &[&str] = &[
     "feedback",
     "min-labels",
     "max-accuracy-drop",
+    "max-prediction-divergence",
 ];
 /// The keys of a promotion policy file (`sluice models policy --set`).
 const POLICY_KEYS: &[&str] = &["environments", "require"];
@@ -698,6 +706,11 @@ impl Parser<'_> {
             ("alpha", &mut r.alpha, 0.0..0.5),
             ("max-accuracy-drop", &mut r.max_accuracy_drop, 0.0..1.0),
             ("max-p99-ratio", &mut r.max_p99_ratio, 1.0..f64::INFINITY),
+            (
+                "max-prediction-divergence",
+                &mut r.max_prediction_divergence,
+                0.0..1.0,
+            ),
         ] {
             if let Some((_, v)) = get(t, key) {
                 let x = self.number(v, key, location);
