@@ -44,6 +44,37 @@ fn traffic(
     })
 }
 
+/// Production served from `store`, following rollouts within 100 ms and
+/// writing serving windows and request logs every 200 ms, under
+/// [`traffic`]: the server, the flag that stops the traffic, the answers
+/// by status, and the traffic's thread.
+type Live = (
+    Server,
+    Arc<AtomicBool>,
+    Arc<[AtomicU64; 3]>,
+    std::thread::JoinHandle<()>,
+);
+
+fn live_production(store: &Path) -> Live {
+    let server = Server::start(
+        store,
+        &[
+            "--model",
+            "breast-cancer@production",
+            "--reload-every",
+            "100ms",
+            "--stats-every",
+            "200ms",
+            "--log-every",
+            "200ms",
+        ],
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
+    let load = traffic(server.addr.clone(), stop.clone(), counts.clone());
+    (server, stop, counts, load)
+}
+
 /// `sluice rollout start … --run` of `version` on production, two stages
 /// of 1 s (20% and 50%), with `extra` flags.
 fn rollout_start(store: &Path, version: &str, extra: &[&str]) -> crate::support::Run {
@@ -158,20 +189,7 @@ fn a_good_candidate_is_promoted_stage_by_stage_and_a_worse_one_rolled_back() {
         s.replace(&format!("{:?}", csv_path()), &format!("{extra_csv:?}"))
     });
 
-    let server = Server::start(
-        &store,
-        &[
-            "--model",
-            "breast-cancer@production",
-            "--reload-every",
-            "100ms",
-            "--stats-every",
-            "200ms",
-        ],
-    );
-    let stop = Arc::new(AtomicBool::new(false));
-    let counts: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
-    let load = traffic(server.addr.clone(), stop.clone(), counts.clone());
+    let (server, stop, counts, load) = live_production(&store);
 
     // The good candidate: 20% then 50%, then production moves to it.
     let started = Instant::now();
@@ -511,22 +529,7 @@ fn a_candidate_trained_on_shuffled_labels_is_rolled_back_on_live_accuracy_from_f
     let labels_csv = dir.path().join("labels.csv");
     std::fs::write(&labels_csv, labels).unwrap();
 
-    let server = Server::start(
-        &store,
-        &[
-            "--model",
-            "breast-cancer@production",
-            "--reload-every",
-            "100ms",
-            "--stats-every",
-            "200ms",
-            "--log-every",
-            "200ms",
-        ],
-    );
-    let stop = Arc::new(AtomicBool::new(false));
-    let counts: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
-    let load = traffic(server.addr.clone(), stop.clone(), counts.clone());
+    let (_server, stop, counts, load) = live_production(&store);
     let r = rollout_start(
         &store,
         "2",
@@ -581,22 +584,7 @@ fn a_candidate_answering_one_class_for_everything_is_rolled_back_on_its_predicti
             .replace("accuracy = 0.95", "accuracy = 0.0")
             .replace(", baseline = \"data.production\"", "")
     });
-    let server = Server::start(
-        &store,
-        &[
-            "--model",
-            "breast-cancer@production",
-            "--reload-every",
-            "100ms",
-            "--stats-every",
-            "200ms",
-            "--log-every",
-            "200ms",
-        ],
-    );
-    let stop = Arc::new(AtomicBool::new(false));
-    let counts: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
-    let load = traffic(server.addr.clone(), stop.clone(), counts.clone());
+    let (_server, stop, counts, load) = live_production(&store);
     let r = rollout_start_with(&store, "2", ("50", "1s", "100"), &[]);
     stop.store(true, Ordering::Relaxed);
     load.join().unwrap();

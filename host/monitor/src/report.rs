@@ -481,16 +481,7 @@ pub fn labelled_answers(
         }
     }
     let (mut right, mut labelled, mut logged) = (0, 0, 0);
-    for chunk in store
-        .metadata
-        .request_logs(name, Some(since))
-        .map_err(store_err)?
-        .into_iter()
-        .filter(|c| c.version == version)
-    {
-        let Some(batch) = read_table(store, &chunk.object) else {
-            continue;
-        };
+    for batch in logged_tables(store, name, version, since)? {
         let served_ids = strings(&batch, "request_id");
         let served_rows = match batch.column_by_name("row") {
             Some(_) => text_column(&batch, "row")?,
@@ -509,6 +500,25 @@ pub fn labelled_answers(
     Ok((right, labelled, logged))
 }
 
+/// The request-log tables of version `version` of model `name` logged
+/// since `since` (RFC 3339), in log order, each read when the caller gets
+/// to it; a table that cannot be read is passed over.
+fn logged_tables<'a>(
+    store: &'a Store,
+    name: &str,
+    version: i64,
+    since: &str,
+) -> Result<impl Iterator<Item = RecordBatch> + 'a, MonitorError> {
+    let chunks = store
+        .metadata
+        .request_logs(name, Some(since))
+        .map_err(store_err)?;
+    Ok(chunks
+        .into_iter()
+        .filter(move |c| c.version == version)
+        .filter_map(move |c| read_table(store, &c.object)))
+}
+
 /// The `prediction` of every row of version `version` of model `name`
 /// logged since `since` (RFC 3339; the store's request logs), as text
 /// (numbers as [`text_column`] writes them), in log order: what a rollout
@@ -520,16 +530,7 @@ pub fn logged_predictions(
     since: &str,
 ) -> Result<Vec<String>, MonitorError> {
     let mut out = Vec::new();
-    for chunk in store
-        .metadata
-        .request_logs(name, Some(since))
-        .map_err(store_err)?
-        .into_iter()
-        .filter(|c| c.version == version)
-    {
-        let Some(batch) = read_table(store, &chunk.object) else {
-            continue;
-        };
+    for batch in logged_tables(store, name, version, since)? {
         if batch.column_by_name("prediction").is_none() {
             continue;
         }
