@@ -84,7 +84,7 @@ fn export(machine: &Machine) -> PathBuf {
         "pipeline.yaml",
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stderr.contains("exported 11 step(s)"), "{}", out.stderr);
+    assert!(out.stderr.contains("exported 12 step(s)"), "{}", out.stderr);
     let yaml = std::fs::read_to_string(machine.path("pipeline.yaml")).unwrap();
     assert!(
         !yaml.contains("sluice-test-pw"),
@@ -193,7 +193,7 @@ fn a_kfp_export_parses_strictly_into_kfps_schema_and_equals_what_kfps_compiler_m
     let (code, summary, stderr) = script("kfp_ir_check.py", &[yaml_path]);
     assert_eq!(code, 0, "{stderr}");
     let tasks = summary["tasks"].as_object().unwrap();
-    assert_eq!(tasks.len(), 13, "plan, 11 steps, report: {summary}");
+    assert_eq!(tasks.len(), 14, "plan, 12 steps, report: {summary}");
     assert_eq!(summary["schema_version"], "2.1.0");
     assert_eq!(summary["pipeline"], "breast-cancer");
     assert_eq!(
@@ -218,10 +218,10 @@ fn a_kfp_export_parses_strictly_into_kfps_schema_and_equals_what_kfps_compiler_m
             .as_array()
             .unwrap()
             .len(),
-        11
+        12
     );
     assert_eq!(summary["order"][0], "sluice-plan");
-    assert_eq!(summary["order"][12], "sluice-report");
+    assert_eq!(summary["order"][13], "sluice-report");
     assert!(
         summary["secrets"]["exec-train"]
             .as_array()
@@ -315,7 +315,7 @@ fn a_conformance_run_equals_a_local_run_survives_a_killed_pod_and_is_cached_the_
         "killed, then retried to success: {first}"
     );
     let cluster = executions(&machine, &job);
-    assert_eq!(cluster.len(), 11);
+    assert_eq!(cluster.len(), 12);
     for (step, (state, _)) in &cluster {
         assert_eq!(state, "succeeded", "{step}");
     }
@@ -354,6 +354,22 @@ fn a_conformance_run_equals_a_local_run_survives_a_killed_pod_and_is_cached_the_
                 let b = export(theirs, Some("team.toml"), "cluster.onnx");
                 assert!(a.0 == b.0, "{name}.{port}: the same ONNX bytes");
                 assert_eq!(a.1, b.1, "{name}.{port}");
+            } else if name == "infra-validate" {
+                // A measurement of the serving path (start-up, latency,
+                // memory) differs from run to run; what it decided must not.
+                let blessed = |digest: &str, store: Option<&str>, to: &str| {
+                    let mut args = vec!["artifacts", "export", digest, "-o", to];
+                    if let Some(s) = store {
+                        args.extend(["--store", s]);
+                    }
+                    let out = machine.run_local(&args);
+                    assert_eq!(out.code, 0, "{}", out.stderr);
+                    let doc: Value =
+                        serde_json::from_slice(&std::fs::read(machine.path(to)).unwrap()).unwrap();
+                    doc["blessed"].clone()
+                };
+                assert_eq!(blessed(ours, None, "local.json"), true, "{name}.{port}");
+                assert_eq!(blessed(theirs, Some("team.toml"), "cluster.json"), true);
             } else {
                 assert_eq!(ours, theirs, "{name}.{port}: same bytes as a local run");
             }
