@@ -279,3 +279,53 @@ fn a_probe_cut_short_by_the_steps_time_limit_leaves_no_server_behind() {
         .collect();
     assert!(left.is_empty(), "servers left running: {left:?}");
 }
+
+#[test]
+fn a_model_whose_transform_fails_on_the_examples_is_rejected_with_the_rows_it_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    // Examples a client might really send: `mean_radius` as words.
+    let text = std::fs::read_to_string(csv_path()).unwrap();
+    let mut lines = text.lines().filter(|l| !l.is_empty());
+    let header = lines.next().unwrap();
+    let radius = header.split(',').position(|h| h == "mean_radius").unwrap();
+    let mut bad = format!("{header}\n");
+    for line in lines.take(100) {
+        let mut cells: Vec<&str> = line.split(',').collect();
+        cells[radius] = "large";
+        bad.push_str(&(cells.join(",") + "\n"));
+    }
+    let bad_csv = dir.path().join("bad.csv");
+    std::fs::write(&bad_csv, bad).unwrap();
+    let spec = flagship(&store, |s| {
+        s.replace(
+            "[data]\n",
+            &format!("[data]\nbad = {:?}\n", bad_csv.to_str().unwrap()),
+        )
+        .replace(
+            "[steps.infra-validate]",
+            "[steps.ingest-bad]\ncomponent = \"std:ingest-csv\"\ninputs = { file = \"data.bad\" }\n\n[steps.infra-validate]",
+        )
+        .replace(
+            "inputs = { model = \"train.model\", examples = \"split.test\" }",
+            "inputs = { model = \"train.model\", examples = \"ingest-bad.data\" }",
+        )
+    });
+    let (code, report, stderr) = run_json(&spec, &store);
+    assert_eq!(code, 1, "{stderr}");
+    let infra = step(&report, "infra-validate");
+    assert_eq!(infra["state"], "failed", "{infra:#}");
+    let message = infra["message"].as_str().unwrap();
+    assert!(
+        message.contains("rejected: the model is not fit to serve: examples served (32 of 32 not answered 200: row 1: status 400: "),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "answers equal offline predictions (offline prediction of the examples failed: "
+        ),
+        "{message}"
+    );
+    assert!(message.contains("mean_radius"), "{message}");
+    assert_eq!(step(&report, "push")["state"], "skipped");
+}
