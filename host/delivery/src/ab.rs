@@ -384,7 +384,7 @@ pub fn report(
     if let Some(feedback) = &options.feedback {
         let label = match feedback.label {
             Some(l) => l.to_string(),
-            None => card_label(store, &current).ok_or_else(|| AbError::NoLabel {
+            None => crate::card_label(store, &current).ok_or_else(|| AbError::NoLabel {
                 reference: reference.clone(),
                 path: feedback.path.to_path_buf(),
             })?,
@@ -520,13 +520,6 @@ fn list(variants: &[Variant]) -> String {
         .map(|v| v.version.to_string())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// The label column the model's card names.
-fn card_label(store: &Store, version: &sluice_store::registry::ModelVersion) -> Option<String> {
-    let bytes = store.objects.get(&version.artifact).ok()?;
-    let card: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    card.get("label")?.as_str().map(str::to_string)
 }
 
 /// A comparison with its verdict.

@@ -95,3 +95,14 @@ pub fn policy(
             reason: e.to_string(),
         })
 }
+
+/// The label column the card of registered `version` names, if its card
+/// can be read and names one: the column feedback labels are read from.
+pub(crate) fn card_label(
+    store: &sluice_store::Store,
+    version: &sluice_store::registry::ModelVersion,
+) -> Option<String> {
+    let bytes = store.objects.get(&version.artifact).ok()?;
+    let card: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    card.get("label")?.as_str().map(str::to_string)
+}

@@ -445,21 +445,15 @@ fn live_quality(
             )));
         }
     };
-    let card = store
+    let label = store
         .metadata
         .resolve_model(&sluice_store::ModelRef::Version(
             r.name.clone(),
             r.candidate,
         ))?
-        .and_then(|v| store.objects.get(&v.artifact).ok())
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-    let label = card
-        .as_ref()
-        .and_then(|c| c.get("label"))
-        .and_then(|l| l.as_str())
+        .and_then(|v| crate::card_label(store, &v))
         .filter(|l| feedback.column_by_name(l).is_some())
-        .unwrap_or("label")
-        .to_string();
+        .unwrap_or_else(|| "label".into());
     let answers = |version| {
         sluice_monitor::labelled_answers(
             store,

@@ -52,10 +52,6 @@ pub struct StepJob<'p> {
     /// The cache key; also the seed of the step's randomness.
     pub key: Digest,
     key_parts: serde_json::Value,
-    /// The key a result that measured this machine (a step that probed
-    /// the serving path) is recorded under: reused only on the machine,
-    /// and by the `sluice`, that measured it.
-    machine_key: Digest,
     params: serde_json::Value,
     edges: Vec<(String, Digest, String)>,
     component_label: String,
@@ -100,13 +96,20 @@ impl<'p> StepJob<'p> {
             component_digest,
             component_size,
             key: key_of(&key_parts),
-            machine_key: key_of(&measured_here(&key_parts)),
             params: params_json(&planned.params),
             key_parts,
             inputs,
             edges,
             component_label: planned.step.component.to_string(),
         }
+    }
+
+    /// The key a result that measured this machine (a step that probed
+    /// the serving path) is recorded under: reused only on the machine,
+    /// and by the `sluice`, that measured it. Computed when asked: most
+    /// steps are found under [`StepJob::key`] and never need it.
+    fn machine_key(&self) -> Digest {
+        key_of(&measured_here(&self.key_parts))
     }
 
     /// The job with its component loaded (whose digest must be the one
@@ -209,8 +212,9 @@ impl StepRun {
 /// reuses it only where it still holds (another machine measures again).
 fn measured_here(key_parts: &serde_json::Value) -> serde_json::Value {
     let mut parts = key_parts.clone();
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     parts["measured_on"] = serde_json::json!({
-        "host": sluice_store::metadata::hostname(),
+        "host": HOST.get_or_init(sluice_store::metadata::hostname),
         "sluice": env!("CARGO_PKG_VERSION"),
     });
     parts
@@ -442,12 +446,14 @@ impl StepExecutor {
         let store = &self.store;
         let planned = job.planned;
         let candidate = match resumed {
-            Some(e) if e.cache_key == job.key || e.cache_key == job.machine_key => Some(e.clone()),
+            Some(e) if e.cache_key == job.key || e.cache_key == job.machine_key() => {
+                Some(e.clone())
+            }
             // A step that sees the real time gives a new result each run.
             _ if use_cache && planned.step.cache && planned.step.clock == ClockMode::Virtual => {
                 match store.metadata.find_cached(&job.key)? {
                     Some(e) => Some(e),
-                    None => store.metadata.find_cached(&job.machine_key)?,
+                    None => store.metadata.find_cached(&job.machine_key())?,
                 }
             }
             _ => None,
@@ -705,12 +711,13 @@ impl StepExecutor {
         if outcome.probed {
             // The result measured this machine (`serving.probe`): recorded
             // under the key only this machine and this `sluice` look up.
+            let key = job.machine_key();
             store.metadata.rekey_execution(
                 ran.execution_id,
-                &job.machine_key,
+                &key,
                 &measured_here(&job.key_parts),
             )?;
-            report.cache_key = job.machine_key;
+            report.cache_key = key;
         }
         let detail = serde_json::json!({
             "logs": report.logs,
