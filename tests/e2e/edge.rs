@@ -269,6 +269,37 @@ fn edge_predict(mut cmd: Command, bundle: &Path, csv: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `csv` (a header, then rows of numbers and text) with its rows repeated
+/// `times` times; in repetition `k` every number moves `0.001 k` of the
+/// way towards the next row's value in its column (so it stays within the
+/// column's range, which `sluice predict` checks), and text is kept.
+fn perturbed_rows(csv: &str, times: usize) -> String {
+    let (header, rows) = csv.split_once('\n').unwrap();
+    let rows: Vec<Vec<&str>> = rows
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split(',').collect())
+        .collect();
+    let mut out = format!("{header}\n");
+    for k in 0..times {
+        let t = 0.001 * k as f64;
+        for (i, row) in rows.iter().enumerate() {
+            let next = &rows[(i + 1) % rows.len()];
+            let fields: Vec<String> = row
+                .iter()
+                .zip(next)
+                .map(|(v, w)| match (v.parse::<f64>(), w.parse::<f64>()) {
+                    (Ok(x), Ok(y)) if k > 0 => format!("{:?}", x + (y - x) * t),
+                    _ => v.to_string(),
+                })
+                .collect();
+            out.push_str(&fields.join(","));
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// The entries of a tar: name and the byte range of its contents.
 fn tar_entries(bytes: &[u8]) -> Vec<(String, std::ops::Range<usize>)> {
     let mut entries = Vec::new();
@@ -378,13 +409,20 @@ fn a_bundle_predicts_on_the_edge_exactly_what_sluice_predicts_and_serves_the_pro
     let text = edge_predict(Command::new(&edge), &path, &csv_path());
     assert_eq!(assert_same_predictions(&text, &reference, 0.0), 0.0);
     // Many rows at once: std:transform computes batches of 4096 rows or
-    // more with SQL expressions in the host, which the edge must carry.
+    // more with SQL expressions in the host, which the edge has not got:
+    // it applies the transform to slices of 4095 rows (computed in the
+    // component), and must give the same answers, bit for bit. The rows are
+    // the data's, each repetition moved a little, so that no two chunks or
+    // slices see the same values.
     let many = dir.path().join("many.csv");
-    let text = std::fs::read_to_string(csv_path()).unwrap();
-    let (header, rows) = text.split_once('\n').unwrap();
-    std::fs::write(&many, format!("{header}\n{}", rows.repeat(9))).unwrap();
+    std::fs::write(
+        &many,
+        perturbed_rows(&std::fs::read_to_string(csv_path()).unwrap(), 9),
+    )
+    .unwrap();
     let reference = reference_predictions(&store, dir.path(), &many);
     assert_eq!(reference.num_rows(), 569 * 9);
+    assert!(reference.num_rows() >= 5_000);
     let text = edge_predict(Command::new(&edge), &path, &many);
     assert_eq!(assert_same_predictions(&text, &reference, 0.0), 0.0);
 
@@ -931,6 +969,116 @@ fn edge_depends_on(package: &str) -> std::process::Output {
         .current_dir(repo())
         .output()
         .unwrap()
+}
+
+#[test]
+fn the_edge_runtime_has_no_query_engine() {
+    // Neither DataFusion nor its SQL parser: the edge replays transforms
+    // with Arrow alone (std:transform's `apply` in slices of 4095 rows).
+    for package in ["datafusion", "sqlparser"] {
+        let out = edge_depends_on(package);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{package} is in sluice-edge's graph:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            err.contains("did not match any packages"),
+            "{package}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_model_whose_transform_derives_columns_is_not_bundled_for_a_device() {
+    // std:transform computes `derive`'s SQL expressions with the host's
+    // query engine, which the device has not got: every request would fail.
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    crate::serve::train(&store, |s| {
+        let transform = "test = \"split.test\" }\nparams = { label = \"diagnosis\" }";
+        let infra = ", infra-blessing = \"infra-validate.blessing\" }";
+        assert!(s.contains(transform) && s.contains(infra) && s.contains(", require-infra = true"));
+        // Without infra-validate, whose examples are raw rows without the
+        // derived column (the card's input signature names it).
+        let s = s.replace(infra, " }").replace(", require-infra = true", "");
+        let s = s.replace("[steps.infra-validate]", "[steps.unused]").replace(
+            "component = \"std:infra-validate\"\ninputs = { model = \"train.model\", examples = \"split.test\" }\nparams = { max-p99-ms = 1000.0, min-qps = 5.0, max-memory = \"1GiB\", max-startup-ms = 60000.0, duration = \"1s\" }",
+            "component = \"std:statistics\"\ninputs = { data = \"split.test\" }",
+        );
+        s.replace(
+            transform,
+            "test = \"split.test\" }\nparams = { label = \"diagnosis\", spec = { derive = \
+             { area_ratio = \"mean_area / worst_area\" } } }",
+        )
+    });
+    let r = run(&[
+        "bundle",
+        "--store",
+        store.to_str().unwrap(),
+        "--model",
+        "breast-cancer:1",
+        "-o",
+        dir.path().join("b.bundle").to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "breast-cancer:1's transform derives columns with SQL expressions (`derive`: \
+             area_ratio), which sluice-edge cannot compute: the device has no query engine. \
+             Compute these columns before the model instead"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(!dir.path().join("b.bundle").exists());
+
+    // A bundle whose transform derives columns all the same (its card
+    // edited, as an older `sluice bundle` could have made it): the device
+    // fails every prediction saying why and what to do, as its own failure
+    // (a server error), not the request's.
+    let Some(edge) = edge_bin() else { return };
+    let (dir, plain) = crate::serve::trained_store(false);
+    let path = dir.path().join("plain.bundle");
+    bundle(&plain, PRODUCTION, &path, &[]);
+    let edited = rewritten(&std::fs::read(&path).unwrap(), |_, name, content| {
+        if name == "model/card.json" {
+            let mut card: Value = serde_json::from_slice(content).unwrap();
+            let state = &mut card["transform"]["state"];
+            let state = if state.get("state").is_some() {
+                &mut state["state"]
+            } else {
+                state
+            };
+            state["params"]["derive"] = serde_json::json!({"area_ratio": "mean_area / worst_area"});
+            *content = serde_json::to_vec(&card).unwrap();
+        }
+    });
+    std::fs::write(&path, edited).unwrap();
+    let out = Command::new(&edge)
+        .arg("predict")
+        .arg(&path)
+        .stdin(std::fs::File::open(csv_path()).unwrap())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    let unavailable = "the transform cannot run in this runtime: computing the derived columns: \
+                       compute `mean_radius` = `\"mean_radius\"`: SQL expressions: not available \
+                       in sluice-edge";
+    assert!(err.contains(unavailable), "{err}");
+    assert!(
+        err.contains("Serve this model with `sluice serve`"),
+        "{err}"
+    );
+    let server = EdgeServer::start(Command::new(&edge), &["--bundle", path.to_str().unwrap()]);
+    let (status, answer) = server.infer(0..3);
+    assert_eq!(status, 500, "{answer}");
+    assert!(
+        answer.to_string().contains("not available in sluice-edge"),
+        "{answer}"
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The host side of the `tables` interface: table handles, and the
 //! operations a step asks the host to compute on them.
 //!
-//! Every table a handle refers to is reserved in the step's memory pool
+//! Every table a handle refers to is reserved in the step's memory budget
 //! (through the session's ledger) for as long as the handle lives; an
 //! operation whose result would not fit traps the step with a memory-limit
 //! failure that says what it was holding. Work runs on the table compute
@@ -54,7 +54,12 @@ impl StepState {
     ) -> OpResult<Resource<TableRes>> {
         match result {
             Ok(t) => Ok(Ok(self.push_table(what, t)?)),
-            Err(e) => op_error(e),
+            Err(e) => {
+                if e.is_unavailable() {
+                    self.io.unavailable = Some(e.to_string());
+                }
+                op_error(e)
+            }
         }
     }
 }

@@ -46,8 +46,8 @@ pub(crate) struct StepState {
     pub(crate) resources: ResourceTable,
     pub(crate) limiter: Limiter,
     pub(crate) io: StepIo,
-    /// Where the step's table work runs, and the pool its memory limit is
-    /// enforced in (the limiter reserves linear memory there too).
+    /// Where the step's table work runs, and the budget its memory limit
+    /// is enforced in (the limiter reserves linear memory there too).
     pub(crate) session: Session,
 }
 
@@ -86,6 +86,10 @@ pub(crate) struct StepIo {
     pub(crate) serving: Option<Arc<dyn crate::outcome::ServingProbe>>,
     /// Whether the step called `serving.probe`.
     pub(crate) probed: bool,
+    /// The message of the last operation refused because this build has
+    /// no query engine (the edge runtime): a replayed transform that fails
+    /// after one fails for lack of it, not because of the request's data.
+    pub(crate) unavailable: Option<String>,
 }
 
 /// Raised (as a trap) when a step writes past its output limit.

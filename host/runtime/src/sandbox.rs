@@ -1,8 +1,7 @@
 //! The sandbox a step runs in: its resource limits, the memory limiter that
 //! enforces them, and the capture of the guest's stdout and stderr.
 
-use sluice_tables::Session;
-use sluice_tables::datafusion_pool::{MemoryConsumer, MemoryReservation};
+use sluice_tables::{Reservation, Session};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::ResourceLimiter;
@@ -42,8 +41,8 @@ impl Default for Limits {
 /// Enforces the memory limit and remembers whether it was hit and the peak.
 ///
 /// The guest's linear memory is reserved in the step's table session's
-/// pool, the same pool the host's tables and queries for the step reserve
-/// in, so one limit covers both.
+/// budget, the same budget the host's tables and queries for the step
+/// reserve in, so one limit covers both.
 #[derive(Debug)]
 pub(crate) struct Limiter {
     /// Bytes of linear memory and table elements currently allocated, over
@@ -54,7 +53,7 @@ pub(crate) struct Limiter {
     /// The total a refused growth asked for (linear memory and host-held
     /// data), and the host-held part, if one was refused.
     pub(crate) refused: Option<(u64, u64)>,
-    reservation: MemoryReservation,
+    reservation: Reservation,
     session: Session,
 }
 
@@ -64,7 +63,7 @@ impl Limiter {
             current: 0,
             peak: 0,
             refused: None,
-            reservation: MemoryConsumer::new("linear memory").register(session.pool()),
+            reservation: session.budget().reservation("linear memory"),
             session: session.clone(),
         }
     }
@@ -75,7 +74,7 @@ impl Limiter {
     }
 
     /// Reserves `grow` more bytes of guest memory (linear or tables) in the
-    /// step's pool. Refusing makes `memory.grow` (or `table.grow`) return
+    /// step's budget. Refusing makes `memory.grow` (or `table.grow`) return
     /// -1, as on a real machine out of memory; the guest decides how to
     /// fail, and the refusal is remembered for the step's error.
     fn reserve(&mut self, grow: usize) -> bool {
@@ -90,7 +89,7 @@ impl Limiter {
         true
     }
 
-    /// Notes the pool's current use in the peak (after the host takes more).
+    /// Notes the budget's current use in the peak (after the host takes more).
     pub(crate) fn observe(&mut self) {
         self.peak = self.peak.max(self.session.reserved());
     }
@@ -111,7 +110,7 @@ impl ResourceLimiter for Limiter {
     }
 
     /// Table elements are host memory too (a pointer or two each): they
-    /// are reserved in the step's pool like linear memory, so a hundred
+    /// are reserved in the step's budget like linear memory, so a hundred
     /// tables of a million entries cannot get past a small limit.
     fn table_growing(
         &mut self,

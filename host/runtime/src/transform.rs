@@ -5,14 +5,23 @@
 //! Instances are pooled: an `apply` takes an idle instance (or makes one
 //! from the pre-linked component in microseconds), runs under the sandbox's
 //! memory and time limits, and gives the instance back unless it trapped.
+//!
+//! A runtime built without the query engine (the edge runtime: no
+//! `operators` feature) gives `apply` batches of at most [`SLICE_ROWS`]
+//! rows. std:transform computes a batch of 4096 rows or more with SQL
+//! expressions in the host (`tables.compute`), which such a runtime
+//! refuses, and smaller batches in the component, with the same values;
+//! since `apply` is row-wise, a larger batch is applied slice by slice with
+//! one instance and the results are joined.
 
 use crate::engine::Component;
 use crate::host::{StepIo, StepState};
 use crate::sandbox::{Capture, Limits};
 use crate::table::TableRes;
-use arrow_array::RecordBatch;
-use std::sync::Mutex;
-use std::time::Duration;
+use arrow_array::{RecordBatch, RecordBatchOptions};
+use arrow_schema::{Field, Schema};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use wasmtime::Store;
 
 mod bindings {
@@ -31,6 +40,12 @@ const CAPTURE_BYTES: usize = 64 * 1024;
 /// Most idle instances kept per transform.
 const POOL_SIZE: usize = 16;
 
+/// The most rows one `apply` is given by a runtime without the query
+/// engine: one less than the 4096 rows from which std:transform asks the
+/// host to compute with SQL expressions (`NATIVE_ROWS` in
+/// components/transform/src/lib.rs), so that it computes in the component.
+pub const SLICE_ROWS: usize = 4095;
+
 /// Why a transform could not be replayed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TransformError {
@@ -48,6 +63,17 @@ pub enum TransformError {
     /// `apply` returned an error: the data does not fit the transform.
     #[error("the transform refused the data: {0}")]
     Refused(String),
+    /// `apply` failed because it asked the host for an operation this
+    /// runtime has no engine for (the edge runtime: sort, group-by, join,
+    /// SQL, SQL expressions such as std:transform's `derive`). The model
+    /// cannot be served here whatever the request; the message says what
+    /// to do.
+    #[error(
+        "the transform cannot run in this runtime: {0}. Serve this model with `sluice serve` \
+         (or predict with `sluice predict`), or bundle a model whose transform needs no query \
+         engine (std:transform without `derive`)"
+    )]
+    Unavailable(String),
     /// The instance trapped or ran out of time or memory.
     #[error("the transform failed: {0}")]
     Failed(String),
@@ -146,14 +172,38 @@ impl TransformRunner {
         crate::engine::block_on(self.apply(batch))
     }
 
-    /// Applies the transform to `batch`.
+    /// Applies the transform to `batch` (in slices of at most
+    /// [`SLICE_ROWS`] rows, all with one instance and within one time
+    /// limit, in a runtime without the query engine).
     pub async fn apply(&self, batch: RecordBatch) -> Result<RecordBatch, TransformError> {
         let taken = self.pool.lock().unwrap().pop();
         let mut pooled = match taken {
             Some(p) => p,
             None => self.instantiate().await?,
         };
-        let result = self.call(&mut pooled, batch).await;
+        let deadline = Instant::now() + self.limits.time;
+        let result = if cfg!(feature = "operators") || batch.num_rows() <= SLICE_ROWS {
+            self.call(&mut pooled, batch, deadline).await
+        } else {
+            let mut parts = Vec::new();
+            let mut failed = None;
+            for (offset, rows) in slices(batch.num_rows(), SLICE_ROWS) {
+                match self
+                    .call(&mut pooled, batch.slice(offset, rows), deadline)
+                    .await
+                {
+                    Ok(part) => parts.push(part),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            match failed {
+                Some(e) => Err(e),
+                None => join_slices(parts),
+            }
+        };
         // An instance that trapped may be in any state; it is dropped.
         if !matches!(result, Err(TransformError::Failed(_))) {
             self.give_back(pooled);
@@ -185,13 +235,23 @@ impl TransformRunner {
         Ok(Pooled { store, transform })
     }
 
+    /// One call of `apply` on `batch`, to end by `deadline`.
     async fn call(
         &self,
         pooled: &mut Pooled,
         batch: RecordBatch,
+        deadline: Instant,
     ) -> Result<RecordBatch, TransformError> {
         let Pooled { store, transform } = pooled;
-        crate::engine::set_deadline(store, self.limits.time);
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(TransformError::Failed(format!(
+                "it ran past its time limit of {:?}",
+                self.limits.time
+            )));
+        }
+        store.data_mut().io.unavailable = None;
+        crate::engine::set_deadline(store, left);
         let input = store
             .data_mut()
             .push_table(
@@ -200,7 +260,7 @@ impl TransformRunner {
             )
             .map_err(|e| TransformError::Failed(format!("{e:#}")))?;
         let borrowed = wasmtime::component::Resource::<TableRes>::new_borrow(input.rep());
-        let time = self.limits.time + Duration::from_millis(100);
+        let time = left + Duration::from_millis(100);
         let call = tokio::time::timeout(
             time,
             transform.call_apply(&mut *store, borrowed, &self.state),
@@ -219,7 +279,13 @@ impl TransformRunner {
                     .to_batch()
                     .map_err(|e| TransformError::Failed(e.to_string()))
             }
-            Ok(Err(message)) => Err(TransformError::Refused(message)),
+            Ok(Err(message)) => match store.data_mut().io.unavailable.take() {
+                // Refused for lack of the query engine: the runtime's
+                // limit, not the request's fault.
+                Some(op) if message.contains(&op) => Err(TransformError::Unavailable(message)),
+                Some(op) => Err(TransformError::Unavailable(format!("{message} ({op})"))),
+                None => Err(TransformError::Refused(message)),
+            },
             Err(e) => {
                 let state = store.data();
                 Err(TransformError::Failed(
@@ -236,5 +302,143 @@ impl TransformRunner {
                 ))
             }
         }
+    }
+}
+
+/// `(offset, rows)` of the consecutive slices of at most `max` rows that
+/// cover `rows` rows.
+fn slices(rows: usize, max: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..rows)
+        .step_by(max.max(1))
+        .map(move |offset| (offset, max.max(1).min(rows - offset)))
+}
+
+/// The outputs of `apply` on consecutive slices of one batch, joined in
+/// order. A column is nullable if it is in any slice (a builder marks a
+/// column nullable only when its own rows have nulls); the slices must
+/// otherwise have the same columns, of the same types.
+fn join_slices(parts: Vec<RecordBatch>) -> Result<RecordBatch, TransformError> {
+    let Some(first) = parts.first() else {
+        return Err(TransformError::Failed("no slice was applied".into()));
+    };
+    let first = first.schema();
+    let mut fields: Vec<Field> = first.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let describe = |s: &Schema| {
+        s.fields()
+            .iter()
+            .map(|f| format!("{} {}", f.name(), f.data_type()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for (i, part) in parts.iter().enumerate().skip(1) {
+        let schema = part.schema();
+        let same = schema.fields().len() == fields.len()
+            && schema
+                .fields()
+                .iter()
+                .zip(&fields)
+                .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+        if !same {
+            return Err(TransformError::Failed(format!(
+                "applied in slices of {SLICE_ROWS} rows, it gave different columns for \
+                 slice 1 ({}) and slice {} ({})",
+                describe(&first),
+                i + 1,
+                describe(&schema)
+            )));
+        }
+        for (f, g) in fields.iter_mut().zip(schema.fields()) {
+            if g.is_nullable() && !f.is_nullable() {
+                f.set_nullable(true);
+            }
+        }
+    }
+    let schema = Arc::new(Schema::new_with_metadata(fields, first.metadata().clone()));
+    let parts = parts
+        .into_iter()
+        .map(|p| {
+            RecordBatch::try_new_with_options(
+                schema.clone(),
+                p.columns().to_vec(),
+                &RecordBatchOptions::new().with_row_count(Some(p.num_rows())),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TransformError::Failed(format!("joining its slices: {e}")))?;
+    arrow_select::concat::concat_batches(&schema, &parts)
+        .map_err(|e| TransformError::Failed(format!("joining its slices: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Float64Type;
+    use arrow_array::{ArrayRef, Float64Array, StringArray};
+    use arrow_schema::DataType;
+
+    #[test]
+    fn slices_cover_the_rows_in_order_with_at_most_max_each() {
+        let all: Vec<_> = slices(10_000, SLICE_ROWS).collect();
+        assert_eq!(all, [(0, 4095), (4095, 4095), (8190, 1810)]);
+        assert_eq!(slices(4095, 4095).collect::<Vec<_>>(), [(0, 4095)]);
+        assert_eq!(
+            slices(4096, 4095).collect::<Vec<_>>(),
+            [(0, 4095), (4095, 1)]
+        );
+        assert_eq!(slices(0, 4095).count(), 0);
+    }
+
+    fn part(name: &str, values: Vec<Option<f64>>) -> RecordBatch {
+        let nulls = values.iter().any(Option::is_none);
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            name,
+            DataType::Float64,
+            nulls,
+        )]));
+        let column: ArrayRef = Arc::new(Float64Array::from(values));
+        RecordBatch::try_new(schema, vec![column]).unwrap()
+    }
+
+    #[test]
+    fn slices_are_joined_in_order_nullable_if_any_slice_is() {
+        let joined = join_slices(vec![
+            part("x", vec![Some(1.0), Some(2.0)]),
+            part("x", vec![None]),
+            part("x", vec![Some(4.0)]),
+        ])
+        .unwrap();
+        assert!(joined.schema().field(0).is_nullable());
+        let x = joined.column(0).as_primitive::<Float64Type>();
+        assert_eq!(
+            x.iter().collect::<Vec<_>>(),
+            [Some(1.0), Some(2.0), None, Some(4.0)]
+        );
+        let one = join_slices(vec![part("x", vec![Some(1.0)])]).unwrap();
+        assert!(!one.schema().field(0).is_nullable());
+    }
+
+    #[test]
+    fn slices_with_different_columns_are_a_failure_that_names_them() {
+        let text =
+            RecordBatch::try_from_iter([("x", Arc::new(StringArray::from(vec!["a"])) as ArrayRef)])
+                .unwrap();
+        let e = join_slices(vec![part("x", vec![Some(1.0)]), text]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the transform failed: applied in slices of 4095 rows, it gave different columns \
+             for slice 1 (x Float64) and slice 2 (x Utf8)"
+        );
+        assert!(!e.blames_request());
+    }
+
+    #[test]
+    fn a_transform_refused_for_lack_of_the_query_engine_does_not_blame_the_request() {
+        let e = TransformError::Unavailable("compute: not available in sluice-edge".into());
+        assert!(!e.blames_request());
+        assert!(
+            e.to_string()
+                .contains("Serve this model with `sluice serve`")
+        );
     }
 }

@@ -11,9 +11,9 @@
 //! - [`Table`]: an immutable table, a schema and a list of record batches
 //!   (no operation needs a table in one batch).
 //! - [`Session`]: where a step's operations run: the shared compute
-//!   threads, and the step's [`MemoryPool`](datafusion::execution::memory_pool::MemoryPool),
-//!   which every byte the host holds for the step counts against (query
-//!   state spills to disk under it where the engine can).
+//!   threads, and the step's [`Budget`], which every byte the host holds
+//!   for the step counts against (query state spills to disk under it
+//!   where the engine can).
 //! - [`Ledger`]: which Arrow buffers a step's live tables hold, so that
 //!   tables sharing buffers are counted once.
 //! - [`ops`]: the table operations; [`sql`]: SQL over named tables (Apache
@@ -22,6 +22,13 @@
 //!   inference rules of `std:ingest-csv`.
 //! - [`file`]: files a user hands sluice outside a pipeline (`predict`,
 //!   `monitor`, feedback labels), read in chunks with bounded memory.
+//!
+//! Features: `operators` (sort, group-by, join and the SQL expressions of
+//! `compute` and `filter`: Apache DataFusion, spilling under the step's
+//! budget) and `sql` (SQL queries and expressions; implies `operators`).
+//! Without them (the edge runtime, which replays transforms) the crate has
+//! no DataFusion at all, and those operations are refused with a message
+//! that says to run them with `sluice`; everything else is Arrow alone.
 //!
 //! Neighbours: `sluice-runtime` binds this crate to the `tables` interface
 //! of the component contract (resource handles, the step's limits) and
@@ -38,13 +45,6 @@ pub mod table;
 
 pub use engine::Session;
 pub use file::*;
-pub use memory::{Hold, Ledger, MemoryError};
+pub use memory::{Budget, Exhausted, Hold, Ledger, MemoryError, Reservation};
 pub use ops::OpError;
 pub use table::{ColumnType, Table};
-
-/// DataFusion's memory-pool types, for crates that reserve in a step's
-/// pool (the runtime's linear-memory limiter) without depending on
-/// DataFusion themselves.
-pub mod datafusion_pool {
-    pub use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool, MemoryReservation};
-}

@@ -2,17 +2,162 @@
 //!
 //! A step's limit covers its own linear memory *and* every byte the host
 //! holds on its behalf: the tables it was given or created, builders, query
-//! state, outputs not yet stored. All of it is reserved in one DataFusion
-//! [`MemoryPool`] per step (so queries spill under the same limit), and the
-//! [`Ledger`] reserves each Arrow buffer once however many live tables share
-//! it (a `select` or `slice` costs nothing until the original is dropped).
+//! state, outputs not yet stored. All of it is counted in one [`Budget`]
+//! per step: the guest's linear memory and the [`Ledger`] through
+//! [`Reservation`]s, and, in builds with the query engine (the `operators`
+//! feature), every query through a DataFusion memory pool over the same
+//! counter (so queries spill under the same limit). The [`Ledger`] reserves
+//! each Arrow buffer once however many live tables share it (a `select` or
+//! `slice` costs nothing until the original is dropped).
 
 use crate::table::Table;
 use arrow_array::Array;
 use arrow_data::ArrayData;
-use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool, MemoryReservation};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// A step's memory budget: one counter of reserved bytes and its limit.
+///
+/// The policy is first come, first served (DataFusion's
+/// `GreedyMemoryPool`): a request is granted if it fits under the limit
+/// with everything already reserved, and refused otherwise; giving bytes
+/// back never fails. It needs no query engine, so the edge runtime, which
+/// has none, counts a step's memory exactly as `sluice` does.
+#[derive(Debug)]
+pub struct Budget {
+    used: AtomicUsize,
+    limit: usize,
+}
+
+/// A [`Budget`] refused a request: it would have gone past the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{} more would exceed the limit ({} still available)",
+    human(*requested as u64),
+    human(*available as u64)
+)]
+pub struct Exhausted {
+    /// The bytes asked for.
+    pub requested: usize,
+    /// The bytes the limit still allowed when the request was refused.
+    pub available: usize,
+}
+
+impl Budget {
+    /// A budget of `limit` bytes in all.
+    pub fn new(limit: u64) -> Arc<Self> {
+        Arc::new(Budget {
+            used: AtomicUsize::new(0),
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+        })
+    }
+
+    /// A budget that refuses nothing (tools outside a step's sandbox, tests).
+    pub fn unlimited() -> Arc<Self> {
+        Budget::new(u64::MAX)
+    }
+
+    /// Whether this budget refuses nothing.
+    pub fn is_unlimited(&self) -> bool {
+        self.limit == usize::MAX
+    }
+
+    /// Bytes reserved now.
+    pub fn reserved(&self) -> u64 {
+        self.used.load(Ordering::Relaxed) as u64
+    }
+
+    /// The limit, in bytes (`u64::MAX` when unlimited).
+    pub fn limit(&self) -> u64 {
+        if self.is_unlimited() {
+            u64::MAX
+        } else {
+            self.limit as u64
+        }
+    }
+
+    /// Reserves `bytes` if they fit under the limit with what is already
+    /// reserved; otherwise reserves nothing and says how much was left.
+    pub fn try_add(&self, bytes: usize) -> Result<(), Exhausted> {
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(bytes).filter(|&n| n <= self.limit)
+            })
+            .map(|_| ())
+            .map_err(|used| Exhausted {
+                requested: bytes,
+                available: self.limit.saturating_sub(used),
+            })
+    }
+
+    /// Reserves `bytes` whatever the limit (the query engine's `grow`, for
+    /// memory it already holds).
+    pub fn add(&self, bytes: usize) {
+        self.used.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Gives `bytes` back.
+    pub fn sub(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// A new, empty reservation in this budget for `name` (what it holds).
+    pub fn reservation(self: &Arc<Self>, name: &'static str) -> Reservation {
+        Reservation {
+            budget: self.clone(),
+            size: 0,
+            name,
+        }
+    }
+}
+
+/// Bytes one holder (the guest's linear memory, the host-held tables) has
+/// reserved in a [`Budget`]; given back when dropped.
+#[derive(Debug)]
+pub struct Reservation {
+    budget: Arc<Budget>,
+    size: usize,
+    name: &'static str,
+}
+
+impl Reservation {
+    /// Reserves `bytes` more if the budget allows it; otherwise nothing
+    /// changes.
+    pub fn try_grow(&mut self, bytes: usize) -> Result<(), Exhausted> {
+        self.budget.try_add(bytes)?;
+        self.size += bytes;
+        Ok(())
+    }
+
+    /// Gives `bytes` back (at most what this reservation holds); never fails.
+    pub fn shrink(&mut self, bytes: usize) {
+        let bytes = bytes.min(self.size);
+        self.budget.sub(bytes);
+        self.size -= bytes;
+    }
+
+    /// Bytes this reservation holds.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// What this reservation holds bytes for.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The budget it reserves in.
+    pub fn budget(&self) -> &Arc<Budget> {
+        &self.budget
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.budget.sub(self.size);
+    }
+}
 
 /// The host could not hold more for the step without going over its limit.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -27,7 +172,7 @@ pub struct MemoryError {
     pub what: String,
     /// The bytes asked for.
     pub requested: u64,
-    /// The bytes already reserved in the step's pool (its linear memory
+    /// The bytes already reserved in the step's budget (its linear memory
     /// and everything the host holds for it).
     pub held: u64,
     /// The step's limit.
@@ -51,40 +196,37 @@ pub fn human(n: u64) -> String {
 }
 
 /// The Arrow buffers a step's live tables hold, each reserved once in the
-/// step's pool.
+/// step's budget.
 #[derive(Clone)]
 pub struct Ledger {
     inner: Arc<Mutex<Inner>>,
-    limit: u64,
-    pool: Arc<dyn MemoryPool>,
+    budget: Arc<Budget>,
 }
 
 struct Inner {
     /// Allocation start → (its capacity, how many holds reference it).
     buffers: HashMap<usize, (usize, usize)>,
-    reservation: MemoryReservation,
+    reservation: Reservation,
 }
 
 impl std::fmt::Debug for Ledger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ledger")
             .field("held", &self.held())
-            .field("limit", &self.limit)
+            .field("limit", &self.budget.limit())
             .finish()
     }
 }
 
 impl Ledger {
-    /// A ledger reserving in `pool`, whose limit is `limit` bytes (for messages).
-    pub fn new(pool: Arc<dyn MemoryPool>, limit: u64) -> Self {
-        let reservation = MemoryConsumer::new("host-held tables").register(&pool);
+    /// A ledger reserving in `budget` (whose limit its errors name).
+    pub fn new(budget: &Arc<Budget>) -> Self {
         Ledger {
             inner: Arc::new(Mutex::new(Inner {
                 buffers: HashMap::new(),
-                reservation,
+                reservation: budget.reservation("host-held tables"),
             })),
-            limit,
-            pool,
+            budget: budget.clone(),
         }
     }
 
@@ -95,7 +237,7 @@ impl Ledger {
 
     /// The step's limit.
     pub fn limit(&self) -> u64 {
-        self.limit
+        self.budget.limit()
     }
 
     /// Reserves the buffers of `table` not already held; `what` names it in
@@ -132,7 +274,7 @@ impl Ledger {
     /// Reserves `bytes` not tied to Arrow buffers (encoded outputs, copies
     /// on their way into the guest).
     pub fn hold_bytes(&self, what: &str, bytes: u64) -> Result<Hold, MemoryError> {
-        let inner = self.inner.lock().unwrap();
+        let mut inner = self.inner.lock().unwrap();
         if inner.reservation.try_grow(bytes as usize).is_err() {
             return Err(self.error(what, bytes, &inner));
         }
@@ -147,8 +289,8 @@ impl Ledger {
         MemoryError {
             what: what.to_string(),
             requested,
-            held: self.pool.reserved() as u64,
-            limit: self.limit,
+            held: self.budget.reserved(),
+            limit: self.budget.limit(),
         }
     }
 
@@ -183,7 +325,7 @@ fn collect_buffers(data: &ArrayData, out: &mut Vec<(usize, usize)>) {
     }
 }
 
-/// A reservation in a step's pool; released when dropped.
+/// A reservation in a step's budget; released when dropped.
 #[derive(Debug, Default)]
 pub struct Hold {
     ledger: Option<Ledger>,
@@ -210,7 +352,6 @@ impl Drop for Hold {
 mod tests {
     use super::*;
     use arrow_array::{ArrayRef, Float64Array, RecordBatch};
-    use datafusion::execution::memory_pool::GreedyMemoryPool;
 
     fn table(n: usize) -> Table {
         let x: ArrayRef = Arc::new(Float64Array::from(vec![1.0; n]));
@@ -218,7 +359,7 @@ mod tests {
     }
 
     fn ledger(limit: usize) -> Ledger {
-        Ledger::new(Arc::new(GreedyMemoryPool::new(limit)), limit as u64)
+        Ledger::new(&Budget::new(limit as u64))
     }
 
     #[test]
@@ -251,5 +392,63 @@ mod tests {
         );
         let _bytes = l.hold_bytes("raw", 1_000).unwrap();
         assert!(l.hold_bytes("raw", 50_000).is_err());
+    }
+
+    #[test]
+    fn a_budget_refuses_past_its_limit_and_reservations_give_back_on_drop_and_shrink() {
+        let budget = Budget::new(100);
+        let mut a = budget.reservation("linear memory");
+        let mut b = budget.reservation("host-held tables");
+        a.try_grow(60).unwrap();
+        assert_eq!(
+            b.try_grow(41).unwrap_err(),
+            Exhausted {
+                requested: 41,
+                available: 40
+            }
+        );
+        assert_eq!(b.size(), 0, "a refused request reserves nothing");
+        b.try_grow(40).unwrap();
+        assert_eq!(budget.reserved(), 100);
+        assert!(a.try_grow(1).is_err(), "exactly at the limit");
+        a.shrink(10);
+        assert_eq!((a.size(), budget.reserved()), (50, 90));
+        a.shrink(1_000);
+        assert_eq!(
+            a.size(),
+            0,
+            "shrinking past the size gives back what it has"
+        );
+        assert_eq!(budget.reserved(), 40);
+        drop(b);
+        assert_eq!(budget.reserved(), 0, "dropping gives everything back");
+        assert_eq!(
+            Exhausted {
+                requested: 2048,
+                available: 0
+            }
+            .to_string(),
+            "2.0 KiB more would exceed the limit (0 B still available)"
+        );
+    }
+
+    #[test]
+    fn an_unlimited_budget_refuses_nothing_and_overflow_is_refused_not_wrapped() {
+        let budget = Budget::unlimited();
+        assert!(budget.is_unlimited());
+        assert_eq!(budget.limit(), u64::MAX);
+        let mut r = budget.reservation("t");
+        r.try_grow(usize::MAX - 1).unwrap();
+        assert_eq!(
+            r.try_grow(2).unwrap_err(),
+            Exhausted {
+                requested: 2,
+                available: 1
+            }
+        );
+        assert_eq!(r.size(), usize::MAX - 1);
+        let limited = Budget::new(10);
+        assert!(!limited.is_unlimited());
+        assert_eq!(limited.limit(), 10);
     }
 }

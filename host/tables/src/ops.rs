@@ -7,9 +7,15 @@
 //! done with Arrow kernels batch by batch, in parallel over the compute
 //! threads, keeping row order. Work that must see all rows at once (sort,
 //! group-by, join) runs as an Apache DataFusion query in the step's
-//! [`Session`], so its state is reserved in the step's memory pool and
+//! [`Session`], so its state is reserved in the step's memory budget and
 //! spills to disk where the engine can; a hidden row-number column makes
 //! every such result's row order deterministic.
+//!
+//! Without the `operators` feature (the edge runtime) there is no query
+//! engine: sort, group-by, join and the SQL expressions of compute and
+//! filter are refused with [`OpError::Invalid`] and a message that says to
+//! run them with `sluice` ([`OpError::is_unavailable`] tells them apart);
+//! everything else works the same.
 //!
 //! `split` by `random` and `stratified` reproduces, row for row, the
 //! assignment of the guest step `std:split` for the same seed and
@@ -29,22 +35,37 @@ use arrow_array::{
 use arrow_buffer::BooleanBuffer;
 use arrow_cast::{CastOptions, cast_with_options};
 use arrow_ord::sort::sort_to_indices;
-use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, SortOptions, TimeUnit};
+#[cfg(feature = "operators")]
+use arrow_schema::ArrowError;
+use arrow_schema::{DataType, Field, Schema, SchemaRef, SortOptions, TimeUnit};
 use arrow_select::filter::filter_record_batch;
+#[cfg(feature = "operators")]
 use datafusion::common::tree_node::TreeNode;
+#[cfg(feature = "operators")]
 use datafusion::common::{Column, DFSchema, SchemaError, TableReference};
+#[cfg(feature = "operators")]
 use datafusion::datasource::MemTable;
+#[cfg(feature = "operators")]
 use datafusion::error::DataFusionError;
+#[cfg(feature = "operators")]
 use datafusion::execution::SessionState;
+#[cfg(feature = "operators")]
 use datafusion::functions_aggregate::expr_fn::{
     avg, count, count_distinct, max, min, stddev, sum, var_sample,
 };
+#[cfg(feature = "operators")]
 use datafusion::functions_aggregate::first_last::{first_value_udaf, last_value_udaf};
+#[cfg(feature = "operators")]
 use datafusion::logical_expr::expr::NullTreatment;
+#[cfg(feature = "operators")]
 use datafusion::logical_expr::simplify::SimplifyContext;
+#[cfg(feature = "operators")]
 use datafusion::logical_expr::{ExprFunctionExt, SortExpr};
+#[cfg(feature = "operators")]
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
+#[cfg(feature = "operators")]
 use datafusion::physical_expr::PhysicalExpr;
+#[cfg(feature = "operators")]
 use datafusion::prelude::{DataFrame, Expr, JoinType, ident, lit, when};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -80,6 +101,13 @@ impl From<UnsupportedType> for OpError {
 }
 
 impl OpError {
+    /// Whether this is the refusal of an operation that needs the query
+    /// engine, by a build without it (the edge runtime): see
+    /// [`unavailable`]. Such a failure is the build's, not the request's.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, OpError::Invalid(m) if m.contains(NOT_IN_EDGE))
+    }
+
     /// The same error with `context` (what was being done) in front of an
     /// `Invalid` message.
     pub(crate) fn context(self, context: impl std::fmt::Display) -> Self {
@@ -100,6 +128,7 @@ fn engine(e: impl std::fmt::Display) -> OpError {
 /// data errors are [`OpError::Invalid`] (an unknown column of `table`, when
 /// given, is reported with the table's columns); the rest is
 /// [`OpError::Engine`].
+#[cfg(feature = "operators")]
 pub(crate) fn df_error(
     what: &str,
     s: &Session,
@@ -142,6 +171,7 @@ pub(crate) fn df_error(
 
 /// `name` is not a column of `t`: the columns there are, and a hint when
 /// one differs only in case (SQL lower-cases unquoted names).
+#[cfg(feature = "operators")]
 fn no_such_column(name: &str, t: &Table) -> String {
     let mut message = NoSuchColumn::new(name, t).to_string();
     if let Some(c) = t
@@ -157,6 +187,7 @@ fn no_such_column(name: &str, t: &Table) -> String {
 }
 
 /// A DataFusion error's message without its category prefix or backtrace.
+#[cfg(feature = "operators")]
 fn clean(e: &DataFusionError) -> String {
     let message = match e {
         #[cfg(feature = "sql")]
@@ -175,6 +206,7 @@ fn clean(e: &DataFusionError) -> String {
 
 /// The bytes a DataFusion "Resources exhausted" message says were asked
 /// for (`Failed to allocate additional 1024.0 KB for …`); 0 if it does not say.
+#[cfg(feature = "operators")]
 fn requested_bytes(message: &str) -> u64 {
     let Some(at) = message.find("allocate additional ") else {
         return 0;
@@ -643,6 +675,7 @@ fn target_type(name: &str, t: &DataType) -> Result<DataType, OpError> {
 
 /// A table of `batches` from the engine, whose schema is `schema`; batches
 /// whose schema differs only in metadata or nullability are re-labelled.
+#[cfg(feature = "operators")]
 pub(crate) fn assemble(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<Table, OpError> {
     let batches = batches
         .into_iter()
@@ -684,8 +717,24 @@ fn units(t: &Table) -> Vec<RecordBatch> {
 /// The most rows a work unit of a row-wise kernel has.
 const UNIT: usize = 256 * 1024;
 
-/// What a build without SQL (the edge runtime's) says when asked for it.
-#[cfg(not(feature = "sql"))]
+/// The words every refusal by a build without the query engine has (see
+/// [`unavailable`]), by which [`OpError::is_unavailable`] knows one.
+pub const NOT_IN_EDGE: &str = "not available in sluice-edge";
+
+/// What a build without the query engine (the edge runtime, `sluice-edge`)
+/// says when asked for `what`, an operation that needs it: what the build
+/// can do, and to run it with `sluice`.
+pub fn unavailable(what: &str) -> String {
+    format!(
+        "{what}: {NOT_IN_EDGE}, which replays transforms without a query engine (it has \
+         column reads, select, take, slice, concat, sample, split, describe and table \
+         building; sort, group-by, join, SQL and SQL expressions in compute and filter need \
+         sluice's query engine): run this with `sluice` (`sluice predict`, `sluice serve`)"
+    )
+}
+
+/// What a build with the query engine but without SQL says when asked for SQL.
+#[cfg(all(feature = "operators", not(feature = "sql")))]
 pub(crate) const NO_SQL: &str = "SQL is not available in this build of sluice (the edge runtime has no SQL \
      engine; it replays transforms): run this step with `sluice`";
 
@@ -700,13 +749,14 @@ fn parse_expression(
 }
 
 /// Without SQL, no expression can be read.
-#[cfg(not(feature = "sql"))]
+#[cfg(all(feature = "operators", not(feature = "sql")))]
 fn parse_expression(_: &SessionState, sql: &str, _: &DFSchema) -> Result<Expr, DataFusionError> {
     Err(DataFusionError::Plan(format!("`{sql}`: {NO_SQL}")))
 }
 
 /// `sql`, a SQL expression over `t`'s columns, planned against `t`'s
 /// schema (types coerced, functions resolved) for evaluation per batch.
+#[cfg(feature = "operators")]
 fn plan_expression(
     state: &SessionState,
     t: &Table,
@@ -743,6 +793,7 @@ fn plan_expression(
 }
 
 /// A table's schema as DataFusion plans against it (unqualified names).
+#[cfg(feature = "operators")]
 fn df_schema(t: &Table) -> Result<DFSchema, OpError> {
     DFSchema::try_from(t.schema().as_ref().clone()).map_err(|e| OpError::Invalid(clean(&e)))
 }
@@ -757,6 +808,9 @@ fn df_schema(t: &Table) -> Result<DFSchema, OpError> {
 /// column with capitals or spaces is written in double quotes (`"Age"`).
 /// Aggregates are not allowed (use [`group_by`]). The expressions are
 /// planned once and evaluated batch by batch on the compute threads.
+///
+/// Without the `operators` feature every expression is refused (see
+/// [`unavailable`]) before anything is planned or built.
 pub async fn compute(
     s: &Session,
     t: &Table,
@@ -769,6 +823,24 @@ pub async fn compute(
             )));
         }
     }
+    #[cfg(feature = "operators")]
+    return evaluate(s, t, columns).await;
+    #[cfg(not(feature = "operators"))]
+    {
+        let _ = (s, t);
+        Err(OpError::Invalid(match columns.first() {
+            Some((name, sql)) => {
+                unavailable(&format!("compute `{name}` = `{sql}`: SQL expressions"))
+            }
+            None => unavailable("compute: SQL expressions"),
+        }))
+    }
+}
+
+/// [`compute`]'s work once the request is checked: plans every expression,
+/// then evaluates them batch by batch.
+#[cfg(feature = "operators")]
+async fn evaluate(s: &Session, t: &Table, columns: &[(String, String)]) -> Result<Table, OpError> {
     let schema = df_schema(t)?;
     let state = s.context().state();
     let mut exprs = Vec::with_capacity(columns.len());
@@ -833,7 +905,9 @@ pub async fn compute(
 /// false. `predicate` is the name of a boolean column (filtered directly
 /// with Arrow's filter kernel) or a SQL expression over the columns
 /// (`age > 30 and city = 'Oslo'`; see [`compute`] on names), evaluated batch
-/// by batch. A predicate that is not boolean is an error.
+/// by batch. A predicate that is not boolean is an error. Without the
+/// `operators` feature only a boolean column can be given (an expression is
+/// refused, see [`unavailable`]).
 pub async fn filter(s: &Session, t: &Table, predicate: &str) -> Result<Table, OpError> {
     let column = match t.schema().index_of(predicate) {
         Ok(i) => {
@@ -849,6 +923,13 @@ pub async fn filter(s: &Session, t: &Table, predicate: &str) -> Result<Table, Op
         }
         Err(_) => None,
     };
+    #[cfg(not(feature = "operators"))]
+    if column.is_none() {
+        return Err(OpError::Invalid(unavailable(&format!(
+            "filter `{predicate}`: SQL predicates (only a boolean column can filter here)"
+        ))));
+    }
+    #[cfg(feature = "operators")]
     let expr = match column {
         Some(_) => None,
         None => {
@@ -869,10 +950,15 @@ pub async fn filter(s: &Session, t: &Table, predicate: &str) -> Result<Table, Op
             Some(e)
         }
     };
-    let (t, session, predicate) = (t.clone(), s.clone(), predicate.to_string());
+    #[cfg(feature = "operators")]
+    let (session, predicate) = (s.clone(), predicate.to_string());
+    let t = t.clone();
     s.compute(move || {
         let work = units(&t);
         let parts = par_map(&work, t.num_rows(), |b| {
+            #[cfg(not(feature = "operators"))]
+            let mask: ArrayRef = b.column(column.expect("checked: a column")).clone();
+            #[cfg(feature = "operators")]
             let mask: ArrayRef = match (column, &expr) {
                 (Some(i), _) => b.column(i).clone(),
                 (None, Some(e)) => e
@@ -952,6 +1038,7 @@ fn coalesce(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<Vec<RecordB
 // sort, group-by, join (DataFusion queries)
 
 /// A name starting with `base` that is not a column of any of `tables`.
+#[cfg(feature = "operators")]
 fn fresh_name(base: &str, tables: &[&Table]) -> String {
     let taken = |n: &str| tables.iter().any(|t| t.schema().index_of(n).is_ok());
     let mut name = base.to_string();
@@ -970,6 +1057,7 @@ fn fresh_name(base: &str, tables: &[&Table]) -> String {
 /// Batches are never sliced (the engine counts a slice as its whole
 /// buffers), and columns that are small slices of large buffers are copied
 /// (see [`compact`]).
+#[cfg(feature = "operators")]
 pub(crate) fn provider(t: &Table, row: Option<&str>) -> Result<Arc<MemTable>, DataFusionError> {
     let mut fields: Vec<Field> = t
         .schema()
@@ -1014,6 +1102,7 @@ pub(crate) fn provider(t: &Table, row: Option<&str>) -> Result<Arc<MemTable>, Da
 /// a batch's whole buffers against the memory pool, so a table of many
 /// slices of one large batch (a `slice`, an engine result) would be counted
 /// many times over and fail a limit it fits in.
+#[cfg(feature = "operators")]
 fn compact(a: &ArrayRef) -> ArrayRef {
     let data = a.to_data();
     let held = data.get_buffer_memory_size();
@@ -1026,6 +1115,7 @@ fn compact(a: &ArrayRef) -> ArrayRef {
 }
 
 /// Runs `df` to the end: its schema and batches.
+#[cfg(feature = "operators")]
 async fn collect(df: DataFrame) -> Result<(SchemaRef, Vec<RecordBatch>), DataFusionError> {
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await?;
@@ -1033,11 +1123,13 @@ async fn collect(df: DataFrame) -> Result<(SchemaRef, Vec<RecordBatch>), DataFus
 }
 
 /// An unqualified column reference, the name taken as it is.
+#[cfg(feature = "operators")]
 fn column(name: &str) -> Expr {
     ident(name)
 }
 
 /// A column of the table registered as `table`.
+#[cfg(feature = "operators")]
 fn qualified(table: &str, name: &str) -> Expr {
     Expr::Column(Column::new(Some(TableReference::bare(table)), name))
 }
@@ -1046,6 +1138,7 @@ fn qualified(table: &str, name: &str) -> Expr {
 /// equal on every key keep their table order. Runs as a DataFusion sort in
 /// the step's memory pool (spilling to disk when it must); a table too
 /// large to sort even so is [`OpError::Memory`].
+#[cfg(feature = "operators")]
 pub async fn sort(s: &Session, t: &Table, keys: &[SortKey]) -> Result<Table, OpError> {
     for k in keys {
         t.field(&k.column)?;
@@ -1073,11 +1166,13 @@ pub async fn sort(s: &Session, t: &Table, keys: &[SortKey]) -> Result<Table, OpE
 }
 
 /// Whether `function` needs a numeric column.
+#[cfg(feature = "operators")]
 fn numeric_only(function: &str) -> bool {
     matches!(function, "sum" | "mean" | "std" | "var")
 }
 
 /// The aggregate functions [`group_by`] knows.
+#[cfg(feature = "operators")]
 const FUNCTIONS: [&str; 10] = [
     "count",
     "sum",
@@ -1093,6 +1188,7 @@ const FUNCTIONS: [&str; 10] = [
 
 /// The DataFusion expression of aggregate `a` (checked), ordering `first`
 /// and `last` by the row-number column `row`.
+#[cfg(feature = "operators")]
 fn aggregate_expr(a: &Aggregate, row: &str) -> Result<Expr, DataFusionError> {
     let Some(c) = &a.column else {
         return Ok(count(lit(1i64)));
@@ -1127,6 +1223,7 @@ fn aggregate_expr(a: &Aggregate, row: &str) -> Result<Expr, DataFusionError> {
 /// with the key columns then one column per aggregate (see [`Aggregate`]).
 /// Without keys: one row over the whole table (also when it has no rows).
 /// Runs as a DataFusion aggregation in the step's memory pool.
+#[cfg(feature = "operators")]
 pub async fn group_by(
     s: &Session,
     t: &Table,
@@ -1220,6 +1317,7 @@ pub async fn group_by(
 
 /// Whether join keys of types `a` and `b` can be compared: the same
 /// type, two numbers, two texts (utf8 or categorical) or two timestamps.
+#[cfg(feature = "operators")]
 fn comparable(a: &DataType, b: &DataType) -> bool {
     use ColumnType as C;
     match (ColumnType::of_arrow(a), ColumnType::of_arrow(b)) {
@@ -1243,6 +1341,7 @@ fn comparable(a: &DataType, b: &DataType) -> bool {
 /// drop one first). Rows come in left-table order (a left row's matches in
 /// right-table order), then the right rows without a match in right-table
 /// order. Runs as a DataFusion hash join in the step's memory pool.
+#[cfg(feature = "operators")]
 pub async fn join(
     s: &Session,
     left: &Table,
@@ -1340,6 +1439,39 @@ pub async fn join(
 
 // ---------------------------------------------------------------------------
 // split
+
+/// [`sort`] in a build without the query engine: refused (see [`unavailable`]).
+#[cfg(not(feature = "operators"))]
+pub async fn sort(_: &Session, _: &Table, _: &[SortKey]) -> Result<Table, OpError> {
+    Err(OpError::Invalid(unavailable("sort")))
+}
+
+/// [`group_by`] in a build without the query engine: refused (see
+/// [`unavailable`]).
+#[cfg(not(feature = "operators"))]
+pub async fn group_by(
+    _: &Session,
+    _: &Table,
+    _: &[String],
+    _: &[Aggregate],
+) -> Result<Table, OpError> {
+    Err(OpError::Invalid(unavailable("group-by")))
+}
+
+/// [`join`] in a build without the query engine: refused (see
+/// [`unavailable`]).
+#[cfg(not(feature = "operators"))]
+pub async fn join(
+    _: &Session,
+    _: &Table,
+    _: &Table,
+    _: &[String],
+    _: JoinKind,
+) -> Result<Table, OpError> {
+    Err(OpError::Invalid(unavailable("join")))
+}
+
+// ---------------------------------------------------------------------------
 
 /// SplitMix64 (Steele, Lea and Flood 2014), as the guest SDK has it.
 ///
@@ -2110,10 +2242,9 @@ fn par_map<T: Sync, R: Send>(items: &[T], rows: usize, f: impl Fn(&T) -> R + Syn
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow_array::{
-        DictionaryArray, Float64Array, Int32Array, Int64Array, StringArray,
-        TimestampMicrosecondArray,
-    };
+    #[cfg(feature = "operators")]
+    use arrow_array::TimestampMicrosecondArray;
+    use arrow_array::{DictionaryArray, Float64Array, Int32Array, Int64Array, StringArray};
     use futures::executor::block_on;
 
     fn table(columns: Vec<(&str, ArrayRef)>) -> Table {
@@ -2330,6 +2461,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "operators")]
     fn filter_by_a_sql_predicate() {
         let s = Session::unlimited();
         let t = people();
@@ -2362,6 +2494,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "operators")]
     fn filter_errors_say_what_is_wrong() {
         let s = Session::unlimited();
         let t = people();
@@ -2397,6 +2530,7 @@ mod tests {
     // --- compute ---------------------------------------------------------
 
     #[test]
+    #[cfg(feature = "operators")]
     fn compute_evaluates_sql_expressions_per_row() {
         let s = Session::unlimited();
         let t = people();
@@ -2471,6 +2605,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "operators")]
     fn compute_extracts_parts_of_timestamps() {
         let s = Session::unlimited();
         // 2024-01-01T05:30:00Z, 2024-01-01T23:59:59Z, null.
@@ -2495,6 +2630,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "operators")]
     fn compute_over_an_empty_table_keeps_the_types() {
         let s = Session::unlimited();
         let r = block_on(compute(
@@ -2512,6 +2648,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "operators")]
     fn compute_errors_name_the_column_and_expression() {
         let s = Session::unlimited();
         let t = people();
@@ -2551,8 +2688,66 @@ mod tests {
         );
     }
 
+    #[cfg(not(feature = "operators"))]
+    #[test]
+    fn without_the_query_engine_its_operations_are_refused_saying_to_run_them_with_sluice() {
+        let s = Session::new(1 << 20);
+        let t = people();
+        let e = block_on(compute(&s, &t, &[("x".into(), "age + 1".into())])).unwrap_err();
+        assert!(e.is_unavailable(), "{e:?}");
+        assert_eq!(
+            invalid(e),
+            "compute `x` = `age + 1`: SQL expressions: not available in sluice-edge, which \
+             replays transforms without a query engine (it has column reads, select, take, \
+             slice, concat, sample, split, describe and table building; sort, group-by, join, \
+             SQL and SQL expressions in compute and filter need sluice's query engine): run \
+             this with `sluice` (`sluice predict`, `sluice serve`)"
+        );
+        // The request is still checked first.
+        let twice = [("x".into(), "1".into()), ("x".into(), "2".into())];
+        let e = block_on(compute(&s, &t, &twice)).unwrap_err();
+        assert!(!e.is_unavailable());
+        assert_eq!(
+            invalid(e),
+            "compute: the column name `x` is given twice; name each column once"
+        );
+
+        // A boolean column filters as in every build; an expression is refused.
+        let r = block_on(filter(&s, &t, "ok")).unwrap();
+        assert_eq!(i64s(&r, "id"), vec![Some(1), Some(4), Some(5)]);
+        assert_eq!(
+            invalid(block_on(filter(&s, &t, "age")).unwrap_err()),
+            "filter: column `age` is int64, not boolean; give a boolean column or a SQL \
+             predicate such as `age > 0`"
+        );
+        let e = block_on(filter(&s, &t, "age > 30")).unwrap_err();
+        assert!(e.is_unavailable());
+        assert!(invalid(e).starts_with(
+            "filter `age > 30`: SQL predicates (only a boolean column can filter here): \
+                 not available in sluice-edge"
+        ));
+
+        let refused = [
+            block_on(sort(&s, &t, &[])).unwrap_err(),
+            block_on(group_by(&s, &t, &names(&["city"]), &[])).unwrap_err(),
+            block_on(join(&s, &t, &t, &names(&["id"]), JoinKind::Inner)).unwrap_err(),
+            block_on(crate::sql::sql(&s, "SELECT 1", &[])).unwrap_err(),
+        ];
+        for (e, op) in refused.into_iter().zip(["sort", "group-by", "join", "sql"]) {
+            assert!(e.is_unavailable(), "{e:?}");
+            let m = invalid(e);
+            assert!(
+                m.starts_with(&format!("{op}: not available in sluice-edge")),
+                "{m}"
+            );
+            assert!(m.ends_with("run this with `sluice` (`sluice predict`, `sluice serve`)"));
+        }
+        assert_eq!(s.reserved(), 0, "nothing was built or held for a refusal");
+    }
+
     // --- sort ------------------------------------------------------------
 
+    #[cfg(feature = "operators")]
     fn key(column: &str, descending: bool, nulls_first: bool) -> SortKey {
         SortKey {
             column: column.into(),
@@ -2562,6 +2757,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "operators")]
     fn sort_orders_by_several_keys_with_nulls_where_asked() {
         let s = Session::unlimited();
         let t = people();
@@ -2597,6 +2793,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "operators")]
     fn sort_is_stable_over_many_batches() {
         let s = Session::unlimited();
         let n = 10_000i64;
@@ -2623,6 +2820,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "operators")]
     fn sort_beyond_the_memory_limit_is_a_memory_error_not_a_panic() {
         // 400,000 rows of text and numbers (about 14 MiB, in slices that the
         // query copies) under a 4 MiB limit: the engine's sort wants 10 MiB
@@ -2660,6 +2858,7 @@ mod tests {
 
     // --- group-by --------------------------------------------------------
 
+    #[cfg(feature = "operators")]
     fn agg(function: &str, column: Option<&str>, name: &str) -> Aggregate {
         Aggregate {
             function: function.into(),
@@ -2668,6 +2867,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "operators")]
     fn every_aggregate() -> Vec<Aggregate> {
         vec![
             agg("count", None, "n"),
@@ -2685,6 +2885,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "operators")]
     fn group_by_computes_every_aggregate_and_sorts_by_the_keys() {
         let s = Session::unlimited();
         let r = block_on(group_by(
@@ -2736,6 +2937,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "operators")]
     fn group_by_without_keys_gives_one_row_even_for_no_rows() {
         let s = Session::unlimited();
         let aggs = [
@@ -2755,6 +2957,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "operators")]
     fn group_by_several_keys_over_several_batches() {
         let s = Session::unlimited();
         let t = chunked(
@@ -2807,6 +3010,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "operators")]
     fn group_by_refuses_bad_requests() {
         let s = Session::unlimited();
         let t = people();
@@ -2848,6 +3052,7 @@ mod tests {
 
     // --- join ------------------------------------------------------------
 
+    #[cfg(feature = "operators")]
     fn left() -> Table {
         chunked(
             &table(vec![
@@ -2861,6 +3066,7 @@ mod tests {
         )
     }
 
+    #[cfg(feature = "operators")]
     fn right() -> Table {
         chunked(
             &table(vec![
@@ -2874,6 +3080,7 @@ mod tests {
         )
     }
 
+    #[cfg(feature = "operators")]
     fn joined(how: JoinKind) -> Table {
         block_on(join(
             &Session::unlimited(),
@@ -2886,6 +3093,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "operators")]
     fn inner_and_left_joins_keep_left_order_and_never_match_nulls() {
         let r = joined(JoinKind::Inner);
         assert_eq!(r.column_names(), names(&["k", "lv", "rv"]));
@@ -2933,6 +3141,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "operators")]
     fn right_and_full_joins_add_unmatched_right_rows_in_right_order() {
         let r = joined(JoinKind::Right);
         assert_eq!(
@@ -3009,6 +3218,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "operators")]
     fn semi_and_anti_joins_keep_left_rows_only() {
         let r = joined(JoinKind::Semi);
         assert_eq!(r.column_names(), names(&["k", "lv"]));
@@ -3033,6 +3243,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "operators")]
     fn join_refuses_unknown_keys_clashing_columns_and_incomparable_keys() {
         let s = Session::unlimited();
         let run = |l: &Table, r: &Table, on: &[&str]| {
@@ -3679,6 +3890,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "operators")]
     fn resource_messages_give_the_requested_bytes() {
         assert_eq!(
             requested_bytes("Failed to allocate additional 2.0 MB for ExternalSorter[0] with 0 B"),

@@ -88,10 +88,15 @@ pub async fn sql(s: &Session, query: &str, inputs: &[(String, Table)]) -> Result
     normalize(assemble(schema, batches)?)
 }
 
-/// Without SQL (the edge runtime's build), every query is refused.
+/// Without SQL, every query is refused: in a build with the query engine
+/// but no SQL planner, and in the edge runtime's, which has neither (see
+/// [`crate::ops::unavailable`]).
 #[cfg(not(feature = "sql"))]
 pub async fn sql(_: &Session, _: &str, _: &[(String, Table)]) -> Result<Table, OpError> {
-    Err(OpError::Invalid(format!("sql: {}", crate::ops::NO_SQL)))
+    #[cfg(feature = "operators")]
+    return Err(OpError::Invalid(format!("sql: {}", crate::ops::NO_SQL)));
+    #[cfg(not(feature = "operators"))]
+    Err(OpError::Invalid(crate::ops::unavailable("sql")))
 }
 
 #[cfg(all(test, feature = "sql"))]

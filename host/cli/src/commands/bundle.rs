@@ -37,7 +37,13 @@ architecture or engine with what to rebuild.
 
 With --sample, the first rows of a file travel in the bundle with what this
 machine predicts for them: the device predicts them again before it takes
-the bundle (labels must be equal, numbers within 1e-6 relative).
+the bundle (labels must be equal, numbers within 1e-6 relative). The rows
+are also predicted repeated to 8192 rows here, as the device's batches can
+be, and must give the same answers.
+
+The device has no query engine: a model whose std:transform derives columns
+(`derive`, SQL expressions) is refused; compute those columns before the
+model instead.
 
 Examples:
   sluice bundle --model breast-cancer@production --target aarch64-unknown-linux-gnu -o bc.bundle
@@ -127,6 +133,7 @@ pub(crate) fn run(ctx: &CliContext, args: &BundleArgs) -> anyhow::Result<ExitCod
     // Loading the model as the server would checks all of it on this
     // machine first: the card, the graph, the transform's world.
     let served = ServedModel::load(&store, &runtime, model_ref)?;
+    refuse_derived_columns(&served)?;
     // The bundle holds exactly what was loaded and checked.
     let onnx = served.model().onnx().to_vec();
     let card = served.model().stored_card(&Digest::of(&onnx)).into_bytes();
@@ -270,6 +277,36 @@ pub(crate) fn run(ctx: &CliContext, args: &BundleArgs) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
+/// Refuses a model whose transform derives columns: std:transform computes
+/// `derive`'s SQL expressions with the host's query engine, which
+/// `sluice-edge` does not have, so every request would fail on the device.
+/// The card records the spec under the fitted state's `params` (the state,
+/// or the transform document `{"params", "state"}` the step writes).
+fn refuse_derived_columns(served: &ServedModel) -> anyhow::Result<()> {
+    let Some(state) = served.card().get("transform").and_then(|t| t.get("state")) else {
+        return Ok(());
+    };
+    let state = state.get("state").unwrap_or(state);
+    let derived: Vec<&str> = state
+        .get("params")
+        .and_then(|p| p.get("derive"))
+        .and_then(Value::as_object)
+        .map(|d| d.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    if derived.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{}'s transform derives columns with SQL expressions (`derive`: {}), which sluice-edge \
+         cannot compute: the device has no query engine. Compute these columns before the \
+         model instead (in the data the device is sent, or in a step of the pipeline before \
+         std:transform), train without `derive` and bundle that model; or serve this one with \
+         `sluice serve`",
+        served.id(),
+        derived.join(", ")
+    )
+}
+
 /// The engine bundles are compiled for: this build's.
 fn engine_id() -> EngineId {
     EngineId {
@@ -302,6 +339,8 @@ fn self_test(served: &ServedModel, sample: &Path, n: usize) -> anyhow::Result<(V
     let predictions = served
         .predict(&rows)
         .with_context(|| format!("predicting the self-test rows of {}", sample.display()))?;
+    same_when_repeated(served, &rows, &predictions)
+        .with_context(|| format!("self-testing with the rows of {}", sample.display()))?;
     let mut csv = Vec::new();
     {
         let mut w = arrow_csv::WriterBuilder::new()
@@ -322,6 +361,62 @@ fn self_test(served: &ServedModel, sample: &Path, n: usize) -> anyhow::Result<(V
         })
         .collect();
     Ok((csv, serde_json::to_vec_pretty(&columns)?))
+}
+
+/// At least this many rows are predicted at once by [`same_when_repeated`]:
+/// the device predicts a CSV in chunks of 8192 rows, and std:transform
+/// takes another path from 4096 rows on.
+const REPEATED_ROWS: usize = 8192;
+
+/// Predicts `rows` repeated to at least [`REPEATED_ROWS`] rows and checks
+/// that every repetition gets `predictions` (labels equal, numbers within
+/// the device's self-test tolerance, 1e-6 relative), so that paths taken
+/// only for large batches are run before a device meets them.
+fn same_when_repeated(
+    served: &ServedModel,
+    rows: &arrow_array::RecordBatch,
+    predictions: &arrow_array::RecordBatch,
+) -> anyhow::Result<()> {
+    let n = rows.num_rows();
+    if n == 0 {
+        return Ok(());
+    }
+    let times = REPEATED_ROWS.div_ceil(n);
+    let many =
+        arrow_select::concat::concat_batches(&rows.schema(), std::iter::repeat_n(rows, times))?;
+    let got = served
+        .predict(&many)
+        .with_context(|| format!("predicting them repeated to {} rows", many.num_rows()))?;
+    for (field, want) in predictions
+        .schema()
+        .fields()
+        .iter()
+        .zip(predictions.columns())
+    {
+        let name = field.name();
+        let column = got.column_by_name(name).with_context(|| {
+            format!("no prediction column `{name}` for {} rows", many.num_rows())
+        })?;
+        let want = sluice_serve::protocol::column_json(want.as_ref());
+        let got = sluice_serve::protocol::column_json(column.as_ref());
+        for (row, g) in got.iter().enumerate() {
+            let w = &want[row % n];
+            let same = match (g.as_f64(), w.as_f64()) {
+                (Some(a), Some(b)) => (a - b).abs() <= 1e-6 * b.abs().max(1.0),
+                _ => g == w,
+            };
+            if !same {
+                bail!(
+                    "predicted {} rows at once (the sample repeated), row {} `{name}` is {g}, \
+                     but {w} for the same row among {n}: the model's transform gives other \
+                     answers for large batches, which a device would meet",
+                    many.num_rows(),
+                    row + 1
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder,
