@@ -370,7 +370,8 @@ const REPEATED_ROWS: usize = 8192;
 
 /// Predicts `rows` repeated to at least [`REPEATED_ROWS`] rows and checks
 /// that every repetition gets `predictions` (labels equal, numbers within
-/// the device's self-test tolerance, 1e-6 relative), so that paths taken
+/// the device's self-test tolerance, `sluice_contract::PREDICTION_TOLERANCE`
+/// relative), so that paths taken
 /// only for large batches are run before a device meets them.
 fn same_when_repeated(
     served: &ServedModel,
@@ -402,7 +403,9 @@ fn same_when_repeated(
         for (row, g) in got.iter().enumerate() {
             let w = &want[row % n];
             let same = match (g.as_f64(), w.as_f64()) {
-                (Some(a), Some(b)) => (a - b).abs() <= 1e-6 * b.abs().max(1.0),
+                (Some(a), Some(b)) => {
+                    sluice_contract::numbers_agree(a, b, sluice_contract::PREDICTION_TOLERANCE)
+                }
                 _ => g == w,
             };
             if !same {
