@@ -40,33 +40,21 @@ use arrow_schema::ArrowError;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, SortOptions, TimeUnit};
 use arrow_select::filter::filter_record_batch;
 #[cfg(feature = "operators")]
-use datafusion::common::tree_node::TreeNode;
-#[cfg(feature = "operators")]
-use datafusion::common::{Column, DFSchema, SchemaError, TableReference};
-#[cfg(feature = "operators")]
-use datafusion::datasource::MemTable;
-#[cfg(feature = "operators")]
-use datafusion::error::DataFusionError;
-#[cfg(feature = "operators")]
-use datafusion::execution::SessionState;
-#[cfg(feature = "operators")]
-use datafusion::functions_aggregate::expr_fn::{
-    avg, count, count_distinct, max, min, stddev, sum, var_sample,
+use datafusion::{
+    common::tree_node::TreeNode,
+    common::{Column, DFSchema, SchemaError, TableReference},
+    datasource::MemTable,
+    error::DataFusionError,
+    execution::SessionState,
+    functions_aggregate::expr_fn::{avg, count, count_distinct, max, min, stddev, sum, var_sample},
+    functions_aggregate::first_last::{first_value_udaf, last_value_udaf},
+    logical_expr::expr::NullTreatment,
+    logical_expr::simplify::SimplifyContext,
+    logical_expr::{ExprFunctionExt, SortExpr},
+    optimizer::simplify_expressions::ExprSimplifier,
+    physical_expr::PhysicalExpr,
+    prelude::{DataFrame, Expr, JoinType, ident, lit, when},
 };
-#[cfg(feature = "operators")]
-use datafusion::functions_aggregate::first_last::{first_value_udaf, last_value_udaf};
-#[cfg(feature = "operators")]
-use datafusion::logical_expr::expr::NullTreatment;
-#[cfg(feature = "operators")]
-use datafusion::logical_expr::simplify::SimplifyContext;
-#[cfg(feature = "operators")]
-use datafusion::logical_expr::{ExprFunctionExt, SortExpr};
-#[cfg(feature = "operators")]
-use datafusion::optimizer::simplify_expressions::ExprSimplifier;
-#[cfg(feature = "operators")]
-use datafusion::physical_expr::PhysicalExpr;
-#[cfg(feature = "operators")]
-use datafusion::prelude::{DataFrame, Expr, JoinType, ident, lit, when};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
