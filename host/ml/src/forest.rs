@@ -34,6 +34,7 @@
 //! SplitMix64, and sums run in a fixed order (the same on any number of
 //! cores: work is split the same way, and partial sums are added in order).
 
+use std::borrow::Cow;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -386,6 +387,8 @@ impl Binned {
         // Each feature on its own (sorting its values is most of the work),
         // the features shared out among the cores.
         let per_core = cols.div_ceil(cores()).max(1);
+        let sample = Binned::sample(rows);
+        let sample = sample.as_deref();
         let thresholds: Vec<Vec<f32>> = if rows == 0 {
             vec![Vec::new(); cols]
         } else {
@@ -398,7 +401,7 @@ impl Binned {
                                 .chunks_mut(rows)
                                 .enumerate()
                                 .map(|(i, column)| {
-                                    Binned::cut(x, part * per_core + i, max_bins, column)
+                                    Binned::cut(x, part * per_core + i, max_bins, sample, column)
                                 })
                                 .collect::<Vec<_>>()
                         }
@@ -425,11 +428,40 @@ impl Binned {
         }
     }
 
-    /// Cuts feature `f` into at most `max_bins` bins, writing each row's
-    /// into `column`; returns the thresholds that end each bin but the last.
-    fn cut(x: &Matrix, f: usize, max_bins: usize, column: &mut [u8]) -> Vec<f32> {
+    /// The rows whose values place the bins' thresholds when there are
+    /// more than [`BIN_SAMPLE`] (as scikit-learn does: sorting a million
+    /// values per feature cost more than growing several trees): that
+    /// many, drawn without replacement by a fixed seed, in order.
+    fn sample(rows: usize) -> Option<Vec<u32>> {
+        if rows <= BIN_SAMPLE {
+            return None;
+        }
+        let mut all: Vec<u32> = (0..rows as u32).collect();
+        let mut rng = SplitMix64::new(0x5eed_b1a5);
+        for i in 0..BIN_SAMPLE {
+            let j = i + rng.below(rows - i);
+            all.swap(i, j);
+        }
+        all.truncate(BIN_SAMPLE);
+        all.sort_unstable();
+        Some(all)
+    }
+
+    /// Cuts feature `f` into at most `max_bins` bins, placed by the values
+    /// of the rows `sample` (all, if `None`), writing each row's bin into
+    /// `column`; returns the thresholds that end each bin but the last.
+    fn cut(
+        x: &Matrix,
+        f: usize,
+        max_bins: usize,
+        sample: Option<&[u32]>,
+        column: &mut [u8],
+    ) -> Vec<f32> {
         let values_of_rows: Vec<f32> = (0..x.rows()).map(|i| x.get(i, f) as f32).collect();
-        let mut values = values_of_rows.clone();
+        let mut values = match sample {
+            Some(rows) => rows.iter().map(|&r| values_of_rows[r as usize]).collect(),
+            None => values_of_rows.clone(),
+        };
         values.sort_unstable_by(f32::total_cmp);
         values.dedup();
         let cuts: Vec<f32> = if values.len() <= max_bins {
@@ -516,7 +548,10 @@ impl Grower<'_> {
         let len = self.binned.offsets[cols] * s;
         let mut h = self.take_histogram(len);
         let threads = cores();
-        if threads <= 1 || rows.len() * cols < PARALLEL_CELLS {
+        // Whether a node's sums are split into shares depends on its size
+        // alone, never on the number of threads: the same trees on a
+        // machine of one core as of many.
+        if rows.len() * cols < PARALLEL_CELLS {
             self.fill(rows, &self.gather(rows), 0..cols, &mut h);
         } else if cols < BY_FEATURES_FROM {
             // Narrow tables: the rows are cut into a fixed number of
@@ -583,10 +618,17 @@ impl Grower<'_> {
 
     /// In boosting, the rows' gradients and hessians in the rows' order
     /// (read once per feature, front to back); otherwise nothing.
-    fn gather(&self, rows: &[u32]) -> Vec<[f64; 2]> {
+    /// A run of consecutive rows (the root, when every row is used, and
+    /// its shares) reads them where they are.
+    fn gather<'g>(&'g self, rows: &[u32]) -> Cow<'g, [[f64; 2]]> {
         match self.gradients {
-            Gradients::Pairs(pairs) => rows.iter().map(|&r| pairs[r as usize]).collect(),
-            Gradients::Rows { .. } => Vec::new(),
+            Gradients::Pairs(pairs) => match (rows.first(), rows.last()) {
+                (Some(&first), Some(&last)) if (last - first) as usize + 1 == rows.len() => {
+                    Cow::Borrowed(&pairs[first as usize..=last as usize])
+                }
+                _ => Cow::Owned(rows.iter().map(|&r| pairs[r as usize]).collect()),
+            },
+            Gradients::Rows { .. } => Cow::Borrowed(&[]),
         }
     }
 
@@ -666,7 +708,22 @@ impl Grower<'_> {
     /// The parent's sums minus one child's: the other child's, in the
     /// parent's buffer.
     fn subtract(&self, mut parent: Histogram, child: &Histogram) -> Histogram {
-        parent.0.iter_mut().zip(&child.0).for_each(|(a, b)| *a -= b);
+        let minus = |a: &mut [f64], b: &[f64]| a.iter_mut().zip(b).for_each(|(a, b)| *a -= b);
+        let threads = cores();
+        if threads <= 1 || parent.0.len() < PARALLEL_BINS * 3 {
+            minus(&mut parent.0, &child.0);
+        } else {
+            let run = parent.0.len().div_ceil(threads);
+            let minus = &minus;
+            on_cores(
+                parent
+                    .0
+                    .chunks_mut(run)
+                    .zip(child.0.chunks(run))
+                    .map(|(a, b)| move || minus(a, b))
+                    .collect(),
+            );
+        }
         parent
     }
 
@@ -746,6 +803,12 @@ impl Grower<'_> {
                 let (cells, _) = h.as_chunks::<3>();
                 let (mut g_left, mut h_left, mut n_left) = (0.0, 0.0, 0.0);
                 for (b, cell) in cells[..cells.len().saturating_sub(1)].iter().enumerate() {
+                    // An empty bin moves nothing: its split is the one
+                    // before it, which won already if it could (ties go
+                    // to the first). Small nodes leave most bins empty.
+                    if cell[2] == 0.0 {
+                        continue;
+                    }
                     g_left += cell[0];
                     h_left += cell[1];
                     n_left += cell[2];
@@ -771,6 +834,10 @@ impl Grower<'_> {
             let n_bins = h.len() / s;
             left.iter_mut().for_each(|l| *l = 0.0);
             for b in 0..n_bins.saturating_sub(1) {
+                // Empty: the same split as the bin before (see above).
+                if h[b * s + dims + 1] == 0.0 {
+                    continue;
+                }
                 for (l, v) in left.iter_mut().zip(&h[b * s..][..s]) {
                     *l += v;
                 }
@@ -871,26 +938,10 @@ impl Grower<'_> {
                     .push(c.hist.0);
                 continue;
             };
-            // Partition the node's rows, bins ≤ `bin` first, keeping their
-            // order: rows stay increasing, so every later pass over a
-            // node's rows reads bins and gradients front to back.
-            // Branch-free: every row is written to both sides, and only
-            // the side it belongs to moves on (the branch would be a coin
-            // flip per row).
-            let column = self.binned.column(feature);
+            // The node's rows, bins ≤ `bin` first, each side in order.
             let part = &mut rows[c.start..c.end];
-            let right = &mut right_rows[..part.len()];
-            let (mut mid, mut n_right) = (0, 0);
-            for i in 0..part.len() {
-                let r = part[i];
-                let left = usize::from(usize::from(column[r as usize]) <= bin);
-                part[mid] = r;
-                right[n_right] = r;
-                mid += left;
-                n_right += 1 - left;
-            }
-            part[mid..].copy_from_slice(&right[..n_right]);
-            let mid = c.start + mid;
+            let spare = &mut right_rows[..part.len()];
+            let mid = c.start + partition(part, spare, self.binned.column(feature), bin);
             importances[feature] += gain;
             let (left_node, right_node) = (nodes.len(), nodes.len() + 1);
             nodes.push(TreeNode::Leaf(Vec::new()));
@@ -938,6 +989,67 @@ impl Grower<'_> {
     }
 }
 
+/// Reorders `rows`, those whose bin in `column` is at most `bin` first,
+/// each side keeping its order (rows stay increasing, so every later pass
+/// over a node's rows reads bins and gradients front to back); returns how
+/// many went first. `spare` (as long as `rows`) is scratch. A large node's
+/// rows are cut into runs, one per core, each split on its own and the
+/// sides then put together in order.
+fn partition(rows: &mut [u32], spare: &mut [u32], column: &[u8], bin: usize) -> usize {
+    let threads = cores();
+    if threads <= 1 || rows.len() < PARALLEL_PARTITION {
+        let left = split_run(rows, spare, column, bin);
+        let right = rows.len() - left;
+        rows[left..].copy_from_slice(&spare[..right]);
+        return left;
+    }
+    let run = rows.len().div_ceil(threads);
+    let lefts = on_cores(
+        rows.chunks_mut(run)
+            .zip(spare.chunks_mut(run))
+            .map(|(rows, spare)| move || split_run(rows, spare, column, bin))
+            .collect(),
+    );
+    // Each run's first side moves down behind the runs before it (never
+    // past its own start), then every run's second side follows.
+    let mut at = 0;
+    for (i, &left) in lefts.iter().enumerate() {
+        rows.copy_within(i * run..i * run + left, at);
+        at += left;
+    }
+    let first = at;
+    for (i, &left) in lefts.iter().enumerate() {
+        let len = run.min(rows.len() - i * run) - left;
+        rows[at..at + len].copy_from_slice(&spare[i * run..i * run + len]);
+        at += len;
+    }
+    first
+}
+
+/// Splits one run: its first side stays at the front of `rows`, in order,
+/// its second goes to the front of `spare`; returns the first side's
+/// length. Branch-free: every row is written to both sides and only the
+/// side it belongs to moves on (the branch would be a coin flip per row).
+fn split_run(rows: &mut [u32], spare: &mut [u32], column: &[u8], bin: usize) -> usize {
+    let (mut left, mut right) = (0, 0);
+    for i in 0..rows.len() {
+        let r = rows[i];
+        let first = usize::from(usize::from(column[r as usize]) <= bin);
+        rows[left] = r;
+        spare[right] = r;
+        left += first;
+        right += 1 - first;
+    }
+    left
+}
+
+/// Rows from which the bins' thresholds are placed by a sample of this
+/// many (see [`Binned::sample`]).
+const BIN_SAMPLE: usize = 200_000;
+
+/// Node rows from which a node's rows are partitioned on every core.
+const PARALLEL_PARTITION: usize = 65_536;
+
 /// Node rows from which a column's histogram is summed in two halves
 /// (see [`Grower::fill`]).
 const PAIRED_ROWS: usize = 2_048;
@@ -970,6 +1082,23 @@ fn sigmoid_fast(z: f64) -> f64 {
     1.0 / (1.0 + exp_fast(-z))
 }
 
+/// 11! down to 0!: the terms of [`exp_fast`]'s Taylor series, highest
+/// first.
+const FACTORIALS: [f64; 12] = [
+    39_916_800.0,
+    3_628_800.0,
+    362_880.0,
+    40_320.0,
+    5_040.0,
+    720.0,
+    120.0,
+    24.0,
+    6.0,
+    2.0,
+    1.0,
+    1.0,
+];
+
 /// `e^x` to within 2e-16 (relative) on `[-708, 709]` (0 below, infinity
 /// above): `2^k · e^r` with `r = x − k·ln 2` in `[−ln 2 / 2, ln 2 / 2]` and
 /// `e^r` by its Taylor series to the 13th term. Only IEEE additions and
@@ -983,35 +1112,22 @@ fn exp_fast(x: f64) -> f64 {
     const LOG2_E: f64 = std::f64::consts::LOG2_E;
     // Adding and subtracting 1.5 · 2^52 rounds to the nearest integer.
     const ROUND: f64 = 6_755_399_441_055_744.0;
-    if x.is_nan() {
-        return x;
-    }
-    if x > 709.0 {
-        return f64::INFINITY;
-    }
-    if x < -708.0 {
-        return 0.0;
-    }
-    let k = (x * LOG2_E + ROUND) - ROUND;
-    let r = (x - k * LN2_HI) - k * LN2_LO;
+    // No branches (the ends are chosen at the end), so that a loop of
+    // them runs in vector registers.
+    let xc = x.clamp(-708.0, 709.0);
+    let kr = xc * LOG2_E + ROUND;
+    let k = kr - ROUND;
+    let r = (xc - k * LN2_HI) - k * LN2_LO;
     let mut p = 1.0 / 479_001_600.0;
-    for d in [
-        39_916_800.0,
-        3_628_800.0,
-        362_880.0,
-        40_320.0,
-        5_040.0,
-        720.0,
-        120.0,
-        24.0,
-        6.0,
-        2.0,
-        1.0,
-        1.0,
-    ] {
+    for d in FACTORIALS {
         p = p * r + 1.0 / d;
     }
-    p * f64::from_bits(((k as i64 + 1023) as u64) << 52)
+    // 2^k: `kr`'s low mantissa bits hold 2^51 + k, so adding the exponent
+    // bias and shifting leaves k + 1023 (in 1 ..= 2046) in the exponent.
+    let y = p * f64::from_bits(kr.to_bits().wrapping_add(1023) << 52);
+    let y = if x > 709.0 { f64::INFINITY } else { y };
+    let y = if x < -708.0 { 0.0 } else { y };
+    if x.is_nan() { x } else { y }
 }
 
 /// Sets `out[r] = f(r)` for every row `r` of `rows` (increasing), on
@@ -1046,28 +1162,65 @@ fn per_row(rows: &[u32], out: &mut [[f64; 2]], f: impl Fn(usize) -> (f64, f64) +
     on_cores(parts);
 }
 
-/// The cores training may use.
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+/// Runs `f` on matching runs of `out`, `a` and `b` (of equal lengths), on
+/// every core for many rows.
+fn on_slices<T: Send, A: Sync, B: Sync>(
+    out: &mut [T],
+    a: &[A],
+    b: &[B],
+    f: impl Fn(&mut [T], &[A], &[B]) + Sync,
+) {
+    let threads = cores();
+    if threads <= 1 || out.len() < PARALLEL_ROWS {
+        f(out, a, b);
+        return;
+    }
+    let run = out.len().div_ceil(threads);
+    let f = &f;
+    on_cores(
+        out.chunks_mut(run)
+            .zip(a.chunks(run).zip(b.chunks(run)))
+            .map(|(out, (a, b))| move || f(out, a, b))
+            .collect(),
+    );
 }
 
-/// Runs `work`, the first on this thread and the rest on threads of their
-/// own; returns their results in order.
+/// The threads training may use: those of the pool it runs in (rayon's
+/// global pool: one per core, or `RAYON_NUM_THREADS`). Never
+/// `available_parallelism`, which on Linux reads the cgroup's files each
+/// time, and growing one tree asks a hundred times.
+fn cores() -> usize {
+    rayon_core::current_num_threads()
+}
+
+/// Runs `work`, the first on this thread and the rest on the pool's other
+/// threads; returns their results in order. Training asks for this
+/// thousands of times (a few times per split), so the threads are kept
+/// between calls: starting one costs tens of microseconds, and more where
+/// the machine is virtual.
 fn on_cores<T: Send>(work: Vec<impl FnOnce() -> T + Send>) -> Vec<T> {
+    let mut results: Vec<Option<T>> = work.iter().map(|_| None).collect();
     let mut work = work.into_iter();
     let Some(first) = work.next() else {
         return Vec::new();
     };
-    std::thread::scope(|scope| {
-        let others: Vec<_> = work.map(|w| scope.spawn(w)).collect();
-        let mut results = vec![first()];
-        results.extend(
-            others
-                .into_iter()
-                .map(|h| h.join().expect("a training thread")),
-        );
-        results
-    })
+    let (head, rest) = results.split_first_mut().expect("one result per share");
+    rayon_core::scope(|scope| {
+        for (w, slot) in work.zip(rest) {
+            scope.spawn(move |_| *slot = Some(w()));
+        }
+        *head = Some(first());
+    });
+    results
+        .into_iter()
+        .map(|r| r.expect("every share ran"))
+        .collect()
+}
+
+/// Runs `f` on one of the pool's threads, so that the shares it hands out
+/// go to threads that are already running.
+fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon_core::scope(|_| f())
 }
 
 /// `threads` contiguous ranges of features with about as many bins each.
@@ -1105,6 +1258,17 @@ fn normalised(mut v: Vec<f64>) -> Vec<f64> {
 /// `validation` when given, else of `validation_fraction` of the rows held
 /// out of training.
 pub(crate) fn fit_boosting(
+    x: &Matrix,
+    target: EnsembleTarget<'_>,
+    validation: Option<Validation<'_, EnsembleTarget<'_>>>,
+    p: &BoostingParams,
+    cancel: &Cancel,
+) -> Result<(TreeEnsembleModel, Vec<f64>)> {
+    in_pool(|| fit_boosting_in_pool(x, target, validation, p, cancel))
+}
+
+/// [`fit_boosting`], on a thread of the pool.
+fn fit_boosting_in_pool(
     x: &Matrix,
     target: EnsembleTarget<'_>,
     validation: Option<Validation<'_, EnsembleTarget<'_>>>,
@@ -1165,6 +1329,11 @@ pub(crate) fn fit_boosting(
         .copied()
         .collect();
     let mut probs = vec![0.0; if k > 1 { n * k } else { 0 }];
+    // A binary target as the numbers 0 and 1, for the gradients' loop.
+    let positive: Vec<f64> = match target {
+        EnsembleTarget::Classes(y, 2) => y.iter().map(|&c| f64::from(u8::from(c == 1))).collect(),
+        _ => Vec::new(),
+    };
     let spare = Mutex::new(Vec::new());
     let mut pairs = vec![[0.0; 2]; n];
     let mut trees = Vec::new();
@@ -1221,7 +1390,26 @@ pub(crate) fn fit_boosting(
                 }
                 EnsembleTarget::Values(y) => (raw[r] - y[r], 1.0),
             };
-            per_row(&rows, &mut pairs, gradient);
+            // Every row (no subsampling, nothing held out): over whole
+            // slices, in vector registers; otherwise row by row.
+            match target {
+                EnsembleTarget::Classes(_, 2) if rows.len() == n => {
+                    on_slices(&mut pairs, &raw, &positive, |out, raw, y| {
+                        for ((o, &z), &y) in out.iter_mut().zip(raw).zip(y) {
+                            let p1 = sigmoid_fast(z);
+                            *o = [p1 - y, (p1 * (1.0 - p1)).max(1e-16)];
+                        }
+                    });
+                }
+                EnsembleTarget::Values(y) if rows.len() == n => {
+                    on_slices(&mut pairs, &raw, y, |out, raw, y| {
+                        for ((o, &z), &y) in out.iter_mut().zip(raw).zip(y) {
+                            *o = [z - y, 1.0];
+                        }
+                    });
+                }
+                _ => per_row(&rows, &mut pairs, gradient),
+            }
             let grower = Grower {
                 binned: &binned,
                 gradients: Gradients::Pairs(&pairs),
@@ -1242,21 +1430,54 @@ pub(crate) fn fit_boosting(
                 }
             }
             // Update every row's score: the tree's rows from where growing
-            // left them, the others (held out, not drawn) by a walk.
-            let mut walked = vec![true; if tree_rows.len() < n { n } else { 0 }];
-            for (start, end, node) in leaf_rows {
-                let TreeNode::Leaf(v) = &tree.nodes[node] else {
-                    unreachable!("leaf ranges name leaves")
-                };
-                for &r in &tree_rows[start..end] {
-                    raw[r as usize * k + class] += v[0];
-                    if let Some(w) = walked.get_mut(r as usize) {
-                        *w = false;
+            // left them, the others (held out, not drawn) by a walk. When
+            // the tree had every row and one score per row, each core takes
+            // a run of rows and finds its part of each leaf's (increasing)
+            // rows; a row gets one addition either way, so the same sums.
+            if k == 1 && tree_rows.len() == n {
+                let leaves: Vec<(&[u32], f64)> = leaf_rows
+                    .iter()
+                    .map(|&(start, end, node)| match &tree.nodes[node] {
+                        TreeNode::Leaf(v) => (&tree_rows[start..end], v[0]),
+                        TreeNode::Split { .. } => unreachable!("leaf ranges name leaves"),
+                    })
+                    .collect();
+                let leaves = &leaves;
+                let run = n.div_ceil(if n < PARALLEL_ROWS { 1 } else { cores() });
+                on_cores(
+                    raw.chunks_mut(run)
+                        .enumerate()
+                        .map(|(i, scores)| {
+                            move || {
+                                let (base, end) =
+                                    ((i * run) as u32, (i * run + scores.len()) as u32);
+                                for &(rows, v) in leaves {
+                                    let from = rows.partition_point(|&r| r < base);
+                                    let to = rows.partition_point(|&r| r < end);
+                                    for &r in &rows[from..to] {
+                                        scores[(r - base) as usize] += v;
+                                    }
+                                }
+                            }
+                        })
+                        .collect(),
+                );
+            } else {
+                let mut walked = vec![true; if tree_rows.len() < n { n } else { 0 }];
+                for (start, end, node) in leaf_rows {
+                    let TreeNode::Leaf(v) = &tree.nodes[node] else {
+                        unreachable!("leaf ranges name leaves")
+                    };
+                    for &r in &tree_rows[start..end] {
+                        raw[r as usize * k + class] += v[0];
+                        if let Some(w) = walked.get_mut(r as usize) {
+                            *w = false;
+                        }
                     }
                 }
-            }
-            for (r, _) in walked.iter().enumerate().filter(|(_, w)| **w) {
-                raw[r * k + class] += tree.leaf(x.row(r))[0];
+                for (r, _) in walked.iter().enumerate().filter(|(_, w)| **w) {
+                    raw[r * k + class] += tree.leaf(x.row(r))[0];
+                }
             }
             if let Some(v) = &validation {
                 for r in 0..validation_rows {
@@ -1310,6 +1531,16 @@ pub(crate) fn fit_boosting(
 /// error of the forest so far (misclassification rate or mean squared
 /// error).
 pub(crate) fn fit_forest(
+    x: &Matrix,
+    target: EnsembleTarget<'_>,
+    p: &ForestParams,
+    cancel: &Cancel,
+) -> Result<(TreeEnsembleModel, Vec<f64>)> {
+    in_pool(|| fit_forest_in_pool(x, target, p, cancel))
+}
+
+/// [`fit_forest`], on a thread of the pool.
+fn fit_forest_in_pool(
     x: &Matrix,
     target: EnsembleTarget<'_>,
     p: &ForestParams,
@@ -1489,6 +1720,134 @@ mod tests {
         assert_ne!(fit(1), fit(2));
     }
 
+    /// `n` rows of four features, the label a noisy function of them.
+    fn noisy(n: usize) -> (Matrix, Vec<usize>) {
+        let mut rng = SplitMix64::new(7);
+        let mut values = Vec::with_capacity(n * 4);
+        let mut y = Vec::with_capacity(n);
+        for _ in 0..n {
+            let row: Vec<f64> = (0..4).map(|_| rng.uniform(-1.0, 1.0)).collect();
+            let score = row[0] * row[1] + 0.5 * row[2] - row[3].abs() + rng.uniform(-0.3, 0.3);
+            y.push(usize::from(score > 0.0));
+            values.extend(row);
+        }
+        (Matrix::new(n, 4, values).unwrap(), y)
+    }
+
+    #[test]
+    fn the_trees_do_not_depend_on_the_number_of_threads() {
+        // Enough rows for every parallel path: gradients and scores by
+        // runs of rows, partitions and histograms by shares.
+        let (x, y) = noisy(PARALLEL_PARTITION + 4_000);
+        let on = |threads: usize| {
+            let pool = rayon_core::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let boosted = fit_boosting(
+                    &x,
+                    EnsembleTarget::Classes(&y, 2),
+                    None,
+                    &BoostingParams {
+                        n_estimators: 4,
+                        ..BoostingParams::default()
+                    },
+                    &Cancel::new(),
+                )
+                .unwrap();
+                let targets: Vec<f64> = y.iter().map(|&c| c as f64).collect();
+                let forest = fit_forest(
+                    &x,
+                    EnsembleTarget::Values(&targets),
+                    &ForestParams {
+                        n_estimators: 2,
+                        ..ForestParams::default()
+                    },
+                    &Cancel::new(),
+                )
+                .unwrap();
+                (boosted, forest)
+            })
+        };
+        let one = on(1);
+        assert!(one.0.0.trees.iter().all(|t| t.nodes.len() > 20));
+        // (Not assert_eq: the models' debug form is megabytes.)
+        assert!(one == on(2), "1 and 2 threads grew different trees");
+        assert!(one == on(3), "1 and 3 threads grew different trees");
+    }
+
+    #[test]
+    fn a_partition_keeps_each_side_in_order_on_any_number_of_threads() {
+        let mut rng = SplitMix64::new(3);
+        let column: Vec<u8> = (0..300_000).map(|_| rng.below(256) as u8).collect();
+        let rows: Vec<u32> = (0..300_000u32).filter(|_| rng.below(3) > 0).collect();
+        let bin = 100;
+        let expected: Vec<u32> = rows
+            .iter()
+            .filter(|&&r| usize::from(column[r as usize]) <= bin)
+            .chain(
+                rows.iter()
+                    .filter(|&&r| usize::from(column[r as usize]) > bin),
+            )
+            .copied()
+            .collect();
+        let first = expected
+            .iter()
+            .take_while(|&&r| usize::from(column[r as usize]) <= bin)
+            .count();
+        for threads in [1, 2, 3] {
+            let pool = rayon_core::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut got = rows.clone();
+            let mut spare = vec![0; got.len()];
+            let left = pool.install(|| partition(&mut got, &mut spare, &column, bin));
+            assert_eq!((left, &got), (first, &expected), "{threads} threads");
+        }
+    }
+
+    #[test]
+    fn bins_of_a_large_table_are_placed_by_a_fixed_sample_and_hold_every_row() {
+        assert_eq!(Binned::sample(BIN_SAMPLE), None);
+        let n = BIN_SAMPLE + 50_000;
+        let sample = Binned::sample(n).unwrap();
+        assert_eq!(
+            sample,
+            Binned::sample(n).unwrap(),
+            "the same rows every time"
+        );
+        assert_eq!(sample.len(), BIN_SAMPLE);
+        assert!(sample.windows(2).all(|w| w[0] < w[1]) && *sample.last().unwrap() < n as u32);
+        // One feature of distinct values: the thresholds come from the
+        // sample's quantiles, and every row, sampled or not, gets the bin
+        // its value falls in.
+        let x = Matrix::new(n, 1, (0..n).map(|i| ((i * 7919) % n) as f64).collect()).unwrap();
+        let binned = Binned::new(&x, 255);
+        let cuts = &binned.thresholds[0];
+        assert_eq!(cuts.len(), 254);
+        for (i, &bin) in binned.column(0).iter().enumerate() {
+            let v = x.get(i, 0) as f32;
+            assert_eq!(
+                usize::from(bin),
+                cuts.partition_point(|t| *t < v),
+                "row {i}"
+            );
+        }
+        // Quantiles of a uniform sample: about n / 255 rows per bin.
+        let mut counts = [0usize; 255];
+        binned
+            .column(0)
+            .iter()
+            .for_each(|&b| counts[usize::from(b)] += 1);
+        let per = n / 255;
+        assert!(
+            counts.iter().all(|&c| c > per / 2 && c < per * 2),
+            "{counts:?}"
+        );
+    }
+
     #[test]
     fn boosted_regression_fits_a_step_and_early_stopping_keeps_the_best_round() {
         let n = 1000;
@@ -1587,10 +1946,51 @@ mod tests {
             let (a, b) = (exp_fast(x), libm::exp(x));
             assert!((a - b).abs() <= 4.5e-16 * b, "e^{x}: {a} vs {b}");
         }
+        // The same bits as the form with branches and an integer
+        // conversion it replaced, so models trained before are unchanged.
+        let mut x = -709.5;
+        while x < 710.0 {
+            assert_eq!(
+                exp_fast(x).to_bits(),
+                exp_with_branches(x).to_bits(),
+                "e^{x}"
+            );
+            x += 0.00731;
+        }
+        for x in [-708.0, 709.0, -708.0000001, 709.0000001, 0.0, -0.0, 1e-300] {
+            assert_eq!(
+                exp_fast(x).to_bits(),
+                exp_with_branches(x).to_bits(),
+                "e^{x}"
+            );
+        }
         assert_eq!(exp_fast(710.0), f64::INFINITY);
         assert_eq!(exp_fast(-710.0), 0.0);
         assert!(exp_fast(f64::NAN).is_nan());
         assert_eq!(sigmoid_fast(0.0), 0.5);
         assert!((sigmoid_fast(-3.0) - crate::prediction::sigmoid(-3.0)).abs() < 1e-16);
+    }
+
+    /// `exp_fast` as it was written before it lost its branches.
+    fn exp_with_branches(x: f64) -> f64 {
+        const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+        const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+        const ROUND: f64 = 6_755_399_441_055_744.0;
+        if x.is_nan() {
+            return x;
+        }
+        if x > 709.0 {
+            return f64::INFINITY;
+        }
+        if x < -708.0 {
+            return 0.0;
+        }
+        let k = (x * std::f64::consts::LOG2_E + ROUND) - ROUND;
+        let r = (x - k * LN2_HI) - k * LN2_LO;
+        let mut p = 1.0 / 479_001_600.0;
+        for d in FACTORIALS {
+            p = p * r + 1.0 / d;
+        }
+        p * f64::from_bits(((k as i64 + 1023) as u64) << 52)
     }
 }
