@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The edge runtime (issue 20): builds `sluice` and `sluice-edge` in release
-# mode (sluice-edge alone, as it ships: wasmtime without its compiler),
+# The edge runtime (issue 20): builds `sluice` in release mode and
+# `sluice-edge` as it ships (alone, `--profile edge`: wasmtime without its
+# compiler, no ONNX engine, fat LTO, opt-level "s", panic=abort, stripped),
 # natively and for aarch64-unknown-linux-gnu (Debian's
 # gcc-aarch64-linux-gnu; run under qemu-user), trains the flagship model,
 # bundles it for both, and measures:
@@ -11,19 +12,25 @@
 #   - predictions/s at batch 1, one client, keep-alive: sluice-edge native,
 #     `sluice serve` native (same model, same machine), sluice-edge under qemu.
 # Usage: bench/edge/run.sh [--skip-build]
+# EDGE_PROFILE (default `edge`; `release` for the unstripped symbols) and
+# EDGE_FEATURES (e.g. `onnx-engine`: tract, any ONNX model) choose the
+# sluice-edge build measured.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
+profile=${EDGE_PROFILE:-edge}
+features=(${EDGE_FEATURES:+--features "$EDGE_FEATURES"})
 if [ "${1:-}" != "--skip-build" ]; then
     cargo build --release -p sluice-cli
-    cargo build --release -p sluice-edge
-    cargo build --release -p sluice-edge --target aarch64-unknown-linux-gnu
+    cargo build --profile "$profile" -p sluice-edge "${features[@]}"
+    cargo build --profile "$profile" -p sluice-edge "${features[@]}" --target aarch64-unknown-linux-gnu
 fi
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-sluice=$root/target/release/sluice
-edge=$root/target/release/sluice-edge
-arm=$root/target/aarch64-unknown-linux-gnu/release/sluice-edge
+target=${CARGO_TARGET_DIR:-$root/target}
+sluice=$target/release/sluice
+edge=$target/$profile/sluice-edge
+arm=$target/aarch64-unknown-linux-gnu/$profile/sluice-edge
 data=$root/examples/breast-cancer/data/breast_cancer.csv
 
 strip -o "$work/edge-x86_64" "$edge"

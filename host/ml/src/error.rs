@@ -55,7 +55,9 @@ pub enum MlError {
     /// before it finished.
     #[error("training was stopped before it finished")]
     Cancelled,
-    /// An ONNX model that cannot be decoded, typed or optimised by tract.
+    /// An ONNX model that cannot be decoded, typed or optimised by tract,
+    /// or, in a build without the `onnx-engine` feature, that uses an
+    /// operator the lite evaluator does not run (the message names it).
     #[error("cannot load the ONNX model: {0}")]
     ModelLoad(String),
     /// Inputs that do not fit the model, or a failure while running it.
@@ -74,6 +76,7 @@ pub enum MlError {
 /// The result type of the crate.
 pub type Result<T, E = MlError> = std::result::Result<T, E>;
 
+#[cfg(feature = "onnx-engine")]
 /// Formats a tract (anyhow) error with its whole chain of causes, so that the
 /// typed error keeps the detail without exposing anyhow in the API.
 pub(crate) fn chain(e: impl std::fmt::Display) -> String {

@@ -1,15 +1,16 @@
 //! ONNX export of the native models.
 //!
-//! The messages are tract's prost-generated ONNX protobuf types
-//! (`tract_onnx::pb`), encoded with `prost::Message`: no second copy of
-//! `onnx.proto` to keep in step. The encoding is deterministic (fields in
-//! tag order, no maps), so the same model always gives the same bytes.
+//! The messages are sluice-ml's own ONNX protobuf types ([`crate::onnx_pb`],
+//! field for field tract's prost-generated `tract_onnx::pb`), encoded with
+//! `prost::Message`, so that a build without tract exports the same bytes.
+//! The encoding is deterministic (fields in tag order, no maps), so the same
+//! model always gives the same bytes.
 //!
 //! See the crate documentation for the graph conventions.
 
+use crate::onnx_pb as pb;
+use crate::onnx_pb::tensor_proto::DataType;
 use prost::Message;
-use tract_onnx::pb;
-use tract_onnx::pb::tensor_proto::DataType;
 
 use crate::forest::{EnsembleHead, TreeEnsembleModel, TreeNode};
 use crate::linear::{LinearKind, LinearModel};

@@ -1,18 +1,13 @@
-//! Inference with tract for any ONNX model: the exported ones and the ones a
-//! user brings (scikit-learn via skl2onnx, PyTorch, …).
+//! Inference for ONNX models: the types that cross the API, and [`Model`],
+//! which runs a model with tract (the `onnx-engine` feature, on by default:
+//! any ONNX model, the exported ones and the ones a user brings, such as
+//! scikit-learn via skl2onnx or PyTorch) or, in a build without it, with the
+//! lite evaluator (`lite.rs`: the graphs sluice's own exporter writes).
 
-use std::collections::HashSet;
-use std::sync::Mutex;
-
-use prost::Message;
 use serde::Serialize;
-use tract_onnx::pb;
-use tract_onnx::prelude::{
-    Datum, DatumType, Framework, InferenceModelExt, IntoRunnable, IntoTValue, SymbolValues, TValue,
-    Tensor as TractTensor, TypedRunnableModel, TypedSimpleState, tract_ndarray,
-};
 
-use crate::error::{MlError, Result, chain};
+use crate::error::{MlError, Result};
+use crate::onnx_pb as pb;
 
 /// The element type of a tensor, as ONNX names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -182,51 +177,6 @@ impl Tensor {
             _ => None,
         }
     }
-
-    fn to_tract(&self) -> Result<TractTensor> {
-        fn arr<T: Datum + Clone>(shape: &[usize], v: &[T]) -> Result<TractTensor> {
-            tract_ndarray::ArrayD::from_shape_vec(shape, v.to_vec())
-                .map(TractTensor::from)
-                .map_err(|e| MlError::Inference(e.to_string()))
-        }
-        match &self.data {
-            TensorData::F32(v) => arr(&self.shape, v),
-            TensorData::F64(v) => arr(&self.shape, v),
-            TensorData::I64(v) => arr(&self.shape, v),
-            TensorData::I32(v) => arr(&self.shape, v),
-            TensorData::Bool(v) => arr(&self.shape, v),
-            TensorData::String(v) => arr(&self.shape, v),
-        }
-    }
-
-    fn from_tract(t: &TractTensor) -> Result<Tensor> {
-        fn read<T: Datum + Clone>(t: &TractTensor) -> Result<Vec<T>> {
-            Ok(t.try_as_plain_ram()
-                .and_then(|v| v.as_slice::<T>())
-                .map_err(|e| MlError::Inference(chain(e)))?
-                .to_vec())
-        }
-        fn cast<T: Datum + Clone>(t: &TractTensor) -> Result<Vec<T>> {
-            read(&*t.cast_to::<T>().map_err(|e| MlError::Inference(chain(e)))?)
-        }
-        let data = match t.datum_type() {
-            DatumType::F32 => TensorData::F32(read(t)?),
-            DatumType::F64 => TensorData::F64(read(t)?),
-            DatumType::I64 => TensorData::I64(read(t)?),
-            DatumType::Bool => TensorData::Bool(read(t)?),
-            DatumType::String => TensorData::String(read(t)?),
-            dt if dt.is_float() => TensorData::F32(cast(t)?),
-            // Symbolic-dimension integers: tract computes some index paths
-            // (ArrayFeatureExtractor + Reshape, say) in them.
-            dt if dt.is_integer() || dt == DatumType::TDim => TensorData::I64(cast(t)?),
-            dt => {
-                return Err(MlError::Inference(format!(
-                    "cannot return an output of type {dt:?}"
-                )));
-            }
-        };
-        Tensor::new(t.shape().to_vec(), data)
-    }
 }
 
 /// A model's outputs by name, in the order the model declares them.
@@ -245,54 +195,8 @@ impl Outputs {
     }
 }
 
-/// An ONNX model ready to run: decoded, typed and optimised by tract once,
-/// with a symbolic batch dimension so any number of rows can be predicted.
-///
-/// `Send + Sync`: a server shares one `Model` between threads; each call
-/// runs in its own state. States are pooled and reused, so that tract's
-/// scratch buffers are not allocated anew on every call.
-///
-/// tract allocates each call's intermediate tensors. With glibc's default
-/// malloc, blocks over 128 KiB go back to the kernel when freed, so large
-/// batches take fresh page faults on every call (bench/README.md measured
-/// about 2× slower and erratic MLP inference at 569 rows); a server should
-/// raise `M_MMAP_THRESHOLD`/`M_TRIM_THRESHOLD` or use a caching allocator.
-#[derive(Debug)]
-pub struct Model {
-    plan: std::sync::Arc<TypedRunnableModel>,
-    states: Mutex<Vec<TypedSimpleState>>,
-    input_names: Vec<String>,
-    input_types: Vec<DatumType>,
-    output_names: Vec<String>,
-    signature: Signature,
-    metadata: Vec<(String, String)>,
-    optimized: bool,
-}
-
-/// Idle states kept per model (about one per thread that predicts at once).
-const POOLED_STATES: usize = 16;
-
-impl Clone for Model {
-    fn clone(&self) -> Self {
-        Model {
-            plan: self.plan.clone(),
-            states: Mutex::new(Vec::new()),
-            input_names: self.input_names.clone(),
-            input_types: self.input_types.clone(),
-            output_names: self.output_names.clone(),
-            signature: self.signature.clone(),
-            metadata: self.metadata.clone(),
-            optimized: self.optimized,
-        }
-    }
-}
-
-const _: fn() = || {
-    fn send_sync<T: Send + Sync>() {}
-    send_sync::<Model>();
-};
-
-fn spec(v: &pb::ValueInfoProto) -> TensorSpec {
+/// A declared input or output as [`TensorSpec`].
+pub(crate) fn spec(v: &pb::ValueInfoProto) -> TensorSpec {
     use pb::tensor_shape_proto::dimension::Value;
     let tensor = v
         .r#type
@@ -317,102 +221,101 @@ fn spec(v: &pb::ValueInfoProto) -> TensorSpec {
     }
 }
 
+/// The engine a build runs models with.
+#[cfg(feature = "onnx-engine")]
+type Engine = crate::tract_engine::TractModel;
+#[cfg(not(feature = "onnx-engine"))]
+type Engine = std::sync::Arc<crate::lite::LiteGraph>;
+
+/// An ONNX model ready to run, prepared once for any number of rows.
+///
+/// With the `onnx-engine` feature (the default) tract decodes, types and
+/// optimises the graph once, with a symbolic batch dimension; any ONNX
+/// model runs. Without it (the lite `sluice-edge`) the lite evaluator runs
+/// the graphs sluice's own exporter writes ([`LITE_OPERATORS`]) and
+/// refuses any other at load, naming the operator.
+///
+/// `Send + Sync`: a server shares one `Model` between threads; each call
+/// runs in its own state. tract's states are pooled and reused, so that its
+/// scratch buffers are not allocated anew on every call.
+///
+/// tract allocates each call's intermediate tensors. With glibc's default
+/// malloc, blocks over 128 KiB go back to the kernel when freed, so large
+/// batches take fresh page faults on every call (bench/README.md measured
+/// about 2× slower and erratic MLP inference at 569 rows); a server should
+/// raise `M_MMAP_THRESHOLD`/`M_TRIM_THRESHOLD` or use a caching allocator.
+///
+/// [`LITE_OPERATORS`]: crate::LITE_OPERATORS
+#[derive(Debug, Clone)]
+pub struct Model {
+    engine: Engine,
+    signature: Signature,
+    metadata: Vec<(String, String)>,
+}
+
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Model>();
+};
+
 impl Model {
     /// Loads an ONNX model from its bytes and prepares it for inference.
     ///
-    /// Input dimensions the model leaves open without a name get one (the
-    /// first `N`, the others `<input>_d<axis>`), so that tract can optimise
-    /// the graph once for any batch size. Declared output shapes are not
-    /// trusted (exporters get them wrong); tract infers them. When tract
-    /// cannot optimise a graph with symbolic dimensions, the decluttered
-    /// typed graph is run instead ([`Model::is_optimized`] says which).
+    /// With tract: input dimensions the model leaves open without a name
+    /// get one (the first `N`, the others `<input>_d<axis>`), so that tract
+    /// can optimise the graph once for any batch size. Declared output
+    /// shapes are not trusted (exporters get them wrong); tract infers
+    /// them. When tract cannot optimise a graph with symbolic dimensions,
+    /// the decluttered typed graph is run instead ([`Model::is_optimized`]
+    /// says which).
+    ///
+    /// Without tract: every operator must be one of [`LITE_OPERATORS`] and
+    /// every input dimension but the first fixed; the graph is run once on
+    /// zeros to check it. Otherwise [`MlError::ModelLoad`] names what is
+    /// missing and how to get a build that runs the model.
+    ///
+    /// [`LITE_OPERATORS`]: crate::LITE_OPERATORS
     pub fn from_onnx(bytes: &[u8]) -> Result<Model> {
-        let mut proto = pb::ModelProto::decode(bytes)
-            .map_err(|e| MlError::ModelLoad(format!("not an ONNX model: {e}")))?;
-        crate::onnx_ml::rewrite(&mut proto).map_err(MlError::ModelLoad)?;
-        let graph = proto
-            .graph
-            .as_ref()
-            .ok_or_else(|| MlError::ModelLoad("the model has no graph".into()))?;
-        let initialisers: HashSet<&str> =
-            graph.initializer.iter().map(|t| t.name.as_str()).collect();
-        let signature = Signature {
-            inputs: graph
-                .input
-                .iter()
-                .filter(|i| !initialisers.contains(i.name.as_str()))
-                .map(spec)
-                .collect(),
-            outputs: graph.output.iter().map(spec).collect(),
-        };
-        let metadata = proto
-            .metadata_props
-            .iter()
-            .map(|e| (e.key.clone(), e.value.clone()))
-            .collect();
-
-        let mut patched = proto.clone();
-        if let Some(g) = patched.graph.as_mut() {
-            for input in g
-                .input
-                .iter_mut()
-                .filter(|i| !initialisers.contains(i.name.as_str()))
-            {
-                name_open_dims(input);
-            }
+        #[cfg(feature = "onnx-engine")]
+        {
+            let (engine, signature, metadata) = crate::tract_engine::TractModel::load(bytes)?;
+            Ok(Model {
+                engine,
+                signature,
+                metadata,
+            })
         }
-        let inference = crate::onnx_ml::framework()
-            .with_ignore_output_shapes(true)
-            .model_for_proto_model(&patched)
-            .map_err(|e| MlError::ModelLoad(chain(e)))?;
-        let typed = inference
-            .into_typed()
-            .map_err(|e| MlError::ModelLoad(chain(e)))?;
-        let (model, optimized) = match typed.clone().into_optimized() {
-            Ok(m) => (m, true),
-            Err(_) => (
-                typed
-                    .into_decluttered()
-                    .map_err(|e| MlError::ModelLoad(chain(e)))?,
-                false,
-            ),
-        };
-        let input_names = model
-            .input_outlets()
-            .map_err(|e| MlError::ModelLoad(chain(e)))?
-            .iter()
-            .map(|o| model.node(o.node).name.clone())
-            .collect();
-        let input_types = (0..model.inputs.len())
-            .map(|i| model.input_fact(i).map(|f| f.datum_type))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| MlError::ModelLoad(chain(e)))?;
-        let output_names = if signature.outputs.len() == model.outputs.len() {
-            signature.outputs.iter().map(|o| o.name.clone()).collect()
-        } else {
-            model
-                .outputs
+        #[cfg(not(feature = "onnx-engine"))]
+        {
+            let proto = crate::lite::decode(bytes)?;
+            let graph = crate::lite::LiteGraph::load(&proto)?;
+            let initialisers: Vec<&str> = proto
+                .graph
                 .iter()
-                .map(|o| {
-                    model
-                        .outlet_label(*o)
-                        .map_or_else(|| model.node(o.node).name.clone(), str::to_owned)
-                })
-                .collect()
-        };
-        let plan = model
-            .into_runnable()
-            .map_err(|e| MlError::ModelLoad(chain(e)))?;
-        Ok(Model {
-            plan,
-            states: Mutex::new(Vec::new()),
-            input_names,
-            input_types,
-            output_names,
-            signature,
-            metadata,
-            optimized,
-        })
+                .flat_map(|g| &g.initializer)
+                .map(|t| t.name.as_str())
+                .collect();
+            let g = proto.graph.as_ref().expect("checked by LiteGraph::load");
+            let signature = Signature {
+                inputs: g
+                    .input
+                    .iter()
+                    .filter(|i| !initialisers.contains(&i.name.as_str()))
+                    .map(spec)
+                    .collect(),
+                outputs: g.output.iter().map(spec).collect(),
+            };
+            let metadata = proto
+                .metadata_props
+                .iter()
+                .map(|e| (e.key.clone(), e.value.clone()))
+                .collect();
+            Ok(Model {
+                engine: std::sync::Arc::new(graph),
+                signature,
+                metadata,
+            })
+        }
     }
 
     /// The inputs and outputs the model declares.
@@ -434,22 +337,24 @@ impl Model {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Whether tract's optimiser ran (otherwise the decluttered graph runs).
+    /// Whether tract's optimiser ran (otherwise the decluttered graph
+    /// runs). Always `true` for the lite evaluator, which has nothing to
+    /// optimise.
     pub fn is_optimized(&self) -> bool {
-        self.optimized
+        #[cfg(feature = "onnx-engine")]
+        {
+            self.engine.is_optimized()
+        }
+        #[cfg(not(feature = "onnx-engine"))]
+        {
+            true
+        }
     }
 
     /// Predicts a row-major `rows × cols` float32 feature matrix with a
     /// single-input model. The matrix is cast to the input's element type
     /// when that is another number type (float64 for instance).
     pub fn predict(&self, features: &[f32], rows: usize, cols: usize) -> Result<Outputs> {
-        if self.input_names.len() != 1 {
-            return Err(MlError::Inference(format!(
-                "the model has {} inputs ({}); pass them by name with `run`",
-                self.input_names.len(),
-                self.input_names.join(", ")
-            )));
-        }
         if rows.checked_mul(cols) != Some(features.len()) {
             return Err(MlError::Inference(format!(
                 "a {rows}×{cols} matrix needs {} values, got {}",
@@ -457,154 +362,147 @@ impl Model {
                 features.len()
             )));
         }
-        // Straight into a tract tensor: one copy of the features.
-        let tensor = TractTensor::from_shape(&[rows, cols], features)
-            .map_err(|e| MlError::Inference(chain(e)))?;
-        let value = self.conform(&self.input_names[0], self.input_types[0], tensor)?;
-        self.execute(vec![value])
+        #[cfg(feature = "onnx-engine")]
+        {
+            self.engine.predict(features, rows, cols)
+        }
+        #[cfg(not(feature = "onnx-engine"))]
+        {
+            let inputs = &self.engine.inputs;
+            if inputs.len() != 1 {
+                return Err(MlError::Inference(format!(
+                    "the model has {} inputs ({}); pass them by name with `run`",
+                    inputs.len(),
+                    inputs
+                        .iter()
+                        .map(|i| i.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            let tensor = Tensor::matrix_f32(rows, cols, features.to_vec())?;
+            self.run_lite(vec![(inputs[0].name.as_str(), &tensor)])
+        }
     }
 
     /// Runs the model on named inputs (every model input exactly once).
     /// Inputs are cast to the element type the model declares when both are
     /// numbers.
     pub fn run(&self, inputs: &[(&str, Tensor)]) -> Result<Outputs> {
-        if let Some((extra, _)) = inputs
-            .iter()
-            .find(|(n, _)| !self.input_names.iter().any(|m| m == n))
+        #[cfg(feature = "onnx-engine")]
         {
-            return Err(MlError::Inference(format!(
-                "the model has no input `{extra}`; inputs: {}",
-                self.input_names.join(", ")
-            )));
+            self.engine.run(inputs)
         }
-        let mut values: Vec<TValue> = Vec::with_capacity(self.input_names.len());
-        for (name, dt) in self.input_names.iter().zip(&self.input_types) {
-            let mut given = inputs.iter().filter(|(n, _)| n == name);
-            let (Some((_, t)), None) = (given.next(), given.next()) else {
-                return Err(MlError::Inference(format!(
-                    "input `{name}` must be given exactly once"
-                )));
-            };
-            values.push(self.conform(name, *dt, t.to_tract()?)?);
+        #[cfg(not(feature = "onnx-engine"))]
+        {
+            self.run_lite(inputs.iter().map(|(n, t)| (*n, t)).collect())
         }
-        self.execute(values)
-    }
-
-    /// Casts an input to the element type the model declares, when both are
-    /// numbers.
-    fn conform(&self, name: &str, dt: DatumType, tensor: TractTensor) -> Result<TValue> {
-        if tensor.datum_type() == dt {
-            return Ok(tensor.into_tvalue());
-        }
-        if !(tensor.datum_type().is_number() && dt.is_number()) {
-            return Err(MlError::Inference(format!(
-                "input `{name}` takes {dt:?}, got {:?}",
-                tensor.datum_type()
-            )));
-        }
-        Ok(tensor
-            .cast_to_dt(dt)
-            .map_err(|e| MlError::Inference(chain(e)))?
-            .into_owned()
-            .into_tvalue())
     }
 
     /// An upper bound of the bytes of intermediate tensors one run on
     /// `rows` rows holds: every node's outputs, each symbolic dimension
-    /// taken as `rows` (tract frees most of them as soon as they are used,
-    /// so the real peak is lower). What a caller reserves before a run, so
-    /// that a graph built to blow up (a `Tile` to gigabytes, a layer of a
-    /// million units) is refused instead of allocated.
+    /// taken as `rows` (most are freed as soon as they are used, so the
+    /// real peak is lower). What a caller reserves before a run, so that a
+    /// graph built to blow up (a `Tile` to gigabytes, a layer of a million
+    /// units) is refused instead of allocated.
     pub fn scratch_bytes(&self, rows: usize) -> u64 {
-        let rows = i64::try_from(rows).unwrap_or(i64::MAX);
-        let mut total: u64 = 0;
-        for node in self.plan.model().nodes() {
-            for output in &node.outputs {
-                let fact = &output.fact;
-                let mut elements: u64 = 1;
-                for dim in fact.shape.iter() {
-                    let values = dim
-                        .symbols()
-                        .iter()
-                        .fold(SymbolValues::default(), |v, s| v.with(s, rows));
-                    // A dimension that does not evaluate counts as `rows`.
-                    let n = dim.eval_to_i64(&values).unwrap_or(rows).max(0) as u64;
-                    elements = elements.saturating_mul(n);
-                }
-                let width = fact.datum_type.size_of() as u64;
-                total = total.saturating_add(elements.saturating_mul(width));
-            }
-        }
-        total
+        self.engine.scratch_bytes(rows)
     }
 
-    fn execute(&self, values: Vec<TValue>) -> Result<Outputs> {
-        let pooled = self
-            .states
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .pop();
-        let mut state = match pooled {
-            Some(state) => state,
-            None => self
-                .plan
-                .spawn()
-                .map_err(|e| MlError::Inference(chain(e)))?,
-        };
-        let outputs = state
-            .run(values.into())
-            .map_err(|e| MlError::Inference(chain(e)))?;
-        {
-            let mut pool = self
-                .states
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if pool.len() < POOLED_STATES {
-                pool.push(state);
-            }
-        }
-        let tensors = outputs
+    /// The lite evaluator's `run`: inputs checked against the declared
+    /// element types and fixed dimensions, cast between numbers.
+    #[cfg(not(feature = "onnx-engine"))]
+    fn run_lite(&self, given: Vec<(&str, &Tensor)>) -> Result<Outputs> {
+        use crate::lite::{Arr, Data, Elem};
+        let graph = &self.engine;
+        if let Some((extra, _)) = given
             .iter()
-            .map(|v| Tensor::from_tract(v))
+            .find(|(n, _)| !graph.inputs.iter().any(|i| i.name == *n))
+        {
+            return Err(MlError::Inference(format!(
+                "the model has no input `{extra}`; inputs: {}",
+                graph
+                    .inputs
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let mut values = Vec::with_capacity(graph.inputs.len());
+        for input in &graph.inputs {
+            let name = &input.name;
+            let mut found = given.iter().filter(|(n, _)| n == name);
+            let (Some((_, t)), None) = (found.next(), found.next()) else {
+                return Err(MlError::Inference(format!(
+                    "input `{name}` must be given exactly once"
+                )));
+            };
+            let fits = t.shape.len() == input.dims.len()
+                && t.shape
+                    .iter()
+                    .zip(&input.dims)
+                    .all(|(g, d)| d.is_none_or(|d| d == *g));
+            if !fits {
+                let want: Vec<String> = input
+                    .dims
+                    .iter()
+                    .map(|d| d.map_or("N".to_owned(), |d| d.to_string()))
+                    .collect();
+                return Err(MlError::Inference(format!(
+                    "input `{name}` takes shape [{}], got {:?}",
+                    want.join(", "),
+                    t.shape
+                )));
+            }
+            let data = match &t.data {
+                TensorData::F32(v) => Data::F32(v.clone()),
+                TensorData::F64(v) => Data::F32(v.iter().map(|&x| x as f32).collect()),
+                TensorData::I64(v) => Data::I64(v.clone()),
+                TensorData::I32(v) => Data::I64(v.iter().map(|&x| i64::from(x)).collect()),
+                TensorData::Bool(v) => Data::Bool(v.clone()),
+                TensorData::String(_) => {
+                    return Err(MlError::Inference(format!(
+                        "input `{name}` takes {:?}, got strings",
+                        input.elem
+                    )));
+                }
+            };
+            let data = match (data.elem(), input.elem) {
+                (a, b) if a == b => data,
+                (Elem::Bool, _) | (_, Elem::Bool) => {
+                    return Err(MlError::Inference(format!(
+                        "input `{name}` takes {:?}, got {:?}",
+                        input.elem,
+                        data.elem()
+                    )));
+                }
+                _ => data.cast(input.elem),
+            };
+            values.push(Arr {
+                shape: t.shape.clone(),
+                data,
+            });
+        }
+        let outputs = graph.run(values)?;
+        let tensors = outputs
+            .into_iter()
+            .map(|a| {
+                let data = match a.data {
+                    Data::F32(v) => TensorData::F32(v),
+                    Data::I64(v) => TensorData::I64(v),
+                    Data::Bool(v) => TensorData::Bool(v),
+                };
+                Tensor::new(a.shape, data)
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(Outputs(
-            self.output_names.iter().cloned().zip(tensors).collect(),
+            graph
+                .outputs
+                .iter()
+                .map(|(n, _)| n.clone())
+                .zip(tensors)
+                .collect(),
         ))
     }
-}
-
-/// Names the open dimensions of an input's declared shape.
-fn name_open_dims(input: &mut pb::ValueInfoProto) {
-    use pb::tensor_shape_proto::dimension::Value;
-    let name = input.name.clone();
-    let Some(pb::TypeProto {
-        value: Some(pb::type_proto::Value::TensorType(t)),
-        ..
-    }) = input.r#type.as_mut()
-    else {
-        return;
-    };
-    let Some(shape) = t.shape.as_mut() else {
-        return;
-    };
-    for (axis, d) in shape.dim.iter_mut().enumerate() {
-        let open = match &d.value {
-            None => true,
-            Some(Value::DimValue(v)) => *v < 0,
-            Some(Value::DimParam(p)) => p.is_empty() || p == "?" || p.starts_with("unk__"),
-        };
-        if open {
-            d.value = Some(Value::DimParam(if axis == 0 {
-                "N".to_owned()
-            } else {
-                format!("d{axis}_{}", sanitize(&name))
-            }));
-        }
-    }
-}
-
-fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
 }

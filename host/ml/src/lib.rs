@@ -16,7 +16,11 @@
 //!   threads. The ONNX-ML operators exporters write by default are run too:
 //!   tree ensembles by sluice's own evaluator ([`trees`]), `Scaler`,
 //!   `Imputer` and `ZipMap` rewritten into standard operators
-//!   ([`SUPPORTED_ONNX_ML_OPERATORS`]).
+//!   (`SUPPORTED_ONNX_ML_OPERATORS`). That is the `onnx-engine` feature, on
+//!   by default. Without it (the lite `sluice-edge`) a small evaluator runs
+//!   exactly the graphs this crate exports ([`LITE_OPERATORS`]; trees by
+//!   the same evaluator, so the same bits) and refuses any other at load,
+//!   naming the operator; [`lite_unsupported_operators`] says beforehand.
 //! - **Metrics** ([`metrics`]): accuracy, precision, recall, F1, ROC AUC,
 //!   log loss, confusion matrix; RMSE, MAE, R².
 //!
@@ -90,14 +94,19 @@ mod forest;
 mod inference;
 mod kernels;
 mod linear;
+mod lite;
 pub mod metrics;
 mod mlp;
 mod model;
 mod native;
+#[cfg(feature = "onnx-engine")]
 mod onnx_ml;
+mod onnx_pb;
 mod params;
 mod prediction;
 mod rng;
+#[cfg(feature = "onnx-engine")]
+mod tract_engine;
 pub mod trees;
 mod weights;
 
@@ -108,9 +117,11 @@ pub use error::{MlError, Result};
 pub use forest::{EnsembleHead, Tree, TreeEnsembleModel, TreeNode};
 pub use inference::{Dim, ElemType, Model, Outputs, Signature, Tensor, TensorData, TensorSpec};
 pub use linear::{LinearKind, LinearModel};
+pub use lite::{OPERATORS as LITE_OPERATORS, unsupported_operators as lite_unsupported_operators};
 pub use mlp::{Dense, Mlp, MlpOutput};
 pub use model::{TrainedModel, train, train_until, train_validated};
 pub use native::NativeModel;
+#[cfg(feature = "onnx-engine")]
 pub use onnx_ml::SUPPORTED as SUPPORTED_ONNX_ML_OPERATORS;
 pub use params::{
     BoostingParams, ForestParams, LinearParams, LogisticParams, MlpParams, TrainParams,

@@ -3,9 +3,9 @@
 //! an infinity still loads and answers — with NaN or the same class for
 //! every row — so the weights themselves are read.
 
+use crate::onnx_pb as pb;
+use crate::onnx_pb::tensor_proto::DataType;
 use prost::Message;
-use tract_onnx::pb;
-use tract_onnx::pb::tensor_proto::DataType;
 
 use crate::error::{MlError, Result};
 

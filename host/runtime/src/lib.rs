@@ -82,4 +82,8 @@ pub use outcome::{
 };
 pub use sandbox::Limits;
 pub use sluice_digest::Digest;
+/// The ONNX operators sluice-ml's lite evaluator runs (a runtime without
+/// the `onnx-engine` feature, as in the default `sluice-edge`), and the
+/// check `sluice bundle` makes with them before it writes a bundle.
+pub use sluice_ml::{LITE_OPERATORS, lite_unsupported_operators};
 pub use transform::{TransformError, TransformRunner};

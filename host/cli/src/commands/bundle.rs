@@ -43,7 +43,11 @@ be, and must give the same answers.
 
 The device has no query engine: a model whose std:transform derives columns
 (`derive`, SQL expressions) is refused; compute those columns before the
-model instead.
+model instead. The default sluice-edge has no ONNX engine either: it runs the
+graphs sluice trains (linear and logistic regression, MLPs, gradient-boosted
+trees, random forests), and a model with other ONNX operators (an imported
+one) is refused, naming them, unless --onnx-engine says the device's
+sluice-edge was built with `--features onnx-engine`.
 
 Examples:
   sluice bundle --model breast-cancer@production --target aarch64-unknown-linux-gnu -o bc.bundle
@@ -87,6 +91,13 @@ pub(crate) struct BundleArgs {
     /// How many of --sample's rows to take.
     #[arg(long, default_value_t = 32, value_name = "N")]
     sample_rows: usize,
+
+    /// The device's sluice-edge is built with the ONNX engine (`cargo build
+    /// --profile edge -p sluice-edge --features onnx-engine`): any ONNX
+    /// model. Without it the model may use only the operators the default,
+    /// lite sluice-edge runs.
+    #[arg(long)]
+    onnx_engine: bool,
 
     /// Store folder [default: .sluice in the current folder].
     #[arg(long, env = "SLUICE_STORE", value_name = "DIR")]
@@ -136,6 +147,9 @@ pub(crate) fn run(ctx: &CliContext, args: &BundleArgs) -> anyhow::Result<ExitCod
     refuse_derived_columns(&served)?;
     // The bundle holds exactly what was loaded and checked.
     let onnx = served.model().onnx().to_vec();
+    if !args.onnx_engine {
+        refuse_lite_unsupported(&served.id(), &onnx)?;
+    }
     let card = served.model().stored_card(&Digest::of(&onnx)).into_bytes();
 
     let mut writer = BundleWriter::new(Manifest {
@@ -307,6 +321,36 @@ fn refuse_derived_columns(served: &ServedModel) -> anyhow::Result<()> {
     )
 }
 
+/// Refuses a model the default (lite) sluice-edge cannot run: one whose
+/// graph uses ONNX operators beyond the ones sluice's exporter writes
+/// ([`sluice_runtime::LITE_OPERATORS`]), such as an imported scikit-learn or
+/// PyTorch model. The device would refuse it at load.
+fn refuse_lite_unsupported(model: &str, onnx: &[u8]) -> anyhow::Result<()> {
+    let missing = sluice_runtime::lite_unsupported_operators(onnx)?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let lite: Vec<String> = sluice_runtime::LITE_OPERATORS
+        .iter()
+        .map(|(domain, op)| {
+            if domain.is_empty() {
+                (*op).to_owned()
+            } else {
+                format!("{domain}:{op}")
+            }
+        })
+        .collect();
+    bail!(
+        "{} uses ONNX operators the default sluice-edge cannot run: {}. It has no ONNX engine \
+         and runs the graphs sluice trains (operators: {}). Build the device's sluice-edge with \
+         the engine (`cargo build --profile edge -p sluice-edge --features onnx-engine`) and \
+         bundle with --onnx-engine, or serve this model with `sluice serve`",
+        model,
+        missing.join(", "),
+        lite.join(", ")
+    )
+}
+
 /// The engine bundles are compiled for: this build's.
 fn engine_id() -> EngineId {
     EngineId {
@@ -461,4 +505,29 @@ fn keygen(key: &Path, json: bool) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_with_operators_beyond_the_lite_edge_is_refused_naming_them() {
+        // scikit-learn's logistic regression through skl2onnx: ONNX-ML
+        // operators the lite evaluator does not run.
+        let onnx = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../ml/tests/data/iris_logreg.onnx"),
+        )
+        .unwrap();
+        let e = refuse_lite_unsupported("iris:1", &onnx)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("iris:1 uses ONNX operators the default sluice-edge cannot run: "),
+            "{e}"
+        );
+        assert!(e.contains("ai.onnx.ml:LinearClassifier"), "{e}");
+        assert!(e.contains("--features onnx-engine"), "{e}");
+        assert!(e.contains("bundle with --onnx-engine"), "{e}");
+    }
 }
