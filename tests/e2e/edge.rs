@@ -1239,6 +1239,7 @@ fn a_bundle_for_aarch64_predicts_under_qemu_what_sluice_predicts_on_this_machine
     let (dir, store) = trained_store(false);
     let path = dir.path().join("arm.bundle");
     let csv = csv_path();
+    let spec = store.with_extension("toml");
     bundle(
         &store,
         PRODUCTION,
@@ -1248,6 +1249,10 @@ fn a_bundle_for_aarch64_predicts_under_qemu_what_sluice_predicts_on_this_machine
             "aarch64-unknown-linux-gnu",
             "--sample",
             csv.to_str().unwrap(),
+            "--pipeline",
+            spec.to_str().unwrap(),
+            "--steps",
+            "ingest,statistics,validate",
         ],
     );
     let reference = reference_predictions(&store, dir.path(), &csv_path());
@@ -1258,6 +1263,27 @@ fn a_bundle_for_aarch64_predicts_under_qemu_what_sluice_predicts_on_this_machine
     let largest = assert_same_predictions(&text, &reference, 1e-6);
     eprintln!("aarch64 vs x86_64: largest probability difference {largest:e}");
 
+    // The bundled steps on the device: its data checked against the
+    // training schema, its statistics the pipeline's on x86_64 to the byte.
+    let out = dir.path().join("out");
+    let (code, report, stderr) = edge_run(
+        aarch64_edge().unwrap(),
+        &path,
+        &[
+            "--input",
+            &format!("raw={}", csv.display()),
+            "--output-dir",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}\n{report}");
+    assert_eq!(report["steps"][2]["metrics"]["anomalies"], 0.0);
+    assert_eq!(
+        sluice_runtime::Digest::of(&std::fs::read(out.join("statistics/statistics.json")).unwrap())
+            .to_string(),
+        run_output(&store, "statistics", "statistics")
+    );
+
     let server = EdgeServer::start(
         aarch64_edge().unwrap(),
         &["--bundle", path.to_str().unwrap()],
@@ -1267,5 +1293,298 @@ fn a_bundle_for_aarch64_predicts_under_qemu_what_sluice_predicts_on_this_machine
     assert_eq!(
         output(&answer, "prediction"),
         strings(&reference, "prediction")[..40]
+    );
+}
+
+/// `sluice-edge run BUNDLE ARGS… --json`: exit status, JSON report, stderr.
+fn edge_run(mut cmd: Command, bundle: &Path, args: &[&str]) -> (i32, Value, String) {
+    let out = cmd
+        .arg("run")
+        .arg(bundle)
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code().unwrap(), report, stderr)
+}
+
+/// The digest (`sha256:…`) of output `port` of step `step` in the store's
+/// only run.
+fn run_output(store: &Path, step: &str, port: &str) -> String {
+    let s = store.to_str().unwrap();
+    let runs = run(&["runs", "list", "--store", s, "--json"]).json();
+    let id = runs[0]["id"].as_str().unwrap().to_string();
+    let shown = run(&["runs", "show", &id, "--store", s, "--json"]).json();
+    let steps = shown["steps"].as_array().unwrap();
+    let step = steps.iter().find(|e| e["step"] == step).unwrap();
+    step["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["direction"] == "output" && e["port"] == port)
+        .unwrap()["artifact"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The flagship's ingest, statistics and validate, bundled for `target`:
+/// the device reads its own CSV and checks it against the schema the
+/// model was trained on (frozen in the bundle from the training run).
+fn bundle_with_checks(store: &Path, path: &Path, target: &str) -> Value {
+    let spec = store.with_extension("toml");
+    bundle(
+        store,
+        PRODUCTION,
+        path,
+        &[
+            "--target",
+            target,
+            "--pipeline",
+            spec.to_str().unwrap(),
+            // In any order: the device runs them in the pipeline's.
+            "--steps",
+            "validate,ingest,statistics",
+        ],
+    )
+}
+
+#[test]
+fn a_bundles_pipeline_steps_run_on_the_device_as_in_the_pipeline_and_stop_on_schema_skew() {
+    let Some(edge) = edge_bin() else { return };
+    let (dir, store) = trained_store(false);
+    let d = dir.path();
+    let path = d.join("checks.bundle");
+    let host = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    let summary = bundle_with_checks(&store, &path, &host);
+    let steps = summary["steps"].as_array().unwrap();
+    let names: Vec<&str> = steps.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["ingest", "statistics", "validate"]);
+    // ingest reads the device's file; validate's schema is the training
+    // run's, carried in the bundle; the rest flows from step to step.
+    assert_eq!(steps[0]["inputs"][0]["from"]["source"], "device");
+    assert_eq!(steps[0]["inputs"][0]["from"]["name"], "raw");
+    assert_eq!(steps[1]["inputs"][0]["from"]["step"], "ingest");
+    let schema = &steps[2]["inputs"][1];
+    assert_eq!(schema["port"], "schema");
+    assert_eq!(schema["from"]["source"], "bundled");
+    assert!(
+        schema["from"]["origin"]
+            .as_str()
+            .unwrap()
+            .ends_with("/schema/schema"),
+        "{schema}"
+    );
+    // The spec's params, defaults applied, travel typed.
+    assert_eq!(
+        steps[1]["params"]["bins"],
+        serde_json::json!({"type": "integer", "value": 10})
+    );
+    let frozen = schema["from"]["path"].as_str().unwrap();
+    assert_eq!(
+        format!("sha256:{}", frozen.trim_start_matches("inputs/")),
+        run_output(&store, "schema", "schema")
+    );
+
+    // The training data passes, and the device's statistics are the
+    // pipeline's, byte for byte: same component, params and data.
+    let out = d.join("out");
+    let csv = csv_path();
+    let raw = format!("raw={}", csv.display());
+    let (code, report, stderr) = edge_run(
+        Command::new(&edge),
+        &path,
+        &["--input", &raw, "--output-dir", out.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{stderr}\n{report}");
+    assert_eq!(report["ok"], true);
+    let states: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["succeeded"; 3]);
+    assert_eq!(report["steps"][0]["metrics"]["rows"], 569.0);
+    assert_eq!(report["steps"][2]["metrics"]["anomalies"], 0.0);
+    let statistics = std::fs::read(out.join("statistics/statistics.json")).unwrap();
+    assert_eq!(
+        sluice_runtime::Digest::of(&statistics).to_string(),
+        run_output(&store, "statistics", "statistics")
+    );
+    let table = std::fs::read_to_string(out.join("ingest/data.csv")).unwrap();
+    assert_eq!(table.lines().count(), 570);
+    assert_eq!(table.lines().next().unwrap().split(',').count(), 31);
+
+    // Schema skew: a column gone and text where numbers were. validate
+    // stops the run with what is wrong; nothing of it is written.
+    let (header, rows) = std::fs::read_to_string(&csv)
+        .unwrap()
+        .split_once('\n')
+        .map(|(h, r)| (h.to_string(), r.to_string()))
+        .unwrap();
+    let keep: Vec<usize> = header
+        .split(',')
+        .enumerate()
+        .filter(|(_, c)| *c != "mean_area")
+        .map(|(i, _)| i)
+        .collect();
+    let mut skewed = String::new();
+    for (n, line) in std::iter::once(header.as_str())
+        .chain(rows.lines())
+        .enumerate()
+    {
+        let fields: Vec<&str> = line.split(',').collect();
+        let mut row: Vec<String> = keep.iter().map(|&i| fields[i].to_string()).collect();
+        if n == 3 {
+            row[0] = "unknown".into();
+        }
+        skewed += &row.join(",");
+        skewed.push('\n');
+    }
+    let bad = d.join("skewed.csv");
+    std::fs::write(&bad, skewed).unwrap();
+    let out2 = d.join("out2");
+    let (code, report, stderr) = edge_run(
+        Command::new(&edge),
+        &path,
+        &[
+            "--input",
+            &format!("raw={}", bad.display()),
+            "--output-dir",
+            out2.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}\n{report}");
+    assert_eq!(report["ok"], false);
+    let failed = &report["steps"][2];
+    assert_eq!(failed["state"], "failed");
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.starts_with("invalid input:"), "{error}");
+    assert!(
+        error.contains("column `mean_area` (float64) is in the schema but not in the data"),
+        "{error}"
+    );
+    assert!(error.contains("mean_radius"), "{error}");
+    assert!(out2.join("statistics/statistics.json").is_file());
+    assert!(!out2.join("validate").exists());
+
+    // Without --json, a line per step.
+    let out = Command::new(&edge)
+        .arg("run")
+        .arg(&path)
+        .args(["--input", &format!("raw={}", bad.display())])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("✓ ingest"), "{text}");
+    assert!(text.contains("✗ validate"), "{text}");
+
+    // A step left out whose output the device gives: its own table,
+    // read from CSV.
+    let given = d.join("given.bundle");
+    let spec = store.with_extension("toml");
+    bundle(
+        &store,
+        PRODUCTION,
+        &given,
+        &[
+            "--pipeline",
+            spec.to_str().unwrap(),
+            "--steps",
+            "statistics,validate",
+            "--from-device",
+            "ingest.data",
+        ],
+    );
+    let table = format!("ingest.data={}", csv.display());
+    let (code, report, stderr) = edge_run(Command::new(&edge), &given, &["--input", &table]);
+    assert_eq!(code, 0, "{stderr}\n{report}");
+    assert_eq!(report["steps"][0]["metrics"]["rows"], 569.0);
+    assert_eq!(report["steps"][1]["metrics"]["errors"], 0.0);
+
+    // Inputs named wrong or not given, and a bundle without steps.
+    let (code, _, stderr) = edge_run(Command::new(&edge), &path, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(
+            "the bundle's steps need --input raw=FILE (a file, for step `ingest`'s `file`)"
+        ),
+        "{stderr}"
+    );
+    let (code, _, stderr) = edge_run(
+        Command::new(&edge),
+        &path,
+        &["--input", &raw, "--input", "rows=x.csv"],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("--input rows: the bundle's steps take no input `rows`; they take raw"),
+        "{stderr}"
+    );
+    let plain = d.join("plain.bundle");
+    bundle(&store, PRODUCTION, &plain, &[]);
+    let (code, _, stderr) = edge_run(Command::new(&edge), &plain, &["--input", &raw]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("holds no pipeline steps"), "{stderr}");
+
+    // The frozen schema is checked like every file of the bundle.
+    let bytes = std::fs::read(&path).unwrap();
+    let range = tar_entry(&bytes, frozen);
+    let mut tampered = bytes.clone();
+    tampered[range.start + 10] ^= 0x20;
+    let bad_bundle = d.join("tampered.bundle");
+    std::fs::write(&bad_bundle, tampered).unwrap();
+    let (code, _, stderr) = edge_run(Command::new(&edge), &bad_bundle, &["--input", &raw]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(&format!("`{frozen}` in the bundle was modified or damaged")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn steps_a_device_cannot_run_are_refused_when_bundling() {
+    let (dir, store) = trained_store(false);
+    let spec = store.with_extension("toml");
+    let out = dir.path().join("x.bundle");
+    let attempt = |extra: &[&str]| {
+        let mut args = vec![
+            "bundle",
+            "--store",
+            store.to_str().unwrap(),
+            "--model",
+            PRODUCTION,
+            "-o",
+            out.to_str().unwrap(),
+            "--pipeline",
+            spec.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let r = run(&args);
+        // 2: sluice's status for an error (1 is a failed run).
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(!out.exists());
+        r.stderr
+    };
+    let e = attempt(&["--steps", "statistics,nope"]);
+    assert!(
+        e.contains("has no step `nope` (it has ingest, statistics"),
+        "{e}"
+    );
+    // std:evaluate takes the trained model, a step output a device cannot
+    // be given.
+    let e = attempt(&["--steps", "evaluate"]);
+    assert!(
+        e.contains("input `model` of step `evaluate` (train.model) is a model"),
+        "{e}"
+    );
+    let e = attempt(&["--steps", "statistics", "--from-device", "data.raw"]);
+    assert!(
+        e.contains("--from-device data.raw: name the output of a step left out (STEP.PORT) that a bundled step takes; the bundled steps take ingest.data"),
+        "{e}"
     );
 }

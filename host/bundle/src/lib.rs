@@ -12,6 +12,7 @@
 //! components/HEX.cwasm   each component, compiled ahead of time for the target
 //! selftest/rows.csv      optional: rows the device predicts before it takes the bundle
 //! selftest/predictions.json  what `sluice` predicted for them
+//! inputs/HEX             optional: artifacts the bundled steps take, frozen from the run that trained the model
 //! ```
 //!
 //! [`BundleWriter`] makes one (`sluice bundle`); [`Bundle::open`] checks
@@ -33,8 +34,8 @@ mod manifest;
 
 pub use keys::{KeyError, PublicKey, SecretKey};
 pub use manifest::{
-    BundledComponent, ComponentRole, EngineId, FileEntry, Manifest, ModelEntry, SelfTest,
-    suggested_triple,
+    BundledComponent, BundledStep, ComponentRole, EngineId, FileEntry, InputSource, Manifest,
+    ModelEntry, SelfTest, StepInput, suggested_triple,
 };
 
 use sluice_digest::Digest;

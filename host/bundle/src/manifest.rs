@@ -75,6 +75,70 @@ pub struct BundledComponent {
     pub code: String,
 }
 
+/// A pipeline step a device runs (`sluice-edge run`): how the pipeline
+/// would run it — its parameters as the spec resolved them, its limits and
+/// clocks — and where each of its inputs comes from on the device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BundledStep {
+    /// The step's name in the pipeline; its component is the
+    /// [`BundledComponent`] whose `step` is this name.
+    pub name: String,
+    /// Every parameter with its value (given in the spec, or the
+    /// component's default), as sluice stores typed values:
+    /// `{"type": "float", "value": 0.5}`.
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// The bound inputs, in the spec's order.
+    pub inputs: Vec<StepInput>,
+    /// Most linear memory, in bytes.
+    pub memory: u64,
+    /// Most wall-clock time, in milliseconds.
+    pub time_ms: u64,
+    /// Most output, in bytes.
+    pub output: u64,
+    /// Whether the step sees the real clocks (`clock = "real"`) instead of
+    /// the deterministic virtual ones.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub real_clock: bool,
+}
+
+/// One bound input of a [`BundledStep`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepInput {
+    /// The step's input port.
+    pub port: String,
+    /// The artifact kind it takes (`table`, `schema`, `file` …).
+    pub kind: String,
+    /// Where it comes from.
+    pub from: InputSource,
+}
+
+/// Where a bundled step's input comes from on the device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "source")]
+pub enum InputSource {
+    /// An output of a step run before it on the device.
+    Step {
+        /// The producing step (bundled, and earlier in the manifest).
+        step: String,
+        /// Its output port.
+        port: String,
+    },
+    /// A file given on the device: `sluice-edge run --input NAME=FILE`.
+    Device {
+        /// The name it is given by: a `[data]` entry's name (`raw`) or
+        /// the pipeline source it stands for (`ingest.data`).
+        name: String,
+    },
+    /// A file of the bundle: the artifact the pipeline run that trained
+    /// the model produced (its schema, say), frozen when bundling.
+    Bundled {
+        /// The file's path in the bundle.
+        path: String,
+        /// Where it came from: `RUN/STEP/PORT`.
+        origin: String,
+    },
+}
+
 /// Rows a device predicts before it takes a bundle, and what the machine
 /// that built the bundle predicted for them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +171,10 @@ pub struct Manifest {
     /// The self-test, if rows were given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selftest: Option<SelfTest>,
+    /// The pipeline steps the device runs, in the order it runs them (an
+    /// input from another step names an earlier one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<BundledStep>,
     /// Every file besides the manifest's own, by path.
     pub files: BTreeMap<String, FileEntry>,
 }
@@ -173,6 +241,13 @@ impl Manifest {
         if let Some(t) = &self.selftest {
             listed(&t.rows)?;
             listed(&t.predictions)?;
+        }
+        for step in &self.steps {
+            for input in &step.inputs {
+                if let InputSource::Bundled { path, .. } = &input.from {
+                    listed(path)?;
+                }
+            }
         }
         Ok(())
     }

@@ -39,6 +39,7 @@ fn manifest() -> Manifest {
             code: "components/t.cwasm".into(),
         }],
         selftest: None,
+        steps: Vec::new(),
         files: BTreeMap::new(),
     }
 }
@@ -235,4 +236,61 @@ fn keys_round_trip_through_pem_files_openssl_reads() {
     assert!(k.public().verifies(b"x", &k.sign(b"x")));
     assert!(!k.public().verifies(b"y", &k.sign(b"x")));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_steps_frozen_input_must_be_a_file_of_the_bundle_and_round_trips() {
+    let step = BundledStep {
+        name: "validate".into(),
+        params: BTreeMap::from([(
+            "fail-on-drift".to_string(),
+            serde_json::json!({"type": "boolean", "value": false}),
+        )]),
+        inputs: vec![
+            StepInput {
+                port: "statistics".into(),
+                kind: "statistics".into(),
+                from: InputSource::Step {
+                    step: "statistics".into(),
+                    port: "statistics".into(),
+                },
+            },
+            StepInput {
+                port: "schema".into(),
+                kind: "schema".into(),
+                from: InputSource::Bundled {
+                    path: "inputs/schema".into(),
+                    origin: "run-1/schema/schema".into(),
+                },
+            },
+        ],
+        memory: 1 << 30,
+        time_ms: 600_000,
+        output: 1 << 30,
+        real_clock: false,
+    };
+    let write = |with_file: bool| {
+        let mut m = manifest();
+        m.steps = vec![step.clone()];
+        let mut w = BundleWriter::new(m);
+        w.add("model/card.json", b"{}".to_vec());
+        w.add("model/model.onnx", vec![7; 10]);
+        w.add("components/t.cwasm", vec![9; 30]);
+        if with_file {
+            w.add("inputs/schema", b"{\"columns\":[]}".to_vec());
+        }
+        w.finish(None)
+    };
+    let b = Bundle::open(&write(true), &expect(vec![])).unwrap();
+    assert_eq!(b.manifest().steps, vec![step.clone()]);
+    assert_eq!(b.file("inputs/schema").unwrap(), b"{\"columns\":[]}");
+    // The manifest names the source of each input in its own words.
+    let text = serde_json::to_value(&step).unwrap();
+    assert_eq!(text["inputs"][1]["from"]["source"], "bundled");
+    assert_eq!(text["inputs"][0]["from"]["source"], "step");
+    assert!(text.get("real_clock").is_none());
+    match Bundle::open(&write(false), &expect(vec![])) {
+        Err(BundleError::Missing(path)) => assert_eq!(path, "inputs/schema"),
+        other => panic!("expected a missing file, got {other:?}"),
+    }
 }

@@ -4,11 +4,13 @@
 
 use arrow_array::RecordBatch;
 use serde_json::{Map, Value};
+use sluice_bundle::InputSource;
 use sluice_bundle::{Bundle, ComponentRole, EngineId, Expectations, Manifest, PublicKey};
 use sluice_digest::Digest;
 use sluice_runtime::engine_config::{ENGINE_PROFILE, WASMTIME_VERSION};
 use sluice_runtime::{Component, ModelArtifact, Runtime};
 use sluice_serve::ServedModel;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +30,10 @@ pub struct Loaded {
     pub model: ServedModel,
     /// The pipeline steps it carries, loaded, by step name.
     pub steps: Vec<(String, Component)>,
+    /// The model's transform components, for steps that replay it.
+    pub transforms: Vec<Component>,
+    /// The artifacts its steps take from the bundle, by path.
+    pub frozen: BTreeMap<String, Vec<u8>>,
     /// The key whose signature was verified, if any is trusted.
     pub signed_by: Option<String>,
     /// How long loading took (checks, code, graph, self-test).
@@ -105,15 +111,31 @@ pub fn load(bytes: &[u8], trusted: &[PublicKey], runtime: &Runtime) -> Result<Ar
         None => 0,
         Some(t) => self_test(&served, file(&t.rows)?, file(&t.predictions)?)?,
     };
-    let steps = components
+    let steps: Vec<(String, Component)> = components
         .into_iter()
         .filter_map(|(c, l)| c.step.map(|s| (s, l)))
         .collect();
+    let mut frozen = BTreeMap::new();
+    for step in &manifest.steps {
+        if !steps.iter().any(|(name, _)| *name == step.name) {
+            return Err(format!(
+                "the bundle plans step `{}` but holds no component for it: rebuild it with `sluice bundle`",
+                step.name
+            ));
+        }
+        for input in &step.inputs {
+            if let InputSource::Bundled { path, .. } = &input.from {
+                frozen.insert(path.clone(), file(path)?.to_vec());
+            }
+        }
+    }
     Ok(Arc::new(Loaded {
         sha256: Digest::of(bytes),
         manifest,
         model: served,
         steps,
+        transforms,
+        frozen,
         signed_by: bundle.signed_by().map(PublicKey::id),
         load_time: start.elapsed(),
         selftest_rows,

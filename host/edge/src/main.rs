@@ -11,6 +11,7 @@
 mod loaded;
 mod predict;
 mod server;
+mod steps;
 mod updates;
 
 use clap::{Parser, Subcommand};
@@ -44,7 +45,9 @@ Examples:
   sluice-edge serve --bundle model.bundle --request-log /var/log/sluice
     (later, on a machine with the store: sluice monitor --model NAME@ALIAS
      --ingest DIR-copied-off-the-device)
-  sluice-edge verify model.bundle --trust team.pub"
+  sluice-edge verify model.bundle --trust team.pub
+  sluice-edge run model.bundle --input raw=today.csv --output-dir out
+    (the pipeline steps bundled with --pipeline SPEC --steps a,b)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -76,6 +79,36 @@ enum Command {
         /// The rows [default: stdin].
         #[arg(long, short, value_name = "FILE.csv")]
         input: Option<PathBuf>,
+    },
+    /// Runs the pipeline steps the bundle carries (`sluice bundle
+    /// --pipeline SPEC --steps a,b`), in order, as `sluice run` would: to
+    /// prepare data, or to check it against the model's training schema.
+    /// The first step that fails stops the run (exit status 1).
+    #[command(after_help = "\
+A step's input comes from an earlier step, from the bundle (an artifact of
+the run that trained the model, such as its schema), or from a file given
+here with --input: a [data] entry of the pipeline by its name (`raw`), or a
+step left out by STEP.PORT. Tables are read from CSV or Parquet. With
+--output-dir each output is written as DIR/STEP/PORT.csv (tables), .json
+(documents), .onnx (models) or .bin (files).
+
+Example, with a bundle of the flagship's ingest, statistics and validate:
+  sluice-edge run bc.bundle --input raw=today.csv
+  ✓ ingest (41 ms)
+  ✓ statistics (12 ms)
+  ✗ validate (2 ms): invalid input: 1 anomaly …")]
+    Run {
+        /// The bundle.
+        bundle: PathBuf,
+        /// A file for the steps' input NAME (repeat for each).
+        #[arg(long, short, value_name = "NAME=FILE", value_parser = parse_input)]
+        input: Vec<(String, PathBuf)>,
+        /// Write every step's outputs under this folder.
+        #[arg(long, value_name = "DIR")]
+        output_dir: Option<PathBuf>,
+        /// Print JSON (each step's state, error, metrics and files).
+        #[arg(long)]
+        json: bool,
     },
     /// Serves the Open Inference Protocol v2 over HTTP: /v2/health/live,
     /// /v2/health/ready, /v2, /v2/models/NAME[/versions/V][/ready|/infer],
@@ -126,6 +159,18 @@ enum Command {
         #[arg(long, default_value = "256MiB", value_parser = parse_bytes, value_name = "SIZE", requires = "request_log")]
         log_max_bytes: u64,
     },
+}
+
+/// `NAME=FILE` of `run --input`.
+fn parse_input(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((name, file)) if !name.is_empty() && !file.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(file)))
+        }
+        _ => Err(format!(
+            "`{text}` is not NAME=FILE (the input's name, `=`, a file: raw=today.csv)"
+        )),
+    }
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -239,6 +284,22 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             let out = std::io::BufWriter::new(std::io::stdout().lock());
             predict::predict_csv(&rows, &l.model, out)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            bundle,
+            input,
+            output_dir,
+            json,
+        } => {
+            let l = loaded::load(&read(bundle)?, &trusted, &runtime)
+                .map_err(|e| format!("{}: {e}", bundle.display()))?;
+            let ok = steps::run(&l, input, output_dir.as_deref(), *json)
+                .map_err(|e| format!("{}: {e}", bundle.display()))?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Serve {
             bundle,

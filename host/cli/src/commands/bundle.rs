@@ -3,6 +3,8 @@
 //! `sluice-edge` runs (see `sluice_bundle` for the format and its checks).
 //! `sluice bundle keygen` makes the signing key pair.
 
+mod steps;
+
 use super::run::{default_store_dir, open_store};
 use crate::CliContext;
 use anyhow::{Context as _, bail};
@@ -12,7 +14,6 @@ use sluice_bundle::{
     BundleWriter, BundledComponent, ComponentRole, EngineId, Manifest, ModelEntry, PublicKey,
     SecretKey, SelfTest,
 };
-use sluice_pipeline::spec::{ComponentRef, Spec};
 use sluice_runtime::engine_config::{self, CrossCompiler};
 use sluice_runtime::table::ArrowDType;
 use sluice_runtime::{ComponentSource, Digest};
@@ -35,6 +36,15 @@ a manifest of every file's SHA-256, the target and the engine. `sluice-edge`
 checks all of it before it runs anything, and refuses a bundle for another
 architecture or engine with what to rebuild.
 
+With --pipeline SPEC --steps a,b the device can also run those steps of the
+pipeline (`sluice-edge run`: preprocessing, or checking its data against the
+model's training schema), with the parameters and limits the spec gives them.
+A bundled step's input is an earlier bundled step's output; a `[data]` file
+of the pipeline, given on the device (`--input NAME=FILE`); or, for an
+output of a step left out, the artifact that the run which trained the model
+produced (its schema, say), which the bundle holds. --from-device STEP.PORT
+has the device give such an output instead.
+
 With --sample, the first rows of a file travel in the bundle with what this
 machine predicts for them: the device predicts them again before it takes
 the bundle (labels must be equal, numbers within 1e-6 relative). The rows
@@ -53,6 +63,9 @@ Examples:
   sluice bundle --model breast-cancer@production --target aarch64-unknown-linux-gnu -o bc.bundle
   sluice bundle keygen edge.key          # writes edge.key and edge.pub
   sluice bundle --model breast-cancer@production --sign edge.key --sample test.csv -o bc.bundle
+  sluice bundle --model breast-cancer@production -o bc.bundle \
+      --pipeline pipeline.toml --steps ingest,statistics,validate
+  sluice-edge run bc.bundle --input raw=today.csv   # stops on schema skew
   sluice-edge serve --bundle bc.bundle --trust edge.pub"
 )]
 pub(crate) struct BundleArgs {
@@ -75,9 +88,21 @@ pub(crate) struct BundleArgs {
     #[arg(long, value_name = "SPEC", requires = "steps")]
     pipeline: Option<PathBuf>,
 
-    /// Steps of --pipeline to include, comma-separated.
+    /// Steps of --pipeline the device runs (`sluice-edge run`),
+    /// comma-separated.
     #[arg(long, value_name = "a,b", value_delimiter = ',', requires = "pipeline")]
     steps: Vec<String>,
+
+    /// Outputs of steps left out (STEP.PORT, comma-separated) that the
+    /// device gives (`sluice-edge run --input STEP.PORT=FILE`) instead of
+    /// taking them from the run that trained the model.
+    #[arg(
+        long,
+        value_name = "STEP.PORT",
+        value_delimiter = ',',
+        requires = "steps"
+    )]
+    from_device: Vec<String>,
 
     /// Sign the bundle with this ed25519 private key (PEM).
     #[arg(long, value_name = "KEY")]
@@ -167,6 +192,7 @@ pub(crate) fn run(ctx: &CliContext, args: &BundleArgs) -> anyhow::Result<ExitCod
         },
         components: Vec::new(),
         selftest: None,
+        steps: Vec::new(),
         files: Default::default(),
     });
     writer.add("model/card.json", card);
@@ -183,42 +209,23 @@ pub(crate) fn run(ctx: &CliContext, args: &BundleArgs) -> anyhow::Result<ExitCod
             source.read()?.0.into_owned(),
         ));
     }
+    let mut planned_steps = Vec::new();
     if let Some(spec_path) = &args.pipeline {
-        let spec = Spec::load(spec_path).map_err(|d| anyhow::anyhow!("{d}"))?;
-        for name in &args.steps {
-            let step = spec.step(name).with_context(|| {
-                format!(
-                    "{} has no step `{name}` (it has {})",
-                    spec_path.display(),
-                    spec.steps
-                        .iter()
-                        .map(|s| s.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })?;
-            let source = match &step.component {
-                ComponentRef::Std(name) => ComponentSource::Std(name.clone()),
-                ComponentRef::Path(path) => ComponentSource::Path(path.clone()),
-                ComponentRef::Digest(hex) => {
-                    ComponentSource::of_digest(&hex.parse()?, Some(&store.objects))
-                        .map_err(anyhow::Error::msg)?
-                }
-            };
-            let bytes = source.read()?.0.into_owned();
-            // Checked against the step world on this machine: the target's
-            // engine can compile but not instantiate.
-            runtime.load(&ComponentSource::Bytes {
-                name: step.component.to_string(),
-                bytes: bytes.clone(),
-            })?;
-            components.push((
-                step.component.to_string(),
-                ComponentRole::Step,
-                Some(name.clone()),
-                bytes,
-            ));
+        let bundled = steps::plan(
+            spec_path,
+            &args.steps,
+            &args.from_device,
+            &store,
+            &runtime,
+            &served,
+        )?;
+        for (name, step, bytes) in bundled.components {
+            components.push((name, ComponentRole::Step, Some(step), bytes));
         }
+        for (path, bytes) in bundled.files {
+            writer.add(&path, bytes);
+        }
+        planned_steps = bundled.steps;
     }
     for (name, role, step, bytes) in components {
         let digest = Digest::of(&bytes);
@@ -236,6 +243,7 @@ pub(crate) fn run(ctx: &CliContext, args: &BundleArgs) -> anyhow::Result<ExitCod
             code,
         });
     }
+    writer.manifest_mut().steps = planned_steps;
     if let Some(sample) = &args.sample {
         let (rows, predictions) = self_test(&served, sample, args.sample_rows.max(1))?;
         writer.add("selftest/rows.csv", rows);
@@ -262,6 +270,7 @@ pub(crate) fn run(ctx: &CliContext, args: &BundleArgs) -> anyhow::Result<ExitCod
                 "engine": manifest.engine,
                 "components": manifest.components,
                 "selftest_rows": manifest.selftest.is_some(),
+                "steps": manifest.steps,
                 "signed_by": signed,
             }))?
         );
