@@ -10,7 +10,10 @@
 #     `sluice-edge serve` from exec to its first answered request (aim < 50 ms);
 #   - resident memory idle and after 2,000 requests (aim < 30 MB);
 #   - predictions/s at batch 1, one client, keep-alive: sluice-edge native,
-#     `sluice serve` native (same model, same machine), sluice-edge under qemu.
+#     `sluice serve` native (same model, same machine), sluice-edge under qemu;
+#   - `sluice-edge run` of the flagship's ingest, statistics and validate
+#     bundled with the model (checking the 569-row CSV against the training
+#     schema), exec to exit, native and under qemu.
 # Usage: bench/edge/run.sh [--skip-build]
 # EDGE_PROFILE (default `edge`; `release` for the unstripped symbols) and
 # EDGE_FEATURES (e.g. `onnx-engine`: tract, any ONNX model) choose the
@@ -49,7 +52,12 @@ sed "s#\"data/breast_cancer.csv\"#\"$data\"#" examples/breast-cancer/pipeline.to
 "$sluice" bundle --model breast-cancer@production --store "$work/st" -o "$work/x86.bundle" --sample "$data"
 "$sluice" bundle --model breast-cancer@production --store "$work/st" -o "$work/arm.bundle" --sample "$data" \
     --target aarch64-unknown-linux-gnu
+for t in x86_64 aarch64; do
+    "$sluice" bundle --model breast-cancer@production --store "$work/st" -o "$work/$t-steps.bundle" \
+        --target "$t-unknown-linux-gnu" --pipeline "$work/p.toml" --steps ingest,statistics,validate
+done
 head -2 "$data" > "$work/one.csv"
+cp "$data" "$work/data.csv"
 
 qemu=(qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu cortex-a72)
 python3 - "$work" "$sluice" "$work/edge-x86_64" "$work/edge-aarch64" "${qemu[@]}" <<'PY'
@@ -111,6 +119,18 @@ def serve(name, cmd, path, seconds=5):
 print("== cold start: `sluice-edge predict` of one row (median of 15)")
 print(f"x86_64 native            {cold_predict([edge], os.path.join(work, 'x86.bundle'), 15):7.1f} ms")
 print(f"aarch64 under qemu       {cold_predict(qemu + [arm], os.path.join(work, 'arm.bundle'), 5):7.1f} ms")
+print("== `sluice-edge run`: ingest, statistics, validate of the 569-row CSV, exec to exit (median)")
+def cold_run(cmd, bundle, n):
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        subprocess.run(cmd + ["run", bundle, "--input", "raw=" + os.path.join(work, "data.csv")],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return times[len(times) // 2] * 1e3
+print(f"x86_64 native            {cold_run([edge], os.path.join(work, 'x86_64-steps.bundle'), 15):7.1f} ms")
+print(f"aarch64 under qemu       {cold_run(qemu + [arm], os.path.join(work, 'aarch64-steps.bundle'), 5):7.1f} ms")
 print("== serving, batch 1, one client, keep-alive")
 infer = "/v2/models/breast-cancer/infer"
 serve("sluice-edge x86_64", [edge, "serve", "--bundle", os.path.join(work, "x86.bundle"), "--addr", "127.0.0.1:0"], infer)
