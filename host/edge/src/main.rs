@@ -94,9 +94,9 @@ step left out by STEP.PORT. Tables are read from CSV or Parquet. With
 
 Example, with a bundle of the flagship's ingest, statistics and validate:
   sluice-edge run bc.bundle --input raw=today.csv
-  ✓ ingest (41 ms)
-  ✓ statistics (12 ms)
-  ✗ validate (2 ms): invalid input: 1 anomaly …")]
+  ✓ ingest (4.9ms)
+  ✓ statistics (2.8ms)
+  ✗ validate (402µs): invalid input: the data does not match the schema (1 problem): …")]
     Run {
         /// The bundle.
         bundle: PathBuf,
