@@ -72,16 +72,17 @@ pub fn run(
             eprintln!("{}: {level}: {}", step.name, line.message);
         }
         let mut written = BTreeMap::new();
-        if outcome.result.is_ok() {
-            for (port, artifact) in &outcome.outputs {
+        let failure = outcome.result.err().map(|e| e.to_string());
+        if failure.is_none() {
+            for (port, artifact) in outcome.outputs {
                 if let Some(dir) = output_dir {
-                    let path = write_output(dir, &step.name, port, artifact)?;
+                    let path = write_output(dir, &step.name, &port, &artifact)?;
                     written.insert(port.clone(), path);
                 }
-                outputs.insert((step.name.clone(), port.clone()), artifact.clone());
+                outputs.insert((step.name.clone(), port), artifact);
             }
         }
-        let failure = outcome.result.as_ref().err().map(ToString::to_string);
+        let failed = failure.is_some();
         ran.push(Ran {
             name: step.name.clone(),
             failure,
@@ -89,7 +90,7 @@ pub fn run(
             metrics: outcome.metrics,
             written,
         });
-        if outcome.result.is_err() {
+        if failed {
             break;
         }
     }

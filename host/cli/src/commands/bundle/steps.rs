@@ -16,7 +16,7 @@
 use anyhow::{Context as _, bail};
 use sluice_bundle::{BundledStep, InputSource, StepInput};
 use sluice_pipeline::execute;
-use sluice_pipeline::spec::{ComponentRef, DataKind, Source};
+use sluice_pipeline::spec::{DataKind, Source};
 use sluice_pipeline::validate::PlannedStep;
 use sluice_runtime::{ArtifactKind, ClockMode, ComponentSource, Digest, Limits, Runtime};
 use sluice_serve::ServedModel;
@@ -99,15 +99,14 @@ pub(super) fn plan(
     };
     for planned in chosen.iter().copied() {
         let step = &planned.step;
-        let source = match &step.component {
-            ComponentRef::Std(name) => ComponentSource::Std(name.clone()),
-            ComponentRef::Path(path) => ComponentSource::Path(path.clone()),
-            ComponentRef::Digest(hex) => {
-                ComponentSource::of_digest(&hex.parse()?, Some(&store.objects))
-                    .map_err(anyhow::Error::msg)?
-            }
-        };
-        let bytes = source.read()?.0.into_owned();
+        // The bytes `prepare` loaded and checked against the step world
+        // (it keeps a spec's `.wasm` files in the store), by their digest.
+        let digest = prepared.components[&step.component].digest();
+        let bytes = ComponentSource::of_digest(&digest, Some(&store.objects))
+            .map_err(anyhow::Error::msg)?
+            .read()?
+            .0
+            .into_owned();
         out.components
             .push((step.component.to_string(), step.name.clone(), bytes));
 
@@ -201,14 +200,16 @@ pub(super) fn plan(
     Ok(out)
 }
 
+/// A run's outputs: step → port → digest.
+type RunOutputs = BTreeMap<String, BTreeMap<String, Digest>>;
+
 /// The artifacts of the run that trained a model, looked up by step and
 /// port.
 struct Frozen<'a> {
     store: &'a Store,
     model: &'a ServedModel,
-    /// The run's executions: step → outputs (port → digest).
-    outputs: Option<BTreeMap<String, BTreeMap<String, Digest>>>,
-    run: String,
+    /// The run, once read, and its executions' outputs.
+    run: Option<(String, RunOutputs)>,
 }
 
 impl<'a> Frozen<'a> {
@@ -216,15 +217,14 @@ impl<'a> Frozen<'a> {
         Frozen {
             store,
             model,
-            outputs: None,
-            run: String::new(),
+            run: None,
         }
     }
 
     /// The run's output `port` of step `step`: its path in the bundle,
     /// where it came from (`RUN/STEP/PORT`) and its bytes.
     fn get(&mut self, step: &str, port: &str) -> anyhow::Result<(String, String, Vec<u8>)> {
-        if self.outputs.is_none() {
+        if self.run.is_none() {
             let made_by = self.model.card().get("made_by");
             let run = match made_by.and_then(|m| m.get("run")).and_then(|r| r.as_str()) {
                 Some(run) => run.to_string(),
@@ -239,28 +239,25 @@ impl<'a> Frozen<'a> {
                     ),
                 },
             };
-            let mut outputs: BTreeMap<String, BTreeMap<String, Digest>> = BTreeMap::new();
+            let mut outputs = RunOutputs::new();
             for e in self.store.metadata.executions(&run)? {
                 let ports = outputs.entry(e.step.clone()).or_default();
                 for event in e.events.iter().filter(|ev| ev.direction == "output") {
                     ports.insert(event.port.clone(), event.artifact);
                 }
             }
-            self.outputs = Some(outputs);
-            self.run = run;
+            self.run = Some((run, outputs));
         }
-        let outputs = self.outputs.as_ref().expect("just read");
+        let (run, outputs) = self.run.as_ref().expect("just read");
         let Some(ports) = outputs.get(step) else {
             bail!(
-                "run {} has no step `{step}` (it ran {})",
-                self.run,
+                "run {run} has no step `{step}` (it ran {})",
                 outputs.keys().cloned().collect::<Vec<_>>().join(", ")
             );
         };
         let Some(digest) = ports.get(port) else {
             bail!(
-                "step `{step}` of run {} wrote no output `{port}` (it wrote {})",
-                self.run,
+                "step `{step}` of run {run} wrote no output `{port}` (it wrote {})",
                 if ports.is_empty() {
                     "nothing: it did not succeed".to_string()
                 } else {
@@ -275,7 +272,7 @@ impl<'a> Frozen<'a> {
             .with_context(|| format!("reading {digest} from the store"))?;
         Ok((
             format!("inputs/{}", digest.to_hex()),
-            format!("{}/{step}/{port}", self.run),
+            format!("{run}/{step}/{port}"),
             bytes,
         ))
     }
