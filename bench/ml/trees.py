@@ -3,7 +3,8 @@
 1. Training: sluice-ml's gradient boosting against scikit-learn's
    HistGradientBoostingClassifier and LightGBM, 100 rounds each with their
    defaults, on 1,000,000 × 8 and 50,000 × 200 synthetic rows (80 % to
-   train, the rest to score accuracy).
+   train, the rest to score accuracy); each side TREE_BENCH_ROUNDS times
+   (default 5), taking turns, the medians compared.
 2. Inference: sluice against onnxruntime on the same ONNX files and rows.
 
     python3 bench/ml/trees.py TREE_BENCH OUT_DIR [TRAIN_BENCH]
@@ -42,10 +43,20 @@ os.makedirs(out, exist_ok=True)
 
 
 def training_table():
+    """Each side trains ROUNDS times, the sides taking turns (their order
+    rotating from round to round), so a minute in which the host runs the
+    machine slower falls on every side alike; the table gives each side's
+    median and the range of the per-round ratios."""
     import lightgbm
 
-    print("| data | sluice-ml s | accuracy | scikit-learn HGB s | accuracy | LightGBM s | accuracy | sluice ÷ fastest |")
-    print("|---|---|---|---|---|---|---|---|")
+    rounds = int(os.environ.get("TREE_BENCH_ROUNDS", "5"))
+    print(f"Training: the median of {rounds} rounds, the sides taking turns.")
+    print()
+    print(
+        "| data | sluice-ml s | accuracy | scikit-learn HGB s | accuracy | LightGBM s | accuracy "
+        "| sluice ÷ fastest (medians) | per round |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for rows, cols, informative in [(1_000_000, 8, 6), (50_000, 200, 20)]:
         xt, yt = make_classification(n_samples=rows, n_features=cols, n_informative=informative, random_state=0)
         xt, yt = xt.astype(np.float32), yt.astype(np.float32)
@@ -53,25 +64,45 @@ def training_table():
         yt.tofile(os.path.join(out, "train_y.f32"))
         test = rows // 5
         cut = rows - test
-        res = subprocess.run(
-            [train_bench, os.path.join(out, "train_x.f32"), os.path.join(out, "train_y.f32"),
-             str(rows), str(cols), str(test), "gradient_boosting_classifier", "{}"],
-            check=True, capture_output=True, text=True,
-        )
-        ours = json.loads(res.stdout)
         y_int = yt.astype(int)
-        start = time.perf_counter()
-        hgb = HistGradientBoostingClassifier(max_iter=100, early_stopping=False, random_state=0).fit(xt[:cut], y_int[:cut])
-        hgb_s = time.perf_counter() - start
-        start = time.perf_counter()
-        lgb = lightgbm.LGBMClassifier(n_estimators=100, verbose=-1, random_state=0).fit(xt[:cut], y_int[:cut])
-        lgb_s = time.perf_counter() - start
+
+        def ours():
+            res = subprocess.run(
+                [train_bench, os.path.join(out, "train_x.f32"), os.path.join(out, "train_y.f32"),
+                 str(rows), str(cols), str(test), "gradient_boosting_classifier", "{}"],
+                check=True, capture_output=True, text=True,
+            )
+            o = json.loads(res.stdout)
+            return o["seconds"], o["score"]
+
+        def fitted(make):
+            start = time.perf_counter()
+            m = make().fit(xt[:cut], y_int[:cut])
+            return time.perf_counter() - start, m.score(xt[cut:], y_int[cut:])
+
+        sides = {
+            "sluice": ours,
+            "hgb": lambda: fitted(lambda: HistGradientBoostingClassifier(
+                max_iter=100, early_stopping=False, random_state=0)),
+            "lgbm": lambda: fitted(lambda: lightgbm.LGBMClassifier(n_estimators=100, verbose=-1, random_state=0)),
+        }
+        names = list(sides)
+        times = {n: [] for n in names}
+        score = {}
+        for r in range(rounds):
+            for n in names[r % 3:] + names[: r % 3]:
+                seconds, score[n] = sides[n]()
+                times[n].append(seconds)
+        med = {n: float(np.median(t)) for n, t in times.items()}
+        per_round = [s / min(h, l) for s, h, l in zip(times["sluice"], times["hgb"], times["lgbm"])]
         print(
-            f"| {rows:,} × {cols} | {ours['seconds']:.2f} | {ours['score']:.4f} | {hgb_s:.2f} | "
-            f"{hgb.score(xt[cut:], y_int[cut:]):.4f} | {lgb_s:.2f} | {lgb.score(xt[cut:], y_int[cut:]):.4f} | "
-            f"{ours['seconds'] / min(hgb_s, lgb_s):.2f}× |"
+            f"| {rows:,} × {cols} | {med['sluice']:.2f} | {score['sluice']:.4f} | {med['hgb']:.2f} | "
+            f"{score['hgb']:.4f} | {med['lgbm']:.2f} | {score['lgbm']:.4f} | "
+            f"{med['sluice'] / min(med['hgb'], med['lgbm']):.2f}× | {min(per_round):.2f}–{max(per_round):.2f}× |"
         )
     print()
+
+
 ROWS, COLS = 100_000, 8
 x, y = make_classification(n_samples=ROWS, n_features=COLS, n_informative=6, random_state=0)
 x = x.astype(np.float32)
