@@ -2,7 +2,8 @@
 //! users sending requests, true labels written for the answers; `sluice
 //! ab` must count each variant's requests as they were answered, measure
 //! each version's live accuracy as the test does from the answers, and
-//! give the intervals the formulas give. With no traffic, it says so.
+//! give the intervals the formulas give, leaving out a canary that split
+//! another route's traffic. With no traffic, it says so.
 
 use crate::serve::{MODEL, Server, csv_path, data, response_predictions, trained_store};
 use crate::support::run;
@@ -98,6 +99,33 @@ fn an_ab_report_counts_each_sticky_variant_and_measures_its_accuracy_from_feedba
 
     let data = data();
     let truth = diagnoses();
+
+    // Another route's canary: version 2 taking all of `breast-cancer:1`'s
+    // requests on a server of its own. Its windows are version 2's, in the
+    // role canary, as production's canary's will be; they split another
+    // route's traffic, so production's report must not count them.
+    let other = Server::start(
+        &store,
+        &[
+            "--model",
+            "breast-cancer:1",
+            "--canary",
+            "breast-cancer@staging=100",
+            "--stats-every",
+            "200ms",
+        ],
+    );
+    for row in 0..5 {
+        let (status, variant, version, body) =
+            post(&other.addr, &data.infer_body(row..row + 1, None), "someone");
+        assert_eq!(
+            (status, variant.as_str(), version.as_str()),
+            (200, "canary", "2"),
+            "{body}"
+        );
+    }
+    assert_eq!(other.stop().0, 0);
+
     let server = Server::start(
         &store,
         &[
@@ -205,7 +233,7 @@ fn an_ab_report_counts_each_sticky_variant_and_measures_its_accuracy_from_feedba
     }
     assert_eq!(
         total, sent as u64,
-        "requests per variant add up to those sent"
+        "requests per variant add up to those sent (the other route's canary not among them)"
     );
     assert_eq!(
         report["compared"],

@@ -17,11 +17,12 @@
 //! ([`crate::stats`]), and a verdict in a sentence.
 //!
 //! Which windows count: the primary's are those its servers recorded
-//! under `NAME@ALIAS` in the role `primary`; the canary's are every window
-//! of the model in the role `canary` (a canary's windows carry its own
-//! reference, `NAME@OTHER` or `NAME:VERSION`, not the alias it splits).
-//! Servers of another alias of the same model with canaries of their own
-//! in the same window would be counted with them.
+//! under `NAME@ALIAS` in the role `primary`; the canary's are the windows
+//! in the role `canary` of the servers whose route serves `NAME@ALIAS` (a
+//! canary's own reference is `NAME@OTHER` or `NAME:VERSION`; its windows
+//! also name the route whose traffic it split). A canary of another alias
+//! of the same model is not counted. Windows stored before servers named
+//! their route (sluice before schema version 11) count for every alias.
 
 use crate::stats::{Difference, Proportion, z_two_sided};
 use serde::Serialize;
@@ -338,10 +339,13 @@ pub fn report(
         if p.windows > 0 {
             primaries.push(Variant::new(ServingRole::Primary, v, &p, confidence));
         }
-        let c =
-            store
-                .metadata
-                .serving_totals_in_role(name, v, None, ServingRole::Canary, &since)?;
+        let c = store.metadata.serving_totals_in_route(
+            name,
+            v,
+            &reference,
+            ServingRole::Canary,
+            &since,
+        )?;
         if c.windows > 0 {
             canaries.push(Variant::new(ServingRole::Canary, v, &c, confidence));
         }
@@ -425,6 +429,7 @@ pub fn report(
                         store,
                         name,
                         variant.version,
+                        Some(&reference),
                         &since,
                         &table,
                         &label,
@@ -633,6 +638,8 @@ mod tests {
         );
     }
 
+    /// A window of server `a`; a canary's splits `m@production`, the
+    /// other roles' route is their reference.
     fn window(
         version: i64,
         reference: &str,
@@ -648,6 +655,10 @@ mod tests {
             version,
             reference: reference.into(),
             role,
+            route: match role {
+                ServingRole::Canary => "m@production".into(),
+                _ => reference.into(),
+            },
             window_start: "2026-01-01T00:00:00.000Z".into(),
             window_end: "2026-01-01T00:00:10.000Z".into(),
             requests,
@@ -741,6 +752,10 @@ mod tests {
                 window(2, "m@staging", ServingRole::Canary, 1000, 40),
                 // Not this alias's, not answers, or too old: left out.
                 window(2, "m@staging", ServingRole::Primary, 77, 0),
+                ServingWindow {
+                    route: "m@staging".into(),
+                    ..window(2, "m:2", ServingRole::Canary, 88, 0)
+                },
                 window(2, "m@staging", ServingRole::Shadow, 55, 0),
                 old,
             ])

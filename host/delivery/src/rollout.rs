@@ -210,14 +210,14 @@ pub fn tick(store: &Store, id: &str, now: SystemTime, holder: &str) -> Result<Ti
         )));
     }
     let since = &r.stage_started_at;
-    let candidate = store.metadata.serving_totals_in_role(
+    let reference = format!("{}@{}", r.name, r.alias);
+    let candidate = store.metadata.serving_totals_in_route(
         &r.name,
         r.candidate,
-        None,
+        &reference,
         ServingRole::Canary,
         since,
     )?;
-    let reference = format!("{}@{}", r.name, r.alias);
     let baseline = store.metadata.serving_totals_in_role(
         &r.name,
         r.baseline,
@@ -350,8 +350,9 @@ fn divergence_test(
     plan: &Plan,
     since: &str,
 ) -> Result<(Test, serde_json::Value), DeliveryError> {
+    let route = format!("{}@{}", r.name, r.alias);
     let logged = |version| {
-        sluice_monitor::logged_predictions(store, &r.name, version, since)
+        sluice_monitor::logged_predictions(store, &r.name, version, Some(&route), since)
             .map_err(|e| DeliveryError::Feedback(e.to_string()))
     };
     let (candidate, baseline) = (logged(r.candidate)?, logged(r.baseline)?);
@@ -454,11 +455,13 @@ fn live_quality(
         .and_then(|v| crate::card_label(store, &v))
         .filter(|l| feedback.column_by_name(l).is_some())
         .unwrap_or_else(|| "label".into());
+    let route = format!("{}@{}", r.name, r.alias);
     let answers = |version| {
         sluice_monitor::labelled_answers(
             store,
             &r.name,
             version,
+            Some(&route),
             &r.stage_started_at,
             &feedback,
             &label,

@@ -291,7 +291,9 @@ async fn infer(
             .map_err(|e| (e.blames_request(), e.to_string()))?;
         let id = request.id.clone().unwrap_or_else(|| service.ids.next());
         if let Some(log) = service.log.as_ref().filter(|l| l.sampled()) {
-            log.record(model, &id, &table, &predictions);
+            // The device's one route: the model as the bundle asked for it.
+            let route = &loaded.manifest.model.reference;
+            log.record(model, route, &id, &table, &predictions);
         }
         protocol::infer_response(&model.name, model.version, &id, &predictions, &request)
             .map_err(|e| (true, e.to_string()))

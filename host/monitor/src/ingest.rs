@@ -125,6 +125,7 @@ pub fn ingest(store: &Store, paths: &[PathBuf]) -> Result<Vec<IngestedFile>, Mon
                     first_at: c.first_at.clone(),
                     last_at: c.last_at.clone(),
                     server: logged.server,
+                    route: c.route.clone(),
                 })
                 .map_err(|e| MonitorError::Store(e.to_string()))?;
         }

@@ -125,8 +125,9 @@ pub struct Report {
     pub degraded: bool,
     /// Plain-language findings.
     pub alerts: Vec<String>,
-    /// The model's rollouts, oldest first, each with its decisions and
-    /// their evidence as stored (as `sluice rollout show ID --json`).
+    /// The model's rollouts that ran in the report's window (all of them
+    /// without `--since`), oldest first, each with its decisions and their
+    /// evidence as stored (as `sluice rollout show ID --json`).
     pub rollouts: Vec<RolloutHistory>,
 }
 
@@ -332,7 +333,10 @@ pub fn monitor(
             ));
         }
     }
-    let rollouts = crate::rollouts::history(store, &model.name).map_err(store_err)?;
+    let rollouts = crate::rollouts::in_window(
+        crate::rollouts::history(store, &model.name).map_err(store_err)?,
+        options.since.as_deref(),
+    );
     let time_of = |i: Option<&usize>| i.map(|&i| times[i].clone());
     Ok(Report {
         model: model.name.clone(),
@@ -457,12 +461,16 @@ fn read_table(store: &Store, digest: &Digest) -> Option<RecordBatch> {
 /// `since` (RFC 3339; the store's request logs) have a label in `feedback`
 /// (joined by `request_id`, and `row` when the feedback has it), and how
 /// many of those it predicted right: `(right, labelled, logged)`, where
-/// `logged` counts every logged row of the version since then. What a
-/// rollout judges live quality by; `label` is the feedback's label column.
+/// `logged` counts every logged row of the version since then. With a
+/// `route` (`NAME@ALIAS`), only requests of that route's traffic count
+/// (see [`sluice_store::RequestLogChunk::in_route`]). What a rollout and
+/// an A/B report judge live quality by; `label` is the feedback's label
+/// column.
 pub fn labelled_answers(
     store: &Store,
     name: &str,
     version: i64,
+    route: Option<&str>,
     since: &str,
     feedback: &RecordBatch,
     label: &str,
@@ -481,7 +489,7 @@ pub fn labelled_answers(
         }
     }
     let (mut right, mut labelled, mut logged) = (0, 0, 0);
-    for batch in logged_tables(store, name, version, since)? {
+    for batch in logged_tables(store, name, version, route, since)? {
         let served_ids = strings(&batch, "request_id");
         let served_rows = match batch.column_by_name("row") {
             Some(_) => text_column(&batch, "row")?,
@@ -507,30 +515,34 @@ fn logged_tables<'a>(
     store: &'a Store,
     name: &str,
     version: i64,
+    route: Option<&str>,
     since: &str,
 ) -> Result<impl Iterator<Item = RecordBatch> + 'a, MonitorError> {
     let chunks = store
         .metadata
         .request_logs(name, Some(since))
         .map_err(store_err)?;
+    let route = route.map(str::to_string);
     Ok(chunks
         .into_iter()
-        .filter(move |c| c.version == version)
+        .filter(move |c| c.version == version && route.as_ref().is_none_or(|r| c.in_route(r)))
         .filter_map(move |c| read_table(store, &c.object)))
 }
 
 /// The `prediction` of every row of version `version` of model `name`
 /// logged since `since` (RFC 3339; the store's request logs), as text
-/// (numbers as [`text_column`] writes them), in log order: what a rollout
+/// (numbers as [`text_column`] writes them), in log order; with a `route`,
+/// of that route's traffic only (as [`labelled_answers`]): what a rollout
 /// compares the two versions' prediction distributions on.
 pub fn logged_predictions(
     store: &Store,
     name: &str,
     version: i64,
+    route: Option<&str>,
     since: &str,
 ) -> Result<Vec<String>, MonitorError> {
     let mut out = Vec::new();
-    for batch in logged_tables(store, name, version, since)? {
+    for batch in logged_tables(store, name, version, route, since)? {
         if batch.column_by_name("prediction").is_none() {
             continue;
         }

@@ -38,6 +38,19 @@ pub fn history(store: &Store, name: &str) -> Result<Vec<RolloutHistory>, Metadat
         .collect()
 }
 
+/// The rollouts of `all` that ran at some time since `since` (RFC 3339;
+/// `None` keeps all): those still running and those that ended at or after
+/// it. What a report over a window shows: a rollout that ended before the
+/// window opened had no say in the traffic it reports on.
+pub fn in_window(all: Vec<RolloutHistory>, since: Option<&str>) -> Vec<RolloutHistory> {
+    let Some(since) = since else {
+        return all;
+    };
+    all.into_iter()
+        .filter(|h| h.rollout.state == "running" || h.rollout.updated_at.as_str() >= since)
+        .collect()
+}
+
 /// Rollout `id` with its decisions, if it exists.
 pub fn one(store: &Store, id: &str) -> Result<Option<RolloutHistory>, MetadataError> {
     let Some(rollout) = store.metadata.rollout(id)? else {
@@ -314,6 +327,43 @@ mod tests {
             "quality": null,
             "plan": {"steps": [20.0, 50.0]}
         })
+    }
+
+    #[test]
+    fn a_window_keeps_the_rollouts_running_in_it_or_ended_in_it() {
+        let rollout = |id: &str, state: &str, updated_at: &str| RolloutHistory {
+            rollout: Rollout {
+                id: id.into(),
+                name: "m".into(),
+                alias: "production".into(),
+                baseline: 1,
+                candidate: 2,
+                plan: json!({}),
+                stage: 0,
+                share: 10.0,
+                state: state.into(),
+                started_at: "2026-01-01T00:00:00.000Z".into(),
+                stage_started_at: "2026-01-01T00:00:00.000Z".into(),
+                updated_at: updated_at.into(),
+                who: "ann".into(),
+                reason: String::new(),
+            },
+            decisions: Vec::new(),
+        };
+        let all = vec![
+            rollout("ended-before", "promoted", "2026-01-01T00:10:00.000Z"),
+            rollout("ended-in", "rolled-back", "2026-01-02T00:10:00.000Z"),
+            // Last touched before the window, but still splitting traffic.
+            rollout("running", "running", "2026-01-01T00:20:00.000Z"),
+        ];
+        let ids = |kept: Vec<RolloutHistory>| -> Vec<String> {
+            kept.into_iter().map(|h| h.rollout.id).collect()
+        };
+        assert_eq!(
+            ids(in_window(all.clone(), Some("2026-01-02T00:00:00.000Z"))),
+            ["ended-in", "running"]
+        );
+        assert_eq!(ids(in_window(all, None)).len(), 3);
     }
 
     #[test]

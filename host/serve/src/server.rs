@@ -1360,7 +1360,8 @@ impl App {
         let predictions = predict(self, &model, &table).await?;
         let id = request.id.clone().unwrap_or_else(|| self.ids.next());
         if self.log.sampled() {
-            self.log.record(&model, &id, &table, &predictions);
+            self.log
+                .record(&model, &route.primary.shown, &id, &table, &predictions);
         }
         if role == ServingRole::Primary {
             self.shadow(route, &model, table, &predictions);
@@ -1399,6 +1400,7 @@ impl App {
         let answer = answer.clone();
         let classifier = primary.is_classifier();
         let (name, reference) = (route.name.clone(), slot.shown.clone());
+        let served_route = route.primary.shown.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let Some(lane) = &app.shadow else {
@@ -1429,6 +1431,7 @@ impl App {
                 version: shadow.version,
                 reference: &reference,
                 role: ServingRole::Shadow,
+                route: &served_route,
                 status,
                 took,
             });
@@ -1465,7 +1468,8 @@ async fn invocations(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
         let predictions = predict(&app, &model, &table).await?;
         if app.log.sampled() {
             let id = app.ids.next();
-            app.log.record(&model, &id, &table, &predictions);
+            app.log
+                .record(&model, &route.primary.shown, &id, &table, &predictions);
         }
         if role == ServingRole::Primary {
             app.shadow(route, &model, table, &predictions);
@@ -1575,6 +1579,7 @@ impl App {
                     version: p.version,
                     reference: shown,
                     role: p.role,
+                    route: &route.primary.shown,
                     status,
                     took,
                 })

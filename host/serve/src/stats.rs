@@ -68,6 +68,7 @@ struct Key {
     version: i64,
     reference: String,
     role: ServingRole,
+    route: String,
 }
 
 /// One key's counts in the open window.
@@ -119,6 +120,9 @@ pub(crate) struct Answered<'a> {
     pub(crate) reference: &'a str,
     /// Which of the route's roles answered.
     pub(crate) role: ServingRole,
+    /// What the route serves as its primary (`NAME@ALIAS`): whose traffic
+    /// a canary took a share of.
+    pub(crate) route: &'a str,
     /// The response's status code.
     pub(crate) status: u16,
     /// From request to response.
@@ -176,6 +180,7 @@ impl ServingStats {
                 && k.role == a.role
                 && k.name == a.name
                 && k.reference == a.reference
+                && k.route == a.route
         }) {
             Some(i) => i,
             None => {
@@ -185,6 +190,7 @@ impl ServingStats {
                         version: a.version,
                         reference: a.reference.to_string(),
                         role: a.role,
+                        route: a.route.to_string(),
                     },
                     Counts::default(),
                 ));
@@ -236,6 +242,7 @@ fn close_window(open: &Mutex<Open>, server: &str) -> Vec<ServingWindow> {
             version: k.version,
             reference: k.reference,
             role: k.role,
+            route: k.route,
             window_start: closed.start.clone(),
             window_end: end.clone(),
             requests: c.requests,
@@ -355,6 +362,7 @@ mod tests {
                 ServingRole::Canary | ServingRole::Shadow => "cancer@staging",
             },
             role,
+            route: "cancer@production",
             status,
             took: Duration::from_millis(ms),
         }
@@ -398,6 +406,11 @@ mod tests {
             .find(|w| w.role == ServingRole::Canary)
             .unwrap();
         assert_eq!((canary.version, canary.requests), (2, 1));
+        // Its own reference, and the alias whose traffic it split.
+        assert_eq!(
+            (canary.reference.as_str(), canary.route.as_str()),
+            ("cancer@staging", "cancer@production")
+        );
         // A shadow's copies count apart from the canary's answers, though
         // both are version 2 under one reference.
         let shadow = written
@@ -479,6 +492,7 @@ mod tests {
                     version: n,
                     reference: "cancer@production".into(),
                     role: ServingRole::Primary,
+                    route: "cancer@production".into(),
                 },
                 Counts::default(),
             ));

@@ -25,6 +25,20 @@ pub struct RequestLogChunk {
     pub last_at: String,
     /// Which server wrote it (`host:port`).
     pub server: String,
+    /// Whose traffic the requests were: what the server's route serves as
+    /// its primary (`NAME@ALIAS`), whichever role answered them; a
+    /// canary's chunks name the alias whose requests it took a share of.
+    /// `""` for chunks stored before sluice recorded it and for logs
+    /// ingested from a device.
+    pub route: String,
+}
+
+impl RequestLogChunk {
+    /// Whether the chunk holds requests of `route`'s traffic; a chunk
+    /// whose route is not known (`""`) counts for every route.
+    pub fn in_route(&self, route: &str) -> bool {
+        self.route.is_empty() || self.route == route
+    }
 }
 
 impl Metadata {
@@ -32,8 +46,8 @@ impl Metadata {
     pub fn record_request_log(&self, chunk: &RequestLogChunk) -> Result<(), MetadataError> {
         self.write(|c| {
             c.execute(
-                "INSERT INTO request_logs (name, version, object, rows, first_at, last_at, server)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO request_logs (name, version, object, rows, first_at, last_at, server, route)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 vals![
                     chunk.name,
                     chunk.version,
@@ -41,7 +55,8 @@ impl Metadata {
                     chunk.rows as i64,
                     chunk.first_at,
                     chunk.last_at,
-                    chunk.server
+                    chunk.server,
+                    chunk.route
                 ],
             )?;
             Ok(())
@@ -57,7 +72,7 @@ impl Metadata {
     ) -> Result<Vec<RequestLogChunk>, MetadataError> {
         self.read(|c| {
             c.query(
-                "SELECT name, version, object, rows, first_at, last_at, server FROM request_logs
+                "SELECT name, version, object, rows, first_at, last_at, server, route FROM request_logs
                  WHERE name = ?1 AND last_at >= ?2 ORDER BY first_at, id",
                 vals![name, since.unwrap_or("")],
             )?
@@ -71,6 +86,7 @@ impl Metadata {
                     first_at: r.get(4)?,
                     last_at: r.get(5)?,
                     server: r.get(6)?,
+                    route: r.get(7)?,
                 })
             })
             .collect()
@@ -93,6 +109,7 @@ mod tests {
                 first_at: at.into(),
                 last_at: at.into(),
                 server: "127.0.0.1:8080".into(),
+                route: format!("{name}@production"),
             };
             m.record_request_log(&chunk("cancer", 1, "2026-01-01T00:00:00Z"))
                 .unwrap();
@@ -113,6 +130,15 @@ mod tests {
                 m.referenced_artifacts().unwrap().contains(&all[0].object),
                 "gc keeps logged chunks"
             );
+            // The route round-trips, and a chunk of no known route (a
+            // device's, or one stored before routes) is in every route.
+            assert_eq!(all[0].route, "cancer@production");
+            assert!(all[0].in_route("cancer@production") && !all[0].in_route("cancer@staging"));
+            let device = RequestLogChunk {
+                route: String::new(),
+                ..chunk("cancer", 1, "2026-01-03T00:00:00Z")
+            };
+            assert!(device.in_route("cancer@staging"));
         }
     }
 }

@@ -12,7 +12,7 @@
 //! role its version had on the server ([`ServingRole`]: primary, canary,
 //! or shadow for a version that only predicted copies of requests).
 
-use crate::db::{DbError, Metadata, MetadataError, Value, vals};
+use crate::db::{DbError, Metadata, MetadataError, ToValue, Value, vals};
 use serde::Serialize;
 use std::fmt;
 
@@ -92,6 +92,12 @@ pub struct ServingWindow {
     pub reference: String,
     /// Which part of the traffic it answered.
     pub role: ServingRole,
+    /// Whose traffic that was: what the server's route serves as its
+    /// primary (`NAME@ALIAS`), for every role. A canary's `reference` is
+    /// its own (`NAME@OTHER`, `NAME:VERSION`); this names the alias whose
+    /// requests it took a share of. `""` in windows stored before sluice
+    /// recorded it.
+    pub route: String,
     /// When the window opened (RFC 3339).
     pub window_start: String,
     /// When it closed (RFC 3339).
@@ -207,6 +213,16 @@ impl ServingTotals {
     }
 }
 
+/// Which of a version's windows a sum takes: those served under
+/// `reference`, in `role` (else every role but shadow), in the traffic of
+/// `route`; `None` for any.
+#[derive(Default)]
+struct Scope<'a> {
+    reference: Option<&'a str>,
+    role: Option<ServingRole>,
+    route: Option<&'a str>,
+}
+
 /// A stored window's counts, as read back.
 struct WindowCounts {
     requests: u64,
@@ -219,8 +235,9 @@ struct WindowCounts {
 }
 
 const INSERT: &str = "INSERT INTO serving_stats (server, name, version, reference, role,
-     window_start, window_end, requests, errors_4xx, errors_5xx, latency_counts, latency_sum_ms)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+     window_start, window_end, requests, errors_4xx, errors_5xx, latency_counts, latency_sum_ms,
+     route)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 
 fn params(w: &ServingWindow) -> Vec<Value> {
     let counts = serde_json::to_string(&w.latency_counts).expect("counts serialise");
@@ -236,7 +253,8 @@ fn params(w: &ServingWindow) -> Vec<Value> {
         w.errors_4xx as i64,
         w.errors_5xx as i64,
         counts,
-        w.latency_sum_ms
+        w.latency_sum_ms,
+        w.route
     ]
     .to_vec()
 }
@@ -299,7 +317,15 @@ impl Metadata {
         reference: Option<&str>,
         since: &str,
     ) -> Result<ServingTotals, MetadataError> {
-        self.totals(name, version, reference, None, since)
+        self.totals(
+            name,
+            version,
+            Scope {
+                reference,
+                ..Scope::default()
+            },
+            since,
+        )
     }
 
     /// [`Metadata::serving_totals`] of the windows counted under `role`
@@ -313,39 +339,74 @@ impl Metadata {
         role: ServingRole,
         since: &str,
     ) -> Result<ServingTotals, MetadataError> {
-        self.totals(name, version, reference, Some(role), since)
+        self.totals(
+            name,
+            version,
+            Scope {
+                reference,
+                role: Some(role),
+                route: None,
+            },
+            since,
+        )
+    }
+
+    /// [`Metadata::serving_totals_in_role`] of the windows in the traffic
+    /// of `route` (`NAME@ALIAS`, what the servers' route served as its
+    /// primary), whatever reference the version itself was served under:
+    /// the canary that split `NAME@production`'s requests, not one that
+    /// split `NAME@staging`'s on other servers. Windows stored before
+    /// sluice recorded their route count for every route, as they did.
+    pub fn serving_totals_in_route(
+        &self,
+        name: &str,
+        version: i64,
+        route: &str,
+        role: ServingRole,
+        since: &str,
+    ) -> Result<ServingTotals, MetadataError> {
+        self.totals(
+            name,
+            version,
+            Scope {
+                reference: None,
+                role: Some(role),
+                route: Some(route),
+            },
+            since,
+        )
     }
 
     fn totals(
         &self,
         name: &str,
         version: i64,
-        reference: Option<&str>,
-        role: Option<ServingRole>,
+        scope: Scope<'_>,
         since: &str,
     ) -> Result<ServingTotals, MetadataError> {
-        const COLUMNS: &str = "SELECT requests, errors_4xx, errors_5xx, latency_counts,
+        let mut sql = String::from(
+            "SELECT requests, errors_4xx, errors_5xx, latency_counts,
              latency_sum_ms, window_start, window_end FROM serving_stats
-             WHERE name = ?1 AND version = ?2 AND window_end >= ?3";
+             WHERE name = ?1 AND version = ?2 AND window_end >= ?3",
+        );
+        let mut args: Vec<Value> = vals![name, version, since].to_vec();
+        if let Some(r) = scope.reference {
+            args.push(r.to_value());
+            sql += &format!(" AND reference = ?{}", args.len());
+        }
+        match scope.role {
+            Some(role) => {
+                args.push(role.as_str().to_value());
+                sql += &format!(" AND role = ?{}", args.len());
+            }
+            None => sql += " AND role <> 'shadow'",
+        }
+        if let Some(route) = scope.route {
+            args.push(route.to_value());
+            sql += &format!(" AND (route = ?{} OR route = '')", args.len());
+        }
         self.read(|c| {
-            let rows = match (reference, role) {
-                (Some(r), None) => c.query(
-                    &format!("{COLUMNS} AND reference = ?4 AND role <> 'shadow'"),
-                    vals![name, version, since, r],
-                )?,
-                (None, None) => c.query(
-                    &format!("{COLUMNS} AND role <> 'shadow'"),
-                    vals![name, version, since],
-                )?,
-                (Some(r), Some(role)) => c.query(
-                    &format!("{COLUMNS} AND reference = ?4 AND role = ?5"),
-                    vals![name, version, since, r, role.as_str()],
-                )?,
-                (None, Some(role)) => c.query(
-                    &format!("{COLUMNS} AND role = ?4"),
-                    vals![name, version, since, role.as_str()],
-                )?,
-            };
+            let rows = c.query(&sql, &args)?;
             let mut totals = ServingTotals {
                 latency_counts: vec![0; LATENCY_COUNTS],
                 ..ServingTotals::default()
@@ -395,6 +456,7 @@ mod tests {
             version: 2,
             reference: reference.into(),
             role: ServingRole::Primary,
+            route: reference.into(),
             window_start: "2026-01-01T00:00:00.000Z".into(),
             window_end: end.into(),
             requests: ms.len() as u64,
@@ -451,6 +513,44 @@ mod tests {
             assert_eq!((t.requests, t.errors_4xx), (1, 0));
             let t = m
                 .serving_totals_in_role("cancer", 2, None, ServingRole::Canary, "")
+                .unwrap();
+            assert_eq!(t.requests, 0);
+        }
+    }
+
+    #[test]
+    fn a_canary_counts_in_the_route_whose_traffic_it_split_and_old_windows_in_every_route() {
+        for (_dir, m) in crate::db::tests::backends() {
+            // Version 2 as the canary of production's servers and, on
+            // another server, of staging's; then a window stored before
+            // routes were recorded.
+            let canary = |server: &str, route: &str, ms: &[f64]| ServingWindow {
+                role: ServingRole::Canary,
+                route: route.into(),
+                ..window(server, "cancer:2", "2026-01-01T00:00:10.000Z", 0, 0, ms)
+            };
+            m.record_serving_windows(&[
+                canary("a", "cancer@production", &[1.0]),
+                canary("b", "cancer@staging", &[1.0, 1.0]),
+                canary("c", "", &[1.0, 1.0, 1.0, 1.0]),
+            ])
+            .unwrap();
+            let in_route = |route| {
+                m.serving_totals_in_route("cancer", 2, route, ServingRole::Canary, "")
+                    .unwrap()
+                    .requests
+            };
+            assert_eq!(in_route("cancer@production"), 1 + 4);
+            assert_eq!(in_route("cancer@staging"), 2 + 4);
+            assert_eq!(in_route("cancer@canary-free"), 4);
+            // By role alone, every route's.
+            let t = m
+                .serving_totals_in_role("cancer", 2, None, ServingRole::Canary, "")
+                .unwrap();
+            assert_eq!(t.requests, 7);
+            // Another role in the same route is not a canary's.
+            let t = m
+                .serving_totals_in_route("cancer", 2, "cancer@production", ServingRole::Primary, "")
                 .unwrap();
             assert_eq!(t.requests, 0);
         }

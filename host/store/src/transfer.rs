@@ -49,12 +49,12 @@ const TABLES: &[(&str, &str, &str)] = &[
     ),
     (
         "request_logs",
-        "id, name, version, object, rows, first_at, last_at, server",
+        "id, name, version, object, rows, first_at, last_at, server, route",
         "id",
     ),
     (
         "serving_stats",
-        "id, server, name, version, reference, role, window_start, window_end, requests, errors_4xx, errors_5xx, latency_counts, latency_sum_ms",
+        "id, server, name, version, reference, role, window_start, window_end, requests, errors_4xx, errors_5xx, latency_counts, latency_sum_ms, route",
         "id",
     ),
     (
@@ -361,6 +361,7 @@ mod tests {
             first_at: "t4".into(),
             last_at: "t5".into(),
             server: "s".into(),
+            route: "m@production".into(),
         })
         .unwrap();
         m.update_watch_state("p", &[("data:raw", Some("x"))], "t6")

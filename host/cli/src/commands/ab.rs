@@ -21,10 +21,11 @@ use std::time::SystemTime;
 Compares the versions that answered NAME@ALIAS's requests over the window:
 its primary (the windows `sluice serve --model NAME@ALIAS` recorded) and
 the canary splitting its traffic (`--canary NAME@OTHER=PCT`, sticky by
-`--variant-key`, or a rollout's candidate: every canary window of the
-model). Per variant: requests, 4xx and 5xx answers, the error rate with its
-Wilson score interval, and p50/p99 latency (upper bounds of the histogram
-buckets the servers count in, never below the true value). With
+`--variant-key`, or a rollout's candidate), counted on the servers whose
+route serves NAME@ALIAS: a canary of another alias is not. Per variant:
+requests, 4xx and 5xx answers, the error rate with its Wilson score
+interval, and p50/p99 latency (upper bounds of the histogram buckets the
+servers count in, never below the true value). With
 --feedback (CSV or Parquet: `request_id`, the label column, optionally
 `row`; what `sluice monitor --feedback` reads), each version's live accuracy
 on the labelled requests it answered, joined with its logged requests.

@@ -28,6 +28,8 @@ const KEY_ROWS: &str = "sluice.rows";
 const KEY_FIRST: &str = "sluice.first_at";
 const KEY_LAST: &str = "sluice.last_at";
 const KEY_SERVER: &str = "sluice.server";
+/// Optional: files written before it was recorded have no route.
+const KEY_ROUTE: &str = "sluice.route";
 
 /// Log files are `requests-TIME-SEQ.parquet`, which sort oldest first.
 const PREFIX: &str = "requests-";
@@ -108,6 +110,7 @@ impl LogSink for FolderSink {
             (KEY_FIRST, chunk.first_at.clone()),
             (KEY_LAST, chunk.last_at.clone()),
             (KEY_SERVER, self.server.clone()),
+            (KEY_ROUTE, chunk.route.clone()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -204,6 +207,7 @@ pub fn read_file(bytes: bytes::Bytes) -> Result<LoggedChunk, String> {
             .parse()
             .map_err(|_| format!("its `{KEY_GRAPH}` ({graph}) is not a digest"))?,
         rows: number(KEY_ROWS)? as u64,
+        route: labels.get(KEY_ROUTE).cloned().unwrap_or_default(),
         first_at: get(KEY_FIRST)?,
         last_at: get(KEY_LAST)?,
     };
@@ -255,6 +259,7 @@ mod tests {
             name: "m".into(),
             version: 3,
             graph: Digest::of(b"graph"),
+            route: "m@production".into(),
             rows,
             first_at: "2026-12-02T00:00:00.000Z".into(),
             last_at: "2026-12-02T00:00:01.000Z".into(),

@@ -63,6 +63,9 @@ pub struct LogChunk {
     pub version: i64,
     /// The digest of the ONNX graph that made the predictions.
     pub graph: Digest,
+    /// Whose traffic the requests were: what the server's route serves as
+    /// its primary (`NAME@ALIAS`), whichever of its roles answered.
+    pub route: String,
     /// How many rows the chunk holds.
     pub rows: u64,
     /// When the first of its requests was served (RFC 3339).
@@ -134,6 +137,7 @@ struct Entry {
     name: String,
     version: i64,
     graph: Digest,
+    route: String,
     request_id: String,
     inputs: RecordBatch,
     outputs: RecordBatch,
@@ -194,11 +198,13 @@ impl RequestLog {
         ((z >> 11) as f64 / (1u64 << 53) as f64) < self.config.sample
     }
 
-    /// Logs one request `model` answered: `inputs` and `outputs` have a
-    /// row per predicted row.
+    /// Logs one request `model` answered in the traffic of `route` (what
+    /// the route serves as its primary): `inputs` and `outputs` have a row
+    /// per predicted row.
     pub fn record(
         &self,
         model: &ServedModel,
+        route: &str,
         request_id: &str,
         inputs: &RecordBatch,
         outputs: &RecordBatch,
@@ -207,6 +213,7 @@ impl RequestLog {
             name: model.name.clone(),
             version: model.version,
             graph: model.graph(),
+            route: route.to_string(),
             request_id: request_id.to_string(),
             inputs: inputs.clone(),
             outputs: outputs.clone(),
@@ -276,8 +283,8 @@ struct Buffer {
     since: Option<Instant>,
 }
 
-/// A model's buffer: its name, version and graph.
-type Key = (String, i64, Digest);
+/// A model's buffer: its name, version, graph and route.
+type Key = (String, i64, Digest, String);
 
 fn write(
     mut sink: Box<dyn LogSink>,
@@ -296,7 +303,7 @@ fn write(
                 let Some(rows) = log_rows(&e.request_id, &e.at, &e.inputs, &e.outputs) else {
                     continue;
                 };
-                let key = (e.name, e.version, e.graph);
+                let key = (e.name, e.version, e.graph, e.route);
                 let b = buffers.entry(key.clone()).or_default();
                 // A request whose columns differ (a model without a
                 // recorded signature) starts a new chunk.
@@ -363,6 +370,7 @@ fn flush(sink: &mut dyn LogSink, key: &Key, b: &mut Buffer, counters: &dyn LogCo
         name: key.0.clone(),
         version: key.1,
         graph: key.2,
+        route: key.3.clone(),
         rows: rows as u64,
         first_at: std::mem::take(&mut b.first_at),
         last_at: std::mem::take(&mut b.last_at),

@@ -34,6 +34,7 @@ impl LogSink for StoreSink {
                 first_at: chunk.first_at.clone(),
                 last_at: chunk.last_at.clone(),
                 server: self.server.clone(),
+                route: chunk.route.clone(),
             })
             .map_err(|e| e.to_string())
     }

@@ -187,6 +187,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/sqlite/0010_rollouts.sql"),
         include_str!("../../migrations/postgres/0010_rollouts.sql"),
     ),
+    (
+        include_str!("../../migrations/sqlite/0011_routes.sql"),
+        include_str!("../../migrations/postgres/0011_routes.sql"),
+    ),
 ];
 
 /// How long a connection waits for another's lock before it fails.
