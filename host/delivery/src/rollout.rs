@@ -210,6 +210,8 @@ pub fn tick(store: &Store, id: &str, now: SystemTime, holder: &str) -> Result<Ti
         )));
     }
     let since = &r.stage_started_at;
+    // The alias rolled out on: the route whose traffic both sides' windows
+    // and logged requests must come from.
     let reference = format!("{}@{}", r.name, r.alias);
     let candidate = store.metadata.serving_totals_in_route(
         &r.name,
@@ -238,7 +240,7 @@ pub fn tick(store: &Store, id: &str, now: SystemTime, holder: &str) -> Result<Ti
     let mut tests = judge(&plan, &candidate, &baseline);
     let mut quality = serde_json::Value::Null;
     if let Some(path) = &plan.feedback {
-        match live_quality(store, &r, path, &plan)? {
+        match live_quality(store, &r, &reference, path, &plan)? {
             Quality::Wait(why) => {
                 return Ok(Tick::Wait(format!(
                     "stage {} ({}%): {why}",
@@ -252,7 +254,7 @@ pub fn tick(store: &Store, id: &str, now: SystemTime, holder: &str) -> Result<Ti
             }
         }
     }
-    let (divergence, predictions) = divergence_test(store, &r, &plan, since)?;
+    let (divergence, predictions) = divergence_test(store, &r, &reference, &plan, since)?;
     tests.push(divergence);
     let failed: Vec<&Test> = tests.iter().filter(|t| !t.passed).collect();
     let last = r.stage as usize + 1 >= plan.steps.len();
@@ -340,19 +342,20 @@ const DIVERGENCE_MIN_ROWS: usize = 50;
 /// (a regressor's) and compared on quantile cells, not as classes.
 const MAX_CLASSES: usize = 20;
 
-/// Whether the two versions' predictions logged in the stage are
-/// distributed alike (at most `max_prediction_divergence` apart), and the
-/// evidence; not judged (passed) while either side has fewer than
-/// [`DIVERGENCE_MIN_ROWS`] logged.
+/// Whether the two versions' predictions logged in the stage, in the
+/// traffic of `route`, are distributed alike (at most
+/// `max_prediction_divergence` apart), and the evidence; not judged
+/// (passed) while either side has fewer than [`DIVERGENCE_MIN_ROWS`]
+/// logged.
 fn divergence_test(
     store: &Store,
     r: &Rollout,
+    route: &str,
     plan: &Plan,
     since: &str,
 ) -> Result<(Test, serde_json::Value), DeliveryError> {
-    let route = format!("{}@{}", r.name, r.alias);
     let logged = |version| {
-        sluice_monitor::logged_predictions(store, &r.name, version, Some(&route), since)
+        sluice_monitor::logged_predictions(store, &r.name, version, Some(route), since)
             .map_err(|e| DeliveryError::Feedback(e.to_string()))
     };
     let (candidate, baseline) = (logged(r.candidate)?, logged(r.baseline)?);
@@ -429,12 +432,13 @@ enum Quality {
 }
 
 /// Both versions' accuracy on the labelled requests they answered in the
-/// stage, and whether the candidate's is significantly more than
-/// `max_accuracy_drop` below the baseline's (one-sided two-proportion
-/// z-test at `alpha`).
+/// stage, in the traffic of `route`, and whether the candidate's is
+/// significantly more than `max_accuracy_drop` below the baseline's
+/// (one-sided two-proportion z-test at `alpha`).
 fn live_quality(
     store: &Store,
     r: &Rollout,
+    route: &str,
     path: &str,
     plan: &Plan,
 ) -> Result<Quality, DeliveryError> {
@@ -455,13 +459,12 @@ fn live_quality(
         .and_then(|v| crate::card_label(store, &v))
         .filter(|l| feedback.column_by_name(l).is_some())
         .unwrap_or_else(|| "label".into());
-    let route = format!("{}@{}", r.name, r.alias);
     let answers = |version| {
         sluice_monitor::labelled_answers(
             store,
             &r.name,
             version,
-            Some(&route),
+            Some(route),
             &r.stage_started_at,
             &feedback,
             &label,

@@ -518,14 +518,13 @@ fn logged_tables<'a>(
     route: Option<&str>,
     since: &str,
 ) -> Result<impl Iterator<Item = RecordBatch> + 'a, MonitorError> {
-    let chunks = store
+    let mut chunks = store
         .metadata
         .request_logs(name, Some(since))
         .map_err(store_err)?;
-    let route = route.map(str::to_string);
+    chunks.retain(|c| c.version == version && route.is_none_or(|r| c.in_route(r)));
     Ok(chunks
         .into_iter()
-        .filter(move |c| c.version == version && route.as_ref().is_none_or(|r| c.in_route(r)))
         .filter_map(move |c| read_table(store, &c.object)))
 }
 
