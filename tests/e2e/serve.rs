@@ -913,6 +913,98 @@ fn concurrent_requests_are_batched_and_batch_prediction_refuses_bad_files() {
 }
 
 #[test]
+fn concurrent_small_requests_each_get_their_own_answer_and_a_bad_one_fails_alone() {
+    // Default batching: small requests are predicted on the task that
+    // received them, batched with whatever queued meanwhile. Each answer
+    // must be its own row's, whichever batch it rode in, and a request
+    // that fails its batch must fail alone.
+    let (_dir, store) = trained_store(false);
+    let data = std::sync::Arc::new(data());
+    let server = Server::start(&store, &["--model", "breast-cancer@production"]);
+    let ask = |addr: &str, body: &str| -> (u16, Value) {
+        let (status, text) = http(
+            addr,
+            "POST",
+            "/v2/models/breast-cancer/infer",
+            body.as_bytes(),
+            false,
+        );
+        (status, serde_json::from_str(&text).unwrap())
+    };
+    // Each row alone first, one request at a time: the expected answers.
+    let rows = 40;
+    let alone: Vec<(Vec<String>, Vec<f64>)> = (0..rows)
+        .map(|i| {
+            let (status, v) = ask(&server.addr, &data.infer_body(i..i + 1, None).to_string());
+            assert_eq!(status, 200, "{v}");
+            response_predictions(&v)
+        })
+        .collect();
+    assert!(
+        alone.iter().any(|a| a.0[0] == "malignant") && alone.iter().any(|a| a.0[0] == "benign"),
+        "the rows cover both classes"
+    );
+    // A finite value so far out that the transform overflows: this
+    // request's prediction fails, in whatever batch it lands.
+    let smoothness = data
+        .features
+        .iter()
+        .position(|f| f == "mean_smoothness")
+        .unwrap();
+    let mut bad = data.infer_body(0..1, None);
+    bad["inputs"][smoothness]["data"] = json!([1.7e308]);
+    let bad = std::sync::Arc::new(bad.to_string());
+    // Then all at once, several rounds, with bad requests among them.
+    let clients: Vec<_> = (0..8)
+        .map(|c| {
+            let (addr, data, bad) = (server.addr.clone(), data.clone(), bad.clone());
+            std::thread::spawn(move || {
+                let mut answers = Vec::new();
+                for round in 0..15 {
+                    let i = (c * 5 + round) % rows;
+                    if round % 5 == 4 {
+                        let (status, v) = ask(&addr, &bad);
+                        assert_eq!(status, 400, "{v}");
+                        assert!(
+                            v["error"]
+                                .as_str()
+                                .unwrap()
+                                .contains("turned the request's finite values into non-finite"),
+                            "{v}"
+                        );
+                    } else {
+                        let (status, v) = ask(&addr, &data.infer_body(i..i + 1, None).to_string());
+                        assert_eq!(status, 200, "{v}");
+                        answers.push((i, response_predictions(&v)));
+                    }
+                }
+                answers
+            })
+        })
+        .collect();
+    let mut answered = 0;
+    for c in clients {
+        for (i, got) in c.join().unwrap() {
+            assert_eq!(got.0, alone[i].0, "row {i}: its own label");
+            assert_close(&got.1, &alone[i].1, &format!("row {i}'s probabilities"));
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 8 * 12);
+    let (_, metrics) = server.get("/metrics");
+    let rows_run = metrics
+        .lines()
+        .find(|l| l.starts_with("sluice_batch_rows_sum{model=\"breast-cancer\",version=\"1\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no batch rows in {metrics}"));
+    // Every request's row ran once, and a failed batch's rows once more
+    // each, alone: at least one run per request.
+    assert!(rows_run >= (rows + 8 * 15) as f64, "{rows_run} rows run");
+    assert_eq!(server.stop().0, 0);
+}
+
+#[test]
 fn slow_and_silent_connections_are_closed_and_health_checks_keep_answering() {
     let (_dir, store) = trained_store(false);
     let server = Server::start(

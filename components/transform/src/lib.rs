@@ -31,8 +31,32 @@ pub mod transform;
 
 use sluice_sdk::Column;
 use sluice_sdk::bindings::sluice::pipeline::tables as raw;
+use std::cell::RefCell;
+use std::rc::Rc;
 use step::TransformStep;
 use transform::{Spec, State};
+
+thread_local! {
+    /// The last state `apply` parsed, with its text. A model server calls
+    /// `apply` on a pooled instance with the same state for every request;
+    /// parsing it each time was most of the component's work on a
+    /// one-row request.
+    static PARSED: RefCell<Option<(String, Rc<State>)>> = const { RefCell::new(None) };
+}
+
+/// `text` parsed, from the cache when it is the text parsed last.
+fn parsed(text: &str) -> Result<Rc<State>, String> {
+    if let Some(state) = PARSED.with_borrow(|p| {
+        p.as_ref()
+            .filter(|(t, _)| t == text)
+            .map(|(_, s)| s.clone())
+    }) {
+        return Ok(state);
+    }
+    let state = Rc::new(State::parse(text)?);
+    PARSED.set(Some((text.to_string(), state.clone())));
+    Ok(state)
+}
 
 /// Bindings of the `transform-step` world. The imported interfaces are the
 /// SDK's (so tables, context and manifests are the SDK's types); only the
@@ -106,7 +130,7 @@ impl bindings::Guest for Component {
     }
 
     fn apply(data: &raw::Table, state: String) -> Result<raw::Table, String> {
-        let state = State::parse(&state)?;
+        let state = parsed(&state)?;
         let fields = |t: &raw::Table| -> Vec<(String, sluice_sdk::DType)> {
             t.fields()
                 .into_iter()

@@ -59,6 +59,9 @@ pub enum PredictError {
     /// The model refused or failed.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The prediction stopped before it answered (it panicked).
+    #[error("the prediction stopped before it answered; the server's log says why")]
+    Lost,
 }
 
 impl PredictError {
@@ -68,6 +71,7 @@ impl PredictError {
             PredictError::Data(_) => true,
             PredictError::Transform(e) => e.blames_request(),
             PredictError::Model(e) => matches!(e, ModelError::Data(_)),
+            PredictError::Lost => false,
         }
     }
 }
@@ -248,20 +252,43 @@ impl ServedModel {
     /// input signature, applies the transform, runs the model. Blocks the
     /// calling thread; call it from a worker thread, not an async task.
     pub fn predict(&self, batch: &RecordBatch) -> Result<RecordBatch, PredictError> {
-        let raw = match &self.inputs {
+        let raw = self.conformed(batch)?;
+        let features = match &self.transform {
+            Some(transform) => transform.apply_blocking(raw.clone())?,
+            None => return Ok(self.model.predict(&raw)?),
+        };
+        self.predict_features(&raw, &features)
+    }
+
+    /// [`ServedModel::predict`] on the calling task: the transform runs on
+    /// the task's runtime. For small batches, whose prediction takes
+    /// microseconds, so that handing them to another thread would cost
+    /// more than the work.
+    pub async fn predict_here(&self, batch: &RecordBatch) -> Result<RecordBatch, PredictError> {
+        let raw = self.conformed(batch)?;
+        let features = match &self.transform {
+            Some(transform) => transform.apply(raw.clone()).await?,
+            None => return Ok(self.model.predict(&raw)?),
+        };
+        self.predict_features(&raw, &features)
+    }
+
+    fn conformed(&self, batch: &RecordBatch) -> Result<RecordBatch, PredictError> {
+        Ok(match &self.inputs {
             Some(s) => s.conform(batch)?,
             None => batch.clone(),
-        };
-        let Some(transform) = &self.transform else {
-            return Ok(self.model.predict(&raw)?);
-        };
-        let features = transform.apply_blocking(raw.clone())?;
-        match self.model.predict(&features) {
-            // Finite values in, non-finite values out of the transform: it
-            // overflowed (a value far outside the training data's range),
-            // which the model's own words would blame on the request as sent.
+        })
+    }
+
+    /// The model's prediction for the transform's `features` of `raw`.
+    fn predict_features(
+        &self,
+        raw: &RecordBatch,
+        features: &RecordBatch,
+    ) -> Result<RecordBatch, PredictError> {
+        match self.model.predict(features) {
             Err(ModelError::Data(message))
-                if message.contains("models take finite numbers") && all_finite(&raw) =>
+                if message.contains("models take finite numbers") && all_finite(raw) =>
             {
                 Err(PredictError::Model(ModelError::Data(format!(
                     "the model's recorded transform turned the request's finite values into non-finite ones ({message} after the transform); \
@@ -273,7 +300,6 @@ impl ServedModel {
     }
 }
 
-/// Whether every float in `batch` is finite.
 fn all_finite(batch: &RecordBatch) -> bool {
     batch.columns().iter().all(|c| {
         c.as_any()

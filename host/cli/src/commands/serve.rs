@@ -143,11 +143,14 @@ pub(crate) struct ServeArgs {
     max_batch: usize,
 
     /// Longest a request waits for others to fill its batch (0: it runs as
-    /// soon as a worker is free; requests that queue meanwhile are batched).
+    /// soon as no batch is running; requests that queue meanwhile are
+    /// batched). Set, every request goes to the --workers threads.
     #[arg(long, default_value = "0", value_parser = parse_delay, value_name = "DURATION")]
     batch_delay: Duration,
 
-    /// Threads running predictions [default: one per core].
+    /// Threads running the predictions of requests of --max-batch rows or
+    /// more (smaller ones run on the thread that read them) [default: one
+    /// per core].
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
 

@@ -8,12 +8,14 @@
 //! monitor reads a device's traffic as it reads a server's.
 //!
 //! Logging never slows a request: the request's tables (shared, not copied)
-//! go over a bounded channel to a writer thread — when it is full, the entry
-//! is dropped and counted rather than waited for — which builds the rows,
-//! compacts them every few hundred requests (a one-row batch per request
-//! would cost kilobytes of overhead each), and hands a model's rows to the
-//! sink when `flush_rows` have gathered or `flush_every` has passed, and
-//! everything on shutdown.
+//! and the time go over a bounded channel to a writer thread — when it is
+//! full, the entry is dropped and counted rather than waited for. Under
+//! load the writer wakes every few milliseconds rather than for every
+//! request, and builds the rows of all that queued at once (one batch per
+//! model version, the timestamps formatted there); it compacts those
+//! batches (a one-row batch per request would cost kilobytes of overhead
+//! each), and hands a model's rows to the sink when `flush_rows` have
+//! gathered or `flush_every` has passed, and everything on shutdown.
 
 pub mod folder;
 #[cfg(feature = "server")]
@@ -23,15 +25,16 @@ mod store;
 pub use store::StoreSink;
 
 use crate::ServedModel;
-use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow_array::builder::StringBuilder;
+use arrow_array::{ArrayRef, Int64Array, RecordBatch};
 use arrow_schema::{Field, Schema};
 use sluice_runtime::Digest;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How requests are logged.
 #[derive(Debug, Clone, Copy)]
@@ -130,7 +133,7 @@ impl RequestIds {
 
 /// Requests waiting for the writer before new ones are dropped.
 const QUEUE: usize = 2048;
-/// Requests' rows gathered before they are compacted into one batch.
+/// Batches of logged rows gathered before they are compacted into one.
 const COMPACT_EVERY: usize = 64;
 
 struct Entry {
@@ -141,7 +144,8 @@ struct Entry {
     request_id: String,
     inputs: RecordBatch,
     outputs: RecordBatch,
-    at: String,
+    /// When it was served; formatted on the writer, off the request path.
+    at: SystemTime,
 }
 
 /// The request logger. [`RequestLog::close`] writes what is buffered.
@@ -217,7 +221,7 @@ impl RequestLog {
             request_id: request_id.to_string(),
             inputs: inputs.clone(),
             outputs: outputs.clone(),
-            at: sluice_time::now(),
+            at: SystemTime::now(),
         };
         if let Some(s) = self.sender.lock().unwrap().as_ref() {
             match s.try_send(entry) {
@@ -243,26 +247,40 @@ impl Drop for RequestLog {
     }
 }
 
-/// The logged rows of a request: `request_id`, `row`, `served_at`, the
-/// inputs, then the outputs.
-fn log_rows(
-    request_id: &str,
-    at: &str,
-    inputs: &RecordBatch,
-    outputs: &RecordBatch,
-) -> Option<RecordBatch> {
-    let n = inputs.num_rows();
+/// The logged rows of a group of requests with the same columns:
+/// `request_id`, `row` (within its request), `served_at`, the inputs,
+/// then the outputs. `None` when the columns cannot be joined.
+fn log_rows(group: &[Entry]) -> Option<RecordBatch> {
+    let first = group.first()?;
+    let n: usize = group.iter().map(|e| e.inputs.num_rows()).sum();
+    let mut ids = StringBuilder::with_capacity(n, n * first.request_id.len());
+    let mut rows = Vec::with_capacity(n);
+    let mut at = StringBuilder::with_capacity(n, n * 24);
+    for e in group {
+        let served = sluice_time::rfc3339(e.at);
+        for row in 0..e.inputs.num_rows() {
+            ids.append_value(&e.request_id);
+            rows.push(row as i64);
+            at.append_value(&served);
+        }
+    }
     let mut fields = vec![
         Field::new("request_id", arrow_schema::DataType::Utf8, false),
         Field::new("row", arrow_schema::DataType::Int64, false),
         Field::new("served_at", arrow_schema::DataType::Utf8, false),
     ];
     let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from(vec![request_id; n])),
-        Arc::new(Int64Array::from((0..n as i64).collect::<Vec<_>>())),
-        Arc::new(StringArray::from(vec![at; n])),
+        Arc::new(ids.finish()),
+        Arc::new(Int64Array::from(rows)),
+        Arc::new(at.finish()),
     ];
-    for batch in [inputs, outputs] {
+    let joined = |pick: fn(&Entry) -> &RecordBatch| {
+        if group.len() == 1 {
+            return Some(pick(first).clone());
+        }
+        arrow_select::concat::concat_batches(pick(first).schema_ref(), group.iter().map(pick)).ok()
+    };
+    for batch in [joined(|e| &e.inputs)?, joined(|e| &e.outputs)?] {
         for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
             fields.push(f.as_ref().clone());
             columns.push(c.clone());
@@ -286,6 +304,12 @@ struct Buffer {
 /// A model's buffer: its name, version, graph and route.
 type Key = (String, i64, Digest, String);
 
+/// How long the writer waits, once requests are arriving, before it takes
+/// what has queued since: under load the queue is drained in groups, not
+/// with a wake-up per request (which cost the server a context switch
+/// each).
+const GATHER: Duration = Duration::from_millis(5);
+
 fn write(
     mut sink: Box<dyn LogSink>,
     entries: &mpsc::Receiver<Entry>,
@@ -297,49 +321,126 @@ fn write(
         .flush_every
         .min(Duration::from_secs(1))
         .max(Duration::from_millis(10));
+    let mut taken: Vec<Entry> = Vec::new();
     loop {
-        let closed = match entries.recv_timeout(tick) {
+        // Idle: sleep until a request comes, or a tick for the flush timers.
+        let mut closed = match entries.recv_timeout(tick) {
             Ok(e) => {
-                let Some(rows) = log_rows(&e.request_id, &e.at, &e.inputs, &e.outputs) else {
-                    continue;
-                };
-                let key = (e.name, e.version, e.graph, e.route);
-                let b = buffers.entry(key.clone()).or_default();
-                // A request whose columns differ (a model without a
-                // recorded signature) starts a new chunk.
-                if b.batches
-                    .iter()
-                    .chain(&b.fresh)
-                    .next()
-                    .is_some_and(|f| f.schema() != rows.schema())
-                {
-                    flush(&mut *sink, &key, b, counters);
-                }
-                if b.rows == 0 {
-                    b.first_at = e.at.clone();
-                    b.since = Some(Instant::now());
-                }
-                b.rows += rows.num_rows();
-                b.last_at = e.at;
-                b.fresh.push(rows);
-                if b.fresh.len() >= COMPACT_EVERY {
-                    compact(b);
-                }
-                if b.rows >= config.flush_rows {
-                    flush(&mut *sink, &key, b, counters);
-                }
+                taken.push(e);
                 false
             }
             Err(RecvTimeoutError::Timeout) => false,
             Err(RecvTimeoutError::Disconnected) => true,
         };
-        for (key, b) in buffers.iter_mut() {
-            if closed || b.since.is_some_and(|s| s.elapsed() >= config.flush_every) {
-                flush(&mut *sink, key, b, counters);
+        // Busy: gather for a moment and take everything queued, for as
+        // long as requests keep coming.
+        while !taken.is_empty() {
+            if !closed {
+                std::thread::sleep(GATHER);
+                closed = drain(entries, &mut taken);
+            }
+            buffer(&mut taken, &mut buffers, &mut *sink, config, counters);
+            flush_due(&mut buffers, &mut *sink, config, counters, false);
+            if !closed {
+                closed = drain(entries, &mut taken);
             }
         }
+        flush_due(&mut buffers, &mut *sink, config, counters, closed);
         if closed {
             return;
+        }
+    }
+}
+
+/// Moves every queued entry into `taken`; whether the queue is closed.
+fn drain(entries: &mpsc::Receiver<Entry>, taken: &mut Vec<Entry>) -> bool {
+    loop {
+        match entries.try_recv() {
+            Ok(e) => taken.push(e),
+            Err(TryRecvError::Empty) => return false,
+            Err(TryRecvError::Disconnected) => return true,
+        }
+    }
+}
+
+/// Builds the rows of the `taken` entries (one batch for each run of
+/// entries of one model version and one set of columns) into their
+/// buffers, and writes a buffer that reached `flush_rows`.
+fn buffer(
+    taken: &mut Vec<Entry>,
+    buffers: &mut HashMap<Key, Buffer>,
+    sink: &mut dyn LogSink,
+    config: LogConfig,
+    counters: &dyn LogCounters,
+) {
+    let mut rest = &taken[..];
+    while let Some(first) = rest.first() {
+        let same = rest
+            .iter()
+            .take_while(|e| {
+                e.name == first.name
+                    && e.version == first.version
+                    && e.graph == first.graph
+                    && e.route == first.route
+                    && same_schema(&e.inputs, &first.inputs)
+                    && same_schema(&e.outputs, &first.outputs)
+            })
+            .count();
+        let (group, next) = rest.split_at(same);
+        rest = next;
+        let Some(rows) = log_rows(group) else {
+            continue;
+        };
+        let key = (
+            first.name.clone(),
+            first.version,
+            first.graph,
+            first.route.clone(),
+        );
+        let b = buffers.entry(key.clone()).or_default();
+        // Requests whose columns differ (a model without a recorded
+        // signature) start a new chunk.
+        if b.batches
+            .iter()
+            .chain(&b.fresh)
+            .next()
+            .is_some_and(|f| f.schema() != rows.schema())
+        {
+            flush(sink, &key, b, counters);
+        }
+        if b.rows == 0 {
+            b.first_at = sluice_time::rfc3339(first.at);
+            b.since = Some(Instant::now());
+        }
+        b.rows += rows.num_rows();
+        b.last_at = sluice_time::rfc3339(group[group.len() - 1].at);
+        b.fresh.push(rows);
+        if b.fresh.len() >= COMPACT_EVERY {
+            compact(b);
+        }
+        if b.rows >= config.flush_rows {
+            flush(sink, &key, b, counters);
+        }
+    }
+    taken.clear();
+}
+
+fn same_schema(a: &RecordBatch, b: &RecordBatch) -> bool {
+    let (a, b) = (a.schema_ref(), b.schema_ref());
+    Arc::ptr_eq(a, b) || a == b
+}
+
+/// Writes the buffers whose `flush_every` has passed (`all`: every one).
+fn flush_due(
+    buffers: &mut HashMap<Key, Buffer>,
+    sink: &mut dyn LogSink,
+    config: LogConfig,
+    counters: &dyn LogCounters,
+    all: bool,
+) {
+    for (key, b) in buffers.iter_mut() {
+        if all || b.since.is_some_and(|s| s.elapsed() >= config.flush_every) {
+            flush(sink, key, b, counters);
         }
     }
 }
@@ -384,5 +485,133 @@ fn flush(sink: &mut dyn LogSink, key: &Key, b: &mut Buffer, counters: &dyn LogCo
             "request log: could not write {rows} logged request row(s) of {}:{}: {e}",
             chunk.name, chunk.version
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Array, Float64Array, StringArray};
+
+    type Chunks = Arc<Mutex<Vec<(LogChunk, RecordBatch)>>>;
+
+    struct Capture(Chunks);
+
+    impl LogSink for Capture {
+        fn write(&mut self, chunk: &LogChunk, rows: &RecordBatch) -> Result<(), String> {
+            self.0.lock().unwrap().push((chunk.clone(), rows.clone()));
+            Ok(())
+        }
+    }
+
+    fn entry(name: &str, id: &str, xs: &[f64], second: u64) -> Entry {
+        let n = xs.len();
+        Entry {
+            name: name.into(),
+            version: 1,
+            graph: Digest::of(name.as_bytes()),
+            route: format!("{name}@production"),
+            request_id: id.into(),
+            inputs: RecordBatch::try_from_iter([(
+                "x",
+                Arc::new(Float64Array::from(xs.to_vec())) as ArrayRef,
+            )])
+            .unwrap(),
+            outputs: RecordBatch::try_from_iter([(
+                "prediction",
+                Arc::new(StringArray::from(vec!["yes"; n])) as ArrayRef,
+            )])
+            .unwrap(),
+            at: SystemTime::UNIX_EPOCH + Duration::from_secs(second),
+        }
+    }
+
+    fn column<'a, T: 'static>(b: &'a RecordBatch, name: &str) -> &'a T {
+        b.column_by_name(name)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<T>()
+            .unwrap()
+    }
+
+    #[test]
+    fn queued_requests_become_one_chunk_per_model_version_keeping_ids_rows_and_times() {
+        let chunks = Chunks::default();
+        let mut sink = Capture(chunks.clone());
+        let mut buffers = HashMap::new();
+        // As the writer takes them from the queue: interleaved models.
+        let mut taken = vec![
+            entry("a", "r1", &[1.0, 2.0], 10),
+            entry("a", "r2", &[3.0], 11),
+            entry("b", "r3", &[4.0], 12),
+            entry("a", "r4", &[5.0], 13),
+        ];
+        let config = LogConfig::default();
+        buffer(&mut taken, &mut buffers, &mut sink, config, &NoCounters);
+        assert!(taken.is_empty());
+        assert!(chunks.lock().unwrap().is_empty(), "nothing is due yet");
+        flush_due(&mut buffers, &mut sink, config, &NoCounters, true);
+
+        let mut chunks = chunks.lock().unwrap().clone();
+        chunks.sort_by(|x, y| x.0.name.cmp(&y.0.name));
+        let [(a, rows_a), (b, rows_b)] = &chunks[..] else {
+            panic!("one chunk per model: {chunks:?}");
+        };
+        assert_eq!(
+            (a.name.as_str(), a.rows, a.route.as_str()),
+            ("a", 4, "a@production")
+        );
+        assert_eq!(a.first_at, "1970-01-01T00:00:10.000Z");
+        assert_eq!(a.last_at, "1970-01-01T00:00:13.000Z");
+        let ids = column::<StringArray>(rows_a, "request_id");
+        assert_eq!(
+            ids.iter().flatten().collect::<Vec<_>>(),
+            ["r1", "r1", "r2", "r4"]
+        );
+        let row = column::<Int64Array>(rows_a, "row");
+        assert_eq!(row.values().to_vec(), [0, 1, 0, 0]);
+        let x = column::<Float64Array>(rows_a, "x");
+        assert_eq!(x.values().to_vec(), [1.0, 2.0, 3.0, 5.0]);
+        let at = column::<StringArray>(rows_a, "served_at");
+        assert_eq!(at.value(1), "1970-01-01T00:00:10.000Z");
+        assert_eq!(at.value(3), "1970-01-01T00:00:13.000Z");
+        assert_eq!(column::<StringArray>(rows_a, "prediction").len(), 4);
+        assert_eq!((b.name.as_str(), b.rows), ("b", 1));
+        assert_eq!(column::<StringArray>(rows_b, "request_id").value(0), "r3");
+    }
+
+    #[test]
+    fn requests_with_other_columns_start_a_new_chunk() {
+        let chunks = Chunks::default();
+        let mut sink = Capture(chunks.clone());
+        let mut buffers = HashMap::new();
+        let mut other = entry("a", "r2", &[2.0], 11);
+        other.inputs = RecordBatch::try_from_iter([(
+            "z",
+            Arc::new(Float64Array::from(vec![2.0])) as ArrayRef,
+        )])
+        .unwrap();
+        let mut taken = vec![entry("a", "r1", &[1.0], 10), other];
+        let config = LogConfig::default();
+        buffer(&mut taken, &mut buffers, &mut sink, config, &NoCounters);
+        flush_due(&mut buffers, &mut sink, config, &NoCounters, true);
+        let chunks = chunks.lock().unwrap();
+        let columns: Vec<Vec<String>> = chunks
+            .iter()
+            .map(|(_, b)| {
+                b.schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                ["request_id", "row", "served_at", "x", "prediction"],
+                ["request_id", "row", "served_at", "z", "prediction"],
+            ]
+        );
     }
 }
