@@ -11,6 +11,9 @@
 //!   `tritonclient.grpc` does. Prints one `WRK_JSON {...}` line in
 //!   post.lua's format, counting only answers with gRPC status OK as
 //!   requests.
+//! - `serve-bench grpc-body MODEL V2_BODY.json OUT`: writes the same
+//!   framed ModelInfer request to `OUT`, for a load generator written in C
+//!   (`h2load -d OUT`), whose own CPU cost is closer to wrk's.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
@@ -31,6 +34,10 @@ fn main() {
         .expect("a tokio runtime");
     match args.first().map(String::as_str) {
         Some("hello") if args.len() == 2 => runtime.block_on(hello(&args[1])),
+        Some("grpc-body") if args.len() == 4 => {
+            let body = read_json(&args[2]);
+            std::fs::write(&args[3], grpc_frame(&args[1], &body)).expect("the output writes");
+        }
         Some("grpc-load") if args.len() == 7 => {
             let number = |i: usize| -> u64 { args[i].parse().expect("a whole number") };
             runtime.block_on(grpc_load(
@@ -44,7 +51,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: serve-bench hello ADDR\n       serve-bench grpc-load ADDR MODEL V2_BODY.json CONNECTIONS SECONDS WARMUP"
+                "usage: serve-bench hello ADDR\n       serve-bench grpc-load ADDR MODEL V2_BODY.json CONNECTIONS SECONDS WARMUP\n       serve-bench grpc-body MODEL V2_BODY.json OUT"
             );
             std::process::exit(2);
         }
@@ -115,6 +122,12 @@ fn grpc_frame(model: &str, body: &serde_json::Value) -> Bytes {
     frame.freeze()
 }
 
+/// The JSON document in the file at `path`.
+fn read_json(path: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).expect("the body file reads"))
+        .expect("the body is JSON")
+}
+
 /// One client's tally.
 #[derive(Default)]
 struct Tally {
@@ -131,10 +144,7 @@ async fn grpc_load(
     duration: Duration,
     warmup: Duration,
 ) {
-    let body: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(body_path).expect("the body file reads"))
-            .expect("the body is JSON");
-    let frame = grpc_frame(model, &body);
+    let frame = grpc_frame(model, &read_json(body_path));
     let counting = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let mut clients = Vec::new();

@@ -163,7 +163,7 @@ pub fn monitor(
             model.id()
         ))
     })?;
-    let names: Vec<String> = inputs.columns.iter().map(|c| c.name.clone()).collect();
+    let names: Vec<String> = inputs.columns().iter().map(|c| c.name.clone()).collect();
 
     // The training rows, raw.
     let (training, training_source) =
@@ -229,7 +229,7 @@ pub fn monitor(
     let features = compare_all(&names, &training, &served);
     let output_names: Vec<String> = model
         .outputs()
-        .columns
+        .columns()
         .iter()
         .map(|c| c.name.clone())
         .collect();

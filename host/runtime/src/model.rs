@@ -617,10 +617,12 @@ impl ModelArtifact {
                 return Err(ModelError::Cancelled);
             }
             let len = INFERENCE_CHUNK_ROWS.min(rows - start);
-            let part = self.chunk_predictions(&batch.slice(start, len))?;
             if start == 0 && len == rows {
-                return Ok(part);
+                // One chunk: the batch itself, not a slice (a copy of each
+                // column's handle, per request batch in the server).
+                return self.chunk_predictions(batch);
             }
+            let part = self.chunk_predictions(&batch.slice(start, len))?;
             for (into, from) in [
                 (&mut all.probabilities, part.probabilities),
                 (&mut all.values, part.values),

@@ -224,18 +224,16 @@ mod tests {
     use std::sync::Arc;
 
     fn sig() -> Signature {
-        Signature {
-            columns: vec![
-                ColumnSpec {
-                    name: "a".into(),
-                    column_type: DType::Float64,
-                },
-                ColumnSpec {
-                    name: "n".into(),
-                    column_type: DType::Int64,
-                },
-            ],
-        }
+        Signature::new(vec![
+            ColumnSpec {
+                name: "a".into(),
+                column_type: DType::Float64,
+            },
+            ColumnSpec {
+                name: "n".into(),
+                column_type: DType::Int64,
+            },
+        ])
     }
 
     fn input(

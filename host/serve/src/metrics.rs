@@ -60,11 +60,17 @@ impl Histogram {
     }
 }
 
+/// A request counter's labels: model, version (none when the request
+/// reached none), endpoint and status code.
+type RequestKey = (String, Option<i64>, String, u16);
+
 #[derive(Default)]
 struct State {
-    requests: BTreeMap<(String, String, String, u16), u64>,
-    latency: BTreeMap<(String, String), Histogram>,
-    batches: BTreeMap<(String, String), Histogram>,
+    // Lists, not maps: a handful of entries (labels only take served
+    // models' names), found without making a key's strings per request.
+    requests: Vec<(RequestKey, u64)>,
+    latency: Vec<((String, i64), Histogram)>,
+    batches: Vec<((String, i64), Histogram)>,
     loaded: BTreeMap<(String, String), String>,
     reloads: u64,
     logged: u64,
@@ -119,28 +125,35 @@ impl Metrics {
         status: u16,
         took: Duration,
     ) {
-        let version = version.map(|v| v.to_string()).unwrap_or_default();
         let mut s = self.state.lock().unwrap();
-        *s.requests
-            .entry((model.into(), version.clone(), endpoint.into(), status))
-            .or_default() += 1;
-        if !version.is_empty() {
-            s.latency
-                .entry((model.into(), version))
-                .or_insert_with(|| Histogram::new(LATENCY_BUCKETS_MS, 1000.0))
-                .observe(took.as_nanos() as f64 / 1e6);
+        *entry(
+            &mut s.requests,
+            |(m, v, e, c)| *c == status && *v == version && m == model && e == endpoint,
+            || ((model.into(), version, endpoint.into(), status), 0),
+        ) += 1;
+        if let Some(version) = version {
+            entry(
+                &mut s.latency,
+                |(m, v)| *v == version && m == model,
+                || {
+                    (
+                        (model.into(), version),
+                        Histogram::new(LATENCY_BUCKETS_MS, 1000.0),
+                    )
+                },
+            )
+            .observe(took.as_nanos() as f64 / 1e6);
         }
     }
 
     /// Records a batch of `rows` run by a model version.
     pub fn batch(&self, model: &str, version: i64, rows: usize) {
-        self.state
-            .lock()
-            .unwrap()
-            .batches
-            .entry((model.into(), version.to_string()))
-            .or_insert_with(|| Histogram::new(BATCH_BUCKETS, 1.0))
-            .observe(rows as f64);
+        entry(
+            &mut self.state.lock().unwrap().batches,
+            |(m, v)| *v == version && m == model,
+            || ((model.into(), version), Histogram::new(BATCH_BUCKETS, 1.0)),
+        )
+        .observe(rows as f64);
     }
 
     /// Records which version a route (`name` or `name (canary)`) serves.
@@ -191,28 +204,34 @@ impl Metrics {
 
     /// The exposition text.
     pub fn render(&self) -> String {
-        let s = self.state.lock().unwrap();
+        let mut s = self.state.lock().unwrap();
+        s.requests.sort_by(|a, b| a.0.cmp(&b.0));
+        s.latency.sort_by(|a, b| a.0.cmp(&b.0));
+        s.batches.sort_by(|a, b| a.0.cmp(&b.0));
+        let shown = |v: &Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
         let mut out = String::new();
         out.push_str("# HELP sluice_requests_total Requests answered, by model, version, endpoint and status code.\n# TYPE sluice_requests_total counter\n");
         for ((m, v, e, c), n) in &s.requests {
             let _ = writeln!(
                 out,
-                "sluice_requests_total{{model=\"{}\",version=\"{v}\",endpoint=\"{e}\",code=\"{c}\"}} {n}",
-                escape(m)
+                "sluice_requests_total{{model=\"{}\",version=\"{}\",endpoint=\"{e}\",code=\"{c}\"}} {n}",
+                escape(m),
+                shown(v)
             );
         }
         out.push_str("# HELP sluice_request_errors_total Requests answered with an error status.\n# TYPE sluice_request_errors_total counter\n");
-        let mut errors: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        let mut errors: BTreeMap<(&str, Option<i64>), u64> = BTreeMap::new();
         for ((m, v, _, c), n) in &s.requests {
             if *c >= 400 {
-                *errors.entry((m, v)).or_default() += n;
+                *errors.entry((m, *v)).or_default() += n;
             }
         }
         for ((m, v), n) in errors {
             let _ = writeln!(
                 out,
-                "sluice_request_errors_total{{model=\"{}\",version=\"{v}\"}} {n}",
-                escape(m)
+                "sluice_request_errors_total{{model=\"{}\",version=\"{}\"}} {n}",
+                escape(m),
+                shown(&v)
             );
         }
         out.push_str("# HELP sluice_request_duration_seconds Time from request to response, by model version.\n# TYPE sluice_request_duration_seconds histogram\n");
@@ -325,6 +344,23 @@ fn bound_label(b: f64) -> String {
         text.truncate(text.trim_end_matches('0').trim_end_matches('.').len());
     }
     text
+}
+
+/// The value of the entry of `list` whose key `is`, added by `new` when
+/// there is none.
+fn entry<K, V>(
+    list: &mut Vec<(K, V)>,
+    is: impl Fn(&K) -> bool,
+    new: impl FnOnce() -> (K, V),
+) -> &mut V {
+    let i = match list.iter().position(|(k, _)| is(k)) {
+        Some(i) => i,
+        None => {
+            list.push(new());
+            list.len() - 1
+        }
+    };
+    &mut list[i].1
 }
 
 /// A label value in the exposition format: backslash, quote and newline

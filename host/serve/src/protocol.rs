@@ -2,7 +2,9 @@
 //! MLflow's scoring API, parsed into request tables and written back from
 //! prediction tables. Every refusal says what was wrong and where.
 
-use crate::signature::{ArrowDType, ColumnValues, DType, DataError, Signature, oip_datatype};
+use crate::signature::{
+    ArrowDType, ColumnValues, DType, DataError, Scalar, Signature, oip_datatype,
+};
 use arrow_array::{
     Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
 };
@@ -507,10 +509,10 @@ pub fn infer_table(
         let matrix = dims.len() == 2
             && dims[1] > 1
             && request.inputs.len() == 1
-            && inputs.is_some_and(|s| s.column(&t.name).is_none() && s.columns.len() == dims[1]);
+            && inputs.is_some_and(|s| s.column(&t.name).is_none() && s.columns().len() == dims[1]);
         if matrix {
             let s = inputs.unwrap();
-            for (j, spec) in s.columns.iter().enumerate() {
+            for (j, spec) in s.columns().iter().enumerate() {
                 check_datatype(&t.name, &t.datatype, Some(spec.column_type))?;
                 columns.push((spec.name.clone(), Cow::Owned(values.column_of(j, dims[1]))));
             }
@@ -524,7 +526,7 @@ pub fn infer_table(
                 match inputs {
                     Some(s) => format!(
                         ", or a single [rows, {}] tensor holds every column in this order: {}",
-                        s.columns.len(),
+                        s.columns().len(),
                         s.names()
                     ),
                     None => String::new(),
@@ -544,8 +546,8 @@ pub fn infer_table(
     match inputs {
         Some(s) => s.table_from(columns, "input"),
         None => {
-            let s = Signature {
-                columns: columns
+            let s = Signature::new(
+                columns
                     .iter()
                     .zip(types)
                     .map(|((name, _), column_type)| crate::signature::ColumnSpec {
@@ -553,7 +555,7 @@ pub fn infer_table(
                         column_type,
                     })
                     .collect(),
-            };
+            );
             s.table_from(columns, "input")
         }
     }
@@ -766,6 +768,9 @@ pub fn invocations_table(
     body: &[u8],
     inputs: Option<&Signature>,
 ) -> Result<RecordBatch, DataError> {
+    if let Some(table) = inputs.and_then(|s| split_table(body, s)) {
+        return Ok(table);
+    }
     let value: Value =
         serde_json::from_slice(body).map_err(|e| DataError(format!("invalid JSON: {e}")))?;
     let Value::Object(mut top) = value else {
@@ -808,7 +813,7 @@ pub fn invocations_table(
                     })
                     .collect::<Result<_, _>>()?,
                 None => match inputs {
-                    Some(s) => s.columns.iter().map(|c| c.name.clone()).collect(),
+                    Some(s) => s.columns().iter().map(|c| c.name.clone()).collect(),
                     None => {
                         return Err(DataError("`dataframe_split` needs `columns`".into()));
                     }
@@ -829,7 +834,7 @@ pub fn invocations_table(
                 Some(Value::Object(_)) => records_to_columns(items)?,
                 Some(Value::Array(_)) => {
                     let names: Vec<String> = match inputs {
-                        Some(s) => s.columns.iter().map(|c| c.name.clone()).collect(),
+                        Some(s) => s.columns().iter().map(|c| c.name.clone()).collect(),
                         None => {
                             return Err(DataError(format!(
                                 "`{format}` holds rows without column names; send records (objects) instead"
@@ -838,8 +843,8 @@ pub fn invocations_table(
                     };
                     rows_to_columns(&names, items)?
                 }
-                Some(_) if inputs.is_some_and(|s| s.columns.len() == 1) => {
-                    vec![(inputs.unwrap().columns[0].name.clone(), items)]
+                Some(_) if inputs.is_some_and(|s| s.columns().len() == 1) => {
+                    vec![(inputs.unwrap().columns()[0].name.clone(), items)]
                 }
                 None => return Err(DataError(format!("`{format}` is empty"))),
                 Some(_) => {
@@ -868,6 +873,51 @@ pub fn invocations_table(
             "this model does not record its input columns, so it is served through /v2 only".into(),
         )),
     }
+}
+
+/// The request table of the commonest MLflow body, a `dataframe_split` and
+/// nothing else, read without building a JSON tree (which cost more than
+/// the prediction of a one-row request). `None` for any other body, and
+/// for one whose data does not fit: [`invocations_table`] then reads it
+/// the general way, and says what is wrong.
+fn split_table(body: &[u8], signature: &Signature) -> Option<RecordBatch> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body<'a> {
+        #[serde(borrow)]
+        dataframe_split: Split<'a>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Split<'a> {
+        /// Names, as scalars so that they borrow from the body. Absent is
+        /// the signature's order; `null` is declined (the general reader
+        /// refuses it).
+        #[serde(borrow, default, deserialize_with = "present")]
+        columns: Option<Vec<Scalar<'a>>>,
+        #[serde(borrow)]
+        data: Vec<Vec<Scalar<'a>>>,
+    }
+    fn present<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<Scalar<'a>>>, D::Error> {
+        Vec::deserialize(d).map(Some)
+    }
+    let split = serde_json::from_slice::<Body>(body).ok()?.dataframe_split;
+    let names: Vec<&str> = match &split.columns {
+        Some(c) => c
+            .iter()
+            .map(|n| match n {
+                Scalar::Text(t) => Some(t.as_ref()),
+                _ => None,
+            })
+            .collect::<Option<_>>()?,
+        None => signature
+            .columns()
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect(),
+    };
+    signature.table_from_rows(&names, &split.data)
 }
 
 /// The request table of an MLflow scoring request sent as CSV
@@ -1023,7 +1073,7 @@ pub fn metadata_tensors<'a>(
     outputs: &'a Signature,
 ) -> (Vec<MetadataTensor<'a>>, Vec<MetadataTensor<'a>>) {
     let tensors = |s: &'a Signature, datatype: fn(DType) -> &'static str| {
-        s.columns
+        s.columns()
             .iter()
             .map(|c| (c.name.as_str(), datatype(c.column_type)))
             .collect::<Vec<_>>()
@@ -1040,18 +1090,16 @@ mod tests {
     use crate::signature::ColumnSpec;
 
     fn sig() -> Signature {
-        Signature {
-            columns: vec![
-                ColumnSpec {
-                    name: "a".into(),
-                    column_type: DType::Float64,
-                },
-                ColumnSpec {
-                    name: "b".into(),
-                    column_type: DType::Float64,
-                },
-            ],
-        }
+        Signature::new(vec![
+            ColumnSpec {
+                name: "a".into(),
+                column_type: DType::Float64,
+            },
+            ColumnSpec {
+                name: "b".into(),
+                column_type: DType::Float64,
+            },
+        ])
     }
 
     fn floats(t: &RecordBatch, i: usize) -> Vec<f64> {
@@ -1117,6 +1165,101 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.0.contains("more values than any request can hold"), "{e}");
+    }
+
+    /// The general way to an `/invocations` table: through a JSON tree.
+    fn general_table(body: &str, s: &Signature) -> Result<RecordBatch, DataError> {
+        let mut top: Map<String, Value> = serde_json::from_str(body).unwrap();
+        // A second key makes the fast reader decline; the general one
+        // ignores it.
+        top.insert("params".into(), json!({}));
+        invocations_table(&serde_json::to_vec(&top).unwrap(), Some(s))
+    }
+
+    #[test]
+    fn dataframe_split_read_fast_gives_the_general_table_and_errors() {
+        let typed = Signature::new(vec![
+            ColumnSpec {
+                name: "x".into(),
+                column_type: DType::Float64,
+            },
+            ColumnSpec {
+                name: "n".into(),
+                column_type: DType::Int64,
+            },
+            ColumnSpec {
+                name: "ok".into(),
+                column_type: DType::Boolean,
+            },
+            ColumnSpec {
+                name: "site".into(),
+                column_type: DType::Utf8,
+            },
+        ]);
+        for body in [
+            r#"{"dataframe_split": {"columns": ["x", "n", "ok", "site"], "data": [[1.5, 3, true, "a"], [null, 4.0, null, null]]}}"#,
+            r#"{"dataframe_split": {"columns": ["site", "ok", "n", "x"], "index": [7], "data": [["caf\u00e9", false, -2, 18446744073709551615]]}}"#,
+            r#"{"dataframe_split": {"data": [[-0.0, 9007199254740991, true, "b"]]}}"#,
+        ] {
+            let fast = split_table(body.as_bytes(), &typed).expect(body);
+            assert_eq!(fast, general_table(body, &typed).unwrap(), "{body}");
+            assert_eq!(
+                fast,
+                invocations_table(body.as_bytes(), Some(&typed)).unwrap()
+            );
+        }
+        // Declined by the fast reader, answered (or refused) by the general
+        // one with the same words as before.
+        for (body, error) in [
+            (
+                r#"{"dataframe_split": {"columns": ["x", "n", "ok"], "data": [[1, 2, true]]}}"#,
+                "missing column `site`",
+            ),
+            (
+                r#"{"dataframe_split": {"columns": ["x", "n", "ok", "site", "y"], "data": [[1, 2, true, "a", 1]]}}"#,
+                "unknown column `y`",
+            ),
+            (
+                r#"{"dataframe_split": {"columns": ["x", "n", "ok", "x"], "data": [[1, 2, true, 1]]}}"#,
+                "missing column `site`",
+            ),
+            (
+                r#"{"dataframe_split": {"columns": ["x", "n", "ok", "site"], "data": [[1, 2, true]]}}"#,
+                "row 0 has 3 values but there are 4 columns",
+            ),
+            (
+                r#"{"dataframe_split": {"columns": ["x", "n", "ok", "site"], "data": [[true, 2, true, "a"]]}}"#,
+                "`x` holds true at position 0",
+            ),
+            (
+                r#"{"dataframe_split": {"columns": ["x", "n", "ok", "site"], "data": [[1, 2.5, true, "a"]]}}"#,
+                "`n` holds 2.5 at position 0",
+            ),
+            (
+                r#"{"dataframe_split": {"columns": ["x", "n", "ok", "site"], "data": [[1, 2, true, ["a"]]]}}"#,
+                "`site` holds a list at position 0",
+            ),
+            (
+                r#"{"dataframe_split": {"columns": ["x", "n", "ok", "site"], "data": [[1, 2, true, 5]]}}"#,
+                "`site` holds 5 at position 0",
+            ),
+            (
+                r#"{"dataframe_split": {"columns": null, "data": [[1, 2, true, "a"]]}}"#,
+                "`dataframe_split.columns` must be a list",
+            ),
+        ] {
+            assert!(split_table(body.as_bytes(), &typed).is_none(), "{body}");
+            let e = invocations_table(body.as_bytes(), Some(&typed)).unwrap_err();
+            assert!(e.0.contains(error), "{body}: {e}");
+        }
+        let empty = r#"{"dataframe_split": {"columns": ["x", "n", "ok", "site"], "data": []}}"#;
+        assert!(split_table(empty.as_bytes(), &typed).is_none());
+        assert_eq!(
+            invocations_table(empty.as_bytes(), Some(&typed))
+                .unwrap()
+                .num_rows(),
+            0
+        );
     }
 
     #[test]

@@ -174,8 +174,8 @@ impl ServedModel {
         };
         let inputs = match (&transform, model.card().get("transform")) {
             (Some(_), Some(doc)) => transform_inputs(doc),
-            _ => Some(Signature {
-                columns: model
+            _ => Some(Signature::new(
+                model
                     .features()
                     .map_err(|source| LoadError::Model {
                         reference: id.clone(),
@@ -187,7 +187,7 @@ impl ServedModel {
                         column_type: DType::Float64,
                     })
                     .collect(),
-            }),
+            )),
         };
         let outputs = output_signature(&model).map_err(|source| LoadError::Model {
             reference: id.clone(),
@@ -367,7 +367,7 @@ fn transform_inputs(doc: &Value) -> Option<Signature> {
             })
         })
         .collect::<Option<Vec<_>>>()?;
-    Some(Signature { columns })
+    Some(Signature::new(columns))
 }
 
 /// The prediction columns, found by predicting one row of zeros (which
@@ -385,9 +385,8 @@ fn output_signature(model: &ModelArtifact) -> Result<Signature, ModelError> {
         .collect();
     let probe = RecordBatch::try_from_iter(columns).map_err(|e| ModelError::Data(e.to_string()))?;
     let out = model.predict(&probe)?;
-    Ok(Signature {
-        columns: out
-            .schema()
+    Ok(Signature::new(
+        out.schema()
             .fields()
             .iter()
             .map(|f| ColumnSpec {
@@ -395,5 +394,5 @@ fn output_signature(model: &ModelArtifact) -> Result<Signature, ModelError> {
                 column_type: DType::of_arrow(f.data_type()).unwrap_or(DType::Float64),
             })
             .collect(),
-    })
+    ))
 }

@@ -43,13 +43,39 @@ pub struct ColumnSpec {
 pub struct DataError(pub String);
 
 /// The columns a model takes, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Signature {
-    /// The input columns.
-    pub columns: Vec<ColumnSpec>,
+    columns: Vec<ColumnSpec>,
+    /// The Arrow schema of its tables, made once: every request table is
+    /// made with it, and a table that has it needs no conforming.
+    schema: Arc<Schema>,
 }
 
+impl PartialEq for Signature {
+    fn eq(&self, other: &Self) -> bool {
+        self.columns == other.columns
+    }
+}
+
+impl Eq for Signature {}
+
 impl Signature {
+    /// The signature of `columns`, in that order.
+    pub fn new(columns: Vec<ColumnSpec>) -> Self {
+        let schema = Arc::new(Schema::new(
+            columns
+                .iter()
+                .map(|c| Field::new(&c.name, c.column_type.arrow(), true))
+                .collect::<Vec<_>>(),
+        ));
+        Signature { columns, schema }
+    }
+
+    /// The columns, in order.
+    pub fn columns(&self) -> &[ColumnSpec] {
+        &self.columns
+    }
+
     /// The column called `name`.
     pub fn column(&self, name: &str) -> Option<&ColumnSpec> {
         self.columns.iter().find(|c| c.name == name)
@@ -66,12 +92,7 @@ impl Signature {
 
     /// The Arrow schema of a request table.
     pub fn schema(&self) -> Arc<Schema> {
-        Arc::new(Schema::new(
-            self.columns
-                .iter()
-                .map(|c| Field::new(&c.name, c.column_type.arrow(), true))
-                .collect::<Vec<_>>(),
-        ))
+        self.schema.clone()
     }
 
     /// A request table from JSON values, one list per column (in any order;
@@ -138,9 +159,81 @@ impl Signature {
         batch(self.schema(), arrays, rows)
     }
 
+    /// A request table from rows of scalars whose columns `names` names
+    /// (each of the signature's columns once, in any order): the shape of
+    /// MLflow's `dataframe_split`, made without a JSON tree. `None` when the
+    /// rows do not fit as [`Signature::table_from_json`] would take them
+    /// (a name unknown or missing, a row of another length, a value of the
+    /// wrong kind, no rows): that one then says why.
+    pub fn table_from_rows(&self, names: &[&str], rows: &[Vec<Scalar<'_>>]) -> Option<RecordBatch> {
+        if rows.is_empty() || names.len() != self.columns.len() {
+            return None;
+        }
+        if rows.iter().any(|r| r.len() != names.len()) {
+            return None;
+        }
+        let arrays = self
+            .columns
+            .iter()
+            .map(|spec| {
+                let at = names.iter().position(|n| *n == spec.name)?;
+                let cells = rows.iter().map(|r| &r[at]);
+                Some(match spec.column_type {
+                    DType::Float64 => Arc::new(
+                        cells
+                            .map(|c| match *c {
+                                Scalar::Null => Some(None),
+                                Scalar::Int(i) => Some(Some(i as f64)),
+                                Scalar::UInt(u) => Some(Some(u as f64)),
+                                Scalar::Float(f) => Some(Some(f)),
+                                _ => None,
+                            })
+                            .collect::<Option<Float64Array>>()?,
+                    ) as ArrayRef,
+                    DType::Int64 => Arc::new(
+                        cells
+                            .map(|c| match *c {
+                                Scalar::Null => Some(None),
+                                Scalar::Int(i) => Some(Some(i)),
+                                Scalar::UInt(u) => i64::try_from(u).ok().map(Some),
+                                Scalar::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                                    Some(Some(f as i64))
+                                }
+                                _ => None,
+                            })
+                            .collect::<Option<Int64Array>>()?,
+                    ),
+                    DType::Boolean => Arc::new(
+                        cells
+                            .map(|c| match *c {
+                                Scalar::Null => Some(None),
+                                Scalar::Bool(b) => Some(Some(b)),
+                                _ => None,
+                            })
+                            .collect::<Option<BooleanArray>>()?,
+                    ),
+                    DType::Utf8 => Arc::new(
+                        cells
+                            .map(|c| match c {
+                                Scalar::Null => Some(None),
+                                Scalar::Text(t) => Some(Some(t.as_ref())),
+                                _ => None,
+                            })
+                            .collect::<Option<StringArray>>()?,
+                    ),
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        batch(self.schema(), arrays, rows.len()).ok()
+    }
+
     /// `table` with exactly the signature's columns, in order, cast to their
     /// types (integers widen to floats; numbers do not become text).
     pub fn conform(&self, table: &RecordBatch) -> Result<RecordBatch, DataError> {
+        if Arc::ptr_eq(table.schema_ref(), &self.schema) {
+            // Made by this signature (a request table, or a batch of them).
+            return Ok(table.clone());
+        }
         let missing: Vec<&str> = self
             .columns
             .iter()
@@ -289,6 +382,61 @@ fn json_column(
     })
 }
 
+/// One JSON value that is not a list or an object, read straight from the
+/// request's bytes (text borrowed from them where it has no escapes).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar<'a> {
+    /// `null`: a missing value.
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// A whole number that fits an `i64`.
+    Int(i64),
+    /// A whole number above `i64::MAX`.
+    UInt(u64),
+    /// Any other number.
+    Float(f64),
+    /// Text.
+    Text(std::borrow::Cow<'a, str>),
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Scalar<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Scalar<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number, text, true, false or null")
+            }
+            fn visit_unit<E>(self) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Int(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar<'de>, E> {
+                Ok(i64::try_from(v).map_or(Scalar::UInt(v), Scalar::Int))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Float(v))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Text(v.into()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Text(v.to_string().into()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Text(v.into()))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
 /// A JSON value as shown in a message, shortened.
 fn shown(v: &Value) -> String {
     let text = match v {
@@ -336,22 +484,20 @@ mod tests {
     use serde_json::json;
 
     fn signature() -> Signature {
-        Signature {
-            columns: vec![
-                ColumnSpec {
-                    name: "radius".into(),
-                    column_type: DType::Float64,
-                },
-                ColumnSpec {
-                    name: "count".into(),
-                    column_type: DType::Int64,
-                },
-                ColumnSpec {
-                    name: "site".into(),
-                    column_type: DType::Utf8,
-                },
-            ],
-        }
+        Signature::new(vec![
+            ColumnSpec {
+                name: "radius".into(),
+                column_type: DType::Float64,
+            },
+            ColumnSpec {
+                name: "count".into(),
+                column_type: DType::Int64,
+            },
+            ColumnSpec {
+                name: "site".into(),
+                column_type: DType::Utf8,
+            },
+        ])
     }
 
     #[test]
@@ -423,12 +569,10 @@ mod tests {
 
     #[test]
     fn conform_widens_integers_and_refuses_text_for_numbers() {
-        let s = Signature {
-            columns: vec![ColumnSpec {
-                name: "x".into(),
-                column_type: DType::Float64,
-            }],
-        };
+        let s = Signature::new(vec![ColumnSpec {
+            name: "x".into(),
+            column_type: DType::Float64,
+        }]);
         let ints = RecordBatch::try_from_iter([
             ("y", Arc::new(StringArray::from(vec!["a"])) as ArrayRef),
             ("x", Arc::new(Int64Array::from(vec![7])) as ArrayRef),

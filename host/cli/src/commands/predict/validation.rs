@@ -366,7 +366,7 @@ fn params(
 fn checked_columns(model: &ServedModel) -> Option<Vec<String>> {
     model
         .inputs()
-        .map(|s| s.columns.iter().map(|c| c.name.clone()).collect())
+        .map(|s| s.columns().iter().map(|c| c.name.clone()).collect())
 }
 
 /// The label column the card names.
