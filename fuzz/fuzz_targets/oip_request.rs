@@ -19,15 +19,15 @@ fuzz_target!(|data: &[u8]| {
     let Ok(request) = parse_infer(data) else {
         return;
     };
-    let signature = Signature {
-        columns: ["a", "b", "c", "d"]
+    let signature = Signature::new(
+        ["a", "b", "c", "d"]
             .iter()
             .map(|n| ColumnSpec {
                 name: n.to_string(),
                 column_type: DType::Float64,
             })
             .collect(),
-    };
+    );
     let _ = infer_table(&request, Some(&signature));
     let _ = infer_table(&request, None);
 });
