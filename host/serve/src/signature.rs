@@ -177,51 +177,8 @@ impl Signature {
             .iter()
             .map(|spec| {
                 let at = names.iter().position(|n| *n == spec.name)?;
-                let cells = rows.iter().map(|r| &r[at]);
-                Some(match spec.column_type {
-                    DType::Float64 => Arc::new(
-                        cells
-                            .map(|c| match *c {
-                                Scalar::Null => Some(None),
-                                Scalar::Int(i) => Some(Some(i as f64)),
-                                Scalar::UInt(u) => Some(Some(u as f64)),
-                                Scalar::Float(f) => Some(Some(f)),
-                                _ => None,
-                            })
-                            .collect::<Option<Float64Array>>()?,
-                    ) as ArrayRef,
-                    DType::Int64 => Arc::new(
-                        cells
-                            .map(|c| match *c {
-                                Scalar::Null => Some(None),
-                                Scalar::Int(i) => Some(Some(i)),
-                                Scalar::UInt(u) => i64::try_from(u).ok().map(Some),
-                                Scalar::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
-                                    Some(Some(f as i64))
-                                }
-                                _ => None,
-                            })
-                            .collect::<Option<Int64Array>>()?,
-                    ),
-                    DType::Boolean => Arc::new(
-                        cells
-                            .map(|c| match *c {
-                                Scalar::Null => Some(None),
-                                Scalar::Bool(b) => Some(Some(b)),
-                                _ => None,
-                            })
-                            .collect::<Option<BooleanArray>>()?,
-                    ),
-                    DType::Utf8 => Arc::new(
-                        cells
-                            .map(|c| match c {
-                                Scalar::Null => Some(None),
-                                Scalar::Text(t) => Some(Some(t.as_ref())),
-                                _ => None,
-                            })
-                            .collect::<Option<StringArray>>()?,
-                    ),
-                })
+                let cells = rows.iter().map(|r| Some(r[at].borrowed()));
+                scalar_column(spec.column_type, cells).ok()
             })
             .collect::<Option<Vec<_>>>()?;
         batch(self.schema(), arrays, rows.len()).ok()
@@ -326,59 +283,50 @@ fn json_column(
             }
         ))
     };
-    Ok(match column_type {
-        DType::Float64 => Arc::new(
-            values
-                .iter()
-                .enumerate()
-                .map(|(i, v)| match v {
-                    Value::Null => Ok(None),
-                    Value::Number(n) => n.as_f64().map(Some).ok_or_else(|| bad(i, v)),
-                    _ => Err(bad(i, v)),
-                })
-                .collect::<Result<Float64Array, _>>()?,
-        ),
-        DType::Int64 => Arc::new(
-            values
-                .iter()
-                .enumerate()
-                .map(|(i, v)| match v {
-                    Value::Null => Ok(None),
-                    Value::Number(n) => n
-                        .as_i64()
-                        .or_else(|| {
-                            n.as_f64()
-                                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-                                .map(|f| f as i64)
-                        })
-                        .map(Some)
-                        .ok_or_else(|| bad(i, v)),
-                    _ => Err(bad(i, v)),
-                })
-                .collect::<Result<Int64Array, _>>()?,
-        ),
-        DType::Boolean => Arc::new(
-            values
-                .iter()
-                .enumerate()
-                .map(|(i, v)| match v {
-                    Value::Null => Ok(None),
-                    Value::Bool(b) => Ok(Some(*b)),
-                    _ => Err(bad(i, v)),
-                })
-                .collect::<Result<BooleanArray, _>>()?,
-        ),
-        DType::Utf8 => Arc::new(
-            values
-                .iter()
-                .enumerate()
-                .map(|(i, v)| match v {
-                    Value::Null => Ok(None),
-                    Value::String(s) => Ok(Some(s.as_str())),
-                    _ => Err(bad(i, v)),
-                })
-                .collect::<Result<StringArray, _>>()?,
-        ),
+    scalar_column(column_type, values.iter().map(scalar)).map_err(|i| bad(i, &values[i]))
+}
+
+/// A column of `column_type` from scalars (`None`: a value that is not
+/// one, such as a list), or the position of the first that does not fit.
+/// The one place that says which values each column type takes, whether
+/// they come from a JSON tree or straight from a request's bytes.
+fn scalar_column<'a>(
+    column_type: DType,
+    cells: impl Iterator<Item = Option<Scalar<'a>>>,
+) -> Result<ArrayRef, usize> {
+    fn typed<'a, T, A>(
+        cells: impl Iterator<Item = Option<Scalar<'a>>>,
+        cell: fn(Scalar<'a>) -> Option<Option<T>>,
+    ) -> Result<ArrayRef, usize>
+    where
+        A: FromIterator<Option<T>> + Array + 'static,
+    {
+        let array = cells
+            .enumerate()
+            .map(|(i, c)| c.and_then(cell).ok_or(i))
+            .collect::<Result<A, usize>>()?;
+        Ok(Arc::new(array))
+    }
+    match column_type {
+        DType::Float64 => typed::<_, Float64Array>(cells, Scalar::float),
+        DType::Int64 => typed::<_, Int64Array>(cells, Scalar::int),
+        DType::Boolean => typed::<_, BooleanArray>(cells, Scalar::boolean),
+        DType::Utf8 => typed::<_, StringArray>(cells, Scalar::text),
+    }
+}
+
+/// A JSON value as a scalar; `None` for a list or an object.
+fn scalar(v: &Value) -> Option<Scalar<'_>> {
+    Some(match v {
+        Value::Null => Scalar::Null,
+        Value::Bool(b) => Scalar::Bool(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Scalar::Int(i),
+            (None, Some(u)) => Scalar::UInt(u),
+            (None, None) => Scalar::Float(n.as_f64()?),
+        },
+        Value::String(s) => Scalar::Text(s.as_str().into()),
+        Value::Array(_) | Value::Object(_) => return None,
     })
 }
 
@@ -398,6 +346,64 @@ pub enum Scalar<'a> {
     Float(f64),
     /// Text.
     Text(std::borrow::Cow<'a, str>),
+}
+
+impl<'a> Scalar<'a> {
+    /// The same value, its text borrowed from this one.
+    fn borrowed(&self) -> Scalar<'_> {
+        match self {
+            Scalar::Text(t) => Scalar::Text(t.as_ref().into()),
+            Scalar::Null => Scalar::Null,
+            Scalar::Bool(b) => Scalar::Bool(*b),
+            Scalar::Int(i) => Scalar::Int(*i),
+            Scalar::UInt(u) => Scalar::UInt(*u),
+            Scalar::Float(f) => Scalar::Float(*f),
+        }
+    }
+
+    // What each column type takes: `Some(None)` for null, `None` for a
+    // value that does not fit.
+
+    /// In a float64 column: any number.
+    fn float(self) -> Option<Option<f64>> {
+        match self {
+            Scalar::Null => Some(None),
+            Scalar::Int(i) => Some(Some(i as f64)),
+            Scalar::UInt(u) => Some(Some(u as f64)),
+            Scalar::Float(f) => Some(Some(f)),
+            Scalar::Bool(_) | Scalar::Text(_) => None,
+        }
+    }
+
+    /// In an int64 column: a whole number that fits, or a float with no
+    /// fraction small enough to be exact.
+    fn int(self) -> Option<Option<i64>> {
+        match self {
+            Scalar::Null => Some(None),
+            Scalar::Int(i) => Some(Some(i)),
+            Scalar::UInt(u) => i64::try_from(u).ok().map(Some),
+            Scalar::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(Some(f as i64)),
+            Scalar::Float(_) | Scalar::Bool(_) | Scalar::Text(_) => None,
+        }
+    }
+
+    /// In a boolean column: `true` or `false`.
+    fn boolean(self) -> Option<Option<bool>> {
+        match self {
+            Scalar::Null => Some(None),
+            Scalar::Bool(b) => Some(Some(b)),
+            _ => None,
+        }
+    }
+
+    /// In a text column: text.
+    fn text(self) -> Option<Option<std::borrow::Cow<'a, str>>> {
+        match self {
+            Scalar::Null => Some(None),
+            Scalar::Text(t) => Some(Some(t)),
+            _ => None,
+        }
+    }
 }
 
 impl<'de: 'a, 'a> serde::Deserialize<'de> for Scalar<'a> {
