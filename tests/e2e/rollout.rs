@@ -538,6 +538,10 @@ fn a_candidate_trained_on_shuffled_labels_is_rolled_back_on_live_accuracy_from_f
             labels_csv.to_str().unwrap(),
             "--min-labels",
             "40",
+            // This test proves the accuracy criterion; on a loaded machine
+            // the p99 criterion (judged first) could decide before it.
+            "--max-p99-ratio",
+            "1000",
         ],
     );
     stop.store(true, Ordering::Relaxed);
@@ -585,7 +589,14 @@ fn a_candidate_answering_one_class_for_everything_is_rolled_back_on_its_predicti
             .replace(", baseline = \"data.production\"", "")
     });
     let (_server, stop, counts, load) = live_production(&store);
-    let r = rollout_start_with(&store, "2", ("50", "1s", "100"), &[]);
+    // This test proves the divergence criterion; on a loaded machine the
+    // p99 criterion (judged first) could decide before it.
+    let r = rollout_start_with(
+        &store,
+        "2",
+        ("50", "1s", "100"),
+        &["--max-p99-ratio", "1000"],
+    );
     stop.store(true, Ordering::Relaxed);
     load.join().unwrap();
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
