@@ -14,6 +14,13 @@
 //! - `serve-bench grpc-body MODEL V2_BODY.json OUT`: writes the same
 //!   framed ModelInfer request to `OUT`, for a load generator written in C
 //!   (`h2load -d OUT`), whose own CPU cost is closer to wrk's.
+//! - `serve-bench request-tables WIDTH…`: the server's CPU time to read a
+//!   one-row request into the model's input table, for a model of WIDTH
+//!   float columns, in each format a client sends (v2 JSON tensors, gRPC
+//!   raw contents, MLflow's `dataframe_split` and `dataframe_records`),
+//!   the columns in the model's order and reversed. In-process, on one
+//!   thread: the part of a request's cost that grows with the model's
+//!   width.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
@@ -38,6 +45,13 @@ fn main() {
             let body = read_json(&args[2]);
             std::fs::write(&args[3], grpc_frame(&args[1], &body)).expect("the output writes");
         }
+        Some("request-tables") if args.len() > 1 => {
+            let widths: Vec<usize> = args[1..]
+                .iter()
+                .map(|w| w.parse().expect("each WIDTH is a whole number"))
+                .collect();
+            request_tables(&widths);
+        }
         Some("grpc-load") if args.len() == 7 => {
             let number = |i: usize| -> u64 { args[i].parse().expect("a whole number") };
             runtime.block_on(grpc_load(
@@ -51,7 +65,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: serve-bench hello ADDR\n       serve-bench grpc-load ADDR MODEL V2_BODY.json CONNECTIONS SECONDS WARMUP\n       serve-bench grpc-body MODEL V2_BODY.json OUT"
+                "usage: serve-bench hello ADDR\n       serve-bench grpc-load ADDR MODEL V2_BODY.json CONNECTIONS SECONDS WARMUP\n       serve-bench grpc-body MODEL V2_BODY.json OUT\n       serve-bench request-tables WIDTH..."
             );
             std::process::exit(2);
         }
@@ -120,6 +134,89 @@ fn grpc_frame(model: &str, body: &serde_json::Value) -> Bytes {
     frame.put_u32(message.len() as u32);
     frame.put_slice(&message);
     frame.freeze()
+}
+
+/// Prints, for each width, the mean time to read a one-row request of that
+/// many float columns (`f0`, `f1`, …, sent in that order and reversed)
+/// into the model's input table, in each request format.
+fn request_tables(widths: &[usize]) {
+    use sluice_serve::signature::{ColumnSpec, DType, Signature};
+    use sluice_serve::{grpc, protocol};
+    println!(
+        "| columns | sent | v2 JSON µs | gRPC raw µs | dataframe_split µs | dataframe_records µs |"
+    );
+    println!("| ---: | --- | ---: | ---: | ---: | ---: |");
+    for (&width, reversed) in widths.iter().flat_map(|w| [(w, false), (w, true)]) {
+        let signature = Signature::new(
+            (0..width)
+                .map(|i| ColumnSpec {
+                    name: format!("f{i}"),
+                    column_type: DType::Float64,
+                })
+                .collect(),
+        );
+        let order: Vec<usize> = match reversed {
+            false => (0..width).collect(),
+            true => (0..width).rev().collect(),
+        };
+        let value = |i: usize| i as f64 + 0.5;
+        let v2 = serde_json::json!({"inputs": order.iter().map(|&i| serde_json::json!(
+            {"name": format!("f{i}"), "shape": [1], "datatype": "FP64", "data": [value(i)]}
+        )).collect::<Vec<_>>()});
+        let frame = grpc_frame("m", &v2);
+        let message = frame.slice(5..);
+        let v2 = serde_json::to_vec(&v2).unwrap();
+        let split = serde_json::to_vec(&serde_json::json!({"dataframe_split": {
+            "columns": order.iter().map(|i| format!("f{i}")).collect::<Vec<_>>(),
+            "data": [order.iter().map(|&i| value(i)).collect::<Vec<_>>()],
+        }}))
+        .unwrap();
+        let records = serde_json::to_vec(&serde_json::json!({"dataframe_records": [
+            order.iter().map(|&i| (format!("f{i}"), serde_json::json!(value(i))))
+                .collect::<serde_json::Map<_, _>>()
+        ]}))
+        .unwrap();
+        let s = Some(&signature);
+        let formats: [&dyn Fn() -> usize; 4] = [
+            &|| {
+                let r = protocol::parse_infer(&v2).unwrap();
+                protocol::infer_table(&r, s).unwrap().num_columns()
+            },
+            &|| {
+                let m = ModelInferRequest::decode(message.clone()).unwrap();
+                let r = grpc::infer_request(m).unwrap();
+                protocol::infer_table(&r, s).unwrap().num_columns()
+            },
+            &|| {
+                protocol::invocations_table(&split, s)
+                    .unwrap()
+                    .num_columns()
+            },
+            &|| {
+                protocol::invocations_table(&records, s)
+                    .unwrap()
+                    .num_columns()
+            },
+        ];
+        let cells: Vec<String> = formats
+            .iter()
+            .map(|read| {
+                assert_eq!(read(), width, "every column is read");
+                // Repeat for about half a second; report the mean.
+                let (mut n, started) = (0u32, Instant::now());
+                while started.elapsed() < Duration::from_millis(500) || n < 3 {
+                    std::hint::black_box(read());
+                    n += 1;
+                }
+                format!(
+                    "{:.1}",
+                    started.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+                )
+            })
+            .collect();
+        let sent = if reversed { "reversed" } else { "in order" };
+        println!("| {width} | {sent} | {} |", cells.join(" | "));
+    }
 }
 
 /// The JSON document in the file at `path`.

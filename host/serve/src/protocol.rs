@@ -474,6 +474,7 @@ pub fn infer_table(
     }
     let mut columns = Vec::new();
     let mut types = Vec::new();
+    let mut seen = std::collections::HashSet::with_capacity(request.inputs.len());
     for t in &request.inputs {
         let Some(values) = t.data.as_ref() else {
             return Err(DataError(format!("input `{}` has no `data`", t.name)));
@@ -537,7 +538,7 @@ pub fn infer_table(
             .and_then(|s| s.column(&t.name))
             .map(|c| c.column_type);
         check_datatype(&t.name, &t.datatype, column_type)?;
-        if columns.iter().any(|(n, _)| *n == t.name) {
+        if !seen.insert(t.name.as_str()) {
             return Err(DataError(format!("input `{}` is given twice", t.name)));
         }
         types.push(column_type_of(&t.datatype).unwrap());
@@ -999,20 +1000,45 @@ fn rows_to_columns(
 
 fn records_to_columns(records: Vec<Value>) -> Result<Vec<(String, Vec<Value>)>, DataError> {
     let mut columns: Vec<(String, Vec<Value>)> = Vec::new();
+    // Each column's position by name, made when a record's keys first
+    // differ from the columns so far (records of one shape never need it):
+    // searching the list instead cost the square of the width.
+    let mut positions: Option<std::collections::HashMap<String, usize>> = None;
     let n = records.len();
     for (i, record) in records.into_iter().enumerate() {
         let Value::Object(fields) = record else {
             return Err(DataError(format!("record {i} is not an object")));
         };
-        for (k, v) in fields {
-            match columns.iter_mut().find(|(n, _)| *n == k) {
-                Some((_, values)) => {
+        for (j, (k, v)) in fields.into_iter().enumerate() {
+            // A record's keys are distinct: the first one's are all new.
+            let at = if i == 0 {
+                None
+            } else if columns.get(j).is_some_and(|(name, _)| *name == k) {
+                Some(j)
+            } else {
+                positions
+                    .get_or_insert_with(|| {
+                        columns
+                            .iter()
+                            .enumerate()
+                            .map(|(at, (name, _))| (name.clone(), at))
+                            .collect()
+                    })
+                    .get(&k)
+                    .copied()
+            };
+            match at {
+                Some(at) => {
+                    let values = &mut columns[at].1;
                     values.resize(i, Value::Null);
                     values.push(v);
                 }
                 None => {
                     let mut values = vec![Value::Null; i];
                     values.push(v);
+                    if let Some(p) = &mut positions {
+                        p.insert(k.clone(), columns.len());
+                    }
                     columns.push((k, values));
                 }
             }
@@ -1174,6 +1200,120 @@ mod tests {
         // ignores it.
         top.insert("params".into(), json!({}));
         invocations_table(&serde_json::to_vec(&top).unwrap(), Some(s))
+    }
+
+    /// A model of `width` float columns `f0`, `f1`, ….
+    fn wide(width: usize) -> Signature {
+        Signature::new(
+            (0..width)
+                .map(|i| ColumnSpec {
+                    name: format!("f{i}"),
+                    column_type: DType::Float64,
+                })
+                .collect(),
+        )
+    }
+
+    /// Column `f{i}` of `table` holds `i + row / 10` in each row.
+    fn assert_each_column_holds_its_number(table: &RecordBatch, rows: usize) {
+        for (i, column) in table.columns().iter().enumerate() {
+            let column = column.as_any().downcast_ref::<Float64Array>().unwrap();
+            let expected: Vec<f64> = (0..rows).map(|r| i as f64 + r as f64 / 10.0).collect();
+            assert_eq!(column.values().to_vec(), expected, "column f{i}");
+        }
+    }
+
+    #[test]
+    fn records_with_different_keys_leave_the_missing_values_null() {
+        let s = Signature::new(
+            ["a", "b", "c"]
+                .map(|n| ColumnSpec {
+                    name: n.into(),
+                    column_type: DType::Float64,
+                })
+                .to_vec(),
+        );
+        let body = br#"{"dataframe_records": [{"a": 1, "b": 2}, {"b": 3, "c": 4}, {"c": 6, "a": 5, "b": 7}, {}]}"#;
+        let t = invocations_table(body, Some(&s)).unwrap();
+        let column = |i: usize| -> Vec<Option<f64>> {
+            let c = t.column(i).as_any().downcast_ref::<Float64Array>().unwrap();
+            c.iter().collect()
+        };
+        assert_eq!(column(0), [Some(1.0), None, Some(5.0), None]);
+        assert_eq!(column(1), [Some(2.0), Some(3.0), Some(7.0), None]);
+        assert_eq!(column(2), [None, Some(4.0), Some(6.0), None]);
+    }
+
+    #[test]
+    fn wide_requests_find_every_column_by_name_in_any_order() {
+        let width = 2_000;
+        let s = wide(width);
+        let reversed: Vec<usize> = (0..width).rev().collect();
+        // v2: one tensor per column, in reverse order.
+        let tensors: Vec<String> = reversed
+            .iter()
+            .map(|i| {
+                format!(
+                    r#"{{"name": "f{i}", "shape": [2], "datatype": "FP64", "data": [{i}, {i}.1]}}"#
+                )
+            })
+            .collect();
+        let body = format!(r#"{{"inputs": [{}]}}"#, tensors.join(","));
+        let table = infer_table(&parse_infer(body.as_bytes()).unwrap(), Some(&s)).unwrap();
+        assert_each_column_holds_its_number(&table, 2);
+        // MLflow's split (the fast reader and the general one) and records.
+        let names: Vec<String> = reversed.iter().map(|i| format!("\"f{i}\"")).collect();
+        let row = |r: usize| -> Vec<String> {
+            reversed
+                .iter()
+                .map(|i| format!("{}", *i as f64 + r as f64 / 10.0))
+                .collect()
+        };
+        let split = format!(
+            r#"{{"dataframe_split": {{"columns": [{}], "data": [[{}], [{}]]}}}}"#,
+            names.join(","),
+            row(0).join(","),
+            row(1).join(",")
+        );
+        let fast = split_table(split.as_bytes(), &s).unwrap();
+        assert_each_column_holds_its_number(&fast, 2);
+        assert_eq!(fast, general_table(&split, &s).unwrap());
+        let record = |r: usize| -> String {
+            let fields: Vec<String> = names
+                .iter()
+                .zip(row(r))
+                .map(|(n, v)| format!("{n}: {v}"))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        };
+        let records = format!(r#"{{"dataframe_records": [{}, {}]}}"#, record(0), record(1));
+        let table = invocations_table(records.as_bytes(), Some(&s)).unwrap();
+        assert_each_column_holds_its_number(&table, 2);
+
+        // The errors still name the columns, at any width.
+        let e = infer_table(
+            &parse_infer(body.replace("\"f7\"", "\"g7\"").as_bytes()).unwrap(),
+            Some(&s),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.0.split(';').next().unwrap(),
+            "unknown input `g7`",
+            "{}",
+            &e.0[..200]
+        );
+        let e = infer_table(
+            &parse_infer(body.replace("\"f7\"", "\"f8\"").as_bytes()).unwrap(),
+            Some(&s),
+        )
+        .unwrap_err();
+        assert_eq!(e.0, "input `f8` is given twice");
+        let short = format!(r#"{{"inputs": [{}]}}"#, tensors[1..].join(","));
+        let e = infer_table(&parse_infer(short.as_bytes()).unwrap(), Some(&s)).unwrap_err();
+        assert_eq!(
+            e.0.split(';').next().unwrap(),
+            format!("missing input `f{}`", width - 1)
+        );
     }
 
     #[test]

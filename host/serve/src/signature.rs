@@ -12,6 +12,7 @@ use arrow_array::{
 };
 use arrow_schema::{Field, Schema};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use sluice_contract::DType;
@@ -49,6 +50,11 @@ pub struct Signature {
     /// The Arrow schema of its tables, made once: every request table is
     /// made with it, and a table that has it needs no conforming.
     schema: Arc<Schema>,
+    /// Each column's position, by name (the first, were a name repeated):
+    /// matching a request's columns to the model's then costs the same per
+    /// column at any width. Searching the list instead made a 1,000-column
+    /// request spend 5 ms on it, and a 3,000-column one 33 ms.
+    positions: HashMap<String, usize>,
 }
 
 impl PartialEq for Signature {
@@ -68,7 +74,15 @@ impl Signature {
                 .map(|c| Field::new(&c.name, c.column_type.arrow(), true))
                 .collect::<Vec<_>>(),
         ));
-        Signature { columns, schema }
+        let mut positions = HashMap::with_capacity(columns.len());
+        for (i, c) in columns.iter().enumerate() {
+            positions.entry(c.name.clone()).or_insert(i);
+        }
+        Signature {
+            columns,
+            schema,
+            positions,
+        }
     }
 
     /// The columns, in order.
@@ -78,7 +92,43 @@ impl Signature {
 
     /// The column called `name`.
     pub fn column(&self, name: &str) -> Option<&ColumnSpec> {
-        self.columns.iter().find(|c| c.name == name)
+        self.positions.get(name).map(|&i| &self.columns[i])
+    }
+
+    /// Where each of the signature's columns is among `names` (the first
+    /// of that name; `None`: not there), and the names it does not take,
+    /// in their order.
+    fn place<'n>(
+        &self,
+        names: impl IntoIterator<Item = &'n str>,
+    ) -> (Vec<Option<usize>>, Vec<&'n str>) {
+        let mut at = vec![None; self.columns.len()];
+        let mut unknown = Vec::new();
+        for (i, name) in names.into_iter().enumerate() {
+            // Clients mostly send the columns in the model's order.
+            let here = self.columns.get(i).is_some_and(|c| c.name == name);
+            match if here {
+                Some(&i)
+            } else {
+                self.positions.get(name)
+            } {
+                Some(&p) => {
+                    at[p].get_or_insert(i);
+                }
+                None => unknown.push(name),
+            }
+        }
+        (at, unknown)
+    }
+
+    /// The names of the signature's columns that `at` did not find.
+    fn missing(&self, at: &[Option<usize>]) -> Vec<&str> {
+        self.columns
+            .iter()
+            .zip(at)
+            .filter(|(_, a)| a.is_none())
+            .map(|(c, _)| c.name.as_str())
+            .collect()
     }
 
     /// The column names, for messages.
@@ -113,11 +163,7 @@ impl Signature {
         columns: Vec<(String, C)>,
         what: &str,
     ) -> Result<RecordBatch, DataError> {
-        let unknown: Vec<&str> = columns
-            .iter()
-            .filter(|(n, _)| self.column(n).is_none())
-            .map(|(n, _)| n.as_str())
-            .collect();
+        let (at, unknown) = self.place(columns.iter().map(|(n, _)| n.as_str()));
         if !unknown.is_empty() {
             return Err(DataError(format!(
                 "unknown {what}{} `{}`; the model takes: {}",
@@ -126,12 +172,7 @@ impl Signature {
                 self.names()
             )));
         }
-        let missing: Vec<&str> = self
-            .columns
-            .iter()
-            .filter(|c| !columns.iter().any(|(n, _)| *n == c.name))
-            .map(|c| c.name.as_str())
-            .collect();
+        let missing = self.missing(&at);
         if !missing.is_empty() {
             return Err(DataError(format!(
                 "missing {what}{} `{}`; the model takes: {}",
@@ -151,8 +192,9 @@ impl Signature {
         let arrays = self
             .columns
             .iter()
-            .map(|spec| {
-                let values = &columns.iter().find(|(n, _)| *n == spec.name).unwrap().1;
+            .zip(at)
+            .map(|(spec, at)| {
+                let values = &columns[at.expect("no column is missing")].1;
                 values.to_array(&spec.name, spec.column_type, what)
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -172,11 +214,16 @@ impl Signature {
         if rows.iter().any(|r| r.len() != names.len()) {
             return None;
         }
+        let (at, unknown) = self.place(names.iter().copied());
+        if !unknown.is_empty() {
+            return None;
+        }
         let arrays = self
             .columns
             .iter()
-            .map(|spec| {
-                let at = names.iter().position(|n| *n == spec.name)?;
+            .zip(at)
+            .map(|(spec, at)| {
+                let at = at?;
                 let cells = rows.iter().map(|r| Some(r[at].borrowed()));
                 scalar_column(spec.column_type, cells).ok()
             })
@@ -191,12 +238,14 @@ impl Signature {
             // Made by this signature (a request table, or a batch of them).
             return Ok(table.clone());
         }
-        let missing: Vec<&str> = self
-            .columns
-            .iter()
-            .filter(|c| table.column_by_name(&c.name).is_none())
-            .map(|c| c.name.as_str())
-            .collect();
+        let (at, _) = self.place(
+            table
+                .schema_ref()
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str()),
+        );
+        let missing = self.missing(&at);
         if !missing.is_empty() {
             return Err(DataError(format!(
                 "missing column{} `{}`; the model takes: {}",
@@ -208,8 +257,9 @@ impl Signature {
         let arrays = self
             .columns
             .iter()
-            .map(|spec| {
-                let array = table.column_by_name(&spec.name).unwrap();
+            .zip(at)
+            .map(|(spec, at)| {
+                let array = table.column(at.expect("no column is missing"));
                 cast_column(&spec.name, array, spec.column_type)
             })
             .collect::<Result<Vec<_>, _>>()?;
