@@ -1314,6 +1314,19 @@ mod tests {
             e.0.split(';').next().unwrap(),
             format!("missing input `f{}`", width - 1)
         );
+        // Long lists of names are cut after 32, saying how many more.
+        let half = format!(r#"{{"inputs": [{}]}}"#, tensors[..width / 2].join(","));
+        let e = infer_table(&parse_infer(half.as_bytes()).unwrap(), Some(&s)).unwrap_err();
+        let first: Vec<String> = (0..32).map(|i| format!("`f{i}`")).collect();
+        let all: Vec<String> = (0..32).map(|i| format!("f{i}")).collect();
+        assert_eq!(
+            e.0,
+            format!(
+                "missing inputs {} and 968 more; the model takes: {} and 1968 more",
+                first.join(", "),
+                all.join(", ")
+            )
+        );
     }
 
     #[test]

@@ -131,13 +131,10 @@ impl Signature {
             .collect()
     }
 
-    /// The column names, for messages.
+    /// The column names, for messages: the first 32, then how many more
+    /// (the model's metadata lists them all).
     pub fn names(&self) -> String {
-        self.columns
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        listed(self.columns.iter().map(|c| c.name.as_str()), "")
     }
 
     /// The Arrow schema of a request table.
@@ -166,18 +163,18 @@ impl Signature {
         let (at, unknown) = self.place(columns.iter().map(|(n, _)| n.as_str()));
         if !unknown.is_empty() {
             return Err(DataError(format!(
-                "unknown {what}{} `{}`; the model takes: {}",
+                "unknown {what}{} {}; the model takes: {}",
                 plural(unknown.len()),
-                unknown.join("`, `"),
+                listed(unknown.iter().copied(), "`"),
                 self.names()
             )));
         }
         let missing = self.missing(&at);
         if !missing.is_empty() {
             return Err(DataError(format!(
-                "missing {what}{} `{}`; the model takes: {}",
+                "missing {what}{} {}; the model takes: {}",
                 plural(missing.len()),
-                missing.join("`, `"),
+                listed(missing.iter().copied(), "`"),
                 self.names()
             )));
         }
@@ -248,9 +245,9 @@ impl Signature {
         let missing = self.missing(&at);
         if !missing.is_empty() {
             return Err(DataError(format!(
-                "missing column{} `{}`; the model takes: {}",
+                "missing column{} {}; the model takes: {}",
                 plural(missing.len()),
-                missing.join("`, `"),
+                listed(missing.iter().copied(), "`"),
                 self.names()
             )));
         }
@@ -278,6 +275,26 @@ fn batch(
         &RecordBatchOptions::new().with_row_count(Some(rows)),
     )
     .map_err(|e| DataError(e.to_string()))
+}
+
+/// How many names a message lists before it says how many more there are:
+/// an error about a 3,000-column model stays a line a person can read
+/// (and a request naming 100,000 unknown columns does not get them back).
+const LISTED: usize = 32;
+
+/// `names` separated by commas, each between `quote`s: the first
+/// [`LISTED`], then "and N more".
+fn listed<'a>(names: impl ExactSizeIterator<Item = &'a str>, quote: &str) -> String {
+    let more = names.len().saturating_sub(LISTED);
+    let mut out = names
+        .take(LISTED)
+        .map(|n| format!("{quote}{n}{quote}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if more > 0 {
+        out.push_str(&format!(" and {more} more"));
+    }
+    out
 }
 
 fn plural(n: usize) -> &'static str {
