@@ -97,25 +97,34 @@ impl Signature {
 
     /// Where each of the signature's columns is among `names` (the first
     /// of that name; `None`: not there), and the names it does not take,
-    /// in their order.
+    /// in their order. A name the signature repeats finds the same place
+    /// each time.
     fn place<'n>(
         &self,
         names: impl IntoIterator<Item = &'n str>,
     ) -> (Vec<Option<usize>>, Vec<&'n str>) {
+        let distinct = self.positions.len() == self.columns.len();
         let mut at = vec![None; self.columns.len()];
         let mut unknown = Vec::new();
         for (i, name) in names.into_iter().enumerate() {
-            // Clients mostly send the columns in the model's order.
-            let here = self.columns.get(i).is_some_and(|c| c.name == name);
-            match if here {
-                Some(&i)
+            // Clients mostly send the columns in the model's order: then
+            // no name is hashed.
+            let found = if distinct && self.columns.get(i).is_some_and(|c| c.name == name) {
+                Some(i)
             } else {
-                self.positions.get(name)
-            } {
-                Some(&p) => {
+                self.positions.get(name).copied()
+            };
+            match found {
+                Some(p) => {
                     at[p].get_or_insert(i);
                 }
                 None => unknown.push(name),
+            }
+        }
+        if !distinct {
+            // Only each name's first column was placed: the others follow it.
+            for (p, c) in self.columns.iter().enumerate() {
+                at[p] = at[self.positions[&c.name]];
             }
         }
         (at, unknown)
@@ -659,5 +668,47 @@ mod tests {
             RecordBatch::try_from_iter([("x", Arc::new(StringArray::from(vec!["7"])) as ArrayRef)])
                 .unwrap();
         assert!(s.conform(&text).unwrap_err().0.contains("takes float64"));
+    }
+
+    #[test]
+    fn a_repeated_model_column_takes_the_first_request_column_of_its_name() {
+        let s = Signature::new(
+            ["a", "b", "a"]
+                .map(|n| ColumnSpec {
+                    name: n.into(),
+                    column_type: DType::Float64,
+                })
+                .to_vec(),
+        );
+        let floats = |t: &RecordBatch| -> Vec<f64> {
+            t.columns()
+                .iter()
+                .map(|c| c.as_any().downcast_ref::<Float64Array>().unwrap().value(0))
+                .collect()
+        };
+        // In the model's order, in another order, and with the name twice.
+        for (columns, expected) in [
+            (vec![("a", 1), ("b", 2)], [1.0, 2.0, 1.0]),
+            (vec![("b", 2), ("a", 1)], [1.0, 2.0, 1.0]),
+            (vec![("a", 1), ("b", 2), ("a", 3)], [1.0, 2.0, 1.0]),
+        ] {
+            let json = columns
+                .iter()
+                .map(|&(n, v)| (n.to_string(), vec![json!(v)]))
+                .collect();
+            assert_eq!(floats(&s.table_from_json(json, "input").unwrap()), expected);
+            let table = RecordBatch::try_from_iter(columns.iter().map(|&(n, v)| {
+                (
+                    n,
+                    Arc::new(Float64Array::from(vec![f64::from(v)])) as ArrayRef,
+                )
+            }))
+            .unwrap();
+            assert_eq!(floats(&s.conform(&table).unwrap()), expected);
+        }
+        let e = s
+            .table_from_json(vec![("b".into(), vec![json!(2)])], "input")
+            .unwrap_err();
+        assert!(e.0.starts_with("missing inputs `a`, `a`;"), "{e}");
     }
 }
