@@ -20,7 +20,9 @@
 //!   raw contents, MLflow's `dataframe_split` and `dataframe_records`),
 //!   the columns in the model's order and reversed. In-process, on one
 //!   thread: the part of a request's cost that grows with the model's
-//!   width.
+//!   width. With each time, how many heap allocations one read makes (this
+//!   binary counts them): unlike the time, the count does not depend on
+//!   how busy the machine is.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
@@ -32,6 +34,43 @@ use sluice_serve::grpc::inference::model_infer_request::InferInputTensor;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+/// The system allocator, counting the allocations each thread makes.
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+// SAFETY: every call is passed to the system allocator unchanged.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        unsafe { std::alloc::System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// How many allocations (and reallocations) this thread has made.
+fn allocations() -> u64 {
+    ALLOCATIONS.with(std::cell::Cell::get)
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -138,12 +177,13 @@ fn grpc_frame(model: &str, body: &serde_json::Value) -> Bytes {
 
 /// Prints, for each width, the mean time to read a one-row request of that
 /// many float columns (`f0`, `f1`, …, sent in that order and reversed)
-/// into the model's input table, in each request format.
+/// into the model's input table, in each request format, and how many heap
+/// allocations one read makes.
 fn request_tables(widths: &[usize]) {
     use sluice_serve::signature::{ColumnSpec, DType, Signature};
     use sluice_serve::{grpc, protocol};
     println!(
-        "| columns | sent | v2 JSON µs | gRPC raw µs | dataframe_split µs | dataframe_records µs |"
+        "| columns | sent | v2 JSON µs (allocations) | gRPC raw µs (allocations) | dataframe_split µs (allocations) | dataframe_records µs (allocations) |"
     );
     println!("| ---: | --- | ---: | ---: | ---: | ---: |");
     for (&width, reversed) in widths.iter().flat_map(|w| [(w, false), (w, true)]) {
@@ -202,6 +242,10 @@ fn request_tables(widths: &[usize]) {
             .iter()
             .map(|read| {
                 assert_eq!(read(), width, "every column is read");
+                // Counted on a second read: the first may set up what lasts.
+                let before = allocations();
+                std::hint::black_box(read());
+                let made = allocations() - before;
                 // Repeat for about half a second; report the mean.
                 let (mut n, started) = (0u32, Instant::now());
                 while started.elapsed() < Duration::from_millis(500) || n < 3 {
@@ -209,7 +253,7 @@ fn request_tables(widths: &[usize]) {
                     n += 1;
                 }
                 format!(
-                    "{:.1}",
+                    "{:.1} ({made})",
                     started.elapsed().as_secs_f64() * 1e6 / f64::from(n)
                 )
             })

@@ -122,11 +122,11 @@ fn contents_empty(c: &InferTensorContents) -> bool {
 fn typed_contents(t: &InputTensor, c: InferTensorContents) -> Result<TensorData, DataError> {
     Ok(match t.datatype.as_str() {
         "FP32" => TensorData::Float(c.fp32_contents.into_iter().map(f64::from).collect()),
-        "FP64" => TensorData::Float(c.fp64_contents),
+        "FP64" => TensorData::Float(c.fp64_contents.into()),
         "INT8" | "INT16" | "INT32" => {
             TensorData::Int(c.int_contents.into_iter().map(i64::from).collect())
         }
-        "INT64" => TensorData::Int(c.int64_contents),
+        "INT64" => TensorData::Int(c.int64_contents.into()),
         "UINT8" | "UINT16" | "UINT32" => {
             TensorData::UInt(c.uint_contents.into_iter().map(u64::from).collect())
         }

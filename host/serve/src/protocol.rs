@@ -8,6 +8,7 @@ use crate::signature::{
 use arrow_array::{
     Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
 };
+use arrow_buffer::ScalarBuffer;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::borrow::Cow;
@@ -66,15 +67,17 @@ pub struct InputTensor {
 /// JSON `data` stays JSON values, checked against the model's column types
 /// when the table is made; binary data and gRPC contents arrive typed and
 /// are never turned into JSON values (a 50,000-row binary request would be
-/// ten times its size as `serde_json::Value`s).
+/// ten times its size as `serde_json::Value`s). Floats and 64-bit integers
+/// are held in Arrow buffers, which become the request table's columns
+/// without a copy.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TensorData {
     /// From JSON `data`.
     Json(Vec<Value>),
     /// FP16, FP32, FP64.
-    Float(Vec<f64>),
+    Float(ScalarBuffer<f64>),
     /// INT8 to INT64.
-    Int(Vec<i64>),
+    Int(ScalarBuffer<i64>),
     /// UINT8 to UINT64.
     UInt(Vec<u64>),
     /// BOOL.
@@ -109,8 +112,8 @@ impl TensorData {
         }
         match self {
             TensorData::Json(v) => TensorData::Json(pick(v, start, step)),
-            TensorData::Float(v) => TensorData::Float(pick(v, start, step)),
-            TensorData::Int(v) => TensorData::Int(pick(v, start, step)),
+            TensorData::Float(v) => TensorData::Float(pick(v, start, step).into()),
+            TensorData::Int(v) => TensorData::Int(pick(v, start, step).into()),
             TensorData::UInt(v) => TensorData::UInt(pick(v, start, step)),
             TensorData::Bool(v) => TensorData::Bool(pick(v, start, step)),
             TensorData::Text(v) => TensorData::Text(pick(v, start, step)),
@@ -132,18 +135,15 @@ impl ColumnValues for TensorData {
         };
         Ok(match (self, column_type) {
             (TensorData::Json(v), _) => return v.to_array(name, column_type, what),
-            (TensorData::Float(v), DType::Float64) => {
-                Arc::new(Float64Array::from_iter_values(v.iter().copied()))
-            }
+            // The decoded values become the column: no copy.
+            (TensorData::Float(v), DType::Float64) => Arc::new(Float64Array::new(v.clone(), None)),
             (TensorData::Int(v), DType::Float64) => {
                 Arc::new(Float64Array::from_iter_values(v.iter().map(|&x| x as f64)))
             }
             (TensorData::UInt(v), DType::Float64) => {
                 Arc::new(Float64Array::from_iter_values(v.iter().map(|&x| x as f64)))
             }
-            (TensorData::Int(v), DType::Int64) => {
-                Arc::new(Int64Array::from_iter_values(v.iter().copied()))
-            }
+            (TensorData::Int(v), DType::Int64) => Arc::new(Int64Array::new(v.clone(), None)),
             (TensorData::UInt(v), DType::Int64) => Arc::new(
                 v.iter()
                     .enumerate()
@@ -479,26 +479,25 @@ pub fn infer_table(
         let Some(values) = t.data.as_ref() else {
             return Err(DataError(format!("input `{}` has no `data`", t.name)));
         };
-        let dims: Vec<usize> = t
-            .shape
-            .iter()
-            .map(|&d| usize::try_from(d))
-            .collect::<Result<_, _>>()
-            .map_err(|_| {
-                DataError(format!(
-                    "input `{}` has shape {:?}; dimensions must be zero or more",
-                    t.name, t.shape
-                ))
-            })?;
+        if t.shape.iter().any(|&d| d < 0) {
+            return Err(DataError(format!(
+                "input `{}` has shape {:?}; dimensions must be zero or more",
+                t.name, t.shape
+            )));
+        }
+        // Each dimension, known to be zero or more (read without a list:
+        // this runs for every input of every request).
+        let dim = |i: usize| usize::try_from(t.shape[i]).unwrap_or(usize::MAX);
+        let rank = t.shape.len();
         // A shape is the client's word: its product may not fit a usize.
-        let Some(expected) = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) else {
+        let Some(expected) = (0..rank).try_fold(1usize, |n, i| n.checked_mul(dim(i))) else {
             return Err(DataError(format!(
                 "input `{}` has shape {:?}, more values than any request can hold; \
                  the product of the dimensions must equal the number of values in `data`",
                 t.name, t.shape
             )));
         };
-        if dims.is_empty() || expected != values.len() {
+        if rank == 0 || expected != values.len() {
             return Err(DataError(format!(
                 "input `{}` has shape {:?} ({expected} values) but {} values in `data`",
                 t.name,
@@ -507,19 +506,19 @@ pub fn infer_table(
             )));
         }
         // One `[rows, columns]` tensor holding every column, in order.
-        let matrix = dims.len() == 2
-            && dims[1] > 1
+        let matrix = rank == 2
+            && dim(1) > 1
             && request.inputs.len() == 1
-            && inputs.is_some_and(|s| s.column(&t.name).is_none() && s.columns().len() == dims[1]);
+            && inputs.is_some_and(|s| s.column(&t.name).is_none() && s.columns().len() == dim(1));
         if matrix {
             let s = inputs.unwrap();
             for (j, spec) in s.columns().iter().enumerate() {
                 check_datatype(&t.name, &t.datatype, Some(spec.column_type))?;
-                columns.push((spec.name.clone(), Cow::Owned(values.column_of(j, dims[1]))));
+                columns.push((spec.name.as_str(), Cow::Owned(values.column_of(j, dim(1)))));
             }
             continue;
         }
-        if dims.len() > 2 || (dims.len() == 2 && dims[1] != 1) {
+        if rank > 2 || (rank == 2 && dim(1) != 1) {
             return Err(DataError(format!(
                 "input `{}` has shape {:?}; each input is one column, of shape [rows] or [rows, 1]{}",
                 t.name,
@@ -542,7 +541,7 @@ pub fn infer_table(
             return Err(DataError(format!("input `{}` is given twice", t.name)));
         }
         types.push(column_type_of(&t.datatype).unwrap());
-        columns.push((t.name.clone(), Cow::Borrowed(values)));
+        columns.push((t.name.as_str(), Cow::Borrowed(values)));
     }
     match inputs {
         Some(s) => s.table_from(columns, "input"),
@@ -552,7 +551,7 @@ pub fn infer_table(
                     .iter()
                     .zip(types)
                     .map(|((name, _), column_type)| crate::signature::ColumnSpec {
-                        name: name.clone(),
+                        name: name.to_string(),
                         column_type,
                     })
                     .collect(),

@@ -163,13 +163,14 @@ impl Signature {
     }
 
     /// A request table from columns of values of any source (JSON values,
-    /// typed tensors), checked as [`Signature::table_from_json`] says.
-    pub fn table_from<C: ColumnValues>(
+    /// typed tensors), named by owned or borrowed names, checked as
+    /// [`Signature::table_from_json`] says.
+    pub fn table_from<N: AsRef<str>, C: ColumnValues>(
         &self,
-        columns: Vec<(String, C)>,
+        columns: Vec<(N, C)>,
         what: &str,
     ) -> Result<RecordBatch, DataError> {
-        let (at, unknown) = self.place(columns.iter().map(|(n, _)| n.as_str()));
+        let (at, unknown) = self.place(columns.iter().map(|(n, _)| n.as_ref()));
         if !unknown.is_empty() {
             return Err(DataError(format!(
                 "unknown {what}{} {}; the model takes: {}",
@@ -190,9 +191,10 @@ impl Signature {
         let rows = columns.first().map_or(0, |(_, v)| v.count());
         if let Some((n, v)) = columns.iter().find(|(_, v)| v.count() != rows) {
             return Err(DataError(format!(
-                "{what} `{n}` has {} values but `{}` has {rows}; every {what} needs one value per row",
+                "{what} `{}` has {} values but `{}` has {rows}; every {what} needs one value per row",
+                n.as_ref(),
                 v.count(),
-                columns[0].0
+                columns[0].0.as_ref()
             )));
         }
         let arrays = self

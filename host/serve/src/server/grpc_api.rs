@@ -113,9 +113,9 @@ impl GrpcInferenceService for Api {
         let started = Instant::now();
         let app = &self.app;
         let key = app.header_key(|h| request.metadata().get(h).and_then(|v| v.to_str().ok()));
-        let message = request.into_inner();
-        let name = message.model_name.clone();
-        let wanted = message.model_version.clone();
+        let mut message = request.into_inner();
+        let name = std::mem::take(&mut message.model_name);
+        let wanted = std::mem::take(&mut message.model_version);
         let mut served = None;
         let result = async {
             app.route(&name)?;
