@@ -23,6 +23,13 @@
 //!   width. With each time, how many heap allocations one read makes (this
 //!   binary counts them): unlike the time, the count does not depend on
 //!   how busy the machine is.
+//! - `serve-bench predict STORE MODEL V2_BODY.json ROWS…`: the server's
+//!   CPU time to predict a batch of ROWS rows (the body's first row
+//!   repeated) with a registered model, as its prediction path runs it:
+//!   conform, the transform component (pooled instance), the ONNX model.
+//!   In-process, on one thread, with the allocations each prediction
+//!   makes: the part of a request's cost that the batcher shares among
+//!   the requests of a batch.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
@@ -91,6 +98,13 @@ fn main() {
                 .collect();
             request_tables(&widths);
         }
+        Some("predict") if args.len() > 4 => {
+            let rows: Vec<usize> = args[4..]
+                .iter()
+                .map(|r| r.parse().expect("each ROWS is a whole number"))
+                .collect();
+            predict(&args[1], &args[2], &args[3], &rows);
+        }
         Some("grpc-load") if args.len() == 7 => {
             let number = |i: usize| -> u64 { args[i].parse().expect("a whole number") };
             runtime.block_on(grpc_load(
@@ -104,7 +118,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: serve-bench hello ADDR\n       serve-bench grpc-load ADDR MODEL V2_BODY.json CONNECTIONS SECONDS WARMUP\n       serve-bench grpc-body MODEL V2_BODY.json OUT\n       serve-bench request-tables WIDTH..."
+                "usage: serve-bench hello ADDR\n       serve-bench grpc-load ADDR MODEL V2_BODY.json CONNECTIONS SECONDS WARMUP\n       serve-bench grpc-body MODEL V2_BODY.json OUT\n       serve-bench request-tables WIDTH...\n       serve-bench predict STORE MODEL V2_BODY.json ROWS..."
             );
             std::process::exit(2);
         }
@@ -260,6 +274,49 @@ fn request_tables(widths: &[usize]) {
             .collect();
         let sent = if reversed { "reversed" } else { "in order" };
         println!("| {width} | {sent} | {} |", cells.join(" | "));
+    }
+}
+
+fn predict(store: &str, model: &str, body_path: &str, rows: &[usize]) {
+    use sluice_serve::{ServedModel, protocol};
+    let store = sluice_store::Store::open(store).expect("the store opens");
+    let runtime = sluice_runtime::Runtime::new(sluice_runtime::RuntimeConfig {
+        cache_dir: None,
+        cache_key_file: None,
+    })
+    .expect("a component runtime");
+    let reference = model.parse().expect("MODEL is a model reference");
+    let served = ServedModel::load(&store, &runtime, &reference).expect("the model loads");
+    let body = std::fs::read(body_path).expect("the body file reads");
+    let request = protocol::parse_infer(&body).expect("the body is a v2 request");
+    let one = protocol::infer_table(&request, served.inputs()).expect("the body fits the model");
+    let one = one.slice(0, 1);
+    println!("| rows | µs per prediction (median) | µs per row | allocations per prediction |");
+    println!("| ---: | ---: | ---: | ---: |");
+    for &n in rows {
+        let copies = vec![one.clone(); n];
+        let batch = arrow_select::concat::concat_batches(&one.schema(), &copies).unwrap();
+        let run = || {
+            served
+                .predict(&batch)
+                .expect("the model predicts")
+                .num_rows()
+        };
+        assert_eq!(run(), n, "one prediction per row");
+        let before = allocations();
+        std::hint::black_box(run());
+        let made = allocations() - before;
+        // The median of a second of predictions: a shared machine's
+        // stalls move the mean, much less the median.
+        let (mut times, started) = (Vec::new(), Instant::now());
+        while started.elapsed() < Duration::from_secs(1) || times.len() < 3 {
+            let one = Instant::now();
+            std::hint::black_box(run());
+            times.push(one.elapsed());
+        }
+        times.sort_unstable();
+        let micros = times[times.len() / 2].as_secs_f64() * 1e6;
+        println!("| {n} | {micros:.1} | {:.2} | {made} |", micros / n as f64);
     }
 }
 

@@ -149,7 +149,7 @@ impl tables::HostTable for StepState {
         let _hold = self
             .session
             .ledger()
-            .hold_bytes(&format!("a copy of column `{name}`"), size)
+            .hold_bytes(format_args!("a copy of column `{name}`"), size)
             .map_err(|e| wasmtime::Error::new(HostMemoryExceeded(e)))?;
         self.limiter.observe();
         Ok(table::to_wit_column(&name, array.as_ref()).map_err(|e| e.to_string()))

@@ -450,7 +450,7 @@ impl context::Host for StepState {
             Ok((
                 t,
                 ledger.hold_bytes(
-                    &format!("the Parquet encoding of {what}"),
+                    format_args!("the Parquet encoding of {what}"),
                     parquet.len() as u64,
                 )?,
             ))

@@ -96,7 +96,7 @@ impl StepState {
         self.session
             .ledger()
             .hold_bytes(
-                &format!("running the model on {rows} rows"),
+                format_args!("running the model on {rows} rows"),
                 model.inference_memory(rows),
             )
             .map_err(|e| wasmtime::Error::new(HostMemoryExceeded(e)))
@@ -127,7 +127,7 @@ impl StepState {
             .session
             .ledger()
             .hold_bytes(
-                &format!(
+                format_args!(
                     "training {algorithm} on {} rows × {} features{}",
                     table.num_rows(),
                     features.len(),

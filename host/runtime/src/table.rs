@@ -10,6 +10,7 @@ use arrow_array::{
     Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, RecordBatchOptions,
     StringArray,
 };
+use arrow_buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
@@ -237,32 +238,42 @@ impl TableBuilderRes {
                 first.len()
             ));
         }
-        let mut valid = vec![true; len];
-        for &i in &column.nulls {
-            let slot = valid.get_mut(i as usize).ok_or_else(|| {
-                format!("column `{name}` marks row {i} as null, but it has only {len} rows")
-            })?;
-            *slot = false;
-        }
-        let nullable = !column.nulls.is_empty();
-        let validity = nullable.then(|| valid.clone());
+        // Values become the column's buffer as they are (no copy); a
+        // validity bitmap is made only for a column that has nulls.
+        let nulls = if column.nulls.is_empty() {
+            None
+        } else {
+            let mut valid = vec![true; len];
+            for &i in &column.nulls {
+                let slot = valid.get_mut(i as usize).ok_or_else(|| {
+                    format!("column `{name}` marks row {i} as null, but it has only {len} rows")
+                })?;
+                *slot = false;
+            }
+            Some(NullBuffer::from(valid))
+        };
+        let nullable = nulls.is_some();
         let (array, dtype): (ArrayRef, DataType) = match column.values {
             Values::Boolean(v) => (
-                Arc::new(BooleanArray::from(zip_validity(v, &validity))),
+                Arc::new(BooleanArray::new(BooleanBuffer::from(v), nulls)),
                 DataType::Boolean,
             ),
             Values::Int64(v) => (
-                Arc::new(Int64Array::from(zip_validity(v, &validity))),
+                Arc::new(Int64Array::new(ScalarBuffer::from(v), nulls)),
                 DataType::Int64,
             ),
             Values::Float64(v) => (
-                Arc::new(Float64Array::from(zip_validity(v, &validity))),
+                Arc::new(Float64Array::new(ScalarBuffer::from(v), nulls)),
                 DataType::Float64,
             ),
-            Values::Utf8(v) => (
-                Arc::new(StringArray::from(zip_validity(v, &validity))),
-                DataType::Utf8,
-            ),
+            Values::Utf8(v) => {
+                let text = StringArray::from(v);
+                let (offsets, values, _) = text.into_parts();
+                (
+                    Arc::new(StringArray::new(offsets, values, nulls)),
+                    DataType::Utf8,
+                )
+            }
         };
         self.fields.push(Field::new(name, dtype, nullable));
         self.columns.push(array);
@@ -297,17 +308,6 @@ impl TableBuilderRes {
             &RecordBatchOptions::new().with_row_count(Some(rows)),
         )
         .map_err(|e| e.to_string())
-    }
-}
-
-fn zip_validity<T>(values: Vec<T>, validity: &Option<Vec<bool>>) -> Vec<Option<T>> {
-    match validity {
-        None => values.into_iter().map(Some).collect(),
-        Some(valid) => values
-            .into_iter()
-            .zip(valid)
-            .map(|(v, &ok)| ok.then_some(v))
-            .collect(),
     }
 }
 
@@ -541,6 +541,36 @@ mod tests {
         match col.values {
             Values::Float64(v) => assert_eq!((v[0], v[2]), (1.5, 3.0)),
             other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn builder_keeps_values_and_nulls_of_every_type() {
+        let mut b = TableBuilderRes::default();
+        let columns = [
+            ("b", Values::Boolean(vec![true, false, true])),
+            ("n", Values::Int64(vec![7, 8, 9])),
+            ("x", Values::Float64(vec![0.5, 1.5, 2.5])),
+            ("s", Values::Utf8(vec!["a".into(), "b".into(), "c".into()])),
+        ];
+        for (name, values) in columns.clone() {
+            let nulls = if name == "n" { vec![] } else { vec![0, 2] };
+            b.add(name.into(), Column { values, nulls }).unwrap();
+        }
+        let t = b.finish().unwrap();
+        for (i, (name, values)) in columns.into_iter().enumerate() {
+            let field = t.schema().field(i).clone();
+            assert_eq!(field.is_nullable(), name != "n", "{name}");
+            let back = to_wit_column(name, t.column(i).as_ref()).unwrap();
+            let nulls = if name == "n" { vec![] } else { vec![0, 2] };
+            assert_eq!(back.nulls, nulls, "{name}");
+            match (back.values, values) {
+                (Values::Boolean(a), Values::Boolean(e)) => assert_eq!(a[1], e[1]),
+                (Values::Int64(a), Values::Int64(e)) => assert_eq!(a, e),
+                (Values::Float64(a), Values::Float64(e)) => assert_eq!(a[1], e[1]),
+                (Values::Utf8(a), Values::Utf8(e)) => assert_eq!(a[1], e[1]),
+                (a, e) => panic!("{name}: {a:?} is not {e:?}"),
+            }
         }
     }
 
