@@ -234,6 +234,11 @@ fn triton_and_kserve_grpc_clients_get_the_same_predictions_as_sluice_predict() {
             "{unknown}"
         );
         assert_eq!(v["unknown_ready"], "StatusCode.NOT_FOUND");
+        assert_eq!(
+            v["malformed"],
+            "StatusCode.INVALID_ARGUMENT: the ModelInfer message is not valid protobuf: \
+             a field claims 5 bytes where 2 are left"
+        );
     }
     if kserve {
         let v = client("kserve_grpc.py", &grpc, &data.features, rows);
@@ -265,6 +270,14 @@ fn triton_and_kserve_grpc_clients_get_the_same_predictions_as_sluice_predict() {
         text.contains(&format!("\nsluice_logged_requests_total {answered}\n")),
         "{text}"
     );
+    // A message that could not be read names no model it can be counted
+    // under: it counts under the unknown-model label.
+    if triton {
+        assert!(
+            text.contains(r#"model="(unknown)",version="",endpoint="grpc_infer",code="400"} 1"#),
+            "{text}"
+        );
+    }
 }
 
 /// What `sluice predict` says for `rows`: the labels and the probability

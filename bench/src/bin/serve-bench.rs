@@ -237,7 +237,7 @@ fn request_tables(widths: &[usize]) {
                 protocol::infer_table(&r, s).unwrap().num_columns()
             },
             &|| {
-                let m = ModelInferRequest::decode(message.clone()).unwrap();
+                let m = grpc::ModelInfer::read(&message).unwrap();
                 let r = grpc::infer_request(m).unwrap();
                 protocol::infer_table(&r, s).unwrap().num_columns()
             },

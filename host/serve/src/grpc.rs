@@ -10,12 +10,13 @@
 //! `raw_output_contents`, the form both clients read first.
 
 use crate::protocol::{
-    InferRequest, InputTensor, PLATFORM, RequestedOutput, TensorData, decode_binary, encode_binary,
+    BinaryInputs, InferRequest, InputTensor, PLATFORM, RequestedOutput, TensorData, encode_binary,
     metadata_tensors, requested_outputs,
 };
 use crate::signature::{DataError, Signature};
 use arrow_array::RecordBatch;
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 
 /// The protocol's messages and service, generated from
 /// `host/serve/proto/inference.proto` by `scripts/gen-grpc`.
@@ -24,9 +25,12 @@ pub mod inference {
     include!("grpc/inference.rs");
 }
 
+mod wire;
+pub use wire::{Input, ModelInfer};
+
 use inference::infer_parameter::ParameterChoice;
 use inference::model_infer_response::InferOutputTensor;
-use inference::{InferParameter, InferTensorContents, ModelInferRequest, ModelInferResponse};
+use inference::{InferParameter, InferTensorContents, ModelInferResponse};
 
 /// gRPC parameters as the JSON parameters of the HTTP protocol.
 fn parameters(
@@ -48,9 +52,10 @@ fn parameters(
     })
 }
 
-/// The request as the HTTP protocol's [`InferRequest`], each input's values
-/// decoded from its typed contents or its raw bytes; or why it cannot be.
-pub fn infer_request(request: ModelInferRequest) -> Result<InferRequest, DataError> {
+/// The request as the HTTP protocol's [`InferRequest`], names borrowed
+/// from the message, each input's values decoded from its typed contents
+/// or its raw bytes; or why it cannot be.
+pub fn infer_request(request: ModelInfer<'_>) -> Result<InferRequest<'_>, DataError> {
     let raw = request.raw_input_contents;
     if !raw.is_empty() && raw.len() != request.inputs.len() {
         return Err(DataError(format!(
@@ -59,47 +64,56 @@ pub fn infer_request(request: ModelInferRequest) -> Result<InferRequest, DataErr
             raw.len()
         )));
     }
-    let inputs = request
+    let mut decoded = BinaryInputs::new(
+        request
+            .inputs
+            .iter()
+            .zip(&raw)
+            .map(|(t, bytes)| (t.datatype, bytes.len())),
+        raw.iter().map(|b| b.len()).sum(),
+    );
+    let mut inputs = request
         .inputs
         .into_iter()
         .enumerate()
         .map(|(i, t)| {
             let mut tensor = InputTensor {
-                name: t.name,
+                name: Cow::Borrowed(t.name),
                 shape: t.shape,
-                datatype: t.datatype,
+                datatype: Cow::Borrowed(t.datatype),
                 parameters: parameters(&t.parameters),
                 data: None,
             };
-            tensor.data = Some(match (raw.get(i), t.contents) {
+            tensor.data = match (raw.get(i), t.contents) {
                 (Some(_), Some(c)) if !contents_empty(&c) => {
                     return Err(DataError(format!(
                         "input `{}` has both `contents` and raw contents; send one",
                         tensor.name
                     )));
                 }
-                (Some(bytes), _) => decode_binary(&tensor, bytes)?,
-                (None, Some(c)) => typed_contents(&tensor, c)?,
+                (Some(bytes), _) => decoded.decode(i, &tensor, bytes)?,
+                (None, Some(c)) => Some(typed_contents(&tensor, *c)?),
                 (None, None) => {
                     return Err(DataError(format!(
                         "input `{}` has no `contents` (nor an entry in `raw_input_contents`)",
                         tensor.name
                     )));
                 }
-            });
+            };
             Ok(tensor)
         })
         .collect::<Result<Vec<_>, DataError>>()?;
+    decoded.finish(&mut inputs);
     Ok(InferRequest {
-        id: (!request.id.is_empty()).then_some(request.id),
+        id: (!request.id.is_empty()).then(|| request.id.to_string()),
         parameters: parameters(&request.parameters),
         inputs,
         outputs: Some(
             request
                 .outputs
                 .into_iter()
-                .map(|o| RequestedOutput {
-                    name: o.name,
+                .map(|name| RequestedOutput {
+                    name: Cow::Borrowed(name),
                     parameters: None,
                 })
                 .collect(),
@@ -120,7 +134,7 @@ fn contents_empty(c: &InferTensorContents) -> bool {
 
 /// The values in the `contents` field that the tensor's datatype uses.
 fn typed_contents(t: &InputTensor, c: InferTensorContents) -> Result<TensorData, DataError> {
-    Ok(match t.datatype.as_str() {
+    Ok(match &*t.datatype {
         "FP32" => TensorData::Float(c.fp32_contents.into_iter().map(f64::from).collect()),
         "FP64" => TensorData::Float(c.fp64_contents.into()),
         "INT8" | "INT16" | "INT32" => {
@@ -161,7 +175,7 @@ pub fn infer_response(
     version: i64,
     id: &str,
     predictions: &RecordBatch,
-    request: &InferRequest,
+    request: &InferRequest<'_>,
 ) -> Result<ModelInferResponse, DataError> {
     let rows = predictions.num_rows() as i64;
     let mut outputs = Vec::new();
@@ -220,8 +234,16 @@ mod tests {
     use crate::protocol::{infer_table, parse_infer};
     use crate::signature::{ColumnSpec, DType, Signature};
     use arrow_array::{Array, Float64Array, StringArray};
+    use inference::ModelInferRequest;
     use inference::model_infer_request::InferInputTensor;
+    use prost::Message;
     use std::sync::Arc;
+
+    /// The request a client's message makes, read as the server reads it.
+    fn request(message: ModelInferRequest) -> Result<InferRequest<'static>, DataError> {
+        let bytes = message.encode_to_vec();
+        infer_request(ModelInfer::read(&bytes)?).map(InferRequest::into_owned)
+    }
 
     fn sig() -> Signature {
         Signature::new(vec![
@@ -258,7 +280,7 @@ mod tests {
                 {"name": "n", "shape": [2], "datatype": "INT64", "data": [3, 4]}]}"#,
         )
         .unwrap();
-        let typed = infer_request(ModelInferRequest {
+        let typed = request(ModelInferRequest {
             inputs: vec![
                 input(
                     "a",
@@ -280,7 +302,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let raw = infer_request(ModelInferRequest {
+        let raw = request(ModelInferRequest {
             inputs: vec![input("a", "FP32", None), input("n", "INT64", None)],
             raw_input_contents: vec![
                 [1.5f32.to_le_bytes(), (-2.0f32).to_le_bytes()]
@@ -299,27 +321,27 @@ mod tests {
 
     #[test]
     fn malformed_grpc_requests_are_refused_with_the_reason() {
-        let e = infer_request(ModelInferRequest {
+        let e = request(ModelInferRequest {
             inputs: vec![input("a", "FP32", None), input("n", "INT64", None)],
             raw_input_contents: vec![vec![0u8; 8].into()],
             ..Default::default()
         })
         .unwrap_err();
         assert!(e.0.contains("2 inputs but 1 `raw_input_contents`"), "{e}");
-        let e = infer_request(ModelInferRequest {
+        let e = request(ModelInferRequest {
             inputs: vec![input("a", "FP32", None)],
             ..Default::default()
         })
         .unwrap_err();
         assert!(e.0.contains("input `a` has no `contents`"), "{e}");
-        let e = infer_request(ModelInferRequest {
+        let e = request(ModelInferRequest {
             inputs: vec![input("a", "FP32", None)],
             raw_input_contents: vec![vec![0u8; 7].into()],
             ..Default::default()
         })
         .unwrap_err();
         assert!(e.0.contains("not a whole number of 4-byte values"), "{e}");
-        let e = infer_request(ModelInferRequest {
+        let e = request(ModelInferRequest {
             inputs: vec![input(
                 "a",
                 "BYTES",
@@ -347,7 +369,7 @@ mod tests {
             ),
         ])
         .unwrap();
-        let all = infer_request(ModelInferRequest::default()).unwrap();
+        let all = request(ModelInferRequest::default()).unwrap();
         let r = infer_response("cancer", 3, "x", &p, &all).unwrap();
         assert_eq!(r.model_version, "3");
         assert_eq!(r.outputs.len(), 2);
@@ -359,7 +381,7 @@ mod tests {
             .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
             .collect();
         assert_eq!(floats, [0.9, 0.2]);
-        let one = infer_request(ModelInferRequest {
+        let one = request(ModelInferRequest {
             outputs: vec![inference::model_infer_request::InferRequestedOutputTensor {
                 name: "probability_M".into(),
                 ..Default::default()

@@ -1273,7 +1273,8 @@ mod tests {
         assert_eq!(body["inputs"].as_array().unwrap().len(), 6);
         // The server reads such a request into a one-row table, a null
         // as a missing value.
-        let request = crate::protocol::parse_infer(&infer_body(&columns, 3, 1, 1)).unwrap();
+        let body = infer_body(&columns, 3, 1, 1);
+        let request = crate::protocol::parse_infer(&body).unwrap();
         let table = crate::protocol::infer_table(&request, None).unwrap();
         assert_eq!((table.num_rows(), table.num_columns()), (1, 6));
         assert!(table.column(0).is_null(0));

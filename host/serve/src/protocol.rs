@@ -18,9 +18,12 @@ use std::sync::Arc;
 ///
 /// Fields the protocol does not define (KServe's client sends
 /// `model_name`, for instance) are accepted and ignored, as the reference
-/// servers do.
-#[derive(Debug, Deserialize)]
-pub struct InferRequest {
+/// servers do. Names and datatypes are borrowed from the body they were
+/// read from (`'a`) when they hold no escapes: a 30-input request would
+/// otherwise copy 60 strings out of a body that is still there.
+/// [`InferRequest::into_owned`] lets the body go.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct InferRequest<'a> {
     /// Echoed in the response.
     #[serde(default)]
     pub id: Option<String>,
@@ -28,30 +31,63 @@ pub struct InferRequest {
     #[serde(default)]
     pub parameters: Option<Map<String, Value>>,
     /// One tensor per input column (or one `[rows, columns]` tensor).
-    pub inputs: Vec<InputTensor>,
+    #[serde(borrow)]
+    pub inputs: Vec<InputTensor<'a>>,
     /// Which outputs to return (all when absent or empty).
-    #[serde(default)]
-    pub outputs: Option<Vec<RequestedOutput>>,
+    #[serde(default, borrow)]
+    pub outputs: Option<Vec<RequestedOutput<'a>>>,
 }
 
-impl InferRequest {
+impl InferRequest<'_> {
     /// Whether outputs come back as binary data unless an output says
     /// otherwise (`parameters.binary_data_output`).
     pub fn binary_output(&self) -> bool {
         flag(self.parameters.as_ref(), "binary_data_output").unwrap_or(false)
     }
+
+    /// The request with its names copied, so that the body it was read
+    /// from can be freed before the request is answered (a large body
+    /// would otherwise be held through the prediction).
+    pub fn into_owned(self) -> InferRequest<'static> {
+        InferRequest {
+            id: self.id,
+            parameters: self.parameters,
+            inputs: self
+                .inputs
+                .into_iter()
+                .map(|t| InputTensor {
+                    name: Cow::Owned(t.name.into_owned()),
+                    shape: t.shape,
+                    datatype: Cow::Owned(t.datatype.into_owned()),
+                    parameters: t.parameters,
+                    data: t.data,
+                })
+                .collect(),
+            outputs: self.outputs.map(|outputs| {
+                outputs
+                    .into_iter()
+                    .map(|o| RequestedOutput {
+                        name: Cow::Owned(o.name.into_owned()),
+                        parameters: o.parameters,
+                    })
+                    .collect()
+            }),
+        }
+    }
 }
 
 /// An input tensor.
-#[derive(Debug, Deserialize)]
-pub struct InputTensor {
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct InputTensor<'a> {
     /// Its name: a column of the model.
-    pub name: String,
+    #[serde(borrow)]
+    pub name: Cow<'a, str>,
     /// Its shape: `[rows]`, `[rows, 1]`, or `[rows, columns]` for one
     /// tensor holding every column.
-    pub shape: Vec<i64>,
+    pub shape: Shape,
     /// `FP32`, `FP64`, `INT64`, `BOOL`, `BYTES`, …
-    pub datatype: String,
+    #[serde(borrow)]
+    pub datatype: Cow<'a, str>,
     /// Tensor parameters; `binary_data_size` says the values follow the
     /// JSON header as binary data.
     #[serde(default)]
@@ -60,6 +96,62 @@ pub struct InputTensor {
     /// absent when they come as binary data).
     #[serde(default)]
     pub data: Option<TensorData>,
+}
+
+/// A tensor's dimensions as the client sent them, not yet checked. Held
+/// inline up to rank 2 (every shape this server accepts): a list per input
+/// would be an allocation per column of every request.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Shape(smallvec::SmallVec<[i64; 2]>);
+
+impl std::ops::Deref for Shape {
+    type Target = [i64];
+    fn deref(&self) -> &[i64] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Shape {
+    /// As a list: `[2, 30]`, the way error messages show a shape.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter()).finish()
+    }
+}
+
+impl Shape {
+    /// Appends a dimension.
+    pub fn push(&mut self, dim: i64) {
+        self.0.push(dim);
+    }
+}
+
+impl FromIterator<i64> for Shape {
+    fn from_iter<I: IntoIterator<Item = i64>>(dims: I) -> Self {
+        Shape(dims.into_iter().collect())
+    }
+}
+
+impl<'de> Deserialize<'de> for Shape {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Dims;
+        impl<'de> serde::de::Visitor<'de> for Dims {
+            type Value = Shape;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Shape, A::Error> {
+                let mut dims = smallvec::SmallVec::new();
+                while let Some(d) = seq.next_element::<i64>()? {
+                    dims.push(d);
+                }
+                Ok(Shape(dims))
+            }
+        }
+        deserializer.deserialize_seq(Dims)
+    }
 }
 
 /// A tensor's values, flat and row-major, in the type they arrived in.
@@ -246,10 +338,11 @@ impl<'de> Deserialize<'de> for TensorData {
 }
 
 /// A requested output.
-#[derive(Debug, Deserialize)]
-pub struct RequestedOutput {
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RequestedOutput<'a> {
     /// The output's name.
-    pub name: String,
+    #[serde(borrow)]
+    pub name: Cow<'a, str>,
     /// Output parameters; `binary_data` asks for it as binary data.
     #[serde(default)]
     pub parameters: Option<Map<String, Value>>,
@@ -263,7 +356,7 @@ fn flag(parameters: Option<&Map<String, Value>>, name: &str) -> Option<bool> {
 }
 
 /// Parses an inference request body that is JSON only.
-pub fn parse_infer(body: &[u8]) -> Result<InferRequest, DataError> {
+pub fn parse_infer(body: &[u8]) -> Result<InferRequest<'_>, DataError> {
     parse_infer_with(body, None)
 }
 
@@ -275,7 +368,7 @@ pub fn parse_infer(body: &[u8]) -> Result<InferRequest, DataError> {
 pub fn parse_infer_with(
     body: &[u8],
     header_length: Option<usize>,
-) -> Result<InferRequest, DataError> {
+) -> Result<InferRequest<'_>, DataError> {
     let (header, mut binary) = match header_length {
         Some(n) if n > body.len() => {
             return Err(DataError(format!(
@@ -286,9 +379,16 @@ pub fn parse_infer_with(
         Some(n) => body.split_at(n),
         None => (body, &[][..]),
     };
-    let mut request: InferRequest = serde_json::from_slice(header)
+    let mut request: InferRequest<'_> = serde_json::from_slice(header)
         .map_err(|e| DataError(format!("invalid inference request: {e}")))?;
-    for t in &mut request.inputs {
+    let mut decoded = BinaryInputs::new(
+        request.inputs.iter().filter_map(|t| {
+            let size = t.parameters.as_ref()?.get("binary_data_size")?.as_u64()?;
+            Some((&*t.datatype, usize::try_from(size).ok()?))
+        }),
+        binary.len(),
+    );
+    for (i, t) in request.inputs.iter_mut().enumerate() {
         let size = match t.parameters.as_ref().and_then(|p| p.get("binary_data_size")) {
             None => None,
             Some(v) => Some(v.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| {
@@ -329,7 +429,7 @@ pub fn parse_infer_with(
                 }
                 let (bytes, rest) = binary.split_at(size);
                 binary = rest;
-                t.data = Some(decode_binary(t, bytes)?);
+                t.data = decoded.decode(i, t, bytes)?;
             }
         }
     }
@@ -339,6 +439,7 @@ pub fn parse_infer_with(
             binary.len()
         )));
     }
+    decoded.finish(&mut request.inputs);
     Ok(request)
 }
 
@@ -346,33 +447,26 @@ pub fn parse_infer_with(
 /// little-endian, row-major; each `BYTES` element a 4-byte little-endian
 /// length and then its bytes.
 pub fn decode_binary(t: &InputTensor, bytes: &[u8]) -> Result<TensorData, DataError> {
-    let bad = |why: String| DataError(format!("input `{}` ({}): {why}", t.name, t.datatype));
-    let fixed = |width: usize| -> Result<std::slice::ChunksExact<'_, u8>, DataError> {
-        if !bytes.len().is_multiple_of(width) {
-            return Err(bad(format!(
-                "{} bytes of binary data is not a whole number of {width}-byte values",
-                bytes.len()
-            )));
-        }
-        Ok(bytes.chunks_exact(width))
-    };
+    let mut floats = Vec::new();
+    if decode_floats(t, bytes, &mut floats)? {
+        return Ok(TensorData::Float(floats.into()));
+    }
+    let bad = |why: String| binary_error(t, why);
+    let fixed = |width: usize| whole_values(t, bytes, width);
+    // Collected into a `Vec` that becomes the buffer as it is: collecting
+    // into a `ScalarBuffer` takes a 64-byte-aligned allocation, the
+    // allocator's slow path.
     macro_rules! numbers {
         ($variant:ident, $ty:ty, $width:expr) => {
             TensorData::$variant(
                 fixed($width)?
                     .map(|c| <$ty>::from_le_bytes(c.try_into().unwrap()).into())
-                    .collect(),
+                    .collect::<Vec<_>>()
+                    .into(),
             )
         };
     }
-    Ok(match t.datatype.as_str() {
-        "FP64" => numbers!(Float, f64, 8),
-        "FP32" => numbers!(Float, f32, 4),
-        "FP16" => TensorData::Float(
-            fixed(2)?
-                .map(|c| f16_to_f64(u16::from_le_bytes(c.try_into().unwrap())))
-                .collect(),
-        ),
+    Ok(match &*t.datatype {
         "INT8" => numbers!(Int, i8, 1),
         "INT16" => numbers!(Int, i16, 2),
         "INT32" => numbers!(Int, i32, 4),
@@ -416,6 +510,112 @@ pub fn decode_binary(t: &InputTensor, bytes: &[u8]) -> Result<TensorData, DataEr
             )));
         }
     })
+}
+
+/// A refusal of input `t`'s binary values.
+fn binary_error(t: &InputTensor, why: String) -> DataError {
+    DataError(format!("input `{}` ({}): {why}", t.name, t.datatype))
+}
+
+/// `bytes` as values of `width` bytes each, or why they are not.
+fn whole_values<'b>(
+    t: &InputTensor,
+    bytes: &'b [u8],
+    width: usize,
+) -> Result<std::slice::ChunksExact<'b, u8>, DataError> {
+    if !bytes.len().is_multiple_of(width) {
+        return Err(binary_error(
+            t,
+            format!(
+                "{} bytes of binary data is not a whole number of {width}-byte values",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(bytes.chunks_exact(width))
+}
+
+/// The width of one binary value of a float `datatype`; `None` for others.
+fn float_width(datatype: &str) -> Option<usize> {
+    match datatype {
+        "FP64" => Some(8),
+        "FP32" => Some(4),
+        "FP16" => Some(2),
+        _ => None,
+    }
+}
+
+/// Appends the binary values of a float input (FP16, FP32, FP64) to
+/// `out`; `false`, appending nothing, for any other datatype.
+fn decode_floats(t: &InputTensor, bytes: &[u8], out: &mut Vec<f64>) -> Result<bool, DataError> {
+    let Some(width) = float_width(&t.datatype) else {
+        return Ok(false);
+    };
+    let values = whole_values(t, bytes, width)?;
+    out.reserve(values.len());
+    match width {
+        8 => out.extend(values.map(|c| f64::from_le_bytes(c.try_into().unwrap()))),
+        4 => out.extend(values.map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap())))),
+        _ => out.extend(values.map(|c| f16_to_f64(u16::from_le_bytes(c.try_into().unwrap())))),
+    }
+    Ok(true)
+}
+
+/// The binary values of a request's inputs, its float columns gathered in
+/// one buffer of which each is a slice: one allocation for all of them,
+/// where a buffer each took two per column (a one-row request of 30
+/// columns made 60 allocations of 8 bytes).
+pub(crate) struct BinaryInputs {
+    floats: Vec<f64>,
+    /// Input index and range in `floats` of each float input.
+    ranges: Vec<(usize, std::ops::Range<usize>)>,
+}
+
+impl BinaryInputs {
+    /// Room for the float values of `inputs` (each a datatype and the
+    /// number of bytes its binary values take, as the client claims), in
+    /// binary data `total` bytes long: a claim beyond it reserves nothing
+    /// more, as it will be refused.
+    pub(crate) fn new<'t>(inputs: impl Iterator<Item = (&'t str, usize)>, total: usize) -> Self {
+        let floats = inputs
+            .filter_map(|(datatype, bytes)| float_width(datatype).map(|w| bytes.min(total) / w))
+            .fold(0usize, usize::saturating_add);
+        BinaryInputs {
+            floats: Vec::with_capacity(floats.min(total / 2)),
+            ranges: Vec::new(),
+        }
+    }
+
+    /// Decodes input number `index` from `bytes`: its values, or `None`
+    /// for a float input, whose values [`BinaryInputs::finish`] gives it.
+    pub(crate) fn decode(
+        &mut self,
+        index: usize,
+        t: &InputTensor,
+        bytes: &[u8],
+    ) -> Result<Option<TensorData>, DataError> {
+        let start = self.floats.len();
+        if decode_floats(t, bytes, &mut self.floats)? {
+            self.ranges.push((index, start..self.floats.len()));
+            return Ok(None);
+        }
+        decode_binary(t, bytes).map(Some)
+    }
+
+    /// Gives each float input its slice of the shared buffer.
+    pub(crate) fn finish(self, inputs: &mut [InputTensor]) {
+        if self.ranges.is_empty() {
+            return;
+        }
+        let buffer = arrow_buffer::Buffer::from_vec(self.floats);
+        for (index, range) in self.ranges {
+            inputs[index].data = Some(TensorData::Float(ScalarBuffer::new(
+                buffer.clone(),
+                range.start,
+                range.len(),
+            )));
+        }
+    }
 }
 
 /// An IEEE half-precision number's value.
@@ -463,7 +663,7 @@ const DATATYPES: &str = "FP32, FP64, INT8–INT64, UINT8–UINT64, BOOL, BYTES";
 /// The request table of an inference request, for a model taking `inputs`
 /// (`None`: whatever named columns it is given).
 pub fn infer_table(
-    request: &InferRequest,
+    request: &InferRequest<'_>,
     inputs: Option<&Signature>,
 ) -> Result<RecordBatch, DataError> {
     if request.inputs.is_empty() {
@@ -537,11 +737,11 @@ pub fn infer_table(
             .and_then(|s| s.column(&t.name))
             .map(|c| c.column_type);
         check_datatype(&t.name, &t.datatype, column_type)?;
-        if !seen.insert(t.name.as_str()) {
+        if !seen.insert(&*t.name) {
             return Err(DataError(format!("input `{}` is given twice", t.name)));
         }
         types.push(column_type_of(&t.datatype).unwrap());
-        columns.push((t.name.as_str(), Cow::Borrowed(values)));
+        columns.push((&*t.name, Cow::Borrowed(values)));
     }
     match inputs {
         Some(s) => s.table_from(columns, "input"),
@@ -613,7 +813,7 @@ pub struct OutputTensor<'a> {
 /// list), in the model's order, or which one the model does not give.
 pub fn requested_outputs<'a>(
     predictions: &'a RecordBatch,
-    request: &InferRequest,
+    request: &InferRequest<'_>,
 ) -> Result<Vec<OutputTensor<'a>>, DataError> {
     let schema = predictions.schema_ref();
     let requested = request.outputs.as_deref().filter(|r| !r.is_empty());
@@ -664,7 +864,7 @@ pub fn infer_response(
     version: i64,
     id: &str,
     predictions: &RecordBatch,
-    request: &InferRequest,
+    request: &InferRequest<'_>,
 ) -> Result<InferResponse, DataError> {
     let rows = predictions.num_rows();
     let mut binary = Vec::new();
@@ -1156,6 +1356,58 @@ mod tests {
     }
 
     #[test]
+    fn names_are_borrowed_from_the_body_unless_they_hold_escapes() {
+        let body = br#"{"inputs": [
+            {"name": "a", "shape": [1], "datatype": "FP64", "data": [1]},
+            {"name": "\u0062", "shape": [1], "datatype": "FP\u0033\u0032", "data": [2]}],
+            "outputs": [{"name": "p"}]}"#;
+        let r = parse_infer(body).unwrap();
+        assert!(matches!(r.inputs[0].name, Cow::Borrowed("a")));
+        assert!(matches!(r.inputs[1].name, Cow::Owned(ref n) if n == "b"));
+        assert_eq!(r.inputs[1].datatype, "FP32");
+        assert!(matches!(r.outputs.as_deref(), Some([o]) if matches!(o.name, Cow::Borrowed("p"))));
+        // The owned copy reads the same, and outlives the body.
+        let owned = r.clone().into_owned();
+        assert_eq!(owned, r);
+        let t = infer_table(&owned, Some(&sig())).unwrap();
+        assert_eq!(floats(&t, 1), vec![2.0]);
+    }
+
+    #[test]
+    fn binary_float_inputs_are_slices_of_one_buffer_and_read_their_own_values() {
+        let header = br#"{"inputs": [
+            {"name": "a", "shape": [2], "datatype": "FP64", "parameters": {"binary_data_size": 16}},
+            {"name": "n", "shape": [2], "datatype": "INT64", "parameters": {"binary_data_size": 16}},
+            {"name": "b", "shape": [2], "datatype": "FP32", "parameters": {"binary_data_size": 8}}]}"#;
+        let mut body = header.to_vec();
+        for v in [1.5f64, -2.0] {
+            body.extend(v.to_le_bytes());
+        }
+        for v in [7i64, 8] {
+            body.extend(v.to_le_bytes());
+        }
+        for v in [0.25f32, 4.0] {
+            body.extend(v.to_le_bytes());
+        }
+        let r = parse_infer_with(&body, Some(header.len())).unwrap();
+        let floats_of = |i: usize| match r.inputs[i].data.as_ref().unwrap() {
+            TensorData::Float(v) => v.clone(),
+            other => panic!("input {i}: {other:?}"),
+        };
+        let (a, b) = (floats_of(0), floats_of(2));
+        assert_eq!((&a[..], &b[..]), (&[1.5, -2.0][..], &[0.25, 4.0][..]));
+        assert_eq!(r.inputs[1].data, Some(TensorData::Int(vec![7, 8].into())));
+        // `b` follows `a` in the same allocation.
+        assert_eq!(b.as_ptr(), a.as_ptr().wrapping_add(2));
+        let t = infer_table(&r, None).unwrap();
+        assert_eq!(floats(&t, 2), vec![0.25, 4.0]);
+        // A size claimed beyond the body reserves nothing and is refused.
+        let huge = br#"{"inputs": [{"name": "a", "shape": [1], "datatype": "FP64", "parameters": {"binary_data_size": 18446744073709551615}}]}"#;
+        let e = parse_infer_with(huge, Some(huge.len())).unwrap_err();
+        assert!(e.0.contains("only 0 bytes of binary data are left"), "{e}");
+    }
+
+    #[test]
     fn malformed_tensors_are_refused_with_the_reason() {
         let err = |body: &str| {
             let r = parse_infer(body.as_bytes())?;
@@ -1449,7 +1701,9 @@ mod tests {
         ])
         .unwrap();
         let request = |outputs: &str| {
-            parse_infer(format!(r#"{{"inputs": [], {outputs}}}"#).as_bytes()).unwrap()
+            parse_infer(format!(r#"{{"inputs": [], {outputs}}}"#).as_bytes())
+                .unwrap()
+                .into_owned()
         };
         let r = infer_response("cancer", 3, "req-1", &p, &request(r#""id": "x""#)).unwrap();
         assert!(r.binary.is_empty());

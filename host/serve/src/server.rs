@@ -1259,23 +1259,46 @@ async fn infer_on(
         let body = request_body(&headers, body, app.max_body)?;
         let request = protocol::parse_infer_with(&body, inference_header_length(&headers)?)
             .map_err(|e| ApiError::bad_request(e.0))?;
-        drop(body);
         let key = app.header_key(|h| headers.get(h).and_then(|v| v.to_str().ok()));
-        let answer = app
-            .infer(&name, version.as_deref(), &request, key, &mut served)
-            .await?;
-        let response = protocol::infer_response(
-            &answer.model.name,
-            answer.model.version,
-            &answer.id,
-            &answer.predictions,
-            &request,
-        )
-        .map_err(|e| ApiError::bad_request(e.0))?;
-        Ok::<_, ApiError>(infer_http_response(response))
+        let version = version.as_deref();
+        if body.len() > BORROWED_BODY_MAX {
+            let request = request.into_owned();
+            drop(body);
+            answer_v2(&app, &name, version, &request, key, &mut served).await
+        } else {
+            answer_v2(&app, &name, version, &request, key, &mut served).await
+        }
     }
     .await;
     finish(&app, &name, served, "infer", started, result)
+}
+
+/// The largest request body kept while its request is answered, so that
+/// the request's names can stay borrowed from it. A larger body is freed
+/// once read (its names copied), so that a burst of large requests does
+/// not hold each body through its prediction beside the table made from
+/// it.
+pub(crate) const BORROWED_BODY_MAX: usize = 64 * 1024;
+
+/// The v2 answer to a parsed inference request.
+async fn answer_v2(
+    app: &Arc<App>,
+    name: &str,
+    version: Option<&str>,
+    request: &protocol::InferRequest<'_>,
+    key: Option<String>,
+    served: &mut Option<Picked>,
+) -> Result<Response, ApiError> {
+    let answer = app.infer(name, version, request, key, served).await?;
+    let response = protocol::infer_response(
+        &answer.model.name,
+        answer.model.version,
+        &answer.id,
+        &answer.predictions,
+        request,
+    )
+    .map_err(|e| ApiError::bad_request(e.0))?;
+    Ok(infer_http_response(response))
 }
 
 /// A prediction made for an inference request, whichever transport it
@@ -1345,7 +1368,7 @@ impl App {
         self: &Arc<Self>,
         name: &str,
         version: Option<&str>,
-        request: &protocol::InferRequest,
+        request: &protocol::InferRequest<'_>,
         key: Option<String>,
         served: &mut Option<Picked>,
     ) -> Result<Answer, ApiError> {

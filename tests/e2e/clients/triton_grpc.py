@@ -8,6 +8,7 @@ as JSON.
 import json
 import sys
 
+import grpc
 import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
@@ -62,4 +63,13 @@ try:
     out["unknown_ready"] = None
 except InferenceServerException as e:
     out["unknown_ready"] = e.status()
+# A message that is not protobuf (a string field claiming 5 bytes where 2
+# follow), sent as raw bytes on the client's own gRPC channel.
+with grpc.insecure_channel(url) as channel:
+    infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+    try:
+        infer(b"\x0a\x05ab", timeout=30)
+        out["malformed"] = None
+    except grpc.RpcError as e:
+        out["malformed"] = f"{e.code()}: {e.details()}"
 print(json.dumps(out))

@@ -1,8 +1,16 @@
 //! The Open Inference Protocol over gRPC: the same served models, canary
 //! splits, batcher, request log and metrics as the HTTP endpoints; only
 //! the encoding differs (`crate::grpc`).
+//!
+//! `ModelInfer`, the one method on the hot path, bypasses prost: its
+//! message arrives as bytes and is read in place ([`ModelInfer::read`]),
+//! names and raw contents borrowed. Every other method goes through the
+//! generated service.
 
-use super::{ApiError, App, MODEL_VERSION_HEADER, SERVER_NAME, VARIANT_HEADER, metadata_model};
+use super::{
+    ApiError, App, BORROWED_BODY_MAX, MODEL_VERSION_HEADER, SERVER_NAME, VARIANT_HEADER,
+    metadata_model,
+};
 use crate::grpc::inference::grpc_inference_service_server::{
     GrpcInferenceService, GrpcInferenceServiceServer,
 };
@@ -11,26 +19,197 @@ use crate::grpc::inference::{
     ModelReadyRequest, ModelReadyResponse, ServerLiveRequest, ServerLiveResponse,
     ServerMetadataRequest, ServerMetadataResponse, ServerReadyRequest, ServerReadyResponse,
 };
+use crate::grpc::{ModelInfer, infer_request};
+use crate::protocol::InferRequest;
+use crate::signature::DataError;
 use axum::http::StatusCode;
+use bytes::{Buf, Bytes};
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
+use tonic::codec::{Codec, DecodeBuf, Decoder};
+use tonic::codegen::{Body, BoxFuture, StdError, http};
+use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
 
+/// The path of `ModelInfer`.
+const MODEL_INFER: &str = "/inference.GRPCInferenceService/ModelInfer";
+
+/// The endpoint label of `ModelInfer` in metrics.
+const ENDPOINT: &str = "grpc_infer";
+
 /// The gRPC service, ready to be driven by a connection.
-pub(super) type Service = GrpcInferenceServiceServer<Api>;
+#[derive(Clone)]
+pub(super) struct Service {
+    generated: GrpcInferenceServiceServer<Api>,
+    api: Arc<Api>,
+}
 
 /// The service over `app`: messages up to the HTTP body limit
 /// (`--max-body`; tonic's own default is 4 MiB).
 pub(super) fn service(app: Arc<App>) -> Service {
     let max = app.max_body;
-    GrpcInferenceServiceServer::new(Api { app })
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(usize::MAX)
+    let api = Arc::new(Api { app });
+    Service {
+        generated: GrpcInferenceServiceServer::from_arc(api.clone())
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(usize::MAX),
+        api,
+    }
+}
+
+impl<B> tonic::codegen::Service<http::Request<B>> for Service
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if request.uri().path() != MODEL_INFER {
+            return self.generated.call(request);
+        }
+        let api = self.api.clone();
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(MessageCodec)
+                .apply_max_message_size_config(Some(api.app.max_body), Some(usize::MAX));
+            Ok(grpc.unary(InferMethod(api), request).await)
+        })
+    }
+}
+
+/// `ModelInfer` with its message as bytes.
+struct InferMethod(Arc<Api>);
+
+impl tonic::server::UnaryService<Bytes> for InferMethod {
+    type Response = ModelInferResponse;
+    type Future = BoxFuture<Response<ModelInferResponse>, Status>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let api = self.0.clone();
+        Box::pin(async move { api.infer_bytes(request).await })
+    }
+}
+
+/// A codec that hands over a request message's bytes as they arrived (no
+/// copy: they are split off tonic's buffer) and encodes responses with
+/// prost.
+struct MessageCodec;
+
+impl Codec for MessageCodec {
+    type Encode = ModelInferResponse;
+    type Decode = Bytes;
+    type Encoder = tonic_prost::ProstEncoder<ModelInferResponse>;
+    type Decoder = MessageBytes;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        tonic_prost::ProstEncoder::new(Default::default())
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        MessageBytes
+    }
+}
+
+/// The decoder of [`MessageCodec`].
+struct MessageBytes;
+
+impl Decoder for MessageBytes {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
 }
 
 /// The implementation of `inference.GRPCInferenceService`.
 pub(super) struct Api {
     app: Arc<App>,
+}
+
+impl Api {
+    /// `ModelInfer` on a serialized message, read in place. A message over
+    /// [`BORROWED_BODY_MAX`] is freed once read, as an HTTP body is.
+    async fn infer_bytes(
+        &self,
+        request: Request<Bytes>,
+    ) -> Result<Response<ModelInferResponse>, Status> {
+        let started = Instant::now();
+        let (metadata, _, body) = request.into_parts();
+        let message = ModelInfer::read(&body).map_err(|e| {
+            self.app.count("", None, ENDPOINT, 400, started);
+            Status::invalid_argument(e.0)
+        })?;
+        if body.len() > BORROWED_BODY_MAX {
+            let (name, wanted) = (
+                message.model_name.to_string(),
+                message.model_version.to_string(),
+            );
+            let request = infer_request(message).map(InferRequest::into_owned);
+            drop(body);
+            self.answer(&metadata, &name, &wanted, request, started)
+                .await
+        } else {
+            let (name, wanted) = (message.model_name, message.model_version);
+            self.answer(&metadata, name, wanted, infer_request(message), started)
+                .await
+        }
+    }
+
+    /// Answers a request for model `name` (its version `wanted`, or the
+    /// server's pick when empty), or says why its message could not be
+    /// one; counted in the metrics either way.
+    async fn answer(
+        &self,
+        metadata: &MetadataMap,
+        name: &str,
+        wanted: &str,
+        request: Result<InferRequest<'_>, DataError>,
+        started: Instant,
+    ) -> Result<Response<ModelInferResponse>, Status> {
+        let app = &self.app;
+        let key = app.header_key(|h| metadata.get(h).and_then(|v| v.to_str().ok()));
+        let mut served = None;
+        let result = async {
+            app.route(name)?;
+            let request = request.map_err(|e| ApiError::bad_request(e.0))?;
+            let answer = app
+                .infer(name, version(wanted), &request, key, &mut served)
+                .await?;
+            crate::grpc::infer_response(
+                &answer.model.name,
+                answer.model.version,
+                &answer.id,
+                &answer.predictions,
+                &request,
+            )
+            .map_err(|e| ApiError::bad_request(e.0))
+        }
+        .await;
+        let code = match &result {
+            Ok(_) => 200,
+            Err(e) => e.status.as_u16(),
+        };
+        app.count(name, served, ENDPOINT, code, started);
+        let mut response = Response::new(result.map_err(status)?);
+        if let Some(p) = served {
+            let metadata = response.metadata_mut();
+            metadata.insert(MODEL_VERSION_HEADER, p.version.into());
+            metadata.insert(
+                VARIANT_HEADER,
+                tonic::metadata::MetadataValue::from_static(p.role.as_str()),
+            );
+        }
+        Ok(response)
+    }
 }
 
 /// An HTTP error as the gRPC status clients expect for it.
@@ -106,48 +285,22 @@ impl GrpcInferenceService for Api {
         )))
     }
 
+    /// Reached only through the generated service, which [`Service`]
+    /// bypasses for this method; answered the same way.
     async fn model_infer(
         &self,
         request: Request<ModelInferRequest>,
     ) -> Result<Response<ModelInferResponse>, Status> {
         let started = Instant::now();
-        let app = &self.app;
-        let key = app.header_key(|h| request.metadata().get(h).and_then(|v| v.to_str().ok()));
-        let mut message = request.into_inner();
-        let name = std::mem::take(&mut message.model_name);
-        let wanted = std::mem::take(&mut message.model_version);
-        let mut served = None;
-        let result = async {
-            app.route(&name)?;
-            let request =
-                crate::grpc::infer_request(message).map_err(|e| ApiError::bad_request(e.0))?;
-            let answer = app
-                .infer(&name, version(&wanted), &request, key, &mut served)
-                .await?;
-            crate::grpc::infer_response(
-                &answer.model.name,
-                answer.model.version,
-                &answer.id,
-                &answer.predictions,
-                &request,
-            )
-            .map_err(|e| ApiError::bad_request(e.0))
-        }
-        .await;
-        let code = match &result {
-            Ok(_) => 200,
-            Err(e) => e.status.as_u16(),
-        };
-        app.count(&name, served, "grpc_infer", code, started);
-        let mut response = Response::new(result.map_err(status)?);
-        if let Some(p) = served {
-            let metadata = response.metadata_mut();
-            metadata.insert(MODEL_VERSION_HEADER, p.version.into());
-            metadata.insert(
-                VARIANT_HEADER,
-                tonic::metadata::MetadataValue::from_static(p.role.as_str()),
-            );
-        }
-        Ok(response)
+        let message = ModelInfer::from(request.get_ref());
+        let (name, wanted) = (message.model_name, message.model_version);
+        self.answer(
+            request.metadata(),
+            name,
+            wanted,
+            infer_request(message),
+            started,
+        )
+        .await
     }
 }
