@@ -73,8 +73,8 @@ impl<'a> ModelInfer<'a> {
                 2 => m.model_version = r.text(wire, "model_version")?,
                 3 => m.id = r.text(wire, "id")?,
                 4 => r.parameter(wire, "parameters", &mut m.parameters)?,
-                5 => m.inputs.push(Input::read(r.message(wire, "inputs")?)?),
-                6 => m.outputs.push(read_output(r.message(wire, "outputs")?)?),
+                5 => m.inputs.push(Input::read(r.delimited(wire, "inputs")?)?),
+                6 => m.outputs.push(read_output(r.delimited(wire, "outputs")?)?),
                 7 => m
                     .raw_input_contents
                     .push(r.delimited(wire, "raw_input_contents")?),
@@ -96,7 +96,7 @@ impl<'a> Input<'a> {
                 3 => r.int64s(wire, "inputs.shape", &mut t.shape)?,
                 4 => r.parameter(wire, "inputs.parameters", &mut t.parameters)?,
                 5 => {
-                    let bytes = r.message(wire, "inputs.contents")?;
+                    let bytes = r.delimited(wire, "inputs.contents")?;
                     t.contents
                         .get_or_insert_default()
                         .merge(bytes)
@@ -234,7 +234,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A length-delimited field's bytes.
+    /// A length-delimited field's bytes: a string's, a `bytes` field's or an
+    /// embedded message's.
     fn delimited(&mut self, wire: u8, field: &str) -> Result<&'a [u8], DataError> {
         if wire != DELIMITED {
             return Err(invalid(format!(
@@ -249,11 +250,6 @@ impl<'a> Reader<'a> {
     fn text(&mut self, wire: u8, field: &str) -> Result<&'a str, DataError> {
         std::str::from_utf8(self.delimited(wire, field)?)
             .map_err(|_| invalid(format!("`{field}` is not UTF-8 text")))
-    }
-
-    /// An embedded message's bytes, one level deeper than this one.
-    fn message(&mut self, wire: u8, field: &str) -> Result<&'a [u8], DataError> {
-        self.delimited(wire, field)
     }
 
     /// A `repeated int64`, packed or one value per field.
@@ -277,7 +273,7 @@ impl<'a> Reader<'a> {
         field: &str,
         map: &mut HashMap<String, InferParameter>,
     ) -> Result<(), DataError> {
-        let entry = ParameterEntry::decode(self.message(wire, field)?)
+        let entry = ParameterEntry::decode(self.delimited(wire, field)?)
             .map_err(|e| invalid(format!("`{field}`: {e}")))?;
         map.insert(entry.key, entry.value);
         Ok(())
