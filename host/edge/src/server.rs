@@ -301,7 +301,7 @@ async fn infer(
     .await;
     match work {
         Ok(Ok(response)) => {
-            let json = response.json.to_string();
+            let json = response.json;
             let mut builder = Response::builder().header("content-type", "application/json");
             let body = if response.binary.is_empty() {
                 Bytes::from(json)
@@ -309,7 +309,7 @@ async fn infer(
                 builder = builder
                     .header("content-type", "application/octet-stream")
                     .header("inference-header-content-length", json.len());
-                let mut all = json.into_bytes();
+                let mut all = json;
                 all.extend_from_slice(&response.binary);
                 Bytes::from(all)
             };

@@ -98,20 +98,20 @@ impl tables::Host for StepState {
 }
 
 impl tables::HostTable for StepState {
-    async fn fields(&mut self, this: Resource<TableRes>) -> wasmtime::Result<Vec<tables::Field>> {
+    fn fields(&mut self, this: Resource<TableRes>) -> wasmtime::Result<Vec<tables::Field>> {
         Ok(table::wit_fields(self.resources.get(&this)?.table.schema()))
     }
 
-    async fn num_rows(&mut self, this: Resource<TableRes>) -> wasmtime::Result<u64> {
+    fn num_rows(&mut self, this: Resource<TableRes>) -> wasmtime::Result<u64> {
         Ok(self.resources.get(&this)?.table.num_rows() as u64)
     }
 
-    async fn column(&mut self, this: Resource<TableRes>, name: String) -> OpResult<tables::Column> {
+    fn column(&mut self, this: Resource<TableRes>, name: String) -> OpResult<tables::Column> {
         let rows = self.resources.get(&this)?.table.num_rows() as u64;
-        self.column_chunk(this, name, 0, rows).await
+        self.column_chunk(this, name, 0, rows)
     }
 
-    async fn slice(
+    fn slice(
         &mut self,
         this: Resource<TableRes>,
         offset: u64,
@@ -122,16 +122,13 @@ impl tables::HostTable for StepState {
         self.push_table("a slice", sliced)
     }
 
-    async fn schema(
-        &mut self,
-        this: Resource<TableRes>,
-    ) -> wasmtime::Result<Vec<tables::ColumnInfo>> {
+    fn schema(&mut self, this: Resource<TableRes>) -> wasmtime::Result<Vec<tables::ColumnInfo>> {
         Ok(table::column_infos(
             self.resources.get(&this)?.table.schema(),
         ))
     }
 
-    async fn column_chunk(
+    fn column_chunk(
         &mut self,
         this: Resource<TableRes>,
         name: String,
@@ -155,7 +152,7 @@ impl tables::HostTable for StepState {
         Ok(table::to_wit_column(&name, array.as_ref()).map_err(|e| e.to_string()))
     }
 
-    async fn batch_rows(&mut self, this: Resource<TableRes>) -> wasmtime::Result<Vec<u64>> {
+    fn batch_rows(&mut self, this: Resource<TableRes>) -> wasmtime::Result<Vec<u64>> {
         Ok(self.resources.get(&this)?.table.batch_rows())
     }
 
@@ -326,40 +323,40 @@ impl tables::HostTable for StepState {
         }
     }
 
-    async fn drop(&mut self, this: Resource<TableRes>) -> wasmtime::Result<()> {
+    fn drop(&mut self, this: Resource<TableRes>) -> wasmtime::Result<()> {
         self.resources.delete(this)?;
         Ok(())
     }
 }
 
 impl tables::HostTableBuilder for StepState {
-    async fn new(&mut self) -> wasmtime::Result<Resource<TableBuilderRes>> {
+    fn new(&mut self) -> wasmtime::Result<Resource<TableBuilderRes>> {
         Ok(self.resources.push(TableBuilderRes::default())?)
     }
 
-    async fn add_column(
+    fn add_column(
         &mut self,
         this: Resource<TableBuilderRes>,
         name: String,
         data: tables::Column,
     ) -> OpResult<()> {
-        let what = format!("column `{name}` of a table being built");
         let builder = self.resources.get_mut(&this)?;
         if let Err(e) = builder.add(name, data) {
             return Ok(Err(e));
         }
         let size = builder.last_column_size();
+        let name = builder.last_column_name();
         let hold = self
             .session
             .ledger()
-            .hold_bytes(&what, size)
+            .hold_bytes(format_args!("column `{name}` of a table being built"), size)
             .map_err(|e| wasmtime::Error::new(HostMemoryExceeded(e)))?;
         self.resources.get_mut(&this)?.keep(hold);
         self.limiter.observe();
         Ok(Ok(()))
     }
 
-    async fn finish(&mut self, this: Resource<TableBuilderRes>) -> OpResult<Resource<TableRes>> {
+    fn finish(&mut self, this: Resource<TableBuilderRes>) -> OpResult<Resource<TableRes>> {
         match self.resources.get_mut(&this)?.finish() {
             Ok(batch) => Ok(Ok(
                 self.push_table("the built table", Table::from_batch(batch))?
@@ -368,7 +365,7 @@ impl tables::HostTableBuilder for StepState {
         }
     }
 
-    async fn drop(&mut self, this: Resource<TableBuilderRes>) -> wasmtime::Result<()> {
+    fn drop(&mut self, this: Resource<TableBuilderRes>) -> wasmtime::Result<()> {
         self.resources.delete(this)?;
         Ok(())
     }

@@ -155,8 +155,9 @@ impl ModelArtifact {
         }
     }
 
-    /// The input columns, in the order the model takes them.
-    pub fn features(&self) -> Result<Vec<String>, ModelError> {
+    /// The input columns, in the order the model takes them (borrowed from
+    /// the card: a prediction reads them for every batch).
+    pub fn features(&self) -> Result<Vec<&str>, ModelError> {
         let list = self
             .card
             .get("features")
@@ -166,7 +167,7 @@ impl ModelArtifact {
             })?;
         list.iter()
             .map(|v| {
-                v.as_str().map(str::to_string).ok_or_else(|| {
+                v.as_str().ok_or_else(|| {
                     ModelError::Card(format!("`features` holds {v}, not a column name"))
                 })
             })
@@ -270,7 +271,7 @@ fn prediction_column(
 /// and missing values with advice.
 pub(crate) fn feature_matrix(
     batch: &RecordBatch,
-    features: &[String],
+    features: &[impl AsRef<str>],
 ) -> Result<Vec<f64>, ModelError> {
     feature_matrix_of(std::slice::from_ref(batch), features)
 }
@@ -280,7 +281,7 @@ pub(crate) fn feature_matrix(
 /// Rows in messages count from the table's first row.
 pub(crate) fn feature_matrix_of(
     batches: &[RecordBatch],
-    features: &[String],
+    features: &[impl AsRef<str>],
 ) -> Result<Vec<f64>, ModelError> {
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let cols = features.len();
@@ -290,6 +291,7 @@ pub(crate) fn feature_matrix_of(
         let n = batch.num_rows();
         let part = &mut data[offset * cols..(offset + n) * cols];
         for (j, name) in features.iter().enumerate() {
+            let name = name.as_ref();
             let array = feature_column(batch, name, offset)?;
             let any = array.as_any();
             let mut put = |i: usize, v: f64| {
@@ -432,7 +434,7 @@ fn number_column(batch: &RecordBatch, name: &str) -> Result<Vec<f64>, ModelError
 
 /// The values of column `name` over a table's `batches` as numbers.
 fn number_values(batches: &[RecordBatch], name: &str) -> Result<Vec<f64>, ModelError> {
-    feature_matrix_of(batches, &[name.to_string()]).map_err(|e| match e {
+    feature_matrix_of(batches, &[name]).map_err(|e| match e {
         ModelError::Data(m) => ModelError::Data(format!("label: {m}")),
         other => other,
     })

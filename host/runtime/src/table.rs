@@ -288,6 +288,11 @@ impl TableBuilderRes {
             .unwrap_or(0)
     }
 
+    /// The name of the column added last ("" before any).
+    pub(crate) fn last_column_name(&self) -> &str {
+        self.fields.last().map_or("", |f| f.name().as_str())
+    }
+
     /// Keeps `hold` (for a column added) until the builder finishes or drops.
     pub(crate) fn keep(&mut self, hold: Hold) {
         self.holds.push(hold);

@@ -24,7 +24,11 @@
 
 use crate::metrics::Metrics;
 use crate::served::{PredictError, ServedModel};
-use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
+use arrow_array::types::Float64Type;
+use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch, RecordBatchOptions};
+use arrow_buffer::{Buffer, ScalarBuffer};
+use arrow_schema::ArrowError;
 use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -287,13 +291,66 @@ fn joined(model: &ServedModel, jobs: &[Job], metrics: &Metrics) -> Option<Record
     if jobs.len() < 2 {
         return None;
     }
-    let together = arrow_select::concat::concat_batches(
-        jobs[0].rows.schema_ref(),
-        jobs.iter().map(|j| &j.rows),
-    )
-    .ok()?;
+    let together = join(jobs.iter().map(|j| &j.rows)).ok()?;
     metrics.batch(&model.name, model.version, together.num_rows());
     Some(together)
+}
+
+/// Tables of one schema as one table. Float64 columns without nulls are
+/// copied into one buffer that each of them slices (one allocation for
+/// all of them; Arrow's concatenation makes four per column, 120 for a
+/// batch of a thirty-column model); other columns are concatenated.
+fn join<'a>(
+    tables: impl Iterator<Item = &'a RecordBatch> + Clone,
+) -> Result<RecordBatch, ArrowError> {
+    let mut all = tables.clone().peekable();
+    let schema = match all.peek() {
+        Some(first) => first.schema(),
+        None => return Err(ArrowError::InvalidArgumentError("no tables to join".into())),
+    };
+    if all
+        .clone()
+        .any(|t| !Arc::ptr_eq(t.schema_ref(), &schema) && *t.schema_ref() != schema)
+    {
+        return Err(ArrowError::InvalidArgumentError(
+            "the tables' schemas differ".into(),
+        ));
+    }
+    let rows: usize = all.map(RecordBatch::num_rows).sum();
+    let plain = |i: usize| {
+        tables.clone().all(|t| {
+            t.column(i)
+                .as_primitive_opt::<Float64Type>()
+                .is_some_and(|c| c.null_count() == 0)
+        })
+    };
+    let flat: Vec<bool> = (0..schema.fields().len()).map(plain).collect();
+    let mut shared = Vec::with_capacity(rows * flat.iter().filter(|&&f| f).count());
+    for i in (0..flat.len()).filter(|&i| flat[i]) {
+        for t in tables.clone() {
+            shared.extend_from_slice(t.column(i).as_primitive::<Float64Type>().values());
+        }
+    }
+    let shared = Buffer::from_vec(shared);
+    let mut start = 0;
+    let columns = flat
+        .iter()
+        .enumerate()
+        .map(|(i, &flat)| {
+            if flat {
+                let values = ScalarBuffer::new(shared.clone(), start, rows);
+                start += rows;
+                return Ok(Arc::new(Float64Array::new(values, None)) as ArrayRef);
+            }
+            let parts: Vec<&dyn Array> = tables.clone().map(|t| t.column(i).as_ref()).collect();
+            arrow_select::concat::concat(&parts)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new_with_options(
+        schema,
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(rows)),
+    )
 }
 
 /// Answers each job with its rows' slice of `out`.
@@ -303,5 +360,90 @@ fn answer_slices(jobs: Vec<Job>, out: &RecordBatch) {
         let n = job.rows.num_rows();
         let _ = job.reply.send(Ok(out.slice(offset, n)));
         offset += n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int64Array, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+
+    fn table(schema: &Arc<Schema>, x: Vec<Option<f64>>, y: Vec<f64>, n: Vec<i64>) -> RecordBatch {
+        let text: Vec<String> = n.iter().map(|v| format!("t{v}")).collect();
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Float64Array::from(x)),
+                Arc::new(Float64Array::from(y)),
+                Arc::new(Int64Array::from(n)),
+                Arc::new(StringArray::from(text)),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_join_holds_the_rows_of_its_tables_in_order_as_arrow_concatenates_them() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("x", DataType::Float64, true),
+            Field::new("y", DataType::Float64, false),
+            Field::new("n", DataType::Int64, false),
+            Field::new("s", DataType::Utf8, false),
+        ]));
+        let parts = [
+            table(
+                &schema,
+                vec![Some(1.0), Some(2.0)],
+                vec![0.5, 1.5],
+                vec![1, 2],
+            ),
+            table(&schema, vec![None], vec![2.5], vec![3]),
+            // A slice: its values start past its buffer's start.
+            table(
+                &schema,
+                vec![Some(4.0), Some(5.0), Some(6.0)],
+                vec![3.5, 4.5, 5.5],
+                vec![4, 5, 6],
+            )
+            .slice(1, 2),
+        ];
+        let joined = join(parts.iter()).unwrap();
+        let arrow = arrow_select::concat::concat_batches(&schema, &parts).unwrap();
+        assert_eq!(joined, arrow);
+        assert_eq!(joined.num_rows(), 5);
+        let y = joined.column(1).as_primitive::<Float64Type>();
+        assert_eq!(y.values().to_vec(), [0.5, 1.5, 2.5, 4.5, 5.5]);
+        // Float columns without nulls in any part share one allocation;
+        // `x` has a null in one part, so Arrow concatenated it.
+        let x = joined.column(0).as_primitive::<Float64Type>();
+        assert_eq!(x.null_count(), 1);
+        assert_ne!(x.values().inner().data_ptr(), y.values().inner().data_ptr());
+        let two = join(parts[..1].iter().chain(&parts[2..])).unwrap();
+        let (x2, y2) = (
+            two.column(0).as_primitive::<Float64Type>(),
+            two.column(1).as_primitive::<Float64Type>(),
+        );
+        assert_eq!(x2.values().to_vec(), [1.0, 2.0, 5.0, 6.0]);
+        assert_eq!(
+            x2.values().inner().data_ptr(),
+            y2.values().inner().data_ptr()
+        );
+        assert_eq!(y2.values().as_ptr(), x2.values().as_ptr().wrapping_add(4));
+    }
+
+    #[test]
+    fn tables_of_different_schemas_are_not_joined() {
+        let wide = Arc::new(Schema::new(vec![
+            Field::new("x", DataType::Float64, true),
+            Field::new("y", DataType::Float64, false),
+            Field::new("n", DataType::Int64, false),
+            Field::new("s", DataType::Utf8, false),
+        ]));
+        let a = table(&wide, vec![Some(1.0)], vec![2.0], vec![3]);
+        let b = a.project(&[0, 1]).unwrap();
+        let e = join([&a, &b].into_iter()).unwrap_err();
+        assert!(e.to_string().contains("schemas differ"), "{e}");
+        assert!(join(std::iter::empty::<&RecordBatch>()).is_err());
     }
 }

@@ -260,6 +260,15 @@ impl ColumnValues for TensorData {
             }
         })
     }
+
+    fn numbers(&self) -> Option<impl Iterator<Item = Option<Option<f64>>> + '_> {
+        // Decoded binary floats already are a buffer the column takes as
+        // it is.
+        match self {
+            TensorData::Json(v) => v.numbers(),
+            _ => None,
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for TensorData {
@@ -788,8 +797,8 @@ fn check_datatype(name: &str, datatype: &str, column: Option<DType>) -> Result<(
 /// `Inference-Header-Content-Length` header).
 #[derive(Debug)]
 pub struct InferResponse {
-    /// The response document.
-    pub json: Value,
+    /// The response document, serialized.
+    pub json: Vec<u8>,
     /// The binary values of the outputs whose `parameters` give a
     /// `binary_data_size`, in output order; empty when all are JSON.
     pub binary: Vec<u8>,
@@ -866,46 +875,66 @@ pub fn infer_response(
     predictions: &RecordBatch,
     request: &InferRequest<'_>,
 ) -> Result<InferResponse, DataError> {
+    /// The document, serialized as it is (no tree of JSON values is
+    /// built: that was a map, its keys and every value allocated).
+    #[derive(serde::Serialize)]
+    struct Document<'a> {
+        model_name: &'a str,
+        #[serde(serialize_with = "as_text")]
+        model_version: i64,
+        id: &'a str,
+        outputs: Vec<Output<'a>>,
+    }
+    #[derive(serde::Serialize)]
+    struct Output<'a> {
+        name: &'a str,
+        datatype: &'static str,
+        shape: [usize; 1],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        parameters: Option<BinarySize>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data: Option<JsonValues<'a>>,
+    }
+    #[derive(serde::Serialize)]
+    struct BinarySize {
+        binary_data_size: usize,
+    }
+    fn as_text<S: serde::Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
     let rows = predictions.num_rows();
     let mut binary = Vec::new();
-    let mut outputs = Vec::new();
-    for output in requested_outputs(predictions, request)? {
-        let mut tensor = json!({
-            "name": output.name,
-            "datatype": output.datatype,
-            "shape": [rows],
-        });
-        let column = output.column;
-        if output.binary {
-            let before = binary.len();
-            encode_binary(column, &mut binary);
-            tensor["parameters"] = json!({ "binary_data_size": binary.len() - before });
-        } else if let Some(a) = column.as_any().downcast_ref::<Float64Array>() {
-            // At float32's precision: the shortest text that reads back as
-            // the float32 the model gave.
-            tensor["data"] = (0..a.len())
-                .map(|i| {
-                    let v = a.value(i) as f32;
-                    match format!("{v}").parse::<f64>() {
-                        Ok(shortest) if !a.is_null(i) && v.is_finite() => json!(shortest),
-                        _ => Value::Null,
-                    }
-                })
-                .collect();
-        } else {
-            tensor["data"] = Value::Array(column_json(column));
-        }
-        outputs.push(tensor);
-    }
-    Ok(InferResponse {
-        json: json!({
-            "model_name": model,
-            "model_version": version.to_string(),
-            "id": id,
-            "outputs": outputs,
-        }),
-        binary,
-    })
+    let outputs = requested_outputs(predictions, request)?
+        .into_iter()
+        .map(|output| {
+            let (parameters, data) = if output.binary {
+                let before = binary.len();
+                encode_binary(output.column, &mut binary);
+                let binary_data_size = binary.len() - before;
+                (Some(BinarySize { binary_data_size }), None)
+            } else {
+                // Floats at float32's precision: the shortest text that
+                // reads back as the float32 the model gave.
+                (None, Some(JsonValues::float32(output.column)))
+            };
+            Output {
+                name: output.name,
+                datatype: output.datatype,
+                shape: [rows],
+                parameters,
+                data,
+            }
+        })
+        .collect();
+    let document = Document {
+        model_name: model,
+        model_version: version,
+        id,
+        outputs,
+    };
+    let json = serde_json::to_vec(&document).expect("a response document serialises");
+    Ok(InferResponse { json, binary })
 }
 
 /// The datatype an output column is answered in. Models compute in
@@ -944,21 +973,73 @@ pub fn encode_binary(array: &dyn Array, out: &mut Vec<u8>) {
 
 /// A column's values as JSON.
 pub fn column_json(array: &dyn Array) -> Vec<Value> {
-    let any = array.as_any();
-    let at = |i: usize, f: &dyn Fn(usize) -> Value| {
-        if array.is_null(i) { Value::Null } else { f(i) }
-    };
-    let n = array.len();
-    if let Some(a) = any.downcast_ref::<Float64Array>() {
-        (0..n).map(|i| at(i, &|i| json!(a.value(i)))).collect()
-    } else if let Some(a) = any.downcast_ref::<Int64Array>() {
-        (0..n).map(|i| at(i, &|i| json!(a.value(i)))).collect()
-    } else if let Some(a) = any.downcast_ref::<BooleanArray>() {
-        (0..n).map(|i| at(i, &|i| json!(a.value(i)))).collect()
-    } else if let Some(a) = any.downcast_ref::<StringArray>() {
-        (0..n).map(|i| at(i, &|i| json!(a.value(i)))).collect()
-    } else {
-        vec![Value::Null; n]
+    match serde_json::to_value(JsonValues::new(array)) {
+        Ok(Value::Array(values)) => values,
+        _ => unreachable!("a column serialises as a list"),
+    }
+}
+
+/// A column's values as a JSON list, serialized straight from the array:
+/// numbers, booleans and text, `null` for a null (and for a float JSON has
+/// no number for, and for a column of another type).
+#[derive(Clone, Copy)]
+pub struct JsonValues<'a> {
+    array: &'a dyn Array,
+    float32: bool,
+}
+
+impl<'a> JsonValues<'a> {
+    /// The values as they are.
+    pub fn new(array: &'a dyn Array) -> Self {
+        JsonValues {
+            array,
+            float32: false,
+        }
+    }
+
+    /// Floats at float32's precision (what the models computed): the
+    /// shortest text that reads back as the float32, so `0.9`, not
+    /// `0.8999999761581421`.
+    pub fn float32(array: &'a dyn Array) -> Self {
+        JsonValues {
+            array,
+            float32: true,
+        }
+    }
+}
+
+impl serde::Serialize for JsonValues<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let (array, n) = (self.array, self.array.len());
+        let any = array.as_any();
+        let mut seq = s.serialize_seq(Some(n))?;
+        let valid = |i: usize| array.is_valid(i);
+        if let Some(a) = any.downcast_ref::<Float64Array>() {
+            for (i, &v) in a.values().iter().enumerate() {
+                match self.float32 {
+                    true => seq.serialize_element(&valid(i).then_some(v as f32))?,
+                    false => seq.serialize_element(&valid(i).then_some(v))?,
+                }
+            }
+        } else if let Some(a) = any.downcast_ref::<Int64Array>() {
+            for (i, v) in a.values().iter().enumerate() {
+                seq.serialize_element(&valid(i).then_some(v))?;
+            }
+        } else if let Some(a) = any.downcast_ref::<BooleanArray>() {
+            for i in 0..n {
+                seq.serialize_element(&valid(i).then(|| a.value(i)))?;
+            }
+        } else if let Some(a) = any.downcast_ref::<StringArray>() {
+            for i in 0..n {
+                seq.serialize_element(&valid(i).then(|| a.value(i)))?;
+            }
+        } else {
+            for _ in 0..n {
+                seq.serialize_element(&())?;
+            }
+        }
+        seq.end()
     }
 }
 
@@ -1251,12 +1332,17 @@ fn records_to_columns(records: Vec<Value>) -> Result<Vec<(String, Vec<Value>)>, 
 
 /// MLflow's response: `{"predictions": [...]}`, the predicted label or
 /// value of each row.
-pub fn invocations_response(predictions: &RecordBatch) -> Value {
-    let values = predictions
-        .column_by_name("prediction")
-        .map(|c| column_json(c.as_ref()))
-        .unwrap_or_default();
-    json!({ "predictions": values })
+pub fn invocations_response(predictions: &RecordBatch) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Document<'a> {
+        predictions: JsonValues<'a>,
+    }
+    let empty = arrow_array::new_empty_array(&arrow_schema::DataType::Null);
+    let column = predictions.column_by_name("prediction").unwrap_or(&empty);
+    let document = Document {
+        predictions: JsonValues::new(column.as_ref()),
+    };
+    serde_json::to_vec(&document).expect("a response document serialises")
 }
 
 /// Model metadata (`GET /v2/models/{name}`).
@@ -1313,6 +1399,11 @@ pub fn metadata_tensors<'a>(
 mod tests {
     use super::*;
     use crate::signature::ColumnSpec;
+
+    /// A response's JSON document, read back.
+    fn document(r: &InferResponse) -> Value {
+        serde_json::from_slice(&r.json).expect("the response is JSON")
+    }
 
     fn sig() -> Signature {
         Signature::new(vec![
@@ -1707,18 +1798,57 @@ mod tests {
         };
         let r = infer_response("cancer", 3, "req-1", &p, &request(r#""id": "x""#)).unwrap();
         assert!(r.binary.is_empty());
-        let r = r.json;
+        let r = document(&r);
         assert_eq!(r["model_version"], "3");
         assert_eq!(r["outputs"][0]["datatype"], "BYTES");
         assert_eq!(r["outputs"][0]["data"], json!(["M", "B"]));
         assert_eq!(r["outputs"][1]["shape"], json!([2]));
         let only = request(r#""outputs": [{"name": "probability_M"}]"#);
         let r = infer_response("cancer", 3, "x", &p, &only).unwrap();
-        assert_eq!(r.json["outputs"].as_array().unwrap().len(), 1);
+        assert_eq!(document(&r)["outputs"].as_array().unwrap().len(), 1);
         // An empty list asks for every output, as no list does.
         let r = infer_response("cancer", 3, "x", &p, &request(r#""outputs": []"#)).unwrap();
-        assert_eq!(r.json["outputs"].as_array().unwrap().len(), 2);
-        assert_eq!(invocations_response(&p), json!({"predictions": ["M", "B"]}));
+        assert_eq!(document(&r)["outputs"].as_array().unwrap().len(), 2);
+        assert_eq!(invocations_response(&p), br#"{"predictions":["M","B"]}"#);
+    }
+
+    #[test]
+    fn json_float_outputs_are_the_shortest_text_of_the_float32_the_model_gave() {
+        // Pseudo-random float32s over the whole range, and a few known ones.
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        let mut values: Vec<f64> = vec![0.9, 0.1, 1.0 / 3.0, 1e-7, 4145253.25, -0.0, 1e30];
+        values.extend((0..20_000).filter_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = f32::from_bits((x >> 32) as u32);
+            v.is_finite().then_some(f64::from(v))
+        }));
+        let column = Float64Array::from(values.clone());
+        let text = serde_json::to_string(&JsonValues::float32(&column)).unwrap();
+        let read: Vec<f64> = serde_json::from_str(&text).unwrap();
+        let shown = text[1..text.len() - 1].split(',');
+        for ((v, r), shown) in values.iter().zip(&read).zip(shown) {
+            let v = *v as f32;
+            // Reads back as the float32 itself, in no more digits than
+            // Rust's shortest display of it.
+            assert_eq!(*r as f32, v, "{v}");
+            let digits = |t: &str| {
+                let mantissa = t.split(['e', 'E']).next().unwrap();
+                mantissa
+                    .trim_matches(|c: char| !c.is_ascii_digit() || c == '0')
+                    .len()
+            };
+            assert!(digits(shown) <= digits(&format!("{v:e}")), "{v}: {shown}");
+        }
+        // Values JSON has no number for, and nulls, are null.
+        let odd = Float64Array::from(vec![Some(f64::NAN), Some(1e300), None, Some(f64::INFINITY)]);
+        let text = serde_json::to_string(&JsonValues::float32(&odd)).unwrap();
+        assert_eq!(text, "[null,null,null,null]");
+        assert_eq!(
+            column_json(&odd),
+            [Value::Null, json!(1e300), Value::Null, Value::Null]
+        );
     }
 
     #[test]
@@ -1741,23 +1871,25 @@ mod tests {
         )
         .unwrap();
         let r = infer_response("cancer", 3, "x", &p, &request).unwrap();
+        let doc = document(&r);
         assert_eq!(
-            r.json["outputs"][0]["parameters"]["binary_data_size"],
+            doc["outputs"][0]["parameters"]["binary_data_size"],
             4 + 1 + 4 + 3
         );
-        assert!(r.json["outputs"][0].get("data").is_none());
+        assert!(doc["outputs"][0].get("data").is_none());
         assert_eq!(r.binary, b"\x01\0\0\0M\x03\0\0\0Bee");
         // JSON floats at float32 precision: 0.9f32, not 0.899999976158…
-        assert_eq!(r.json["outputs"][1]["data"], json!([0.9, 0.2]));
+        assert_eq!(doc["outputs"][1]["data"], json!([0.9, 0.2]));
         let request =
             parse_infer(br#"{"inputs": [], "parameters": {"binary_data_output": true}}"#).unwrap();
         let r = infer_response("cancer", 3, "x", &p, &request).unwrap();
+        let doc = document(&r);
         let floats: Vec<f32> = r.binary[12..]
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
             .collect();
         assert_eq!(floats, [0.9, 0.2]);
-        assert_eq!(r.json["outputs"][1]["datatype"], "FP32");
+        assert_eq!(doc["outputs"][1]["datatype"], "FP32");
     }
 
     #[test]

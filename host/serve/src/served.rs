@@ -183,7 +183,7 @@ impl ServedModel {
                     })?
                     .into_iter()
                     .map(|name| ColumnSpec {
-                        name,
+                        name: name.to_string(),
                         column_type: DType::Float64,
                     })
                     .collect(),
@@ -378,7 +378,7 @@ fn output_signature(model: &ModelArtifact) -> Result<Signature, ModelError> {
         .iter()
         .map(|f| {
             (
-                f.clone(),
+                f.to_string(),
                 Arc::new(Float64Array::from(vec![0.0])) as ArrayRef,
             )
         })

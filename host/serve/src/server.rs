@@ -382,11 +382,12 @@ impl IntoResponse for ApiError {
 }
 
 fn json_response(value: Value) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        serde_json::to_vec(&value).expect("a JSON value serialises"),
-    )
-        .into_response()
+    json_bytes_response(serde_json::to_vec(&value).expect("a JSON value serialises"))
+}
+
+/// A response of a serialized JSON document.
+fn json_bytes_response(json: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], json).into_response()
 }
 
 /// What a served name serves: `(name, version, canary)` where `canary`
@@ -1227,9 +1228,9 @@ const INFERENCE_HEADER_CONTENT_LENGTH: &str = "inference-header-content-length";
 /// An inference response: JSON alone, or JSON followed by binary values.
 fn infer_http_response(response: protocol::InferResponse) -> Response {
     if response.binary.is_empty() {
-        return json_response(response.json);
+        return json_bytes_response(response.json);
     }
-    let mut body = serde_json::to_vec(&response.json).expect("a JSON value serialises");
+    let mut body = response.json;
     let header_length = body.len();
     body.extend_from_slice(&response.binary);
     (
@@ -1497,7 +1498,9 @@ async fn invocations(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
         if role == ServingRole::Primary {
             app.shadow(route, &model, table, &predictions);
         }
-        Ok::<_, ApiError>(json_response(protocol::invocations_response(&predictions)))
+        Ok::<_, ApiError>(json_bytes_response(protocol::invocations_response(
+            &predictions,
+        )))
     }
     .await
     .map_err(mlflow_error);
