@@ -10,7 +10,7 @@
 //! `raw_output_contents`, the form both clients read first.
 
 use crate::protocol::{
-    BinaryInputs, InferRequest, InputTensor, PLATFORM, RequestedOutput, TensorData, encode_binary,
+    BinaryInputs, InferRequest, InputTensor, PLATFORM, RequestedOutput, TensorData,
     metadata_tensors, requested_outputs,
 };
 use crate::signature::{DataError, Signature};
@@ -29,8 +29,7 @@ mod wire;
 pub use wire::{Input, ModelInfer};
 
 use inference::infer_parameter::ParameterChoice;
-use inference::model_infer_response::InferOutputTensor;
-use inference::{InferParameter, InferTensorContents, ModelInferResponse};
+use inference::{InferParameter, InferTensorContents};
 
 /// gRPC parameters as the JSON parameters of the HTTP protocol.
 fn parameters(
@@ -169,36 +168,23 @@ fn typed_contents(t: &InputTensor, c: InferTensorContents) -> Result<TensorData,
     })
 }
 
-/// The response: the requested prediction columns, each as raw bytes.
+/// The response, serialized: the requested prediction columns, each as
+/// raw bytes.
 pub fn infer_response(
     model: &str,
     version: i64,
     id: &str,
     predictions: &RecordBatch,
     request: &InferRequest<'_>,
-) -> Result<ModelInferResponse, DataError> {
-    let rows = predictions.num_rows() as i64;
-    let mut outputs = Vec::new();
-    let mut raw = Vec::new();
-    for o in requested_outputs(predictions, request)? {
-        outputs.push(InferOutputTensor {
-            name: o.name.to_string(),
-            datatype: o.datatype.to_string(),
-            shape: vec![rows],
-            ..Default::default()
-        });
-        let mut bytes = Vec::new();
-        encode_binary(o.column, &mut bytes);
-        raw.push(bytes.into());
-    }
-    Ok(ModelInferResponse {
-        model_name: model.to_string(),
-        model_version: version.to_string(),
-        id: id.to_string(),
-        outputs,
-        raw_output_contents: raw,
-        ..Default::default()
-    })
+) -> Result<Vec<u8>, DataError> {
+    let outputs = requested_outputs(predictions, request)?;
+    Ok(wire::write_infer_response(
+        model,
+        version,
+        id,
+        predictions.num_rows(),
+        &outputs,
+    ))
 }
 
 /// Model metadata: the same tensors as the HTTP endpoint's document.
@@ -370,7 +356,11 @@ mod tests {
         ])
         .unwrap();
         let all = request(ModelInferRequest::default()).unwrap();
-        let r = infer_response("cancer", 3, "x", &p, &all).unwrap();
+        let response = |r: &InferRequest<'_>| {
+            let bytes = infer_response("cancer", 3, "x", &p, r).unwrap();
+            inference::ModelInferResponse::decode(&bytes[..]).unwrap()
+        };
+        let r = response(&all);
         assert_eq!(r.model_version, "3");
         assert_eq!(r.outputs.len(), 2);
         assert_eq!(r.outputs[1].datatype, "FP32");
@@ -389,7 +379,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let r = infer_response("cancer", 3, "x", &p, &one).unwrap();
+        let r = response(&one);
         assert_eq!(r.outputs.len(), 1);
         assert_eq!(r.raw_output_contents.len(), 1);
         assert_eq!(p.column(1).len(), 2);

@@ -1,4 +1,5 @@
-//! A `ModelInferRequest` read in place from its protobuf bytes.
+//! A `ModelInferRequest` read in place from its protobuf bytes, and a
+//! `ModelInferResponse` written straight to them.
 //!
 //! prost decodes a message into owned values: for a one-row request of 30
 //! inputs that is 60 strings, 30 shape lists, 30 copies of the raw
@@ -17,10 +18,11 @@
 
 use super::inference::model_infer_request::InferInputTensor;
 use super::inference::{InferParameter, InferTensorContents, ModelInferRequest};
-use crate::protocol::Shape;
+use crate::protocol::{OutputTensor, Shape, encode_binary};
 use crate::signature::DataError;
 use prost::Message;
 use std::collections::HashMap;
+use std::io::Write;
 
 /// How deep messages and groups may nest: prost's limit.
 const RECURSION_LIMIT: u32 = 100;
@@ -319,9 +321,154 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A `ModelInferResponse` serialized straight from the prediction columns,
+/// byte for byte as prost encodes the same message (a test checks), but
+/// without building prost's owned message first: three strings, a shape
+/// list and a content buffer per output, and the response's own strings.
+/// Every output goes as `raw_output_contents`.
+pub fn write_infer_response(
+    model_name: &str,
+    model_version: i64,
+    id: &str,
+    rows: usize,
+    outputs: &[OutputTensor<'_>],
+) -> Vec<u8> {
+    let mut version = [0u8; 20];
+    let version = {
+        let mut w = &mut version[..];
+        write!(w, "{model_version}").expect("an i64 fits in 20 digits");
+        let n = 20 - w.len();
+        std::str::from_utf8(&version[..n]).expect("digits are UTF-8")
+    };
+    let rows = rows as u64;
+    let shape = varint_len(rows);
+    let tensor_len = |o: &OutputTensor<'_>| {
+        text_len(1, o.name) + text_len(2, o.datatype) + 1 + varint_len(shape as u64) + shape
+    };
+    let values: usize = outputs.iter().map(|o| 16 + o.column.len() * 8).sum();
+    let guess = 32 + model_name.len() + id.len() + values;
+    let mut out = Vec::with_capacity(guess + outputs.iter().map(tensor_len).sum::<usize>());
+    text(&mut out, 1, model_name);
+    text(&mut out, 2, version);
+    text(&mut out, 3, id);
+    for o in outputs {
+        key(&mut out, 5);
+        put_varint(&mut out, tensor_len(o) as u64);
+        text(&mut out, 1, o.name);
+        text(&mut out, 2, o.datatype);
+        key(&mut out, 3);
+        put_varint(&mut out, shape as u64);
+        put_varint(&mut out, rows);
+    }
+    let mut raw = Vec::new();
+    for o in outputs {
+        raw.clear();
+        encode_binary(o.column, &mut raw);
+        key(&mut out, 6);
+        put_varint(&mut out, raw.len() as u64);
+        out.extend_from_slice(&raw);
+    }
+    out
+}
+
+/// The key of length-delimited field `field` (all this writer writes).
+fn key(out: &mut Vec<u8>, field: u32) {
+    put_varint(out, u64::from(field << 3 | 2));
+}
+
+/// A string field, left out when empty (as proto3 and prost do).
+fn text(out: &mut Vec<u8>, field: u32, value: &str) {
+    if !value.is_empty() {
+        key(out, field);
+        put_varint(out, value.len() as u64);
+        out.extend_from_slice(value.as_bytes());
+    }
+}
+
+/// The bytes [`text`] writes.
+fn text_len(field: u32, value: &str) -> usize {
+    match value.len() {
+        0 => 0,
+        n => varint_len(u64::from(field << 3 | 2)) + varint_len(n as u64) + n,
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::grpc::inference::ModelInferResponse;
+    use crate::grpc::inference::model_infer_response::InferOutputTensor;
+    use arrow_array::{Array, BooleanArray, Float64Array, Int64Array, StringArray};
+
+    #[test]
+    fn a_response_is_written_byte_for_byte_as_prost_encodes_it() {
+        let rows = 300; // a shape and contents whose lengths take two-byte varints
+        let labels = StringArray::from_iter_values((0..rows).map(|i| "B".repeat(i % 3)));
+        let scores = Float64Array::from_iter_values((0..rows).map(|i| i as f64 / 7.0));
+        let counts = Int64Array::from_iter_values((0..rows as i64).map(|i| i - 150));
+        let flags = BooleanArray::from_iter((0..rows).map(|i| Some(i % 2 == 0)));
+        for (id, version, n) in [("req-1", 3, rows), ("", 1_234_567_890_123, 2), ("x", -2, 0)] {
+            let (labels, scores) = (labels.slice(0, n), scores.slice(0, n));
+            let (counts, flags) = (counts.slice(0, n), flags.slice(0, n));
+            let columns: [(&str, &'static str, &dyn Array); 4] = [
+                ("prediction", "BYTES", &labels),
+                ("probability_B", "FP32", &scores),
+                ("count", "INT64", &counts),
+                ("", "BOOL", &flags),
+            ];
+            let outputs: Vec<OutputTensor<'_>> = columns
+                .iter()
+                .map(|&(name, datatype, column)| OutputTensor {
+                    name,
+                    datatype,
+                    column,
+                    binary: true,
+                })
+                .collect();
+            let outputs = &outputs[..];
+            let prost = ModelInferResponse {
+                model_name: "cancer".into(),
+                model_version: version.to_string(),
+                id: id.into(),
+                outputs: outputs
+                    .iter()
+                    .map(|o| InferOutputTensor {
+                        name: o.name.into(),
+                        datatype: o.datatype.into(),
+                        shape: vec![n as i64],
+                        ..Default::default()
+                    })
+                    .collect(),
+                raw_output_contents: outputs
+                    .iter()
+                    .map(|o| {
+                        let mut raw = Vec::new();
+                        encode_binary(o.column, &mut raw);
+                        raw.into()
+                    })
+                    .collect(),
+                ..Default::default()
+            };
+            let written = write_infer_response("cancer", version, id, n, outputs);
+            assert_eq!(
+                written,
+                prost.encode_to_vec(),
+                "id {id:?}, version {version}"
+            );
+        }
+    }
     use crate::grpc::inference::infer_parameter::ParameterChoice;
     use crate::grpc::inference::model_infer_request::InferRequestedOutputTensor;
 

@@ -23,12 +23,13 @@ use crate::grpc::{ModelInfer, infer_request};
 use crate::protocol::InferRequest;
 use crate::signature::DataError;
 use axum::http::StatusCode;
-use bytes::{Buf, Bytes};
+use bytes::{Buf, BufMut, Bytes};
+use prost::Message;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
-use tonic::codec::{Codec, DecodeBuf, Decoder};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{Body, BoxFuture, StdError, http};
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
@@ -89,8 +90,8 @@ where
 struct InferMethod(Arc<Api>);
 
 impl tonic::server::UnaryService<Bytes> for InferMethod {
-    type Response = ModelInferResponse;
-    type Future = BoxFuture<Response<ModelInferResponse>, Status>;
+    type Response = Vec<u8>;
+    type Future = BoxFuture<Response<Vec<u8>>, Status>;
 
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         let api = self.0.clone();
@@ -99,22 +100,35 @@ impl tonic::server::UnaryService<Bytes> for InferMethod {
 }
 
 /// A codec that hands over a request message's bytes as they arrived (no
-/// copy: they are split off tonic's buffer) and encodes responses with
-/// prost.
+/// copy: they are split off tonic's buffer) and sends a response message
+/// serialized already (`crate::grpc::infer_response`).
 struct MessageCodec;
 
 impl Codec for MessageCodec {
-    type Encode = ModelInferResponse;
+    type Encode = Vec<u8>;
     type Decode = Bytes;
-    type Encoder = tonic_prost::ProstEncoder<ModelInferResponse>;
+    type Encoder = SerializedMessage;
     type Decoder = MessageBytes;
 
     fn encoder(&mut self) -> Self::Encoder {
-        tonic_prost::ProstEncoder::new(Default::default())
+        SerializedMessage
     }
 
     fn decoder(&mut self) -> Self::Decoder {
         MessageBytes
+    }
+}
+
+/// The encoder of [`MessageCodec`]: the message's bytes as they are.
+struct SerializedMessage;
+
+impl Encoder for SerializedMessage {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
     }
 }
 
@@ -138,10 +152,7 @@ pub(super) struct Api {
 impl Api {
     /// `ModelInfer` on a serialized message, read in place. A message over
     /// [`BORROWED_BODY_MAX`] is freed once read, as an HTTP body is.
-    async fn infer_bytes(
-        &self,
-        request: Request<Bytes>,
-    ) -> Result<Response<ModelInferResponse>, Status> {
+    async fn infer_bytes(&self, request: Request<Bytes>) -> Result<Response<Vec<u8>>, Status> {
         let started = Instant::now();
         let (metadata, _, body) = request.into_parts();
         let message = ModelInfer::read(&body).map_err(|e| {
@@ -174,7 +185,7 @@ impl Api {
         wanted: &str,
         request: Result<InferRequest<'_>, DataError>,
         started: Instant,
-    ) -> Result<Response<ModelInferResponse>, Status> {
+    ) -> Result<Response<Vec<u8>>, Status> {
         let app = &self.app;
         let key = app.header_key(|h| metadata.get(h).and_then(|v| v.to_str().ok()));
         let mut served = None;
@@ -294,13 +305,18 @@ impl GrpcInferenceService for Api {
         let started = Instant::now();
         let message = ModelInfer::from(request.get_ref());
         let (name, wanted) = (message.model_name, message.model_version);
-        self.answer(
-            request.metadata(),
-            name,
-            wanted,
-            infer_request(message),
-            started,
-        )
-        .await
+        let answer = self
+            .answer(
+                request.metadata(),
+                name,
+                wanted,
+                infer_request(message),
+                started,
+            )
+            .await?;
+        let (metadata, bytes, extensions) = answer.into_parts();
+        let message = ModelInferResponse::decode(&bytes[..])
+            .map_err(|e| Status::internal(format!("a response did not serialise: {e}")))?;
+        Ok(Response::from_parts(metadata, message, extensions))
     }
 }
