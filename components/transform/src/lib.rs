@@ -76,10 +76,13 @@ mod bindings {
     });
 }
 
-/// The columns of a host table that `state` reads (those it has), or all
-/// of them when `state` is `None`.
-fn read_raw(table: &raw::Table, state: Option<&State>) -> Result<Vec<(String, Column)>, String> {
-    let names: Vec<String> = table.fields().into_iter().map(|f| f.name).collect();
+/// The columns of a host table (whose columns are `names`) that `state`
+/// reads (those it has), or all of them when `state` is `None`.
+fn read_raw(
+    table: &raw::Table,
+    names: Vec<String>,
+    state: Option<&State>,
+) -> Result<Vec<(String, Column)>, String> {
     let wanted: Vec<String> = match state {
         Some(s) => s
             .columns
@@ -124,7 +127,8 @@ impl bindings::Guest for Component {
                     .into(),
             );
         }
-        let columns = read_raw(data, None)?;
+        let names = data.fields().into_iter().map(|f| f.name).collect();
+        let columns = read_raw(data, names, None)?;
         let state = transform::fit(&columns, &spec)?;
         serde_json::to_string(&state).map_err(|e| format!("serializing the state: {e}"))
     }
@@ -137,7 +141,9 @@ impl bindings::Guest for Component {
                 .map(|f| (f.name, f.dtype.into()))
                 .collect()
         };
-        if let Some(exprs) = transform::derive_columns(&fields(data), &state.params)? {
+        // Asked once: on a server every request pays for each host call.
+        let data_fields = fields(data);
+        if let Some(exprs) = transform::derive_columns(&data_fields, &state.params)? {
             // Derived columns are SQL: the host computes everything.
             let derived = data
                 .compute(&exprs)
@@ -146,11 +152,12 @@ impl bindings::Guest for Component {
         }
         if data.num_rows() >= NATIVE_ROWS {
             // Many rows: the host computes the same values natively.
-            return data.compute(&transform::sql_columns(&fields(data), &state)?);
+            return data.compute(&transform::sql_columns(&data_fields, &state)?);
         }
         // A few rows (a server's request): computing here avoids planning a
         // query per request.
-        let columns = read_raw(data, Some(&state))?;
+        let names = data_fields.into_iter().map(|(name, _)| name).collect();
+        let columns = read_raw(data, names, Some(&state))?;
         let out = transform::apply(&columns, &state)?;
         let builder = raw::TableBuilder::new();
         for (name, column) in out {
