@@ -369,6 +369,16 @@ mod tests {
     use arrow_array::{Int64Array, StringArray};
     use arrow_schema::{DataType, Field, Schema};
 
+    /// Two float columns (`x` nullable), an integer and a text column.
+    fn schema() -> Arc<Schema> {
+        Arc::new(Schema::new(vec![
+            Field::new("x", DataType::Float64, true),
+            Field::new("y", DataType::Float64, false),
+            Field::new("n", DataType::Int64, false),
+            Field::new("s", DataType::Utf8, false),
+        ]))
+    }
+
     fn table(schema: &Arc<Schema>, x: Vec<Option<f64>>, y: Vec<f64>, n: Vec<i64>) -> RecordBatch {
         let text: Vec<String> = n.iter().map(|v| format!("t{v}")).collect();
         RecordBatch::try_new(
@@ -385,12 +395,7 @@ mod tests {
 
     #[test]
     fn a_join_holds_the_rows_of_its_tables_in_order_as_arrow_concatenates_them() {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("x", DataType::Float64, true),
-            Field::new("y", DataType::Float64, false),
-            Field::new("n", DataType::Int64, false),
-            Field::new("s", DataType::Utf8, false),
-        ]));
+        let schema = schema();
         let parts = [
             table(
                 &schema,
@@ -434,13 +439,7 @@ mod tests {
 
     #[test]
     fn tables_of_different_schemas_are_not_joined() {
-        let wide = Arc::new(Schema::new(vec![
-            Field::new("x", DataType::Float64, true),
-            Field::new("y", DataType::Float64, false),
-            Field::new("n", DataType::Int64, false),
-            Field::new("s", DataType::Utf8, false),
-        ]));
-        let a = table(&wide, vec![Some(1.0)], vec![2.0], vec![3]);
+        let a = table(&schema(), vec![Some(1.0)], vec![2.0], vec![3]);
         let b = a.project(&[0, 1]).unwrap();
         let e = join([&a, &b].into_iter()).unwrap_err();
         assert!(e.to_string().contains("schemas differ"), "{e}");
