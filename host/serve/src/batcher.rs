@@ -24,10 +24,10 @@
 
 use crate::metrics::Metrics;
 use crate::served::{PredictError, ServedModel};
+use crate::signature::SharedNumbers;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float64Type;
-use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch, RecordBatchOptions};
-use arrow_buffer::{Buffer, ScalarBuffer};
+use arrow_array::{Array, RecordBatch, RecordBatchOptions};
 use arrow_schema::ArrowError;
 use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex};
@@ -324,26 +324,25 @@ fn join<'a>(
                 .is_some_and(|c| c.null_count() == 0)
         })
     };
-    let flat: Vec<bool> = (0..schema.fields().len()).map(plain).collect();
-    let mut shared = Vec::with_capacity(rows * flat.iter().filter(|&&f| f).count());
-    for i in (0..flat.len()).filter(|&i| flat[i]) {
-        for t in tables.clone() {
-            shared.extend_from_slice(t.column(i).as_primitive::<Float64Type>().values());
-        }
+    let mut flat: Vec<bool> = (0..schema.fields().len()).map(plain).collect();
+    let mut shared = SharedNumbers::new(rows, flat.iter().filter(|&&f| f).count());
+    for (i, flat) in flat.iter_mut().enumerate().filter(|(_, f)| **f) {
+        let values = tables.clone().flat_map(|t| {
+            let column = t.column(i).as_primitive::<Float64Type>();
+            column.values().iter().map(|&v| Some(Some(v)))
+        });
+        *flat = shared.push(values);
     }
-    let shared = Buffer::from_vec(shared);
-    let mut start = 0;
+    let mut shared = shared.columns();
     let columns = flat
         .iter()
         .enumerate()
-        .map(|(i, &flat)| {
-            if flat {
-                let values = ScalarBuffer::new(shared.clone(), start, rows);
-                start += rows;
-                return Ok(Arc::new(Float64Array::new(values, None)) as ArrayRef);
+        .map(|(i, &flat)| match flat.then(|| shared.next()).flatten() {
+            Some(column) => Ok(column),
+            None => {
+                let parts: Vec<&dyn Array> = tables.clone().map(|t| t.column(i).as_ref()).collect();
+                arrow_select::concat::concat(&parts)
             }
-            let parts: Vec<&dyn Array> = tables.clone().map(|t| t.column(i).as_ref()).collect();
-            arrow_select::concat::concat(&parts)
         })
         .collect::<Result<Vec<_>, _>>()?;
     RecordBatch::try_new_with_options(
@@ -366,7 +365,7 @@ fn answer_slices(jobs: Vec<Job>, out: &RecordBatch) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow_array::{Int64Array, StringArray};
+    use arrow_array::{Float64Array, Int64Array, StringArray};
     use arrow_schema::{DataType, Field, Schema};
 
     /// Two float columns (`x` nullable), an integer and a text column.

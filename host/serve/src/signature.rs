@@ -201,7 +201,7 @@ impl Signature {
             )));
         }
         let values = |at: Option<usize>| &columns[at.expect("no column is missing")].1;
-        let mut shared = SharedNumbers::new(self, rows);
+        let mut shared = SharedNumbers::for_signature(self, rows);
         let in_shared: SmallVec<[bool; 64]> = self
             .columns
             .iter()
@@ -244,7 +244,7 @@ impl Signature {
         if !unknown.is_empty() {
             return None;
         }
-        let mut shared = SharedNumbers::new(self, rows.len());
+        let mut shared = SharedNumbers::for_signature(self, rows.len());
         let in_shared = self
             .columns
             .iter()
@@ -312,35 +312,39 @@ impl Signature {
 
 /// Float64 columns without nulls, written one after another into one
 /// buffer that each column then slices: one allocation for all of a
-/// request's number columns, where a column of its own costs two (its
+/// table's number columns, where a column of its own costs two (its
 /// values and their owner), sixty for a one-row request of thirty.
-struct SharedNumbers {
+pub(crate) struct SharedNumbers {
     values: Vec<f64>,
     rows: usize,
     room: usize,
 }
 
 impl SharedNumbers {
-    /// Room for `rows` rows of each of `signature`'s number columns, taken
-    /// when the first column is written (a request none of whose columns
-    /// is written allocates nothing).
-    fn new(signature: &Signature, rows: usize) -> Self {
-        let floats = signature
-            .columns
-            .iter()
-            .filter(|c| c.column_type == DType::Float64)
-            .count();
+    /// Room for `columns` columns of `rows` rows, taken when the first
+    /// column is written (a table none of whose columns is written
+    /// allocates nothing).
+    pub(crate) fn new(rows: usize, columns: usize) -> Self {
         SharedNumbers {
             values: Vec::new(),
             rows,
-            room: rows * floats,
+            room: rows * columns,
         }
+    }
+
+    /// Room for `rows` rows of each of `signature`'s number columns.
+    fn for_signature(signature: &Signature, rows: usize) -> Self {
+        let floats = signature
+            .columns
+            .iter()
+            .filter(|c| c.column_type == DType::Float64);
+        Self::new(rows, floats.count())
     }
 
     /// Appends a column's numbers (`Some(Some(x))` each); `false`, leaving
     /// nothing appended, at the first that is null or not a number, or
     /// when there are not `rows` of them.
-    fn push(&mut self, numbers: impl Iterator<Item = Option<Option<f64>>>) -> bool {
+    pub(crate) fn push(&mut self, numbers: impl Iterator<Item = Option<Option<f64>>>) -> bool {
         if self.values.capacity() == 0 {
             self.values.reserve_exact(self.room);
         }
@@ -359,7 +363,7 @@ impl SharedNumbers {
     }
 
     /// The columns written, in order, each a slice of the one buffer.
-    fn columns(self) -> impl Iterator<Item = ArrayRef> {
+    pub(crate) fn columns(self) -> impl Iterator<Item = ArrayRef> {
         let rows = self.rows;
         let count = self.values.len().checked_div(rows).unwrap_or(0);
         let buffer = (count > 0).then(|| Buffer::from_vec(self.values));

@@ -21,6 +21,9 @@ use super::inference::{InferParameter, InferTensorContents, ModelInferRequest};
 use crate::protocol::{OutputTensor, Shape, encode_binary};
 use crate::signature::DataError;
 use prost::Message;
+use prost::encoding::{
+    WireType, decode_varint, encode_key, encode_varint, encoded_len_varint, key_len,
+};
 use std::collections::HashMap;
 use std::io::Write;
 
@@ -166,14 +169,6 @@ fn invalid(why: String) -> DataError {
     ))
 }
 
-/// Protobuf wire types.
-const VARINT: u8 = 0;
-const FIXED64: u8 = 1;
-const DELIMITED: u8 = 2;
-const START_GROUP: u8 = 3;
-const END_GROUP: u8 = 4;
-const FIXED32: u8 = 5;
-
 /// Reads the fields of one message, front to back.
 struct Reader<'a> {
     rest: &'a [u8],
@@ -185,17 +180,15 @@ impl<'a> Reader<'a> {
     }
 
     /// The next field's number and wire type, or `None` at the end.
-    fn key(&mut self) -> Result<Option<(u32, u8)>, DataError> {
+    fn key(&mut self) -> Result<Option<(u32, WireType)>, DataError> {
         if self.rest.is_empty() {
             return Ok(None);
         }
         let key = self.varint()?;
         let key =
             u32::try_from(key).map_err(|_| invalid(format!("field key {key} is too large")))?;
-        let wire = (key & 7) as u8;
-        if wire > FIXED32 {
-            return Err(invalid(format!("wire type {wire} does not exist")));
-        }
+        let wire = WireType::try_from(u64::from(key & 7))
+            .map_err(|_| invalid(format!("wire type {} does not exist", key & 7)))?;
         let tag = key >> 3;
         if tag == 0 {
             return Err(invalid("field number 0".into()));
@@ -203,22 +196,10 @@ impl<'a> Reader<'a> {
         Ok(Some((tag, wire)))
     }
 
-    /// A base-128 varint of at most ten bytes.
+    /// A base-128 varint of at most ten bytes (prost's own reading).
     fn varint(&mut self) -> Result<u64, DataError> {
-        let mut value = 0u64;
-        for (i, &b) in self.rest.iter().take(10).enumerate() {
-            value |= u64::from(b & 0x7f) << (7 * i);
-            if b < 0x80 {
-                if i == 9 && b > 1 {
-                    break;
-                }
-                self.rest = &self.rest[i + 1..];
-                return Ok(value);
-            }
-        }
-        Err(invalid(
-            "a varint is cut short or longer than 64 bits".into(),
-        ))
+        decode_varint(&mut self.rest)
+            .map_err(|_| invalid("a varint is cut short or longer than 64 bits".into()))
     }
 
     /// The next `n` bytes.
@@ -238,10 +219,12 @@ impl<'a> Reader<'a> {
 
     /// A length-delimited field's bytes: a string's, a `bytes` field's or an
     /// embedded message's.
-    fn delimited(&mut self, wire: u8, field: &str) -> Result<&'a [u8], DataError> {
-        if wire != DELIMITED {
+    fn delimited(&mut self, wire: WireType, field: &str) -> Result<&'a [u8], DataError> {
+        if wire != WireType::LengthDelimited {
             return Err(invalid(format!(
-                "`{field}` has wire type {wire}, not {DELIMITED} (length-delimited)"
+                "`{field}` has wire type {}, not {} (length-delimited)",
+                wire as u8,
+                WireType::LengthDelimited as u8
             )));
         }
         let n = self.varint()?;
@@ -249,14 +232,14 @@ impl<'a> Reader<'a> {
     }
 
     /// A string field.
-    fn text(&mut self, wire: u8, field: &str) -> Result<&'a str, DataError> {
+    fn text(&mut self, wire: WireType, field: &str) -> Result<&'a str, DataError> {
         std::str::from_utf8(self.delimited(wire, field)?)
             .map_err(|_| invalid(format!("`{field}` is not UTF-8 text")))
     }
 
     /// A `repeated int64`, packed or one value per field.
-    fn int64s(&mut self, wire: u8, field: &str, out: &mut Shape) -> Result<(), DataError> {
-        if wire == VARINT {
+    fn int64s(&mut self, wire: WireType, field: &str, out: &mut Shape) -> Result<(), DataError> {
+        if wire == WireType::Varint {
             out.push(self.varint()? as i64);
             return Ok(());
         }
@@ -271,7 +254,7 @@ impl<'a> Reader<'a> {
     /// key replaces an earlier one.
     fn parameter(
         &mut self,
-        wire: u8,
+        wire: WireType,
         field: &str,
         map: &mut HashMap<String, InferParameter>,
     ) -> Result<(), DataError> {
@@ -283,35 +266,35 @@ impl<'a> Reader<'a> {
 
     /// Skips an unknown field (groups included, as deep as `budget`
     /// allows, as prost does).
-    fn skip(&mut self, wire: u8, tag: u32, budget: u32) -> Result<(), DataError> {
+    fn skip(&mut self, wire: WireType, tag: u32, budget: u32) -> Result<(), DataError> {
         if budget == 0 {
             return Err(invalid("messages or groups nest too deeply".into()));
         }
         match wire {
-            VARINT => {
+            WireType::Varint => {
                 self.varint()?;
             }
-            FIXED64 => {
+            WireType::SixtyFourBit => {
                 self.take(8)?;
             }
-            DELIMITED => {
+            WireType::LengthDelimited => {
                 let n = self.varint()?;
                 self.take(n)?;
             }
-            FIXED32 => {
+            WireType::ThirtyTwoBit => {
                 self.take(4)?;
             }
-            START_GROUP => loop {
+            WireType::StartGroup => loop {
                 match self.key()? {
                     None => return Err(invalid(format!("group {tag} has no end"))),
-                    Some((inner, END_GROUP)) if inner == tag => break,
-                    Some((_, END_GROUP)) => {
+                    Some((inner, WireType::EndGroup)) if inner == tag => break,
+                    Some((_, WireType::EndGroup)) => {
                         return Err(invalid(format!("group {tag} ends with another's tag")));
                     }
                     Some((inner, wire)) => self.skip(wire, inner, budget - 1)?,
                 }
             },
-            _ => {
+            WireType::EndGroup => {
                 return Err(invalid(format!(
                     "field {tag} ends a group that never began"
                 )));
@@ -341,9 +324,13 @@ pub fn write_infer_response(
         std::str::from_utf8(&version[..n]).expect("digits are UTF-8")
     };
     let rows = rows as u64;
-    let shape = varint_len(rows);
+    let shape = encoded_len_varint(rows);
     let tensor_len = |o: &OutputTensor<'_>| {
-        text_len(1, o.name) + text_len(2, o.datatype) + 1 + varint_len(shape as u64) + shape
+        text_len(1, o.name)
+            + text_len(2, o.datatype)
+            + key_len(3)
+            + encoded_len_varint(shape as u64)
+            + shape
     };
     let values: usize = outputs.iter().map(|o| 16 + o.column.len() * 8).sum();
     let guess = 32 + model_name.len() + id.len() + values;
@@ -352,35 +339,30 @@ pub fn write_infer_response(
     text(&mut out, 2, version);
     text(&mut out, 3, id);
     for o in outputs {
-        key(&mut out, 5);
-        put_varint(&mut out, tensor_len(o) as u64);
+        encode_key(5, WireType::LengthDelimited, &mut out);
+        encode_varint(tensor_len(o) as u64, &mut out);
         text(&mut out, 1, o.name);
         text(&mut out, 2, o.datatype);
-        key(&mut out, 3);
-        put_varint(&mut out, shape as u64);
-        put_varint(&mut out, rows);
+        encode_key(3, WireType::LengthDelimited, &mut out);
+        encode_varint(shape as u64, &mut out);
+        encode_varint(rows, &mut out);
     }
     let mut raw = Vec::new();
     for o in outputs {
         raw.clear();
         encode_binary(o.column, &mut raw);
-        key(&mut out, 6);
-        put_varint(&mut out, raw.len() as u64);
+        encode_key(6, WireType::LengthDelimited, &mut out);
+        encode_varint(raw.len() as u64, &mut out);
         out.extend_from_slice(&raw);
     }
     out
 }
 
-/// The key of length-delimited field `field` (all this writer writes).
-fn key(out: &mut Vec<u8>, field: u32) {
-    put_varint(out, u64::from(field << 3 | 2));
-}
-
 /// A string field, left out when empty (as proto3 and prost do).
 fn text(out: &mut Vec<u8>, field: u32, value: &str) {
     if !value.is_empty() {
-        key(out, field);
-        put_varint(out, value.len() as u64);
+        encode_key(field, WireType::LengthDelimited, out);
+        encode_varint(value.len() as u64, out);
         out.extend_from_slice(value.as_bytes());
     }
 }
@@ -389,20 +371,8 @@ fn text(out: &mut Vec<u8>, field: u32, value: &str) {
 fn text_len(field: u32, value: &str) -> usize {
     match value.len() {
         0 => 0,
-        n => varint_len(u64::from(field << 3 | 2)) + varint_len(n as u64) + n,
+        n => key_len(field) + encoded_len_varint(n as u64) + n,
     }
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 #[cfg(test)]
