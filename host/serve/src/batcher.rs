@@ -6,11 +6,12 @@
 //!   are predicted on the async thread that received them, with no hand-off
 //!   to another thread: a request joins the lane's queue, lets the tasks
 //!   that became ready with it run (so their requests join too), and then
-//!   the first request to find the lane free starts a batch of everything
-//!   queued, in a task of its own on the same thread, which answers them
-//!   all. While a batch runs, newcomers queue and
-//!   ride in the next one. A one-row prediction takes microseconds; waking
-//!   a worker thread and being woken back cost more than that, twice.
+//!   the first request to find the lane free starts a runner: a task of
+//!   its own on the same thread that predicts a batch of everything queued,
+//!   answers each request, and goes on with what queued meanwhile until
+//!   the queue is empty. Waiting requests are woken only by their answer.
+//!   A one-row prediction takes microseconds; waking a worker thread and
+//!   being woken back cost more than that, twice.
 //! - **Large requests**, and all requests when `max_delay` is set, go to
 //!   worker threads (one per core by default) that share a queue. A free
 //!   worker takes every queued request up to `max_rows`, waiting at most
@@ -32,7 +33,7 @@ use arrow_schema::ArrowError;
 use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::oneshot;
 
 /// How requests are batched.
 #[derive(Debug, Clone, Copy)]
@@ -108,41 +109,51 @@ impl Batcher {
         answer.await.unwrap_or_else(|_| Err(lost()))
     }
 
-    /// The small-request lane: queues `job`, then starts a batch of what is
-    /// queued when the lane is free, and waits for the batch that answers
-    /// it.
+    /// The small-request lane: queues `job`; when no batch is running,
+    /// starts a runner that takes batches of what is queued until the
+    /// queue is empty; then waits for the batch that answers it.
     async fn predict_here(
         &self,
         job: Job,
-        mut answer: oneshot::Receiver<Result<RecordBatch, PredictError>>,
+        answer: oneshot::Receiver<Result<RecordBatch, PredictError>>,
     ) -> Result<RecordBatch, PredictError> {
-        self.here.queue.lock().unwrap().jobs.push(job);
+        self.here.push(job);
         // The tasks woken with this one (other connections' requests that
         // arrived together) run first and queue theirs: one batch for all.
         tokio::task::yield_now().await;
-        loop {
-            // Registered before looking, so a batch that ends between the
-            // look and the wait still wakes this task.
-            let free = self.here.free.notified();
-            tokio::pin!(free);
-            free.as_mut().enable();
-            if let Some(batch) = self.here.take(self.config.max_rows) {
-                // A task of its own on this thread (it runs next): the batch
-                // holds other requests, so it must finish even if this
-                // request is given up (its client gone, its time out).
-                let (lane, metrics) = (self.here.clone(), self.metrics.clone());
-                tokio::spawn(async move {
-                    let running = Running(&lane);
-                    run_here(batch, &metrics).await;
-                    drop(running);
-                });
-            }
-            tokio::select! {
-                result = &mut answer => return result.unwrap_or_else(|_| Err(lost())),
-                () = free => {}
-            }
+        if let Some(batch) = self.here.take(self.config.max_rows) {
+            start_runner(self.here.clone(), batch, self.config, self.metrics.clone());
         }
+        answer.await.unwrap_or_else(|_| Err(lost()))
     }
+}
+
+/// Runs `batch`, then each batch queued meanwhile, until the queue is
+/// empty, in a task of its own on this thread (it runs next): a batch
+/// holds other requests, so it must finish even if the request that
+/// started it is given up (its client gone, its time out). Requests that
+/// queue while a batch runs ride in the next one without being woken to
+/// start it.
+fn start_runner(lane: Arc<Lane>, batch: Vec<Job>, config: BatchConfig, metrics: Arc<Metrics>) {
+    tokio::spawn(async move {
+        let running = Running {
+            lane: &lane,
+            config,
+            metrics: &metrics,
+        };
+        let mut batch = batch;
+        loop {
+            run_here(batch, &metrics).await;
+            if lane.free_if_empty() {
+                break;
+            }
+            // Requests queued: the thread's other tasks (its connections,
+            // whose requests join them) run before the next batch.
+            tokio::task::yield_now().await;
+            batch = lane.next(config.max_rows);
+        }
+        std::mem::forget(running);
+    });
 }
 
 /// The answer of a request whose batch was lost (a prediction panicked).
@@ -150,52 +161,115 @@ fn lost() -> PredictError {
     PredictError::Lost
 }
 
-/// The small-request lane: its queue, and a signal that the batch running
-/// has ended.
-#[derive(Default)]
-struct Lane {
-    queue: Mutex<Queued>,
-    free: Notify,
+/// The small-request lane: its queue, and whether a runner is taking
+/// batches from it. Generic over what is queued only so that its rules
+/// can be tested without models.
+struct Lane<J = Job> {
+    queue: Mutex<Queued<J>>,
 }
 
-#[derive(Default)]
-struct Queued {
-    jobs: Vec<Job>,
+impl<J> Default for Lane<J> {
+    fn default() -> Self {
+        Lane {
+            queue: Mutex::new(Queued {
+                jobs: Vec::new(),
+                running: false,
+            }),
+        }
+    }
+}
+
+struct Queued<J> {
+    jobs: Vec<J>,
     running: bool,
 }
 
-impl Lane {
-    /// The next batch (queued jobs up to `max_rows` rows, at least one),
-    /// marking the lane busy; `None` when a batch is running or nothing is
-    /// queued.
-    fn take(&self, max_rows: usize) -> Option<Vec<Job>> {
+/// Something queued in a lane: a request of some rows.
+trait Rows {
+    fn rows(&self) -> usize;
+}
+
+impl Rows for Job {
+    fn rows(&self) -> usize {
+        self.rows.num_rows()
+    }
+}
+
+impl<J: Rows> Lane<J> {
+    /// Queues a request.
+    fn push(&self, job: J) {
+        self.queue.lock().unwrap().jobs.push(job);
+    }
+
+    /// The next batch, marking the lane busy; `None` when a runner has it
+    /// or nothing is queued.
+    fn take(&self, max_rows: usize) -> Option<Vec<J>> {
         let mut q = self.queue.lock().unwrap();
         if q.running || q.jobs.is_empty() {
             return None;
         }
         q.running = true;
-        let mut rows = 0;
-        let n = q
-            .jobs
-            .iter()
-            .take_while(|j| {
-                let fits = rows == 0 || rows + j.rows.num_rows() <= max_rows;
-                rows += j.rows.num_rows();
-                fits
-            })
-            .count();
-        Some(q.jobs.drain(..n).collect())
+        Some(q.next_batch(max_rows))
+    }
+
+    /// For the runner, whose batch has ended: true, the lane marked free,
+    /// when nothing is queued. One look under the lock, so a request
+    /// queued meanwhile either is seen here (and rides in the runner's
+    /// next batch) or finds the lane free and starts a runner itself.
+    fn free_if_empty(&self) -> bool {
+        let mut q = self.queue.lock().unwrap();
+        q.running = !q.jobs.is_empty();
+        !q.running
+    }
+
+    /// For the runner: the next batch of what is queued (only a runner
+    /// takes while it holds the lane, so what it saw queued is still
+    /// there).
+    fn next(&self, max_rows: usize) -> Vec<J> {
+        self.queue.lock().unwrap().next_batch(max_rows)
+    }
+
+    /// Marks the lane free whatever it held (its runner is gone).
+    fn release(&self) {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).running = false;
     }
 }
 
-/// Marks the lane free again when the batch ends (or its task panics),
-/// waking the requests that wait for it.
-struct Running<'a>(&'a Lane);
+impl<J: Rows> Queued<J> {
+    /// Queued jobs up to `max_rows` rows (at least one), oldest first.
+    fn next_batch(&mut self, max_rows: usize) -> Vec<J> {
+        let mut rows = 0;
+        let n = self
+            .jobs
+            .iter()
+            .take_while(|j| {
+                let fits = rows == 0 || rows + j.rows() <= max_rows;
+                rows += j.rows();
+                fits
+            })
+            .count();
+        self.jobs.drain(..n).collect()
+    }
+}
+
+/// A runner's hold on its lane. Forgotten when the runner ends normally
+/// (it marked the lane free itself); dropped only when its task panics or
+/// is cancelled mid-batch, and then the lane is marked free and a new
+/// runner takes what is queued, so those requests are still answered.
+struct Running<'a> {
+    lane: &'a Arc<Lane>,
+    config: BatchConfig,
+    metrics: &'a Arc<Metrics>,
+}
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        self.0.queue.lock().unwrap().running = false;
-        self.0.free.notify_waiters();
+        self.lane.release();
+        if let Some(batch) = self.lane.take(self.config.max_rows)
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            start_runner(self.lane.clone(), batch, self.config, self.metrics.clone());
+        }
     }
 }
 
@@ -434,6 +508,48 @@ mod tests {
             y2.values().inner().data_ptr()
         );
         assert_eq!(y2.values().as_ptr(), x2.values().as_ptr().wrapping_add(4));
+    }
+
+    impl Rows for usize {
+        fn rows(&self) -> usize {
+            *self
+        }
+    }
+
+    #[test]
+    fn the_first_request_to_find_the_lane_free_takes_a_batch_of_all_queued() {
+        let lane = Lane::<usize>::default();
+        assert_eq!(lane.take(64), None, "nothing queued");
+        for rows in [1, 2, 1] {
+            lane.push(rows);
+        }
+        assert_eq!(lane.take(64), Some(vec![1, 2, 1]));
+        // A runner holds the lane: newcomers queue for its next batch.
+        lane.push(3);
+        assert_eq!(lane.take(64), None);
+        assert!(!lane.free_if_empty(), "a request is queued");
+        assert_eq!(lane.take(64), None, "the runner still holds the lane");
+        assert_eq!(lane.next(64), vec![3]);
+        assert!(lane.free_if_empty());
+        // Free again: the next request starts a runner.
+        lane.push(1);
+        assert_eq!(lane.take(64), Some(vec![1]));
+        lane.release();
+        lane.push(2);
+        assert_eq!(lane.take(64), Some(vec![2]), "released by a lost runner");
+    }
+
+    #[test]
+    fn a_batch_holds_at_most_max_rows_unless_one_request_is_larger() {
+        let lane = Lane::<usize>::default();
+        for rows in [3, 3, 3, 100, 1] {
+            lane.push(rows);
+        }
+        assert_eq!(lane.take(7), Some(vec![3, 3]));
+        assert_eq!(lane.next(7), vec![3]);
+        assert_eq!(lane.next(7), vec![100], "alone, not refused");
+        assert_eq!(lane.next(7), vec![1]);
+        assert!(lane.free_if_empty());
     }
 
     #[test]
