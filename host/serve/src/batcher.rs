@@ -265,8 +265,10 @@ struct Running<'a> {
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         self.lane.release();
-        if let Some(batch) = self.lane.take(self.config.max_rows)
-            && tokio::runtime::Handle::try_current().is_ok()
+        // Outside a runtime (none to spawn on), taking a batch would only
+        // mark the lane busy for good.
+        if tokio::runtime::Handle::try_current().is_ok()
+            && let Some(batch) = self.lane.take(self.config.max_rows)
         {
             start_runner(self.lane.clone(), batch, self.config, self.metrics.clone());
         }
