@@ -39,8 +39,8 @@
  * @module sluice-sdk
  */
 
-import * as host from "sluice:pipeline/context@0.1.3";
-import { TableBuilder as RawTableBuilder, sql as rawSql } from "sluice:pipeline/tables@0.1.3";
+import * as host from "sluice:pipeline/context@0.1.4";
+import { TableBuilder as RawTableBuilder, sql as rawSql } from "sluice:pipeline/tables@0.1.4";
 
 // ---- errors ---------------------------------------------------------------
 

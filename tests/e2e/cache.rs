@@ -156,7 +156,7 @@ fn inspect_shows_manifest_ports_params_and_imports() {
         .iter()
         .map(|i| i.as_str().unwrap())
         .collect();
-    assert!(imports.contains(&"sluice:pipeline/context@0.1.3"));
+    assert!(imports.contains(&"sluice:pipeline/context@0.1.4"));
     assert!(v["digest"].as_str().unwrap().starts_with("sha256:"));
     // Starting a model server is an import of its own, which only the
     // step that does it has: inspect shows who may.
@@ -171,7 +171,7 @@ fn inspect_shows_manifest_ports_params_and_imports() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|i| i == "sluice:pipeline/serving@0.1.3"),
+            .any(|i| i == "sluice:pipeline/serving@0.1.4"),
         "{infra:#}"
     );
 

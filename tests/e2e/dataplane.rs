@@ -44,6 +44,30 @@ fn a_column_larger_than_128_mib_crosses_into_the_host_and_back_in_chunks() {
 }
 
 #[test]
+fn many_columns_cross_in_one_call_each_way_and_a_bad_batch_adds_none() {
+    // Contract 0.1.4: `add-columns` and `columns`. 300 columns with nulls
+    // go in and come back, in the order asked; a batch with one column
+    // too short is refused whole, and a missing column is named.
+    let p = Project::new(&adversary_spec("bulk-columns", 300, "256MiB"));
+    let r = p.run_json();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = String::from_utf8(output_bytes(&r.json(), "a", "out")).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    let names: Vec<String> = (0..300).map(|j| format!("c{j}")).collect();
+    assert_eq!(lines[0], format!("columns={}", names.join(",")), "{out}");
+    assert_eq!(lines[1], "read back equal=300", "{out}");
+    assert!(
+        lines[2].starts_with("refused=")
+            && lines[2].contains("column `short` has 1 rows but the columns before it have 3"),
+        "{out}"
+    );
+    assert!(
+        lines[3].starts_with("missing=") && lines[3].contains("`nope`"),
+        "{out}"
+    );
+}
+
+#[test]
 fn a_step_holding_host_tables_past_its_limit_fails_saying_what_and_how_to_raise_it() {
     // Each query result is 8 MB of host memory the step keeps a handle to:
     // without accounting the host would grow without bound.

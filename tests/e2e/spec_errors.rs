@@ -277,7 +277,7 @@ fn a_component_of_the_wrong_world_is_explained() {
     assert_eq!(r.code, 2);
     assert!(
         r.stderr
-            .contains("does not implement world sluice:pipeline/step@0.1.3"),
+            .contains("does not implement world sluice:pipeline/step@0.1.4"),
         "{}",
         r.stderr
     );

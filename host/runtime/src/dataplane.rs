@@ -10,8 +10,9 @@
 use crate::bindings::sluice::pipeline::tables;
 use crate::host::StepState;
 use crate::table::{self, TableBuilderRes, TableRes};
+use arrow_array::ArrayRef;
 use sluice_tables::ops::{self, Aggregate, JoinKind, OpError, SortKey, SplitBy};
-use sluice_tables::{MemoryError, Table};
+use sluice_tables::{Hold, MemoryError, Table};
 use wasmtime::component::Resource;
 
 /// Raised (as a trap) when the host cannot hold what a step asked for
@@ -44,6 +45,52 @@ impl StepState {
     /// The table behind a handle (sharing its data).
     pub(crate) fn table(&self, handle: &Resource<TableRes>) -> wasmtime::Result<Table> {
         Ok(self.resources.get(handle)?.table.clone())
+    }
+
+    /// Counts copies of columns against the step's memory while they are
+    /// handed to the guest: roughly twice their size, for the converted
+    /// values. `what` names them, if the step's memory is exceeded.
+    fn hold_copies(
+        &mut self,
+        arrays: &[ArrayRef],
+        what: impl Fn() -> String,
+    ) -> wasmtime::Result<Hold> {
+        let size = arrays
+            .iter()
+            .map(|a| a.get_array_memory_size() as u64 * 2)
+            .sum();
+        let hold = self
+            .session
+            .ledger()
+            .hold_bytes(std::fmt::from_fn(|f| f.write_str(&what())), size)
+            .map_err(|e| wasmtime::Error::new(HostMemoryExceeded(e)))?;
+        self.limiter.observe();
+        Ok(hold)
+    }
+
+    /// Counts the `added` columns just added to a builder against the
+    /// step's memory, for as long as the builder holds them.
+    fn hold_added(
+        &mut self,
+        this: &Resource<TableBuilderRes>,
+        added: usize,
+    ) -> wasmtime::Result<()> {
+        let builder = self.resources.get_mut(this)?;
+        let hold = self
+            .session
+            .ledger()
+            .hold_bytes(
+                format_args!(
+                    "column{} {} of a table being built",
+                    plural(added),
+                    quoted(builder.last_column_names(added))
+                ),
+                builder.size_of_last(added),
+            )
+            .map_err(|e| wasmtime::Error::new(HostMemoryExceeded(e)))?;
+        builder.keep(hold);
+        self.limiter.observe();
+        Ok(())
     }
 
     /// Turns an operation's outcome into a new handle, or its error.
@@ -140,16 +187,38 @@ impl tables::HostTable for StepState {
             Ok(a) => a,
             Err(e) => return Ok(Err(e.to_string())),
         };
-        // The copy handed to the guest lives in host memory until the guest
-        // has it: it counts (roughly twice, for the converted values).
-        let size = array.get_array_memory_size() as u64 * 2;
-        let _hold = self
-            .session
-            .ledger()
-            .hold_bytes(format_args!("a copy of column `{name}`"), size)
-            .map_err(|e| wasmtime::Error::new(HostMemoryExceeded(e)))?;
-        self.limiter.observe();
+        let _hold = self.hold_copies(std::slice::from_ref(&array), || {
+            format!("a copy of column `{name}`")
+        })?;
         Ok(table::to_wit_column(&name, array.as_ref()).map_err(|e| e.to_string()))
+    }
+
+    fn columns(
+        &mut self,
+        this: Resource<TableRes>,
+        names: Vec<String>,
+    ) -> OpResult<Vec<tables::Column>> {
+        let t = self.table(&this)?;
+        let mut arrays = Vec::with_capacity(names.len());
+        for name in &names {
+            match t.column_chunk(name, 0, t.num_rows()) {
+                Ok(a) => arrays.push(a),
+                Err(e) => return Ok(Err(e.to_string())),
+            }
+        }
+        let _hold = self.hold_copies(&arrays, || {
+            format!(
+                "copies of column{} {}",
+                plural(names.len()),
+                quoted(names.iter().map(String::as_str))
+            )
+        })?;
+        Ok(names
+            .iter()
+            .zip(&arrays)
+            .map(|(name, a)| table::to_wit_column(name, a.as_ref()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string()))
     }
 
     fn batch_rows(&mut self, this: Resource<TableRes>) -> wasmtime::Result<Vec<u64>> {
@@ -340,19 +409,23 @@ impl tables::HostTableBuilder for StepState {
         name: String,
         data: tables::Column,
     ) -> OpResult<()> {
-        let builder = self.resources.get_mut(&this)?;
-        if let Err(e) = builder.add(name, data) {
+        if let Err(e) = self.resources.get_mut(&this)?.add(name, data) {
             return Ok(Err(e));
         }
-        let size = builder.last_column_size();
-        let name = builder.last_column_name();
-        let hold = self
-            .session
-            .ledger()
-            .hold_bytes(format_args!("column `{name}` of a table being built"), size)
-            .map_err(|e| wasmtime::Error::new(HostMemoryExceeded(e)))?;
-        self.resources.get_mut(&this)?.keep(hold);
-        self.limiter.observe();
+        self.hold_added(&this, 1)?;
+        Ok(Ok(()))
+    }
+
+    fn add_columns(
+        &mut self,
+        this: Resource<TableBuilderRes>,
+        columns: Vec<(String, tables::Column)>,
+    ) -> OpResult<()> {
+        let added = match self.resources.get_mut(&this)?.add_all(columns) {
+            Ok(added) => added,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.hold_added(&this, added)?;
         Ok(Ok(()))
     }
 
@@ -374,4 +447,24 @@ impl tables::HostTableBuilder for StepState {
 /// A guest's u64 as a row count or index (saturating on 32-bit hosts).
 fn saturate(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// "s" for a count other than one.
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Names in backquotes, separated by commas, at most five of them; written
+/// only if an error message needs them.
+fn quoted<'a>(names: impl Iterator<Item = &'a str> + Clone) -> impl std::fmt::Display {
+    std::fmt::from_fn(move |f| {
+        let count = names.clone().count();
+        for (i, name) in names.clone().take(5).enumerate() {
+            write!(f, "{}`{name}`", if i == 0 { "" } else { ", " })?;
+        }
+        if count > 5 {
+            write!(f, " and {} more", count - 5)?;
+        }
+        Ok(())
+    })
 }

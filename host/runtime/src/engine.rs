@@ -23,7 +23,7 @@ use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::WasiCtx;
 
 /// The WIT package every step implements.
-pub const WIT_PACKAGE: &str = "sluice:pipeline@0.1.3";
+pub const WIT_PACKAGE: &str = "sluice:pipeline@0.1.4";
 
 /// How often the engine's epoch advances; the granularity of time limits.
 const EPOCH_TICK: Duration = Duration::from_millis(10);

@@ -58,6 +58,13 @@ pub fn compiling_config(target: Option<&str>) -> Result<Config, String> {
     let mut cfg = Config::new();
     apply_shared(&mut cfg)?;
     cfg.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    // For profiling only: `perf` then names each compiled Wasm function
+    // (`wasm[0]::function[N]`; the component's name section maps N to its
+    // source). It changes no compiled code, so nothing that loads code
+    // depends on it.
+    if std::env::var_os("SLUICE_PERFMAP").is_some() {
+        cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if let Some(triple) = target {
         cfg.target(triple).map_err(|e| format!("{e:#}"))?;
     }

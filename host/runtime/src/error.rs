@@ -48,4 +48,4 @@ pub enum RuntimeError {
     },
 }
 
-const WIT_WORLD: &str = "world sluice:pipeline/step@0.1.3";
+const WIT_WORLD: &str = "world sluice:pipeline/step@0.1.4";

@@ -39,17 +39,19 @@ mod bindings {
             // Reading a table and building one are quick and run in place:
             // a synchronous call skips the boxed future and the fiber's
             // poll that an async one costs, and a transform makes about
-            // two per column of every batch it applies to.
+            // two per batch it applies to (`columns`, `add-columns`).
             "sluice:pipeline/tables.[method]table.fields": trappable,
             "sluice:pipeline/tables.[method]table.num-rows": trappable,
             "sluice:pipeline/tables.[method]table.schema": trappable,
             "sluice:pipeline/tables.[method]table.batch-rows": trappable,
             "sluice:pipeline/tables.[method]table.column": trappable,
             "sluice:pipeline/tables.[method]table.column-chunk": trappable,
+            "sluice:pipeline/tables.[method]table.columns": trappable,
             "sluice:pipeline/tables.[method]table.slice": trappable,
             "sluice:pipeline/tables.[drop]table": trappable,
             "sluice:pipeline/tables.[constructor]table-builder": trappable,
             "sluice:pipeline/tables.[method]table-builder.add-column": trappable,
+            "sluice:pipeline/tables.[method]table-builder.add-columns": trappable,
             "sluice:pipeline/tables.[method]table-builder.finish": trappable,
             "sluice:pipeline/tables.[drop]table-builder": trappable,
             "sluice:pipeline/tables": async | trappable,

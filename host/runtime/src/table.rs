@@ -280,17 +280,38 @@ impl TableBuilderRes {
         Ok(())
     }
 
-    /// The size of the column added last, to reserve for it.
-    pub(crate) fn last_column_size(&self) -> u64 {
-        self.columns
-            .last()
-            .map(|c| c.get_array_memory_size() as u64)
-            .unwrap_or(0)
+    /// Appends columns in order, each checked as [`TableBuilderRes::add`]
+    /// checks it; on an error none of them is added. Returns how many were.
+    pub(crate) fn add_all(&mut self, columns: Vec<(String, Column)>) -> Result<usize, String> {
+        let before = self.columns.len();
+        let added = columns.len();
+        if before == 0 {
+            self.fields.reserve(added);
+            self.columns.reserve(added);
+        }
+        for (name, column) in columns {
+            if let Err(e) = self.add(name, column) {
+                self.fields.truncate(before);
+                self.columns.truncate(before);
+                return Err(e);
+            }
+        }
+        Ok(added)
     }
 
-    /// The name of the column added last ("" before any).
-    pub(crate) fn last_column_name(&self) -> &str {
-        self.fields.last().map_or("", |f| f.name().as_str())
+    /// The size of the `n` columns added last, to reserve for them.
+    pub(crate) fn size_of_last(&self, n: usize) -> u64 {
+        let from = self.columns.len().saturating_sub(n);
+        self.columns[from..]
+            .iter()
+            .map(|c| c.get_array_memory_size() as u64)
+            .sum()
+    }
+
+    /// The names of the `n` columns added last.
+    pub(crate) fn last_column_names(&self, n: usize) -> impl Iterator<Item = &str> + Clone {
+        let from = self.fields.len().saturating_sub(n);
+        self.fields[from..].iter().map(|f| f.name().as_str())
     }
 
     /// Keeps `hold` (for a column added) until the builder finishes or drops.

@@ -11,8 +11,11 @@ use arrow_array::{
 use arrow_buffer::ScalarBuffer;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::sync::Arc;
+
+mod fast;
 
 /// An Open Inference Protocol v2 inference request.
 ///
@@ -388,8 +391,19 @@ pub fn parse_infer_with(
         Some(n) => body.split_at(n),
         None => (body, &[][..]),
     };
-    let mut request: InferRequest<'_> = serde_json::from_slice(header)
-        .map_err(|e| DataError(format!("invalid inference request: {e}")))?;
+    // Checked as UTF-8 once, as a whole: read from a `&str`, the parser
+    // then checks no string on its own (it did for each name and datatype).
+    let header = std::str::from_utf8(header).map_err(|e| {
+        DataError(format!(
+            "invalid inference request: the JSON is not UTF-8 text (byte {} is not part of a UTF-8 character)",
+            e.valid_up_to()
+        ))
+    })?;
+    let mut request: InferRequest<'_> = match fast::parse(header) {
+        Some(request) => request,
+        None => serde_json::from_str(header)
+            .map_err(|e| DataError(format!("invalid inference request: {e}")))?,
+    };
     let mut decoded = BinaryInputs::new(
         request.inputs.iter().filter_map(|t| {
             let size = t.parameters.as_ref()?.get("binary_data_size")?.as_u64()?;
@@ -683,8 +697,10 @@ pub fn infer_table(
     }
     let mut columns = Vec::new();
     let mut types = Vec::new();
-    let mut seen = std::collections::HashSet::with_capacity(request.inputs.len());
-    for t in &request.inputs {
+    let mut seen = std::collections::HashSet::new();
+    let mut placed: SmallVec<[bool; 64]> =
+        smallvec::smallvec![false; inputs.map_or(0, |s| s.columns().len())];
+    for (i, t) in request.inputs.iter().enumerate() {
         let Some(values) = t.data.as_ref() else {
             return Err(DataError(format!("input `{}` has no `data`", t.name)));
         };
@@ -742,11 +758,16 @@ pub fn infer_table(
                 }
             )));
         }
-        let column_type = inputs
-            .and_then(|s| s.column(&t.name))
-            .map(|c| c.column_type);
-        check_datatype(&t.name, &t.datatype, column_type)?;
-        if !seen.insert(&*t.name) {
+        let known = inputs.and_then(|s| s.column_near(i, &t.name));
+        check_datatype(&t.name, &t.datatype, known.map(|(_, c)| c.column_type))?;
+        let again = match known {
+            // A model's column: marked by its position, with no hashing.
+            Some((at, _)) => std::mem::replace(&mut placed[at], true),
+            // Without a signature, or a column the model does not take
+            // (refused below, unless it is given twice).
+            None => !seen.insert(&*t.name),
+        };
+        if again {
             return Err(DataError(format!("input `{}` is given twice", t.name)));
         }
         types.push(column_type_of(&t.datatype).unwrap());
@@ -1525,6 +1546,16 @@ mod tests {
         assert!(e.0.contains("does not read"), "{e}");
         let e = err(r#"{"inputz": []}"#).unwrap_err();
         assert!(e.0.contains("invalid inference request"), "{e}");
+        // A byte that is not UTF-8, inside a name: the JSON is refused
+        // whole, saying where.
+        let mut body = br#"{"inputs": [{"name": "a"#.to_vec();
+        body.push(0xff);
+        body.extend_from_slice(br#"", "shape": [1], "datatype": "FP32", "data": [1]}]}"#);
+        let e = parse_infer(&body).unwrap_err();
+        assert_eq!(
+            e.0,
+            "invalid inference request: the JSON is not UTF-8 text (byte 23 is not part of a UTF-8 character)"
+        );
         // A shape whose product overflows (found by the grpc_request fuzz
         // target): with overflow unchecked, 2^62 × 4 wrapped to the 0
         // values sent.

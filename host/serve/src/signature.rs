@@ -98,6 +98,18 @@ impl Signature {
         self.positions.get(name).map(|&i| &self.columns[i])
     }
 
+    /// The position and spec of the column called `name`, looked for first
+    /// at `hint` (where it is when a client sends the columns in the
+    /// model's order, as most do: then no name is hashed).
+    pub fn column_near(&self, hint: usize, name: &str) -> Option<(usize, &ColumnSpec)> {
+        match self.columns.get(hint) {
+            Some(c) if c.name == name && self.positions.len() == self.columns.len() => {
+                Some((hint, c))
+            }
+            _ => self.positions.get(name).map(|&i| (i, &self.columns[i])),
+        }
+    }
+
     /// Where each of the signature's columns is among `names` (the first
     /// of that name; `None`: not there), and the names it does not take,
     /// in their order. A name the signature repeats finds the same place

@@ -276,6 +276,28 @@ impl Table {
         Ok(whole)
     }
 
+    /// Copies of the named columns, in the order given. A table of few rows
+    /// (a model server's request) is read in one host call; a larger one
+    /// column by column, as [`Table::column`] reads each (contract 0.1.4).
+    pub fn columns(&self, names: &[&str]) -> Result<Vec<Column>, TableError> {
+        if self.num_rows() > CHUNK_ROWS {
+            return names.iter().map(|name| self.column(name)).collect();
+        }
+        let owned: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        match self.inner.columns(&owned) {
+            Ok(columns) => Ok(columns.into_iter().map(Column::from_raw).collect()),
+            // The host's message names the column; find which, for the error.
+            Err(message) => Err(TableError::Column {
+                name: names
+                    .iter()
+                    .find(|n| message.contains(&format!("`{n}`")))
+                    .unwrap_or(&"")
+                    .to_string(),
+                message,
+            }),
+        }
+    }
+
     /// A copy of rows `offset .. offset + len` (clamped) of column `name`.
     pub fn column_chunk(&self, name: &str, offset: u64, len: u64) -> Result<Column, TableError> {
         self.inner
@@ -461,6 +483,19 @@ impl TableBuilder {
         self.inner
             .add_column(name, &column.into_raw())
             .map_err(|e| TableError::Build(format!("column `{name}`: {e}")))?;
+        Ok(self)
+    }
+
+    /// Appends columns in order, in one host call; on an error none of them
+    /// is added (contract 0.1.4).
+    pub fn add_columns(&mut self, columns: Vec<(String, Column)>) -> Result<&mut Self, TableError> {
+        let raw: Vec<(String, raw::Column)> = columns
+            .into_iter()
+            .map(|(name, column)| (name, column.into_raw()))
+            .collect();
+        self.inner
+            .add_columns(&raw)
+            .map_err(|e| TableError::Build(e.to_string()))?;
         Ok(self)
     }
 

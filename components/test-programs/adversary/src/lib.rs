@@ -15,7 +15,8 @@
 //! `exit(0)` from `run`), `deep` (recurses with 64 KiB frames until the
 //! stack runs out), `handles` (keeps table builders until the host says
 //! no) or `predict-long` (trains a small MLP, then asks the host to predict
-//! `size` rows with it in one call).
+//! `size` rows with it in one call) or `bulk-columns` (builds and reads
+//! `size` columns in one call each, and tries both calls with bad input).
 
 use std::hint::black_box;
 
@@ -50,6 +51,7 @@ const BEHAVIOURS: &[&str] = &[
     "deep",
     "handles",
     "predict-long",
+    "bulk-columns",
 ];
 
 struct Adversary;
@@ -109,6 +111,7 @@ impl Step for Adversary {
                 ctx.output_bytes("out", b"woke up")
             }
             "big-column" => big_column(ctx, ctx.param("size")?),
+            "bulk-columns" => bulk_columns(ctx, ctx.param("size")?),
             "host-hog" => host_hog(ctx.param("size")?),
             "train-huge" => train_mlp(&[6000, 6000], 10).map(drop),
             "predict-long" => predict_long(ctx, ctx.param("size")?),
@@ -177,6 +180,41 @@ fn big_column(ctx: &Context, rows: usize) -> Result<(), StepError> {
         offset += 1 << 20;
     }
     let out = format!("rows={} sum={whole} chunked={chunked}", table.num_rows());
+    ctx.output_bytes("out", out.as_bytes())
+}
+
+/// Adds `width` float64 columns `c0`.. (three rows: `c{j}` holds `j`, a
+/// null, `-j`) in one `add-columns` call, and then a batch whose second
+/// column is one row short (refused whole); reads them back in one
+/// `columns` call, in reverse, and asks for a column that is not there.
+/// Writes one line per outcome.
+fn bulk_columns(ctx: &Context, width: usize) -> Result<(), StepError> {
+    let column = |j: usize| Column::Float64(vec![Some(j as f64), None, Some(-(j as f64))]);
+    let mut builder = TableBuilder::new();
+    builder.add_columns((0..width).map(|j| (format!("c{j}"), column(j))).collect())?;
+    let refused = builder
+        .add_columns(vec![
+            ("late".into(), column(0)),
+            ("short".into(), Column::Float64(vec![Some(1.0)])),
+        ])
+        .err()
+        .map(|e| e.to_string());
+    let table = builder.finish()?;
+    let names: Vec<String> = (0..width).rev().map(|j| format!("c{j}")).collect();
+    let asked: Vec<&str> = names.iter().map(String::as_str).collect();
+    let read = table.columns(&asked)?;
+    let matches = read
+        .iter()
+        .zip((0..width).rev())
+        .filter(|(c, j)| **c == column(*j))
+        .count();
+    let missing = table.columns(&["c0", "nope"]);
+    let out = format!(
+        "columns={}\nread back equal={matches}\nrefused={}\nmissing={}\n",
+        table.column_names().join(","),
+        refused.unwrap_or_default(),
+        missing.err().map(|e| e.to_string()).unwrap_or_default(),
+    );
     ctx.output_bytes("out", out.as_bytes())
 }
 
