@@ -920,7 +920,31 @@ fn concurrent_small_requests_each_get_their_own_answer_and_a_bad_one_fails_alone
     // that fails its batch must fail alone.
     let (_dir, store) = trained_store(false);
     let data = std::sync::Arc::new(data());
-    let server = Server::start(&store, &["--model", "breast-cancer@production"]);
+    let refused = sluice()
+        .args(["serve", "--io-threads", "0", "--store"])
+        .arg(&store)
+        .args([
+            "--model",
+            "breast-cancer@production",
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("--io-threads 0: at least one thread must serve connections"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    // More connection threads than this machine has cores: the clients'
+    // connections are spread over three threads, whose small requests
+    // share one batching queue.
+    let server = Server::start(
+        &store,
+        &["--model", "breast-cancer@production", "--io-threads", "3"],
+    );
     let ask = |addr: &str, body: &str| -> (u16, Value) {
         let (status, text) = http(
             addr,

@@ -10,6 +10,7 @@
 //! sheds idle keep-alive connections; only when every connection is busy
 //! with a request does it wait for one to finish (backpressure).
 
+use crate::io_threads::IoThreads;
 use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -152,13 +153,15 @@ pub(crate) type ServeOne = Arc<
         + Sync,
 >;
 
-/// Accepts connections on `listener` until `shutdown` resolves, at most
-/// `max_connections` open at once (at the limit, the idlest is closed for
+/// Accepts connections on `listener` until `shutdown` resolves, each
+/// served on one of the `io` threads (if given; else on this runtime), at
+/// most `max_connections` open at once (at the limit, the idlest is closed for
 /// the newcomer; when all are busy, accepting waits). Then drains: no new
 /// connections, every open one closes after the request it is answering,
 /// and this returns when all have (or after 30 s, with an error).
 pub(crate) async fn serve(
     listener: TcpListener,
+    io: Option<&IoThreads>,
     max_connections: usize,
     serve_one: ServeOne,
     shutdown: impl Future<Output = ()>,
@@ -210,14 +213,36 @@ pub(crate) async fn serve(
                 () = evicted.evict.notified() => {}
             }
         });
-        let served = serve_one(TokioIo::new(tcp), tracked, stop);
         let (registry, done) = (registry.clone(), done_tx.clone());
-        tokio::spawn(async move {
-            served.await;
+        let forget = move || {
             registry.remove(id);
             drop(permit);
             drop(done);
-        });
+        };
+        match io {
+            Some(io) => {
+                let serve_one = serve_one.clone();
+                // The socket leaves this thread's reactor for its I/O
+                // thread's.
+                let Ok(tcp) = tcp.into_std() else {
+                    forget();
+                    continue;
+                };
+                io.spawn(move || async move {
+                    if let Ok(tcp) = TcpStream::from_std(tcp) {
+                        serve_one(TokioIo::new(tcp), tracked, stop).await;
+                    }
+                    forget();
+                });
+            }
+            None => {
+                let served = serve_one(TokioIo::new(tcp), tracked, stop);
+                tokio::spawn(async move {
+                    served.await;
+                    forget();
+                });
+            }
+        }
     }
     drop(listener);
     let _ = stop_tx.send(true);

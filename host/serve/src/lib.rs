@@ -31,6 +31,8 @@ pub mod grpc;
 #[cfg(feature = "server")]
 pub mod infra;
 #[cfg(feature = "server")]
+mod io_threads;
+#[cfg(feature = "server")]
 mod metrics;
 #[cfg(feature = "server")]
 mod parse_errors;

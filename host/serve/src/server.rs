@@ -5,6 +5,7 @@ mod grpc_api;
 
 use crate::batcher::{BatchConfig, Batcher};
 use crate::connections;
+use crate::io_threads::IoThreads;
 use crate::metrics::{Metrics, ShadowOutcome};
 use crate::protocol;
 use crate::reqlog::{LogConfig, RequestIds, RequestLog, StoreSink};
@@ -71,6 +72,12 @@ pub struct ServeConfig {
     /// Most connections open at once; beyond it new ones wait to be
     /// accepted (the kernel queues them) until one closes.
     pub max_connections: usize,
+    /// Threads serving HTTP connections, each connection on one of them
+    /// for its life; requests smaller than a batch are predicted there
+    /// too. gRPC connections stay on the calling runtime: each HTTP/2
+    /// stream is a task of its own, and a work-stealing runtime measured
+    /// cheaper for them.
+    pub io_threads: usize,
     /// How often the requests answered per model version (counts, errors,
     /// latency) are written to the store as a window of serving
     /// statistics, for promotion gates; `None` writes none.
@@ -406,6 +413,7 @@ pub struct Server {
     header_timeout: Duration,
     body_timeout: Duration,
     max_connections: usize,
+    io_threads: usize,
 }
 
 impl Server {
@@ -602,6 +610,7 @@ impl Server {
             header_timeout: config.header_timeout,
             body_timeout: config.body_timeout,
             max_connections: config.max_connections.max(1),
+            io_threads: config.io_threads.max(1),
         })
     }
 
@@ -662,8 +671,12 @@ impl Server {
         let when_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
+        let io = IoThreads::start(self.io_threads).map_err(|e| {
+            ServeError::Io(format!("starting {} I/O threads: {e}", self.io_threads))
+        })?;
         let http = connections::serve(
             self.listener,
+            Some(&io),
             self.max_connections,
             http1_connections(router, self.header_timeout),
             when_stopped(stopped.clone()),
@@ -673,6 +686,7 @@ impl Server {
                 Some(listener) => {
                     connections::serve(
                         listener,
+                        None,
                         self.max_connections,
                         grpc_connections(grpc_api::service(self.app.clone()), self.header_timeout),
                         when_stopped(stopped.clone()),
@@ -698,6 +712,9 @@ impl Server {
             )
             .await;
         }
+        // Every connection is closed and every shadow counted: their
+        // threads can stop.
+        let _ = tokio::task::spawn_blocking(move || drop(io)).await;
         let app = self.app.clone();
         tokio::task::spawn_blocking(move || {
             app.log.close();

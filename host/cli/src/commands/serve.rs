@@ -154,6 +154,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
 
+    /// Threads serving HTTP connections, each with its own single-threaded
+    /// runtime. A connection stays on one for its life, and its requests
+    /// of fewer than --max-batch rows are predicted there [default: one
+    /// per core].
+    #[arg(long, value_name = "N")]
+    io_threads: Option<usize>,
+
     /// Fraction of requests logged to the store, 0 to 1.
     #[arg(long, default_value_t = 1.0, value_name = "FRACTION")]
     log_sample: f64,
@@ -260,6 +267,9 @@ pub(crate) fn run(ctx: &CliContext, args: &ServeArgs) -> anyhow::Result<ExitCode
             args.log_sample
         );
     }
+    if args.io_threads == Some(0) {
+        anyhow::bail!("--io-threads 0: at least one thread must serve connections");
+    }
     crate::allocator::return_memory_at_once();
     let store = Arc::new(open_store(
         &args.store.clone().unwrap_or_else(default_store_dir),
@@ -292,6 +302,9 @@ pub(crate) fn run(ctx: &CliContext, args: &ServeArgs) -> anyhow::Result<ExitCode
         header_timeout: args.header_timeout,
         body_timeout: args.body_timeout,
         max_connections: args.max_connections,
+        io_threads: args
+            .io_threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         stats_every: args.stats_every.0,
     };
     let tokio = tokio::runtime::Builder::new_multi_thread()
