@@ -307,9 +307,11 @@ pub(crate) fn run(ctx: &CliContext, args: &ServeArgs) -> anyhow::Result<ExitCode
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         stats_every: args.stats_every.0,
     };
+    // Accepting, gRPC, hot reload and start-up run here; HTTP connections
+    // are served on the server's own --io-threads.
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .thread_name("sluice-http")
+        .thread_name("sluice-serve")
         .build()
         .context("starting the async runtime")?;
     tokio.block_on(async move {
