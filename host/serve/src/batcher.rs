@@ -51,7 +51,7 @@ impl Default for BatchConfig {
         BatchConfig {
             max_rows: 64,
             max_delay: Duration::ZERO,
-            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            workers: crate::one_per_core(),
         }
     }
 }

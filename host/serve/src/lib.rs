@@ -56,6 +56,14 @@ pub use served::{LoadError, PredictError, ServedModel};
 #[cfg(feature = "server")]
 pub use server::{ServeConfig, ServeError, Server, VariantKey, shutdown_signal};
 
+/// How many threads "one per core" is: the cores this process may run on
+/// (2 where that cannot be read). The default count of prediction workers
+/// and of the threads serving HTTP connections.
+#[cfg(feature = "server")]
+pub fn one_per_core() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 /// Lets the kernel take back the pages of the `sluice` executable that
 /// start-up touched and serving does not use: the dynamic relocations the
 /// loader read (7 MB), the code that parsed arguments, opened the store and

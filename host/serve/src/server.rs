@@ -76,7 +76,7 @@ pub struct ServeConfig {
     /// for its life; requests smaller than a batch are predicted there
     /// too. gRPC connections stay on the calling runtime: each HTTP/2
     /// stream is a task of its own, and a work-stealing runtime measured
-    /// cheaper for them.
+    /// cheaper for them. At least one runs.
     pub io_threads: usize,
     /// How often the requests answered per model version (counts, errors,
     /// latency) are written to the store as a window of serving
@@ -610,7 +610,7 @@ impl Server {
             header_timeout: config.header_timeout,
             body_timeout: config.body_timeout,
             max_connections: config.max_connections.max(1),
-            io_threads: config.io_threads.max(1),
+            io_threads: config.io_threads,
         })
     }
 

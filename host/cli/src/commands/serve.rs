@@ -287,9 +287,7 @@ pub(crate) fn run(ctx: &CliContext, args: &ServeArgs) -> anyhow::Result<ExitCode
         batch: BatchConfig {
             max_rows: args.max_batch.max(1),
             max_delay: args.batch_delay,
-            workers: args
-                .workers
-                .unwrap_or_else(|| BatchConfig::default().workers),
+            workers: args.workers.unwrap_or_else(sluice_serve::one_per_core),
         },
         log: LogConfig {
             sample: args.log_sample,
@@ -302,9 +300,7 @@ pub(crate) fn run(ctx: &CliContext, args: &ServeArgs) -> anyhow::Result<ExitCode
         header_timeout: args.header_timeout,
         body_timeout: args.body_timeout,
         max_connections: args.max_connections,
-        io_threads: args
-            .io_threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        io_threads: args.io_threads.unwrap_or_else(sluice_serve::one_per_core),
         stats_every: args.stats_every.0,
     };
     // Accepting, gRPC, hot reload and start-up run here; HTTP connections
